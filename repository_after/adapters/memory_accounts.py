@@ -1,0 +1,106 @@
+"""In-memory account store: the fake for unit tests and the reference for the contract suite.
+
+Transactions run inline on the event loop (so they are atomic among coroutines) against a copy of
+the state that replaces the original only when `fn` returns: a raise leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import TypeVar
+
+from repository_after.domain.accounts import Account, LedgerEntry, Operation, OperationRecord
+from repository_after.service_layer.ports import AccountsReader, AccountsTx, EntryTotal
+
+T = TypeVar("T")
+
+
+@dataclass
+class _State:
+    accounts: dict[str, Account] = field(default_factory=dict)
+    records: dict[tuple[Operation, str], OperationRecord] = field(default_factory=dict)
+    entries: list[LedgerEntry] = field(default_factory=list)
+
+
+class _MemoryAccountsTx:
+    def __init__(self, state: _State) -> None:
+        self._s = state
+
+    def get_account(self, account_id: str) -> Account | None:
+        return self._s.accounts.get(account_id)
+
+    def list_accounts(self) -> list[Account]:
+        return [self._s.accounts[k] for k in sorted(self._s.accounts)]
+
+    def list_entries(self, account_id: str, *, limit: int) -> list[LedgerEntry]:
+        mine = [e for e in reversed(self._s.entries) if e.account_id == account_id]
+        return mine[:limit]
+
+    def get_record(self, operation: Operation, transaction_id: str) -> OperationRecord | None:
+        return self._s.records.get((operation, transaction_id))
+
+    def entry_sums_by_account(self) -> dict[str, int]:
+        sums: dict[str, int] = {}
+        for entry in self._s.entries:
+            sums[entry.account_id] = sums.get(entry.account_id, 0) + entry.delta
+        return sums
+
+    def entry_totals(self) -> Iterable[EntryTotal]:
+        totals: dict[tuple[str, Operation], tuple[int, int]] = {}
+        for e in self._s.entries:
+            count, total = totals.get((e.transaction_id, e.operation), (0, 0))
+            totals[(e.transaction_id, e.operation)] = (count + 1, total + abs(e.delta))
+        return [EntryTotal(tx, op, c, t) for (tx, op), (c, t) in totals.items()]
+
+    def applied_record_count(self) -> int:
+        return sum(1 for r in self._s.records.values() if r.applied)
+
+    def insert_account(self, account_id: str, opening_balance: int) -> None:
+        self._s.accounts[account_id] = Account(account_id, opening_balance, opening_balance)
+
+    def insert_record(self, record: OperationRecord) -> None:
+        key = (record.operation, record.transaction_id)
+        if key in self._s.records:
+            raise KeyError(f"duplicate operation record {key}")
+        self._s.records[key] = record
+
+    def change_balance(
+        self, account_id: str, delta: int, *, operation: Operation, transaction_id: str
+    ) -> int:
+        account = self._s.accounts[account_id]
+        balance = account.balance + delta
+        if balance < 0:
+            raise ValueError("balance would go negative")
+        self._s.accounts[account_id] = replace(account, balance=balance)
+        self._s.entries.append(
+            LedgerEntry(
+                entry_id=len(self._s.entries) + 1,
+                account_id=account_id,
+                transaction_id=transaction_id,
+                operation=operation,
+                delta=delta,
+                balance_after=balance,
+                created_at=datetime.now(UTC).isoformat(),
+            )
+        )
+        return balance
+
+
+class InMemoryAccountStore:
+    def __init__(self) -> None:
+        self._state = _State()
+
+    async def transaction(self, fn: Callable[[AccountsTx], T]) -> T:
+        draft = copy.deepcopy(self._state)
+        result = fn(_MemoryAccountsTx(draft))
+        self._state = draft
+        return result
+
+    async def read(self, fn: Callable[[AccountsReader], T]) -> T:
+        return fn(_MemoryAccountsTx(self._state))
+
+    async def close(self) -> None:
+        return None

@@ -1,0 +1,179 @@
+"""SQLite adapter of the account store.
+
+Schema invariants: `operations` has one row per (operation, transaction_id) (primary key);
+`ledger_entries` one row per balance change, unique per (operation, transaction_id) as a second
+line of defence; `accounts.balance` is CHECKed non-negative. A use case's record, ledger entry and
+balance change commit in one transaction (see `SqliteDatabase`).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TypeVar
+
+from repository_after.adapters.sqlite_db import SqliteDatabase
+from repository_after.domain.accounts import (
+    Account,
+    LedgerEntry,
+    Operation,
+    OperationRecord,
+    OperationStatus,
+)
+from repository_after.service_layer.ports import AccountsReader, AccountsTx, EntryTotal
+
+T = TypeVar("T")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS accounts (
+    account_id TEXT PRIMARY KEY,
+    opening_balance INTEGER NOT NULL CHECK (opening_balance >= 0),
+    balance INTEGER NOT NULL CHECK (balance >= 0),
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS operations (
+    operation TEXT NOT NULL,
+    transaction_id TEXT NOT NULL,
+    account_id TEXT,
+    amount INTEGER,
+    status TEXT NOT NULL,
+    applied INTEGER NOT NULL,
+    status_code INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (operation, transaction_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS ledger_entries (
+    entry_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    account_id TEXT NOT NULL REFERENCES accounts (account_id),
+    transaction_id TEXT NOT NULL,
+    operation TEXT NOT NULL,
+    delta INTEGER NOT NULL,
+    balance_after INTEGER NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ledger_by_account ON ledger_entries (account_id, entry_id);
+CREATE UNIQUE INDEX IF NOT EXISTS ledger_once ON ledger_entries (operation, transaction_id);
+"""
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+class _SqliteAccountsTx:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def get_account(self, account_id: str) -> Account | None:
+        row = self._conn.execute(
+            "SELECT account_id, opening_balance, balance FROM accounts WHERE account_id = ?",
+            (account_id,),
+        ).fetchone()
+        return Account(*row) if row else None
+
+    def list_accounts(self) -> list[Account]:
+        rows = self._conn.execute(
+            "SELECT account_id, opening_balance, balance FROM accounts ORDER BY account_id"
+        )
+        return [Account(*row) for row in rows]
+
+    def list_entries(self, account_id: str, *, limit: int) -> list[LedgerEntry]:
+        rows = self._conn.execute(
+            "SELECT entry_id, account_id, transaction_id, operation, delta, balance_after,"
+            " created_at FROM ledger_entries WHERE account_id = ? ORDER BY entry_id DESC LIMIT ?",
+            (account_id, limit),
+        )
+        return [LedgerEntry(r[0], r[1], r[2], Operation(r[3]), r[4], r[5], r[6]) for r in rows]
+
+    def get_record(self, operation: Operation, transaction_id: str) -> OperationRecord | None:
+        row = self._conn.execute(
+            "SELECT account_id, amount, status, applied, status_code, body FROM operations"
+            " WHERE operation = ? AND transaction_id = ?",
+            (operation.value, transaction_id),
+        ).fetchone()
+        if row is None:
+            return None
+        return OperationRecord(
+            operation=operation,
+            transaction_id=transaction_id,
+            account_id=row[0],
+            amount=row[1],
+            status=OperationStatus(row[2]),
+            applied=bool(row[3]),
+            status_code=row[4],
+            body=json.loads(row[5]),
+        )
+
+    def entry_sums_by_account(self) -> dict[str, int]:
+        rows = self._conn.execute(
+            "SELECT account_id, SUM(delta) FROM ledger_entries GROUP BY account_id"
+        )
+        return dict(rows)
+
+    def entry_totals(self) -> Iterable[EntryTotal]:
+        rows = self._conn.execute(
+            "SELECT transaction_id, operation, COUNT(*), SUM(ABS(delta)) FROM ledger_entries"
+            " GROUP BY transaction_id, operation"
+        )
+        return [EntryTotal(r[0], Operation(r[1]), r[2], r[3]) for r in rows]
+
+    def applied_record_count(self) -> int:
+        (count,) = self._conn.execute("SELECT COUNT(*) FROM operations WHERE applied").fetchone()
+        return int(count)
+
+    def insert_account(self, account_id: str, opening_balance: int) -> None:
+        self._conn.execute(
+            "INSERT INTO accounts (account_id, opening_balance, balance, created_at)"
+            " VALUES (?, ?, ?, ?)",
+            (account_id, opening_balance, opening_balance, _now()),
+        )
+
+    def insert_record(self, record: OperationRecord) -> None:
+        self._conn.execute(
+            "INSERT INTO operations (operation, transaction_id, account_id, amount, status,"
+            " applied, status_code, body, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                record.operation.value,
+                record.transaction_id,
+                record.account_id,
+                record.amount,
+                record.status.value,
+                int(record.applied),
+                record.status_code,
+                json.dumps(record.body, separators=(",", ":")),
+                _now(),
+            ),
+        )
+
+    def change_balance(
+        self, account_id: str, delta: int, *, operation: Operation, transaction_id: str
+    ) -> int:
+        (balance,) = self._conn.execute(
+            "UPDATE accounts SET balance = balance + ? WHERE account_id = ? RETURNING balance",
+            (delta, account_id),
+        ).fetchone()
+        self._conn.execute(
+            "INSERT INTO ledger_entries (account_id, transaction_id, operation, delta,"
+            " balance_after, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            (account_id, transaction_id, operation.value, delta, balance, _now()),
+        )
+        return int(balance)
+
+
+class SqliteAccountStore:
+    def __init__(self, path: Path) -> None:
+        self._db = SqliteDatabase(path, schema=SCHEMA)
+        self.path = path
+
+    async def transaction(self, fn: Callable[[AccountsTx], T]) -> T:
+        return await self._db.write(lambda conn: fn(_SqliteAccountsTx(conn)))
+
+    async def read(self, fn: Callable[[AccountsReader], T]) -> T:
+        return await self._db.read(lambda conn: fn(_SqliteAccountsTx(conn)))
+
+    async def close(self) -> None:
+        await self._db.close()

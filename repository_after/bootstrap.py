@@ -1,0 +1,117 @@
+"""Composition root: turns `Settings` into wired components. Nothing else constructs adapters.
+
+The backend is chosen by the database URL (`sqlite:///path` by default, `memory://` for tests);
+the account store and the saga log share the URL but not their tables. The role decides which
+half the process runs; with `all` the orchestrator still reaches the account service over HTTP.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from repository_after.adapters.http_participant import HttpParticipant
+from repository_after.adapters.memory_accounts import InMemoryAccountStore
+from repository_after.adapters.memory_saga_log import InMemorySagaLog
+from repository_after.adapters.sqlite_accounts import SqliteAccountStore
+from repository_after.adapters.sqlite_db import sqlite_path
+from repository_after.adapters.sqlite_saga_log import SqliteSagaLog
+from repository_after.config import Role, Settings
+from repository_after.domain.transfer import ACCOUNTS, DEFINITIONS
+from repository_after.service_layer import accounts
+from repository_after.service_layer.faults import FaultInjector
+from repository_after.service_layer.orchestrator import Observer, Orchestrator, log_transition
+from repository_after.service_layer.ports import AccountStore
+from repository_after.service_layer.retry import RetryPolicy
+from repository_after.service_layer.saga_ports import SagaLog
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Container:
+    settings: Settings
+    faults: FaultInjector
+    account_store: AccountStore | None = None
+    orchestrator: Orchestrator | None = None
+    participant: HttpParticipant | None = None
+
+    async def close(self) -> None:
+        if self.orchestrator is not None:
+            await self.orchestrator.close()
+            await self.orchestrator.log.close()
+        if self.participant is not None:
+            await self.participant.close()
+        if self.account_store is not None:
+            await self.account_store.close()
+
+
+def build_account_store(database_url: str) -> AccountStore:
+    if database_url.startswith("memory://"):
+        return InMemoryAccountStore()
+    return SqliteAccountStore(sqlite_path(database_url))
+
+
+def build_saga_log(database_url: str) -> SagaLog:
+    if database_url.startswith("memory://"):
+        return InMemorySagaLog()
+    return SqliteSagaLog(sqlite_path(database_url))
+
+
+def retry_policies(settings: Settings) -> tuple[RetryPolicy, RetryPolicy]:
+    """(forward actions, settlements and compensations)."""
+    common = {
+        "initial_backoff": settings.retry_initial_backoff,
+        "max_backoff": settings.retry_max_backoff,
+        "attempt_timeout": settings.attempt_timeout,
+    }
+    forward = RetryPolicy(
+        max_attempts=settings.retry_attempts, deadline=settings.retry_deadline, **common
+    )
+    settle = RetryPolicy(
+        max_attempts=settings.settle_attempts, deadline=settings.settle_deadline, **common
+    )
+    return forward, settle
+
+
+def build_orchestrator(
+    settings: Settings,
+    *,
+    participant: HttpParticipant,
+    observers: tuple[Observer, ...] = (log_transition,),
+) -> Orchestrator:
+    forward, settle = retry_policies(settings)
+    return Orchestrator(
+        log=build_saga_log(settings.database_url),
+        participant=participant,
+        definitions=DEFINITIONS,
+        forward=forward,
+        settle=settle,
+        observers=observers,
+    )
+
+
+async def bootstrap(settings: Settings) -> Container:
+    container = Container(
+        settings=settings,
+        faults=FaultInjector(
+            rate=settings.credit_failure_rate,
+            mode=settings.credit_failure_mode,
+            seed=settings.fault_seed,
+        ),
+    )
+    if settings.role in (Role.ALL, Role.ACCOUNTS):
+        store = build_account_store(settings.database_url)
+        opened = await store.transaction(
+            lambda tx: accounts.open_demo_accounts(
+                tx, count=settings.demo_accounts, balance=settings.demo_balance
+            )
+        )
+        if opened:
+            logger.info("opened %d demo accounts with %d each", opened, settings.demo_balance)
+        container.account_store = store
+    if settings.role in (Role.ALL, Role.ORCHESTRATOR):
+        participant = HttpParticipant({ACCOUNTS: settings.resolved_accounts_url()})
+        container.participant = participant
+        container.orchestrator = build_orchestrator(settings, participant=participant)
+    return container

@@ -1,0 +1,76 @@
+"""Settings, read from `SAGABANK_*` environment variables (and a `.env` file if present).
+
+Every knob of the service lives here with its default and validation; nothing else reads the
+environment. See the README's settings table.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from repository_after.service_layer.faults import FaultMode
+
+
+class Role(StrEnum):
+    ALL = "all"
+    ACCOUNTS = "accounts"
+    ORCHESTRATOR = "orchestrator"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SAGABANK_", env_file=".env", extra="ignore")
+
+    database_url: str = "sqlite:///./data/sagabank.db"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    role: Role = Role.ALL
+    accounts_url: str | None = None
+    admin_token: SecretStr | None = None
+
+    credit_failure_rate: float = Field(default=0.3, ge=0.0, le=1.0)
+    credit_failure_mode: FaultMode = FaultMode.BEFORE
+    fault_seed: int | None = None
+
+    demo_accounts: int = Field(default=10, ge=0, le=10_000)
+    demo_balance: int = Field(default=100_000, ge=0, le=10**12)
+
+    retry_attempts: int = Field(default=3, ge=1, le=100)
+    settle_attempts: int = Field(default=10, ge=1, le=1000)
+    retry_initial_backoff: float = Field(default=0.05, gt=0.0)
+    retry_max_backoff: float = Field(default=2.0, gt=0.0)
+    attempt_timeout: float = Field(default=5.0, gt=0.0)
+    retry_deadline: float = Field(default=30.0, gt=0.0)
+    settle_deadline: float = Field(default=120.0, gt=0.0)
+    transfer_wait: float = Field(default=5.0, ge=0.0)
+
+    log_json: bool = False
+    log_level: str = "INFO"
+
+    @field_validator("admin_token", mode="before")
+    @classmethod
+    def _empty_token_is_none(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if self.retry_max_backoff < self.retry_initial_backoff:
+            raise ValueError("retry_max_backoff must be >= retry_initial_backoff")
+        if not self.database_url.startswith(("sqlite:///", "memory://")):
+            raise ValueError("database_url must be sqlite:///<path> or memory://")
+        return self
+
+    def resolved_accounts_url(self) -> str:
+        """The account service the orchestrator calls: configured, or this very process."""
+        if self.accounts_url:
+            return self.accounts_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        return f"http://{host}:{self.port}"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

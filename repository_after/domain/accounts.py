@@ -1,0 +1,90 @@
+"""Account-side values: operations, their durable records, and the answers they replay.
+
+Invariants the service layer keeps with these types:
+- one `OperationRecord` per (operation, transaction id), written in the same local transaction as
+  any balance change and ledger entry it causes;
+- a record stores the exact answer (status code and JSON body) so a duplicate replays it;
+- `applied` is true only when the record changed a balance.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+JsonBody = dict[str, Any]
+
+
+class Operation(StrEnum):
+    DEBIT = "debit"
+    CREDIT = "credit"
+    COMPENSATE_DEBIT = "compensate_debit"
+    VOID_CREDIT = "void_credit"
+
+
+class OperationStatus(StrEnum):
+    APPLIED = "applied"
+    COMPENSATED = "compensated"
+    NOTHING_TO_COMPENSATE = "nothing_to_compensate"
+    VOIDED = "voided"
+    ALREADY_APPLIED = "already_applied"
+    REJECTED = "rejected"
+
+
+@dataclass(frozen=True, slots=True)
+class OperationRequest:
+    """What a caller asked for. `account_id`/`amount` are optional only for settlements."""
+
+    operation: Operation
+    transaction_id: str
+    account_id: str | None
+    amount: int | None
+
+    def agrees_with(self, *, account_id: str | None, amount: int | None) -> bool:
+        """True when every field given on both sides matches (None means "not given")."""
+        return _same(self.account_id, account_id) and _same(self.amount, amount)
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    status_code: int
+    body: JsonBody
+    replayed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class OperationRecord:
+    operation: Operation
+    transaction_id: str
+    account_id: str | None
+    amount: int | None
+    status: OperationStatus
+    applied: bool
+    status_code: int
+    body: JsonBody
+
+    def replay(self) -> Reply:
+        return Reply(self.status_code, self.body, replayed=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    account_id: str
+    opening_balance: int
+    balance: int
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    entry_id: int
+    account_id: str
+    transaction_id: str
+    operation: Operation
+    delta: int
+    balance_after: int
+    created_at: str
+
+
+def _same(mine: object, theirs: object) -> bool:
+    return mine is None or theirs is None or mine == theirs

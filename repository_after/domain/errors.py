@@ -1,0 +1,66 @@
+"""Business rejections of the account service: definite answers, never retried.
+
+Each error carries a stable machine code (part of the HTTP contract) and the HTTP status it maps
+to. The mapping lives here, beside the codes, so the edge has one table to consult; the domain
+itself never imports a web framework.
+
+    BusinessError
+    ├── AccountNotFound          404 account_not_found
+    ├── AccountExists            409 account_exists
+    ├── InsufficientFunds        409 insufficient_funds
+    ├── TransactionCompensated   409 transaction_compensated   (debit after its compensation)
+    ├── TransactionVoided        409 transaction_voided        (credit after its void)
+    ├── BalanceLimitExceeded     409 balance_limit_exceeded    (credit past MAX_BALANCE)
+    └── IdempotencyKeyReused     422 idempotency_key_reused    (same id, different request)
+"""
+
+from __future__ import annotations
+
+
+class BusinessError(Exception):
+    code = "business_error"
+    http_status = 409
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class AccountNotFound(BusinessError):
+    code = "account_not_found"
+    http_status = 404
+
+
+class AccountExists(BusinessError):
+    code = "account_exists"
+    http_status = 409
+
+
+class InsufficientFunds(BusinessError):
+    code = "insufficient_funds"
+    http_status = 409
+
+
+class TransactionCompensated(BusinessError):
+    code = "transaction_compensated"
+    http_status = 409
+
+
+class TransactionVoided(BusinessError):
+    code = "transaction_voided"
+    http_status = 409
+
+
+class IdempotencyKeyReused(BusinessError):
+    code = "idempotency_key_reused"
+    http_status = 422
+
+
+class BalanceLimitExceeded(BusinessError):
+    code = "balance_limit_exceeded"
+    http_status = 409
+
+
+def error_body(code: str, message: str) -> dict[str, object]:
+    """The one JSON shape of every error answer, recorded or raised."""
+    return {"error": code, "message": message}

@@ -1,0 +1,299 @@
+"""The saga state machine: pure data and two functions, `apply` and `next_action`.
+
+A saga definition is an ordered list of steps. Each step names a remote action, and optionally
+- a `compensation` that undoes it (safe to call even if the action never landed: the participant
+  leaves a tombstone), and
+- a `settlement` that decides an action whose outcome stayed unknown after every retry (the
+  participant answers whether the action landed, and fences it out if it did not).
+
+Rules, for every step in order:
+- succeeded            -> the step is applied; move on (the last one completes the saga);
+- rejected (definite)  -> nothing of this step happened; compensate what was applied, or end
+                          `rejected` if nothing was;
+- unknown              -> retried with the same key by the shell; once retries run out, settle if
+                          the step has a settlement, else count it as possibly applied and
+                          compensate it with the rest (tombstones make that safe), else park;
+- compensations        -> retried until they succeed; a definite refusal or exhausted retries
+                          park the saga in `failed_needs_attention` for an operator.
+Entering `compensating` is irreversible: forward events after it are invalid transitions.
+
+The imperative shell (service_layer.orchestrator) logs each event before acting on its state, so
+folding the log (`replay`) always reproduces the state a crash interrupted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from typing import Any
+
+
+class SagaStatus(StrEnum):
+    STARTED = "started"
+    COMPLETED = "completed"
+    COMPENSATING = "compensating"
+    COMPENSATED = "compensated"
+    REJECTED = "rejected"
+    FAILED_NEEDS_ATTENTION = "failed_needs_attention"
+    RESOLVED = "resolved"
+
+
+TERMINAL = frozenset(
+    {SagaStatus.COMPLETED, SagaStatus.COMPENSATED, SagaStatus.REJECTED, SagaStatus.RESOLVED}
+)
+#: Statuses nobody drives automatically: terminal ones and the parked one.
+SETTLED = TERMINAL | {SagaStatus.FAILED_NEEDS_ATTENTION}
+
+
+class Role(StrEnum):
+    ACTION = "action"
+    SETTLEMENT = "settlement"
+    COMPENSATION = "compensation"
+
+
+class Outcome(StrEnum):
+    SUCCEEDED = "succeeded"
+    REJECTED = "rejected"
+    UNKNOWN = "unknown"
+
+
+class EventKind(StrEnum):
+    STARTED = "started"
+    OPERATION_STARTED = "operation_started"
+    ATTEMPT = "attempt"
+    RETRIES_EXHAUSTED = "retries_exhausted"
+    OPERATOR_RETRY = "operator_retry"
+    OPERATOR_RESOLVE = "operator_resolve"
+
+
+class Phase(StrEnum):
+    FORWARD = "forward"
+    COMPENSATING = "compensating"
+
+
+class InvalidTransition(Exception):
+    """An event that the saga's current state does not allow (a bug or a corrupt log)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    name: str
+    service: str
+    action: str
+    running_status: str
+    #: body field -> saga parameter, e.g. {"account_id": "source", "amount": "amount"}
+    request: Mapping[str, str]
+    compensation: str | None = None
+    settlement: str | None = None
+    #: settlement answers (body "status") that mean the action did land
+    landed_statuses: frozenset[str] = frozenset({"already_applied"})
+
+    def operation(self, role: Role) -> str:
+        op = {
+            Role.ACTION: self.action,
+            Role.SETTLEMENT: self.settlement,
+            Role.COMPENSATION: self.compensation,
+        }[role]
+        if op is None:
+            raise InvalidTransition(f"step {self.name} has no {role.value}")
+        return op
+
+    def body(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        return {field_name: params[param] for field_name, param in self.request.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class SagaDefinition:
+    name: str
+    steps: tuple[Step, ...]
+
+    def index(self, step_name: str) -> int:
+        for i, step in enumerate(self.steps):
+            if step.name == step_name:
+                return i
+        raise InvalidTransition(f"{self.name} has no step {step_name!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class SagaEvent:
+    kind: EventKind
+    at: str
+    step: str | None = None
+    role: Role | None = None
+    operation: str | None = None
+    outcome: Outcome | None = None
+    attempt: int | None = None
+    status_code: int | None = None
+    error: str | None = None
+    result: str | None = None
+    started_at: str | None = None
+    note: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__slots__ if getattr(self, k) is not None}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SagaEvent:
+        values = dict(data)
+        values["kind"] = EventKind(values["kind"])
+        if "role" in values:
+            values["role"] = Role(values["role"])
+        if "outcome" in values:
+            values["outcome"] = Outcome(values["outcome"])
+        return cls(**values)
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """The next remote operation the shell must perform (with the saga id as its key)."""
+
+    step_index: int
+    step: Step
+    role: Role
+
+    @property
+    def operation(self) -> str:
+        return self.step.operation(self.role)
+
+
+@dataclass(frozen=True, slots=True)
+class SagaState:
+    status: str = SagaStatus.STARTED
+    phase: Phase = Phase.FORWARD
+    cursor: int = 0
+    settling: bool = False
+    applied: tuple[int, ...] = ()
+    to_compensate: tuple[int, ...] = ()
+    parked_reason: str | None = None
+    history: tuple[SagaEvent, ...] = field(default=(), repr=False)
+
+    @property
+    def settled(self) -> bool:
+        return self.status in SETTLED
+
+
+def next_action(definition: SagaDefinition, state: SagaState) -> Call | None:
+    if state.settled:
+        return None
+    if state.phase is Phase.COMPENSATING:
+        i = state.to_compensate[0]
+        return Call(i, definition.steps[i], Role.COMPENSATION)
+    role = Role.SETTLEMENT if state.settling else Role.ACTION
+    return Call(state.cursor, definition.steps[state.cursor], role)
+
+
+def replay(definition: SagaDefinition, events: Iterable[SagaEvent]) -> SagaState:
+    state = SagaState()
+    for event in events:
+        state = apply(definition, state, event)
+    return state
+
+
+def apply(definition: SagaDefinition, state: SagaState, event: SagaEvent) -> SagaState:
+    new = _transition(definition, state, event)
+    return replace(new, history=(*state.history, event))
+
+
+def _transition(definition: SagaDefinition, state: SagaState, event: SagaEvent) -> SagaState:
+    kind = event.kind
+    if kind is EventKind.STARTED:
+        if state.history:
+            raise InvalidTransition("a saga starts once")
+        return state
+    if kind is EventKind.OPERATOR_RETRY:
+        if state.status != SagaStatus.FAILED_NEEDS_ATTENTION:
+            raise InvalidTransition(f"only a parked saga can be retried, not {state.status}")
+        return _resume(definition, state)
+    if kind is EventKind.OPERATOR_RESOLVE:
+        if state.status != SagaStatus.FAILED_NEEDS_ATTENTION:
+            raise InvalidTransition(f"only a parked saga can be resolved, not {state.status}")
+        return replace(state, status=SagaStatus.RESOLVED)
+    call = next_action(definition, state)
+    if call is None:
+        raise InvalidTransition(f"{kind.value} on a {state.status} saga")
+    if (event.step, event.role) != (call.step.name, call.role):
+        raise InvalidTransition(
+            f"expected {call.step.name}/{call.role.value}, got {event.step}/{event.role}"
+        )
+    if kind is EventKind.OPERATION_STARTED:
+        return replace(state, status=_running_status(call))
+    if kind is EventKind.RETRIES_EXHAUSTED:
+        return _exhausted(state, call)
+    if kind is EventKind.ATTEMPT:
+        return _attempted(definition, state, call, event)
+    raise InvalidTransition(f"unknown event {kind}")
+
+
+def _running_status(call: Call) -> str:
+    if call.role is Role.COMPENSATION:
+        return SagaStatus.COMPENSATING
+    return call.step.running_status
+
+
+def _resume(definition: SagaDefinition, state: SagaState) -> SagaState:
+    resumed = replace(state, status=SagaStatus.STARTED, parked_reason=None)
+    call = next_action(definition, resumed)
+    assert call is not None
+    return replace(resumed, status=_running_status(call))
+
+
+def _attempted(
+    definition: SagaDefinition, state: SagaState, call: Call, event: SagaEvent
+) -> SagaState:
+    if event.outcome is Outcome.UNKNOWN:
+        return state
+    succeeded = event.outcome is Outcome.SUCCEEDED
+    if call.role is Role.ACTION:
+        return _advance(definition, state, call) if succeeded else _step_failed(state)
+    if call.role is Role.SETTLEMENT:
+        if not succeeded:
+            return _park(state, f"settlement {call.operation} refused: {event.error}")
+        if event.result in call.step.landed_statuses:
+            return _advance(definition, state, call)
+        return _step_failed(state)
+    if not succeeded:
+        return _park(state, f"compensation {call.operation} refused: {event.error}")
+    remaining = state.to_compensate[1:]
+    if remaining:
+        return replace(state, to_compensate=remaining)
+    return replace(state, to_compensate=(), status=SagaStatus.COMPENSATED)
+
+
+def _exhausted(state: SagaState, call: Call) -> SagaState:
+    if call.role is Role.ACTION:
+        if call.step.settlement is not None:
+            return replace(state, settling=True)
+        if call.step.compensation is not None:
+            # Possibly applied: compensating it is safe (a tombstone fences a late arrival).
+            return _compensate(replace(state, applied=(*state.applied, call.step_index)))
+    return _park(state, f"{call.operation} on {call.step.name}: outcome unknown after retries")
+
+
+def _advance(definition: SagaDefinition, state: SagaState, call: Call) -> SagaState:
+    applied = state.applied
+    if call.step.compensation is not None:
+        applied = (*applied, call.step_index)
+    cursor = call.step_index + 1
+    status = SagaStatus.COMPLETED if cursor == len(definition.steps) else state.status
+    return replace(state, cursor=cursor, settling=False, applied=applied, status=status)
+
+
+def _step_failed(state: SagaState) -> SagaState:
+    if not state.applied:
+        return replace(state, status=SagaStatus.REJECTED, settling=False)
+    return _compensate(state)
+
+
+def _compensate(state: SagaState) -> SagaState:
+    return replace(
+        state,
+        phase=Phase.COMPENSATING,
+        status=SagaStatus.COMPENSATING,
+        settling=False,
+        to_compensate=tuple(reversed(state.applied)),
+    )
+
+
+def _park(state: SagaState, reason: str) -> SagaState:
+    return replace(state, status=SagaStatus.FAILED_NEEDS_ATTENTION, parked_reason=reason)

@@ -1,0 +1,83 @@
+"""`create_app(settings)`: the FastAPI application for the configured role.
+
+Components are built in the lifespan (not at import), so importing `server` is cheap and tests can
+build as many apps as they like. With an orchestrator, startup launches crash recovery in the
+background once the account service answers `/health` (in role `all` that is this very process,
+which only starts listening after the lifespan's startup returns).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from fastapi import FastAPI
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_fixed
+
+from repository_after.bootstrap import Container, bootstrap
+from repository_after.config import Role, Settings
+from repository_after.entrypoints import accounts_api, transfers_api
+from repository_after.entrypoints.errors import install_error_handlers
+from repository_after.service_layer.orchestrator import Orchestrator
+
+logger = logging.getLogger(__name__)
+
+
+async def _recover_when_ready(orchestrator: Orchestrator, accounts_url: str) -> None:
+    async with httpx.AsyncClient(timeout=2.0) as client:
+        async for attempt in AsyncRetrying(
+            stop=stop_after_delay(60),
+            wait=wait_fixed(0.1),
+            retry=retry_if_exception_type(httpx.HTTPError),
+            reraise=True,
+        ):
+            with attempt:
+                (await client.get(f"{accounts_url}/health")).raise_for_status()
+    counts = await orchestrator.recover()
+    if counts:
+        logger.info("recovery finished: %s", counts)
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        container: Container = await bootstrap(settings)
+        app.state.container = container
+        recovery: asyncio.Task[None] | None = None
+        if container.orchestrator is not None:
+            recovery = asyncio.create_task(
+                _recover_when_ready(container.orchestrator, settings.resolved_accounts_url())
+            )
+        app.state.recovery = recovery
+        try:
+            yield
+        finally:
+            if recovery is not None:
+                recovery.cancel()
+                await asyncio.gather(recovery, return_exceptions=True)
+            await container.close()
+
+    app = FastAPI(
+        title="sagabank",
+        version="0.1.0",
+        summary="Idempotent account service and crash-safe transfer sagas.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    if settings.role in (Role.ALL, Role.ACCOUNTS):
+        app.include_router(accounts_api.router)
+    if settings.role in (Role.ALL, Role.ORCHESTRATOR):
+        app.include_router(transfers_api.router)
+
+    @app.get("/health", tags=["meta"])
+    async def health() -> dict[str, str]:
+        return {"status": "ok", "role": settings.role.value}
+
+    @app.get("/", tags=["meta"])
+    async def index() -> dict[str, object]:
+        return {"service": "sagabank", "role": settings.role.value, "docs": "/docs"}
+
+    return app

@@ -1,0 +1,123 @@
+"""The `sagabank` command: serve, demo, audit, recover, and the saga admin commands.
+
+sagabank serve [--host H] [--port P] [--role all|accounts|orchestrator] [--insecure]
+sagabank demo  [--transfers N] [--fault-mode before|after|mixed] [--retries N] ...
+sagabank audit [--json]              check the account books; exit 1 on any violation
+sagabank recover                     drive every unsettled saga to a terminal state
+sagabank sagas list|show|retry|resolve
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import sys
+from typing import Annotated
+
+import typer
+import uvicorn
+from rich.console import Console
+
+from repository_after.config import Role, Settings, get_settings
+from repository_after.entrypoints import demo, sagas_cli
+from repository_after.entrypoints.logs import configure_logging
+
+app = typer.Typer(
+    help="sagabank: money transfers as idempotent, crash-safe sagas.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(sagas_cli.app, name="sagas")
+app.command(name="demo")(demo.demo)
+console = Console()
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="bind address (SAGABANK_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="port (SAGABANK_PORT)")] = None,
+    role: Annotated[Role | None, typer.Option(help="which half to run (SAGABANK_ROLE)")] = None,
+    database_url: Annotated[str | None, typer.Option(help="SAGABANK_DATABASE_URL")] = None,
+    insecure: Annotated[
+        bool, typer.Option(help="allow a non-loopback address without an admin token")
+    ] = False,
+) -> None:
+    """Serve the account service and the transfers API (one process by default)."""
+    overrides = {
+        k: v
+        for k, v in {"host": host, "port": port, "role": role, "database_url": database_url}.items()
+        if v is not None
+    }
+    settings = Settings(**overrides)  # type: ignore[arg-type]
+    if not _is_loopback(settings.host) and settings.admin_token is None and not insecure:
+        console.print(
+            f"[red]refusing to serve on {settings.host} without SAGABANK_ADMIN_TOKEN[/red] "
+            "(anyone could open accounts and mint money); set a token or pass --insecure"
+        )
+        raise typer.Exit(2)
+    configure_logging(settings)
+    from repository_after.entrypoints.app import create_app
+
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+    )
+
+
+@app.command()
+def audit(
+    json_output: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Check the account books (conservation, ledger, duplicates); exit 1 on any violation."""
+    from repository_after.bootstrap import build_account_store
+    from repository_after.service_layer.audit import audit as run_audit
+
+    async def go() -> dict[str, object]:
+        store = build_account_store(get_settings().database_url)
+        try:
+            return (await store.read(run_audit)).as_dict()
+        finally:
+            await store.close()
+
+    report = asyncio.run(go())
+    if json_output:
+        sys.stdout.write(json.dumps(report, indent=2) + "\n")
+    else:
+        console.print(
+            f"accounts: {report['accounts']}  opened: {report['total_opened']}  "
+            f"balances: {report['total_balance']}  in flight: {report['in_flight']}"
+        )
+        for violation in report["violations"]:  # type: ignore[attr-defined]
+            console.print(f"[red]VIOLATION[/red] {violation}")
+        console.print("[green]audit ok[/green]" if report["ok"] else "[red]audit FAILED[/red]")
+    if not report["ok"]:
+        raise typer.Exit(1)
+
+
+@app.command()
+def recover() -> None:
+    """Drive every unsettled saga in the log to a terminal (or parked) state, then exit."""
+    counts = asyncio.run(sagas_cli.with_orchestrator(lambda o: o.recover()))
+    console.print(f"recovered: {counts or 'nothing to do'}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,175 @@
+"""The client demo: run N transfers as sagas and show that total money is conserved.
+
+With no `--accounts-url` it starts its own account service (a child process on a free loopback
+port, fresh SQLite file, the requested fault settings) and keeps its saga log in the same
+temporary folder. The orchestrator runs in this process and reaches the service over HTTP.
+Exit status 1 if money is not conserved, the audit finds a violation, or a saga is left unsettled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import sys
+import tempfile
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from repository_after.adapters.http_participant import HttpParticipant
+from repository_after.bootstrap import build_orchestrator
+from repository_after.config import Settings
+from repository_after.domain.money import format_minor
+from repository_after.domain.saga import SETTLED, SagaStatus
+from repository_after.domain.transfer import ACCOUNTS, TRANSFER
+from repository_after.entrypoints.service_process import ServiceProcess
+from repository_after.service_layer.faults import FaultMode
+
+console = Console(stderr=True)
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    transfers: int
+    concurrency: int
+    fault_rate: float
+    fault_mode: FaultMode
+    seed: int
+    retries: int
+    max_amount: int
+
+
+async def _books(client: httpx.AsyncClient, url: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    accounts = (await client.get(f"{url}/accounts")).raise_for_status().json()
+    audit = (await client.get(f"{url}/audit")).raise_for_status().json()
+    return accounts, audit
+
+
+async def run_transfers(opts: DemoOptions, accounts_url: str, workdir: Path) -> dict[str, Any]:
+    settings = Settings(
+        database_url=f"sqlite:///{workdir / 'sagas.db'}",
+        accounts_url=accounts_url,
+        retry_attempts=opts.retries + 1,
+        retry_initial_backoff=0.01,
+        retry_max_backoff=0.2,
+    )
+    participant = HttpParticipant({ACCOUNTS: accounts_url})
+    orchestrator = build_orchestrator(settings, participant=participant, observers=())
+    rng = random.Random(opts.seed)
+    async with httpx.AsyncClient(timeout=10.0) as client:
+        before, _ = await _books(client, accounts_url)
+        ids = [a["account_id"] for a in before["accounts"]]
+        if len(ids) < 2:
+            raise typer.BadParameter("the account service needs at least two accounts")
+        plan = [
+            (*rng.sample(ids, 2), rng.randint(1, opts.max_amount)) for _ in range(opts.transfers)
+        ]
+        gate = asyncio.Semaphore(opts.concurrency)
+        statuses: Counter[str] = Counter()
+        with Progress(console=console, transient=False) as progress:
+            bar = progress.add_task("transfers", total=len(plan))
+
+            async def one(index: int, source: str, target: str, amount: int) -> None:
+                async with gate:
+                    _, state = await orchestrator.run(
+                        TRANSFER.name,
+                        {"source": source, "target": target, "amount": amount},
+                        saga_id=f"demo-{opts.seed}-{index:06d}",
+                    )
+                statuses[state.status] += 1
+                progress.advance(bar)
+
+            try:
+                await asyncio.gather(*(one(i, *p) for i, p in enumerate(plan)))
+            finally:
+                await orchestrator.close()
+                await orchestrator.log.close()
+                await participant.close()
+        after, audit = await _books(client, accounts_url)
+    unsettled = sum(n for s, n in statuses.items() if s not in SETTLED)
+    return {
+        "implementation": "after",
+        "transfers": opts.transfers,
+        "fault_mode": opts.fault_mode.value,
+        "fault_rate": opts.fault_rate,
+        "retries": opts.retries,
+        "outcomes": dict(statuses),
+        "total_before": before["total"],
+        "total_after": after["total"],
+        "delta": after["total"] - before["total"],
+        "conserved": after["total"] == before["total"] and unsettled == 0,
+        "audit_ok": audit["ok"],
+        "audit_violations": audit["violations"],
+        "unsettled": unsettled,
+    }
+
+
+def _print_summary(result: dict[str, Any]) -> None:
+    outcomes = result["outcomes"]
+    table = Table(
+        title=f"{result['transfers']} transfers, credit faults "
+        f"{result['fault_rate']:.0%} ({result['fault_mode']}), "
+        f"retries {result['retries']}"
+    )
+    table.add_column("")
+    table.add_column("value", justify="right")
+    for label, status in [
+        ("completed", SagaStatus.COMPLETED),
+        ("compensated", SagaStatus.COMPENSATED),
+        ("rejected", SagaStatus.REJECTED),
+        ("needs attention", SagaStatus.FAILED_NEEDS_ATTENTION),
+    ]:
+        table.add_row(label, str(outcomes.get(status, 0)))
+    table.add_row("total money before", format_minor(result["total_before"]))
+    table.add_row("total money after", format_minor(result["total_after"]))
+    table.add_row("audit", "ok" if result["audit_ok"] else "; ".join(result["audit_violations"]))
+    table.add_row("conserved", "[green]yes[/green]" if result["conserved"] else "[red]NO[/red]")
+    Console().print(table)
+
+
+def demo(
+    transfers: Annotated[int, typer.Option(min=1, max=1_000_000)] = 100,
+    concurrency: Annotated[int, typer.Option(min=1, max=512)] = 8,
+    fault_rate: Annotated[float, typer.Option(min=0.0, max=1.0)] = 0.3,
+    fault_mode: Annotated[FaultMode, typer.Option()] = FaultMode.BEFORE,
+    seed: Annotated[int, typer.Option()] = 42,
+    retries: Annotated[int, typer.Option(min=0, max=50, help="retries of an unknown outcome")] = 0,
+    max_amount: Annotated[int, typer.Option(min=1)] = 30_000,
+    accounts_url: Annotated[
+        str | None, typer.Option(help="use this account service instead of starting one")
+    ] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
+) -> None:
+    """Run transfers as sagas between the demo accounts and check that money is conserved."""
+    logging.basicConfig(level=logging.WARNING)
+    opts = DemoOptions(transfers, concurrency, fault_rate, fault_mode, seed, retries, max_amount)
+    with tempfile.TemporaryDirectory(prefix="sagabank-demo-") as tmp:
+        workdir = Path(tmp)
+        if accounts_url is None:
+            env = {
+                "SAGABANK_DATABASE_URL": f"sqlite:///{workdir / 'accounts.db'}",
+                "SAGABANK_CREDIT_FAILURE_RATE": str(fault_rate),
+                "SAGABANK_CREDIT_FAILURE_MODE": fault_mode.value,
+                "SAGABANK_FAULT_SEED": str(seed),
+                "SAGABANK_ADMIN_TOKEN": "",
+            }
+            with ServiceProcess(env=env, log_path=workdir / "accounts.log") as service:
+                console.print(f"account service started at {service.url} (SQLite, {workdir})")
+                result = asyncio.run(run_transfers(opts, service.url, workdir))
+        else:
+            result = asyncio.run(run_transfers(opts, accounts_url.rstrip("/"), workdir))
+    if json_output:
+        sys.stdout.write(json.dumps(result) + "\n")
+    else:
+        _print_summary(result)
+    if not (result["conserved"] and result["audit_ok"]):
+        raise typer.Exit(1)

@@ -1,0 +1,113 @@
+"""`sagabank sagas list|show|retry|resolve`: the operator's view of the saga log.
+
+These go through the same `Orchestrator` methods as the HTTP admin endpoints. Run them against
+the orchestrator's database (`SAGABANK_DATABASE_URL`); `retry` calls the account service at
+`SAGABANK_ACCOUNTS_URL`. Retry a parked saga only while no other process drives it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from repository_after.adapters.http_participant import HttpParticipant
+from repository_after.bootstrap import build_orchestrator
+from repository_after.config import get_settings
+from repository_after.domain.saga import InvalidTransition
+from repository_after.domain.transfer import ACCOUNTS
+from repository_after.service_layer.orchestrator import Orchestrator, SagaNotFound
+
+T = TypeVar("T")
+app = typer.Typer(help="Inspect and operate sagas.", no_args_is_help=True)
+console = Console()
+
+
+async def with_orchestrator(fn: Callable[[Orchestrator], Awaitable[T]]) -> T:
+    settings = get_settings()
+    participant = HttpParticipant({ACCOUNTS: settings.resolved_accounts_url()})
+    orchestrator = build_orchestrator(settings, participant=participant)
+    try:
+        return await fn(orchestrator)
+    finally:
+        await orchestrator.close()
+        await orchestrator.log.close()
+        await participant.close()
+
+
+def _run(fn: Callable[[Orchestrator], Awaitable[T]]) -> T:
+    try:
+        return asyncio.run(with_orchestrator(fn))
+    except SagaNotFound as exc:
+        console.print(f"[red]no saga {exc.args[0]!r}[/red]")
+        raise typer.Exit(1) from exc
+    except InvalidTransition as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from exc
+
+
+@app.command("list")
+def list_sagas(
+    state: Annotated[str | None, typer.Option(help="only this status")] = None,
+    limit: Annotated[int, typer.Option(min=1)] = 50,
+) -> None:
+    """Recent sagas, newest first, and the count in each status."""
+
+    async def go(o: Orchestrator) -> None:
+        rows = await o.log.list_recent(status=state, limit=limit)
+        table = Table("transaction id", "status", "parameters", "created", "updated")
+        for r in rows:
+            table.add_row(r.saga_id, r.status, json.dumps(r.params), r.created_at, r.updated_at)
+        console.print(table)
+        console.print(await o.log.count_by_status())
+
+    _run(go)
+
+
+@app.command()
+def show(saga_id: str) -> None:
+    """One saga's parameters, status and every attempt of every operation."""
+
+    async def go(o: Orchestrator) -> None:
+        stored = await o.get(saga_id)
+        state = o.state_of(stored)
+        console.print(
+            f"[bold]{stored.definition} {saga_id}[/bold]: {state.status} "
+            f"{json.dumps(stored.params)}"
+        )
+        if state.parked_reason:
+            console.print(f"parked: {state.parked_reason}")
+        table = Table("at", "event", "step", "operation", "attempt", "outcome", "code", "detail")
+        for e in stored.events:
+            table.add_row(
+                e.at,
+                e.kind.value,
+                e.step or "",
+                e.operation or "",
+                str(e.attempt or ""),
+                e.outcome or "",
+                str(e.status_code or ""),
+                e.error or e.result or e.note or "",
+            )
+        console.print(table)
+
+    _run(go)
+
+
+@app.command()
+def retry(saga_id: str, note: Annotated[str, typer.Option()] = "retried from the CLI") -> None:
+    """Resume a parked saga where it stopped."""
+    state = _run(lambda o: o.retry(saga_id, note=note))
+    console.print(f"{saga_id}: {state.status}")
+
+
+@app.command()
+def resolve(saga_id: str, note: Annotated[str, typer.Option()] = "resolved from the CLI") -> None:
+    """Close a parked saga after fixing it by hand (recorded with the note)."""
+    state = _run(lambda o: o.resolve(saga_id, note=note))
+    console.print(f"{saga_id}: {state.status}")

@@ -1,0 +1,105 @@
+"""Start `sagabank serve` as a child process on a free loopback port, and stop it.
+
+Used by the demo (the embedded default: its own account service on a fresh SQLite file) and by
+the end-to-end tests, which also SIGKILL it to prove durability.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ServiceProcess:
+    def __init__(
+        self,
+        *,
+        env: dict[str, str],
+        role: str = "accounts",
+        port: int | None = None,
+        log_path: Path | None = None,
+    ) -> None:
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._env = {**os.environ, **env}
+        self._role = role
+        self._log_path = log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, *, timeout: float = 30.0) -> ServiceProcess:
+        args = [
+            sys.executable,
+            "-m",
+            "repository_after.entrypoints.cli",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--role",
+            self._role,
+        ]
+        out = open(self._log_path, "ab") if self._log_path else subprocess.DEVNULL  # noqa: SIM115
+        self.proc = subprocess.Popen(args, env=self._env, stdout=out, stderr=out)
+        self.wait_healthy(timeout)
+        return self
+
+    def wait_healthy(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"service exited with {self.proc.returncode} while starting; {self._log_tail()}"
+                )
+            try:
+                if httpx.get(f"{self.url}/health", timeout=1.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"service at {self.url} not healthy after {timeout}s")
+            time.sleep(0.05)
+
+    def _log_tail(self) -> str:
+        if self._log_path is None or not self._log_path.exists():
+            return "no log"
+        return "log tail:\n" + "\n".join(self._log_path.read_text().splitlines()[-15:])
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown hooks, no flush; what was acknowledged must already be on disk."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def __enter__(self) -> ServiceProcess:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

