@@ -53,10 +53,10 @@ CREATE TABLE IF NOT EXISTS ledger_entries (
     operation TEXT NOT NULL,
     delta INTEGER NOT NULL,
     balance_after INTEGER NOT NULL,
-    created_at TEXT NOT NULL
+    created_at TEXT NOT NULL,
+    UNIQUE (operation, transaction_id)
 );
 CREATE INDEX IF NOT EXISTS ledger_by_account ON ledger_entries (account_id, entry_id);
-CREATE UNIQUE INDEX IF NOT EXISTS ledger_once ON ledger_entries (operation, transaction_id);
 """
 
 

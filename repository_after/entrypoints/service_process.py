@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import IO
 
 import httpx
 
@@ -39,6 +40,7 @@ class ServiceProcess:
         self._role = role
         self._log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
+        self._log_file: IO[bytes] | None = None
 
     def start(self, *, timeout: float = 30.0) -> ServiceProcess:
         args = [
@@ -53,7 +55,11 @@ class ServiceProcess:
             "--role",
             self._role,
         ]
-        out = open(self._log_path, "ab") if self._log_path else subprocess.DEVNULL  # noqa: SIM115
+        if self._log_path is not None:
+            self._log_file = open(self._log_path, "ab")  # noqa: SIM115 - closed in _reap
+            out: int | IO[bytes] = self._log_file
+        else:
+            out = subprocess.DEVNULL
         self.proc = subprocess.Popen(args, env=self._env, stdout=out, stderr=out)
         self.wait_healthy(timeout)
         return self
@@ -84,6 +90,7 @@ class ServiceProcess:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(timeout=10)
+        self._close_log()
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -92,6 +99,12 @@ class ServiceProcess:
                 self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.kill()
+        self._close_log()
+
+    def _close_log(self) -> None:
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
 
     def __enter__(self) -> ServiceProcess:
         return self.start()

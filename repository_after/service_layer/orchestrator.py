@@ -170,7 +170,8 @@ class Orchestrator:
         async def one(saga_id: str) -> None:
             async with gate:
                 state = await self.drive(saga_id)
-            counts[state.status] = counts.get(state.status, 0) + 1
+            status = str(state.status)
+            counts[status] = counts.get(status, 0) + 1
 
         await asyncio.gather(*(one(i) for i in ids))
         return counts

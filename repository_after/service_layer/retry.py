@@ -45,7 +45,7 @@ class RetryPolicy:
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.max_attempts) | stop_after_delay(self.deadline),
             wait=wait_exponential_jitter(
-                initial=self.initial_backoff, max=self.max_backoff, jitter=self.initial_backoff
+                multiplier=self.initial_backoff, max=self.max_backoff, jitter=self.initial_backoff
             ),
             retry=retry_if_result(lambda r: r.outcome is Outcome.UNKNOWN),
             retry_error_callback=give_up,

@@ -1,0 +1,125 @@
+"""Deterministic crash tests: the orchestrator "dies" at every call and every log write.
+
+For each fault scenario, a first orchestrator is stopped dead (SimulatedCrash) before or after
+each remote call (after: the account service committed but the answer was lost), or before each
+saga-log write. A fresh orchestrator on the same log then recovers, the client re-submits its
+transfer with the same id (as any client whose request died would), and the books must balance:
+the saga is terminal, money is conserved, nothing applied twice, and the outcome is consistent
+with the balances.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from itertools import product
+
+import pytest
+
+from repository_after.adapters.memory_accounts import InMemoryAccountStore
+from repository_after.adapters.memory_saga_log import InMemorySagaLog
+from repository_after.domain.saga import SagaStatus
+from repository_after.domain.transfer import DEFINITIONS, TRANSFER
+from repository_after.service_layer import accounts
+from repository_after.service_layer.audit import audit
+from repository_after.service_layer.orchestrator import Orchestrator
+from repository_after.service_layer.retry import RetryPolicy
+from repository_after.service_layer.saga_ports import Participant, SagaLog
+from tests.fakes import CrashingLog, LocalParticipant, SimulatedCrash
+
+Faults = Callable[[str, int], str | None]
+
+SCENARIOS: dict[str, Faults] = {
+    "no faults": lambda _op, _n: None,
+    "credit lost before, always": lambda op, _n: "before" if op == "credit" else None,
+    "credit lost after, always": lambda op, _n: "after" if op == "credit" else None,
+    "credit lost after, once": lambda op, n: "after" if op == "credit" and n == 1 else None,
+    "debit lost after, always": lambda op, _n: "after" if op == "debit" else None,
+}
+PARAMS = {"source": "alice", "target": "bob", "amount": 300}
+POLICY = RetryPolicy(max_attempts=2, initial_backoff=0.0001, max_backoff=0.0002)
+
+
+async def open_books() -> InMemoryAccountStore:
+    store = InMemoryAccountStore()
+    for name, balance in (("alice", 1000), ("bob", 0)):
+        await store.transaction(
+            lambda tx, n=name, b=balance: accounts.open_account(tx, account_id=n, initial_balance=b)
+        )
+    return store
+
+
+def orchestrator(log: SagaLog, participant: Participant) -> Orchestrator:
+    return Orchestrator(
+        log=log,
+        participant=participant,
+        definitions=DEFINITIONS,
+        forward=POLICY,
+        settle=POLICY,
+        observers=(),
+    )
+
+
+async def crash_then_recover(
+    faults: Faults, *, call: int | None = None, after_apply: bool = False, write: int | None = None
+) -> tuple[InMemoryAccountStore, str, bool]:
+    store = await open_books()
+    log = InMemorySagaLog()
+    first = orchestrator(
+        CrashingLog(log, crash_at=write),
+        LocalParticipant(store, faults, crash_at_call=call, crash_after_apply=after_apply),
+    )
+    crashed = False
+    try:
+        await first.run(TRANSFER.name, PARAMS, saga_id="t-1")
+    except SimulatedCrash:
+        crashed = True
+    second = orchestrator(log, LocalParticipant(store, faults))
+    await second.recover()
+    _, state = await second.run(TRANSFER.name, PARAMS, saga_id="t-1")
+    return store, state.status, crashed
+
+
+async def assert_books_balance(store: InMemoryAccountStore, status: str) -> None:
+    report = await store.read(audit)
+    assert report.ok, report.violations
+    balances = {a.account_id: a.balance for a in await store.read(lambda r: r.list_accounts())}
+    if status == SagaStatus.COMPLETED:
+        assert balances == {"alice": 700, "bob": 300}
+    else:
+        assert status == SagaStatus.COMPENSATED
+        assert balances == {"alice": 1000, "bob": 0}
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+async def test_without_a_crash_every_scenario_settles(scenario: str) -> None:
+    store, status, crashed = await crash_then_recover(SCENARIOS[scenario])
+    assert not crashed
+    await assert_books_balance(store, status)
+
+
+@pytest.mark.parametrize(
+    ("scenario", "call", "after_apply"),
+    list(product(SCENARIOS, range(1, 7), (False, True))),
+)
+async def test_crash_at_any_remote_call_recovers_with_money_conserved(
+    scenario: str, call: int, after_apply: bool
+) -> None:
+    store, status, _ = await crash_then_recover(
+        SCENARIOS[scenario], call=call, after_apply=after_apply
+    )
+    await assert_books_balance(store, status)
+
+
+@pytest.mark.parametrize(("scenario", "write"), list(product(SCENARIOS, range(1, 10))))
+async def test_crash_before_any_log_write_recovers_with_money_conserved(
+    scenario: str, write: int
+) -> None:
+    store, status, _ = await crash_then_recover(SCENARIOS[scenario], write=write)
+    await assert_books_balance(store, status)
+
+
+async def test_the_crash_switches_really_fire() -> None:
+    _, _, crashed = await crash_then_recover(SCENARIOS["no faults"], call=2, after_apply=True)
+    assert crashed
+    _, _, crashed = await crash_then_recover(SCENARIOS["no faults"], write=3)
+    assert crashed
