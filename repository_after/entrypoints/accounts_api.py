@@ -72,7 +72,11 @@ async def credit(request: Request, tx_id: TransactionId, body: OperationIn) -> J
         request, OperationRequest(Operation.CREDIT, tx_id, body.account_id, body.amount)
     )
     if point is FaultPoint.AFTER:
-        return error_response(500, "injected_fault", "injected fault: the answer was lost after the request was processed")
+        return error_response(
+            500,
+            "injected_fault",
+            "injected fault: the answer was lost after the request was processed",
+        )
     return response
 
 
