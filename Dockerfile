@@ -12,9 +12,11 @@ ARG PYTHON_IMAGE=python:3.11-slim
 
 # ---- build: a virtual environment holding the project and its pinned dependencies ----
 FROM ${PYTHON_IMAGE} AS build
+LABEL sagabank.stage="build"
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_ROOT_USER_ACTION=ignore \
+    PIP_PROGRESS_BAR=off \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
 RUN python -m venv /opt/sagabank
@@ -55,6 +57,6 @@ WORKDIR /data
 USER 10001:10001
 EXPOSE 8000
 HEALTHCHECK --interval=5s --timeout=3s --start-period=30s --retries=3 \
-    CMD ["python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=2).status == 200 else 1)"]
+    CMD ["python", "-c", "import os, sys, urllib.request; url = 'http://127.0.0.1:%s/health' % os.environ.get('SAGABANK_PORT', '8000'); sys.exit(0 if urllib.request.urlopen(url, timeout=2).status == 200 else 1)"]
 ENTRYPOINT ["sagabank"]
 CMD ["serve", "--host", "0.0.0.0", "--port", "8000", "--insecure"]

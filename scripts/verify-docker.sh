@@ -8,7 +8,8 @@
 #   3. hadolint on the Dockerfile
 #   4. docker build -t sagabank:test .
 #   5. run it on a free loopback port, wait for HEALTHCHECK to say healthy,
-#      POST one transfer (terminal status), GET /audit (ok: true)
+#      POST one transfer (terminal status), GET /audit (ok: true), then
+#      `docker stop` must end the server cleanly (exit 0)
 #   6. docker run --rm sagabank:test demo --transfers 20 exits 0
 #
 # Every step is bounded in time; any failure exits non-zero. Only loopback
@@ -16,7 +17,6 @@
 #   SAGABANK_IMAGE              tag to build            (default sagabank:test)
 #   SAGABANK_DOCKER_CACHE       cache folder             (default /var/cache/sagabank-docker)
 #   SAGABANK_DOCKER_NO_PULL=1   never try `docker pull` for the base image
-#   SAGABANK_DOCKER_KEEP=1      keep the container running at the end (debugging)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -48,11 +48,7 @@ cleanup() {
                 '{{if .State.Health}}{{range .State.Health.Log}}{{.ExitCode}} {{.Output}}{{end}}{{end}}' \
                 "$CID" >&2
         fi
-        if [[ "${SAGABANK_DOCKER_KEEP:-0}" == 1 && -z "$DOCKERD_PID" ]]; then
-            echo "verify-docker: keeping container $CID" >&2
-        else
-            timeout 60 docker rm -f -v "$CID" >/dev/null 2>&1
-        fi
+        timeout 60 docker rm -f -v "$CID" >/dev/null 2>&1
     fi
     if [[ -n "$DOCKERD_PID" ]]; then
         echo "verify-docker: stopping the dockerd this run started (pid $DOCKERD_PID)"
@@ -166,7 +162,7 @@ info "clean"
 
 # ---- 4. build -------------------------------------------------------------------------
 step "docker build -t $IMAGE ."
-build_args=(--tag "$IMAGE" --file Dockerfile)
+build_args=(--file Dockerfile)
 if docker buildx version >/dev/null 2>&1; then
     info "builder: BuildKit (buildx)"
 else
@@ -177,12 +173,19 @@ else
     info "builder: classic (no buildx), --network host"
 fi
 build_start=$(date +%s)
-if ! timeout 1200 docker build "${build_args[@]}" . 2>&1 | tee "$TMP/build.log"; then
+if ! timeout 1200 docker build "${build_args[@]}" --tag "$IMAGE" . 2>&1 | tee "$TMP/build.log"; then
     fail "docker build failed (see above)"
 fi
 info "built in $(($(date +%s) - build_start)) s;" \
     "size $(docker image inspect --format '{{.Size}}' "$IMAGE" | awk '{printf "%.0f MB", $1/1e6}')"
-# Drop earlier builds of the image (untagged now) so reruns don't pile them up.
+# Drop earlier builds (untagged now) so reruns don't pile them up. The classic
+# builder leaves the build stage as an untagged image: tag the current one (a
+# cache hit, instant) so that only stale ones are pruned and the cache survives.
+if [[ "${DOCKER_BUILDKIT:-}" == 0 ]]; then
+    timeout 300 docker build -q "${build_args[@]}" --target build --tag "${IMAGE}-build" . >/dev/null ||
+        fail "docker build --target build failed"
+fi
+timeout 120 docker image prune -f --filter "label=sagabank.stage=build" >/dev/null || true
 timeout 120 docker image prune -f --filter "label=org.opencontainers.image.title=sagabank" >/dev/null || true
 
 # ---- 5. serve -------------------------------------------------------------------------
@@ -221,6 +224,17 @@ curl -fsS --max-time 30 -X POST "$URL/transfers" \
     fail "POST /transfers failed"
 info "answer: $(head -c 600 "$TMP/transfer.json")"
 transfer_status=$(json_get "$TMP/transfer.json" status) || fail "no \"status\" in the answer"
+# A saga still running after the server's wait is answered 202: follow it (bounded).
+for _ in $(seq 1 30); do
+    case "$transfer_status" in
+        completed | compensated) break ;;
+    esac
+    info "status $transfer_status; polling GET /transfers/docker-check-1"
+    sleep 1
+    curl -fsS --max-time 10 "$URL/transfers/docker-check-1" -o "$TMP/transfer.json" ||
+        fail "GET /transfers/docker-check-1 failed"
+    transfer_status=$(json_get "$TMP/transfer.json" status) || fail "no \"status\" in the answer"
+done
 case "$transfer_status" in
     completed | compensated) info "status $transfer_status (terminal)" ;;
     *) fail "transfer status is '$transfer_status', expected completed or compensated" ;;
@@ -235,6 +249,12 @@ info "audit ok"
 timeout 20 docker exec "$CID" test -s /data/sagabank.db ||
     fail "no database at /data/sagabank.db (SAGABANK_DATABASE_URL not honoured?)"
 info "database at /data/sagabank.db (volume /data)"
+
+step "docker stop (SIGTERM to the server, PID 1)"
+timeout 60 docker stop --time 20 "$CID" >/dev/null || fail "docker stop failed"
+exit_code=$(timeout 10 docker inspect --format '{{.State.ExitCode}}' "$CID") || fail "docker inspect failed"
+[[ "$exit_code" == 0 ]] || fail "the server exited with $exit_code on SIGTERM (expected a clean 0)"
+info "stopped cleanly (exit 0)"
 
 # ---- 6. demo --------------------------------------------------------------------------
 step "docker run --rm $IMAGE demo --transfers 20"

@@ -19,7 +19,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, w
 
 from repository_after.bootstrap import Container, bootstrap
 from repository_after.config import Role, Settings
-from repository_after.entrypoints import accounts_api, transfers_api
+from repository_after.entrypoints import accounts_api, admin_api, transfers_api
 from repository_after.entrypoints.errors import install_error_handlers
 from repository_after.service_layer.orchestrator import Orchestrator
 
@@ -69,6 +69,7 @@ def create_app(settings: Settings) -> FastAPI:
     install_error_handlers(app)
     if settings.role in (Role.ALL, Role.ACCOUNTS):
         app.include_router(accounts_api.router)
+        app.include_router(admin_api.router)
     if settings.role in (Role.ALL, Role.ORCHESTRATOR):
         app.include_router(transfers_api.router)
 

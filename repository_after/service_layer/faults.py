@@ -36,13 +36,17 @@ class FaultCounts:
 
 class FaultInjector:
     def __init__(self, *, rate: float, mode: FaultMode, seed: int | None) -> None:
-        if not 0.0 <= rate <= 1.0:
-            raise ValueError("fault rate must be within [0, 1]")
-        self.rate = rate
-        self.mode = mode
-        self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self.counts = FaultCounts()
+        self.configure(rate=rate, mode=mode, seed=seed)
+
+    def configure(self, *, rate: float, mode: FaultMode, seed: int | None) -> None:
+        """Replace the settings and restart the generator (counts keep running)."""
+        if not 0.0 <= rate <= 1.0:
+            raise ValueError("fault rate must be within [0, 1]")
+        with self._lock:
+            self.rate, self.mode, self.seed = rate, mode, seed
+            self._rng = random.Random(seed)
 
     def draw(self, transaction_id: str) -> FaultPoint:
         """Decide the fate of one `/credit` request."""

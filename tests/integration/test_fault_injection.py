@@ -64,3 +64,19 @@ def test_the_rate_is_roughly_honoured_and_mixed_uses_both_points() -> None:
     assert 40 <= len(faults) <= 80
     assert {FaultPoint.BEFORE, FaultPoint.AFTER} <= set(faults)
     assert set(draws(1, FaultMode.AFTER)) == {FaultPoint.NONE, FaultPoint.AFTER}
+
+
+async def test_faults_can_be_changed_at_run_time_with_the_admin_token(tmp_path: Path) -> None:
+    settings = accounts_settings(tmp_path, demo_accounts=1, admin_token="tok")
+    async for client in asgi_client(settings):
+        body = {"rate": 1.0, "mode": "after", "seed": 3}
+        assert (await client.put("/admin/faults", json=body)).status_code == 401
+        auth = {"Authorization": "Bearer tok"}
+        r = await client.put("/admin/faults", json=body, headers=auth)
+        assert r.status_code == 200
+        assert r.json()["mode"] == "after"
+        assert (await credit(client, "c1")).status_code == 500
+        assert (await client.get("/admin/faults")).json()["injected"] == {"before": 0, "after": 1}
+        bad = await client.put("/admin/faults", json={"rate": 2}, headers=auth)
+        assert bad.status_code == 422
+        assert (await client.get("/admin/faults")).json()["rate"] == 1.0

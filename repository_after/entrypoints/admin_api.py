@@ -1,0 +1,63 @@
+"""Admin endpoints of the account service: read and change fault injection at run time.
+
+Changing faults needs the admin bearer token when one is configured (like opening accounts).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from repository_after.entrypoints.deps import Admin
+from repository_after.entrypoints.schemas import ErrorOut
+from repository_after.service_layer.faults import FaultInjector, FaultMode
+
+router = APIRouter(prefix="/admin", tags=["admin"])
+
+
+class FaultsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    rate: Annotated[float, Field(ge=0.0, le=1.0)]
+    mode: FaultMode = FaultMode.BEFORE
+    seed: int | None = None
+
+
+class InjectedOut(BaseModel):
+    before: int
+    after: int
+
+
+class FaultsOut(BaseModel):
+    rate: float
+    mode: FaultMode
+    seed: int | None
+    injected: InjectedOut
+
+
+def _view(faults: FaultInjector) -> FaultsOut:
+    return FaultsOut(
+        rate=faults.rate,
+        mode=faults.mode,
+        seed=faults.seed,
+        injected=InjectedOut(before=faults.counts.before, after=faults.counts.after),
+    )
+
+
+@router.get("/faults", response_model=FaultsOut)
+async def get_faults(request: Request) -> FaultsOut:
+    return _view(request.app.state.container.faults)
+
+
+@router.put(
+    "/faults",
+    response_model=FaultsOut,
+    dependencies=[Admin],
+    responses={401: {"model": ErrorOut}, 422: {"model": ErrorOut}},
+)
+async def put_faults(request: Request, body: FaultsIn) -> FaultsOut:
+    faults: FaultInjector = request.app.state.container.faults
+    faults.configure(rate=body.rate, mode=body.mode, seed=body.seed)
+    return _view(faults)
