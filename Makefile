@@ -4,12 +4,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck unit evaluate serve test-docker bench clean
+.PHONY: install demo test lint typecheck unit evaluate serve test-docker bench clean chromium
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,postgres]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -27,7 +27,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
-unit: $(STAMP)
+unit: $(STAMP) chromium postgres
 	$(PY) -m pytest
 
 evaluate: $(STAMP)
@@ -35,8 +35,27 @@ evaluate: $(STAMP)
 
 test: lint typecheck unit evaluate
 
+# The dashboard's browser tests drive Debian's Chromium (Playwright's own download is not used).
+chromium:
+	test -x /usr/bin/chromium || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
+
+# The PostgreSQL tests need a server on 127.0.0.1:5432 (trust); installed via apt if absent.
+.PHONY: postgres
+postgres:
+	bash scripts/ensure-postgres.sh
+
 test-docker: $(STAMP)
 	bash scripts/verify-docker.sh
 
+# A full chaos run (docs/chaos.md): every fault family, real processes on loopback.
+.PHONY: chaos
+CHAOS_SEED ?= 1
+CHAOS_TRANSFERS ?= 2000
+chaos: $(STAMP)
+	$(VENV)/bin/sagabank chaos --seed $(CHAOS_SEED) --transfers $(CHAOS_TRANSFERS)
+
 clean:
 	rm -rf $(VENV) data evaluation .pytest_cache .mypy_cache .ruff_cache
+
+bench: $(STAMP)
+	$(VENV)/bin/sagabank bench

@@ -1,8 +1,10 @@
 """Composition root: turns `Settings` into wired components. Nothing else constructs adapters.
 
-The backend is chosen by the database URL (`sqlite:///path` by default, `memory://` for tests);
-the account store and the saga log share the URL but not their tables. The role decides which
-half the process runs; with `all` the orchestrator still reaches the account service over HTTP.
+The backend is chosen by the database URL alone (`sqlite:///path` by default, `postgresql://…`,
+`memory://` for tests); the account store and the saga log share the URL but not their tables.
+The PostgreSQL adapters are imported only when asked for (the `postgres` extra is optional).
+The role decides which half the process runs; with `all` the orchestrator still reaches the
+account service over HTTP.
 """
 
 from __future__ import annotations
@@ -46,15 +48,27 @@ class Container:
             await self.account_store.close()
 
 
+def is_postgres(database_url: str) -> bool:
+    return database_url.startswith(("postgresql://", "postgres://"))
+
+
 def build_account_store(database_url: str) -> AccountStore:
     if database_url.startswith("memory://"):
         return InMemoryAccountStore()
+    if is_postgres(database_url):
+        from repository_after.adapters.postgres_accounts import PostgresAccountStore
+
+        return PostgresAccountStore(database_url)
     return SqliteAccountStore(sqlite_path(database_url))
 
 
 def build_saga_log(database_url: str) -> SagaLog:
     if database_url.startswith("memory://"):
         return InMemorySagaLog()
+    if is_postgres(database_url):
+        from repository_after.adapters.postgres_saga_log import PostgresSagaLog
+
+        return PostgresSagaLog(database_url)
     return SqliteSagaLog(sqlite_path(database_url))
 
 
@@ -88,10 +102,13 @@ def build_orchestrator(
         forward=forward,
         settle=settle,
         observers=observers,
+        worker_id=settings.resolved_worker_id(),
+        lease_ttl=settings.lease_ttl,
     )
 
 
-async def bootstrap(settings: Settings) -> Container:
+async def bootstrap(settings: Settings, *, observers: tuple[Observer, ...] = ()) -> Container:
+    """`observers` (metrics, traces, live events) are added to the orchestrator's log observer."""
     container = Container(
         settings=settings,
         faults=FaultInjector(
@@ -113,5 +130,7 @@ async def bootstrap(settings: Settings) -> Container:
     if settings.role in (Role.ALL, Role.ORCHESTRATOR):
         participant = HttpParticipant({ACCOUNTS: settings.resolved_accounts_url()})
         container.participant = participant
-        container.orchestrator = build_orchestrator(settings, participant=participant)
+        container.orchestrator = build_orchestrator(
+            settings, participant=participant, observers=(log_transition, *observers)
+        )
     return container

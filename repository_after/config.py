@@ -6,6 +6,8 @@ environment. See the README's settings table.
 
 from __future__ import annotations
 
+import os
+import socket
 from enum import StrEnum
 from functools import lru_cache
 
@@ -19,6 +21,12 @@ class Role(StrEnum):
     ALL = "all"
     ACCOUNTS = "accounts"
     ORCHESTRATOR = "orchestrator"
+
+
+class OtelExporter(StrEnum):
+    NONE = "none"
+    CONSOLE = "console"
+    OTLP = "otlp"
 
 
 class Settings(BaseSettings):
@@ -47,10 +55,19 @@ class Settings(BaseSettings):
     settle_deadline: float = Field(default=120.0, gt=0.0)
     transfer_wait: float = Field(default=5.0, ge=0.0)
 
+    # Orchestrator workers sharing one saga log (see README "PostgreSQL and several workers").
+    worker_id: str | None = Field(default=None, min_length=1, max_length=200)
+    lease_ttl: float = Field(default=10.0, gt=0.0, le=3600.0)
+    claim_interval: float = Field(default=1.0, gt=0.0, le=600.0)
+
     log_json: bool = False
     log_level: str = "INFO"
 
-    @field_validator("admin_token", mode="before")
+    # Traces (docs/operations.md): off by default; OTLP over HTTP to the collector's endpoint.
+    otel_exporter: OtelExporter = OtelExporter.NONE
+    otel_endpoint: str = "http://127.0.0.1:4318/v1/traces"
+
+    @field_validator("admin_token", "worker_id", mode="before")
     @classmethod
     def _empty_token_is_none(cls, value: object) -> object:
         return None if value == "" else value
@@ -59,9 +76,24 @@ class Settings(BaseSettings):
     def _check(self) -> Settings:
         if self.retry_max_backoff < self.retry_initial_backoff:
             raise ValueError("retry_max_backoff must be >= retry_initial_backoff")
-        if not self.database_url.startswith(("sqlite:///", "memory://")):
-            raise ValueError("database_url must be sqlite:///<path> or memory://")
+        if not self.database_url.startswith(
+            ("sqlite:///", "memory://", "postgresql://", "postgres://")
+        ):
+            raise ValueError("database_url must be sqlite:///<path>, postgresql://... or memory://")
+        if self.claim_interval * 2 > self.lease_ttl:
+            raise ValueError("claim_interval must be at most half of lease_ttl")
         return self
+
+    def resolved_worker_id(self) -> str:
+        """This orchestrator worker's lease owner name: configured, else host:port.
+
+        host:port is unique among live processes on a host (one listener per port) and stable
+        across restarts, so a restarted worker reclaims its own sagas without waiting for the
+        leases to expire (fencing keeps even a clash safe). Port 0 falls back to host-pid."""
+        if self.worker_id:
+            return self.worker_id
+        host = socket.gethostname()
+        return f"{host}:{self.port}" if self.port else f"{host}-{os.getpid()}"
 
     def resolved_accounts_url(self) -> str:
         """The account service the orchestrator calls: configured, or this very process."""

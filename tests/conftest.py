@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
@@ -12,32 +12,47 @@ from repository_after.adapters.memory_accounts import InMemoryAccountStore
 from repository_after.adapters.memory_saga_log import InMemorySagaLog
 from repository_after.adapters.sqlite_accounts import SqliteAccountStore
 from repository_after.adapters.sqlite_saga_log import SqliteSagaLog
+from repository_after.bootstrap import build_account_store, build_saga_log
 from repository_after.config import Role, Settings
 from repository_after.entrypoints.app import create_app
 from repository_after.service_layer.ports import AccountStore
 from repository_after.service_layer.saga_ports import SagaLog
+from tests.pg import fresh_database
 
-BACKENDS = ["memory", "sqlite"]
+BACKENDS = ["memory", "sqlite", "postgres"]
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test (skip locally / fail in CI if unreachable)."""
+    with fresh_database() as url:
+        yield url
 
 
 @pytest.fixture(params=BACKENDS)
 async def account_store(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> AsyncIterator[AccountStore]:
-    store: AccountStore = (
-        InMemoryAccountStore()
-        if request.param == "memory"
-        else SqliteAccountStore(tmp_path / "accounts.db")
-    )
+    store: AccountStore
+    if request.param == "postgres":
+        store = build_account_store(request.getfixturevalue("postgres_url"))
+    elif request.param == "sqlite":
+        store = SqliteAccountStore(tmp_path / "accounts.db")
+    else:
+        store = InMemoryAccountStore()
     yield store
     await store.close()
 
 
 @pytest.fixture(params=BACKENDS)
 async def saga_log(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SagaLog]:
-    log: SagaLog = (
-        InMemorySagaLog() if request.param == "memory" else SqliteSagaLog(tmp_path / "sagas.db")
-    )
+    log: SagaLog
+    if request.param == "postgres":
+        log = build_saga_log(request.getfixturevalue("postgres_url"))
+    elif request.param == "sqlite":
+        log = SqliteSagaLog(tmp_path / "sagas.db")
+    else:
+        log = InMemorySagaLog()
     yield log
     await log.close()
 

@@ -16,7 +16,7 @@ from repository_after.domain.errors import BusinessError
 from repository_after.domain.saga import Outcome, SagaEvent
 from repository_after.service_layer import accounts
 from repository_after.service_layer.ports import AccountStore
-from repository_after.service_layer.saga_ports import CallResult, SagaLog
+from repository_after.service_layer.saga_ports import CallResult, Lease, SagaLog
 
 
 class SimulatedCrash(BaseException):
@@ -89,16 +89,30 @@ class CrashingLog:
             raise SimulatedCrash(f"before log write {self.writes}")
 
     async def create(
-        self, *, saga_id: str, definition: str, params: dict[str, Any], event: SagaEvent
-    ) -> bool:
+        self,
+        *,
+        saga_id: str,
+        definition: str,
+        params: dict[str, Any],
+        event: SagaEvent,
+        owner: str = "",
+        ttl: float = 0.0,
+    ) -> Lease | None:
         self._tick()
         return await self.inner.create(
-            saga_id=saga_id, definition=definition, params=params, event=event
+            saga_id=saga_id, definition=definition, params=params, event=event, owner=owner, ttl=ttl
         )
 
-    async def append(self, saga_id: str, events: Sequence[SagaEvent], *, status: str) -> None:
+    async def append(
+        self,
+        saga_id: str,
+        events: Sequence[SagaEvent],
+        *,
+        status: str,
+        lease: Lease | None = None,
+    ) -> None:
         self._tick()
-        await self.inner.append(saga_id, events, status=status)
+        await self.inner.append(saga_id, events, status=status, lease=lease)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)

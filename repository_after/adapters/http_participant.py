@@ -5,7 +5,8 @@ Classification of one attempt (the outcome rules of the README):
     4xx except 408 / 429                -> REJECTED   (a definite business answer)
     408, 429, 5xx                       -> UNKNOWN    (may or may not have been applied)
     timeout, connection error, bad body -> UNKNOWN
-Every request carries the saga id in the `transaction-id` header and an explicit timeout.
+Every request carries the saga id in the `transaction-id` header and an explicit timeout, and
+the current trace context as W3C `traceparent` (nothing when tracing is off).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import httpx
+from opentelemetry.propagate import inject
 
 from repository_after.domain.saga import Outcome
 from repository_after.service_layer.saga_ports import CallResult
@@ -62,10 +64,10 @@ class HttpParticipant:
         timeout: float,
     ) -> CallResult:
         url = f"{self._services[service]}/{operation}"
+        headers = {"transaction-id": transaction_id}
+        inject(headers)
         try:
-            response = await self._client.post(
-                url, json=body, headers={"transaction-id": transaction_id}, timeout=timeout
-            )
+            response = await self._client.post(url, json=body, headers=headers, timeout=timeout)
         except httpx.TimeoutException:
             return CallResult(Outcome.UNKNOWN, None, "timeout")
         except httpx.TransportError as exc:

@@ -1,7 +1,12 @@
-"""In-memory saga log: the fake for unit tests and the reference for the contract suite."""
+"""In-memory saga log: the fake for unit tests and the reference for the contract suite.
+
+Leases follow the port's rules (owner, expiry, fence) so a test can run two orchestrators on one
+log; every method runs without an await, hence atomically on the event loop.
+"""
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -9,13 +14,26 @@ from datetime import UTC, datetime
 from typing import Any
 
 from repository_after.domain.saga import SETTLED, SagaEvent
-from repository_after.service_layer.saga_ports import SagaSummary, StoredSaga
+from repository_after.service_layer.saga_ports import Lease, LeaseLost, SagaSummary, StoredSaga
 
 
 @dataclass
 class _Row:
     summary: SagaSummary
     events: list[SagaEvent] = field(default_factory=list)
+    owner: str | None = None
+    lease_until: float = 0.0
+    fence: int = 0
+
+    def take(self, owner: str, ttl: float) -> Lease:
+        self.owner, self.lease_until, self.fence = owner, time.time() + ttl, self.fence + 1
+        return Lease(self.summary.saga_id, owner, self.fence)
+
+    def free(self) -> bool:
+        return self.owner is None or self.lease_until < time.time()
+
+    def holds(self, lease: Lease) -> bool:
+        return (self.owner, self.fence) == (lease.owner, lease.fence)
 
 
 class InMemorySagaLog:
@@ -23,21 +41,67 @@ class InMemorySagaLog:
         self._rows: dict[str, _Row] = {}
 
     async def create(
-        self, *, saga_id: str, definition: str, params: dict[str, Any], event: SagaEvent
-    ) -> bool:
+        self,
+        *,
+        saga_id: str,
+        definition: str,
+        params: dict[str, Any],
+        event: SagaEvent,
+        owner: str = "",
+        ttl: float = 0.0,
+    ) -> Lease | None:
         if saga_id in self._rows:
-            return False
+            return None
         now = datetime.now(UTC).isoformat()
         summary = SagaSummary(saga_id, definition, dict(params), "started", now, now)
-        self._rows[saga_id] = _Row(summary, [event])
-        return True
+        row = self._rows[saga_id] = _Row(summary, [event])
+        return row.take(owner, ttl)
 
-    async def append(self, saga_id: str, events: Sequence[SagaEvent], *, status: str) -> None:
+    async def append(
+        self,
+        saga_id: str,
+        events: Sequence[SagaEvent],
+        *,
+        status: str,
+        lease: Lease | None = None,
+    ) -> None:
         row = self._rows[saga_id]
+        if lease is not None and not row.holds(lease):
+            raise LeaseLost(f"saga {saga_id}: lease {lease} no longer holds")
         row.events.extend(events)
         s = row.summary
         now = datetime.now(UTC).isoformat()
         row.summary = SagaSummary(s.saga_id, s.definition, s.params, status, s.created_at, now)
+
+    async def claim(
+        self, owner: str, *, limit: int, ttl: float, include_own: bool = False
+    ) -> list[Lease]:
+        rows = [
+            r
+            for r in self._rows.values()
+            if r.summary.status not in SETTLED and (r.free() or (include_own and r.owner == owner))
+        ]
+        rows.sort(key=lambda r: r.summary.created_at)
+        return [r.take(owner, ttl) for r in rows[:limit]]
+
+    async def acquire(self, saga_id: str, owner: str, *, ttl: float) -> Lease | None:
+        row = self._rows.get(saga_id)
+        return row.take(owner, ttl) if row is not None and row.free() else None
+
+    async def renew(self, leases: Sequence[Lease], *, ttl: float) -> set[str]:
+        held = set()
+        for lease in leases:
+            row = self._rows.get(lease.saga_id)
+            if row is not None and row.holds(lease):
+                row.lease_until = time.time() + ttl
+                held.add(lease.saga_id)
+        return held
+
+    async def release(self, leases: Sequence[Lease]) -> None:
+        for lease in leases:
+            row = self._rows.get(lease.saga_id)
+            if row is not None and row.holds(lease):
+                row.owner, row.lease_until = None, 0.0
 
     async def load(self, saga_id: str) -> StoredSaga | None:
         row = self._rows.get(saga_id)

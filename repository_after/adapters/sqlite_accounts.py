@@ -3,7 +3,8 @@
 Schema invariants: `operations` has one row per (operation, transaction_id) (primary key);
 `ledger_entries` one row per balance change, unique per (operation, transaction_id) as a second
 line of defence; `accounts.balance` is CHECKed non-negative. A use case's record, ledger entry and
-balance change commit in one transaction (see `SqliteDatabase`).
+balance change commit in one transaction (see `SqliteDatabase`). The tables are created and
+versioned by `migrations` (component `accounts`).
 """
 
 from __future__ import annotations
@@ -26,38 +27,6 @@ from repository_after.domain.accounts import (
 from repository_after.service_layer.ports import AccountsReader, AccountsTx, EntryTotal
 
 T = TypeVar("T")
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS accounts (
-    account_id TEXT PRIMARY KEY,
-    opening_balance INTEGER NOT NULL CHECK (opening_balance >= 0),
-    balance INTEGER NOT NULL CHECK (balance >= 0),
-    created_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS operations (
-    operation TEXT NOT NULL,
-    transaction_id TEXT NOT NULL,
-    account_id TEXT,
-    amount INTEGER,
-    status TEXT NOT NULL,
-    applied INTEGER NOT NULL,
-    status_code INTEGER NOT NULL,
-    body TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    PRIMARY KEY (operation, transaction_id)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS ledger_entries (
-    entry_id INTEGER PRIMARY KEY AUTOINCREMENT,
-    account_id TEXT NOT NULL REFERENCES accounts (account_id),
-    transaction_id TEXT NOT NULL,
-    operation TEXT NOT NULL,
-    delta INTEGER NOT NULL,
-    balance_after INTEGER NOT NULL,
-    created_at TEXT NOT NULL,
-    UNIQUE (operation, transaction_id)
-);
-CREATE INDEX IF NOT EXISTS ledger_by_account ON ledger_entries (account_id, entry_id);
-"""
 
 
 def _now() -> str:
@@ -166,7 +135,7 @@ class _SqliteAccountsTx:
 
 class SqliteAccountStore:
     def __init__(self, path: Path) -> None:
-        self._db = SqliteDatabase(path, schema=SCHEMA)
+        self._db = SqliteDatabase(path, component="accounts")
         self.path = path
 
     async def transaction(self, fn: Callable[[AccountsTx], T]) -> T:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,27 +18,10 @@ from typing import Any
 
 from repository_after.adapters.sqlite_db import SqliteDatabase
 from repository_after.domain.saga import SETTLED, SagaEvent
-from repository_after.service_layer.saga_ports import SagaSummary, StoredSaga
+from repository_after.service_layer.saga_ports import Lease, LeaseLost, SagaSummary, StoredSaga
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS sagas (
-    saga_id TEXT PRIMARY KEY,
-    definition TEXT NOT NULL,
-    params TEXT NOT NULL,
-    status TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS sagas_by_status ON sagas (status, created_at);
-CREATE TABLE IF NOT EXISTS saga_events (
-    saga_id TEXT NOT NULL REFERENCES sagas (saga_id),
-    seq INTEGER NOT NULL,
-    data TEXT NOT NULL,
-    PRIMARY KEY (saga_id, seq)
-) WITHOUT ROWID;
-"""
-
+_SETTLED = sorted(s.value for s in SETTLED)
+_SETTLED_MARKS = ", ".join("?" for _ in _SETTLED)
 _SUMMARY_COLUMNS = "saga_id, definition, params, status, created_at, updated_at"
 
 
@@ -63,35 +47,112 @@ def _insert_events(
 
 class SqliteSagaLog:
     def __init__(self, path: Path) -> None:
-        self._db = SqliteDatabase(path, schema=SCHEMA)
+        self._db = SqliteDatabase(path, component="sagas")
 
     async def create(
-        self, *, saga_id: str, definition: str, params: dict[str, Any], event: SagaEvent
-    ) -> bool:
-        def work(conn: sqlite3.Connection) -> bool:
+        self,
+        *,
+        saga_id: str,
+        definition: str,
+        params: dict[str, Any],
+        event: SagaEvent,
+        owner: str = "",
+        ttl: float = 0.0,
+    ) -> Lease | None:
+        def work(conn: sqlite3.Connection) -> Lease | None:
             now = _now()
             cursor = conn.execute(
                 "INSERT INTO sagas (saga_id, definition, params, status, version, created_at,"
-                " updated_at) VALUES (?, ?, ?, 'started', 1, ?, ?) ON CONFLICT DO NOTHING",
-                (saga_id, definition, json.dumps(params), now, now),
+                " updated_at, owner, lease_until, fence)"
+                " VALUES (?, ?, ?, 'started', 1, ?, ?, ?, ?, 1) ON CONFLICT DO NOTHING",
+                (saga_id, definition, json.dumps(params), now, now, owner, time.time() + ttl),
             )
             if cursor.rowcount == 0:
-                return False
+                return None
             _insert_events(conn, saga_id, 1, [event])
-            return True
+            return Lease(saga_id, owner, 1)
 
         return await self._db.write(work)
 
-    async def append(self, saga_id: str, events: Sequence[SagaEvent], *, status: str) -> None:
+    async def append(
+        self,
+        saga_id: str,
+        events: Sequence[SagaEvent],
+        *,
+        status: str,
+        lease: Lease | None = None,
+    ) -> None:
         def work(conn: sqlite3.Connection) -> None:
-            (version,) = conn.execute(
+            sql = (
                 "UPDATE sagas SET version = version + ?, status = ?, updated_at = ?"
-                " WHERE saga_id = ? RETURNING version",
-                (len(events), status, _now(), saga_id),
-            ).fetchone()
-            _insert_events(conn, saga_id, version - len(events) + 1, events)
+                " WHERE saga_id = ?"
+            )
+            args: tuple[Any, ...] = (len(events), status, _now(), saga_id)
+            if lease is not None:
+                sql += " AND owner = ? AND fence = ?"
+                args += (lease.owner, lease.fence)
+            row = conn.execute(sql + " RETURNING version", args).fetchone()
+            if row is None:
+                raise LeaseLost(f"saga {saga_id}: lease {lease} no longer holds")
+            _insert_events(conn, saga_id, row[0] - len(events) + 1, events)
 
         await self._db.write(work)
+
+    async def claim(
+        self, owner: str, *, limit: int, ttl: float, include_own: bool = False
+    ) -> list[Lease]:
+        def work(conn: sqlite3.Connection) -> list[Lease]:
+            now = time.time()
+            rows = conn.execute(
+                "UPDATE sagas SET owner = ?, lease_until = ?, fence = fence + 1"
+                " WHERE saga_id IN (SELECT saga_id FROM sagas"
+                f" WHERE status NOT IN ({_SETTLED_MARKS})"
+                " AND (owner IS NULL OR lease_until < ? OR (? AND owner = ?))"
+                " ORDER BY created_at LIMIT ?) RETURNING saga_id, fence",
+                (owner, now + ttl, *_SETTLED, now, include_own, owner, limit),
+            ).fetchall()
+            return [Lease(saga_id, owner, fence) for saga_id, fence in rows]
+
+        return await self._db.write(work)
+
+    async def acquire(self, saga_id: str, owner: str, *, ttl: float) -> Lease | None:
+        def work(conn: sqlite3.Connection) -> Lease | None:
+            now = time.time()
+            row = conn.execute(
+                "UPDATE sagas SET owner = ?, lease_until = ?, fence = fence + 1"
+                " WHERE saga_id = ? AND (owner IS NULL OR lease_until < ?) RETURNING fence",
+                (owner, now + ttl, saga_id, now),
+            ).fetchone()
+            return None if row is None else Lease(saga_id, owner, row[0])
+
+        return await self._db.write(work)
+
+    async def renew(self, leases: Sequence[Lease], *, ttl: float) -> set[str]:
+        def work(conn: sqlite3.Connection) -> set[str]:
+            until = time.time() + ttl
+            held = set()
+            for lease in leases:
+                row = conn.execute(
+                    "UPDATE sagas SET lease_until = ? WHERE saga_id = ? AND owner = ?"
+                    " AND fence = ? RETURNING saga_id",
+                    (until, lease.saga_id, lease.owner, lease.fence),
+                ).fetchone()
+                if row is not None:
+                    held.add(lease.saga_id)
+            return held
+
+        return await self._db.write(work) if leases else set()
+
+    async def release(self, leases: Sequence[Lease]) -> None:
+        def work(conn: sqlite3.Connection) -> None:
+            conn.executemany(
+                "UPDATE sagas SET owner = NULL, lease_until = NULL"
+                " WHERE saga_id = ? AND owner = ? AND fence = ?",
+                [(lease.saga_id, lease.owner, lease.fence) for lease in leases],
+            )
+
+        if leases:
+            await self._db.write(work)
 
     async def load(self, saga_id: str) -> StoredSaga | None:
         def work(conn: sqlite3.Connection) -> StoredSaga | None:
@@ -142,13 +203,11 @@ class SqliteSagaLog:
         return await self._db.read(work)
 
     async def unsettled_ids(self) -> list[str]:
-        settled = sorted(s.value for s in SETTLED)
-        marks = ", ".join("?" for _ in settled)
-
         def work(conn: sqlite3.Connection) -> list[str]:
             rows = conn.execute(
-                f"SELECT saga_id FROM sagas WHERE status NOT IN ({marks}) ORDER BY created_at",
-                settled,
+                f"SELECT saga_id FROM sagas WHERE status NOT IN ({_SETTLED_MARKS})"
+                " ORDER BY created_at",
+                _SETTLED,
             )
             return [r[0] for r in rows]
 

@@ -17,10 +17,10 @@ from repository_after.domain.errors import AccountNotFound
 from repository_after.entrypoints.deps import Admin, TransactionId
 from repository_after.entrypoints.errors import error_response
 from repository_after.entrypoints.schemas import (
+    ERROR_RESPONSES,
     AccountOut,
     AccountsOut,
     EntryOut,
-    ErrorOut,
     OpenAccountIn,
     OperationIn,
     OperationOut,
@@ -34,10 +34,6 @@ from repository_after.service_layer.ports import AccountsReader
 logger = logging.getLogger(__name__)
 
 router = APIRouter(tags=["accounts"])
-
-_ERRORS: dict[int | str, dict[str, object]] = {
-    code: {"model": ErrorOut} for code in (401, 404, 409, 422, 500, 503)
-}
 
 
 async def _run(request: Request, op_request: OperationRequest) -> JSONResponse:
@@ -56,14 +52,14 @@ async def _run(request: Request, op_request: OperationRequest) -> JSONResponse:
     return JSONResponse(reply.body, status_code=reply.status_code, headers=headers)
 
 
-@router.post("/debit", response_model=OperationOut, responses=_ERRORS)
+@router.post("/debit", response_model=OperationOut, responses=ERROR_RESPONSES)
 async def debit(request: Request, tx_id: TransactionId, body: OperationIn) -> JSONResponse:
     return await _run(
         request, OperationRequest(Operation.DEBIT, tx_id, body.account_id, body.amount)
     )
 
 
-@router.post("/credit", response_model=OperationOut, responses=_ERRORS)
+@router.post("/credit", response_model=OperationOut, responses=ERROR_RESPONSES)
 async def credit(request: Request, tx_id: TransactionId, body: OperationIn) -> JSONResponse:
     point = request.app.state.container.faults.draw(tx_id)
     if point is FaultPoint.BEFORE:
@@ -83,7 +79,7 @@ async def credit(request: Request, tx_id: TransactionId, body: OperationIn) -> J
 _OptionalSettlement = Annotated[SettlementIn | None, Body()]
 
 
-@router.post("/compensate_debit", response_model=OperationOut, responses=_ERRORS)
+@router.post("/compensate_debit", response_model=OperationOut, responses=ERROR_RESPONSES)
 async def compensate_debit(
     request: Request, tx_id: TransactionId, body: _OptionalSettlement = None
 ) -> JSONResponse:
@@ -94,7 +90,7 @@ async def compensate_debit(
     )
 
 
-@router.post("/void_credit", response_model=OperationOut, responses=_ERRORS)
+@router.post("/void_credit", response_model=OperationOut, responses=ERROR_RESPONSES)
 async def void_credit(
     request: Request, tx_id: TransactionId, body: _OptionalSettlement = None
 ) -> JSONResponse:
@@ -105,7 +101,11 @@ async def void_credit(
 
 
 @router.post(
-    "/accounts", status_code=201, response_model=AccountOut, responses=_ERRORS, dependencies=[Admin]
+    "/accounts",
+    status_code=201,
+    response_model=AccountOut,
+    responses=ERROR_RESPONSES,
+    dependencies=[Admin],
 )
 async def open_account(request: Request, body: OpenAccountIn) -> AccountOut:
     store = request.app.state.container.account_store
@@ -132,7 +132,7 @@ async def list_accounts(request: Request) -> AccountsOut:
     return AccountsOut(accounts=items, total=sum(a.balance for a in rows))
 
 
-@router.get("/accounts/{account_id}", response_model=AccountOut, responses=_ERRORS)
+@router.get("/accounts/{account_id}", response_model=AccountOut, responses=ERROR_RESPONSES)
 async def get_account(request: Request, account_id: str) -> AccountOut:
     store = request.app.state.container.account_store
     account = await store.read(lambda r: r.get_account(account_id))
@@ -145,7 +145,9 @@ async def get_account(request: Request, account_id: str) -> AccountOut:
     )
 
 
-@router.get("/accounts/{account_id}/entries", response_model=list[EntryOut], responses=_ERRORS)
+@router.get(
+    "/accounts/{account_id}/entries", response_model=list[EntryOut], responses=ERROR_RESPONSES
+)
 async def list_entries(
     request: Request, account_id: str, limit: Annotated[int, Query(ge=1, le=1000)] = 100
 ) -> list[EntryOut]:

@@ -8,10 +8,9 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt
 
 from repository_after.entrypoints.deps import Admin
-from repository_after.entrypoints.schemas import ErrorOut
 from repository_after.service_layer.faults import FaultInjector, FaultMode
 
 router = APIRouter(prefix="/admin", tags=["admin"])
@@ -20,9 +19,9 @@ router = APIRouter(prefix="/admin", tags=["admin"])
 class FaultsIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    rate: Annotated[float, Field(ge=0.0, le=1.0)]
+    rate: Annotated[StrictFloat | StrictInt, Field(ge=0, le=1)]
     mode: FaultMode = FaultMode.BEFORE
-    seed: int | None = None
+    seed: StrictInt | None = None
 
 
 class InjectedOut(BaseModel):
@@ -55,9 +54,8 @@ async def get_faults(request: Request) -> FaultsOut:
     "/faults",
     response_model=FaultsOut,
     dependencies=[Admin],
-    responses={401: {"model": ErrorOut}, 422: {"model": ErrorOut}},
 )
 async def put_faults(request: Request, body: FaultsIn) -> FaultsOut:
     faults: FaultInjector = request.app.state.container.faults
-    faults.configure(rate=body.rate, mode=body.mode, seed=body.seed)
+    faults.configure(rate=float(body.rate), mode=body.mode, seed=body.seed)
     return _view(faults)

@@ -1,9 +1,10 @@
 """`create_app(settings)`: the FastAPI application for the configured role.
 
 Components are built in the lifespan (not at import), so importing `server` is cheap and tests can
-build as many apps as they like. With an orchestrator, startup launches crash recovery in the
+build as many apps as they like. With an orchestrator, startup launches the worker loop in the
 background once the account service answers `/health` (in role `all` that is this very process,
-which only starts listening after the lifespan's startup returns).
+which only starts listening after the lifespan's startup returns): crash recovery first, then
+lease renewal and claims of unowned or expired sagas every `claim_interval` seconds.
 """
 
 from __future__ import annotations
@@ -14,19 +15,32 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
 from repository_after.bootstrap import Container, bootstrap
 from repository_after.config import Role, Settings
-from repository_after.entrypoints import accounts_api, admin_api, transfers_api
+from repository_after.entrypoints import (
+    accounts_api,
+    admin_api,
+    dashboard,
+    metrics_api,
+    transfers_api,
+)
 from repository_after.entrypoints.errors import install_error_handlers
+from repository_after.entrypoints.limits import RequestLimits
+from repository_after.entrypoints.schemas import ERROR_RESPONSES
+from repository_after.observability.telemetry import Telemetry
 from repository_after.service_layer.orchestrator import Orchestrator
 
 logger = logging.getLogger(__name__)
 
 
-async def _recover_when_ready(orchestrator: Orchestrator, accounts_url: str) -> None:
+async def _work_when_ready(
+    orchestrator: Orchestrator, accounts_url: str, claim_interval: float
+) -> None:
+    """Wait for the account service, then run the worker loop (its first claim is recovery)."""
     async with httpx.AsyncClient(timeout=2.0) as client:
         async for attempt in AsyncRetrying(
             stop=stop_after_delay(60),
@@ -36,20 +50,26 @@ async def _recover_when_ready(orchestrator: Orchestrator, accounts_url: str) -> 
         ):
             with attempt:
                 (await client.get(f"{accounts_url}/health")).raise_for_status()
-    counts = await orchestrator.recover()
-    if counts:
-        logger.info("recovery finished: %s", counts)
+    await orchestrator.work(interval=claim_interval)
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, *, telemetry: Telemetry | None = None) -> FastAPI:
+    """`telemetry` (metrics, traces, live events) is built from the settings unless given."""
+    telemetry = telemetry or Telemetry(settings)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        container: Container = await bootstrap(settings)
+        container: Container = await bootstrap(settings, observers=telemetry.observers)
         app.state.container = container
+        telemetry.bind(container)
         recovery: asyncio.Task[None] | None = None
         if container.orchestrator is not None:
             recovery = asyncio.create_task(
-                _recover_when_ready(container.orchestrator, settings.resolved_accounts_url())
+                _work_when_ready(
+                    container.orchestrator,
+                    settings.resolved_accounts_url(),
+                    settings.claim_interval,
+                )
             )
         app.state.recovery = recovery
         try:
@@ -59,26 +79,37 @@ def create_app(settings: Settings) -> FastAPI:
                 recovery.cancel()
                 await asyncio.gather(recovery, return_exceptions=True)
             await container.close()
+            telemetry.close()
 
     app = FastAPI(
         title="sagabank",
         version="0.1.0",
         summary="Idempotent account service and crash-safe transfer sagas.",
         lifespan=lifespan,
+        responses=ERROR_RESPONSES,
     )
     install_error_handlers(app)
+    app.add_middleware(RequestLimits)
+    app.state.telemetry = telemetry
+    telemetry.install(app)  # outermost: sees every answer, also the limits' refusals
+    app.include_router(metrics_api.router)
     if settings.role in (Role.ALL, Role.ACCOUNTS):
         app.include_router(accounts_api.router)
         app.include_router(admin_api.router)
     if settings.role in (Role.ALL, Role.ORCHESTRATOR):
         app.include_router(transfers_api.router)
+        app.include_router(dashboard.router)
 
     @app.get("/health", tags=["meta"])
     async def health() -> dict[str, str]:
         return {"status": "ok", "role": settings.role.value}
 
     @app.get("/", tags=["meta"])
-    async def index() -> dict[str, object]:
-        return {"service": "sagabank", "role": settings.role.value, "docs": "/docs"}
+    async def index(request: Request) -> Response:
+        has_ui = settings.role in (Role.ALL, Role.ORCHESTRATOR)
+        if has_ui and "text/html" in request.headers.get("accept", ""):
+            return RedirectResponse("/ui")  # a browser gets the dashboard
+        links = {"docs": "/docs", "metrics": "/metrics", **({"dashboard": "/ui"} if has_ui else {})}
+        return JSONResponse({"service": "sagabank", "role": settings.role.value, **links})
 
     return app

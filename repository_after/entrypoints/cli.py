@@ -19,6 +19,8 @@ import typer
 import uvicorn
 from rich.console import Console
 
+from repository_after.bench.runner import bench
+from repository_after.chaos.cli import chaos
 from repository_after.config import Role, Settings, get_settings
 from repository_after.entrypoints import demo, sagas_cli
 from repository_after.entrypoints.logs import configure_logging
@@ -31,6 +33,8 @@ app = typer.Typer(
 )
 app.add_typer(sagas_cli.app, name="sagas")
 app.command(name="demo")(demo.demo)
+app.command(name="chaos")(chaos)
+app.command(name="bench")(bench)
 console = Console()
 
 

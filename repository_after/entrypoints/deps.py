@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
 
-from repository_after.domain.money import is_valid_transaction_id
+from repository_after.domain.money import TRANSACTION_ID_PATTERN
 from repository_after.entrypoints.errors import BadRequest
 
 
@@ -24,26 +24,11 @@ def require_admin(request: Request, authorization: Annotated[str | None, Header(
         raise BadRequest("unauthorized", "this endpoint requires the admin bearer token", 401)
 
 
-def transaction_id_header(
-    transaction_id: Annotated[str | None, Header(alias="transaction-id")] = None,
-) -> str:
-    if transaction_id is None:
-        raise BadRequest("invalid_transaction_id", "header 'transaction-id' is required")
-    if not is_valid_transaction_id(transaction_id):
-        raise BadRequest(
-            "invalid_transaction_id",
-            "header 'transaction-id' must be 1-128 characters of letters, digits, '.', '_', "
-            "':' or '-'",
-        )
-    return transaction_id
-
-
-def optional_transaction_id_header(
-    transaction_id: Annotated[str | None, Header(alias="transaction-id")] = None,
-) -> str | None:
-    return None if transaction_id is None else transaction_id_header(transaction_id)
-
-
-TransactionId = Annotated[str, Depends(transaction_id_header)]
-OptionalTransactionId = Annotated[str | None, Depends(optional_transaction_id_header)]
+_TX_HEADER = Header(
+    alias="transaction-id",
+    pattern=TRANSACTION_ID_PATTERN.pattern,
+    description="idempotency key: 1-128 of letters, digits, '.', '_', ':', '-'",
+)
+TransactionId = Annotated[str, _TX_HEADER]
+OptionalTransactionId = Annotated[str | None, _TX_HEADER]
 Admin = Depends(require_admin)

@@ -43,6 +43,13 @@ def _validation(_: Request, exc: Exception) -> JSONResponse:
         {"loc": list(err.get("loc", ())), "msg": err.get("msg", ""), "type": err.get("type", "")}
         for err in exc.errors()
     ]
+    if any(d["loc"][:2] == ["header", "transaction-id"] for d in details):
+        return error_response(
+            422,
+            "invalid_transaction_id",
+            "header 'transaction-id' is required: 1-128 characters of letters, digits, '.', "
+            "'_', ':' or '-'",
+        )
     return error_response(422, "invalid_request", "the request is invalid", details=details)
 
 
@@ -71,9 +78,13 @@ def _invalid_transition(_: Request, exc: Exception) -> JSONResponse:
 
 def _http(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    code = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized"}.get(
-        exc.status_code, "http_error"
-    )
+    code = {
+        404: "not_found",
+        405: "method_not_allowed",
+        401: "unauthorized",
+        413: "body_too_large",
+        400: "malformed_body",
+    }.get(exc.status_code, "http_error")
     return error_response(exc.status_code, code, str(exc.detail))
 
 

@@ -1,7 +1,9 @@
 """Logging set-up: plain text by default, one JSON object per line with `SAGABANK_LOG_JSON=1`.
 
 Saga lines carry the transaction id (`extra={"transaction_id": ...}`), which the JSON format
-emits as its own field so a transfer's lines can be grepped out of a busy log.
+emits as its own field so a transfer's lines can be grepped out of a busy log. Lines logged while
+handling a request with a `transaction-id` header get it too (`TransactionIdFilter`, fed by the
+HTTP middleware), so the account service's lines of one operation carry the id as well.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import logging
 import sys
 
 from repository_after.config import Settings
+from repository_after.observability.context import TransactionIdFilter
 
 
 class JsonFormatter(logging.Formatter):
@@ -29,6 +32,7 @@ class JsonFormatter(logging.Formatter):
 
 def configure_logging(settings: Settings) -> None:
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(TransactionIdFilter())
     if settings.log_json:
         handler.setFormatter(JsonFormatter())
     else:

@@ -76,3 +76,9 @@ class TransferIn(_Strict):
     source: AccountId
     target: AccountId
     amount: Amount
+
+
+#: Error answers any route may give, for the OpenAPI document (the shape is `ErrorOut`).
+ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
+    code: {"model": ErrorOut} for code in (400, 401, 404, 409, 413, 422, 431, 500, 503)
+}

@@ -33,28 +33,24 @@ class ServiceProcess:
         role: str = "accounts",
         port: int | None = None,
         log_path: Path | None = None,
+        module: str = "repository_after.entrypoints.cli",
     ) -> None:
+        """`module` is run with `serve --host --port --role` (sagabank) or, for any other module,
+        with `--host --port` only (e.g. the naive `repository_before.server`)."""
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._env = {**os.environ, **env}
         self._role = role
+        self._module = module
         self._log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
         self._log_file: IO[bytes] | None = None
 
     def start(self, *, timeout: float = 30.0) -> ServiceProcess:
-        args = [
-            sys.executable,
-            "-m",
-            "repository_after.entrypoints.cli",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--role",
-            self._role,
-        ]
+        args = [sys.executable, "-m", self._module, "--host", "127.0.0.1", "--port", str(self.port)]
+        if self._module == "repository_after.entrypoints.cli":
+            args[3:3] = ["serve"]
+            args += ["--role", self._role]
         if self._log_path is not None:
             self._log_file = open(self._log_path, "ab")  # noqa: SIM115 - closed in _reap
             out: int | IO[bytes] = self._log_file

@@ -11,15 +11,11 @@ from repository_after.domain.saga import SETTLED, EventKind
 from repository_after.domain.transfer import TRANSFER
 from repository_after.entrypoints.deps import Admin, OptionalTransactionId
 from repository_after.entrypoints.errors import BadRequest
-from repository_after.entrypoints.schemas import ErrorOut, TransferIn
+from repository_after.entrypoints.schemas import ERROR_RESPONSES, TransferIn
 from repository_after.service_layer.orchestrator import Orchestrator
 from repository_after.service_layer.saga_ports import StoredSaga
 
 router = APIRouter(tags=["transfers"])
-
-_ERRORS: dict[int | str, dict[str, object]] = {
-    code: {"model": ErrorOut} for code in (401, 404, 409, 422, 500, 503)
-}
 
 
 def _orchestrator(request: Request) -> Orchestrator:
@@ -72,9 +68,9 @@ async def _view_response(
     return JSONResponse(view, status_code=code, headers=headers)
 
 
-@router.post("/transfers", responses={**_ERRORS, 202: {"description": "still running"}})
+@router.post("/transfers", responses={**ERROR_RESPONSES, 202: {"description": "still running"}})
 async def create_transfer(
-    request: Request, body: TransferIn, tx_id: OptionalTransactionId
+    request: Request, body: TransferIn, tx_id: OptionalTransactionId = None
 ) -> JSONResponse:
     """Run a transfer saga; answers its final state, or 202 if it is still running."""
     if body.source == body.target:
@@ -89,7 +85,7 @@ async def create_transfer(
     return await _view_response(orchestrator, saga_id, headers=headers)
 
 
-@router.get("/transfers/{transaction_id}", responses=_ERRORS)
+@router.get("/transfers/{transaction_id}", responses=ERROR_RESPONSES)
 async def get_transfer(request: Request, transaction_id: str) -> JSONResponse:
     return await _view_response(_orchestrator(request), transaction_id)
 
@@ -117,14 +113,14 @@ async def list_transfers(
     }
 
 
-@router.post("/transfers/{transaction_id}/retry", responses=_ERRORS, dependencies=[Admin])
+@router.post("/transfers/{transaction_id}/retry", responses=ERROR_RESPONSES, dependencies=[Admin])
 async def retry_transfer(request: Request, transaction_id: str) -> JSONResponse:
     orchestrator = _orchestrator(request)
     await orchestrator.retry(transaction_id, note="retry requested over HTTP")
     return await _view_response(orchestrator, transaction_id)
 
 
-@router.post("/transfers/{transaction_id}/resolve", responses=_ERRORS, dependencies=[Admin])
+@router.post("/transfers/{transaction_id}/resolve", responses=ERROR_RESPONSES, dependencies=[Admin])
 async def resolve_transfer(request: Request, transaction_id: str, note: str = "") -> JSONResponse:
     orchestrator = _orchestrator(request)
     await orchestrator.resolve(transaction_id, note=note or "resolved over HTTP")

@@ -10,8 +10,14 @@ Write-ahead discipline, per remote operation:
 So after a crash at any instant, folding the log gives a state whose next action is safe to
 (re)issue. Every call of one saga carries the saga id as its idempotency key.
 
-One driver per saga per process (`_tasks`). Several processes sharing one log need leases (see
-the PostgreSQL issue); until then, run one orchestrator per saga log.
+One driver per saga per process (`_tasks`), and one process per saga: a worker drives a saga only
+while it holds the saga's lease (`saga_ports.Lease`). It gets one by creating the saga, by
+`claim`ing unowned or expired sagas in `work` (the worker loop, whose first claim is crash
+recovery), or by `acquire` for a duplicate request or an operator action. Every write carries the
+lease and is refused (`LeaseLost`) once another worker has taken over; before each remote call the
+driver also checks that the lease has not lapsed, so a worker that lost a saga stops at once and
+makes no further call. Calls re-sent by the new owner carry the same idempotency key, and the
+account service's tombstones refuse late deliveries, so a takeover is as safe as a crash.
 
 Transitions are observable: each applied event is passed to the `observers` as a
 `SagaTransition` (the default observer logs it with the transaction id).
@@ -21,6 +27,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -31,6 +39,7 @@ from repository_after.domain.errors import IdempotencyKeyReused
 from repository_after.domain.saga import (
     Call,
     EventKind,
+    InvalidTransition,
     Outcome,
     Role,
     SagaDefinition,
@@ -40,9 +49,11 @@ from repository_after.domain.saga import (
     next_action,
     replay,
 )
+from repository_after.service_layer.leases import LeaseBook
 from repository_after.service_layer.retry import RetryPolicy
 from repository_after.service_layer.saga_ports import (
     CallResult,
+    LeaseLost,
     Participant,
     SagaLog,
     StoredSaga,
@@ -87,6 +98,10 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
 class Orchestrator:
     def __init__(
         self,
@@ -97,6 +112,9 @@ class Orchestrator:
         forward: RetryPolicy,
         settle: RetryPolicy,
         observers: Sequence[Observer] = (log_transition,),
+        worker_id: str | None = None,
+        lease_ttl: float = 10.0,
+        max_sagas: int = 1000,
     ) -> None:
         self.log = log
         self._participant = participant
@@ -105,6 +123,9 @@ class Orchestrator:
         self._settle = settle
         self._observers = list(observers)
         self._tasks: dict[str, asyncio.Task[SagaState]] = {}
+        self.worker_id = worker_id or default_worker_id()
+        self._max_sagas = max_sagas
+        self._leases = LeaseBook(log, owner=self.worker_id, ttl=lease_ttl)
 
     # -- starting and waiting -------------------------------------------------------------
 
@@ -120,9 +141,17 @@ class Orchestrator:
             raise KeyError(f"unknown saga definition {definition!r}")
         saga_id = saga_id or uuid.uuid4().hex
         started = SagaEvent(EventKind.STARTED, at=_now())
-        created = await self.log.create(
-            saga_id=saga_id, definition=definition, params=params, event=started
+        lease = await self._leases.take(
+            lambda: self.log.create(
+                saga_id=saga_id,
+                definition=definition,
+                params=params,
+                event=started,
+                owner=self.worker_id,
+                ttl=self._leases.ttl,
+            )
         )
+        created = lease is not None
         if not created:
             existing = await self.log.summary(saga_id)
             assert existing is not None
@@ -160,26 +189,62 @@ class Orchestrator:
     def state_of(self, stored: StoredSaga) -> SagaState:
         return replay(self._definitions[stored.definition], stored.events)
 
-    async def recover(self, *, concurrency: int = 64) -> dict[str, int]:
-        """Drive every saga the log holds unsettled (after a crash); returns final status counts."""
-        ids = await self.log.unsettled_ids()
-        logger.info("recovery: %d unsettled saga(s)", len(ids))
-        gate = asyncio.Semaphore(concurrency)
+    async def recover(self) -> dict[str, int]:
+        """Claim and drive every saga left unsettled by a crash; returns final status counts."""
+        ids = await self.claim(include_own=True)
+        states = await asyncio.gather(*(self.drive(i) for i in ids))
         counts: dict[str, int] = {}
-
-        async def one(saga_id: str) -> None:
-            async with gate:
-                state = await self.drive(saga_id)
-            status = str(state.status)
-            counts[status] = counts.get(status, 0) + 1
-
-        await asyncio.gather(*(one(i) for i in ids))
+        for state in states:
+            counts[str(state.status)] = counts.get(str(state.status), 0) + 1
         return counts
+
+    async def claim(self, *, include_own: bool = False) -> list[str]:
+        """Renew the leases this worker holds, then claim and start driving free sagas.
+
+        `include_own` (start-up only) also takes sagas leased under this worker's id, left by a
+        previous process with the same stable id: that is crash recovery without waiting."""
+        for saga_id in await self._leases.renew():
+            # Its driver stops at its next step (LeaseLost); nothing to cancel here.
+            logger.warning(
+                "saga %s: lease lost (LeaseLost) to another worker",
+                saga_id,
+                extra={"transaction_id": saga_id},
+            )
+        room = self._max_sagas - len(self._leases)
+        if room <= 0:
+            return []
+        leases = await self._leases.claim(limit=room, include_own=include_own)
+        for lease in leases:
+            self._ensure_driving(lease.saga_id)
+        if include_own:
+            logger.info("recovery: %d unsettled saga(s) claimed", len(leases))
+        elif leases:
+            logger.info("claimed %d saga(s) with free or expired leases", len(leases))
+        return [lease.saga_id for lease in leases]
+
+    async def work(self, *, interval: float) -> None:
+        """The worker loop: recovery first, then renew and claim every `interval` seconds."""
+        await self.claim(include_own=True)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.claim()
+            except Exception as exc:  # a database hiccup must not end the loop
+                logger.warning("lease maintenance failed: %s", exc)
 
     async def close(self) -> None:
         for task in list(self._tasks.values()):
             task.cancel()
         await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        await self._leases.release_all()
+
+    async def _append(self, saga_id: str, events: Sequence[SagaEvent], status: str) -> None:
+        lease = await self._leases.current(saga_id)
+        try:
+            await self.log.append(saga_id, events, status=status, lease=lease)
+        except LeaseLost:
+            self._leases.forget(saga_id, lease)
+            raise
 
     # -- operator actions ------------------------------------------------------------------
 
@@ -191,10 +256,18 @@ class Orchestrator:
         return await self._operator(saga_id, EventKind.OPERATOR_RESOLVE, note)
 
     async def _operator(self, saga_id: str, kind: EventKind, note: str | None) -> SagaState:
-        stored = await self.get(saga_id)
+        if saga_id not in self._leases and await self._leases.acquire(saga_id) is None:
+            raise InvalidTransition(
+                f"saga {saga_id} is being driven by another worker; try again later"
+            )
+        stored = await self.get(saga_id)  # read after taking the lease: nobody else writes now
         definition = self._definitions[stored.definition]
         state = replay(definition, stored.events)
-        return await self._save(saga_id, definition, state, [SagaEvent(kind, at=_now(), note=note)])
+        event = SagaEvent(kind, at=_now(), note=note)
+        state = await self._save(saga_id, definition, state, [event])
+        if kind is not EventKind.OPERATOR_RETRY and saga_id not in self._tasks:
+            await self._leases.release(saga_id)
+        return state
 
     # -- the driver ------------------------------------------------------------------------
 
@@ -210,6 +283,48 @@ class Orchestrator:
         stored = await self.get(saga_id)
         definition = self._definitions[stored.definition]
         state = replay(definition, stored.events)
+        if next_action(definition, state) is None:
+            await self._leases.release(saga_id)
+            return state
+        if saga_id not in self._leases:
+            if await self._leases.acquire(saga_id) is None:
+                return state  # another worker holds it and drives it
+            state = self.state_of(await self.get(saga_id))  # what the last holder wrote
+        try:
+            state = await self._drive_under_lease(saga_id, definition, state, stored.params)
+        except asyncio.CancelledError:
+            raise  # shutting down: `close` releases the lease for an immediate takeover
+        except LeaseLost as exc:
+            logger.warning(
+                "saga %s: lease lost (LeaseLost), stopped driving: %s",
+                saga_id,
+                exc,
+                extra={"transaction_id": saga_id},
+            )
+            return self.state_of(await self.get(saga_id))
+        except BaseException:
+            # Stop renewing: the lease expires and the saga is claimed again (maybe by us).
+            self._leases.forget(saga_id)
+            raise
+        await self._leases.release(saga_id)
+        return state
+
+    async def _drive_under_lease(
+        self, saga_id: str, definition: SagaDefinition, state: SagaState, params: dict[str, Any]
+    ) -> SagaState:
+        while True:
+            try:
+                return await self._drive_leased(saga_id, definition, state, params)
+            except LeaseLost:
+                if saga_id not in self._leases:
+                    raise
+                # Refused under a stale fence while this worker holds a newer lease (its own
+                # start-up claim re-leased the saga): carry on from the log under the new one.
+                state = self.state_of(await self.get(saga_id))
+
+    async def _drive_leased(
+        self, saga_id: str, definition: SagaDefinition, state: SagaState, params: dict[str, Any]
+    ) -> SagaState:
         unsaved: list[SagaEvent] = []
         while (call := next_action(definition, state)) is not None:
             intent = SagaEvent(
@@ -220,13 +335,13 @@ class Orchestrator:
                 operation=call.operation,
             )
             state = self._apply(saga_id, definition, state, [intent])
-            await self.log.append(saga_id, [*unsaved, intent], status=state.status)
-            outcome = await self._perform(saga_id, stored.params, call, state.status)
+            await self._append(saga_id, [*unsaved, intent], state.status)
+            outcome = await self._perform(saga_id, params, call, state.status)
             state = self._apply(saga_id, definition, state, outcome)
             # Unknown attempts are already logged; the decisive last event is not yet.
             unsaved = [outcome[-1]]
         if unsaved:
-            await self.log.append(saga_id, unsaved, status=state.status)
+            await self._append(saga_id, unsaved, state.status)
         return state
 
     async def _perform(
@@ -238,6 +353,7 @@ class Orchestrator:
         body = call.step.body(params)
 
         async def attempt(number: int) -> CallResult:
+            await self._leases.current(saga_id)  # never call for a saga no longer held
             started = _now()
             result = await self._participant.call(
                 service=call.step.service,
@@ -261,7 +377,7 @@ class Orchestrator:
             )
             events.append(event)
             if result.outcome is Outcome.UNKNOWN:
-                await self.log.append(saga_id, [event], status=status)
+                await self._append(saga_id, [event], status)
             return result
 
         final = await policy.run(attempt)
@@ -281,7 +397,7 @@ class Orchestrator:
         self, saga_id: str, definition: SagaDefinition, state: SagaState, events: list[SagaEvent]
     ) -> SagaState:
         new = self._apply(saga_id, definition, state, events)
-        await self.log.append(saga_id, events, status=new.status)
+        await self._append(saga_id, events, new.status)
         return new
 
     def _apply(

@@ -2,7 +2,14 @@
 
 `SagaLog` is append-only: a saga row (definition, parameters, current status) plus its ordered
 events. `append` writes events and the new status in one durable transaction; it is the only
-write after `create`. `Participant.call` performs one attempt of one remote operation and
+write after `create`.
+
+Leases (several orchestrator workers on one log): a worker drives a saga only while it holds its
+lease, `Lease(saga_id, owner, fence)`. Every claim by a new holder bumps the saga's `fence`;
+`append` with a lease writes only if the row's owner and fence still match, in the same
+transaction, and raises `LeaseLost` otherwise (a paused "zombie" cannot write after a takeover).
+An expired lease whose fence is unchanged still writes: nobody else has touched the saga.
+`Participant.call` performs one attempt of one remote operation and
 classifies the answer; it never raises for a remote failure.
 """
 
@@ -27,6 +34,17 @@ class StoredSaga:
 
 
 @dataclass(frozen=True, slots=True)
+class Lease:
+    saga_id: str
+    owner: str
+    fence: int
+
+
+class LeaseLost(Exception):
+    """The saga's lease moved to another worker (or was never held): stop driving it."""
+
+
+@dataclass(frozen=True, slots=True)
 class SagaSummary:
     saga_id: str
     definition: str
@@ -38,12 +56,53 @@ class SagaSummary:
 
 class SagaLog(Protocol):
     async def create(
-        self, *, saga_id: str, definition: str, params: dict[str, Any], event: SagaEvent
-    ) -> bool:
-        """Insert the saga with its first event; False (and no change) if the id exists."""
+        self,
+        *,
+        saga_id: str,
+        definition: str,
+        params: dict[str, Any],
+        event: SagaEvent,
+        owner: str = "",
+        ttl: float = 0.0,
+    ) -> Lease | None:
+        """Insert the saga with its first event, leased to `owner` for `ttl` seconds.
+
+        Returns the new lease; None (and no change) if the id exists."""
         ...
 
-    async def append(self, saga_id: str, events: Sequence[SagaEvent], *, status: str) -> None: ...
+    async def append(
+        self,
+        saga_id: str,
+        events: Sequence[SagaEvent],
+        *,
+        status: str,
+        lease: Lease | None = None,
+    ) -> None:
+        """Append events and set the status; with a lease, only if it still holds (LeaseLost).
+
+        Without a lease the write is unfenced: for tests and single-writer tools only."""
+        ...
+
+    async def claim(
+        self, owner: str, *, limit: int, ttl: float, include_own: bool = False
+    ) -> list[Lease]:
+        """Lease up to `limit` unsettled sagas nobody holds (no owner or lease expired).
+
+        Oldest first; concurrent claimers never get the same saga. `include_own` also takes
+        sagas still leased under `owner`'s name (a restarted worker with a stable id)."""
+        ...
+
+    async def acquire(self, saga_id: str, owner: str, *, ttl: float) -> Lease | None:
+        """Lease one saga, whatever its status, if nobody holds it; else None."""
+        ...
+
+    async def renew(self, leases: Sequence[Lease], *, ttl: float) -> set[str]:
+        """Extend the leases that still hold; returns their saga ids (the others are lost)."""
+        ...
+
+    async def release(self, leases: Sequence[Lease]) -> None:
+        """Give up leases that still hold, so another worker may claim them at once."""
+        ...
 
     async def load(self, saga_id: str) -> StoredSaga | None: ...
 

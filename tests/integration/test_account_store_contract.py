@@ -1,4 +1,4 @@
-"""The AccountStore contract, run against every backend (memory and SQLite)."""
+"""The AccountStore contract, run against every backend (memory, SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The SagaLog contract, run against every backend (memory and SQLite)."""
+"""The SagaLog contract, run against every backend (memory, SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ async def test_create_then_load_returns_params_and_first_event(saga_log: SagaLog
 async def test_create_with_an_existing_id_changes_nothing(saga_log: SagaLog) -> None:
     await saga_log.create(saga_id="s1", definition="transfer", params={"a": 1}, event=START)
     again = await saga_log.create(saga_id="s1", definition="transfer", params={"a": 2}, event=START)
-    assert again is False
+    assert again is None
     stored = await saga_log.load("s1")
     assert stored is not None
     assert stored.params == {"a": 1}

@@ -1,0 +1,155 @@
+"""Numbered schema migrations per component (`accounts`, `sagas`) and SQL dialect.
+
+`schema_migrations(component, version, applied_at)` records each applied step. At start-up
+`pending` lists the steps a database lacks and the adapter runs them, with the bookkeeping rows,
+in one transaction that holds the database's write lock (SQLite `BEGIN IMMEDIATE`, PostgreSQL an
+advisory lock), so two processes starting together apply each step once.
+
+Invariants: steps are append-only (never edit a released one; add the next number); version 1 of
+each SQLite component is the schema as it was before versioning, written with `IF NOT EXISTS`, so
+a file created by an older sagabank ("version 0": tables, no bookkeeping) migrates forward.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Literal
+
+Dialect = Literal["sqlite", "postgres"]
+Statements = tuple[str, ...]
+
+BOOKKEEPING = (
+    "CREATE TABLE IF NOT EXISTS schema_migrations (component TEXT NOT NULL,"
+    " version INTEGER NOT NULL, applied_at TEXT NOT NULL, PRIMARY KEY (component, version))"
+)
+
+_SQLITE_ACCOUNTS_V1: Statements = (
+    "CREATE TABLE IF NOT EXISTS accounts (account_id TEXT PRIMARY KEY,"
+    " opening_balance INTEGER NOT NULL CHECK (opening_balance >= 0),"
+    " balance INTEGER NOT NULL CHECK (balance >= 0), created_at TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS operations (operation TEXT NOT NULL,"
+    " transaction_id TEXT NOT NULL, account_id TEXT, amount INTEGER, status TEXT NOT NULL,"
+    " applied INTEGER NOT NULL, status_code INTEGER NOT NULL, body TEXT NOT NULL,"
+    " created_at TEXT NOT NULL, PRIMARY KEY (operation, transaction_id)) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS ledger_entries (entry_id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " account_id TEXT NOT NULL REFERENCES accounts (account_id), transaction_id TEXT NOT NULL,"
+    " operation TEXT NOT NULL, delta INTEGER NOT NULL, balance_after INTEGER NOT NULL,"
+    " created_at TEXT NOT NULL, UNIQUE (operation, transaction_id))",
+    "CREATE INDEX IF NOT EXISTS ledger_by_account ON ledger_entries (account_id, entry_id)",
+)
+
+_SQLITE_SAGAS_V1: Statements = (
+    "CREATE TABLE IF NOT EXISTS sagas (saga_id TEXT PRIMARY KEY, definition TEXT NOT NULL,"
+    " params TEXT NOT NULL, status TEXT NOT NULL, version INTEGER NOT NULL,"
+    " created_at TEXT NOT NULL, updated_at TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS sagas_by_status ON sagas (status, created_at)",
+    "CREATE TABLE IF NOT EXISTS saga_events (saga_id TEXT NOT NULL REFERENCES sagas (saga_id),"
+    " seq INTEGER NOT NULL, data TEXT NOT NULL, PRIMARY KEY (saga_id, seq)) WITHOUT ROWID",
+)
+
+# Leases: lease_until is seconds since the epoch (REAL) on SQLite, a timestamptz on PostgreSQL.
+_SQLITE_SAGAS_V2: Statements = (
+    "ALTER TABLE sagas ADD COLUMN owner TEXT",
+    "ALTER TABLE sagas ADD COLUMN lease_until REAL",
+    "ALTER TABLE sagas ADD COLUMN fence INTEGER NOT NULL DEFAULT 0",
+)
+
+_PG_ACCOUNTS_V1: Statements = (
+    "CREATE TABLE accounts (account_id TEXT PRIMARY KEY,"
+    " opening_balance BIGINT NOT NULL CHECK (opening_balance >= 0),"
+    " balance BIGINT NOT NULL CHECK (balance >= 0), created_at TEXT NOT NULL)",
+    "CREATE TABLE operations (operation TEXT NOT NULL, transaction_id TEXT NOT NULL,"
+    " account_id TEXT, amount BIGINT, status TEXT NOT NULL, applied BOOLEAN NOT NULL,"
+    " status_code INTEGER NOT NULL, body TEXT NOT NULL, created_at TEXT NOT NULL,"
+    " PRIMARY KEY (operation, transaction_id))",
+    "CREATE TABLE ledger_entries (entry_id BIGSERIAL PRIMARY KEY,"
+    " account_id TEXT NOT NULL REFERENCES accounts (account_id),"
+    " transaction_id TEXT NOT NULL, operation TEXT NOT NULL, delta BIGINT NOT NULL,"
+    " balance_after BIGINT NOT NULL, created_at TEXT NOT NULL,"
+    " UNIQUE (operation, transaction_id))",
+    "CREATE INDEX ledger_by_account ON ledger_entries (account_id, entry_id)",
+)
+
+_PG_SAGAS_V1: Statements = (
+    "CREATE TABLE sagas (saga_id TEXT PRIMARY KEY, definition TEXT NOT NULL,"
+    " params TEXT NOT NULL, status TEXT NOT NULL, version INTEGER NOT NULL,"
+    " created_at TEXT NOT NULL, updated_at TEXT NOT NULL)",
+    "CREATE INDEX sagas_by_status ON sagas (status, created_at)",
+    "CREATE TABLE saga_events (saga_id TEXT NOT NULL REFERENCES sagas (saga_id),"
+    " seq INTEGER NOT NULL, data TEXT NOT NULL, PRIMARY KEY (saga_id, seq))",
+)
+
+_PG_SAGAS_V2: Statements = (
+    "ALTER TABLE sagas ADD COLUMN owner TEXT",
+    "ALTER TABLE sagas ADD COLUMN lease_until TIMESTAMPTZ",
+    "ALTER TABLE sagas ADD COLUMN fence BIGINT NOT NULL DEFAULT 0",
+)
+
+#: (component, dialect) -> steps; step i has version i + 1.
+MIGRATIONS: dict[tuple[str, Dialect], tuple[Statements, ...]] = {
+    ("accounts", "sqlite"): (_SQLITE_ACCOUNTS_V1,),
+    ("sagas", "sqlite"): (_SQLITE_SAGAS_V1, _SQLITE_SAGAS_V2),
+    ("accounts", "postgres"): (_PG_ACCOUNTS_V1,),
+    ("sagas", "postgres"): (_PG_SAGAS_V1, _PG_SAGAS_V2),
+}
+
+#: Key of the PostgreSQL advisory lock that serialises migrations across processes.
+PG_MIGRATION_LOCK = 0x5A6A_BA4C
+
+
+def latest(component: str, dialect: Dialect) -> int:
+    return len(MIGRATIONS[(component, dialect)])
+
+
+def pending(component: str, dialect: Dialect, applied: set[int]) -> list[tuple[int, Statements]]:
+    steps = MIGRATIONS[(component, dialect)]
+    return [(i + 1, step) for i, step in enumerate(steps) if i + 1 not in applied]
+
+
+def run(
+    execute: Callable[[str, Sequence[object]], None],
+    component: str,
+    dialect: Dialect,
+    applied: set[int],
+    now: str,
+) -> list[int]:
+    """Apply the pending steps through `execute(sql, params)`; returns the versions applied.
+
+    The caller owns the transaction (and the lock) around this call."""
+    mark = "?" if dialect == "sqlite" else "%s"
+    done = []
+    for version, statements in pending(component, dialect, applied):
+        for sql in statements:
+            execute(sql, ())
+        execute(
+            "INSERT INTO schema_migrations (component, version, applied_at)"
+            f" VALUES ({mark}, {mark}, {mark})",
+            (component, version, now),
+        )
+        done.append(version)
+    return done
+
+
+def migrate_sqlite(conn: sqlite3.Connection, component: str) -> list[int]:
+    """Bring `component` of this SQLite file up to date (autocommit connection expected)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute(BOOKKEEPING)
+        rows = conn.execute(
+            "SELECT version FROM schema_migrations WHERE component = ?", (component,)
+        )
+        applied = {int(v) for (v,) in rows}
+        done = run(
+            lambda sql, params: conn.execute(sql, params).close(),
+            component,
+            "sqlite",
+            applied,
+            datetime.now(UTC).isoformat(timespec="microseconds"),
+        )
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return done

@@ -1,0 +1,12 @@
+"""`sagabank chaos`: a seeded fault run against real processes on loopback.
+
+schedule.py  which fault hits which delivery, and when the processes die (pure, seeded)
+proxy.py     the fault-injecting HTTP proxy between the orchestrator and the account service
+wire.py      the little HTTP/1.1 the proxy speaks
+cluster.py   the child processes and the one place their settings (database URLs) are built
+load.py      the seeded transfer plan and the client that submits it through the kills
+records.py   the account service's records, checked against each saga's final status
+report.py    the report: figures, violations, rich table, JSON
+runner.py    one run from start to audit
+cli.py       the typer command
+"""

@@ -1,0 +1,41 @@
+"""`sagabank chaos`: run the seeded fault run and print its report; exit 1 on any violation."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from repository_after.chaos.report import render
+from repository_after.chaos.runner import ChaosConfig, run
+from repository_after.chaos.schedule import ALL_FAMILIES, parse_families
+
+ALL = ",".join(family.value for family in ALL_FAMILIES)
+
+
+def chaos(
+    seed: Annotated[int, typer.Option(help="seed of the fault schedule and the transfer plan")] = 1,
+    transfers: Annotated[int, typer.Option(min=1, max=1_000_000)] = 500,
+    faults: Annotated[str, typer.Option(help="comma-separated fault families")] = ALL,
+    concurrency: Annotated[int, typer.Option(min=1, max=256)] = 16,
+    json_output: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+) -> None:
+    """Transfers through injected faults and SIGKILLs on loopback; audit and match the books."""
+    try:
+        families = parse_families(faults)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--faults") from exc
+    config = ChaosConfig(seed=seed, transfers=transfers, families=families, concurrency=concurrency)
+    report = asyncio.run(run(config)).report
+    if json_output:
+        sys.stdout.write(json.dumps(report.as_dict(), indent=2) + "\n")
+    else:
+        render(report, Console())
+    if not report.ok:
+        if json_output:
+            sys.stderr.write(f"chaos run FAILED; replay with: {report.replay_command()}\n")
+        raise typer.Exit(1)

@@ -1,0 +1,162 @@
+"""The fault-injecting HTTP proxy between the orchestrator and the account service.
+
+A minimal HTTP/1.1 reverse proxy on asyncio streams (keep-alive, `content-length` bodies, which
+is all the orchestrator's httpx client sends). `POST /debit|/credit|/compensate_debit|/void_credit`
+with a `transaction-id` is numbered per (transaction id, operation) and its fate is asked of the
+`Schedule`; everything else (`/health`) passes through untouched.
+
+- credit-before: answer 500 `injected_fault` without forwarding (nothing was applied);
+- credit-after: forward, wait for the answer, drop it and answer 500 (the lost response);
+- delay: hold the request `delay` seconds, then forward it anyway — the orchestrator timed out
+  long ago, so it lands late (after a retry, a compensation or a void). Recorded in `late`;
+- duplicate: forward the request twice concurrently, answer with the first reply.
+
+Invariant: a request the proxy accepted is delivered (or tried) even if the client is gone;
+`drain()` waits for every such delivery, so the books are quiet before the audit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from repository_after.chaos.schedule import NO_FAULT, Family, Schedule
+from repository_after.chaos.wire import Reply, Request, encode, error_reply, read_request
+
+OPERATIONS = frozenset({"debit", "credit", "compensate_debit", "void_credit"})
+_PASSED_HEADERS = ("content-type", "transaction-id", "authorization")
+
+
+@dataclass(frozen=True, slots=True)
+class LateDelivery:
+    """A delayed request and what the account service answered when it finally arrived."""
+
+    transaction_id: str
+    operation: str
+    delivery: int
+    held: float
+    forwarded_at: str  # UTC ISO time the request left the proxy, comparable with saga attempts
+    status: int
+    error: str | None
+    replayed: bool
+
+
+class FaultProxy:
+    def __init__(self, *, schedule: Schedule, upstream: str) -> None:
+        self._schedule = schedule
+        self._client = httpx.AsyncClient(base_url=upstream, timeout=httpx.Timeout(15.0))
+        self._deliveries: Counter[tuple[str, str]] = Counter()
+        self._pending: set[asyncio.Task[Reply]] = set()
+        self._server: asyncio.Server | None = None
+        self.counts: Counter[Family] = Counter()
+        self.late: list[LateDelivery] = []
+        self.url = ""
+
+    async def start(self) -> str:
+        self._server = await asyncio.start_server(self._connection, "127.0.0.1", 0)
+        port = self._server.sockets[0].getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+        return self.url
+
+    async def drain(self, timeout: float) -> bool:
+        """Wait for held and duplicated deliveries; True if none is left."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while self._pending and asyncio.get_running_loop().time() < deadline:
+            await asyncio.wait(set(self._pending), timeout=1.0)
+        return not self._pending
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for task in self._pending:
+            task.cancel()
+        await asyncio.gather(*self._pending, return_exceptions=True)
+        await self._client.aclose()
+
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while (request := await read_request(reader)) is not None:
+                reply = await self._handle(request)
+                writer.write(encode(reply))
+                await writer.drain()
+                if request.headers.get("connection", "").lower() == "close":
+                    break
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+            pass  # the client gave up (a timeout); any delivery in flight goes on regardless
+        except ValueError:
+            pass  # not HTTP we understand; only the orchestrator talks to this proxy
+        finally:
+            writer.close()
+
+    async def _handle(self, request: Request) -> Reply:
+        operation = request.path.lstrip("/")
+        tx_id = request.headers.get("transaction-id", "")
+        fault, delivery = NO_FAULT, 0
+        if request.method == "POST" and operation in OPERATIONS and tx_id:
+            self._deliveries[(tx_id, operation)] += 1
+            delivery = self._deliveries[(tx_id, operation)]
+            fault = self._schedule.proxy_fault(tx_id, operation, delivery)
+        if fault.family is not None:
+            self.counts[fault.family] += 1
+        if fault.family is Family.CREDIT_BEFORE:
+            return error_reply(500, "injected_fault", "chaos: credit failed before the change")
+        if fault.family is Family.DELAY:
+            late = self._late(request, fault.delay, tx_id, operation, delivery)
+            return await asyncio.shield(self._track(late))
+        if fault.family is Family.DUPLICATE:
+            first, _ = await asyncio.gather(
+                asyncio.shield(self._track(self._forward(request))),
+                asyncio.shield(self._track(self._forward(request))),
+            )
+            return first
+        reply = await asyncio.shield(self._track(self._forward(request)))
+        if fault.family is Family.CREDIT_AFTER:
+            return error_reply(500, "injected_fault", "chaos: credit applied, answer lost")
+        return reply
+
+    def _track(self, coro: Coroutine[Any, Any, Reply]) -> asyncio.Task[Reply]:
+        task = asyncio.create_task(coro)
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+        return task
+
+    async def _late(
+        self, request: Request, delay: float, tx_id: str, operation: str, delivery: int
+    ) -> Reply:
+        await asyncio.sleep(delay)  # the fault itself: hold the request past the client's timeout
+        forwarded_at = datetime.now(UTC).isoformat(timespec="microseconds")
+        reply = await self._forward(request)
+        self.late.append(
+            LateDelivery(
+                tx_id,
+                operation,
+                delivery,
+                delay,
+                forwarded_at,
+                reply.status,
+                reply.error,
+                reply.replayed,
+            )
+        )
+        return reply
+
+    async def _forward(self, request: Request) -> Reply:
+        headers = {k: v for k, v in request.headers.items() if k in _PASSED_HEADERS}
+        try:
+            response = await self._client.request(
+                request.method, request.path, content=request.body, headers=headers
+            )
+        except httpx.TimeoutException:
+            return error_reply(504, "gateway_timeout", "chaos proxy: the account service timed out")
+        except httpx.TransportError:
+            return error_reply(
+                502, "bad_gateway", "chaos proxy: the account service is unreachable"
+            )
+        replayed = response.headers.get("idempotent-replayed") == "true"
+        return Reply(response.status_code, response.content, replayed)

@@ -1,0 +1,114 @@
+"""The report of a chaos run: figures, violations, and how to replay it.
+
+A run is green only if nothing in `violations` is listed: money conserved, no negative balance,
+every saga terminal, nothing applied twice, a clean audit, every saga matching the account
+service's records, and every transfer answered as the API promises.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from repository_after.chaos.schedule import Family
+from repository_after.domain.money import format_minor
+
+
+@dataclass
+class ChaosReport:
+    seed: int
+    transfers: int
+    families: list[str]
+    concurrency: int
+    outcomes: dict[str, int] = field(default_factory=dict)
+    faults: dict[str, int] = field(default_factory=dict)
+    late_deliveries: dict[str, int] = field(default_factory=dict)  # what a late request met
+    resubmitted: int = 0
+    recovered_after_restart: int = 0
+    parked_then_retried: int = 0
+    money_before: int = 0
+    money_after: int = 0
+    negative_balances: list[str] = field(default_factory=list)
+    non_terminal: list[str] = field(default_factory=list)
+    applied_twice: list[str] = field(default_factory=list)
+    audit_violations: list[str] = field(default_factory=list)
+    record_mismatches: list[str] = field(default_factory=list)
+    unexpected_answers: list[str] = field(default_factory=list)
+    elapsed_seconds: float = 0.0
+    workdir: str = ""
+
+    @property
+    def violations(self) -> list[str]:
+        found: list[str] = []
+        if self.money_after != self.money_before:
+            found.append(f"money not conserved: {self.money_before} -> {self.money_after}")
+        found += [f"negative balance: {v}" for v in self.negative_balances]
+        found += [f"not terminal: {v}" for v in self.non_terminal]
+        found += [f"applied twice: {v}" for v in self.applied_twice]
+        found += [f"audit: {v}" for v in self.audit_violations]
+        found += [f"records: {v}" for v in self.record_mismatches]
+        found += [f"answer: {v}" for v in self.unexpected_answers]
+        return found
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations
+
+    def replay_command(self) -> str:
+        return (
+            f"sagabank chaos --seed {self.seed} --transfers {self.transfers} "
+            f"--faults {','.join(self.families)} --concurrency {self.concurrency}"
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            **asdict(self),
+            "violations": self.violations,
+            "ok": self.ok,
+            "replay": self.replay_command(),
+        }
+
+
+def _count_rows(table: Table, title: str, counts: dict[str, int]) -> None:
+    for key, value in sorted(counts.items()):
+        table.add_row(f"{title}: {key}", str(value))
+
+
+def render(report: ChaosReport, console: Console) -> None:
+    table = Table(
+        title=f"chaos seed {report.seed}: {report.transfers} transfers, "
+        f"concurrency {report.concurrency}, {report.elapsed_seconds:.1f} s"
+    )
+    table.add_column("")
+    table.add_column("value", justify="right")
+    _count_rows(table, "outcome", report.outcomes)
+    for family in Family:
+        if family.value in report.families:
+            table.add_row(f"fault: {family.value}", str(report.faults.get(family.value, 0)))
+    _count_rows(table, "late delivery met", report.late_deliveries)
+    table.add_row("transfers re-submitted (orchestrator died)", str(report.resubmitted))
+    table.add_row("sagas recovered at restart", str(report.recovered_after_restart))
+    table.add_row("parked, retried by operator", str(report.parked_then_retried))
+    table.add_row("money before", format_minor(report.money_before))
+    table.add_row("money after", format_minor(report.money_after))
+    rows = [
+        ("negative balances", report.negative_balances),
+        ("non-terminal sagas", report.non_terminal),
+        ("operations applied twice", report.applied_twice),
+        ("audit violations", report.audit_violations),
+        ("sagas contradicting the records", report.record_mismatches),
+        ("unexpected answers", report.unexpected_answers),
+    ]
+    for label, items in rows:
+        table.add_row(label, f"[red]{len(items)}[/red]" if items else "0")
+    console.print(table)
+    for violation in report.violations[:50]:
+        console.print(f"[red]VIOLATION[/red] {violation}")
+    if report.ok:
+        console.print("[green]chaos run clean: money conserved, every saga settled[/green]")
+    else:
+        console.print(f"[red]chaos run FAILED[/red]; artifacts in {report.workdir}")
+        console.print(f"replay with: {report.replay_command()}")

@@ -1,0 +1,111 @@
+"""The fault schedule of a chaos run: a pure function of the seed.
+
+A proxy fault is decided from a hash of (seed, transaction id, operation, n-th delivery of that
+pair), never from arrival order, so concurrent requests and restarts do not reshuffle it: the
+same seed gives the same schedule. Process kills are points on the count of answered transfers,
+drawn from a `random.Random` seeded by (seed, family). At most one proxy fault per delivery.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Family(StrEnum):
+    CREDIT_BEFORE = "credit-before"
+    CREDIT_AFTER = "credit-after"
+    DELAY = "delay"
+    DUPLICATE = "duplicate"
+    KILL_ORCHESTRATOR = "kill-orchestrator"
+    KILL_ACCOUNTS = "kill-accounts"
+
+
+ALL_FAMILIES: tuple[Family, ...] = tuple(Family)
+PROXY_FAMILIES = (Family.CREDIT_BEFORE, Family.CREDIT_AFTER, Family.DELAY, Family.DUPLICATE)
+CREDIT_FAMILIES = frozenset({Family.CREDIT_BEFORE, Family.CREDIT_AFTER})
+
+
+def parse_families(text: str) -> tuple[Family, ...]:
+    """`credit-before,delay` -> families in canonical order; ValueError on an unknown name."""
+    names = {part.strip() for part in text.split(",") if part.strip()}
+    if not names:
+        raise ValueError("no fault family given")
+    unknown = names - {f.value for f in Family}
+    if unknown:
+        raise ValueError(
+            f"unknown fault famil{'y' if len(unknown) == 1 else 'ies'}: "
+            f"{', '.join(sorted(unknown))}"
+        )
+    return tuple(f for f in Family if f.value in names)
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyFault:
+    family: Family | None  # None: deliver normally
+    delay: float = 0.0  # seconds the proxy holds a DELAY delivery before forwarding it
+
+
+NO_FAULT = ProxyFault(None)
+
+
+@dataclass(frozen=True, slots=True)
+class Rates:
+    """Probability of each proxy fault per delivery (credit faults apply to `/credit` only)."""
+
+    credit_before: float = 0.12
+    credit_after: float = 0.12
+    delay: float = 0.06
+    duplicate: float = 0.08
+    delay_range: tuple[float, float] = (0.4, 2.5)  # beyond the attempt timeout, often the retries
+    orchestrator_kills_per_1000: int = 6
+    accounts_kills_per_1000: int = 3
+
+
+def _unit(*parts: object) -> tuple[float, float]:
+    """Two independent uniform draws in [0, 1) from a hash of the parts."""
+    digest = hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()
+    scale = float(1 << 64)
+    return int.from_bytes(digest[:8], "big") / scale, int.from_bytes(digest[8:16], "big") / scale
+
+
+@dataclass(frozen=True)
+class Schedule:
+    seed: int
+    families: tuple[Family, ...]
+    rates: Rates = field(default_factory=Rates)
+
+    def proxy_fault(self, transaction_id: str, operation: str, delivery: int) -> ProxyFault:
+        """The fate of the `delivery`-th request (1-based) of `operation` for `transaction_id`."""
+        u, v = _unit(self.seed, transaction_id, operation, delivery)
+        r = self.rates
+        candidates = [
+            (Family.CREDIT_BEFORE, r.credit_before if operation == "credit" else 0.0),
+            (Family.CREDIT_AFTER, r.credit_after if operation == "credit" else 0.0),
+            (Family.DELAY, r.delay),
+            (Family.DUPLICATE, r.duplicate),
+        ]
+        edge = 0.0
+        for family, rate in candidates:
+            if family not in self.families:
+                continue
+            edge += rate
+            if u < edge:
+                low, high = r.delay_range
+                delay = low + v * (high - low) if family is Family.DELAY else 0.0
+                return ProxyFault(family, delay)
+        return NO_FAULT
+
+    def kill_points(self, family: Family, transfers: int) -> tuple[int, ...]:
+        """Answered-transfer counts at which to SIGKILL (at least one when the family is on)."""
+        if family not in self.families or transfers < 2:
+            return ()
+        per_1000 = {
+            Family.KILL_ORCHESTRATOR: self.rates.orchestrator_kills_per_1000,
+            Family.KILL_ACCOUNTS: self.rates.accounts_kills_per_1000,
+        }.get(family, 0)
+        wanted = max(1, transfers * per_1000 // 1000)
+        rng = random.Random(f"{self.seed}:{family.value}")
+        return tuple(sorted(rng.sample(range(1, transfers), min(wanted, transfers - 1))))

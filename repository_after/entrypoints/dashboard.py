@@ -1,0 +1,123 @@
+"""The operator dashboard at `/ui`: static page + JSON helpers + a server-sent event stream.
+
+- `/ui`, `/ui/transfers/{id}`: the single page (plain HTML/JS/CSS shipped in `static/`, nothing
+  fetched from elsewhere, so it works offline); it reads the existing JSON API (`/transfers`,
+  `/transfers/{id}`, `POST /transfers/{id}/retry|resolve`).
+- `/ui/events`: saga transitions as they happen (`TransitionHub`). A stream ends by itself after
+  `STREAM_SECONDS` and the browser reconnects (`retry:`): uvicorn's graceful shutdown waits for
+  open responses, so an endless stream would hold a shutdown hostage.
+- `/ui/api/books`: balances, total money and the audit, fetched from the account service
+  (this very process in role `all`, `SAGABANK_ACCOUNTS_URL` in role `orchestrator`).
+- `/ui/api/transfers/{id}/logs`: the recent log lines of one transaction (bounded buffer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+
+from repository_after.entrypoints.errors import BadRequest, error_response
+from repository_after.observability.events import TooManySubscribers
+from repository_after.observability.telemetry import Telemetry
+
+router = APIRouter(prefix="/ui", tags=["dashboard"])
+
+STATIC = Path(__file__).parent / "static"
+_ASSETS = {
+    "dashboard.js": "text/javascript",
+    "dashboard.css": "text/css",
+    "favicon.svg": "image/svg+xml",
+}
+STREAM_SECONDS = 20.0
+KEEPALIVE_SECONDS = 5.0
+
+
+def _telemetry(request: Request) -> Telemetry:
+    telemetry: Telemetry = request.app.state.telemetry
+    return telemetry
+
+
+def _page() -> FileResponse:
+    return FileResponse(STATIC / "dashboard.html", media_type="text/html")
+
+
+@router.get("", include_in_schema=False)
+async def dashboard() -> FileResponse:
+    return _page()
+
+
+@router.get("/transfers/{transaction_id}", include_in_schema=False)
+async def transfer_page(transaction_id: str) -> FileResponse:  # noqa: ARG001 - routed client-side
+    return _page()
+
+
+@router.get("/static/{name}", include_in_schema=False)
+async def asset(name: str) -> FileResponse:
+    media_type = _ASSETS.get(name)
+    if media_type is None:
+        raise BadRequest("not_found", "no such asset", 404)
+    return FileResponse(STATIC / name, media_type=media_type)
+
+
+@router.get("/events")
+async def events(request: Request) -> StreamingResponse:
+    """Server-sent events: `transition` messages, or `resync` when this client fell behind."""
+    hub = _telemetry(request).hub
+    try:
+        queue = hub.subscribe()
+    except TooManySubscribers as exc:
+        raise BadRequest("too_many_subscribers", str(exc), 503) from exc
+
+    async def stream() -> AsyncIterator[str]:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + STREAM_SECONDS
+        try:
+            yield "retry: 1000\n\n"
+            while (left := deadline - loop.time()) > 0:
+                try:
+                    message = await asyncio.wait_for(
+                        queue.get(), timeout=min(KEEPALIVE_SECONDS, left)
+                    )
+                except TimeoutError:
+                    yield ": keep-alive\n\n"
+                    continue
+                yield f"event: {message['type']}\ndata: {json.dumps(message)}\n\n"
+        finally:
+            hub.unsubscribe(queue)
+
+    return StreamingResponse(
+        stream(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+@router.get("/api/books")
+async def books(request: Request) -> JSONResponse:
+    """Accounts, total money and the audit, as the account service reports them."""
+    url = request.app.state.container.settings.resolved_accounts_url()
+    try:
+        async with httpx.AsyncClient(base_url=url, timeout=2.0) as client:
+            accounts = (await client.get("/accounts")).raise_for_status().json()
+            audit = (await client.get("/audit")).raise_for_status().json()
+    except (httpx.HTTPError, ValueError):
+        return error_response(
+            503, "accounts_unavailable", f"the account service at {url} did not answer"
+        )
+    body: dict[str, Any] = {**accounts, "audit": audit}
+    return JSONResponse(body)
+
+
+@router.get("/api/transfers/{transaction_id}/logs")
+async def transfer_logs(request: Request, transaction_id: str) -> dict[str, Any]:
+    return {
+        "transaction_id": transaction_id,
+        "lines": _telemetry(request).recent_logs.lines(transaction_id),
+    }

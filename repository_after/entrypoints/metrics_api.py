@@ -1,0 +1,23 @@
+"""`GET /metrics`: Prometheus text exposition of this app instance's registry.
+
+The saga-log gauges are refreshed from the log on each scrape (see observability.metrics).
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from repository_after.observability.telemetry import Telemetry
+
+router = APIRouter(tags=["meta"])
+
+
+@router.get("/metrics", response_class=Response)
+async def metrics(request: Request) -> Response:
+    telemetry: Telemetry = request.app.state.telemetry
+    orchestrator = request.app.state.container.orchestrator
+    if orchestrator is not None:
+        await telemetry.metrics.refresh(orchestrator.log)
+    return Response(telemetry.metrics.render(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,186 @@
+"""Prometheus metrics of one app instance, in its own `CollectorRegistry` (never the global one).
+
+Saga metrics are fed by `SagaMetrics.observe`, an observer of `SagaTransition` events, so they
+count what this process drove (recovery included). Gauges that describe the whole saga log
+(sagas by status, parked sagas, age of the oldest unsettled saga) are read from the log at scrape
+time (`refresh`), so they are right after a restart too. Injected faults are read from the fault
+injector at scrape time. Names and labels are listed in docs/operations.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from repository_after.domain.saga import TERMINAL, EventKind, Outcome, Role, SagaStatus
+from repository_after.service_layer.faults import FaultInjector
+from repository_after.service_layer.orchestrator import SagaTransition
+from repository_after.service_layer.saga_ports import SagaLog
+
+PARKED = SagaStatus.FAILED_NEEDS_ATTENTION.value
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+#: In-flight steps remembered for their duration; a driver cancelled mid-step leaves one entry.
+_MAX_OPEN_STEPS = 10_000
+
+
+def _ts(iso: str) -> float:
+    return datetime.fromisoformat(iso).timestamp()
+
+
+@dataclass
+class LogSnapshot:
+    counts: dict[str, int] = field(default_factory=dict)
+    oldest_in_flight: float | None = None
+    oldest_parked: float | None = None
+
+
+class _ScrapeTimeCollector(Collector):
+    """Yields the values read at scrape time: the saga log snapshot and the fault counts."""
+
+    def __init__(self, metrics: SagaMetrics) -> None:
+        self._m = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        snap = self._m.snapshot
+        if snap is not None:
+            by_status = GaugeMetricFamily(
+                "sagabank_sagas", "Sagas in the saga log by status.", labels=["status"]
+            )
+            for status, count in sorted(snap.counts.items()):
+                by_status.add_metric([status], count)
+            yield by_status
+            yield GaugeMetricFamily(
+                "sagabank_parked_sagas",
+                "Sagas parked in failed_needs_attention, waiting for an operator.",
+                value=snap.counts.get(PARKED, 0),
+            )
+            age = GaugeMetricFamily(
+                "sagabank_oldest_unsettled_saga_age_seconds",
+                "Age of the oldest non-terminal saga (0 if none), in flight or parked.",
+                labels=["kind"],
+            )
+            age.add_metric(["in_flight"], snap.oldest_in_flight or 0.0)
+            age.add_metric(["parked"], snap.oldest_parked or 0.0)
+            yield age
+        faults = self._m.faults
+        if faults is not None:
+            injected = CounterMetricFamily(
+                "sagabank_injected_faults",
+                "Faults injected on /credit since start, by point.",
+                labels=["point"],
+            )
+            injected.add_metric(["before"], faults.counts.before)
+            injected.add_metric(["after"], faults.counts.after)
+            yield injected
+
+
+class SagaMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.snapshot: LogSnapshot | None = None
+        self.faults: FaultInjector | None = None
+        self._open_steps: dict[str, float] = {}
+        r = self.registry
+        self.started = Counter(
+            "sagabank_sagas_started", "Sagas whose first step began here.", ["saga"], registry=r
+        )
+        self.outcomes = Counter(
+            "sagabank_saga_outcomes",
+            "Sagas reaching a terminal or parked status (transfers by outcome).",
+            ["saga", "outcome"],
+            registry=r,
+        )
+        self.attempt_seconds = Histogram(
+            "sagabank_step_attempt_duration_seconds",
+            "Duration of one attempt of a remote operation.",
+            ["saga", "operation", "outcome"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.step_seconds = Histogram(
+            "sagabank_step_duration_seconds",
+            "Duration of one operation of a step, all retries included, by final outcome.",
+            ["saga", "operation", "outcome"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.retries = Counter(
+            "sagabank_step_retries",
+            "Attempts after the first one.",
+            ["saga", "operation"],
+            registry=r,
+        )
+        self.compensations = Counter(
+            "sagabank_compensations",
+            "Compensations finished, by outcome (exhausted: still unknown after retries).",
+            ["saga", "operation", "outcome"],
+            registry=r,
+        )
+        self.settlements = Counter(
+            "sagabank_settlements",
+            "Settlements (void_credit for transfers) finished, by the participant's answer.",
+            ["saga", "operation", "result"],
+            registry=r,
+        )
+        r.register(_ScrapeTimeCollector(self))
+
+    def observe(self, t: SagaTransition) -> None:
+        e = t.event
+        saga = t.definition
+        if e.kind is EventKind.OPERATION_STARTED:
+            if t.before == SagaStatus.STARTED:
+                self.started.labels(saga).inc()
+            self._open_steps[t.saga_id] = _ts(e.at)
+            while len(self._open_steps) > _MAX_OPEN_STEPS:
+                self._open_steps.pop(next(iter(self._open_steps)))
+        elif e.kind is EventKind.ATTEMPT and e.outcome is not None:
+            operation = e.operation or ""
+            if e.started_at:
+                self.attempt_seconds.labels(saga, operation, e.outcome.value).observe(
+                    max(0.0, _ts(e.at) - _ts(e.started_at))
+                )
+            if (e.attempt or 1) > 1:
+                self.retries.labels(saga, operation).inc()
+            if e.outcome is not Outcome.UNKNOWN:
+                self._finish_step(t, e.outcome.value, e.result or e.error or e.outcome.value)
+        elif e.kind is EventKind.RETRIES_EXHAUSTED:
+            self._finish_step(t, "exhausted", "exhausted")
+        if t.after != t.before and (t.after in TERMINAL or t.after == PARKED):
+            self.outcomes.labels(saga, t.after).inc()
+
+    def _finish_step(self, t: SagaTransition, outcome: str, result: str) -> None:
+        e = t.event
+        operation = e.operation or ""
+        began = self._open_steps.pop(t.saga_id, None)
+        if began is not None:
+            self.step_seconds.labels(t.definition, operation, outcome).observe(
+                max(0.0, _ts(e.at) - began)
+            )
+        if e.role is Role.COMPENSATION:
+            self.compensations.labels(t.definition, operation, outcome).inc()
+        elif e.role is Role.SETTLEMENT:
+            self.settlements.labels(t.definition, operation, result).inc()
+
+    async def refresh(self, log: SagaLog) -> None:
+        """Read the whole-log gauges; bounded work: one count, one summary, one short list."""
+        now = datetime.now(UTC).timestamp()
+        snap = LogSnapshot(counts=await log.count_by_status())
+        unsettled = await log.unsettled_ids()
+        if unsettled:
+            # The log lists unsettled ids oldest first.
+            oldest = await log.summary(unsettled[0])
+            if oldest is not None:
+                snap.oldest_in_flight = now - _ts(oldest.created_at)
+        if snap.counts.get(PARKED):
+            parked = await log.list_recent(status=PARKED, limit=1000)
+            if parked:
+                snap.oldest_parked = now - min(_ts(p.created_at) for p in parked)
+        self.snapshot = snap
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

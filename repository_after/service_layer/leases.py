@@ -1,0 +1,107 @@
+"""The saga leases one orchestrator worker holds (see `saga_ports` for the log's side).
+
+Invariants: a saga is in the book only while this worker believes it holds the lease; each entry
+remembers the `time.monotonic()` until which the lease surely holds (taken *before* the database
+call that set it, so the estimate errs short). `current` is the guard before every remote call
+and log write: past that time the lease is renewed first, and a lease found lost is dropped and
+reported as `LeaseLost`, so a worker that was paused stops instead of acting on a stale view.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from repository_after.service_layer.saga_ports import Lease, LeaseLost, SagaLog
+
+logger = logging.getLogger(__name__)
+
+
+class LeaseBook:
+    def __init__(self, log: SagaLog, *, owner: str, ttl: float) -> None:
+        self._log = log
+        self.owner = owner
+        self.ttl = ttl
+        self._held: dict[str, tuple[Lease, float]] = {}
+
+    def __contains__(self, saga_id: object) -> bool:
+        return saga_id in self._held
+
+    def __len__(self) -> int:
+        return len(self._held)
+
+    async def take(self, get: Callable[[], Awaitable[Lease | None]]) -> Lease | None:
+        """Record the lease `get` obtains from the log (create, acquire), if any."""
+        since = time.monotonic()
+        lease = await get()
+        if lease is not None:
+            self._held[lease.saga_id] = (lease, since + self.ttl)
+        return lease
+
+    async def acquire(self, saga_id: str) -> Lease | None:
+        return await self.take(lambda: self._log.acquire(saga_id, self.owner, ttl=self.ttl))
+
+    async def claim(self, *, limit: int, include_own: bool) -> list[Lease]:
+        since = time.monotonic()
+        leases = await self._log.claim(
+            self.owner, limit=limit, ttl=self.ttl, include_own=include_own
+        )
+        for lease in leases:
+            self._held[lease.saga_id] = (lease, since + self.ttl)
+        return leases
+
+    def forget(self, saga_id: str, lease: Lease | None = None) -> None:
+        """Stop renewing (the lease expires on its own and the saga is claimed again).
+
+        With `lease`, only if that is still the one held: a newer lease this worker took meanwhile
+        (the start-up claim re-leases its own sagas) must survive a stale one being refused."""
+        held = self._held.get(saga_id)
+        if held is not None and (lease is None or held[0] == lease):
+            del self._held[saga_id]
+
+    async def renew(self) -> list[str]:
+        """Extend every lease held; drop and return the ids of those lost to another worker."""
+        held = [lease for lease, _ in self._held.values()]
+        if not held:
+            return []
+        since = time.monotonic()
+        kept = await self._log.renew(held, ttl=self.ttl)
+        lost = []
+        for lease in held:
+            if self._held.get(lease.saga_id, (None, 0.0))[0] != lease:
+                continue  # released or re-taken meanwhile
+            if lease.saga_id in kept:
+                self._held[lease.saga_id] = (lease, since + self.ttl)
+            else:
+                self.forget(lease.saga_id)
+                lost.append(lease.saga_id)
+        return lost
+
+    async def current(self, saga_id: str) -> Lease:
+        """The lease to call and write under; LeaseLost if it is gone, or lapsed and lost."""
+        lease, until = self._held.get(saga_id, (None, 0.0))
+        if lease is None:
+            raise LeaseLost(f"saga {saga_id}: no lease held by {self.owner}")
+        if time.monotonic() >= until:  # e.g. this process was paused: renew before acting
+            since = time.monotonic()
+            if saga_id not in await self._log.renew([lease], ttl=self.ttl):
+                self.forget(saga_id, lease)
+                raise LeaseLost(f"saga {saga_id}: lease {lease.fence} lapsed and was taken over")
+            self._held[saga_id] = (lease, since + self.ttl)
+        return lease
+
+    async def release(self, saga_id: str) -> None:
+        entry = self._held.pop(saga_id, None)
+        if entry is not None:
+            await self._log.release([entry[0]])
+
+    async def release_all(self) -> None:
+        """Hand every saga over at once instead of after the ttl (graceful shutdown)."""
+        held = [lease for lease, _ in self._held.values()]
+        self._held.clear()
+        if held:
+            try:
+                await self._log.release(held)
+            except Exception as exc:  # best effort: the leases expire anyway
+                logger.warning("could not release %d lease(s): %s", len(held), exc)

@@ -1,0 +1,32 @@
+"""Reduced chaos runs: every fault family on real processes, and the books must stay exact.
+
+Each seed runs transfers through the fault proxy while the orchestrator and the account service
+are SIGKILLed at seeded points. The report must be clean (money conserved, no negative balance,
+every saga terminal, nothing applied twice, clean audit, every saga matching the account
+service's records) and every family must actually have been injected, or the run proved nothing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from repository_after.chaos.runner import ChaosConfig, run
+from repository_after.chaos.schedule import ALL_FAMILIES
+
+pytestmark = pytest.mark.chaos
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+async def test_a_chaos_run_with_every_fault_family_conserves_money(
+    seed: int, tmp_path: Path
+) -> None:
+    outcome = await run(ChaosConfig(seed=seed, transfers=100, workdir=tmp_path, settle_timeout=60))
+    report = outcome.report
+
+    assert report.violations == [], report.replay_command()
+    assert sum(report.outcomes.values()) == 100
+    assert report.money_after == report.money_before
+    assert {f.value for f in ALL_FAMILIES} <= {f for f, n in report.faults.items() if n > 0}
+    assert report.late_deliveries, "no delayed request reached the account service"

@@ -1,0 +1,61 @@
+"""A delayed request really lands after the orchestrator gave up on it, and is fenced.
+
+Only the delay family is on, at a high rate and with delays well past the attempt timeout
+(0.3 s) and the debit's three attempts, so some debits are compensated before any of their
+attempts arrives; the late debit must then be refused (409 `transaction_compensated`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from repository_after.chaos import records
+from repository_after.chaos.runner import ChaosConfig, run
+from repository_after.chaos.schedule import Family, Rates
+
+pytestmark = pytest.mark.chaos
+
+
+async def test_a_delayed_request_lands_after_the_orchestrator_timed_out_and_is_fenced(
+    tmp_path: Path,
+) -> None:
+    config = ChaosConfig(
+        seed=5,
+        transfers=40,
+        families=(Family.DELAY,),
+        rates=Rates(delay=0.5, delay_range=(1.5, 2.5)),
+        workdir=tmp_path,
+        settle_timeout=60,
+    )
+    outcome = await run(config)
+    assert outcome.report.violations == []
+
+    # Every late request left the proxy after the orchestrator had recorded that very attempt
+    # as timed out, and the account service answered it (no 502: it was delivered).
+    assert outcome.proxy.late
+    for late in outcome.proxy.late:
+        attempts = [
+            a
+            for a in outcome.views[late.transaction_id]["attempts"]
+            if a["operation"] == late.operation and a["attempt"] == late.delivery
+        ]
+        assert len(attempts) == 1, late
+        assert attempts[0]["error"] == "timeout", late
+        assert attempts[0]["finished_at"] < late.forwarded_at, late
+        assert late.status in (200, 409), late
+
+    # Some debits arrived only after their compensation had left a tombstone: refused, and the
+    # account service holds no debit for them.
+    ops = records.read_operations(outcome.accounts_database_url)
+    fenced = [
+        late
+        for late in outcome.proxy.late
+        if late.operation == "debit" and late.error == "transaction_compensated"
+    ]
+    assert fenced, "no late debit met its compensation: the test proved nothing"
+    for late in fenced:
+        assert ops[("compensate_debit", late.transaction_id)] == "nothing_to_compensate"
+        assert ("debit", late.transaction_id) not in ops
+        assert outcome.statuses[late.transaction_id] == "compensated"

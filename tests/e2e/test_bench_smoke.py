@@ -1,0 +1,51 @@
+"""`sagabank bench --smoke` keeps working: every scenario runs and reports sane figures.
+
+No timing is asserted (benchmarks print figures; they never pass or fail on speed)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+
+def test_bench_smoke_run_reports_every_scenario(tmp_path: Path) -> None:
+    report_path = tmp_path / "report.json"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "repository_after.entrypoints.cli",
+            "bench",
+            "--smoke",
+            "--output",
+            str(report_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    report = json.loads(report_path.read_text())
+    results = report["results"]
+    for key in ("http_after_c1", "http_after_c32", "http_before_c1", "http_before_c32"):
+        figures = results[key]
+        assert figures["per_second"] > 0
+        assert 0 < figures["p50_ms"] <= figures["p99_ms"]
+        assert figures["server_cpu_ms"] > 0
+    assert results["noop_sagas"]["sagas_per_second"] > 0
+    assert results["recovery"]["recovered"] == 100
+    assert results["memory"]["rss_second_mib"] > 0
+    assert set(report["ratios"]) == {
+        "after/before transfers/s at c=1",
+        "after/before transfers/s at c=32",
+    }
+    assert "no-op saga overhead" in result.stdout

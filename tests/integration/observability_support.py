@@ -1,0 +1,117 @@
+"""Helpers for the metrics and tracing tests: an account service on real loopback HTTP, in process.
+
+The orchestrator app is reached through ASGITransport, but it calls its account service over real
+HTTP, so the account app runs under uvicorn on a free loopback port inside the test's event loop.
+Both apps can be given their own `Telemetry` (e.g. with an in-memory span exporter).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+import uvicorn
+from prometheus_client.parser import text_string_to_metric_families
+
+from repository_after.config import Role, Settings
+from repository_after.entrypoints.app import create_app
+from repository_after.entrypoints.service_process import free_port
+from repository_after.observability.telemetry import Telemetry
+
+
+def settings(tmp_path: Path, name: str, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "database_url": f"sqlite:///{tmp_path / (name + '.db')}",
+        "credit_failure_rate": 0.0,
+        "demo_accounts": 2,
+        "demo_balance": 1000,
+        "admin_token": None,
+        "retry_initial_backoff": 0.01,
+        "retry_max_backoff": 0.02,
+        **overrides,
+    }
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@asynccontextmanager
+async def served(settings: Settings, telemetry: Telemetry | None = None) -> AsyncIterator[str]:
+    """Serve the app on a free loopback port until the block ends; yields its URL."""
+    port = free_port()
+    app = create_app(settings, telemetry=telemetry)
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, ws="none")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            if task.done():
+                task.result()
+                raise RuntimeError("uvicorn stopped before it started")
+            await asyncio.sleep(0.01)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+class _Recovered(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.seen = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.seen = self.seen or record.getMessage().startswith("recovery:")
+
+
+@asynccontextmanager
+async def orchestrator_client(
+    settings: Settings, telemetry: Telemetry | None = None, *, wait_recovery: bool = True
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The orchestrator app; with `wait_recovery`, yields once its start-up recovery has run.
+
+    Start-up recovery claims the unsettled sagas leased under this worker's id, which includes
+    a transfer started just before it ran: these tests are about the operator surface, not that
+    race, so they start transfers once recovery is done.
+    """
+    app = create_app(settings, telemetry=telemetry)
+    logger = logging.getLogger("repository_after.service_layer.orchestrator")
+    recovered, level = _Recovered(), logger.level
+    logger.addHandler(recovered)
+    logger.setLevel(logging.INFO)
+    try:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://sagabank") as client:
+                client.app = app  # type: ignore[attr-defined]
+                async with asyncio.timeout(10):
+                    while wait_recovery and not recovered.seen:
+                        await asyncio.sleep(0.01)
+                yield client
+    finally:
+        logger.removeHandler(recovered)
+        logger.setLevel(level)
+
+
+def orchestrator_settings(tmp_path: Path, accounts_url: str, **overrides: object) -> Settings:
+    return settings(
+        tmp_path, "sagas", role=Role.ORCHESTRATOR, accounts_url=accounts_url, **overrides
+    )
+
+
+def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """Prometheus text -> {(sample name, labels): value}."""
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def value(
+    parsed: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str
+) -> float:
+    """The sample's value; a missing sample fails (a typo must not read as zero)."""
+    return parsed[(name, frozenset(labels.items()))]

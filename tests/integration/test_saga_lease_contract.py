@@ -1,0 +1,162 @@
+"""The lease part of the SagaLog contract, on every backend (memory, SQLite, PostgreSQL).
+
+`twin` is a second log instance on the same storage (another process's connection pool), so the
+exclusivity tests exercise the database's locking, not one object's. A ttl of 0 makes a lease
+that has already expired by the next statement: expiry without sleeping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from repository_after.adapters.sqlite_saga_log import SqliteSagaLog
+from repository_after.bootstrap import build_saga_log
+from repository_after.domain.saga import EventKind, SagaEvent
+from repository_after.service_layer.saga_ports import Lease, LeaseLost, SagaLog
+from tests.pg import fresh_database
+
+AT = "2026-01-01T00:00:00+00:00"
+START = SagaEvent(EventKind.STARTED, at=AT)
+NOTE = SagaEvent(EventKind.OPERATOR_RETRY, at=AT, note="x")
+LONG = 60.0
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
+async def logs(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[tuple[SagaLog, SagaLog]]:
+    """Two saga-log instances sharing one storage."""
+    if request.param == "memory":
+        log = build_saga_log("memory://")
+        yield log, log
+        return
+    if request.param == "sqlite":
+        pair: tuple[SagaLog, SagaLog] = (
+            SqliteSagaLog(tmp_path / "s.db"),
+            SqliteSagaLog(tmp_path / "s.db"),
+        )
+        yield pair
+    else:
+        with fresh_database() as url:
+            pair = (build_saga_log(url), build_saga_log(url))
+            yield pair
+            for log in pair:
+                await log.close()
+        return
+    for log in pair:
+        await log.close()
+
+
+async def make(log: SagaLog, saga_id: str, *, owner: str = "a", ttl: float = LONG) -> Lease:
+    lease = await log.create(
+        saga_id=saga_id, definition="transfer", params={}, event=START, owner=owner, ttl=ttl
+    )
+    assert lease is not None
+    return lease
+
+
+async def test_create_leases_the_new_saga_to_its_creator(logs) -> None:
+    log, _ = logs
+    lease = await make(log, "s1", owner="w1")
+    assert (lease.saga_id, lease.owner) == ("s1", "w1")
+    assert await log.create(saga_id="s1", definition="transfer", params={}, event=START) is None
+
+
+async def test_claim_takes_only_unsettled_sagas_with_no_live_lease_oldest_first(logs) -> None:
+    log, twin = logs
+    await make(log, "expired-1", ttl=0)
+    await make(log, "live", ttl=LONG)
+    await make(log, "expired-2", ttl=0)
+    await make(log, "settled", ttl=0)
+    await log.append("settled", [NOTE], status="completed")
+    claimed = await twin.claim("b", limit=10, ttl=LONG)
+    assert [c.saga_id for c in claimed] == ["expired-1", "expired-2"]
+    assert all(c.owner == "b" for c in claimed)
+    assert await twin.claim("c", limit=10, ttl=LONG) == []
+
+
+async def test_claim_respects_the_limit(logs) -> None:
+    log, _ = logs
+    for i in range(5):
+        await make(log, f"s{i}", ttl=0)
+    assert len(await log.claim("b", limit=2, ttl=LONG)) == 2
+    assert len(await log.claim("c", limit=10, ttl=LONG)) == 3
+
+
+async def test_concurrent_claimers_never_get_the_same_saga(logs) -> None:
+    log, twin = logs
+    for i in range(40):
+        await make(log, f"s{i:02d}", ttl=0)
+    rounds = [
+        await asyncio.gather(log.claim("x", limit=7, ttl=LONG), twin.claim("y", limit=7, ttl=LONG))
+        for _ in range(4)
+    ]
+    ids = [lease.saga_id for pair in rounds for batch in pair for lease in batch]
+    assert len(ids) == len(set(ids)) == 40
+
+
+async def test_include_own_reclaims_sagas_still_leased_under_the_same_name(logs) -> None:
+    log, twin = logs
+    old = await make(log, "s1", owner="w1", ttl=LONG)
+    assert await twin.claim("w1", limit=10, ttl=LONG) == []
+    (again,) = await twin.claim("w1", limit=10, ttl=LONG, include_own=True)
+    assert again.fence > old.fence
+    with pytest.raises(LeaseLost):
+        await log.append("s1", [NOTE], status="started", lease=old)
+
+
+async def test_append_with_a_stale_fence_raises_and_writes_nothing(logs) -> None:
+    log, twin = logs
+    zombie = await make(log, "s1", owner="a", ttl=0)
+    (taker,) = await twin.claim("b", limit=1, ttl=LONG)
+    assert taker.fence > zombie.fence
+    with pytest.raises(LeaseLost):
+        await log.append("s1", [NOTE], status="compensating", lease=zombie)
+    stored = await twin.load("s1")
+    assert stored is not None
+    assert (stored.status, stored.events) == ("started", (START,))
+    await twin.append("s1", [NOTE], status="compensating", lease=taker)
+    stored = await log.load("s1")
+    assert stored is not None
+    assert (stored.status, len(stored.events)) == ("compensating", 2)
+
+
+async def test_an_expired_lease_nobody_took_still_writes(logs) -> None:
+    log, _ = logs
+    lease = await make(log, "s1", ttl=0)
+    await log.append("s1", [NOTE], status="started", lease=lease)
+    assert await log.renew([lease], ttl=LONG) == {"s1"}
+
+
+async def test_renew_extends_held_leases_and_reports_lost_ones(logs) -> None:
+    log, twin = logs
+    kept = await make(log, "kept", owner="a", ttl=LONG)
+    lost = await make(log, "lost", owner="a", ttl=0)
+    await twin.claim("b", limit=10, ttl=LONG)
+    assert await log.renew([kept, lost], ttl=LONG) == {"kept"}
+    assert await twin.claim("b", limit=10, ttl=LONG) == []  # renewed: still not free
+
+
+async def test_release_frees_the_saga_and_acquire_waits_for_a_free_one(logs) -> None:
+    log, twin = logs
+    lease = await make(log, "s1", owner="a", ttl=LONG)
+    assert await twin.acquire("s1", "b", ttl=LONG) is None
+    await log.release([lease])
+    taken = await twin.acquire("s1", "b", ttl=LONG)
+    assert taken is not None
+    assert taken.fence > lease.fence
+    await log.release([lease])  # a stale release is ignored
+    assert await log.acquire("s1", "c", ttl=LONG) is None
+
+
+async def test_acquire_also_leases_a_settled_saga_for_an_operator(logs) -> None:
+    log, twin = logs
+    lease = await make(log, "s1", ttl=LONG)
+    await log.append("s1", [NOTE], status="failed_needs_attention", lease=lease)
+    await log.release([lease])
+    assert await twin.claim("b", limit=10, ttl=LONG) == []
+    assert await twin.acquire("s1", "operator", ttl=LONG) is not None

@@ -1,0 +1,101 @@
+"""OpenTelemetry: one transfer is one trace, across the orchestrator and the account service.
+
+The orchestrator and the account service are separate apps with separate tracer providers
+(in-memory exporters); the account service is reached over real loopback HTTP, so the only link
+between the two halves of the trace is the W3C `traceparent` header the participant sends.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
+
+from repository_after.config import OtelExporter, Role
+from repository_after.entrypoints.service_process import free_port
+from repository_after.observability.telemetry import Telemetry
+from repository_after.observability.tracing import build_tracer_provider
+from tests.integration.observability_support import (
+    orchestrator_client,
+    orchestrator_settings,
+    served,
+    settings,
+)
+
+
+def by_name(spans: tuple[ReadableSpan, ...]) -> dict[str, ReadableSpan]:
+    return {span.name: span for span in spans}
+
+
+async def test_one_transfer_is_one_trace_across_orchestrator_and_account_service(
+    tmp_path: Path,
+) -> None:
+    accounts_spans, orchestrator_spans = InMemorySpanExporter(), InMemorySpanExporter()
+    accounts_settings = settings(tmp_path, "accounts", role=Role.ACCOUNTS)
+    async with served(
+        accounts_settings, Telemetry(accounts_settings, span_exporter=accounts_spans)
+    ) as url:
+        orch_settings = orchestrator_settings(tmp_path, url)
+        telemetry = Telemetry(orch_settings, span_exporter=orchestrator_spans)
+        async with orchestrator_client(orch_settings, telemetry) as client:
+            answer = await client.post(
+                "/transfers",
+                headers={"transaction-id": "trace-1"},
+                json={"source": "acc-01", "target": "acc-02", "amount": 100},
+            )
+            assert answer.json()["status"] == "completed"
+
+    orch = by_name(orchestrator_spans.get_finished_spans())
+    acc = by_name(accounts_spans.get_finished_spans())
+    request, saga = orch["POST /transfers"], orch["saga transfer"]
+    debit, credit = orch["transfer debit debit"], orch["transfer credit credit"]
+    trace_id = request.context.trace_id
+    spans = [request, saga, debit, credit, acc["POST /debit"], acc["POST /credit"]]
+    assert {span.context.trace_id for span in spans} == {trace_id}
+    # The account service's server spans are children of the orchestrator's step spans.
+    assert acc["POST /debit"].parent.span_id == debit.context.span_id
+    assert acc["POST /credit"].parent.span_id == credit.context.span_id
+    assert acc["POST /debit"].kind is SpanKind.SERVER
+    assert acc["POST /debit"].resource.attributes["service.name"] == "sagabank-accounts"
+    assert saga.resource.attributes["service.name"] == "sagabank-orchestrator"
+    assert saga.parent.span_id == request.context.span_id
+    assert debit.parent.span_id == saga.context.span_id
+    assert saga.attributes["sagabank.status"] == "completed"
+    assert saga.attributes["sagabank.transaction_id"] == "trace-1"
+    assert debit.attributes["sagabank.outcome"] == "succeeded"
+    assert [e.attributes["http.response.status_code"] for e in credit.events] == [200]
+
+
+async def test_a_parked_saga_ends_its_span_in_error_with_every_attempt_recorded(
+    tmp_path: Path,
+) -> None:
+    spans = InMemorySpanExporter()
+    down = f"http://127.0.0.1:{free_port()}"
+    orch_settings = orchestrator_settings(tmp_path, down, retry_attempts=1, settle_attempts=2)
+    async with orchestrator_client(
+        orch_settings, Telemetry(orch_settings, span_exporter=spans), wait_recovery=False
+    ) as client:
+        answer = await client.post(
+            "/transfers",
+            headers={"transaction-id": "trace-park"},
+            json={"source": "acc-01", "target": "acc-02", "amount": 100},
+        )
+        assert answer.json()["status"] == "failed_needs_attention"
+
+    finished = by_name(spans.get_finished_spans())
+    saga = finished["saga transfer"]
+    compensation = finished["transfer debit compensate_debit"]
+    assert saga.status.status_code is StatusCode.ERROR
+    assert compensation.status.status_code is StatusCode.ERROR
+    assert compensation.attributes["sagabank.outcome"] == "exhausted"
+    assert [e.attributes["outcome"] for e in compensation.events] == ["unknown", "unknown"]
+
+
+def test_tracing_is_off_by_default_and_console_or_otlp_when_configured(tmp_path: Path) -> None:
+    assert build_tracer_provider(settings(tmp_path, "x")) is None
+    for exporter in (OtelExporter.CONSOLE, OtelExporter.OTLP):
+        provider = build_tracer_provider(settings(tmp_path, "x", otel_exporter=exporter))
+        assert provider is not None
+        provider.shutdown()

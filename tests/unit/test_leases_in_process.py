@@ -1,0 +1,155 @@
+"""Two orchestrators on one saga log: takeover after lease expiry and a fenced-out zombie.
+
+Worker A is "paused" inside its debit call (the participant blocks on an event) with a lease that
+has already lapsed (ttl 0); worker B claims the saga and finishes it. When A wakes up, its call
+returns, its next log write is refused (LeaseLost) and it makes no further call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from repository_after.adapters.memory_accounts import InMemoryAccountStore
+from repository_after.adapters.memory_saga_log import InMemorySagaLog
+from repository_after.domain.saga import EventKind, InvalidTransition, SagaStatus
+from repository_after.domain.transfer import DEFINITIONS, TRANSFER
+from repository_after.service_layer import accounts
+from repository_after.service_layer.audit import audit
+from repository_after.service_layer.orchestrator import Orchestrator
+from repository_after.service_layer.retry import RetryPolicy
+from repository_after.service_layer.saga_ports import CallResult, Participant, SagaLog
+from tests.fakes import LocalParticipant
+
+PARAMS = {"source": "alice", "target": "bob", "amount": 300}
+POLICY = RetryPolicy(max_attempts=2, initial_backoff=0.0001, max_backoff=0.0002)
+
+
+@dataclass
+class PausedParticipant:
+    """Blocks every call until `wake` is set, then delegates."""
+
+    inner: LocalParticipant
+    entered: asyncio.Event = field(default_factory=asyncio.Event)
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    calls: int = 0
+
+    async def call(self, **kwargs: Any) -> CallResult:
+        self.calls += 1
+        self.entered.set()
+        await self.wake.wait()
+        return await self.inner.call(**kwargs)
+
+
+def worker(log: SagaLog, participant: Participant, name: str, ttl: float) -> Orchestrator:
+    return Orchestrator(
+        log=log,
+        participant=participant,
+        definitions=DEFINITIONS,
+        forward=POLICY,
+        settle=POLICY,
+        observers=(),
+        worker_id=name,
+        lease_ttl=ttl,
+    )
+
+
+async def books() -> InMemoryAccountStore:
+    store = InMemoryAccountStore()
+    for name, balance in (("alice", 1000), ("bob", 0)):
+        await store.transaction(
+            lambda tx, n=name, b=balance: accounts.open_account(tx, account_id=n, initial_balance=b)
+        )
+    return store
+
+
+async def test_a_zombie_worker_is_fenced_out_after_another_takes_over() -> None:
+    store, log = await books(), InMemorySagaLog()
+    paused = PausedParticipant(LocalParticipant(store))
+    a = worker(log, paused, "a", ttl=0.0)
+    await a.start(TRANSFER.name, PARAMS, saga_id="t-1")
+    await paused.entered.wait()  # A is inside its debit call, its lease already lapsed
+
+    b = worker(log, LocalParticipant(store), "b", ttl=60.0)
+    assert await b.claim() == ["t-1"]
+    assert (await b.drive("t-1")).status is SagaStatus.COMPLETED
+
+    paused.wake.set()
+    state_seen_by_a = await a.drive("t-1")
+    assert state_seen_by_a.status is SagaStatus.COMPLETED  # B's result, read back from the log
+    assert paused.calls == 1  # A made no call after losing the lease
+    stored = await log.load("t-1")
+    assert stored is not None
+    intents = [e for e in stored.events if e.kind is EventKind.OPERATION_STARTED]
+    assert [e.operation for e in intents] == ["debit", "debit", "credit"]  # A's, then B's
+    report = await store.read(audit)
+    assert report.ok, report.violations
+    balances = {x.account_id: x.balance for x in await store.read(lambda r: r.list_accounts())}
+    assert balances == {"alice": 700, "bob": 300}
+
+
+async def test_a_worker_does_not_drive_a_saga_another_worker_holds() -> None:
+    store, log = await books(), InMemorySagaLog()
+    paused = PausedParticipant(LocalParticipant(store))
+    a = worker(log, paused, "a", ttl=60.0)
+    await a.start(TRANSFER.name, PARAMS, saga_id="t-1")
+    await paused.entered.wait()
+    b_participant = LocalParticipant(store)
+    b = worker(log, b_participant, "b", ttl=60.0)
+    _, created = await b.start(TRANSFER.name, PARAMS, saga_id="t-1")  # duplicate request
+    assert not created
+    assert (await b.drive("t-1")).status == "debiting"  # left as A has it
+    assert await b.claim() == []
+    assert b_participant.calls == []
+    paused.wake.set()
+    assert (await a.drive("t-1")).status is SagaStatus.COMPLETED
+    await a.close()
+
+
+async def test_an_operator_action_on_a_saga_another_worker_holds_is_refused() -> None:
+    store, log = await books(), InMemorySagaLog()
+    paused = PausedParticipant(LocalParticipant(store))
+    a = worker(log, paused, "a", ttl=60.0)
+    await a.start(TRANSFER.name, PARAMS, saga_id="t-1")
+    await paused.entered.wait()
+    operator = worker(log, LocalParticipant(store), "operator", ttl=60.0)
+    with pytest.raises(InvalidTransition, match="another worker"):
+        await operator.resolve("t-1", note="close it")
+    paused.wake.set()
+    assert (await a.drive("t-1")).status is SagaStatus.COMPLETED
+    stored = await log.load("t-1")
+    assert stored is not None
+    assert all(e.kind is not EventKind.OPERATOR_RESOLVE for e in stored.events)
+
+
+async def test_a_worker_shutting_down_hands_its_sagas_over_at_once() -> None:
+    store, log = await books(), InMemorySagaLog()
+    paused = PausedParticipant(LocalParticipant(store))
+    a = worker(log, paused, "a", ttl=60.0)
+    await a.start(TRANSFER.name, PARAMS, saga_id="t-1")
+    await paused.entered.wait()
+    await a.close()  # graceful: releases the lease instead of letting it run for 60 s
+    b = worker(log, LocalParticipant(store), "b", ttl=60.0)
+    assert await b.claim() == ["t-1"]
+    assert (await b.drive("t-1")).status is SagaStatus.COMPLETED
+    report = await store.read(audit)
+    assert report.ok, report.violations
+
+
+async def test_a_start_up_claim_of_its_own_sagas_does_not_stop_a_running_driver() -> None:
+    # The start-up claim re-leases sagas left under this worker's id, which bumps the fence of a
+    # saga a request may have started just before: its driver must carry on under the new lease.
+    store, log = await books(), InMemorySagaLog()
+    paused = PausedParticipant(LocalParticipant(store))
+    a = worker(log, paused, "a", ttl=60.0)
+    await a.start(TRANSFER.name, PARAMS, saga_id="t-1")
+    await paused.entered.wait()  # the driver is inside its debit call
+    assert await a.claim(include_own=True) == ["t-1"]
+    paused.wake.set()
+    assert (await a.drive("t-1")).status is SagaStatus.COMPLETED
+    report = await store.read(audit)
+    assert report.ok, report.violations
+    await a.close()
