@@ -36,6 +36,9 @@ with open("pyproject.toml", "rb") as f:
     data = tomllib.load(f)
 for dep in data["project"].get("dependencies", []):
     print(dep)
+# The image serves PostgreSQL too (SAGABANK_DATABASE_URL=postgresql://...).
+for dep in data["project"].get("optional-dependencies", {}).get("postgres", []):
+    print(dep)
 print("#build")
 for dep in data.get("build-system", {}).get("requires", []):
     print(dep)
@@ -52,7 +55,7 @@ header() {
 "$TMP/venv/bin/python" -m pip install -q --upgrade pip
 "$TMP/venv/bin/python" -m pip install -q -r "$TMP/runtime.in"
 {
-    header "[project].dependencies"
+    header "[project].dependencies + the postgres extra"
     "$TMP/venv/bin/python" -m pip freeze --all --exclude pip --exclude setuptools --exclude wheel
 } >"$OUT/requirements.txt"
 

@@ -1,0 +1,1 @@
+"""`sagabank bench`: side-by-side benchmarks that print figures (never timed assertions)."""
