@@ -54,6 +54,7 @@ class Settings(BaseSettings):
     retry_deadline: float = Field(default=30.0, gt=0.0)
     settle_deadline: float = Field(default=120.0, gt=0.0)
     transfer_wait: float = Field(default=5.0, ge=0.0)
+    retention_days: float = Field(default=30.0, gt=0.0)
 
     # Orchestrator workers sharing one saga log (see README "PostgreSQL and several workers").
     worker_id: str | None = Field(default=None, min_length=1, max_length=200)
@@ -82,7 +83,18 @@ class Settings(BaseSettings):
             raise ValueError("database_url must be sqlite:///<path>, postgresql://... or memory://")
         if self.claim_interval * 2 > self.lease_ttl:
             raise ValueError("claim_interval must be at most half of lease_ttl")
+        if self.retention_days * 86_400 < self.retry_horizon():
+            raise ValueError(
+                f"retention_days ({self.retention_days} days) is shorter than the orchestrator's "
+                f"retry horizon ({self.retry_horizon():.0f} s): a retry could outlive the record "
+                "that makes it idempotent"
+            )
         return self
+
+    def retry_horizon(self) -> float:
+        """Seconds within which a saga's automatic calls can still reach the account service:
+        two forward operations and two settlements, each within its overall deadline."""
+        return 2 * (self.retry_deadline + self.settle_deadline)
 
     def resolved_worker_id(self) -> str:
         """This orchestrator worker's lease owner name: configured, else host:port.

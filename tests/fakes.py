@@ -56,6 +56,8 @@ class LocalParticipant:
         nth = sum(1 for c in self.calls if c.operation == operation)
         fault = self.faults(operation, nth)
         if fault == "before":
+            if crash_here:  # the call failed, and the process died before hearing so
+                raise SimulatedCrash(f"after failed call {number}")
             return CallResult(Outcome.UNKNOWN, 500, "injected_fault")
         request = OperationRequest(
             Operation(operation), transaction_id, body.get("account_id"), body.get("amount")

@@ -12,7 +12,13 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TypeVar
 
-from repository_after.domain.accounts import Account, LedgerEntry, Operation, OperationRecord
+from repository_after.domain.accounts import (
+    TOMBSTONES,
+    Account,
+    LedgerEntry,
+    Operation,
+    OperationRecord,
+)
 from repository_after.service_layer.ports import AccountsReader, AccountsTx, EntryTotal
 
 T = TypeVar("T")
@@ -23,6 +29,8 @@ class _State:
     accounts: dict[str, Account] = field(default_factory=dict)
     records: dict[tuple[Operation, str], OperationRecord] = field(default_factory=dict)
     entries: list[LedgerEntry] = field(default_factory=list)
+    record_times: dict[tuple[Operation, str], str] = field(default_factory=dict)
+    purged_applied: int = 0
 
 
 class _MemoryAccountsTx:
@@ -55,8 +63,25 @@ class _MemoryAccountsTx:
             totals[(e.transaction_id, e.operation)] = (count + 1, total + abs(e.delta))
         return [EntryTotal(tx, op, c, t) for (tx, op), (c, t) in totals.items()]
 
+    def get_entry(self, operation: Operation, transaction_id: str) -> LedgerEntry | None:
+        for e in self._s.entries:
+            if (e.operation, e.transaction_id) == (operation, transaction_id):
+                return e
+        return None
+
     def applied_record_count(self) -> int:
-        return sum(1 for r in self._s.records.values() if r.applied)
+        return self._s.purged_applied + sum(1 for r in self._s.records.values() if r.applied)
+
+    def purge_records(self, *, before: str) -> int:
+        old = [
+            k
+            for k, r in self._s.records.items()
+            if self._s.record_times[k] < before and r.status not in TOMBSTONES
+        ]
+        for key in old:
+            self._s.purged_applied += self._s.records.pop(key).applied
+            del self._s.record_times[key]
+        return len(old)
 
     def insert_account(self, account_id: str, opening_balance: int) -> None:
         self._s.accounts[account_id] = Account(account_id, opening_balance, opening_balance)
@@ -66,6 +91,7 @@ class _MemoryAccountsTx:
         if key in self._s.records:
             raise KeyError(f"duplicate operation record {key}")
         self._s.records[key] = record
+        self._s.record_times[key] = datetime.now(UTC).isoformat(timespec="microseconds")
 
     def change_balance(
         self, account_id: str, delta: int, *, operation: Operation, transaction_id: str

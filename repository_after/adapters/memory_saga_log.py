@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from repository_after.domain.saga import SETTLED, SagaEvent
+from repository_after.domain.saga import SETTLED, TERMINAL, SagaEvent
 from repository_after.service_layer.saga_ports import Lease, LeaseLost, SagaSummary, StoredSaga
 
 
@@ -131,6 +131,16 @@ class InMemorySagaLog:
 
     async def unsettled_ids(self) -> list[str]:
         return [k for k, r in self._rows.items() if r.summary.status not in SETTLED]
+
+    async def purge_settled(self, *, before: str) -> int:
+        old = [
+            k
+            for k, r in self._rows.items()
+            if r.summary.status in TERMINAL and r.summary.updated_at < before
+        ]
+        for key in old:
+            del self._rows[key]
+        return len(old)
 
     async def count_by_status(self) -> dict[str, int]:
         return dict(Counter(r.summary.status for r in self._rows.values()))

@@ -56,6 +56,13 @@ _SQLITE_SAGAS_V2: Statements = (
     "ALTER TABLE sagas ADD COLUMN fence INTEGER NOT NULL DEFAULT 0",
 )
 
+# Retention (`sagabank gc`): records are purged by age; the counts purged are kept as totals.
+_ACCOUNTS_V2: Statements = (
+    "CREATE INDEX operations_by_age ON operations (created_at)",
+    "CREATE TABLE retention_totals (component TEXT PRIMARY KEY, purged BIGINT NOT NULL,"
+    " purged_applied BIGINT NOT NULL)",
+)
+
 _PG_ACCOUNTS_V1: Statements = (
     "CREATE TABLE accounts (account_id TEXT PRIMARY KEY,"
     " opening_balance BIGINT NOT NULL CHECK (opening_balance >= 0),"
@@ -89,9 +96,9 @@ _PG_SAGAS_V2: Statements = (
 
 #: (component, dialect) -> steps; step i has version i + 1.
 MIGRATIONS: dict[tuple[str, Dialect], tuple[Statements, ...]] = {
-    ("accounts", "sqlite"): (_SQLITE_ACCOUNTS_V1,),
+    ("accounts", "sqlite"): (_SQLITE_ACCOUNTS_V1, _ACCOUNTS_V2),
     ("sagas", "sqlite"): (_SQLITE_SAGAS_V1, _SQLITE_SAGAS_V2),
-    ("accounts", "postgres"): (_PG_ACCOUNTS_V1,),
+    ("accounts", "postgres"): (_PG_ACCOUNTS_V1, _ACCOUNTS_V2),
     ("sagas", "postgres"): (_PG_SAGAS_V1, _PG_SAGAS_V2),
 }
 

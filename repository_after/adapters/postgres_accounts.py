@@ -22,6 +22,7 @@ import psycopg
 
 from repository_after.adapters.postgres_db import PostgresDatabase
 from repository_after.domain.accounts import (
+    TOMBSTONES,
     Account,
     LedgerEntry,
     Operation,
@@ -108,9 +109,45 @@ class _PostgresAccountsTx:
         )
         return [EntryTotal(r[0], Operation(r[1]), int(r[2]), int(r[3])) for r in rows]
 
+    def get_entry(self, operation: Operation, transaction_id: str) -> LedgerEntry | None:
+        row = self._conn.execute(
+            "SELECT entry_id, account_id, transaction_id, operation, delta, balance_after,"
+            " created_at FROM ledger_entries WHERE operation = %s AND transaction_id = %s",
+            (operation.value, transaction_id),
+        ).fetchone()
+        if row is None:
+            return None
+        return LedgerEntry(row[0], row[1], row[2], Operation(row[3]), row[4], row[5], row[6])
+
     def applied_record_count(self) -> int:
-        row = self._conn.execute("SELECT COUNT(*) FROM operations WHERE applied").fetchone()
-        return int(row[0]) if row else 0
+        row = self._conn.execute(
+            "SELECT (SELECT COUNT(*) FROM operations WHERE applied)"
+            " + COALESCE((SELECT purged_applied FROM retention_totals"
+            " WHERE component = 'operations'), 0)"
+        ).fetchone()
+        assert row is not None
+        return int(row[0])
+
+    def purge_records(self, *, before: str) -> int:
+        kept = tuple(status.value for status in TOMBSTONES)
+        old = "created_at < %s AND status NOT IN (%s, %s)"
+        counts = self._conn.execute(
+            "SELECT COUNT(*), COALESCE(SUM(CASE WHEN applied THEN 1 ELSE 0 END), 0)"
+            f" FROM operations WHERE {old}",
+            (before, *kept),
+        ).fetchone()
+        assert counts is not None
+        purged, applied = counts
+        if purged:
+            self._conn.execute(f"DELETE FROM operations WHERE {old}", (before, *kept))
+            self._conn.execute(
+                "INSERT INTO retention_totals (component, purged, purged_applied)"
+                " VALUES ('operations', %s, %s) ON CONFLICT (component) DO UPDATE SET"
+                " purged = retention_totals.purged + excluded.purged,"
+                " purged_applied = retention_totals.purged_applied + excluded.purged_applied",
+                (purged, applied),
+            )
+        return int(purged)
 
     def insert_account(self, account_id: str, opening_balance: int) -> None:
         self._conn.execute(
@@ -163,7 +200,12 @@ class PostgresAccountStore:
         return await self._db.transaction(lambda conn: fn(_PostgresAccountsTx(conn, writing=True)))
 
     async def read(self, fn: Callable[[AccountsReader], T]) -> T:
-        return await self._db.transaction(lambda conn: fn(_PostgresAccountsTx(conn, writing=False)))
+        def snapshot(conn: Conn) -> T:
+            # One snapshot for the whole read, so an audit under load sees consistent books.
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            return fn(_PostgresAccountsTx(conn, writing=False))
+
+        return await self._db.transaction(snapshot)
 
     async def close(self) -> None:
         await self._db.close()

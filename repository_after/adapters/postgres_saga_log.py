@@ -22,13 +22,14 @@ import psycopg
 import psycopg_pool
 
 from repository_after.adapters.postgres_db import migrate_url, postgres_conninfo
-from repository_after.domain.saga import SETTLED, SagaEvent
+from repository_after.domain.saga import SETTLED, TERMINAL, SagaEvent
 from repository_after.service_layer.ports import StorageError
 from repository_after.service_layer.saga_ports import Lease, LeaseLost, SagaSummary, StoredSaga
 
 AsyncConn = psycopg.AsyncConnection[tuple[Any, ...]]
 
 _SETTLED = sorted(s.value for s in SETTLED)
+_TERMINAL = sorted(s.value for s in TERMINAL)
 _SUMMARY_COLUMNS = "saga_id, definition, params, status, created_at, updated_at"
 _TTL = "now() + %s * interval '1 second'"
 
@@ -231,6 +232,16 @@ class PostgresSagaLog:
                 (_SETTLED,),
             )
             return [r[0] for r in await cur.fetchall()]
+
+    async def purge_settled(self, *, before: str) -> int:
+        old = "status = ANY(%s) AND updated_at < %s"
+        async with self._tx() as conn:
+            await conn.execute(
+                f"DELETE FROM saga_events WHERE saga_id IN (SELECT saga_id FROM sagas WHERE {old})",
+                (_TERMINAL, before),
+            )
+            cur = await conn.execute(f"DELETE FROM sagas WHERE {old}", (_TERMINAL, before))
+            return cur.rowcount
 
     async def count_by_status(self) -> dict[str, int]:
         async with self._tx() as conn:

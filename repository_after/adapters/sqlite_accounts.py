@@ -18,6 +18,7 @@ from typing import TypeVar
 
 from repository_after.adapters.sqlite_db import SqliteDatabase
 from repository_after.domain.accounts import (
+    TOMBSTONES,
     Account,
     LedgerEntry,
     Operation,
@@ -90,9 +91,42 @@ class _SqliteAccountsTx:
         )
         return [EntryTotal(r[0], Operation(r[1]), r[2], r[3]) for r in rows]
 
+    def get_entry(self, operation: Operation, transaction_id: str) -> LedgerEntry | None:
+        row = self._conn.execute(
+            "SELECT entry_id, account_id, transaction_id, operation, delta, balance_after,"
+            " created_at FROM ledger_entries WHERE operation = ? AND transaction_id = ?",
+            (operation.value, transaction_id),
+        ).fetchone()
+        if row is None:
+            return None
+        return LedgerEntry(row[0], row[1], row[2], Operation(row[3]), row[4], row[5], row[6])
+
     def applied_record_count(self) -> int:
-        (count,) = self._conn.execute("SELECT COUNT(*) FROM operations WHERE applied").fetchone()
-        return int(count)
+        row = self._conn.execute(
+            "SELECT (SELECT COUNT(*) FROM operations WHERE applied)"
+            " + COALESCE((SELECT purged_applied FROM retention_totals"
+            " WHERE component = 'operations'), 0)"
+        ).fetchone()
+        return int(row[0])
+
+    def purge_records(self, *, before: str) -> int:
+        kept = tuple(status.value for status in TOMBSTONES)
+        old = "created_at < ? AND status NOT IN (?, ?)"
+        purged, applied = self._conn.execute(
+            "SELECT COUNT(*), COALESCE(SUM(CASE WHEN applied THEN 1 ELSE 0 END), 0)"
+            f" FROM operations WHERE {old}",
+            (before, *kept),
+        ).fetchone()
+        if purged:
+            self._conn.execute(f"DELETE FROM operations WHERE {old}", (before, *kept))
+            self._conn.execute(
+                "INSERT INTO retention_totals (component, purged, purged_applied)"
+                " VALUES ('operations', ?, ?) ON CONFLICT (component) DO UPDATE SET"
+                " purged = retention_totals.purged + excluded.purged,"
+                " purged_applied = retention_totals.purged_applied + excluded.purged_applied",
+                (purged, applied),
+            )
+        return int(purged)
 
     def insert_account(self, account_id: str, opening_balance: int) -> None:
         self._conn.execute(

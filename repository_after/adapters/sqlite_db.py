@@ -42,7 +42,7 @@ class _Job:
     loop: asyncio.AbstractEventLoop
 
 
-def _translate(exc: Exception) -> Exception:
+def _translate(exc: BaseException) -> BaseException:
     if isinstance(exc, sqlite3.Error):
         return StorageError(f"sqlite: {exc}")
     return exc
@@ -123,7 +123,7 @@ class SqliteDatabase:
                 conn.execute("SAVEPOINT job")
                 try:
                     value = job.fn(conn)
-                except Exception as exc:
+                except BaseException as exc:  # settle every future, whatever the job raised
                     conn.execute("ROLLBACK TO job")
                     conn.execute("RELEASE job")
                     outcomes.append((False, _translate(exc)))

@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from repository_after.adapters.sqlite_db import SqliteDatabase
-from repository_after.domain.saga import SETTLED, SagaEvent
+from repository_after.domain.saga import SETTLED, TERMINAL, SagaEvent
 from repository_after.service_layer.saga_ports import Lease, LeaseLost, SagaSummary, StoredSaga
 
 _SETTLED = sorted(s.value for s in SETTLED)
+_TERMINAL = sorted(s.value for s in TERMINAL)
 _SETTLED_MARKS = ", ".join("?" for _ in _SETTLED)
 _SUMMARY_COLUMNS = "saga_id, definition, params, status, created_at, updated_at"
 
@@ -212,6 +213,19 @@ class SqliteSagaLog:
             return [r[0] for r in rows]
 
         return await self._db.read(work)
+
+    async def purge_settled(self, *, before: str) -> int:
+        marks = ", ".join("?" for _ in _TERMINAL)
+        old = f"status IN ({marks}) AND updated_at < ?"
+
+        def work(conn: sqlite3.Connection) -> int:
+            conn.execute(
+                f"DELETE FROM saga_events WHERE saga_id IN (SELECT saga_id FROM sagas WHERE {old})",
+                (*_TERMINAL, before),
+            )
+            return conn.execute(f"DELETE FROM sagas WHERE {old}", (*_TERMINAL, before)).rowcount
+
+        return await self._db.write(work)
 
     async def count_by_status(self) -> dict[str, int]:
         def work(conn: sqlite3.Connection) -> dict[str, int]:

@@ -32,6 +32,10 @@ class OperationStatus(StrEnum):
     REJECTED = "rejected"
 
 
+#: Records that fence out a late request; retention never purges them.
+TOMBSTONES = frozenset({OperationStatus.NOTHING_TO_COMPENSATE, OperationStatus.VOIDED})
+
+
 @dataclass(frozen=True, slots=True)
 class OperationRequest:
     """What a caller asked for. `account_id`/`amount` are optional only for settlements."""

@@ -86,8 +86,10 @@ class Step:
     request: Mapping[str, str]
     compensation: str | None = None
     settlement: str | None = None
-    #: settlement answers (body "status") that mean the action did land
+    #: settlement answers (body "status") that mean the action did land ...
     landed_statuses: frozenset[str] = frozenset({"already_applied"})
+    #: ... and those that mean it never will; any other answer parks the saga (fail closed)
+    fenced_statuses: frozenset[str] = frozenset({"voided"})
 
     def operation(self, role: Role) -> str:
         op = {
@@ -251,7 +253,10 @@ def _attempted(
             return _park(state, f"settlement {call.operation} refused: {event.error}")
         if event.result in call.step.landed_statuses:
             return _advance(definition, state, call)
-        return _step_failed(state)
+        if event.result in call.step.fenced_statuses:
+            return _step_failed(state)
+        # Neither answer: guessing could refund a credit that landed. An operator decides.
+        return _park(state, f"settlement {call.operation} answered {event.result!r}")
     if not succeeded:
         return _park(state, f"compensation {call.operation} refused: {event.error}")
     remaining = state.to_compensate[1:]

@@ -17,7 +17,7 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_fixed
+from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
 from repository_after.bootstrap import Container, bootstrap
 from repository_after.config import Role, Settings
@@ -40,13 +40,18 @@ logger = logging.getLogger(__name__)
 async def _work_when_ready(
     orchestrator: Orchestrator, accounts_url: str, claim_interval: float
 ) -> None:
-    """Wait for the account service, then run the worker loop (its first claim is recovery)."""
+    """Wait for the account service, then run the worker loop (its first claim is recovery).
+
+    The wait has no deadline: giving up would leave this worker without recovery or takeover."""
     async with httpx.AsyncClient(timeout=2.0) as client:
         async for attempt in AsyncRetrying(
-            stop=stop_after_delay(60),
-            wait=wait_fixed(0.1),
+            wait=wait_exponential(multiplier=0.1, max=5.0),
             retry=retry_if_exception_type(httpx.HTTPError),
-            reraise=True,
+            before_sleep=lambda state: logger.info(
+                "waiting for the account service at %s (attempt %d)",
+                accounts_url,
+                state.attempt_number,
+            ),
         ):
             with attempt:
                 (await client.get(f"{accounts_url}/health")).raise_for_status()

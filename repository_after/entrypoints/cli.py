@@ -22,7 +22,7 @@ from rich.console import Console
 from repository_after.bench.runner import bench
 from repository_after.chaos.cli import chaos
 from repository_after.config import Role, Settings, get_settings
-from repository_after.entrypoints import demo, sagas_cli
+from repository_after.entrypoints import demo, gc_cli, sagas_cli
 from repository_after.entrypoints.logs import configure_logging
 
 app = typer.Typer(
@@ -35,6 +35,7 @@ app.add_typer(sagas_cli.app, name="sagas")
 app.command(name="demo")(demo.demo)
 app.command(name="chaos")(chaos)
 app.command(name="bench")(bench)
+app.command(name="gc")(gc_cli.gc)
 console = Console()
 
 

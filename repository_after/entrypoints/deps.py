@@ -1,9 +1,9 @@
-"""FastAPI dependencies shared by the routers: the container, the admin guard, the id header."""
+"""FastAPI dependencies shared by the routers: the admin guard and the transaction-id header."""
 
 from __future__ import annotations
 
 import secrets
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
@@ -11,16 +11,13 @@ from repository_after.domain.money import TRANSACTION_ID_PATTERN
 from repository_after.entrypoints.errors import BadRequest
 
 
-def container(request: Request) -> Any:
-    return request.app.state.container
-
-
 def require_admin(request: Request, authorization: Annotated[str | None, Header()] = None) -> None:
     token = request.app.state.container.settings.admin_token
     if token is None:
         return
-    expected = f"Bearer {token.get_secret_value()}"
-    if authorization is None or not secrets.compare_digest(authorization, expected):
+    expected = f"Bearer {token.get_secret_value()}".encode()
+    given = (authorization or "").encode("utf-8", "surrogateescape")
+    if not secrets.compare_digest(given, expected):
         raise BadRequest("unauthorized", "this endpoint requires the admin bearer token", 401)
 
 

@@ -107,8 +107,39 @@ def _store(
     return Reply(status_code, body)
 
 
+def _original(tx: AccountsTx, operation: Operation, transaction_id: str) -> OperationRecord | None:
+    """The record of (operation, id); once retention purged it, rebuilt from its ledger entry.
+
+    Applied operations leave a ledger entry that is never purged and holds everything their answer
+    said, so a duplicate, a compensation or a void still sees them after `sagabank gc`. Purged
+    refusals are forgotten: a request repeated after the retention horizon is decided afresh.
+    """
+    record = tx.get_record(operation, transaction_id)
+    if record is not None:
+        return record
+    entry = tx.get_entry(operation, transaction_id)
+    if entry is None:
+        return None
+    status = (
+        OperationStatus.COMPENSATED
+        if operation is Operation.COMPENSATE_DEBIT
+        else OperationStatus.APPLIED
+    )
+    body = {
+        "transaction_id": transaction_id,
+        "operation": operation.value,
+        "account_id": entry.account_id,
+        "amount": abs(entry.delta),
+        "balance_after": entry.balance_after,
+        "status": status.value,
+    }
+    return OperationRecord(
+        operation, transaction_id, entry.account_id, abs(entry.delta), status, True, 200, body
+    )
+
+
 def _replay_if_recorded(tx: AccountsTx, request: OperationRequest) -> Reply | None:
-    previous = tx.get_record(request.operation, request.transaction_id)
+    previous = _original(tx, request.operation, request.transaction_id)
     if previous is None:
         return None
     if not request.agrees_with(account_id=previous.account_id, amount=previous.amount):
@@ -183,7 +214,7 @@ def compensate_debit(tx: AccountsTx, request: OperationRequest) -> Reply:
     """Reverse the debit recorded for this id, once; with no applied debit, leave a tombstone."""
     if (replay := _replay_if_recorded(tx, request)) is not None:
         return replay
-    debit_record = tx.get_record(Operation.DEBIT, request.transaction_id)
+    debit_record = _original(tx, Operation.DEBIT, request.transaction_id)
     if debit_record is None or not debit_record.applied:
         return _record(
             tx,
@@ -216,7 +247,7 @@ def void_credit(tx: AccountsTx, request: OperationRequest) -> Reply:
     """Settle an unknown credit: `already_applied` if it landed, else a tombstone (`voided`)."""
     if (replay := _replay_if_recorded(tx, request)) is not None:
         return replay
-    credit_record = tx.get_record(Operation.CREDIT, request.transaction_id)
+    credit_record = _original(tx, Operation.CREDIT, request.transaction_id)
     if credit_record is not None and credit_record.applied:
         _require_agreement(request, credit_record)
         return _record(

@@ -190,12 +190,15 @@ class Orchestrator:
         return replay(self._definitions[stored.definition], stored.events)
 
     async def recover(self) -> dict[str, int]:
-        """Claim and drive every saga left unsettled by a crash; returns final status counts."""
-        ids = await self.claim(include_own=True)
-        states = await asyncio.gather(*(self.drive(i) for i in ids))
+        """Claim and drive every saga left unsettled by a crash; returns final status counts.
+
+        Claims come in batches of at most `max_sagas` leases, so this repeats until a claim
+        finds nothing left (sagas another live worker holds are not taken)."""
         counts: dict[str, int] = {}
-        for state in states:
-            counts[str(state.status)] = counts.get(str(state.status), 0) + 1
+        # Each batch is driven to the end (and its leases released) before the next claim.
+        while ids := await self.claim(include_own=True):
+            for state in await asyncio.gather(*(self.drive(i) for i in ids)):
+                counts[str(state.status)] = counts.get(str(state.status), 0) + 1
         return counts
 
     async def claim(self, *, include_own: bool = False) -> list[str]:
@@ -224,13 +227,14 @@ class Orchestrator:
 
     async def work(self, *, interval: float) -> None:
         """The worker loop: recovery first, then renew and claim every `interval` seconds."""
-        await self.claim(include_own=True)
+        recovered = False
         while True:
-            await asyncio.sleep(interval)
             try:
-                await self.claim()
+                await self.claim(include_own=not recovered)
+                recovered = True
             except Exception as exc:  # a database hiccup must not end the loop
                 logger.warning("lease maintenance failed: %s", exc)
+            await asyncio.sleep(interval)
 
     async def close(self) -> None:
         for task in list(self._tasks.values()):
@@ -256,15 +260,22 @@ class Orchestrator:
         return await self._operator(saga_id, EventKind.OPERATOR_RESOLVE, note)
 
     async def _operator(self, saga_id: str, kind: EventKind, note: str | None) -> SagaState:
-        if saga_id not in self._leases and await self._leases.acquire(saga_id) is None:
+        await self.get(saga_id)  # SagaNotFound (404) before anything else
+        acquired = saga_id not in self._leases
+        if acquired and await self._leases.acquire(saga_id) is None:
             raise InvalidTransition(
                 f"saga {saga_id} is being driven by another worker; try again later"
             )
-        stored = await self.get(saga_id)  # read after taking the lease: nobody else writes now
-        definition = self._definitions[stored.definition]
-        state = replay(definition, stored.events)
-        event = SagaEvent(kind, at=_now(), note=note)
-        state = await self._save(saga_id, definition, state, [event])
+        try:
+            stored = await self.get(saga_id)  # read after taking the lease: nobody else writes
+            definition = self._definitions[stored.definition]
+            state = replay(definition, stored.events)
+            event = SagaEvent(kind, at=_now(), note=note)
+            state = await self._save(saga_id, definition, state, [event])
+        except BaseException:
+            if acquired:  # e.g. InvalidTransition: a lease nobody drives would strand the saga
+                await self._leases.release(saga_id)
+            raise
         if kind is not EventKind.OPERATOR_RETRY and saga_id not in self._tasks:
             await self._leases.release(saga_id)
         return state
@@ -280,17 +291,17 @@ class Orchestrator:
         return task
 
     async def _drive(self, saga_id: str) -> SagaState:
-        stored = await self.get(saga_id)
-        definition = self._definitions[stored.definition]
-        state = replay(definition, stored.events)
-        if next_action(definition, state) is None:
-            await self._leases.release(saga_id)
-            return state
-        if saga_id not in self._leases:
-            if await self._leases.acquire(saga_id) is None:
-                return state  # another worker holds it and drives it
-            state = self.state_of(await self.get(saga_id))  # what the last holder wrote
         try:
+            stored = await self.get(saga_id)
+            definition = self._definitions[stored.definition]
+            state = replay(definition, stored.events)
+            if next_action(definition, state) is None:
+                await self._leases.release(saga_id)
+                return state
+            if saga_id not in self._leases:
+                if await self._leases.acquire(saga_id) is None:
+                    return state  # another worker holds it and drives it
+                state = self.state_of(await self.get(saga_id))  # what the last holder wrote
             state = await self._drive_under_lease(saga_id, definition, state, stored.params)
         except asyncio.CancelledError:
             raise  # shutting down: `close` releases the lease for an immediate takeover

@@ -36,17 +36,29 @@ class AccountsReader(Protocol):
 
     def get_record(self, operation: Operation, transaction_id: str) -> OperationRecord | None: ...
 
+    def get_entry(self, operation: Operation, transaction_id: str) -> LedgerEntry | None:
+        """The ledger entry an applied operation left (kept forever, unlike its record)."""
+        ...
+
     def entry_sums_by_account(self) -> dict[str, int]: ...
 
     def entry_totals(self) -> Iterable[EntryTotal]: ...
 
-    def applied_record_count(self) -> int: ...
+    def applied_record_count(self) -> int:
+        """Applied operation records ever written, those purged by retention included."""
+        ...
 
 
 class AccountsTx(AccountsReader, Protocol):
     def insert_account(self, account_id: str, opening_balance: int) -> None: ...
 
     def insert_record(self, record: OperationRecord) -> None: ...
+
+    def purge_records(self, *, before: str) -> int:
+        """Delete operation records created before `before` (ISO time), except tombstones
+        (`nothing_to_compensate`, `voided`), adding them to the retention totals; returns how
+        many."""
+        ...
 
     def change_balance(
         self, account_id: str, delta: int, *, operation: Operation, transaction_id: str

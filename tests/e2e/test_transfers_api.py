@@ -20,7 +20,7 @@ def post(url: str, body: dict[str, object], tx_id: str | None = None) -> httpx.R
 
 
 def test_a_transfer_completes_and_shows_its_history(launch: Launcher) -> None:
-    service = launch(role="all", name="all")
+    service = launch(role="all", name="all", transfer_wait=60)
     r = post(service.url, BODY, "tr-1")
     assert r.status_code == 200
     view = r.json()
@@ -38,7 +38,7 @@ def test_a_transfer_completes_and_shows_its_history(launch: Launcher) -> None:
 
 
 def test_the_same_transaction_id_replays_the_same_saga(launch: Launcher) -> None:
-    service = launch(role="all", name="all")
+    service = launch(role="all", name="all", transfer_wait=60)
     first = post(service.url, BODY, "tr-2")
     again = post(service.url, BODY, "tr-2")
     assert again.headers["Idempotent-Replayed"] == "true"
@@ -51,13 +51,13 @@ def test_the_same_transaction_id_replays_the_same_saga(launch: Launcher) -> None
 
 
 def test_without_an_id_each_request_is_a_new_transfer(launch: Launcher) -> None:
-    service = launch(role="all", name="all")
+    service = launch(role="all", name="all", transfer_wait=60)
     ids = {post(service.url, BODY).json()["transaction_id"] for _ in range(3)}
     assert len(ids) == 3
 
 
 def test_a_refused_debit_ends_rejected_and_moves_nothing(launch: Launcher) -> None:
-    service = launch(role="all", name="all")
+    service = launch(role="all", name="all", transfer_wait=60)
     r = post(service.url, {**BODY, "amount": 10**9}, "tr-big")
     assert r.json()["status"] == "rejected"
     assert r.json()["attempts"][0]["error"] == "insufficient_funds"
@@ -76,7 +76,9 @@ def test_a_slow_transfer_answers_202_and_settles_later(launch: Launcher) -> None
 
 
 def test_listing_filters_by_state_and_counts(launch: Launcher) -> None:
-    service = launch(role="all", name="all", credit_failure_rate=1.0, retry_attempts=1)
+    service = launch(
+        role="all", name="all", transfer_wait=60, credit_failure_rate=1.0, retry_attempts=1
+    )
     post(service.url, BODY, "tr-c")
     post(service.url, {**BODY, "amount": 10**9}, "tr-r")
     listing = httpx.get(f"{service.url}/transfers", params={"state": "compensated"}).json()
@@ -93,7 +95,7 @@ def test_listing_filters_by_state_and_counts(launch: Launcher) -> None:
     ],
 )
 def test_bad_transfer_requests_are_refused(launch: Launcher, body, code) -> None:
-    service = launch(role="all", name="all")
+    service = launch(role="all", name="all", transfer_wait=60)
     r = post(service.url, body, "tr-bad")
     assert r.status_code == 422
     assert r.json()["error"] == code
@@ -101,7 +103,7 @@ def test_bad_transfer_requests_are_refused(launch: Launcher, body, code) -> None
 
 
 def test_operator_actions_on_a_saga_that_is_not_parked_are_409(launch: Launcher) -> None:
-    service = launch(role="all", name="all")
+    service = launch(role="all", name="all", transfer_wait=60)
     post(service.url, BODY, "tr-ok")
     r = httpx.post(f"{service.url}/transfers/tr-ok/retry")
     assert r.status_code == 409

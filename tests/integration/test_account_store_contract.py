@@ -75,3 +75,46 @@ async def test_entry_totals_group_by_transaction_and_operation(account_store) ->
         ("t", Operation.COMPENSATE_DEBIT, 1, 10),
         ("t", Operation.DEBIT, 1, 10),
     ]
+
+
+async def test_purging_old_records_keeps_tombstones_ledger_and_totals(account_store) -> None:
+    await account_store.transaction(lambda tx: tx.insert_account("a", 100))
+    await account_store.transaction(
+        lambda tx: tx.change_balance("a", -5, operation=Operation.DEBIT, transaction_id="t1")
+    )
+    tombstone = OperationRecord(
+        Operation.COMPENSATE_DEBIT,
+        "t2",
+        None,
+        None,
+        OperationStatus.NOTHING_TO_COMPENSATE,
+        False,
+        200,
+        {},
+    )
+    refusal = OperationRecord(
+        Operation.DEBIT,
+        "t3",
+        "a",
+        10**6,
+        OperationStatus.REJECTED,
+        False,
+        409,
+        {"error": "insufficient_funds"},
+    )
+    for r in (record("t1"), tombstone, refusal):
+        await account_store.transaction(lambda tx, r=r: tx.insert_record(r))
+    assert await account_store.read(lambda r: r.applied_record_count()) == 1
+
+    assert await account_store.transaction(lambda tx: tx.purge_records(before="2000-01-01")) == 0
+    purged = await account_store.transaction(lambda tx: tx.purge_records(before="9999-01-01"))
+    assert purged == 2
+    assert await account_store.read(lambda r: r.get_record(Operation.DEBIT, "t1")) is None
+    assert await account_store.read(lambda r: r.get_record(Operation.DEBIT, "t3")) is None
+    kept = await account_store.read(lambda r: r.get_record(Operation.COMPENSATE_DEBIT, "t2"))
+    assert kept == tombstone
+    assert await account_store.read(lambda r: r.applied_record_count()) == 1  # running total
+    entry = await account_store.read(lambda r: r.get_entry(Operation.DEBIT, "t1"))
+    assert entry is not None
+    assert (entry.account_id, entry.delta, entry.balance_after) == ("a", -5, 95)
+    assert await account_store.read(lambda r: r.get_entry(Operation.CREDIT, "t1")) is None

@@ -277,6 +277,8 @@ async def test_opening_accounts_requires_the_admin_token_when_configured(tmp_pat
         assert (await client.post("/accounts", json=body)).status_code == 401
         wrong = {"Authorization": "Bearer nope"}
         assert (await client.post("/accounts", json=body, headers=wrong)).status_code == 401
+        odd = {"Authorization": "Bearer s3crét".encode()}
+        assert (await client.post("/accounts", json=body, headers=odd)).status_code == 401
         good = {"Authorization": "Bearer s3cret"}
         assert (await client.post("/accounts", json=body, headers=good)).status_code == 201
 

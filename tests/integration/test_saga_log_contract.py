@@ -83,3 +83,22 @@ async def test_list_recent_filters_by_status_and_limits(saga_log: SagaLog) -> No
     assert summary.status == "completed"
     assert await saga_log.load("missing") is None
     assert await saga_log.summary("missing") is None
+
+
+async def test_purge_removes_only_old_terminal_sagas(saga_log: SagaLog) -> None:
+    for saga_id, status in [
+        ("done", "completed"),
+        ("undone", "compensated"),
+        ("parked", "failed_needs_attention"),
+        ("running", "crediting"),
+    ]:
+        await saga_log.create(saga_id=saga_id, definition="transfer", params={}, event=START)
+        await saga_log.append(saga_id, [attempt(1)], status=status)
+    assert await saga_log.purge_settled(before="2000-01-01") == 0
+    assert await saga_log.purge_settled(before="9999-01-01") == 2
+    assert await saga_log.load("done") is None
+    assert await saga_log.load("undone") is None
+    assert sorted(await saga_log.count_by_status()) == ["crediting", "failed_needs_attention"]
+    parked = await saga_log.load("parked")
+    assert parked is not None
+    assert len(parked.events) == 2

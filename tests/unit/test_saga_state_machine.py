@@ -141,6 +141,15 @@ def test_void_answering_voided_compensates_the_debit() -> None:
     assert call.operation == "compensate_debit"
 
 
+@pytest.mark.parametrize("result", [None, "applied", "something_new"])
+def test_a_settlement_answer_that_is_neither_landed_nor_voided_parks_the_saga(
+    result: str | None,
+) -> None:
+    state = settled_with(result)  # type: ignore[arg-type]
+    assert state.status == SagaStatus.FAILED_NEEDS_ATTENTION
+    assert next_action(TRANSFER, state) is None
+
+
 def compensating() -> list[SagaEvent]:
     return [
         intent("debit", A),

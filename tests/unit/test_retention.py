@@ -1,0 +1,104 @@
+"""Retention: after `purge_records`, applied operations still answer exactly as they did, through
+the ledger; tombstones still fence; the audit's figures do not move; short horizons are refused."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from repository_after.adapters.memory_accounts import InMemoryAccountStore
+from repository_after.config import Settings
+from repository_after.domain import errors
+from repository_after.domain.accounts import Operation, OperationRequest, Reply
+from repository_after.service_layer import accounts
+from repository_after.service_layer.audit import audit
+
+FUTURE = "9999-01-01"
+
+
+async def send(
+    store: InMemoryAccountStore,
+    op: Operation,
+    tx: str,
+    account: str | None = None,
+    amount: int | None = None,
+) -> Reply:
+    request = OperationRequest(op, tx, account, amount)
+    return await store.transaction(lambda t: accounts.HANDLERS[op](t, request))
+
+
+async def books() -> InMemoryAccountStore:
+    store = InMemoryAccountStore()
+    for name, balance in (("a", 1000), ("b", 0)):
+        await store.transaction(lambda t, n=name, b=balance: t.insert_account(n, b))
+    return store
+
+
+async def test_a_duplicate_after_the_purge_replays_the_first_answer_exactly() -> None:
+    store = await books()
+    first = await send(store, Operation.DEBIT, "t1", "a", 300)
+    await send(store, Operation.CREDIT, "t9", "a", 5)  # the balance moves on
+    assert await store.transaction(lambda t: t.purge_records(before=FUTURE)) == 2
+    again = await send(store, Operation.DEBIT, "t1", "a", 300)
+    assert (again.status_code, again.body, again.replayed) == (200, first.body, True)
+    reused = OperationRequest(Operation.DEBIT, "t1", "a", 999)
+    with pytest.raises(errors.IdempotencyKeyReused):
+        await store.transaction(lambda t: accounts.debit(t, reused))
+    balances = {x.account_id: x.balance for x in await store.read(lambda r: r.list_accounts())}
+    assert balances["a"] == 705
+
+
+async def test_a_compensation_after_the_purge_still_reverses_the_debit_once() -> None:
+    store = await books()
+    await send(store, Operation.DEBIT, "t1", "a", 300)
+    await store.transaction(lambda t: t.purge_records(before=FUTURE))
+    first = await send(store, Operation.COMPENSATE_DEBIT, "t1")
+    assert first.body["status"] == "compensated"
+    await store.transaction(lambda t: t.purge_records(before=FUTURE))
+    again = await send(store, Operation.COMPENSATE_DEBIT, "t1")
+    assert again.body == first.body
+    account = await store.read(lambda r: r.get_account("a"))
+    assert account is not None
+    assert account.balance == 1000
+
+
+async def test_a_void_after_the_purge_still_sees_the_credit_that_landed() -> None:
+    store = await books()
+    await send(store, Operation.CREDIT, "t1", "b", 40)
+    await store.transaction(lambda t: t.purge_records(before=FUTURE))
+    assert (await send(store, Operation.VOID_CREDIT, "t1")).body["status"] == "already_applied"
+
+
+async def test_tombstones_survive_the_purge_and_keep_fencing() -> None:
+    store = await books()
+    await send(store, Operation.COMPENSATE_DEBIT, "t1", "a", 10)
+    await send(store, Operation.VOID_CREDIT, "t2", "b", 10)
+    assert await store.transaction(lambda t: t.purge_records(before=FUTURE)) == 0
+    with pytest.raises(errors.TransactionCompensated):
+        await store.transaction(
+            lambda t: accounts.debit(t, OperationRequest(Operation.DEBIT, "t1", "a", 10))
+        )
+    with pytest.raises(errors.TransactionVoided):
+        await store.transaction(
+            lambda t: accounts.credit(t, OperationRequest(Operation.CREDIT, "t2", "b", 10))
+        )
+
+
+async def test_the_audit_is_unchanged_by_the_purge() -> None:
+    store = await books()
+    for i in range(3):
+        await send(store, Operation.DEBIT, f"t{i}", "a", 10)
+        await send(store, Operation.CREDIT, f"t{i}", "b", 10)
+    before = await store.read(audit)
+    await store.transaction(lambda t: t.purge_records(before=FUTURE))
+    after = await store.read(audit)
+    assert after == before
+    assert after.ok
+    assert after.applied_operations == 6
+
+
+def test_a_retention_shorter_than_the_retry_horizon_is_refused() -> None:
+    with pytest.raises(ValidationError, match="retry horizon"):
+        Settings(retention_days=0.001, retry_deadline=60, settle_deadline=120)
+    ok = Settings(retention_days=0.01, retry_deadline=60, settle_deadline=120)
+    assert ok.retry_horizon() == 360
