@@ -23,13 +23,25 @@ def chaos(
     faults: Annotated[str, typer.Option(help="comma-separated fault families")] = ALL,
     concurrency: Annotated[int, typer.Option(min=1, max=256)] = 16,
     json_output: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+    database_url: Annotated[
+        str | None,
+        typer.Option(help="an empty PostgreSQL database for both services (default: SQLite)"),
+    ] = None,
 ) -> None:
     """Transfers through injected faults and SIGKILLs on loopback; audit and match the books."""
     try:
         families = parse_families(faults)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--faults") from exc
-    config = ChaosConfig(seed=seed, transfers=transfers, families=families, concurrency=concurrency)
+    if database_url is not None and not database_url.startswith(("postgresql://", "postgres://")):
+        raise typer.BadParameter("expected postgresql://…", param_hint="--database-url")
+    config = ChaosConfig(
+        seed=seed,
+        transfers=transfers,
+        families=families,
+        concurrency=concurrency,
+        database_url=database_url,
+    )
     report = asyncio.run(run(config)).report
     if json_output:
         sys.stdout.write(json.dumps(report.as_dict(), indent=2) + "\n")

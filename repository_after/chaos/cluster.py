@@ -24,6 +24,11 @@ class Databases:
     def sqlite_in(cls, workdir: Path) -> Databases:
         return cls(f"sqlite:///{workdir / 'accounts.db'}", f"sqlite:///{workdir / 'sagas.db'}")
 
+    @classmethod
+    def shared(cls, database_url: str) -> Databases:
+        """One (empty) PostgreSQL database for both services: their tables do not overlap."""
+        return cls(database_url, database_url)
+
 
 @dataclass(frozen=True, slots=True)
 class Tuning:

@@ -6,42 +6,45 @@ For every transfer, what the account service applied must match the orchestrator
                  was applied (`compensated`) — else it left a tombstone (`nothing_to_compensate`);
 - rejected    => nothing applied (the debit, if recorded, was refused);
 and no (operation, transaction id) may carry two ledger entries.
-Only the SQLite layout is read here; another backend adds a branch in `_connect`.
+Both backends are read with plain SQL: SQLite through `sqlite3`, PostgreSQL through psycopg.
 """
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Mapping
+from typing import Any
 
 Operations = dict[tuple[str, str], str]  # (operation, transaction id) -> recorded status
 
 
-def _connect(database_url: str) -> sqlite3.Connection:
-    if not database_url.startswith("sqlite:///"):
-        raise NotImplementedError(f"reading the records of {database_url!r} is not supported")
-    return sqlite3.connect(database_url.removeprefix("sqlite:///"))
+def _query(database_url: str, sql: str) -> list[tuple[Any, ...]]:
+    if database_url.startswith("sqlite:///"):
+        conn = sqlite3.connect(database_url.removeprefix("sqlite:///"))
+        try:
+            return list(conn.execute(sql))
+        finally:
+            conn.close()
+    import psycopg
+
+    from repository_after.adapters.postgres_db import postgres_conninfo
+
+    with psycopg.connect(postgres_conninfo(database_url)) as pg:
+        return list(pg.execute(sql.encode()))
 
 
 def read_operations(database_url: str) -> Operations:
-    conn = _connect(database_url)
-    try:
-        rows = conn.execute("SELECT operation, transaction_id, status FROM operations")
-        return {(op, tx): status for op, tx, status in rows}
-    finally:
-        conn.close()
+    rows = _query(database_url, "SELECT operation, transaction_id, status FROM operations")
+    return {(op, tx): status for op, tx, status in rows}
 
 
 def applied_twice(database_url: str) -> list[str]:
-    conn = _connect(database_url)
-    try:
-        rows = conn.execute(
-            "SELECT operation, transaction_id, COUNT(*) FROM ledger_entries"
-            " GROUP BY operation, transaction_id HAVING COUNT(*) > 1"
-        )
-        return [f"{op} {tx} has {n} ledger entries" for op, tx, n in rows]
-    finally:
-        conn.close()
+    rows = _query(
+        database_url,
+        "SELECT operation, transaction_id, COUNT(*) FROM ledger_entries"
+        " GROUP BY operation, transaction_id HAVING COUNT(*) > 1",
+    )
+    return [f"{op} {tx} has {n} ledger entries" for op, tx, n in rows]
 
 
 def mismatches(statuses: Mapping[str, str], ops: Operations) -> list[str]:

@@ -39,6 +39,7 @@ class ChaosReport:
     unexpected_answers: list[str] = field(default_factory=list)
     elapsed_seconds: float = 0.0
     workdir: str = ""
+    backend: str = "sqlite"
 
     @property
     def violations(self) -> list[str]:
@@ -61,6 +62,7 @@ class ChaosReport:
         return (
             f"sagabank chaos --seed {self.seed} --transfers {self.transfers} "
             f"--faults {','.join(self.families)} --concurrency {self.concurrency}"
+            + (" --database-url <an empty PostgreSQL database>" if self.backend != "sqlite" else "")
         )
 
     def as_dict(self) -> dict[str, Any]:

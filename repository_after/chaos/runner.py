@@ -37,6 +37,7 @@ class ChaosConfig:
     rates: Rates = field(default_factory=Rates)
     tuning: Tuning = field(default_factory=Tuning)
     workdir: Path | None = None  # kept afterwards; a temporary one is removed if the run is clean
+    database_url: str | None = None  # an empty PostgreSQL database; default: SQLite in workdir
     settle_timeout: float = 180.0
 
 
@@ -95,7 +96,11 @@ async def run(config: ChaosConfig) -> Outcome:
     workdir = config.workdir or Path(tempfile.mkdtemp(prefix="sagabank-chaos-"))
     workdir.mkdir(parents=True, exist_ok=True)
     schedule = Schedule(config.seed, config.families, config.rates)
-    databases = Databases.sqlite_in(workdir)
+    databases = (
+        Databases.shared(config.database_url)
+        if config.database_url
+        else Databases.sqlite_in(workdir)
+    )
     cluster = Cluster(workdir, databases, config.tuning)
     planned = load.plan(config.seed, config.transfers)
     report = ChaosReport(
@@ -104,6 +109,7 @@ async def run(config: ChaosConfig) -> Outcome:
         [f.value for f in config.families],
         config.concurrency,
         workdir=str(workdir),
+        backend="postgresql" if config.database_url else "sqlite",
     )
     started = time.monotonic()
     accounts_url = await cluster.start_accounts()

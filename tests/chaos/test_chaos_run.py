@@ -14,6 +14,7 @@ import pytest
 
 from repository_after.chaos.runner import ChaosConfig, run
 from repository_after.chaos.schedule import ALL_FAMILIES
+from tests.pg import fresh_database
 
 pytestmark = pytest.mark.chaos
 
@@ -30,3 +31,18 @@ async def test_a_chaos_run_with_every_fault_family_conserves_money(
     assert report.money_after == report.money_before
     assert {f.value for f in ALL_FAMILIES} <= {f for f, n in report.faults.items() if n > 0}
     assert report.late_deliveries, "no delayed request reached the account service"
+
+
+async def test_a_chaos_run_on_postgresql_conserves_money(tmp_path: Path) -> None:
+    with fresh_database() as url:
+        outcome = await run(
+            ChaosConfig(
+                seed=4, transfers=100, workdir=tmp_path, settle_timeout=90, database_url=url
+            )
+        )
+    report = outcome.report
+    assert report.backend == "postgresql"
+    assert report.violations == [], report.replay_command()
+    assert sum(report.outcomes.values()) == 100
+    assert {f.value for f in ALL_FAMILIES} <= {f for f, n in report.faults.items() if n > 0}
+    assert "--database-url" in report.replay_command()

@@ -19,7 +19,7 @@ from repository_after.domain.saga import EventKind, InvalidTransition, SagaStatu
 from repository_after.domain.transfer import DEFINITIONS, TRANSFER
 from repository_after.service_layer import accounts
 from repository_after.service_layer.audit import audit
-from repository_after.service_layer.orchestrator import Orchestrator
+from repository_after.service_layer.orchestrator import Orchestrator, SagaNotFound
 from repository_after.service_layer.retry import RetryPolicy
 from repository_after.service_layer.saga_ports import CallResult, Participant, SagaLog
 from tests.fakes import LocalParticipant
@@ -153,3 +153,24 @@ async def test_a_start_up_claim_of_its_own_sagas_does_not_stop_a_running_driver(
     report = await store.read(audit)
     assert report.ok, report.violations
     await a.close()
+
+
+async def test_a_refused_operator_action_does_not_strand_the_saga() -> None:
+    store, log = await books(), InMemorySagaLog()
+    paused = PausedParticipant(LocalParticipant(store))
+    dead = worker(log, paused, "dead", ttl=0.0)  # its lease lapses at once
+    await dead.start(TRANSFER.name, PARAMS, saga_id="t-1")
+    await paused.entered.wait()  # dies mid-debit, as far as the log can tell
+    operator = worker(log, LocalParticipant(store), "operator", ttl=60.0)
+    with pytest.raises(InvalidTransition, match="only a parked saga"):
+        await operator.retry("t-1")  # takes the lapsed lease, is refused, must give it back
+    assert "t-1" not in operator._leases
+    survivor = worker(log, LocalParticipant(store), "survivor", ttl=60.0)
+    assert await survivor.claim() == ["t-1"]
+    assert (await survivor.drive("t-1")).status is SagaStatus.COMPLETED
+
+
+async def test_an_operator_action_on_an_unknown_saga_is_not_found() -> None:
+    operator = worker(InMemorySagaLog(), LocalParticipant(await books()), "op", ttl=60.0)
+    with pytest.raises(SagaNotFound):
+        await operator.resolve("nope")
