@@ -115,8 +115,10 @@ async def list_transfers(
 
 @router.post("/transfers/{transaction_id}/retry", responses=ERROR_RESPONSES, dependencies=[Admin])
 async def retry_transfer(request: Request, transaction_id: str) -> JSONResponse:
+    """Resume a parked saga; answers its state after at most `transfer_wait` (202 if running)."""
     orchestrator = _orchestrator(request)
-    await orchestrator.retry(transaction_id, note="retry requested over HTTP")
+    await orchestrator.retry(transaction_id, note="retry requested over HTTP", wait=False)
+    await orchestrator.wait(transaction_id, request.app.state.container.settings.transfer_wait)
     return await _view_response(orchestrator, transaction_id)
 
 

@@ -252,8 +252,14 @@ class Orchestrator:
 
     # -- operator actions ------------------------------------------------------------------
 
-    async def retry(self, saga_id: str, *, note: str | None = None) -> SagaState:
-        await self._operator(saga_id, EventKind.OPERATOR_RETRY, note)
+    async def retry(
+        self, saga_id: str, *, note: str | None = None, wait: bool = True
+    ) -> SagaState:
+        """Resume a parked saga; with `wait=False` return once it is resumed, still driving."""
+        state = await self._operator(saga_id, EventKind.OPERATOR_RETRY, note)
+        if not wait:
+            self._ensure_driving(saga_id)
+            return state
         return await self.drive(saga_id)
 
     async def resolve(self, saga_id: str, *, note: str | None = None) -> SagaState:
