@@ -252,9 +252,7 @@ class Orchestrator:
 
     # -- operator actions ------------------------------------------------------------------
 
-    async def retry(
-        self, saga_id: str, *, note: str | None = None, wait: bool = True
-    ) -> SagaState:
+    async def retry(self, saga_id: str, *, note: str | None = None, wait: bool = True) -> SagaState:
         """Resume a parked saga; with `wait=False` return once it is resumed, still driving."""
         state = await self._operator(saga_id, EventKind.OPERATOR_RETRY, note)
         if not wait:
