@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -15,6 +15,7 @@ from repository_after.adapters.sqlite_saga_log import SqliteSagaLog
 from repository_after.bootstrap import build_account_store, build_saga_log
 from repository_after.config import Role, Settings
 from repository_after.entrypoints.app import create_app
+from repository_after.entrypoints.service_process import ServiceProcess
 from repository_after.service_layer.ports import AccountStore
 from repository_after.service_layer.saga_ports import SagaLog
 from tests.pg import fresh_database
@@ -83,3 +84,31 @@ async def api(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     """The account service on a real SQLite file, reached through ASGITransport."""
     async for client in asgi_client(accounts_settings(tmp_path)):
         yield client
+
+
+Launcher = Callable[..., ServiceProcess]
+
+
+@pytest.fixture
+def launch(tmp_path: Path) -> Iterator[Launcher]:
+    """Start `sagabank serve` processes on loopback (real SQLite files in `tmp_path`); every one
+    still running at the end of the test is stopped."""
+    started: list[ServiceProcess] = []
+
+    def start(
+        *, role: str = "accounts", name: str = "accounts", port: int | None = None, **env: object
+    ) -> ServiceProcess:
+        base = {
+            "SAGABANK_DATABASE_URL": f"sqlite:///{tmp_path / (name + '.db')}",
+            "SAGABANK_CREDIT_FAILURE_RATE": "0",
+            "SAGABANK_ADMIN_TOKEN": "",
+            "SAGABANK_LOG_LEVEL": "WARNING",
+        }
+        base.update({f"SAGABANK_{k.upper()}": str(v) for k, v in env.items()})
+        service = ServiceProcess(env=base, role=role, port=port, log_path=tmp_path / f"{name}.log")
+        started.append(service)
+        return service.start()
+
+    yield start
+    for service in started:
+        service.stop()

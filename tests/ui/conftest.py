@@ -1,4 +1,4 @@
-"""Browser fixtures: Debian's Chromium driven by Playwright, and real `sagabank serve` processes.
+"""Browser fixtures: Debian's Chromium driven by Playwright (`launch` is in `tests/conftest.py`).
 
 Playwright's own browser download is never used: the tests launch `/usr/bin/chromium` (installed
 by `make test`). Screenshots go to `test-artifacts/ui/` at the repository root.
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from repository_after.entrypoints.service_process import ServiceProcess
+from tests.conftest import Launcher
 
 pytestmark = pytest.mark.ui
 
@@ -28,30 +28,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-
-Launcher = Callable[..., ServiceProcess]
-
-
-@pytest.fixture
-def launch(tmp_path: Path) -> Iterator[Launcher]:
-    """Start `sagabank serve` processes; all are stopped at the end (after the browser closes)."""
-    started: list[ServiceProcess] = []
-
-    def start(*, role: str, name: str, port: int | None = None, **env: object) -> ServiceProcess:
-        base = {
-            "SAGABANK_DATABASE_URL": f"sqlite:///{tmp_path / (name + '.db')}",
-            "SAGABANK_CREDIT_FAILURE_RATE": "0",
-            "SAGABANK_ADMIN_TOKEN": "",
-            "SAGABANK_LOG_LEVEL": "INFO",
-        }
-        base.update({f"SAGABANK_{k.upper()}": str(v) for k, v in env.items()})
-        service = ServiceProcess(env=base, role=role, port=port, log_path=tmp_path / f"{name}.log")
-        started.append(service)
-        return service.start()
-
-    yield start
-    for service in started:
-        service.stop()
 
 
 @pytest.fixture

@@ -43,6 +43,7 @@ def test_operator_watches_transfers_live_and_operates_parked_sagas(
     orchestrator = launch(
         role="orchestrator",
         name="orchestrator",
+        log_level="INFO",  # the page shows the saga's log lines; the test waits for "recovery:"
         accounts_url=f"http://127.0.0.1:{accounts_port}",
         admin_token=TOKEN,
         retry_attempts=1,
@@ -67,7 +68,7 @@ def test_operator_watches_transfers_live_and_operates_parked_sagas(
     assert form_id.startswith("ui-")
     screenshot("1-parked-while-accounts-down")
 
-    launch(role="accounts", name="accounts", port=accounts_port, demo_accounts=4)
+    launch(role="accounts", name="accounts", port=accounts_port, demo_accounts=4, log_level="INFO")
     # The orchestrator's start-up recovery runs once the account service answers; transfers
     # start after it (it claims sagas leased under the orchestrator's own id).
     wait_for_log_line(tmp_path / "orchestrator.log", "recovery:")
