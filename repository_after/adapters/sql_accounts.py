@@ -1,0 +1,216 @@
+"""The account store's SQL, shared by the SQLite and PostgreSQL adapters.
+
+Both backends use the same tables (created by `migrations`, component `accounts`) and the same
+statements, written here with `?` placeholders; a subclass sets `placeholder` and overrides the
+three hooks where the engines differ:
+- `_guard(transaction_id)`: serialise work on one transaction id (PostgreSQL: an advisory lock;
+  SQLite needs nothing, its one writer thread already serialises everything);
+- `_for_update()`: the row-lock clause for reading an account before changing it;
+- `_flag(value)`: how a boolean is stored (SQLite: 0/1, PostgreSQL: BOOLEAN).
+
+Invariants: `operations` has one row per (operation, transaction_id); `ledger_entries` one row
+per balance change, unique per (operation, transaction_id); `accounts.balance` is CHECKed
+non-negative; a use case's record, ledger entry and balance change commit in one transaction.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from repository_after.domain.accounts import (
+    TOMBSTONES,
+    Account,
+    LedgerEntry,
+    Operation,
+    OperationRecord,
+    OperationStatus,
+)
+from repository_after.service_layer.ports import EntryTotal
+
+
+class Cursor(Protocol):
+    def fetchone(self) -> Any: ...
+
+    def __iter__(self) -> Any: ...
+
+
+class Connection(Protocol):
+    def execute(self, sql: Any, params: Any = ..., /) -> Any: ...
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def _entry(row: Sequence[Any]) -> LedgerEntry:
+    return LedgerEntry(
+        int(row[0]), row[1], row[2], Operation(row[3]), int(row[4]), int(row[5]), row[6]
+    )
+
+
+_ENTRY_COLUMNS = "entry_id, account_id, transaction_id, operation, delta, balance_after, created_at"
+
+
+class SqlAccountsTx:
+    placeholder = "?"
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    # -- hooks ---------------------------------------------------------------------------
+
+    def _guard(self, transaction_id: str) -> None:
+        del transaction_id
+
+    def _for_update(self) -> str:
+        return ""
+
+    def _flag(self, value: bool) -> object:
+        return int(value)
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    def _run(self, sql: str, params: Sequence[object] = ()) -> Cursor:
+        if self.placeholder != "?":
+            sql = sql.replace("?", self.placeholder)
+        cursor: Cursor = self._conn.execute(sql, tuple(params))
+        return cursor
+
+    def _one(self, sql: str, params: Sequence[object] = ()) -> Any:
+        return self._run(sql, params).fetchone()
+
+    # -- reads ---------------------------------------------------------------------------
+
+    def get_account(self, account_id: str) -> Account | None:
+        row = self._one(
+            "SELECT account_id, opening_balance, balance FROM accounts WHERE account_id = ?"
+            + self._for_update(),
+            (account_id,),
+        )
+        return Account(row[0], int(row[1]), int(row[2])) if row else None
+
+    def list_accounts(self) -> list[Account]:
+        rows = self._run(
+            "SELECT account_id, opening_balance, balance FROM accounts ORDER BY account_id"
+        )
+        return [Account(r[0], int(r[1]), int(r[2])) for r in rows]
+
+    def list_entries(self, account_id: str, *, limit: int) -> list[LedgerEntry]:
+        rows = self._run(
+            f"SELECT {_ENTRY_COLUMNS} FROM ledger_entries WHERE account_id = ?"
+            " ORDER BY entry_id DESC LIMIT ?",
+            (account_id, limit),
+        )
+        return [_entry(r) for r in rows]
+
+    def get_record(self, operation: Operation, transaction_id: str) -> OperationRecord | None:
+        self._guard(transaction_id)
+        row = self._one(
+            "SELECT account_id, amount, status, applied, status_code, body FROM operations"
+            " WHERE operation = ? AND transaction_id = ?",
+            (operation.value, transaction_id),
+        )
+        if row is None:
+            return None
+        return OperationRecord(
+            operation=operation,
+            transaction_id=transaction_id,
+            account_id=row[0],
+            amount=None if row[1] is None else int(row[1]),
+            status=OperationStatus(row[2]),
+            applied=bool(row[3]),
+            status_code=int(row[4]),
+            body=json.loads(row[5]),
+        )
+
+    def get_entry(self, operation: Operation, transaction_id: str) -> LedgerEntry | None:
+        row = self._one(
+            f"SELECT {_ENTRY_COLUMNS} FROM ledger_entries"
+            " WHERE operation = ? AND transaction_id = ?",
+            (operation.value, transaction_id),
+        )
+        return None if row is None else _entry(row)
+
+    def entry_sums_by_account(self) -> dict[str, int]:
+        rows = self._run("SELECT account_id, SUM(delta) FROM ledger_entries GROUP BY account_id")
+        return {r[0]: int(r[1]) for r in rows}
+
+    def entry_totals(self) -> Iterable[EntryTotal]:
+        rows = self._run(
+            "SELECT transaction_id, operation, COUNT(*), SUM(ABS(delta)) FROM ledger_entries"
+            " GROUP BY transaction_id, operation"
+        )
+        return [EntryTotal(r[0], Operation(r[1]), int(r[2]), int(r[3])) for r in rows]
+
+    def applied_record_count(self) -> int:
+        row = self._one(
+            "SELECT (SELECT COUNT(*) FROM operations WHERE applied)"
+            " + COALESCE((SELECT purged_applied FROM retention_totals"
+            " WHERE component = 'operations'), 0)"
+        )
+        return int(row[0])
+
+    # -- writes --------------------------------------------------------------------------
+
+    def purge_records(self, *, before: str) -> int:
+        kept = tuple(status.value for status in TOMBSTONES)
+        old = "created_at < ? AND status NOT IN (?, ?)"
+        purged, applied = self._one(
+            "SELECT COUNT(*), COALESCE(SUM(CASE WHEN applied THEN 1 ELSE 0 END), 0)"
+            f" FROM operations WHERE {old}",
+            (before, *kept),
+        )
+        if purged:
+            self._run(f"DELETE FROM operations WHERE {old}", (before, *kept))
+            self._run(
+                "INSERT INTO retention_totals (component, purged, purged_applied)"
+                " VALUES ('operations', ?, ?) ON CONFLICT (component) DO UPDATE SET"
+                " purged = retention_totals.purged + excluded.purged,"
+                " purged_applied = retention_totals.purged_applied + excluded.purged_applied",
+                (int(purged), int(applied)),
+            )
+        return int(purged)
+
+    def insert_account(self, account_id: str, opening_balance: int) -> None:
+        self._run(
+            "INSERT INTO accounts (account_id, opening_balance, balance, created_at)"
+            " VALUES (?, ?, ?, ?)",
+            (account_id, opening_balance, opening_balance, _now()),
+        )
+
+    def insert_record(self, record: OperationRecord) -> None:
+        self._guard(record.transaction_id)
+        self._run(
+            "INSERT INTO operations (operation, transaction_id, account_id, amount, status,"
+            " applied, status_code, body, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                record.operation.value,
+                record.transaction_id,
+                record.account_id,
+                record.amount,
+                record.status.value,
+                self._flag(record.applied),
+                record.status_code,
+                json.dumps(record.body, separators=(",", ":")),
+                _now(),
+            ),
+        )
+
+    def change_balance(
+        self, account_id: str, delta: int, *, operation: Operation, transaction_id: str
+    ) -> int:
+        row = self._one(
+            "UPDATE accounts SET balance = balance + ? WHERE account_id = ? RETURNING balance",
+            (delta, account_id),
+        )
+        assert row is not None, account_id
+        balance = int(row[0])
+        self._run(
+            "INSERT INTO ledger_entries (account_id, transaction_id, operation, delta,"
+            " balance_after, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            (account_id, transaction_id, operation.value, delta, balance, _now()),
+        )
+        return balance
