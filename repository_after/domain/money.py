@@ -12,11 +12,6 @@ TRANSACTION_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 ACCOUNT_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:\-]{1,64}$")
 
 
-def is_valid_amount(value: object) -> bool:
-    """True for an int (not a bool) within [MIN_AMOUNT, MAX_AMOUNT]."""
-    return type(value) is int and MIN_AMOUNT <= value <= MAX_AMOUNT
-
-
 def is_valid_transaction_id(value: str) -> bool:
     return TRANSACTION_ID_PATTERN.fullmatch(value) is not None
 
