@@ -96,13 +96,20 @@ class CrashingLog:
         saga_id: str,
         definition: str,
         params: dict[str, Any],
-        event: SagaEvent,
+        events: Sequence[SagaEvent],
+        status: str = "started",
         owner: str = "",
         ttl: float = 0.0,
     ) -> Lease | None:
         self._tick()
         return await self.inner.create(
-            saga_id=saga_id, definition=definition, params=params, event=event, owner=owner, ttl=ttl
+            saga_id=saga_id,
+            definition=definition,
+            params=params,
+            events=events,
+            status=status,
+            owner=owner,
+            ttl=ttl,
         )
 
     async def append(
@@ -112,9 +119,10 @@ class CrashingLog:
         *,
         status: str,
         lease: Lease | None = None,
+        release: bool = False,
     ) -> None:
         self._tick()
-        await self.inner.append(saga_id, events, status=status, lease=lease)
+        await self.inner.append(saga_id, events, status=status, lease=lease, release=release)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)

@@ -1,4 +1,10 @@
-"""HTTP adapter of the `Participant` port: one keep-alive `httpx.AsyncClient` per process.
+"""HTTP adapter of the `Participant` port: one keep-alive aiohttp session per process.
+
+aiohttp rather than httpx here, measured (docs/performance.md): in a whole transfer, httpcore's
+pool cost more orchestrator CPU than everything else together (it polls every pooled socket on
+each request), and even over aiohttp's pool the httpx layer (URL and cookie handling, request
+building) cost more than the transport underneath. The unit tests mock the session with
+aioresponses; tests/unit/test_participant_transport.py runs it against real loopback sockets.
 
 Classification of one attempt (the outcome rules of the README):
     2xx with a JSON object body         -> SUCCEEDED
@@ -11,25 +17,22 @@ the current trace context as W3C `traceparent` (nothing when tracing is off).
 
 from __future__ import annotations
 
-import logging
+import json
 from collections.abc import Mapping
 from typing import Any
 
-import httpx
+import aiohttp
 from opentelemetry.propagate import inject
 
 from repository_after.domain.saga import Outcome
 from repository_after.service_layer.saga_ports import CallResult
 
-logger = logging.getLogger(__name__)
-
 _RETRYABLE_4XX = frozenset({408, 429})
 
 
-def classify(response: httpx.Response) -> CallResult:
-    code = response.status_code
+def classify(code: int, raw: bytes) -> CallResult:
     try:
-        body = response.json()
+        body = json.loads(raw)
     except ValueError:
         body = None
     if not isinstance(body, dict):
@@ -44,15 +47,31 @@ def classify(response: httpx.Response) -> CallResult:
     return CallResult(Outcome.UNKNOWN, code, str(error or f"http_{code}"), body)
 
 
+#: Stable names for the operator (history, dashboard), whatever the client library calls them.
+_KINDS: tuple[tuple[type[BaseException], str], ...] = (
+    (aiohttp.ClientConnectorError, "ConnectError"),  # refused, unreachable, DNS
+    (aiohttp.ServerDisconnectedError, "ServerDisconnected"),  # closed before answering
+    (aiohttp.ClientPayloadError, "ReadError"),  # the answer broke off
+)
+
+
+def _kind(exc: BaseException) -> str:
+    return next((name for cls, name in _KINDS if isinstance(exc, cls)), type(exc).__name__)
+
+
 class HttpParticipant:
-    def __init__(
-        self, services: Mapping[str, str], *, client: httpx.AsyncClient | None = None
-    ) -> None:
+    def __init__(self, services: Mapping[str, str], *, max_connections: int = 64) -> None:
         self._services = {name: url.rstrip("/") for name, url in services.items()}
-        self._client = client or httpx.AsyncClient(
-            timeout=httpx.Timeout(5.0),
-            limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
-        )
+        self._max_connections = max_connections
+        self._session: aiohttp.ClientSession | None = None
+
+    def _open(self) -> aiohttp.ClientSession:
+        # Made on first use, inside the event loop that will use it. Idle connections are
+        # dropped before uvicorn's 5 s keep-alive ends them, so a reused connection is rarely
+        # one the server is closing (that race costs an unknown outcome and a retry).
+        connector = aiohttp.TCPConnector(limit=self._max_connections, keepalive_timeout=3.0)
+        self._session = aiohttp.ClientSession(connector=connector)
+        return self._session
 
     async def call(
         self,
@@ -64,15 +83,24 @@ class HttpParticipant:
         timeout: float,
     ) -> CallResult:
         url = f"{self._services[service]}/{operation}"
-        headers = {"transaction-id": transaction_id}
+        headers = {"transaction-id": transaction_id, "content-type": "application/json"}
         inject(headers)
+        session = self._session or self._open()
         try:
-            response = await self._client.post(url, json=body, headers=headers, timeout=timeout)
-        except httpx.TimeoutException:
+            async with session.post(
+                url,
+                data=json.dumps(body, separators=(",", ":")),
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=timeout),
+                allow_redirects=False,  # a 3xx is not an answer: unknown, like httpx's default
+            ) as response:
+                raw = await response.read()
+        except TimeoutError:  # aiohttp's timeouts are TimeoutErrors
             return CallResult(Outcome.UNKNOWN, None, "timeout")
-        except httpx.TransportError as exc:
-            return CallResult(Outcome.UNKNOWN, None, f"transport: {type(exc).__name__}")
-        return classify(response)
+        except (aiohttp.ClientError, OSError) as exc:
+            return CallResult(Outcome.UNKNOWN, None, f"transport: {_kind(exc)}")
+        return classify(response.status, raw)
 
     async def close(self) -> None:
-        await self._client.aclose()
+        if self._session is not None:
+            await self._session.close()

@@ -46,15 +46,16 @@ class InMemorySagaLog:
         saga_id: str,
         definition: str,
         params: dict[str, Any],
-        event: SagaEvent,
+        events: Sequence[SagaEvent],
+        status: str = "started",
         owner: str = "",
         ttl: float = 0.0,
     ) -> Lease | None:
         if saga_id in self._rows:
             return None
         now = datetime.now(UTC).isoformat()
-        summary = SagaSummary(saga_id, definition, dict(params), "started", now, now)
-        row = self._rows[saga_id] = _Row(summary, [event])
+        summary = SagaSummary(saga_id, definition, dict(params), status, now, now)
+        row = self._rows[saga_id] = _Row(summary, list(events))
         return row.take(owner, ttl)
 
     async def append(
@@ -64,11 +65,14 @@ class InMemorySagaLog:
         *,
         status: str,
         lease: Lease | None = None,
+        release: bool = False,
     ) -> None:
         row = self._rows[saga_id]
         if lease is not None and not row.holds(lease):
             raise LeaseLost(f"saga {saga_id}: lease {lease} no longer holds")
         row.events.extend(events)
+        if release:
+            row.owner, row.lease_until = None, 0.0
         s = row.summary
         now = datetime.now(UTC).isoformat()
         row.summary = SagaSummary(s.saga_id, s.definition, s.params, status, s.created_at, now)

@@ -95,7 +95,8 @@ class PostgresSagaLog:
         saga_id: str,
         definition: str,
         params: dict[str, Any],
-        event: SagaEvent,
+        events: Sequence[SagaEvent],
+        status: str = "started",
         owner: str = "",
         ttl: float = 0.0,
     ) -> Lease | None:
@@ -104,13 +105,23 @@ class PostgresSagaLog:
             cur = await conn.execute(
                 "INSERT INTO sagas (saga_id, definition, params, status, version, created_at,"
                 " updated_at, owner, lease_until, fence)"
-                f" VALUES (%s, %s, %s, 'started', 1, %s, %s, %s, {_TTL}, 1)"
+                f" VALUES (%s, %s, %s, %s, %s, %s, %s, %s, {_TTL}, 1)"
                 " ON CONFLICT DO NOTHING",
-                (saga_id, definition, json.dumps(params), now, now, owner, ttl),
+                (
+                    saga_id,
+                    definition,
+                    json.dumps(params),
+                    status,
+                    len(events),
+                    now,
+                    now,
+                    owner,
+                    ttl,
+                ),
             )
             if cur.rowcount == 0:
                 return None
-            await _insert_events(conn, saga_id, 1, [event])
+            await _insert_events(conn, saga_id, 1, events)
             return Lease(saga_id, owner, 1)
 
     async def append(
@@ -120,8 +131,11 @@ class PostgresSagaLog:
         *,
         status: str,
         lease: Lease | None = None,
+        release: bool = False,
     ) -> None:
         sql = "UPDATE sagas SET version = version + %s, status = %s, updated_at = %s"
+        if release:
+            sql += ", owner = NULL, lease_until = NULL"
         sql += " WHERE saga_id = %s"
         args: tuple[Any, ...] = (len(events), status, _now(), saga_id)
         if lease is not None:

@@ -18,9 +18,14 @@ T = TypeVar("T")
 
 
 class SqliteAccountStore:
-    def __init__(self, path: Path) -> None:
-        self._db = SqliteDatabase(path, component="accounts")
+    def __init__(self, path: Path, *, share: SqliteDatabase | None = None) -> None:
+        """`share`: use that database's connection and writer thread (same file)."""
+        self._db = share.share("accounts") if share else SqliteDatabase(path, component="accounts")
         self.path = path
+
+    @property
+    def database(self) -> SqliteDatabase:
+        return self._db
 
     async def transaction(self, fn: Callable[[AccountsTx], T]) -> T:
         return await self._db.write(lambda conn: fn(SqlAccountsTx(conn)))

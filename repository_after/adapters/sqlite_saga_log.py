@@ -47,8 +47,9 @@ def _insert_events(
 
 
 class SqliteSagaLog:
-    def __init__(self, path: Path) -> None:
-        self._db = SqliteDatabase(path, component="sagas")
+    def __init__(self, path: Path, *, share: SqliteDatabase | None = None) -> None:
+        """`share`: use that database's connection and writer thread (same file)."""
+        self._db = share.share("sagas") if share else SqliteDatabase(path, component="sagas")
 
     async def create(
         self,
@@ -56,7 +57,8 @@ class SqliteSagaLog:
         saga_id: str,
         definition: str,
         params: dict[str, Any],
-        event: SagaEvent,
+        events: Sequence[SagaEvent],
+        status: str = "started",
         owner: str = "",
         ttl: float = 0.0,
     ) -> Lease | None:
@@ -65,12 +67,22 @@ class SqliteSagaLog:
             cursor = conn.execute(
                 "INSERT INTO sagas (saga_id, definition, params, status, version, created_at,"
                 " updated_at, owner, lease_until, fence)"
-                " VALUES (?, ?, ?, 'started', 1, ?, ?, ?, ?, 1) ON CONFLICT DO NOTHING",
-                (saga_id, definition, json.dumps(params), now, now, owner, time.time() + ttl),
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1) ON CONFLICT DO NOTHING",
+                (
+                    saga_id,
+                    definition,
+                    json.dumps(params),
+                    status,
+                    len(events),
+                    now,
+                    now,
+                    owner,
+                    time.time() + ttl,
+                ),
             )
             if cursor.rowcount == 0:
                 return None
-            _insert_events(conn, saga_id, 1, [event])
+            _insert_events(conn, saga_id, 1, events)
             return Lease(saga_id, owner, 1)
 
         return await self._db.write(work)
@@ -82,11 +94,13 @@ class SqliteSagaLog:
         *,
         status: str,
         lease: Lease | None = None,
+        release: bool = False,
     ) -> None:
         def work(conn: sqlite3.Connection) -> None:
             sql = (
                 "UPDATE sagas SET version = version + ?, status = ?, updated_at = ?"
-                " WHERE saga_id = ?"
+                + (", owner = NULL, lease_until = NULL" if release else "")
+                + " WHERE saga_id = ?"
             )
             args: tuple[Any, ...] = (len(events), status, _now(), saga_id)
             if lease is not None:

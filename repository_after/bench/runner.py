@@ -2,8 +2,9 @@
 
     sagabank bench [--repetitions 3] [--transfers 2000] [--smoke] [--output bench/report.json]
 
-A fresh server per repetition; the naive `repository_before` runs under the same load in the same
-invocation, so ratios compare like with like on whatever machine runs them.
+A fresh server per repetition; the naive `repository_before` and python-cqrs's saga engine (the
+`bench` extra) run under the same load in the same invocation, so ratios compare like with like
+on whatever machine runs them.
 """
 
 from __future__ import annotations
@@ -37,21 +38,46 @@ def _memory_in_subprocess(first: int, second: int) -> dict[str, float]:
     return result
 
 
+#: The end-to-end systems, in table order: (key, label).
+SYSTEMS = (
+    ("after", "sagabank 2 svc"),
+    ("after_all", "sagabank 1 proc"),
+    ("before", "naive"),
+    ("cqrs", "python-cqrs"),
+)
+#: The issue's targets, checked against the medians (figures from one run on this machine).
+TARGETS = {
+    "after/before at c=32": 2.5,
+    "after/cqrs at c=32": 25.0,
+    "no-op sagas/s": 5_000,
+    "p99 ms at c=32 (at most)": 25.0,
+    "recovery of 10,000 sagas, s (at most)": 10.0,
+    "RSS growth 10k -> 200k, % (at most)": 10.0,
+}
+
+
+def _one_run(system: str, n: int, concurrency: int, seed: int) -> dict[str, float]:
+    if system == "cqrs":
+        from repository_after.bench.cqrs_saga import cqrs_transfers
+
+        return cqrs_transfers(n=n, concurrency=concurrency, seed=seed)
+    return scenarios.http_transfers(impl=system, n=n, concurrency=concurrency, seed=seed)
+
+
 def run_all(
     *, repetitions: int, transfers: int, noop: int, recover_n: int, memory_counts: tuple[int, int]
 ) -> dict[str, Any]:
-    results: dict[str, Any] = {}
-    for impl in ("after", "before"):
-        for concurrency in (1, 32):
-            key = f"http_{impl}_c{concurrency}"
-            n = transfers if concurrency > 1 else max(transfers // 4, 50)
-            runs = []
-            for rep in range(repetitions):
-                console.print(f"[dim]{key}: repetition {rep + 1}/{repetitions}, {n} transfers")
-                runs.append(
-                    scenarios.http_transfers(impl=impl, n=n, concurrency=concurrency, seed=rep)
-                )
-            results[key] = median_of(runs)
+    """Repetition-major: each repetition runs every system once, so a slow spell on the machine
+    hits all of them alike instead of one system's whole series."""
+    runs: dict[str, list[dict[str, float]]] = {}
+    for rep in range(repetitions):
+        for system, _ in SYSTEMS:
+            for concurrency in (1, 32):
+                key = f"http_{system}_c{concurrency}"
+                n = transfers if concurrency > 1 else max(transfers // 4, 50)
+                console.print(f"[dim]repetition {rep + 1}/{repetitions}: {key}, {n} transfers")
+                runs.setdefault(key, []).append(_one_run(system, n, concurrency, seed=rep))
+    results: dict[str, Any] = {key: median_of(figures) for key, figures in runs.items()}
     console.print("[dim]no-op sagas, recovery, memory")
     results["noop_sagas"] = median_of([scenarios.noop_sagas(n=noop) for _ in range(repetitions)])
     results["recovery"] = median_of([scenarios.recovery(n=recover_n) for _ in range(repetitions)])
@@ -60,35 +86,57 @@ def run_all(
 
 
 def ratios(results: dict[str, Any]) -> dict[str, float]:
-    return {
-        f"after/before transfers/s at c={c}": results[f"http_after_c{c}"]["per_second"]
-        / results[f"http_before_c{c}"]["per_second"]
-        for c in (1, 32)
+    out = {}
+    for other in ("before", "cqrs"):
+        for c in (1, 32):
+            out[f"after/{other} at c={c}"] = (
+                results[f"http_after_c{c}"]["per_second"]
+                / results[f"http_{other}_c{c}"]["per_second"]
+            )
+    return out
+
+
+def targets(results: dict[str, Any]) -> list[tuple[str, float, float, bool]]:
+    """(target, measured, bound, met) for each of the issue's targets."""
+    r = ratios(results)
+    measured = {
+        "after/before at c=32": r["after/before at c=32"],
+        "after/cqrs at c=32": r["after/cqrs at c=32"],
+        "no-op sagas/s": results["noop_sagas"]["sagas_per_second"],
+        "p99 ms at c=32 (at most)": results["http_after_c32"]["p99_ms"],
+        "recovery of 10,000 sagas, s (at most)": results["recovery"]["seconds"],
+        "RSS growth 10k -> 200k, % (at most)": results["memory"]["growth_pct"],
     }
+    rows = []
+    for name, bound in TARGETS.items():
+        value = measured[name]
+        met = value <= bound if "at most" in name else value >= bound
+        rows.append((name, value, bound, met))
+    return rows
 
 
 def print_table(results: dict[str, Any], command: str) -> None:
     table = Table(title=f"sagabank bench (medians) — {command}")
-    for column in (
-        "scenario",
-        "transfers/s",
-        "p50 ms",
-        "p99 ms",
-        "client CPU ms/transfer",
-        "server CPU ms/transfer",
-    ):
-        table.add_column(column, justify="right" if column != "scenario" else "left")
-    for key, figures in results.items():
-        if key.startswith("http_"):
+    columns = ("system", "c", "transfers/s", "p50 ms", "p99 ms", "client CPU ms", "server CPU ms")
+    for column in columns:
+        table.add_column(column, justify="left" if column == "system" else "right")
+    for system, label in SYSTEMS:
+        for c in (1, 32):
+            f = results[f"http_{system}_c{c}"]
             table.add_row(
-                key.removeprefix("http_"),
-                f"{figures['per_second']:.0f}",
-                f"{figures['p50_ms']:.1f}",
-                f"{figures['p99_ms']:.1f}",
-                f"{figures['client_cpu_ms']:.2f}",
-                f"{figures['server_cpu_ms']:.2f}",
+                label,
+                str(c),
+                f"{f['per_second']:.0f}",
+                f"{f['p50_ms']:.1f}",
+                f"{f['p99_ms']:.1f}",
+                f"{f['client_cpu_ms']:.2f}",
+                f"{f['server_cpu_ms']:.2f}",
             )
     console.print(table)
+    console.print(
+        "sagabank 2 svc: account service + orchestrator processes (as deployed); 1 proc: "
+        "--role all. CPU is per transfer; python-cqrs's engine runs in the client process."
+    )
     console.print(
         f"no-op saga overhead: {results['noop_sagas']['sagas_per_second']:.0f} sagas/s "
         "(durable SQLite log, 32 in flight)"
@@ -102,7 +150,9 @@ def print_table(results: dict[str, Any], command: str) -> None:
     )
     for name, value in ratios(results).items():
         console.print(f"{name}: {value:.2f}x")
-    console.print("python-cqrs comparison: not measured yet (issue 7 leaves it open)")
+    for name, value, bound, met in targets(results):
+        mark = "[green]met" if met else "[red]not met"
+        console.print(f"target {name}: {value:,.1f} against {bound:,.1f} — {mark}")
 
 
 def bench(
@@ -132,6 +182,10 @@ def bench(
         "repetitions": repetitions,
         "results": results,
         "ratios": ratios(results),
+        "targets": [
+            {"target": name, "measured": value, "bound": bound, "met": met}
+            for name, value, bound, met in targets(results)
+        ],
         "seconds": time.perf_counter() - started,
     }
     output.parent.mkdir(parents=True, exist_ok=True)

@@ -1,8 +1,8 @@
 """The benchmark scenarios. Each returns a flat dict of figures for one repetition.
 
-- `http_transfers`: end to end over loopback HTTP against a fresh server process (sagabank's
-  durable orchestrator + account service in one process, or the naive `repository_before`),
-  30 % credit faults, at a given concurrency.
+- `http_transfers`: end to end over loopback HTTP against fresh server processes (sagabank as
+  two services, or in one process, or the naive `repository_before`), 30 % credit faults, at a
+  given concurrency. python-cqrs's engine under the same load is in `cqrs_saga`.
 - `noop_sagas`: the orchestrator's own cost: sagas with no-op steps on the durable SQLite log.
 - `recovery`: time to drive interrupted sagas (intent logged, no answer) to terminal states.
 - `memory`: resident memory after N and M no-op sagas.
@@ -14,10 +14,14 @@ import asyncio
 import random
 import tempfile
 import time
+from collections.abc import Coroutine
+from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import aiohttp
 import httpx
+import uvloop
 
 from repository_after.adapters.sqlite_saga_log import SqliteSagaLog
 from repository_after.bench.measure import LoadFigures, cpu_seconds, rss_mib
@@ -28,6 +32,7 @@ from repository_after.service_layer.orchestrator import Orchestrator
 from repository_after.service_layer.retry import RetryPolicy
 from repository_after.service_layer.saga_ports import CallResult
 
+T = TypeVar("T")
 ACCOUNTS = [f"acc-{i:02d}" for i in range(1, 11)]
 POLICY = RetryPolicy(max_attempts=1, initial_backoff=0.001, max_backoff=0.01)
 
@@ -37,63 +42,116 @@ def _plan(n: int, seed: int) -> list[tuple[str, str, int]]:
     return [(*rng.sample(ACCOUNTS, 2), rng.randint(1, 3_000)) for _ in range(n)]  # type: ignore[misc]
 
 
-async def _sagabank_transfer(client: httpx.AsyncClient, i: int, s: str, t: str, a: int) -> None:
-    r = await client.post(
-        "/transfers",
-        json={"source": s, "target": t, "amount": a},
-        headers={"transaction-id": f"bench-{i}"},
-    )
-    if r.status_code != 200:
-        raise RuntimeError(f"transfer {i} answered {r.status_code}: {r.text[:200]}")
+async def _sagabank_load(
+    url: str, plan: list[tuple[str, str, int]], concurrency: int
+) -> tuple[list[float], float]:
+    """The load generator for sagabank: aiohttp, `concurrency` keep-alive connections. It is a
+    measuring tool, so it is the cheapest client at hand (it shares the machine's two cores with
+    the server); the naive design's load is its own client code, which is part of that design."""
+    gate = asyncio.Semaphore(concurrency)
+    latencies: list[float] = []
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(url, connector=connector) as session:
+
+        async def one(i: int, s: str, t: str, a: int) -> None:
+            async with gate:
+                start = time.perf_counter()
+                async with session.post(
+                    "/transfers",
+                    json={"source": s, "target": t, "amount": a},
+                    headers={"transaction-id": f"bench-{i}"},
+                ) as r:
+                    body = await r.read()
+                    if r.status != 200:
+                        raise RuntimeError(f"transfer {i} answered {r.status}: {body[:200]!r}")
+                latencies.append(time.perf_counter() - start)
+
+        start = time.perf_counter()
+        await asyncio.gather(*(one(i, *p) for i, p in enumerate(plan)))
+        return latencies, time.perf_counter() - start
 
 
-async def _naive_transfer(client: httpx.AsyncClient, i: int, s: str, t: str, a: int) -> None:
+async def _naive_load(
+    url: str, plan: list[tuple[str, str, int]], concurrency: int
+) -> tuple[list[float], float]:
+    """The naive design's own client (`repository_before.client.transfer`), as it ships."""
     from repository_before.client import transfer
 
-    await transfer(client, f"bench-{i}", s, t, a)
-
-
-async def _load(
-    url: str, impl: str, n: int, concurrency: int, seed: int
-) -> tuple[list[float], float]:
-    one = _sagabank_transfer if impl == "after" else _naive_transfer
     gate = asyncio.Semaphore(concurrency)
     latencies: list[float] = []
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
 
-        async def timed(i: int, s: str, t: str, a: int) -> None:
+        async def one(i: int, s: str, t: str, a: int) -> None:
             async with gate:
                 start = time.perf_counter()
-                await one(client, i, s, t, a)
+                await transfer(client, f"bench-{i}", s, t, a)
                 latencies.append(time.perf_counter() - start)
 
         start = time.perf_counter()
-        await asyncio.gather(*(timed(i, *p) for i, p in enumerate(_plan(n, seed))))
+        await asyncio.gather(*(one(i, *p) for i, p in enumerate(plan)))
         return latencies, time.perf_counter() - start
 
 
+async def _load(
+    url: str, impl: str, n: int, concurrency: int, seed: int
+) -> tuple[list[float], float]:
+    load = _naive_load if impl == "before" else _sagabank_load
+    return await load(url, _plan(n, seed), concurrency)
+
+
+def _servers(stack: ExitStack, impl: str, tmp: Path, seed: int) -> tuple[str, list[int]]:
+    """Start the system under test; returns the URL the load goes to and the server pids.
+
+    `after`: sagabank as deployed, two services (account service, orchestrator), each with its
+    own durable SQLite file; `after_all`: both in one process (`--role all`, one shared SQLite
+    writer); `before`: the naive server."""
+    env = {
+        "SAGABANK_CREDIT_FAILURE_RATE": "0.3",
+        "SAGABANK_FAULT_SEED": str(seed),
+        "SAGABANK_RETRY_ATTEMPTS": "1",
+        "SAGABANK_TRANSFER_WAIT": "60",
+        "SAGABANK_LOG_LEVEL": "WARNING",
+        "SAGABANK_ADMIN_TOKEN": "",
+    }
+    if impl == "before":
+        naive = stack.enter_context(ServiceProcess(env=env, module="repository_before.server"))
+        return naive.url, [_pid(naive)]
+    if impl == "after_all":
+        env["SAGABANK_DATABASE_URL"] = f"sqlite:///{tmp / 'bank.db'}"
+        one = stack.enter_context(ServiceProcess(env=env, role="all"))
+        return one.url, [_pid(one)]
+    accounts_env = {**env, "SAGABANK_DATABASE_URL": f"sqlite:///{tmp / 'accounts.db'}"}
+    accounts = stack.enter_context(ServiceProcess(env=accounts_env, role="accounts"))
+    orchestrator_env = {
+        **env,
+        "SAGABANK_DATABASE_URL": f"sqlite:///{tmp / 'sagas.db'}",
+        "SAGABANK_ACCOUNTS_URL": accounts.url,
+    }
+    orchestrator = stack.enter_context(ServiceProcess(env=orchestrator_env, role="orchestrator"))
+    return orchestrator.url, [_pid(accounts), _pid(orchestrator)]
+
+
+def _pid(server: ServiceProcess) -> int:
+    assert server.proc is not None
+    return server.proc.pid
+
+
 def http_transfers(*, impl: str, n: int, concurrency: int, seed: int) -> dict[str, float]:
-    with tempfile.TemporaryDirectory(prefix="sagabank-bench-") as tmp:
-        env = {
-            "SAGABANK_DATABASE_URL": f"sqlite:///{Path(tmp) / 'bank.db'}",
-            "SAGABANK_CREDIT_FAILURE_RATE": "0.3",
-            "SAGABANK_FAULT_SEED": str(seed),
-            "SAGABANK_RETRY_ATTEMPTS": "1",
-            "SAGABANK_TRANSFER_WAIT": "60",
-            "SAGABANK_LOG_LEVEL": "WARNING",
-            "SAGABANK_ADMIN_TOKEN": "",
-        }
-        module = (
-            "repository_after.entrypoints.cli" if impl == "after" else ("repository_before.server")
-        )
-        with ServiceProcess(env=env, role="all", module=module) as server:
-            assert server.proc is not None
-            server_cpu0, client_cpu0 = cpu_seconds(server.proc.pid), time.process_time()
-            latencies, wall = asyncio.run(_load(server.url, impl, n, concurrency, seed))
-            server_cpu = cpu_seconds(server.proc.pid) - server_cpu0
-            client_cpu = time.process_time() - client_cpu0
+    """`impl`: `after` (two services), `after_all` (one process) or `before` (naive)."""
+    with tempfile.TemporaryDirectory(prefix="sagabank-bench-") as tmp, ExitStack() as stack:
+        url, pids = _servers(stack, impl, Path(tmp), seed)
+        server_cpu0, client_cpu0 = sum(map(cpu_seconds, pids)), time.process_time()
+        latencies, wall = asyncio.run(_load(url, impl, n, concurrency, seed))
+        server_cpu = sum(map(cpu_seconds, pids)) - server_cpu0
+        client_cpu = time.process_time() - client_cpu0
     return vars(LoadFigures.of(latencies, wall, client_cpu, server_cpu))
+
+
+def on_server_loop(coro: Coroutine[Any, Any, T]) -> T:
+    """Run an in-process orchestrator scenario on uvloop, the loop it has under `sagabank serve`
+    (uvicorn picks uvloop when installed; `uvicorn[standard]` installs it)."""
+    return uvloop.run(coro)
 
 
 class NoopParticipant:
@@ -146,7 +204,7 @@ def noop_sagas(*, n: int) -> dict[str, float]:
         return elapsed
 
     with tempfile.TemporaryDirectory(prefix="sagabank-bench-") as tmp:
-        elapsed = asyncio.run(go(Path(tmp) / "sagas.db"))
+        elapsed = on_server_loop(go(Path(tmp) / "sagas.db"))
     return {"sagas_per_second": n / elapsed}
 
 
@@ -175,8 +233,8 @@ def recovery(*, n: int) -> dict[str, float]:
 
     with tempfile.TemporaryDirectory(prefix="sagabank-bench-") as tmp:
         path = Path(tmp) / "sagas.db"
-        asyncio.run(interrupt(path))
-        elapsed = asyncio.run(recover(path))
+        on_server_loop(interrupt(path))
+        elapsed = on_server_loop(recover(path))
     return {"recovered": float(n), "seconds": elapsed}
 
 
@@ -197,5 +255,5 @@ def memory(*, first: int, second: int) -> dict[str, float]:
         return after_first, after_second
 
     with tempfile.TemporaryDirectory(prefix="sagabank-bench-") as tmp:
-        a, b = asyncio.run(go(Path(tmp) / "sagas.db"))
+        a, b = on_server_loop(go(Path(tmp) / "sagas.db"))
     return {"rss_first_mib": a, "rss_second_mib": b, "growth_pct": (b - a) / a * 100}

@@ -58,7 +58,9 @@ class FaultInjector:
                 self.counts.before += 1
             else:
                 self.counts.after += 1
-        logger.warning(
+        # INFO, not WARNING: an injected fault is the configured behaviour (and counted in
+        # /metrics); at 30 % of credits, a warning each cost the service ~6 % of its CPU.
+        logger.info(
             "injected fault %s on credit", point.value, extra={"transaction_id": transaction_id}
         )
         return point

@@ -1,12 +1,14 @@
 """The imperative shell around the saga state machine: log intent, call, log outcome.
 
 Write-ahead discipline, per remote operation:
-1. the `operation_started` intent is appended durably *before* the call (together with the
-   outcome of the previous operation, which may safely wait until then: if we crash first,
-   recovery re-sends the same call with the same key and the participant replays its answer);
+1. the `operation_started` intent is appended durably *before* the call: the first one in the
+   same write that creates the saga, later ones together with the outcome of the previous
+   operation, which may safely wait until then (if we crash first, recovery re-sends the same
+   call with the same key and the participant replays its answer);
 2. every unknown attempt is appended as it happens (history for operators);
 3. the final outcome is applied to the in-memory state at once and written with the next intent,
-   or with the terminal status when the saga ends.
+   or with the terminal status when the saga ends (that last write also releases the lease).
+A happy two-step saga is thus three durable writes and no reads (docs/performance.md).
 So after a crash at any instant, folding the log gives a state whose next action is safe to
 (re)issue. Every call of one saga carries the saga id as its idempotency key.
 
@@ -94,6 +96,25 @@ class SagaNotFound(KeyError):
     pass
 
 
+@dataclass(frozen=True, slots=True)
+class _Fresh:
+    """A saga this process has just created: its state (first intent logged) and parameters."""
+
+    definition: SagaDefinition
+    state: SagaState
+    params: dict[str, Any]
+
+
+def _intent(call: Call) -> SagaEvent:
+    return SagaEvent(
+        EventKind.OPERATION_STARTED,
+        at=_now(),
+        step=call.step.name,
+        role=call.role,
+        operation=call.operation,
+    )
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
@@ -140,27 +161,37 @@ class Orchestrator:
         if definition not in self._definitions:
             raise KeyError(f"unknown saga definition {definition!r}")
         saga_id = saga_id or uuid.uuid4().hex
-        started = SagaEvent(EventKind.STARTED, at=_now())
+        saga = self._definitions[definition]
+        # The start and the first operation's intent go to disk together, in one write.
+        events = [SagaEvent(EventKind.STARTED, at=_now())]
+        state = replay(saga, events)
+        if (call := next_action(saga, state)) is not None:
+            events.append(_intent(call))
+            state = apply(saga, state, events[-1])
         lease = await self._leases.take(
             lambda: self.log.create(
                 saga_id=saga_id,
                 definition=definition,
                 params=params,
-                event=started,
+                events=events,
+                status=state.status,
                 owner=self.worker_id,
                 ttl=self._leases.ttl,
             )
         )
-        created = lease is not None
-        if not created:
-            existing = await self.log.summary(saga_id)
-            assert existing is not None
-            if existing.definition != definition or existing.params != params:
-                raise IdempotencyKeyReused(
-                    f"transaction id {saga_id!r} was already used for a different request"
-                )
+        if lease is not None:
+            # Observers see the first intent, as before (the start itself is not a transition).
+            state = self._apply(saga_id, saga, replay(saga, events[:1]), events[1:])
+            self._ensure_driving(saga_id, _Fresh(saga, state, params))
+            return saga_id, True
+        existing = await self.log.summary(saga_id)
+        assert existing is not None
+        if existing.definition != definition or existing.params != params:
+            raise IdempotencyKeyReused(
+                f"transaction id {saga_id!r} was already used for a different request"
+            )
         self._ensure_driving(saga_id)
-        return saga_id, created
+        return saga_id, False
 
     async def run(
         self, definition: str, params: dict[str, Any], *, saga_id: str | None = None
@@ -242,13 +273,17 @@ class Orchestrator:
         await asyncio.gather(*self._tasks.values(), return_exceptions=True)
         await self._leases.release_all()
 
-    async def _append(self, saga_id: str, events: Sequence[SagaEvent], status: str) -> None:
+    async def _append(
+        self, saga_id: str, events: Sequence[SagaEvent], status: str, *, release: bool = False
+    ) -> None:
         lease = await self._leases.current(saga_id)
         try:
-            await self.log.append(saga_id, events, status=status, lease=lease)
+            await self.log.append(saga_id, events, status=status, lease=lease, release=release)
         except LeaseLost:
             self._leases.forget(saga_id, lease)
             raise
+        if release:
+            self._leases.forget(saga_id, lease)
 
     # -- operator actions ------------------------------------------------------------------
 
@@ -286,27 +321,34 @@ class Orchestrator:
 
     # -- the driver ------------------------------------------------------------------------
 
-    def _ensure_driving(self, saga_id: str) -> asyncio.Task[SagaState]:
+    def _ensure_driving(self, saga_id: str, fresh: _Fresh | None = None) -> asyncio.Task[SagaState]:
         task = self._tasks.get(saga_id)
         if task is None:
-            task = asyncio.create_task(self._drive(saga_id), name=f"saga-{saga_id}")
+            task = asyncio.create_task(self._drive(saga_id, fresh), name=f"saga-{saga_id}")
             self._tasks[saga_id] = task
             task.add_done_callback(lambda _: self._tasks.pop(saga_id, None))
         return task
 
-    async def _drive(self, saga_id: str) -> SagaState:
+    async def _drive(self, saga_id: str, fresh: _Fresh | None = None) -> SagaState:
+        """`fresh`: the saga was just created here, under our lease, with its first intent
+        logged; nothing needs reading back."""
         try:
-            stored = await self.get(saga_id)
-            definition = self._definitions[stored.definition]
-            state = replay(definition, stored.events)
-            if next_action(definition, state) is None:
-                await self._leases.release(saga_id)
-                return state
-            if saga_id not in self._leases:
-                if await self._leases.acquire(saga_id) is None:
-                    return state  # another worker holds it and drives it
-                state = self.state_of(await self.get(saga_id))  # what the last holder wrote
-            state = await self._drive_under_lease(saga_id, definition, state, stored.params)
+            if fresh is not None:
+                state = await self._drive_under_lease(
+                    saga_id, fresh.definition, fresh.state, fresh.params, intent_logged=True
+                )
+            else:
+                stored = await self.get(saga_id)
+                definition = self._definitions[stored.definition]
+                state = replay(definition, stored.events)
+                if next_action(definition, state) is None:
+                    await self._leases.release(saga_id)
+                    return state
+                if saga_id not in self._leases:
+                    if await self._leases.acquire(saga_id) is None:
+                        return state  # another worker holds it and drives it
+                    state = self.state_of(await self.get(saga_id))  # what the last holder wrote
+                state = await self._drive_under_lease(saga_id, definition, state, stored.params)
         except asyncio.CancelledError:
             raise  # shutting down: `close` releases the lease for an immediate takeover
         except LeaseLost as exc:
@@ -321,42 +363,52 @@ class Orchestrator:
             # Stop renewing: the lease expires and the saga is claimed again (maybe by us).
             self._leases.forget(saga_id)
             raise
-        await self._leases.release(saga_id)
+        await self._leases.release(saga_id)  # a no-op when the last write released it
         return state
 
     async def _drive_under_lease(
-        self, saga_id: str, definition: SagaDefinition, state: SagaState, params: dict[str, Any]
+        self,
+        saga_id: str,
+        definition: SagaDefinition,
+        state: SagaState,
+        params: dict[str, Any],
+        *,
+        intent_logged: bool = False,
     ) -> SagaState:
         while True:
             try:
-                return await self._drive_leased(saga_id, definition, state, params)
+                return await self._drive_leased(saga_id, definition, state, params, intent_logged)
             except LeaseLost:
                 if saga_id not in self._leases:
                     raise
                 # Refused under a stale fence while this worker holds a newer lease (its own
                 # start-up claim re-leased the saga): carry on from the log under the new one.
                 state = self.state_of(await self.get(saga_id))
+                intent_logged = False
 
     async def _drive_leased(
-        self, saga_id: str, definition: SagaDefinition, state: SagaState, params: dict[str, Any]
+        self,
+        saga_id: str,
+        definition: SagaDefinition,
+        state: SagaState,
+        params: dict[str, Any],
+        intent_logged: bool = False,
     ) -> SagaState:
+        """`intent_logged`: the first call's intent is already on disk (written by `start`)."""
         unsaved: list[SagaEvent] = []
         while (call := next_action(definition, state)) is not None:
-            intent = SagaEvent(
-                EventKind.OPERATION_STARTED,
-                at=_now(),
-                step=call.step.name,
-                role=call.role,
-                operation=call.operation,
-            )
-            state = self._apply(saga_id, definition, state, [intent])
-            await self._append(saga_id, [*unsaved, intent], state.status)
+            if intent_logged:
+                intent_logged = False
+            else:
+                intent = _intent(call)
+                state = self._apply(saga_id, definition, state, [intent])
+                await self._append(saga_id, [*unsaved, intent], state.status)
             outcome = await self._perform(saga_id, params, call, state.status)
             state = self._apply(saga_id, definition, state, outcome)
             # Unknown attempts are already logged; the decisive last event is not yet.
             unsaved = [outcome[-1]]
-        if unsaved:
-            await self._append(saga_id, unsaved, state.status)
+        if unsaved:  # the last write also gives the lease up
+            await self._append(saga_id, unsaved, state.status, release=True)
         return state
 
     async def _perform(

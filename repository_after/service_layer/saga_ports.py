@@ -61,13 +61,15 @@ class SagaLog(Protocol):
         saga_id: str,
         definition: str,
         params: dict[str, Any],
-        event: SagaEvent,
+        events: Sequence[SagaEvent],
+        status: str = "started",
         owner: str = "",
         ttl: float = 0.0,
     ) -> Lease | None:
-        """Insert the saga with its first event, leased to `owner` for `ttl` seconds.
+        """Insert the saga with its first events and status, leased to `owner` for `ttl` seconds.
 
-        Returns the new lease; None (and no change) if the id exists."""
+        Returns the new lease; None (and no change) if the id exists. The orchestrator writes the
+        start and the first operation's intent together (one durable write instead of two)."""
         ...
 
     async def append(
@@ -77,10 +79,12 @@ class SagaLog(Protocol):
         *,
         status: str,
         lease: Lease | None = None,
+        release: bool = False,
     ) -> None:
         """Append events and set the status; with a lease, only if it still holds (LeaseLost).
 
-        Without a lease the write is unfenced: for tests and single-writer tools only."""
+        Without a lease the write is unfenced: for tests and single-writer tools only.
+        `release` also gives the lease up in the same transaction (the saga's last write)."""
         ...
 
     async def claim(

@@ -36,7 +36,8 @@ def test_bench_smoke_run_reports_every_scenario(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     report = json.loads(report_path.read_text())
     results = report["results"]
-    for key in ("http_after_c1", "http_after_c32", "http_before_c1", "http_before_c32"):
+    systems = ("after", "after_all", "before", "cqrs")
+    for key in (f"http_{system}_c{c}" for system in systems for c in (1, 32)):
         figures = results[key]
         assert figures["per_second"] > 0
         assert 0 < figures["p50_ms"] <= figures["p99_ms"]
@@ -45,7 +46,9 @@ def test_bench_smoke_run_reports_every_scenario(tmp_path: Path) -> None:
     assert results["recovery"]["recovered"] == 100
     assert results["memory"]["rss_second_mib"] > 0
     assert set(report["ratios"]) == {
-        "after/before transfers/s at c=1",
-        "after/before transfers/s at c=32",
+        f"after/{other} at c={c}" for other in ("before", "cqrs") for c in (1, 32)
     }
+    assert all(r > 0 for r in report["ratios"].values())
+    assert len(report["targets"]) == 6
+    assert all(isinstance(t["met"], bool) for t in report["targets"])
     assert "no-op saga overhead" in result.stdout

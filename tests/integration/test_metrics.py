@@ -138,7 +138,7 @@ async def test_metrics_show_parked_sagas_and_the_age_of_the_oldest_unsettled_one
         # A saga logged but not driven (as after a crash before its first step).
         started = SagaEvent(EventKind.STARTED, at="2026-01-01T00:00:00+00:00")
         params = {"source": "acc-01", "target": "acc-02", "amount": 5}
-        await log.create(saga_id="m-old", definition="transfer", params=params, event=started)
+        await log.create(saga_id="m-old", definition="transfer", params=params, events=[started])
         parsed = samples((await client.get("/metrics")).text)
 
     t = {"saga": "transfer"}

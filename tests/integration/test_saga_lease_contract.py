@@ -53,7 +53,7 @@ async def logs(
 
 async def make(log: SagaLog, saga_id: str, *, owner: str = "a", ttl: float = LONG) -> Lease:
     lease = await log.create(
-        saga_id=saga_id, definition="transfer", params={}, event=START, owner=owner, ttl=ttl
+        saga_id=saga_id, definition="transfer", params={}, events=[START], owner=owner, ttl=ttl
     )
     assert lease is not None
     return lease
@@ -63,7 +63,7 @@ async def test_create_leases_the_new_saga_to_its_creator(logs) -> None:
     log, _ = logs
     lease = await make(log, "s1", owner="w1")
     assert (lease.saga_id, lease.owner) == ("s1", "w1")
-    assert await log.create(saga_id="s1", definition="transfer", params={}, event=START) is None
+    assert await log.create(saga_id="s1", definition="transfer", params={}, events=[START]) is None
 
 
 async def test_claim_takes_only_unsettled_sagas_with_no_live_lease_oldest_first(logs) -> None:
@@ -160,3 +160,17 @@ async def test_acquire_also_leases_a_settled_saga_for_an_operator(logs) -> None:
     await log.release([lease])
     assert await twin.claim("b", limit=10, ttl=LONG) == []
     assert await twin.acquire("s1", "operator", ttl=LONG) is not None
+
+
+async def test_the_last_append_can_release_the_lease_in_the_same_write(logs) -> None:
+    log, twin = logs
+    lease = await make(log, "s1", owner="a", ttl=LONG)
+    await log.append("s1", [NOTE], status="completed", lease=lease, release=True)
+    stored = await twin.load("s1")
+    assert stored is not None
+    assert (stored.status, stored.events[-1]) == ("completed", NOTE)
+    taken = await twin.acquire("s1", "b", ttl=LONG)  # free at once, not after the ttl
+    assert taken is not None
+    assert taken.fence > lease.fence
+    with pytest.raises(LeaseLost):  # and the released lease writes no more
+        await log.append("s1", [NOTE], status="completed", lease=lease)

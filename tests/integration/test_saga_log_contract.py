@@ -23,7 +23,9 @@ def attempt(n: int) -> SagaEvent:
 
 
 async def test_create_then_load_returns_params_and_first_event(saga_log: SagaLog) -> None:
-    assert await saga_log.create(saga_id="s1", definition="transfer", params={"a": 1}, event=START)
+    assert await saga_log.create(
+        saga_id="s1", definition="transfer", params={"a": 1}, events=[START]
+    )
     stored = await saga_log.load("s1")
     assert stored is not None
     assert (stored.definition, stored.params, stored.status) == ("transfer", {"a": 1}, "started")
@@ -31,8 +33,10 @@ async def test_create_then_load_returns_params_and_first_event(saga_log: SagaLog
 
 
 async def test_create_with_an_existing_id_changes_nothing(saga_log: SagaLog) -> None:
-    await saga_log.create(saga_id="s1", definition="transfer", params={"a": 1}, event=START)
-    again = await saga_log.create(saga_id="s1", definition="transfer", params={"a": 2}, event=START)
+    await saga_log.create(saga_id="s1", definition="transfer", params={"a": 1}, events=[START])
+    again = await saga_log.create(
+        saga_id="s1", definition="transfer", params={"a": 2}, events=[START]
+    )
     assert again is None
     stored = await saga_log.load("s1")
     assert stored is not None
@@ -41,7 +45,7 @@ async def test_create_with_an_existing_id_changes_nothing(saga_log: SagaLog) -> 
 
 
 async def test_appended_events_come_back_in_order_with_the_new_status(saga_log) -> None:
-    await saga_log.create(saga_id="s1", definition="transfer", params={}, event=START)
+    await saga_log.create(saga_id="s1", definition="transfer", params={}, events=[START])
     await saga_log.append("s1", [attempt(1), attempt(2)], status="debiting")
     await saga_log.append("s1", [attempt(3)], status="compensating")
     stored = await saga_log.load("s1")
@@ -59,7 +63,7 @@ async def test_unsettled_ids_exclude_terminal_and_parked_sagas(saga_log: SagaLog
         ("d", "failed_needs_attention"),
         ("e", "rejected"),
     ]:
-        await saga_log.create(saga_id=saga_id, definition="transfer", params={}, event=START)
+        await saga_log.create(saga_id=saga_id, definition="transfer", params={}, events=[START])
         await saga_log.append(saga_id, [attempt(1)], status=status)
     assert sorted(await saga_log.unsettled_ids()) == ["a", "c"]
     counts = await saga_log.count_by_status()
@@ -74,7 +78,9 @@ async def test_unsettled_ids_exclude_terminal_and_parked_sagas(saga_log: SagaLog
 
 async def test_list_recent_filters_by_status_and_limits(saga_log: SagaLog) -> None:
     for i in range(5):
-        await saga_log.create(saga_id=f"s{i}", definition="transfer", params={"i": i}, event=START)
+        await saga_log.create(
+            saga_id=f"s{i}", definition="transfer", params={"i": i}, events=[START]
+        )
     await saga_log.append("s3", [attempt(1)], status="completed")
     assert [s.saga_id for s in await saga_log.list_recent(status="completed")] == ["s3"]
     assert len(await saga_log.list_recent(limit=2)) == 2
@@ -92,7 +98,7 @@ async def test_purge_removes_only_old_terminal_sagas(saga_log: SagaLog) -> None:
         ("parked", "failed_needs_attention"),
         ("running", "crediting"),
     ]:
-        await saga_log.create(saga_id=saga_id, definition="transfer", params={}, event=START)
+        await saga_log.create(saga_id=saga_id, definition="transfer", params={}, events=[START])
         await saga_log.append(saga_id, [attempt(1)], status=status)
     assert await saga_log.purge_settled(before="2000-01-01") == 0
     assert await saga_log.purge_settled(before="9999-01-01") == 2
@@ -102,3 +108,18 @@ async def test_purge_removes_only_old_terminal_sagas(saga_log: SagaLog) -> None:
     parked = await saga_log.load("parked")
     assert parked is not None
     assert len(parked.events) == 2
+
+
+async def test_create_can_write_several_first_events_and_their_status(saga_log) -> None:
+    assert await saga_log.create(
+        saga_id="s1",
+        definition="transfer",
+        params={},
+        events=[START, attempt(1)],
+        status="debiting",
+    )
+    await saga_log.append("s1", [attempt(2)], status="debiting")
+    stored = await saga_log.load("s1")
+    assert stored is not None
+    assert stored.status == "debiting"
+    assert stored.events == (START, attempt(1), attempt(2))

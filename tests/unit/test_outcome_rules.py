@@ -1,4 +1,5 @@
-"""Outcome rules at the HTTP edge of the orchestrator, with the account service mocked by respx.
+"""Outcome rules at the HTTP edge of the orchestrator, against a scripted account service: a
+real aiohttp server on loopback that answers each operation from a script.
 
 2xx succeeds; a business 4xx is final and never retried; 5xx, timeouts and connection errors are
 unknown and retried with the same transaction id; an unknown credit is settled by a void.
@@ -6,9 +7,12 @@ unknown and retried with the same transaction id; an unknown credit is settled b
 
 from __future__ import annotations
 
-import httpx
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
 import pytest
-import respx
+from aiohttp import web
 
 from repository_after.adapters.http_participant import HttpParticipant
 from repository_after.adapters.memory_saga_log import InMemorySagaLog
@@ -17,29 +21,89 @@ from repository_after.domain.transfer import ACCOUNTS, DEFINITIONS, TRANSFER
 from repository_after.service_layer.orchestrator import Orchestrator
 from repository_after.service_layer.retry import RetryPolicy
 
-URL = "http://accounts.test"
 PARAMS = {"source": "a", "target": "b", "amount": 100}
 
 
-def ok(status: str = "applied") -> httpx.Response:
-    return httpx.Response(200, json={"status": status})
+def ok(status: str = "applied") -> dict[str, Any]:
+    return {"status": 200, "payload": {"status": status}}
 
 
-def fail(code: int, error: str) -> httpx.Response:
-    return httpx.Response(code, json={"error": error, "message": error})
+def fail(code: int, error: str) -> dict[str, Any]:
+    return {"status": code, "payload": {"error": error, "message": error}}
+
+
+class Route:
+    """One endpoint of the scripted service: answers in order, then repeats the last. An answer
+    is a status and JSON payload, a raw `body`, `"slow": True` (longer than the attempt timeout)
+    or `"drop": True` (the connection is closed without an answer)."""
+
+    def __init__(self) -> None:
+        self.script: list[dict[str, Any]] = [{"status": 404, "payload": {"error": "unscripted"}}]
+        self.calls: list[web.Request] = []
+
+    def answer(self, *answers: dict[str, Any]) -> Route:
+        self.script = list(answers)
+        return self
+
+    @property
+    def call_count(self) -> int:
+        return len(self.calls)
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        self.calls.append(request)
+        a = self.script.pop(0) if len(self.script) > 1 else self.script[0]
+        if a.get("slow"):
+            await asyncio.sleep(1.0)
+        if a.get("drop"):
+            assert request.transport is not None
+            request.transport.close()
+            return web.Response()
+        if "body" in a:
+            return web.Response(status=a["status"], text=a["body"])
+        return web.json_response(a["payload"], status=a["status"])
+
+
+class Service:
+    def __init__(self) -> None:
+        self.routes: dict[str, Route] = {}
+        self.url = ""
+
+    def __call__(self, operation: str) -> Route:
+        return self.routes.setdefault(operation, Route())
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        return await self(request.match_info["op"]).handle(request)
 
 
 @pytest.fixture
-def orchestrator() -> Orchestrator:
-    policy = RetryPolicy(max_attempts=3, initial_backoff=0.001, max_backoff=0.002)
-    return Orchestrator(
+async def service() -> AsyncIterator[Service]:
+    svc = Service()
+    app = web.Application()
+    app.router.add_post("/{op}", svc.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    svc.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    yield svc
+    await runner.cleanup()
+
+
+@pytest.fixture
+async def orchestrator(service) -> AsyncIterator[Orchestrator]:
+    policy = RetryPolicy(
+        max_attempts=3, initial_backoff=0.001, max_backoff=0.002, attempt_timeout=0.3
+    )
+    participant = HttpParticipant({ACCOUNTS: service.url})
+    yield Orchestrator(
         log=InMemorySagaLog(),
-        participant=HttpParticipant({ACCOUNTS: URL}),
+        participant=participant,
         definitions=DEFINITIONS,
         forward=policy,
         settle=policy,
         observers=(),
     )
+    await participant.close()
 
 
 async def transfer(orchestrator: Orchestrator) -> SagaStatus | str:
@@ -47,114 +111,102 @@ async def transfer(orchestrator: Orchestrator) -> SagaStatus | str:
     return state.status
 
 
-@respx.mock
-async def test_500_then_200_retries_with_the_same_transaction_id(orchestrator) -> None:
-    respx.post(f"{URL}/debit").mock(return_value=ok())
-    credit = respx.post(f"{URL}/credit").mock(side_effect=[fail(500, "boom"), ok()])
+async def test_500_then_200_retries_with_the_same_transaction_id(orchestrator, service) -> None:
+    service("debit").answer(ok())
+    credit = service("credit").answer(fail(500, "boom"), ok())
     assert await transfer(orchestrator) == SagaStatus.COMPLETED
     assert credit.call_count == 2
-    ids = {call.request.headers["transaction-id"] for call in credit.calls}
+    ids = {call.headers["transaction-id"] for call in credit.calls}
     assert ids == {"tx-1"}
 
 
-@respx.mock
-async def test_timeout_then_success_completes(orchestrator) -> None:
-    respx.post(f"{URL}/debit").mock(side_effect=[httpx.ReadTimeout("slow"), ok()])
-    respx.post(f"{URL}/credit").mock(return_value=ok())
+async def test_timeout_then_success_completes(orchestrator, service) -> None:
+    service("debit").answer({"slow": True}, ok())
+    service("credit").answer(ok())
     assert await transfer(orchestrator) == SagaStatus.COMPLETED
 
 
-@respx.mock
-async def test_connection_error_is_unknown_and_retried(orchestrator) -> None:
-    debit = respx.post(f"{URL}/debit").mock(side_effect=[httpx.ConnectError("down"), ok()])
-    respx.post(f"{URL}/credit").mock(return_value=ok())
+async def test_connection_error_is_unknown_and_retried(orchestrator, service) -> None:
+    debit = service("debit").answer({"drop": True}, ok())
+    service("credit").answer(ok())
     assert await transfer(orchestrator) == SagaStatus.COMPLETED
     assert debit.call_count == 2
 
 
-@respx.mock
-async def test_business_4xx_on_debit_is_not_retried_and_rejects(orchestrator) -> None:
-    debit = respx.post(f"{URL}/debit").mock(return_value=fail(409, "insufficient_funds"))
-    credit = respx.post(f"{URL}/credit")
+async def test_business_4xx_on_debit_is_not_retried_and_rejects(orchestrator, service) -> None:
+    debit = service("debit").answer(fail(409, "insufficient_funds"))
+    credit = service("credit")
     assert await transfer(orchestrator) == SagaStatus.REJECTED
     assert debit.call_count == 1
     assert credit.call_count == 0
 
 
-@respx.mock
-async def test_business_4xx_on_credit_compensates_without_retrying(orchestrator) -> None:
-    respx.post(f"{URL}/debit").mock(return_value=ok())
-    credit = respx.post(f"{URL}/credit").mock(return_value=fail(404, "account_not_found"))
-    compensate = respx.post(f"{URL}/compensate_debit").mock(return_value=ok("compensated"))
+async def test_business_4xx_on_credit_compensates_without_retrying(orchestrator, service) -> None:
+    service("debit").answer(ok())
+    credit = service("credit").answer(fail(404, "account_not_found"))
+    compensate = service("compensate_debit").answer(ok("compensated"))
     assert await transfer(orchestrator) == SagaStatus.COMPENSATED
     assert credit.call_count == 1
     assert compensate.call_count == 1
 
 
-@respx.mock
-async def test_unknown_credit_settled_as_already_applied_completes(orchestrator) -> None:
-    respx.post(f"{URL}/debit").mock(return_value=ok())
-    credit = respx.post(f"{URL}/credit").mock(return_value=fail(500, "injected_fault"))
-    void = respx.post(f"{URL}/void_credit").mock(return_value=ok("already_applied"))
-    compensate = respx.post(f"{URL}/compensate_debit")
+async def test_unknown_credit_settled_as_already_applied_completes(orchestrator, service) -> None:
+    service("debit").answer(ok())
+    credit = service("credit").answer(fail(500, "injected_fault"))
+    void = service("void_credit").answer(ok("already_applied"))
+    compensate = service("compensate_debit")
     assert await transfer(orchestrator) == SagaStatus.COMPLETED
     assert credit.call_count == 3
     assert void.call_count == 1
     assert compensate.call_count == 0
 
 
-@respx.mock
-async def test_unknown_credit_settled_as_voided_compensates_the_debit(orchestrator) -> None:
-    respx.post(f"{URL}/debit").mock(return_value=ok())
-    respx.post(f"{URL}/credit").mock(return_value=fail(503, "unavailable"))
-    respx.post(f"{URL}/void_credit").mock(return_value=ok("voided"))
-    compensate = respx.post(f"{URL}/compensate_debit").mock(return_value=ok("compensated"))
+async def test_unknown_credit_settled_as_voided_compensates_the_debit(
+    orchestrator, service
+) -> None:
+    service("debit").answer(ok())
+    service("credit").answer(fail(503, "unavailable"))
+    service("void_credit").answer(ok("voided"))
+    compensate = service("compensate_debit").answer(ok("compensated"))
     assert await transfer(orchestrator) == SagaStatus.COMPENSATED
-    assert compensate.calls.last.request.headers["transaction-id"] == "tx-1"
+    assert compensate.calls[-1].headers["transaction-id"] == "tx-1"
 
 
-@respx.mock
-async def test_unknown_debit_after_retries_is_compensated(orchestrator) -> None:
-    respx.post(f"{URL}/debit").mock(return_value=fail(500, "boom"))
-    credit = respx.post(f"{URL}/credit")
-    compensate = respx.post(f"{URL}/compensate_debit").mock(
-        return_value=ok("nothing_to_compensate")
-    )
+async def test_unknown_debit_after_retries_is_compensated(orchestrator, service) -> None:
+    service("debit").answer(fail(500, "boom"))
+    credit = service("credit")
+    compensate = service("compensate_debit").answer(ok("nothing_to_compensate"))
     assert await transfer(orchestrator) == SagaStatus.COMPENSATED
     assert credit.call_count == 0
     assert compensate.call_count == 1
 
 
-@respx.mock
-async def test_compensation_failing_every_retry_parks_the_saga(orchestrator) -> None:
-    respx.post(f"{URL}/debit").mock(return_value=ok())
-    respx.post(f"{URL}/credit").mock(return_value=fail(409, "transaction_voided"))
-    compensate = respx.post(f"{URL}/compensate_debit").mock(return_value=fail(500, "down"))
+async def test_compensation_failing_every_retry_parks_the_saga(orchestrator, service) -> None:
+    service("debit").answer(ok())
+    service("credit").answer(fail(409, "transaction_voided"))
+    compensate = service("compensate_debit").answer(fail(500, "down"))
     assert await transfer(orchestrator) == SagaStatus.FAILED_NEEDS_ATTENTION
     assert compensate.call_count == 3
-    compensate.mock(return_value=ok("compensated"))
+    compensate.answer(ok("compensated"))
     state = await orchestrator.retry("tx-1")
     assert state.status == SagaStatus.COMPENSATED
 
 
-@respx.mock
-async def test_429_is_unknown_not_a_business_rejection(orchestrator) -> None:
-    respx.post(f"{URL}/debit").mock(side_effect=[fail(429, "slow_down"), ok()])
-    respx.post(f"{URL}/credit").mock(return_value=ok())
+async def test_429_is_unknown_not_a_business_rejection(orchestrator, service) -> None:
+    service("debit").answer(fail(429, "slow_down"), ok())
+    service("credit").answer(ok())
     assert await transfer(orchestrator) == SagaStatus.COMPLETED
 
 
-@respx.mock
-async def test_2xx_with_an_unreadable_body_is_unknown(orchestrator) -> None:
-    respx.post(f"{URL}/debit").mock(side_effect=[httpx.Response(200, text="<html>"), ok()])
-    respx.post(f"{URL}/credit").mock(return_value=ok())
+async def test_2xx_with_an_unreadable_body_is_unknown(orchestrator, service) -> None:
+    service("debit").answer({"status": 200, "body": "<html>"}, ok())
+    service("credit").answer(ok())
     assert await transfer(orchestrator) == SagaStatus.COMPLETED
 
 
-@respx.mock
-async def test_every_attempt_is_in_the_history(orchestrator) -> None:
-    respx.post(f"{URL}/debit").mock(return_value=ok())
-    respx.post(f"{URL}/credit").mock(side_effect=[fail(500, "x"), fail(500, "y"), ok()])
+async def test_every_attempt_is_in_the_history(orchestrator, service) -> None:
+    service("debit").answer(ok())
+    service("credit").answer(fail(500, "x"), fail(500, "y"), ok())
     await transfer(orchestrator)
     stored = await orchestrator.get("tx-1")
     attempts = [(e.operation, e.attempt, e.status_code) for e in stored.events if e.attempt]
