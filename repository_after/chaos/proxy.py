@@ -1,9 +1,10 @@
 """The fault-injecting HTTP proxy between the orchestrator and the account service.
 
 A minimal HTTP/1.1 reverse proxy on asyncio streams (keep-alive, `content-length` bodies, which
-is all the orchestrator's httpx client sends). `POST /debit|/credit|/compensate_debit|/void_credit`
-with a `transaction-id` is numbered per (transaction id, operation) and its fate is asked of the
-`Schedule`; everything else (`/health`) passes through untouched.
+is all the orchestrator's aiohttp client sends).
+`POST /debit|/credit|/compensate_debit|/void_credit` with a `transaction-id` is numbered per
+(transaction id, operation) and its fate is asked of the `Schedule`; everything else (`/health`)
+passes through untouched.
 
 - credit-before: answer 500 `injected_fault` without forwarding (nothing was applied);
 - credit-after: forward, wait for the answer, drop it and answer 500 (the lost response);

@@ -1,7 +1,7 @@
 """The HTTP/1.1 wire format the fault proxy speaks: just enough for the orchestrator's client.
 
-Requests carry a `content-length` body (httpx never chunks a JSON body); replies are always
-JSON with a `content-length`, and keep-alive is the default, as in HTTP/1.1.
+Requests carry a `content-length` body (the orchestrator sends its JSON as bytes); replies are
+always JSON with a `content-length`, and keep-alive is the default, as in HTTP/1.1.
 """
 
 from __future__ import annotations
