@@ -132,7 +132,11 @@ async def bootstrap(settings: Settings, *, observers: tuple[Observer, ...] = ())
             logger.info("opened %d demo accounts with %d each", opened, settings.demo_balance)
         container.account_store = store
     if settings.role in (Role.ALL, Role.ORCHESTRATOR):
-        participant = HttpParticipant({ACCOUNTS: settings.resolved_accounts_url()})
+        participant = HttpParticipant(
+            {ACCOUNTS: settings.resolved_accounts_url()},
+            batching=settings.participant_max_in_flight > 0,
+            max_in_flight=max(1, settings.participant_max_in_flight),
+        )
         container.participant = participant
         container.orchestrator = build_orchestrator(
             settings,

@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     retry_deadline: float = Field(default=30.0, gt=0.0)
     settle_deadline: float = Field(default=120.0, gt=0.0)
     transfer_wait: float = Field(default=5.0, ge=0.0)
+    # Calls to the account service: at most this many HTTP exchanges in flight; calls that find
+    # them busy leave together as one `POST /batch` (0 turns batching off: one request per call).
+    participant_max_in_flight: int = Field(default=4, ge=0, le=1000)
     retention_days: float = Field(default=30.0, gt=0.0)
 
     # Orchestrator workers sharing one saga log (see README "PostgreSQL and several workers").

@@ -17,13 +17,16 @@ the current trace context as W3C `traceparent` (nothing when tracing is off).
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 from opentelemetry.propagate import inject
 
+from repository_after.domain.accounts import MAX_BATCH
 from repository_after.domain.saga import Outcome
 from repository_after.service_layer.saga_ports import CallResult
 
@@ -35,6 +38,10 @@ def classify(code: int, raw: bytes) -> CallResult:
         body = json.loads(raw)
     except ValueError:
         body = None
+    return classify_body(code, body)
+
+
+def classify_body(code: int, body: object) -> CallResult:
     if not isinstance(body, dict):
         body = None
     error = body.get("error") if body else None
@@ -59,11 +66,45 @@ def _kind(exc: BaseException) -> str:
     return next((name for cls, name in _KINDS if isinstance(exc, cls)), type(exc).__name__)
 
 
+@dataclass(slots=True)
+class _Queued:
+    operation: str
+    transaction_id: str
+    body: dict[str, Any]
+    timeout: float
+    future: asyncio.Future[CallResult]
+
+
+@dataclass(slots=True)
+class _Lane:
+    """The calls to one service: how many HTTP exchanges are in flight, and who waits."""
+
+    in_flight: int = 0
+    queued: list[_Queued] = field(default_factory=list)
+
+
 class HttpParticipant:
-    def __init__(self, services: Mapping[str, str], *, max_connections: int = 64) -> None:
+    """`batching`: at most `max_in_flight` exchanges per service; a call that finds them all
+    busy waits, and when one ends the waiting calls leave together as one `POST /batch`. A lone
+    call therefore goes at once, as its own request, and calls batch only under load, the way
+    group commit shares one fsync. A batch that fails as a whole (timeout, connection, non-200)
+    leaves every item's outcome unknown; each is then retried with its own key."""
+
+    def __init__(
+        self,
+        services: Mapping[str, str],
+        *,
+        max_connections: int = 64,
+        batching: bool = True,
+        max_in_flight: int = 4,
+    ) -> None:
         self._services = {name: url.rstrip("/") for name, url in services.items()}
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
+        self._batching = batching
+        self._max_in_flight = max_in_flight
+        self._lanes = {name: _Lane() for name in services}
+        self._batches: set[asyncio.Task[None]] = set()
 
     def _open(self) -> aiohttp.ClientSession:
         # Made on first use, inside the event loop that will use it. Idle connections are
@@ -82,25 +123,106 @@ class HttpParticipant:
         body: dict[str, Any],
         timeout: float,
     ) -> CallResult:
-        url = f"{self._services[service]}/{operation}"
-        headers = {"transaction-id": transaction_id, "content-type": "application/json"}
-        inject(headers)
+        if not self._batching:
+            return await self._single(service, operation, transaction_id, body, timeout)
+        lane = self._lanes[service]
+        if lane.in_flight < self._max_in_flight and not lane.queued:
+            lane.in_flight += 1
+            try:
+                return await self._single(service, operation, transaction_id, body, timeout)
+            finally:
+                lane.in_flight -= 1
+                self._flush(service, lane)
+        future: asyncio.Future[CallResult] = asyncio.get_running_loop().create_future()
+        lane.queued.append(_Queued(operation, transaction_id, body, timeout, future))
+        return await future
+
+    def _flush(self, service: str, lane: _Lane) -> None:
+        while lane.in_flight < self._max_in_flight:
+            # A caller that gave up (cancelled) is not sent: "never sent" is a safe outcome.
+            waiting = [q for q in lane.queued if not q.future.done()]
+            if not waiting:
+                lane.queued = []
+                return
+            items, lane.queued = waiting[:MAX_BATCH], waiting[MAX_BATCH:]
+            lane.in_flight += 1
+            task = asyncio.create_task(self._batch(service, lane, items))
+            self._batches.add(task)
+            task.add_done_callback(self._batches.discard)
+
+    async def _batch(self, service: str, lane: _Lane, items: list[_Queued]) -> None:
+        try:
+            try:
+                results = await self._post_batch(service, items)
+            except Exception as exc:  # whatever broke, the callers learn "unknown", not an error
+                failed = CallResult(Outcome.UNKNOWN, None, f"transport: {type(exc).__name__}")
+                results = [failed] * len(items)
+            for item, result in zip(items, results, strict=True):
+                if not item.future.done():
+                    item.future.set_result(result)
+        finally:
+            for item in items:  # cancelled (shutdown): the callers stop waiting
+                if not item.future.done():
+                    item.future.cancel()
+            lane.in_flight -= 1
+            self._flush(service, lane)
+
+    async def _post(
+        self, url: str, payload: object, headers: dict[str, str], timeout: float
+    ) -> tuple[int, bytes] | CallResult:
         session = self._session or self._open()
         try:
             async with session.post(
                 url,
-                data=json.dumps(body, separators=(",", ":")),
-                headers=headers,
+                data=json.dumps(payload, separators=(",", ":")),
+                headers={"content-type": "application/json", **headers},
                 timeout=aiohttp.ClientTimeout(total=timeout),
                 allow_redirects=False,  # a 3xx is not an answer: unknown, like httpx's default
             ) as response:
-                raw = await response.read()
+                return response.status, await response.read()
         except TimeoutError:  # aiohttp's timeouts are TimeoutErrors
             return CallResult(Outcome.UNKNOWN, None, "timeout")
         except (aiohttp.ClientError, OSError) as exc:
             return CallResult(Outcome.UNKNOWN, None, f"transport: {_kind(exc)}")
-        return classify(response.status, raw)
+
+    async def _single(
+        self,
+        service: str,
+        operation: str,
+        transaction_id: str,
+        body: dict[str, Any],
+        timeout: float,
+    ) -> CallResult:
+        headers = {"transaction-id": transaction_id}
+        inject(headers)
+        answer = await self._post(f"{self._services[service]}/{operation}", body, headers, timeout)
+        return answer if isinstance(answer, CallResult) else classify(*answer)
+
+    async def _post_batch(self, service: str, items: list[_Queued]) -> list[CallResult]:
+        payload = {
+            "operations": [
+                {"operation": i.operation, "transaction_id": i.transaction_id, **i.body}
+                for i in items
+            ]
+        }
+        timeout = min(i.timeout for i in items)
+        answer = await self._post(f"{self._services[service]}/batch", payload, {}, timeout)
+        if isinstance(answer, CallResult):
+            return [answer] * len(items)
+        code, raw = answer
+        try:
+            results = json.loads(raw)["results"] if code == 200 else None
+            if not isinstance(results, list) or len(results) != len(items):
+                raise ValueError("no result per item")
+            return [classify_body(int(r["status_code"]), r["body"]) for r in results]
+        except (ValueError, KeyError, TypeError):
+            # The batch as a whole failed: nothing is known of any item, never "rejected".
+            error = classify(code, raw).error if code != 200 else "unreadable_body"
+            return [CallResult(Outcome.UNKNOWN, code, f"batch: {error}")] * len(items)
 
     async def close(self) -> None:
+        for task in list(self._batches):
+            task.cancel()
+        await asyncio.gather(*self._batches, return_exceptions=True)
         if self._session is not None:
             await self._session.close()

@@ -3,8 +3,8 @@
 A minimal HTTP/1.1 reverse proxy on asyncio streams (keep-alive, `content-length` bodies, which
 is all the orchestrator's aiohttp client sends).
 `POST /debit|/credit|/compensate_debit|/void_credit` with a `transaction-id` is numbered per
-(transaction id, operation) and its fate is asked of the `Schedule`; everything else (`/health`)
-passes through untouched.
+(transaction id, operation) and its fate is asked of the `Schedule`; a `POST /batch` is split
+into such operations (`_unbatch`); everything else (`/health`) passes through untouched.
 
 - credit-before: answer 500 `injected_fault` without forwarding (nothing was applied);
 - credit-after: forward, wait for the answer, drop it and answer 500 (the lost response);
@@ -19,6 +19,7 @@ Invariant: a request the proxy accepted is delivered (or tried) even if the clie
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import Counter
 from collections.abc import Coroutine
 from dataclasses import dataclass
@@ -57,6 +58,7 @@ class FaultProxy:
         self._server: asyncio.Server | None = None
         self.counts: Counter[Family] = Counter()
         self.late: list[LateDelivery] = []
+        self.batched = 0  # operations that arrived inside a `POST /batch`
         self.url = ""
 
     async def start(self) -> str:
@@ -96,6 +98,39 @@ class FaultProxy:
             writer.close()
 
     async def _handle(self, request: Request) -> Reply:
+        if request.method == "POST" and request.path == "/batch":
+            return await self._unbatch(request)
+        return await self._handle_one(request)
+
+    async def _unbatch(self, request: Request) -> Reply:
+        """A batch is split into its operations, each faulted and forwarded exactly like a
+        single request (so every fault family reaches batched calls too); their replies are put
+        back together in order. A held (delayed) item holds the whole batch's answer past the
+        orchestrator's timeout, so every item of that batch is unknown to it and retried."""
+        try:
+            items = json.loads(request.body)["operations"]
+            singles = [
+                Request(
+                    "POST",
+                    f"/{item['operation']}",
+                    {"content-type": "application/json", "transaction-id": item["transaction_id"]},
+                    json.dumps(
+                        {k: v for k, v in item.items() if k not in ("operation", "transaction_id")}
+                    ).encode(),
+                )
+                for item in items
+            ]
+        except (ValueError, KeyError, TypeError):
+            return await self._handle_one(request)  # the account service answers it (422)
+        self.batched += len(singles)
+        replies = await asyncio.gather(*(self._handle_one(r) for r in singles))
+        results = [
+            {"status_code": r.status, "body": json.loads(r.body), "replayed": r.replayed}
+            for r in replies
+        ]
+        return Reply(200, json.dumps({"results": results}).encode())
+
+    async def _handle_one(self, request: Request) -> Reply:
         operation = request.path.lstrip("/")
         tx_id = request.headers.get("transaction-id", "")
         fault, delivery = NO_FAULT, 0

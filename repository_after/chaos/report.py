@@ -26,6 +26,7 @@ class ChaosReport:
     outcomes: dict[str, int] = field(default_factory=dict)
     faults: dict[str, int] = field(default_factory=dict)
     late_deliveries: dict[str, int] = field(default_factory=dict)  # what a late request met
+    batched_operations: int = 0  # operations the orchestrator sent inside a `POST /batch`
     resubmitted: int = 0
     recovered_after_restart: int = 0
     parked_then_retried: int = 0
@@ -91,6 +92,7 @@ def render(report: ChaosReport, console: Console) -> None:
         if family.value in report.families:
             table.add_row(f"fault: {family.value}", str(report.faults.get(family.value, 0)))
     _count_rows(table, "late delivery met", report.late_deliveries)
+    table.add_row("operations sent in batches", str(report.batched_operations))
     table.add_row("transfers re-submitted (orchestrator died)", str(report.resubmitted))
     table.add_row("sagas recovered at restart", str(report.recovered_after_restart))
     table.add_row("parked, retried by operator", str(report.parked_then_retried))

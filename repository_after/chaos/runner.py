@@ -167,6 +167,7 @@ async def run(config: ChaosConfig) -> Outcome:
     report.faults = {f.value: n for f, n in proxy.counts.items()}
     report.faults.update({f"kill-{role}": n for role, n in cluster.kills.items() if n})
     report.late_deliveries = dict(Counter(_met(d) for d in proxy.late))
+    report.batched_operations = proxy.batched
     report.resubmitted = result.resubmitted
     report.recovered_after_restart = _recovered(workdir / "orchestrator.log")
     report.parked_then_retried = len(parked)

@@ -16,6 +16,10 @@ from typing import Any
 JsonBody = dict[str, Any]
 
 
+#: Most operations one batch request may carry (`POST /batch`).
+MAX_BATCH = 256
+
+
 class Operation(StrEnum):
     DEBIT = "debit"
     CREDIT = "credit"

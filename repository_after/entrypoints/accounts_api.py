@@ -7,15 +7,15 @@
 from __future__ import annotations
 
 import logging
-from typing import Annotated
+from dataclasses import dataclass
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import JSONResponse
 
 from repository_after.domain.accounts import Operation, OperationRequest
-from repository_after.domain.errors import AccountNotFound
+from repository_after.domain.errors import AccountNotFound, BusinessError, error_body
 from repository_after.entrypoints.deps import Admin, TransactionId
-from repository_after.entrypoints.errors import error_response
 from repository_after.entrypoints.schemas import (
     ERROR_RESPONSES,
     AccountOut,
@@ -36,11 +36,35 @@ logger = logging.getLogger(__name__)
 router = APIRouter(tags=["accounts"])
 
 
-async def _run(request: Request, op_request: OperationRequest) -> JSONResponse:
-    store = request.app.state.container.account_store
-    reply = await store.transaction(
-        lambda tx: accounts.HANDLERS[op_request.operation](tx, op_request)
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What the service answers to one operation, alone or inside a batch."""
+
+    status_code: int
+    body: dict[str, Any]
+    replayed: bool = False
+
+    def response(self) -> JSONResponse:
+        headers = {"Idempotent-Replayed": "true"} if self.replayed else None
+        return JSONResponse(self.body, status_code=self.status_code, headers=headers)
+
+
+async def perform(request: Request, op_request: OperationRequest) -> Answer:
+    """One operation in one local transaction, with `/credit`'s fault injection. A business
+    error raised by the use case (it rolled back) is answered like the app's error table does."""
+    faults = request.app.state.container.faults
+    point = (
+        faults.draw(op_request.transaction_id) if op_request.operation is Operation.CREDIT else None
     )
+    if point is FaultPoint.BEFORE:
+        return Answer(500, error_body("injected_fault", "injected fault before the credit"))
+    store = request.app.state.container.account_store
+    try:
+        reply = await store.transaction(
+            lambda tx: accounts.HANDLERS[op_request.operation](tx, op_request)
+        )
+    except BusinessError as exc:
+        return Answer(exc.http_status, error_body(exc.code, exc.message))
     logger.info(
         "%s %s -> %s%s",
         op_request.operation.value,
@@ -48,8 +72,19 @@ async def _run(request: Request, op_request: OperationRequest) -> JSONResponse:
         reply.status_code,
         " (replayed)" if reply.replayed else "",
     )
-    headers = {"Idempotent-Replayed": "true"} if reply.replayed else None
-    return JSONResponse(reply.body, status_code=reply.status_code, headers=headers)
+    if point is FaultPoint.AFTER:
+        return Answer(
+            500,
+            error_body(
+                "injected_fault",
+                "injected fault: the answer was lost after the request was processed",
+            ),
+        )
+    return Answer(reply.status_code, reply.body, reply.replayed)
+
+
+async def _run(request: Request, op_request: OperationRequest) -> JSONResponse:
+    return (await perform(request, op_request)).response()
 
 
 @router.post("/debit", response_model=OperationOut, responses=ERROR_RESPONSES)
@@ -61,19 +96,9 @@ async def debit(request: Request, tx_id: TransactionId, body: OperationIn) -> JS
 
 @router.post("/credit", response_model=OperationOut, responses=ERROR_RESPONSES)
 async def credit(request: Request, tx_id: TransactionId, body: OperationIn) -> JSONResponse:
-    point = request.app.state.container.faults.draw(tx_id)
-    if point is FaultPoint.BEFORE:
-        return error_response(500, "injected_fault", "injected fault before the credit")
-    response = await _run(
+    return await _run(
         request, OperationRequest(Operation.CREDIT, tx_id, body.account_id, body.amount)
     )
-    if point is FaultPoint.AFTER:
-        return error_response(
-            500,
-            "injected_fault",
-            "injected fault: the answer was lost after the request was processed",
-        )
-    return response
 
 
 _OptionalSettlement = Annotated[SettlementIn | None, Body()]

@@ -24,6 +24,7 @@ from repository_after.config import Role, Settings
 from repository_after.entrypoints import (
     accounts_api,
     admin_api,
+    batch_api,
     dashboard,
     metrics_api,
     transfers_api,
@@ -100,6 +101,7 @@ def create_app(settings: Settings, *, telemetry: Telemetry | None = None) -> Fas
     app.include_router(metrics_api.router)
     if settings.role in (Role.ALL, Role.ACCOUNTS):
         app.include_router(accounts_api.router)
+        app.include_router(batch_api.router)
         app.include_router(admin_api.router)
     if settings.role in (Role.ALL, Role.ORCHESTRATOR):
         app.include_router(transfers_api.router)
