@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 
+from repository_after.domain.accounts import MAX_BATCH
 from tests.conftest import accounts_settings, asgi_client
 from tests.integration.test_accounts_api import balance, new_id, op, open_account
 
@@ -90,7 +91,7 @@ async def test_an_invalid_batch_is_refused_whole_and_changes_nothing(api) -> Non
         [item("debit", tx, a, 100), item("debit", "bad id!", a, 1)],
         [item("debit", tx, a, 100), {**item("debit", new_id(), a, 1), "amount": 1.5}],
         [],
-        [item("debit", new_id(), a, 1)] * 257,
+        [item("debit", new_id(), a, 1)] * (MAX_BATCH + 1),
     ):
         r = await api.post("/batch", json={"operations": operations})
         assert r.status_code == 422, operations
@@ -109,3 +110,10 @@ async def test_credit_faults_are_drawn_per_item(tmp_path: Path) -> None:
         assert debit["status_code"] == 200  # debits are never faulted
         assert (credit["status_code"], credit["body"]["error"]) == (500, "injected_fault")
         assert await balance(api, a) == 995  # "after": the credit landed, its answer was lost
+
+
+async def test_a_full_batch_of_the_longest_ids_fits_the_body_limit(api) -> None:
+    a = await open_account(api, 10**9, name="a" * 64)
+    items = [item("compensate_debit", f"{i:04d}" + "x" * 124, a, 10**12) for i in range(MAX_BATCH)]
+    results = await batch(api, *items)
+    assert {r["body"]["status"] for r in results} == {"nothing_to_compensate"}
