@@ -87,6 +87,17 @@ def settled_statuses(url: str, ids: list[str], deadline: float) -> dict[str, str
     raise AssertionError(f"unsettled after the deadline: {statuses}")
 
 
+def recovery_lines(log: Path, expected: int, timeout: float = 30.0) -> list[str]:
+    """The "recovery: N unsettled" counts logged so far, once `expected` starts have logged one:
+    a server answers /health before its worker loop has finished its first (recovery) claim."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = re.findall(r"recovery: (\d+) unsettled", log.read_text())
+        if len(found) >= expected or time.monotonic() > deadline:
+            return found
+        time.sleep(0.05)  # polling a log file another process writes
+
+
 def applied_operations(db: Path) -> dict[tuple[str, str], str]:
     conn = sqlite3.connect(db)
     try:
@@ -128,7 +139,7 @@ def test_sigkilled_orchestrator_recovers_every_saga_with_money_conserved(
             role="orchestrator", name="sagas", port=orchestrator.port, **orchestrator_env
         )
     assert kills == len(KILL_AFTER_RESPONSES)
-    recovered = re.findall(r"recovery: (\d+) unsettled", (tmp_path / "sagas.log").read_text())
+    recovered = recovery_lines(tmp_path / "sagas.log", len(KILL_AFTER_RESPONSES) + 1)
     assert len(recovered) == len(KILL_AFTER_RESPONSES) + 1
     assert sum(map(int, recovered)) > 0, "no kill interrupted a saga: the test proved nothing"
     while pending:  # the last restart: every request that died is sent again, same id
