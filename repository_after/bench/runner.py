@@ -45,15 +45,16 @@ SYSTEMS = (
     ("before", "naive"),
     ("cqrs", "python-cqrs"),
 )
-#: The issue's targets, checked against the medians (figures from one run on this machine).
-TARGETS = {
-    "after/before at c=32": 2.5,
-    "after/cqrs at c=32": 25.0,
-    "no-op sagas/s": 5_000,
-    "p99 ms at c=32 (at most)": 25.0,
-    "recovery of 10,000 sagas, s (at most)": 10.0,
-    "RSS growth 10k -> 200k, % (at most)": 10.0,
-}
+#: The issue's targets, checked against the medians (figures from one run on this machine):
+#: (name, bound, whether the measure must stay at or below the bound rather than reach it).
+TARGETS = (
+    ("after/before at c=32", 2.5, False),
+    ("after/cqrs at c=32", 25.0, False),
+    ("no-op sagas/s", 5_000, False),
+    ("p99 ms at c=32 (at most)", 25.0, True),
+    ("recovery of 10,000 sagas, s (at most)", 10.0, True),
+    ("RSS growth 10k -> 200k, % (at most)", 10.0, True),
+)
 
 
 def _one_run(system: str, n: int, concurrency: int, seed: int) -> dict[str, float]:
@@ -108,9 +109,9 @@ def targets(results: dict[str, Any]) -> list[tuple[str, float, float, bool]]:
         "RSS growth 10k -> 200k, % (at most)": results["memory"]["growth_pct"],
     }
     rows = []
-    for name, bound in TARGETS.items():
+    for name, bound, at_most in TARGETS:
         value = measured[name]
-        met = value <= bound if "at most" in name else value >= bound
+        met = value <= bound if at_most else value >= bound
         rows.append((name, value, bound, met))
     return rows
 

@@ -164,7 +164,7 @@ class Orchestrator:
         saga = self._definitions[definition]
         # The start and the first operation's intent go to disk together, in one write.
         events = [SagaEvent(EventKind.STARTED, at=_now())]
-        state = replay(saga, events)
+        started = state = replay(saga, events)
         if (call := next_action(saga, state)) is not None:
             events.append(_intent(call))
             state = apply(saga, state, events[-1])
@@ -181,7 +181,8 @@ class Orchestrator:
         )
         if lease is not None:
             # Observers see the first intent, as before (the start itself is not a transition).
-            state = self._apply(saga_id, saga, replay(saga, events[:1]), events[1:])
+            for intent in events[1:]:
+                self._notify(saga_id, saga, intent, started.status, state.status)
             self._ensure_driving(saga_id, _Fresh(saga, state, params))
             return saga_id, True
         existing = await self.log.summary(saga_id)
@@ -473,8 +474,13 @@ class Orchestrator:
         for event in events:
             before = state.status
             state = apply(definition, state, event)
-            if self._observers:
-                transition = SagaTransition(saga_id, definition.name, event, before, state.status)
-                for observer in self._observers:
-                    observer(transition)
+            self._notify(saga_id, definition, event, before, state.status)
         return state
+
+    def _notify(
+        self, saga_id: str, definition: SagaDefinition, event: SagaEvent, before: str, after: str
+    ) -> None:
+        if self._observers:
+            transition = SagaTransition(saga_id, definition.name, event, before, after)
+            for observer in self._observers:
+                observer(transition)
