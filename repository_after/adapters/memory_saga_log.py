@@ -10,11 +10,16 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from repository_after.domain.saga import SETTLED, TERMINAL, SagaEvent
-from repository_after.service_layer.saga_ports import Lease, LeaseLost, SagaSummary, StoredSaga
+from repository_after.service_layer.saga_ports import (
+    Lease,
+    LeaseLost,
+    SagaSummary,
+    StoredSaga,
+    event_times,
+)
 
 
 @dataclass
@@ -53,8 +58,8 @@ class InMemorySagaLog:
     ) -> Lease | None:
         if saga_id in self._rows:
             return None
-        now = datetime.now(UTC).isoformat()
-        summary = SagaSummary(saga_id, definition, dict(params), status, now, now)
+        created_at, updated_at = event_times(events)
+        summary = SagaSummary(saga_id, definition, dict(params), status, created_at, updated_at)
         row = self._rows[saga_id] = _Row(summary, list(events))
         return row.take(owner, ttl)
 
@@ -74,8 +79,8 @@ class InMemorySagaLog:
         if release:
             row.owner, row.lease_until = None, 0.0
         s = row.summary
-        now = datetime.now(UTC).isoformat()
-        row.summary = SagaSummary(s.saga_id, s.definition, s.params, status, s.created_at, now)
+        updated = event_times(events)[1]
+        row.summary = SagaSummary(s.saga_id, s.definition, s.params, status, s.created_at, updated)
 
     async def claim(
         self, owner: str, *, limit: int, ttl: float, include_own: bool = False

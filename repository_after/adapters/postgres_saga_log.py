@@ -15,7 +15,6 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -24,7 +23,13 @@ import psycopg_pool
 from repository_after.adapters.postgres_db import migrate_url, postgres_conninfo
 from repository_after.domain.saga import SETTLED, TERMINAL, SagaEvent
 from repository_after.service_layer.ports import StorageError
-from repository_after.service_layer.saga_ports import Lease, LeaseLost, SagaSummary, StoredSaga
+from repository_after.service_layer.saga_ports import (
+    Lease,
+    LeaseLost,
+    SagaSummary,
+    StoredSaga,
+    event_times,
+)
 
 AsyncConn = psycopg.AsyncConnection[tuple[Any, ...]]
 
@@ -32,10 +37,6 @@ _SETTLED = sorted(s.value for s in SETTLED)
 _TERMINAL = sorted(s.value for s in TERMINAL)
 _SUMMARY_COLUMNS = "saga_id, definition, params, status, created_at, updated_at"
 _TTL = "now() + %s * interval '1 second'"
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
 def _summary(row: tuple[Any, ...]) -> SagaSummary:
@@ -100,7 +101,7 @@ class PostgresSagaLog:
         owner: str = "",
         ttl: float = 0.0,
     ) -> Lease | None:
-        now = _now()
+        created_at, updated_at = event_times(events)
         async with self._tx() as conn:
             cur = await conn.execute(
                 "INSERT INTO sagas (saga_id, definition, params, status, version, created_at,"
@@ -113,8 +114,8 @@ class PostgresSagaLog:
                     json.dumps(params),
                     status,
                     len(events),
-                    now,
-                    now,
+                    created_at,
+                    updated_at,
                     owner,
                     ttl,
                 ),
@@ -137,7 +138,7 @@ class PostgresSagaLog:
         if release:
             sql += ", owner = NULL, lease_until = NULL"
         sql += " WHERE saga_id = %s"
-        args: tuple[Any, ...] = (len(events), status, _now(), saga_id)
+        args: tuple[Any, ...] = (len(events), status, event_times(events)[1], saga_id)
         if lease is not None:
             sql += " AND owner = %s AND fence = %s"
             args += (lease.owner, lease.fence)

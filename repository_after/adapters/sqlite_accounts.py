@@ -1,7 +1,9 @@
 """SQLite adapter of the account store: the shared SQL (`sql_accounts`) on one SQLite file.
 
-Serialisation comes from `SqliteDatabase`: every transaction runs on its one writer thread, so
-the shared SQL needs no locks here. The tables are created and versioned by `migrations`.
+Serialisation comes from `SqliteDatabase`: one batch of transactions at a time, so the shared
+SQL needs no locks here. Operations touch a few rows by key (`short`, run on the event loop's
+thread); reads (listings, audits) may scan, so they run on the writer thread. The tables are
+created and versioned by `migrations`.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ class SqliteAccountStore:
         return self._db
 
     async def transaction(self, fn: Callable[[AccountsTx], T]) -> T:
-        return await self._db.write(lambda conn: fn(SqlAccountsTx(conn)))
+        return await self._db.write(lambda conn: fn(SqlAccountsTx(conn)), short=True)
 
     async def read(self, fn: Callable[[AccountsReader], T]) -> T:
         return await self._db.read(lambda conn: fn(SqlAccountsTx(conn)))

@@ -8,11 +8,11 @@ write lock up front, so another process waits instead of failing half-way).
 Durability: WAL with `synchronous=FULL`, so a committed transaction is on disk before the caller
 hears about it; an acknowledged operation survives SIGKILL and power loss.
 
-Speed (docs/performance.md): jobs that queue while the thread is busy run as one batch, one
-transaction and one fsync (group commit, see `write`); reads ride the same batches; one drain is
-scheduled per batch and each event loop is woken once per batch. In one process the account
-store and the saga log share one `SqliteDatabase` (`share`), so they never wait on each other's
-file lock.
+Speed (docs/performance.md): jobs that queue while a batch runs become the next batch, one
+transaction and one fsync (group commit, see `write`); reads ride the same batches; each event
+loop is woken once per batch. Short jobs run on the event loop's thread and only the COMMIT on
+the writer thread (`short`). In one process the account store and the saga log share one
+`SqliteDatabase` (`share`), so they never wait on each other's file lock.
 Driver errors are translated here into `StorageError`.
 """
 
@@ -46,7 +46,19 @@ class _Job:
     fn: Callable[[sqlite3.Connection], Any]
     future: asyncio.Future[Any]
     loop: asyncio.AbstractEventLoop
-    writes: bool = True
+    writes: bool
+    short: bool
+
+
+_Outcomes = list[tuple[bool, Any]]
+#: SQLite's primary result codes for "another connection holds the lock".
+_CONTENDED = frozenset({5, 6})  # SQLITE_BUSY, SQLITE_LOCKED
+#: How long a contended batch waits for another connection's lock, on the writer thread.
+_BUSY_TIMEOUT_MS = 10_000
+
+
+class _Contended(Exception):
+    """The batch met another connection's lock; it runs again on the writer thread."""
 
 
 def _translate(exc: BaseException) -> BaseException:
@@ -55,7 +67,20 @@ def _translate(exc: BaseException) -> BaseException:
     return exc
 
 
-def _settle_all(settled: list[tuple[_Job, tuple[bool, Any]]]) -> None:
+def _contended(exc: BaseException) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return (
+        isinstance(exc, sqlite3.OperationalError)
+        and code is not None
+        and code & 0xFF in {*_CONTENDED}
+    )
+
+
+def _settle_all(
+    settled: list[tuple[_Job, tuple[bool, Any]]],
+    loop: asyncio.AbstractEventLoop,
+    then: Callable[[], None] | None,
+) -> None:
     for job, (ok, value) in settled:
         if job.future.cancelled():
             continue
@@ -63,6 +88,8 @@ def _settle_all(settled: list[tuple[_Job, tuple[bool, Any]]]) -> None:
             job.future.set_result(value)
         else:
             job.future.set_exception(value)
+    if then is not None:  # after the woken callers, so that their next jobs join the batch
+        loop.call_soon(then)
 
 
 class SqliteDatabase:
@@ -71,8 +98,8 @@ class SqliteDatabase:
         self.path = path
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
         self._queue: list[_Job] = []
-        self._queue_lock = threading.Lock()
-        self._drain_scheduled = False
+        self._lock = threading.Lock()
+        self._busy = False  # a batch is running or committing; the queue waits for it
         self._users = 1
         self._conn: sqlite3.Connection = self._executor.submit(self._connect).result()
         self._components = {component}
@@ -92,67 +119,136 @@ class SqliteDatabase:
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA busy_timeout = 10000")
+        # Waiting for another connection's lock happens on the writer thread only (`_contended`
+        # batches set a timeout there); on the event loop's thread a lock fails at once.
+        conn.execute("PRAGMA busy_timeout = 0")
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = FULL")
         conn.execute("PRAGMA foreign_keys = ON")
         return conn  # the schema comes from `migrations`, per component
 
-    async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def write(self, fn: Callable[[sqlite3.Connection], T], *, short: bool = False) -> T:
         """Run `fn` in a write transaction; return once it is committed (on disk).
 
-        Group commit: writes that arrive while the thread is busy are queued and then run as one
-        transaction with one COMMIT — one fsync — for the whole batch. Nobody hears "done" before
-        that COMMIT, so durability is the same as one transaction each, at a fraction of the
-        fsyncs under concurrency. A raising `fn` must undo only its own changes: if any job of a
-        batch raises, the batch is rolled back and run again with each job in its own savepoint
-        (jobs are plain functions of the connection, so running one again is safe).
-        """
-        return await self._submit(fn, writes=True)
+        Group commit: writes that arrive while a batch is running or committing are queued and
+        then run as one transaction with one COMMIT — one fsync — for the whole batch. Nobody
+        hears "done" before that COMMIT, so durability is the same as one transaction each, at a
+        fraction of the fsyncs under concurrency. A raising `fn` must undo only its own changes:
+        if any job of a batch raises, the batch is rolled back and run again with each job in its
+        own savepoint (jobs are plain functions of the connection, so running one again is safe).
 
-    async def _submit(self, fn: Callable[[sqlite3.Connection], T], *, writes: bool) -> T:
+        `short`: `fn` touches a few rows by key. A batch of short jobs runs its statements on the
+        event loop's own thread and only the COMMIT (the fsync) on the writer thread: one thread
+        hand-over per batch instead of one per statement (each statement releases the GIL, and
+        getting it back from a busy event loop can take a whole switch interval). A batch with
+        any other job, or one that meets another connection's lock, runs on the writer thread.
+        """
+        return await self._submit(fn, writes=True, short=short)
+
+    async def read(self, fn: Callable[[sqlite3.Connection], T], *, short: bool = False) -> T:
+        """Run `fn` on a consistent snapshot. Reads queue with the writes and run in the same
+        batches: a read sees what the batch's earlier writes changed, and like them it is
+        answered only after the batch's COMMIT, so nobody sees a write that is later lost.
+        `short` as for `write`."""
+        return await self._submit(fn, writes=False, short=short)
+
+    async def _submit(
+        self, fn: Callable[[sqlite3.Connection], T], *, writes: bool, short: bool
+    ) -> T:
         loop = asyncio.get_running_loop()
-        job = _Job(fn, loop.create_future(), loop, writes)
-        with self._queue_lock:
+        job = _Job(fn, loop.create_future(), loop, writes, short)
+        with self._lock:
             self._queue.append(job)
-            scheduled, self._drain_scheduled = self._drain_scheduled, True
-        if not scheduled:  # one drain per batch, not one executor item per write
-            self._executor.submit(self._drain)
+            idle, self._busy = not self._busy, True
+        if idle:  # one batch at a time; later jobs wait for the next
+            loop.call_soon(self._start)
         result: T = await job.future
         return result
 
-    def _drain(self) -> None:
-        with self._queue_lock:
+    def _start(self) -> None:
+        """On an event loop's thread: take the queue as one batch and run it."""
+        with self._lock:
             jobs, self._queue = self._queue, []
-            self._drain_scheduled = False
-        if not jobs:
+            if not jobs:
+                self._busy = False
+                return
+        if not all(job.short for job in jobs):
+            self._executor.submit(self._run_on_thread, jobs)
             return
         try:
-            outcomes = self._run_batch(jobs, savepoints=False)
-            if any(not ok for ok, _ in outcomes):
-                outcomes = self._run_batch(jobs, savepoints=True)
+            outcomes = self._run_batch(jobs)
+        except _Contended:
+            self._executor.submit(self._run_on_thread, jobs)
+            return
         except sqlite3.Error as exc:
-            if self._conn.in_transaction:
-                self._conn.execute("ROLLBACK")
-            outcomes = [(False, _translate(exc))] * len(jobs)
-        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Job, tuple[bool, Any]]]] = {}
-        for job, outcome in zip(jobs, outcomes, strict=True):
-            by_loop.setdefault(job.loop, []).append((job, outcome))
-        for loop, settled in by_loop.items():  # one wake-up per event loop and batch
-            loop.call_soon_threadsafe(_settle_all, settled)
+            self._finish(jobs, self._failed(jobs, exc))
+            return
+        if any(job.writes for job in jobs):
+            self._executor.submit(self._commit, jobs, outcomes)
+        else:
+            self._finish(jobs, self._committed(jobs, outcomes))
 
-    def _run_batch(self, jobs: list[_Job], *, savepoints: bool) -> list[tuple[bool, Any]]:
-        """Run every job in one transaction; COMMIT only if none raised or each had a savepoint."""
+    def _run_on_thread(self, jobs: list[_Job]) -> None:
+        """The whole batch on the writer thread, waiting for other connections' locks."""
         conn = self._conn
-        outcomes: list[tuple[bool, Any]] = []
-        conn.execute("BEGIN IMMEDIATE" if any(job.writes for job in jobs) else "BEGIN")
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+            try:
+                outcomes = self._committed(jobs, self._run_batch(jobs, contended_ok=True))
+            finally:
+                conn.execute("PRAGMA busy_timeout = 0")
+        except sqlite3.Error as exc:
+            outcomes = self._failed(jobs, exc)
+        self._finish(jobs, outcomes)
+
+    def _commit(self, jobs: list[_Job], outcomes: _Outcomes) -> None:
+        """On the writer thread: the batch's COMMIT (its fsync), then answer everyone."""
+        self._finish(jobs, self._committed(jobs, outcomes))
+
+    def _committed(self, jobs: list[_Job], outcomes: _Outcomes) -> _Outcomes:
+        try:
+            self._conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            return self._failed(jobs, exc)
+        return outcomes
+
+    def _failed(self, jobs: list[_Job], exc: sqlite3.Error) -> _Outcomes:
+        if self._conn.in_transaction:
+            self._conn.execute("ROLLBACK")
+        return [(False, _translate(exc))] * len(jobs)
+
+    def _run_batch(self, jobs: list[_Job], *, contended_ok: bool = False) -> _Outcomes:
+        """BEGIN and every job, leaving the transaction open for the COMMIT. Without savepoints
+        first; if a job raises, once more with one savepoint per job. Raises `_Contended` if a
+        statement met another connection's lock (unless `contended_ok`: the lock was waited for
+        as long as the busy timeout allows, so the error is the job's)."""
+        outcomes = self._run_jobs(jobs, savepoints=False)
+        if all(ok for ok, _ in outcomes):
+            return outcomes
+        if not contended_ok and any(_contended(value) for ok, value in outcomes if not ok):
+            raise _Contended
+        outcomes = self._run_jobs(jobs, savepoints=True)
+        if not contended_ok and any(_contended(value) for ok, value in outcomes if not ok):
+            self._conn.execute("ROLLBACK")
+            raise _Contended
+        return outcomes
+
+    def _run_jobs(self, jobs: list[_Job], *, savepoints: bool) -> _Outcomes:
+        conn = self._conn
+        outcomes: _Outcomes = []
+        try:
+            conn.execute("BEGIN IMMEDIATE" if any(job.writes for job in jobs) else "BEGIN")
+        except sqlite3.OperationalError as exc:
+            if _contended(exc):
+                raise _Contended from exc
+            raise
         for job in jobs:
             if savepoints:
                 conn.execute("SAVEPOINT job")
             try:
                 value = job.fn(conn)
             except BaseException as exc:  # settle every future, whatever the job raised
-                outcomes.append((False, _translate(exc)))
+                outcomes.append((False, exc))
                 if not savepoints:
                     conn.execute("ROLLBACK")  # run again with savepoints
                     return outcomes
@@ -161,14 +257,22 @@ class SqliteDatabase:
                 outcomes.append((True, value))
             if savepoints:
                 conn.execute("RELEASE job")
-        conn.execute("COMMIT")
         return outcomes
 
-    async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run `fn` on a consistent snapshot. Reads queue with the writes and run in the same
-        batches: a read sees what the batch's earlier writes changed, and like them it is
-        answered only after the batch's COMMIT, so nobody sees a write that is later lost."""
-        return await self._submit(fn, writes=False)
+    def _finish(self, jobs: list[_Job], outcomes: _Outcomes) -> None:
+        """Answer every job (one wake-up per event loop), then start the next batch if any."""
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Job, tuple[bool, Any]]]] = {}
+        for job, (ok, value) in zip(jobs, outcomes, strict=True):
+            by_loop.setdefault(job.loop, []).append((job, (ok, value if ok else _translate(value))))
+        with self._lock:
+            following = self._queue[0].loop if self._queue else None
+            if following is None:
+                self._busy = False
+        if following is not None and following not in by_loop:
+            following.call_soon_threadsafe(self._start)
+        for loop, settled in by_loop.items():
+            start = self._start if loop is following else None
+            loop.call_soon_threadsafe(_settle_all, settled, loop, start)
 
     async def close(self) -> None:
         self._users -= 1

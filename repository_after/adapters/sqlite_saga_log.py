@@ -12,13 +12,18 @@ import json
 import sqlite3
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from repository_after.adapters.sqlite_db import SqliteDatabase
 from repository_after.domain.saga import SETTLED, TERMINAL, SagaEvent
-from repository_after.service_layer.saga_ports import Lease, LeaseLost, SagaSummary, StoredSaga
+from repository_after.service_layer.saga_ports import (
+    Lease,
+    LeaseLost,
+    SagaSummary,
+    StoredSaga,
+    event_times,
+)
 
 _SETTLED = sorted(s.value for s in SETTLED)
 _TERMINAL = sorted(s.value for s in TERMINAL)
@@ -26,8 +31,8 @@ _SETTLED_MARKS = ", ".join("?" for _ in _SETTLED)
 _SUMMARY_COLUMNS = "saga_id, definition, params, status, created_at, updated_at"
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds")
+#: One encoder for every event (`json.dumps` with options builds a new encoder per call).
+_encode = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def _summary(row: tuple[Any, ...]) -> SagaSummary:
@@ -39,10 +44,7 @@ def _insert_events(
 ) -> None:
     conn.executemany(
         "INSERT INTO saga_events (saga_id, seq, data) VALUES (?, ?, ?)",
-        [
-            (saga_id, first_seq + i, json.dumps(e.as_dict(), separators=(",", ":")))
-            for i, e in enumerate(events)
-        ],
+        [(saga_id, first_seq + i, _encode(e.as_dict())) for i, e in enumerate(events)],
     )
 
 
@@ -62,8 +64,9 @@ class SqliteSagaLog:
         owner: str = "",
         ttl: float = 0.0,
     ) -> Lease | None:
+        created_at, updated_at = event_times(events)
+
         def work(conn: sqlite3.Connection) -> Lease | None:
-            now = _now()
             cursor = conn.execute(
                 "INSERT INTO sagas (saga_id, definition, params, status, version, created_at,"
                 " updated_at, owner, lease_until, fence)"
@@ -74,8 +77,8 @@ class SqliteSagaLog:
                     json.dumps(params),
                     status,
                     len(events),
-                    now,
-                    now,
+                    created_at,
+                    updated_at,
                     owner,
                     time.time() + ttl,
                 ),
@@ -85,7 +88,7 @@ class SqliteSagaLog:
             _insert_events(conn, saga_id, 1, events)
             return Lease(saga_id, owner, 1)
 
-        return await self._db.write(work)
+        return await self._db.write(work, short=True)
 
     async def append(
         self,
@@ -102,7 +105,7 @@ class SqliteSagaLog:
                 + (", owner = NULL, lease_until = NULL" if release else "")
                 + " WHERE saga_id = ?"
             )
-            args: tuple[Any, ...] = (len(events), status, _now(), saga_id)
+            args: tuple[Any, ...] = (len(events), status, event_times(events)[1], saga_id)
             if lease is not None:
                 sql += " AND owner = ? AND fence = ?"
                 args += (lease.owner, lease.fence)
@@ -111,7 +114,7 @@ class SqliteSagaLog:
                 raise LeaseLost(f"saga {saga_id}: lease {lease} no longer holds")
             _insert_events(conn, saga_id, row[0] - len(events) + 1, events)
 
-        await self._db.write(work)
+        await self._db.write(work, short=True)
 
     async def claim(
         self, owner: str, *, limit: int, ttl: float, include_own: bool = False
@@ -140,7 +143,7 @@ class SqliteSagaLog:
             ).fetchone()
             return None if row is None else Lease(saga_id, owner, row[0])
 
-        return await self._db.write(work)
+        return await self._db.write(work, short=True)
 
     async def renew(self, leases: Sequence[Lease], *, ttl: float) -> set[str]:
         def work(conn: sqlite3.Connection) -> set[str]:
@@ -167,7 +170,7 @@ class SqliteSagaLog:
             )
 
         if leases:
-            await self._db.write(work)
+            await self._db.write(work, short=True)
 
     async def load(self, saga_id: str) -> StoredSaga | None:
         def work(conn: sqlite3.Connection) -> StoredSaga | None:
@@ -187,7 +190,7 @@ class SqliteSagaLog:
                 s.saga_id, s.definition, s.params, s.status, s.created_at, s.updated_at, events
             )
 
-        return await self._db.read(work)
+        return await self._db.read(work, short=True)
 
     async def summary(self, saga_id: str) -> SagaSummary | None:
         def work(conn: sqlite3.Connection) -> SagaSummary | None:
@@ -196,7 +199,7 @@ class SqliteSagaLog:
             ).fetchone()
             return None if row is None else _summary(row)
 
-        return await self._db.read(work)
+        return await self._db.read(work, short=True)
 
     async def list_recent(
         self, *, status: str | None = None, limit: int = 100

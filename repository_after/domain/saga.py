@@ -24,9 +24,9 @@ folding the log (`replay`) always reproduces the state a crash interrupted.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 
 class SagaStatus(StrEnum):
@@ -92,11 +92,12 @@ class Step:
     fenced_statuses: frozenset[str] = frozenset({"voided"})
 
     def operation(self, role: Role) -> str:
-        op = {
-            Role.ACTION: self.action,
-            Role.SETTLEMENT: self.settlement,
-            Role.COMPENSATION: self.compensation,
-        }[role]
+        if role is Role.ACTION:
+            op: str | None = self.action
+        elif role is Role.SETTLEMENT:
+            op = self.settlement
+        else:
+            op = self.compensation
         if op is None:
             raise InvalidTransition(f"step {self.name} has no {role.value}")
         return op
@@ -117,8 +118,10 @@ class SagaDefinition:
         raise InvalidTransition(f"{self.name} has no step {step_name!r}")
 
 
-@dataclass(frozen=True, slots=True)
-class SagaEvent:
+class SagaEvent(NamedTuple):
+    """One entry of a saga's log. A named tuple: immutable, and cheap to build (several per
+    transfer, docs/performance.md)."""
+
     kind: EventKind
     at: str
     step: str | None = None
@@ -133,7 +136,7 @@ class SagaEvent:
     note: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self.__slots__ if getattr(self, k) is not None}
+        return {k: getattr(self, k) for k in self._fields if getattr(self, k) is not None}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SagaEvent:
@@ -159,8 +162,10 @@ class Call:
         return self.step.operation(self.role)
 
 
-@dataclass(frozen=True, slots=True)
-class SagaState:
+class SagaState(NamedTuple):
+    """The state folded from a saga's events. A named tuple: immutable, and each transition
+    (`_replace`) is cheap."""
+
     status: str = SagaStatus.STARTED
     phase: Phase = Phase.FORWARD
     cursor: int = 0
@@ -168,7 +173,7 @@ class SagaState:
     applied: tuple[int, ...] = ()
     to_compensate: tuple[int, ...] = ()
     parked_reason: str | None = None
-    history: tuple[SagaEvent, ...] = field(default=(), repr=False)
+    history: tuple[SagaEvent, ...] = ()
 
     @property
     def settled(self) -> bool:
@@ -194,7 +199,7 @@ def replay(definition: SagaDefinition, events: Iterable[SagaEvent]) -> SagaState
 
 def apply(definition: SagaDefinition, state: SagaState, event: SagaEvent) -> SagaState:
     new = _transition(definition, state, event)
-    return replace(new, history=(*state.history, event))
+    return new._replace(history=(*state.history, event))
 
 
 def _transition(definition: SagaDefinition, state: SagaState, event: SagaEvent) -> SagaState:
@@ -210,7 +215,7 @@ def _transition(definition: SagaDefinition, state: SagaState, event: SagaEvent) 
     if kind is EventKind.OPERATOR_RESOLVE:
         if state.status != SagaStatus.FAILED_NEEDS_ATTENTION:
             raise InvalidTransition(f"only a parked saga can be resolved, not {state.status}")
-        return replace(state, status=SagaStatus.RESOLVED)
+        return state._replace(status=SagaStatus.RESOLVED)
     call = next_action(definition, state)
     if call is None:
         raise InvalidTransition(f"{kind.value} on a {state.status} saga")
@@ -219,7 +224,7 @@ def _transition(definition: SagaDefinition, state: SagaState, event: SagaEvent) 
             f"expected {call.step.name}/{call.role.value}, got {event.step}/{event.role}"
         )
     if kind is EventKind.OPERATION_STARTED:
-        return replace(state, status=_running_status(call))
+        return state._replace(status=_running_status(call))
     if kind is EventKind.RETRIES_EXHAUSTED:
         return _exhausted(state, call)
     if kind is EventKind.ATTEMPT:
@@ -234,10 +239,10 @@ def _running_status(call: Call) -> str:
 
 
 def _resume(definition: SagaDefinition, state: SagaState) -> SagaState:
-    resumed = replace(state, status=SagaStatus.STARTED, parked_reason=None)
+    resumed = state._replace(status=SagaStatus.STARTED, parked_reason=None)
     call = next_action(definition, resumed)
     assert call is not None
-    return replace(resumed, status=_running_status(call))
+    return resumed._replace(status=_running_status(call))
 
 
 def _attempted(
@@ -261,17 +266,17 @@ def _attempted(
         return _park(state, f"compensation {call.operation} refused: {event.error}")
     remaining = state.to_compensate[1:]
     if remaining:
-        return replace(state, to_compensate=remaining)
-    return replace(state, to_compensate=(), status=SagaStatus.COMPENSATED)
+        return state._replace(to_compensate=remaining)
+    return state._replace(to_compensate=(), status=SagaStatus.COMPENSATED)
 
 
 def _exhausted(state: SagaState, call: Call) -> SagaState:
     if call.role is Role.ACTION:
         if call.step.settlement is not None:
-            return replace(state, settling=True)
+            return state._replace(settling=True)
         if call.step.compensation is not None:
             # Possibly applied: compensating it is safe (a tombstone fences a late arrival).
-            return _compensate(replace(state, applied=(*state.applied, call.step_index)))
+            return _compensate(state._replace(applied=(*state.applied, call.step_index)))
     return _park(state, f"{call.operation} on {call.step.name}: outcome unknown after retries")
 
 
@@ -281,18 +286,17 @@ def _advance(definition: SagaDefinition, state: SagaState, call: Call) -> SagaSt
         applied = (*applied, call.step_index)
     cursor = call.step_index + 1
     status = SagaStatus.COMPLETED if cursor == len(definition.steps) else state.status
-    return replace(state, cursor=cursor, settling=False, applied=applied, status=status)
+    return state._replace(cursor=cursor, settling=False, applied=applied, status=status)
 
 
 def _step_failed(state: SagaState) -> SagaState:
     if not state.applied:
-        return replace(state, status=SagaStatus.REJECTED, settling=False)
+        return state._replace(status=SagaStatus.REJECTED, settling=False)
     return _compensate(state)
 
 
 def _compensate(state: SagaState) -> SagaState:
-    return replace(
-        state,
+    return state._replace(
         phase=Phase.COMPENSATING,
         status=SagaStatus.COMPENSATING,
         settling=False,
@@ -301,4 +305,4 @@ def _compensate(state: SagaState) -> SagaState:
 
 
 def _park(state: SagaState, reason: str) -> SagaState:
-    return replace(state, status=SagaStatus.FAILED_NEEDS_ATTENTION, parked_reason=reason)
+    return state._replace(status=SagaStatus.FAILED_NEEDS_ATTENTION, parked_reason=reason)

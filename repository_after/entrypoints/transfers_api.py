@@ -7,13 +7,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
-from repository_after.domain.saga import SETTLED, EventKind
+from repository_after.domain.saga import SETTLED, EventKind, SagaState
 from repository_after.domain.transfer import TRANSFER
 from repository_after.entrypoints.deps import Admin, OptionalTransactionId
 from repository_after.entrypoints.errors import BadRequest
 from repository_after.entrypoints.schemas import ERROR_RESPONSES, TransferIn
 from repository_after.service_layer.orchestrator import Orchestrator
-from repository_after.service_layer.saga_ports import StoredSaga
+from repository_after.service_layer.saga_ports import StoredSaga, event_times
 
 router = APIRouter(tags=["transfers"])
 
@@ -23,9 +23,8 @@ def _orchestrator(request: Request) -> Orchestrator:
     return orchestrator
 
 
-def transfer_view(orchestrator: Orchestrator, stored: StoredSaga) -> dict[str, Any]:
+def transfer_view(stored: StoredSaga, state: SagaState) -> dict[str, Any]:
     """A saga as JSON: its parameters, status, and every attempt of every operation."""
-    state = orchestrator.state_of(stored)
     attempts = [
         {
             "step": e.step,
@@ -60,12 +59,18 @@ def transfer_view(orchestrator: Orchestrator, stored: StoredSaga) -> dict[str, A
     }
 
 
+def _response(
+    stored: StoredSaga, state: SagaState, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    code = 200 if state.status in SETTLED else 202
+    return JSONResponse(transfer_view(stored, state), status_code=code, headers=headers)
+
+
 async def _view_response(
     orchestrator: Orchestrator, saga_id: str, *, headers: dict[str, str] | None = None
 ) -> JSONResponse:
-    view = transfer_view(orchestrator, await orchestrator.get(saga_id))
-    code = 200 if view["status"] in SETTLED else 202
-    return JSONResponse(view, status_code=code, headers=headers)
+    stored = await orchestrator.get(saga_id)
+    return _response(stored, orchestrator.state_of(stored), headers)
 
 
 @router.post("/transfers", responses={**ERROR_RESPONSES, 202: {"description": "still running"}})
@@ -78,11 +83,21 @@ async def create_transfer(
     orchestrator = _orchestrator(request)
     params = {"source": body.source, "target": body.target, "amount": body.amount}
     saga_id, created = await orchestrator.start(TRANSFER.name, params, saga_id=tx_id)
-    await orchestrator.wait(saga_id, request.app.state.container.settings.transfer_wait)
+    wait = request.app.state.container.settings.transfer_wait
     headers = {"Location": f"/transfers/{saga_id}"}
     if not created:
         headers["Idempotent-Replayed"] = "true"
-    return await _view_response(orchestrator, saga_id, headers=headers)
+        await orchestrator.wait(saga_id, wait)
+        return await _view_response(orchestrator, saga_id, headers=headers)
+    state = await orchestrator.outcome(saga_id, wait)
+    if state is None:  # still running (202), or its driver stopped: show what the log holds
+        return await _view_response(orchestrator, saga_id, headers=headers)
+    # Driven here from creation to the end: every event is in memory, nothing to read back.
+    created_at, updated_at = event_times(state.history)
+    stored = StoredSaga(
+        saga_id, TRANSFER.name, params, state.status, created_at, updated_at, state.history
+    )
+    return _response(stored, state, headers)
 
 
 @router.get("/transfers/{transaction_id}", responses=ERROR_RESPONSES)

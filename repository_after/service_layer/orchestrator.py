@@ -34,7 +34,6 @@ import socket
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from repository_after.domain.errors import IdempotencyKeyReused
@@ -51,6 +50,7 @@ from repository_after.domain.saga import (
     next_action,
     replay,
 )
+from repository_after.service_layer.clock import utc_now as _now
 from repository_after.service_layer.leases import LeaseBook
 from repository_after.service_layer.retry import RetryPolicy
 from repository_after.service_layer.saga_ports import (
@@ -113,10 +113,6 @@ def _intent(call: Call) -> SagaEvent:
         role=call.role,
         operation=call.operation,
     )
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
 def default_worker_id() -> str:
@@ -211,6 +207,17 @@ class Orchestrator:
             return True
         done, _ = await asyncio.wait({task}, timeout=timeout)
         return bool(done)
+
+    async def outcome(self, saga_id: str, timeout: float) -> SagaState | None:
+        """The state this process's driver of the saga ends with, if it ends within `timeout`
+        seconds; None if no driver runs here, it is still running, or it failed. The state holds
+        every event (`history`), so the caller can show the saga without reading the log."""
+        task = self._tasks.get(saga_id)
+        if task is None or not await self.wait(saga_id, timeout):
+            return None
+        if task.cancelled() or task.exception() is not None:
+            return None
+        return task.result()
 
     async def get(self, saga_id: str) -> StoredSaga:
         stored = await self.log.load(saga_id)

@@ -2,7 +2,9 @@
 
 `SagaLog` is append-only: a saga row (definition, parameters, current status) plus its ordered
 events. `append` writes events and the new status in one durable transaction; it is the only
-write after `create`.
+write after `create`. A saga's `created_at` and `updated_at` are the times of its first and of
+its last appended event (`event_times`), so a driver that holds the events can show the saga
+exactly as the log would, without reading it back.
 
 Leases (several orchestrator workers on one log): a worker drives a saga only while it holds its
 lease, `Lease(saga_id, owner, fence)`. Every claim by a new holder bumps the saga's `fence`;
@@ -20,6 +22,16 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from repository_after.domain.saga import Outcome, SagaEvent
+from repository_after.service_layer.clock import utc_now
+
+
+def event_times(events: Sequence[SagaEvent]) -> tuple[str, str]:
+    """(first, last) event time of a write: the `created_at` of a saga created with these events,
+    and the `updated_at` of a saga they are appended to."""
+    if not events:
+        now = utc_now()
+        return now, now
+    return events[0].at, events[-1].at
 
 
 @dataclass(frozen=True, slots=True)

@@ -108,3 +108,25 @@ def test_operator_actions_on_a_saga_that_is_not_parked_are_409(launch: Launcher)
     r = httpx.post(f"{service.url}/transfers/tr-ok/retry")
     assert r.status_code == 409
     assert r.json()["error"] == "invalid_transition"
+
+
+def test_the_answer_to_a_transfer_is_what_the_log_shows_afterwards(launch: Launcher) -> None:
+    """The answer is built from the driver's events in memory (no read-back); it must be exactly
+    the saga the log holds, timestamps included, for completed and compensated transfers."""
+    service = launch(
+        role="all",
+        name="all",
+        transfer_wait=60,
+        credit_failure_rate=0.5,
+        fault_seed=3,
+        retry_attempts=1,
+    )
+    statuses = set()
+    for i in range(12):
+        answer = post(service.url, {**BODY, "amount": 10 + i}, f"tr-view-{i}")
+        assert answer.status_code == 200
+        stored = httpx.get(f"{service.url}/transfers/tr-view-{i}", timeout=15)
+        assert stored.status_code == 200
+        assert answer.json() == stored.json()
+        statuses.add(answer.json()["status"])
+    assert statuses == {"completed", "compensated"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
@@ -135,3 +136,47 @@ async def test_reads_ride_the_batches_and_see_only_committed_or_same_batch_write
     reads_alone = len(commits)
     await asyncio.gather(*(database.read(count) for _ in range(50)))
     assert len(commits) - reads_alone < 50  # reads are batched too
+
+
+async def test_short_jobs_run_on_the_event_loop_thread_and_commit_on_the_writer(
+    tmp_path: Path,
+) -> None:
+    database = SqliteDatabase(tmp_path / "s.db", component="sagas")
+    await database.write(lambda c: c.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT)"))
+    where: list[tuple[str, int]] = []
+    database._conn.set_trace_callback(lambda sql: where.append((sql, threading.get_ident())))
+    loop_thread = threading.get_ident()
+    await asyncio.gather(*(database.write(insert(k), short=True) for k in range(1, 20)))
+    inserts = {ident for sql, ident in where if sql.startswith("INSERT")}
+    commits = {ident for sql, ident in where if sql == "COMMIT"}
+    assert inserts == {loop_thread}  # no thread hand-over per statement
+    assert commits
+    assert loop_thread not in commits  # the fsync never blocks the event loop
+    where.clear()
+    await database.write(insert(50))  # not short: the whole job on the writer thread
+    assert loop_thread not in {ident for _, ident in where}
+    assert len(rows(database.path)) == 20
+    await database.close()
+
+
+async def test_a_short_job_that_meets_another_connections_lock_waits_on_the_writer(
+    tmp_path: Path,
+) -> None:
+    database = SqliteDatabase(tmp_path / "l.db", component="sagas")
+    await database.write(lambda c: c.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT)"))
+    statements: list[str] = []
+    database._conn.set_trace_callback(statements.append)
+    other = sqlite3.connect(tmp_path / "l.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process's writer holds the lock
+    other.execute("INSERT INTO t VALUES (100, 'other')")
+    write = asyncio.ensure_future(database.write(insert(1), short=True))
+    deadline = asyncio.get_running_loop().time() + 10
+    while f"PRAGMA busy_timeout = {10_000}" not in statements:  # handed to the writer thread
+        assert asyncio.get_running_loop().time() < deadline, statements
+        await asyncio.sleep(0.01)
+    assert not write.done()  # waiting for the lock, not failed
+    other.execute("COMMIT")
+    assert await write == 1
+    assert rows(tmp_path / "l.db") == {1: "x", 100: "other"}
+    other.close()
+    await database.close()
