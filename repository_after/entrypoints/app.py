@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 import httpx
@@ -30,8 +30,9 @@ from repository_after.entrypoints import (
     transfers_api,
 )
 from repository_after.entrypoints.errors import install_error_handlers
+from repository_after.entrypoints.hot_routes import Endpoint, HotRoute, HotRoutes, api_route
 from repository_after.entrypoints.limits import RequestLimits
-from repository_after.entrypoints.schemas import ERROR_RESPONSES
+from repository_after.entrypoints.schemas import ERROR_RESPONSES, BatchIn, OperationIn, TransferIn
 from repository_after.observability.telemetry import Telemetry
 from repository_after.service_layer.orchestrator import Orchestrator
 
@@ -57,6 +58,43 @@ async def _work_when_ready(
             with attempt:
                 (await client.get(f"{accounts_url}/health")).raise_for_status()
     await orchestrator.work(interval=claim_interval)
+
+
+def _keyed(
+    endpoint: Callable[[Request, str, OperationIn], Awaitable[Response]],
+) -> Endpoint:
+    async def call(request: Request, body: OperationIn, tx_id: str | None) -> Response:
+        assert tx_id is not None  # `needs_id`: requests without one go to FastAPI
+        return await endpoint(request, tx_id, body)
+
+    return call
+
+
+def hot_routes(role: Role) -> dict[tuple[str, str], HotRoute]:
+    """The endpoints each transfer goes through, for this role (`entrypoints.hot_routes`)."""
+    routes = {}
+    if role in (Role.ALL, Role.ACCOUNTS):
+        routes[("POST", "/batch")] = HotRoute(
+            api_route(batch_api.router, "POST", "/batch"),
+            BatchIn,
+            lambda r, body, _: batch_api.batch(r, body),
+            needs_id=False,
+        )
+        for path, endpoint in (("/debit", accounts_api.debit), ("/credit", accounts_api.credit)):
+            routes[("POST", path)] = HotRoute(
+                api_route(accounts_api.router, "POST", path),
+                OperationIn,
+                _keyed(endpoint),
+                needs_id=True,
+            )
+    if role in (Role.ALL, Role.ORCHESTRATOR):
+        routes[("POST", "/transfers")] = HotRoute(
+            api_route(transfers_api.router, "POST", "/transfers"),
+            TransferIn,
+            transfers_api.create_transfer,
+            needs_id=False,
+        )
+    return routes
 
 
 def create_app(settings: Settings, *, telemetry: Telemetry | None = None) -> FastAPI:
@@ -95,6 +133,7 @@ def create_app(settings: Settings, *, telemetry: Telemetry | None = None) -> Fas
         responses=ERROR_RESPONSES,
     )
     install_error_handlers(app)
+    app.add_middleware(HotRoutes, routes=hot_routes(settings.role))  # added first: innermost
     app.add_middleware(RequestLimits)
     app.state.telemetry = telemetry
     telemetry.install(app)  # outermost: sees every answer, also the limits' refusals
