@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+import orjson
 from opentelemetry.propagate import inject
 
 from repository_after.domain.accounts import MAX_BATCH
@@ -174,7 +175,7 @@ class HttpParticipant:
         try:
             async with session.post(
                 url,
-                data=json.dumps(payload, separators=(",", ":")),
+                data=orjson.dumps(payload),
                 headers={"content-type": "application/json", **headers},
                 timeout=aiohttp.ClientTimeout(total=timeout),
                 allow_redirects=False,  # a 3xx is not an answer: unknown, like httpx's default

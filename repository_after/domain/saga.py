@@ -136,7 +136,7 @@ class SagaEvent(NamedTuple):
     note: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self._fields if getattr(self, k) is not None}
+        return {k: v for k, v in zip(self._fields, self, strict=True) if v is not None}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SagaEvent:
