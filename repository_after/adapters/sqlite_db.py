@@ -1,9 +1,12 @@
-"""One SQLite file driven by one dedicated thread.
+"""One SQLite file, one connection, one batch of transactions at a time.
 
-Why a thread per store: sqlite3 calls block, and the services are asyncio. Running every
-transaction on one worker thread keeps the event loop free and serialises writers, so a use case
-can read-decide-write without racing another request (`BEGIN IMMEDIATE` also takes the file's
-write lock up front, so another process waits instead of failing half-way).
+Why: sqlite3 calls block, and the services are asyncio. Transactions run one batch at a time,
+which serialises writers, so a use case can read-decide-write without racing another request
+(`BEGIN IMMEDIATE` also takes the file's write lock up front, so another process waits instead
+of failing half-way). Whatever may block for long runs on a dedicated writer thread, so the
+event loop stays free: every COMMIT (the fsync), waits for another connection's lock, and jobs
+that may scan. Short jobs (a few rows by key) run their statements on the event loop's thread
+(`write(short=True)`), which saves one GIL hand-over per statement.
 
 Durability: WAL with `synchronous=FULL`, so a committed transaction is on disk before the caller
 hears about it; an acknowledged operation survives SIGKILL and power loss.
