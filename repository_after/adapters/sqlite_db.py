@@ -183,7 +183,7 @@ class SqliteDatabase:
         except _Contended:
             self._executor.submit(self._run_on_thread, jobs)
             return
-        except sqlite3.Error as exc:
+        except Exception as exc:  # every job is answered, or the queue would stall for good
             self._finish(jobs, self._failed(jobs, exc))
             return
         if any(job.writes for job in jobs):
@@ -200,7 +200,7 @@ class SqliteDatabase:
                 outcomes = self._committed(jobs, self._run_batch(jobs, contended_ok=True))
             finally:
                 conn.execute("PRAGMA busy_timeout = 0")
-        except sqlite3.Error as exc:
+        except Exception as exc:
             outcomes = self._failed(jobs, exc)
         self._finish(jobs, outcomes)
 
@@ -215,9 +215,12 @@ class SqliteDatabase:
             return self._failed(jobs, exc)
         return outcomes
 
-    def _failed(self, jobs: list[_Job], exc: sqlite3.Error) -> _Outcomes:
-        if self._conn.in_transaction:
-            self._conn.execute("ROLLBACK")
+    def _failed(self, jobs: list[_Job], exc: Exception) -> _Outcomes:
+        try:
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass  # nothing was committed; the next BEGIN starts afresh
         return [(False, _translate(exc))] * len(jobs)
 
     def _run_batch(self, jobs: list[_Job], *, contended_ok: bool = False) -> _Outcomes:
