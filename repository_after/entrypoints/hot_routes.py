@@ -84,6 +84,7 @@ class HotRoutes:
         if route is None:
             await self.app(scope, receive, send)
             return
+        scope["route"] = route.route  # as the router would set it (metrics label by template)
         request = Request(scope, receive)
         try:
             body = await request.body()
@@ -94,7 +95,6 @@ class HotRoutes:
         if parsed is None:
             await self.app(scope, _replay(body, receive), send)
             return
-        scope["route"] = route.route  # as the router would set it (metrics label by template)
         try:
             response = await route.endpoint(request, *parsed)
         except Exception as exc:
