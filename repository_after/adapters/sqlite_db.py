@@ -71,12 +71,10 @@ def _translate(exc: BaseException) -> BaseException:
 
 
 def _contended(exc: BaseException) -> bool:
+    if not isinstance(exc, sqlite3.OperationalError):
+        return False
     code = getattr(exc, "sqlite_errorcode", None)
-    return (
-        isinstance(exc, sqlite3.OperationalError)
-        and code is not None
-        and code & 0xFF in {*_CONTENDED}
-    )
+    return code is not None and code & 0xFF in _CONTENDED
 
 
 def _settle_all(
@@ -221,7 +219,7 @@ class SqliteDatabase:
                 self._conn.execute("ROLLBACK")
         except sqlite3.Error:
             pass  # nothing was committed; the next BEGIN starts afresh
-        return [(False, _translate(exc))] * len(jobs)
+        return [(False, exc)] * len(jobs)  # translated once, in `_finish`
 
     def _run_batch(self, jobs: list[_Job], *, contended_ok: bool = False) -> _Outcomes:
         """BEGIN and every job, leaving the transaction open for the COMMIT. Without savepoints
