@@ -29,6 +29,11 @@ class OtelExporter(StrEnum):
     OTLP = "otlp"
 
 
+#: `SAGABANK_GC_THRESHOLD`'s default (`entrypoints/gc_tuning.py`): 20,000 and 100,000 measured
+#: alike, both far above CPython's 700.
+DEFAULT_GC_THRESHOLD = 20_000
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SAGABANK_", env_file=".env", extra="ignore")
 
@@ -58,6 +63,9 @@ class Settings(BaseSettings):
     # them busy leave together as one `POST /batch` (0 turns batching off: one request per call).
     participant_max_in_flight: int = Field(default=4, ge=0, le=1000)
     retention_days: float = Field(default=30.0, gt=0.0)
+    # `sagabank serve`: CPython's gen0 collection threshold, after freezing what start-up made
+    # (`entrypoints/gc_tuning.py`); 0 keeps CPython's defaults.
+    gc_threshold: int = Field(default=DEFAULT_GC_THRESHOLD, ge=0, le=10_000_000)
 
     # Orchestrator workers sharing one saga log (see README "PostgreSQL and several workers").
     worker_id: str | None = Field(default=None, min_length=1, max_length=200)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from repository_after.domain.accounts import (
@@ -28,6 +27,7 @@ from repository_after.domain.accounts import (
     OperationRecord,
     OperationStatus,
 )
+from repository_after.service_layer.clock import utc_now as _now
 from repository_after.service_layer.ports import EntryTotal
 
 
@@ -39,10 +39,6 @@ class Cursor(Protocol):
 
 class Connection(Protocol):
     def execute(self, sql: Any, params: Any = ..., /) -> Any: ...
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
 def _entry(row: Sequence[Any]) -> LedgerEntry:

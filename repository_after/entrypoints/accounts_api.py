@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from repository_after.domain.accounts import Operation, OperationRequest
 from repository_after.domain.errors import AccountNotFound, BusinessError, error_body
 from repository_after.entrypoints.deps import Admin, TransactionId
+from repository_after.entrypoints.json_response import JsonResponse
 from repository_after.entrypoints.schemas import (
     ERROR_RESPONSES,
     AccountOut,
@@ -46,7 +47,7 @@ class Answer:
 
     def response(self) -> JSONResponse:
         headers = {"Idempotent-Replayed": "true"} if self.replayed else None
-        return JSONResponse(self.body, status_code=self.status_code, headers=headers)
+        return JsonResponse(self.body, status_code=self.status_code, headers=headers)
 
 
 async def perform(request: Request, op_request: OperationRequest) -> Answer:

@@ -17,6 +17,7 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from pydantic import BaseModel
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
 from repository_after.bootstrap import Container, bootstrap
@@ -32,7 +33,13 @@ from repository_after.entrypoints import (
 from repository_after.entrypoints.errors import install_error_handlers
 from repository_after.entrypoints.hot_routes import Endpoint, HotRoute, HotRoutes, api_route
 from repository_after.entrypoints.limits import RequestLimits
-from repository_after.entrypoints.schemas import ERROR_RESPONSES, BatchIn, OperationIn, TransferIn
+from repository_after.entrypoints.schemas import (
+    ERROR_RESPONSES,
+    BatchIn,
+    OperationIn,
+    SettlementIn,
+    TransferIn,
+)
 from repository_after.observability.telemetry import Telemetry
 from repository_after.service_layer.orchestrator import Orchestrator
 
@@ -60,10 +67,10 @@ async def _work_when_ready(
     await orchestrator.work(interval=claim_interval)
 
 
-def _keyed(
-    endpoint: Callable[[Request, str, OperationIn], Awaitable[Response]],
-) -> Endpoint:
-    async def call(request: Request, body: OperationIn, tx_id: str | None) -> Response:
+def _keyed(endpoint: Callable[..., Awaitable[Response]]) -> Endpoint:
+    """(request, transaction id, body) as the route function takes them."""
+
+    async def call(request: Request, body: BaseModel, tx_id: str | None) -> Response:
         assert tx_id is not None  # `needs_id`: requests without one go to FastAPI
         return await endpoint(request, tx_id, body)
 
@@ -80,12 +87,15 @@ def hot_routes(role: Role) -> dict[tuple[str, str], HotRoute]:
             lambda r, body, _: batch_api.batch(r, body),
             needs_id=False,
         )
-        for path, endpoint in (("/debit", accounts_api.debit), ("/credit", accounts_api.credit)):
+        keyed: tuple[tuple[str, Callable[..., Awaitable[Response]], type[BaseModel]], ...] = (
+            ("/debit", accounts_api.debit, OperationIn),
+            ("/credit", accounts_api.credit, OperationIn),
+            ("/compensate_debit", accounts_api.compensate_debit, SettlementIn),
+            ("/void_credit", accounts_api.void_credit, SettlementIn),
+        )
+        for path, endpoint, model in keyed:
             routes[("POST", path)] = HotRoute(
-                api_route(accounts_api.router, "POST", path),
-                OperationIn,
-                _keyed(endpoint),
-                needs_id=True,
+                api_route(accounts_api.router, "POST", path), model, _keyed(endpoint), needs_id=True
             )
     if role in (Role.ALL, Role.ORCHESTRATOR):
         routes[("POST", "/transfers")] = HotRoute(
@@ -131,6 +141,10 @@ def create_app(settings: Settings, *, telemetry: Telemetry | None = None) -> Fas
         summary="Idempotent account service and crash-safe transfer sagas.",
         lifespan=lifespan,
         responses=ERROR_RESPONSES,
+        # Our own middleware traces and measures every request (`observability`); FastAPI's
+        # native telemetry would add a second server span under a global tracer provider, and
+        # even switched off by default it checks for one on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     install_error_handlers(app)
     app.add_middleware(HotRoutes, routes=hot_routes(settings.role))  # added first: innermost

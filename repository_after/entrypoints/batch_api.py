@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 
 from repository_after.domain.accounts import Operation, OperationRequest
 from repository_after.entrypoints.accounts_api import perform
+from repository_after.entrypoints.json_response import JsonResponse
 from repository_after.entrypoints.schemas import (
     ERROR_RESPONSES,
     BatchIn,
@@ -41,4 +42,4 @@ async def _one(request: Request, item: BatchOperationIn) -> dict[str, Any]:
 async def batch(request: Request, body: BatchIn) -> JSONResponse:
     """Run each operation as its single endpoint would; answer every result, in order."""
     results = await asyncio.gather(*(_one(request, item) for item in body.operations))
-    return JSONResponse({"results": results})
+    return JsonResponse({"results": results})

@@ -23,6 +23,7 @@ from repository_after.bench.runner import bench
 from repository_after.chaos.cli import chaos
 from repository_after.config import Role, Settings, get_settings
 from repository_after.entrypoints import demo, gc_cli, sagas_cli
+from repository_after.entrypoints.gc_tuning import tune_gc
 from repository_after.entrypoints.logs import configure_logging
 
 app = typer.Typer(
@@ -74,8 +75,10 @@ def serve(
     configure_logging(settings)
     from repository_after.entrypoints.app import create_app
 
+    served = create_app(settings)
+    tune_gc(settings.gc_threshold)
     uvicorn.run(
-        create_app(settings),
+        served,
         host=settings.host,
         port=settings.port,
         log_config=None,

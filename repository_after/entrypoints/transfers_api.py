@@ -11,6 +11,7 @@ from repository_after.domain.saga import SETTLED, EventKind, SagaState
 from repository_after.domain.transfer import TRANSFER
 from repository_after.entrypoints.deps import Admin, OptionalTransactionId
 from repository_after.entrypoints.errors import BadRequest
+from repository_after.entrypoints.json_response import JsonResponse
 from repository_after.entrypoints.schemas import ERROR_RESPONSES, TransferIn
 from repository_after.service_layer.orchestrator import Orchestrator
 from repository_after.service_layer.saga_ports import StoredSaga, event_times
@@ -63,7 +64,7 @@ def _response(
     stored: StoredSaga, state: SagaState, headers: dict[str, str] | None = None
 ) -> JSONResponse:
     code = 200 if state.status in SETTLED else 202
-    return JSONResponse(transfer_view(stored, state), status_code=code, headers=headers)
+    return JsonResponse(transfer_view(stored, state), status_code=code, headers=headers)
 
 
 async def _view_response(

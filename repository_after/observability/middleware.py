@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from repository_after.domain.money import is_valid_transaction_id
 from repository_after.observability.context import current_transaction_id
+from repository_after.observability.metrics import Labelled
 
 
 class HttpMetrics:
@@ -43,6 +44,9 @@ class HttpMetrics:
             ["route"],
             registry=registry,
         )
+        self.requests_by = Labelled(self.requests)
+        self.seconds_by = Labelled(self.seconds)
+        self.replays_by = Labelled(self.replays)
 
 
 def _route(scope: Scope) -> str:
@@ -63,8 +67,10 @@ class ObservabilityMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        tx_id = headers.get("transaction-id")
+        tx_id = None
+        for name, value in scope["headers"]:
+            if name == b"transaction-id":
+                tx_id = value.decode("latin-1")
         token = current_transaction_id.set(
             tx_id if tx_id and is_valid_transaction_id(tx_id) else None
         )
@@ -87,25 +93,26 @@ class ObservabilityMiddleware:
             if self._tracer is None:
                 await self.app(scope, receive, capture)
             else:
-                await self._traced(scope, receive, capture, headers, answer)
+                await self._traced(scope, receive, capture, answer)
         finally:
             current_transaction_id.reset(token)
             route = _route(scope)
-            self._metrics.requests.labels(method, route, str(answer["status"])).inc()
+            metrics = self._metrics
+            metrics.requests_by(method, route, str(answer["status"])).inc()
             if not answer["stream"]:
-                self._metrics.seconds.labels(method, route).observe(time.perf_counter() - began)
+                metrics.seconds_by(method, route).observe(time.perf_counter() - began)
             if answer["replayed"]:
-                self._metrics.replays.labels(route).inc()
+                metrics.replays_by(route).inc()
 
     async def _traced(
         self,
         scope: Scope,
         receive: Receive,
         send: Send,
-        headers: dict[str, str],
         answer: dict[str, Any],
     ) -> None:
         assert self._tracer is not None
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         method = scope["method"]
         with self._tracer.start_as_current_span(
             f"{method} {scope['path']}",

@@ -77,6 +77,8 @@ Observer = Callable[[SagaTransition], None]
 
 
 def log_transition(t: SagaTransition) -> None:
+    if not logger.isEnabledFor(logging.INFO):
+        return  # several transitions per transfer: not even the message is built
     e = t.event
     what = e.kind.value if e.step is None else f"{e.kind.value} {e.step}/{e.operation}"
     if e.outcome is not None:
