@@ -18,7 +18,6 @@ the current trace context as W3C `traceparent` (nothing when tracing is off).
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,7 +35,9 @@ _RETRYABLE_4XX = frozenset({408, 429})
 
 def classify(code: int, raw: bytes) -> CallResult:
     try:
-        body = json.loads(raw)
+        # orjson refuses a few texts the standard library reads (NaN, a BOM): such an answer
+        # is "unreadable", an unknown outcome, which a retry with the same key settles.
+        body = orjson.loads(raw)
     except ValueError:
         body = None
     return classify_body(code, body)
@@ -212,7 +213,7 @@ class HttpParticipant:
             return [answer] * len(items)
         code, raw = answer
         try:
-            results = json.loads(raw)["results"] if code == 200 else None
+            results = orjson.loads(raw)["results"] if code == 200 else None
             if not isinstance(results, list) or len(results) != len(items):
                 raise ValueError("no result per item")
             return [classify_body(int(r["status_code"]), r["body"]) for r in results]

@@ -18,10 +18,10 @@ looked up as Starlette does; one without a handler propagates to the server-erro
 from __future__ import annotations
 
 import inspect
-import json
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Request
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
@@ -60,7 +60,10 @@ class HotRoute:
         if tx_id is not None and not TRANSACTION_ID_PATTERN.fullmatch(tx_id):
             return None
         try:
-            return self.model.model_validate(json.loads(body)), tx_id
+            # orjson is stricter than FastAPI's `json.loads` (no NaN, no BOM, no lone surrogates;
+            # integers beyond 64 bits become floats, which no model field accepts): whatever it
+            # refuses goes to FastAPI, which answers as it always does.
+            return self.model.model_validate(orjson.loads(body)), tx_id
         except Exception:  # bad JSON (even too deeply nested), invalid: FastAPI's own answer
             return None
 

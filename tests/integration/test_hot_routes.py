@@ -34,6 +34,8 @@ SCRIPT: list[tuple[str, dict[str, Any] | str | None, dict[str, str]]] = [
     ("/debit", '{"account_id": "a", "amount": 5', {"transaction-id": "t7"}),  # broken JSON
     ("/debit", "[" * 20_000 + "]" * 20_000, {"transaction-id": "t7"}),  # too deep to parse
     ("/credit", {"account_id": "a", "amount": 5, "extra": 1}, {"transaction-id": "t8"}),
+    ("/credit", '{"account_id": "a", "amount": NaN}', {"transaction-id": "t8"}),  # not JSON
+    ("/credit", '{"account_id": "a", "amount": ' + "9" * 30 + "}", {"transaction-id": "t8"}),
     ("/compensate_debit", {"account_id": "a", "amount": 999}, {"transaction-id": "t1"}),
     ("/compensate_debit", {"account_id": "a", "amount": 300}, {"transaction-id": "t1"}),
     ("/compensate_debit", {"account_id": "a", "amount": 300}, {"transaction-id": "t1"}),
