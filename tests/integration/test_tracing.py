@@ -7,6 +7,8 @@ between the two halves of the trace is the W3C `traceparent` header the particip
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 from opentelemetry.sdk.trace import ReadableSpan
@@ -99,3 +101,47 @@ def test_tracing_is_off_by_default_and_console_or_otlp_when_configured(tmp_path:
         provider = build_tracer_provider(settings(tmp_path, "x", otel_exporter=exporter))
         assert provider is not None
         provider.shutdown()
+
+
+#: Run in a child process: a global tracer provider cannot be unset once a process has one.
+_GLOBAL_PROVIDER = """
+import asyncio, sys
+from pathlib import Path
+import httpx
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from repository_after.entrypoints.app import create_app
+from tests.conftest import accounts_settings
+
+exporter = InMemorySpanExporter()
+provider = TracerProvider()
+provider.add_span_processor(SimpleSpanProcessor(exporter))
+trace.set_tracer_provider(provider)
+
+async def main() -> None:
+    app = create_app(accounts_settings(Path(sys.argv[1])))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://sagabank") as client:
+            r = await client.post("/accounts", json={"account_id": "a", "initial_balance": 1})
+            assert r.status_code == 201, r.text
+
+asyncio.run(main())
+print(len(exporter.get_finished_spans()))
+"""
+
+
+def test_fastapis_own_telemetry_stays_off_under_a_global_tracer_provider(tmp_path: Path) -> None:
+    """Our middleware makes the server spans (when tracing is on); FastAPI's native telemetry
+    would add a second one for each request as soon as a process sets a global provider."""
+    done = subprocess.run(
+        [sys.executable, "-c", _GLOBAL_PROVIDER, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "0"
