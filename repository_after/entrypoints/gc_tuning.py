@@ -3,7 +3,7 @@
 Why: every transfer allocates thousands of short-lived containers (coroutines, tuples, dicts).
 With CPython's default gen0 threshold (700 allocations) the cyclic collector runs every few
 requests, and now and then a full collection walks every object the process holds, imported
-code included. Those pauses made the latency's tail: at c=32, p99 fell from 58-83 ms to 40-55 ms
+code included. Those pauses made the latency's tail: at c=32, p99 fell from 58-83 ms to 40-50 ms
 with this module, and throughput rose a few % (docs/performance.md, third round).
 
 What: `gc.freeze()` moves everything start-up made (modules, classes, the app) out of the
