@@ -14,10 +14,13 @@ still frees almost every object at once; cycles are still collected, only in lar
 from __future__ import annotations
 
 import gc
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from repository_after.config import DEFAULT_GC_THRESHOLD
+
+logger = logging.getLogger(__name__)
 
 
 def tune_gc(threshold: int) -> None:
@@ -28,6 +31,11 @@ def tune_gc(threshold: int) -> None:
     gc.freeze()
     _, older, oldest = gc.get_threshold()
     gc.set_threshold(threshold, older, oldest)
+    logger.info(
+        "garbage collector: %d start-up objects frozen, gen0 collected every %d allocations",
+        gc.get_freeze_count(),
+        threshold,
+    )
 
 
 @contextmanager
