@@ -29,9 +29,11 @@ class OtelExporter(StrEnum):
     OTLP = "otlp"
 
 
-#: `SAGABANK_GC_THRESHOLD`'s default (`entrypoints/gc_tuning.py`): 20,000 and 100,000 measured
-#: alike, both far above CPython's 700.
+#: `SAGABANK_GC_THRESHOLD`'s default (`entrypoints/runtime_tuning.py`): 20,000 and 100,000
+#: measured alike, both far above CPython's 700.
 DEFAULT_GC_THRESHOLD = 20_000
+#: `SAGABANK_SWITCH_INTERVAL_US`'s default (`entrypoints/runtime_tuning.py`): CPython's is 5,000.
+DEFAULT_SWITCH_INTERVAL_US = 100
 
 
 class Settings(BaseSettings):
@@ -64,8 +66,11 @@ class Settings(BaseSettings):
     participant_max_in_flight: int = Field(default=4, ge=0, le=1000)
     retention_days: float = Field(default=30.0, gt=0.0)
     # `sagabank serve`: CPython's gen0 collection threshold, after freezing what start-up made
-    # (`entrypoints/gc_tuning.py`); 0 keeps CPython's defaults.
+    # (`entrypoints/runtime_tuning.py`); 0 keeps CPython's defaults.
     gc_threshold: int = Field(default=DEFAULT_GC_THRESHOLD, ge=0, le=10_000_000)
+    # `sagabank serve`: the GIL's switch interval in µs, so that the database's writer thread
+    # gets the GIL soon after its fsync (`entrypoints/runtime_tuning.py`); 0 keeps CPython's.
+    switch_interval_us: int = Field(default=DEFAULT_SWITCH_INTERVAL_US, ge=0, le=1_000_000)
 
     # Orchestrator workers sharing one saga log (see README "PostgreSQL and several workers").
     worker_id: str | None = Field(default=None, min_length=1, max_length=200)

@@ -83,14 +83,17 @@ class _Lane:
 
     in_flight: int = 0
     queued: list[_Queued] = field(default_factory=list)
+    gathering: bool = False  # a lone call is waiting one turn of the loop for company
 
 
 class HttpParticipant:
-    """`batching`: at most `max_in_flight` exchanges per service; a call that finds them all
-    busy waits, and when one ends the waiting calls leave together as one `POST /batch`. A lone
-    call therefore goes at once, as its own request, and calls batch only under load, the way
-    group commit shares one fsync. A batch that fails as a whole (timeout, connection, non-200)
-    leaves every item's outcome unknown; each is then retried with its own key."""
+    """`batching`: at most `max_in_flight` exchanges per service. A call that finds one free
+    waits one turn of the event loop, and the calls made in that turn leave with it as one
+    `POST /batch` (alone, it goes as its own request). A call that finds them all busy waits,
+    and when one ends the waiting calls leave together as one batch. So calls batch only under
+    load, the way group commit shares one fsync: the sagas that one group commit wakes call
+    in the same turn. A batch that fails as a whole (timeout, connection, non-200) leaves every
+    item's outcome unknown; each is then retried with its own key."""
 
     def __init__(
         self,
@@ -128,15 +131,32 @@ class HttpParticipant:
         if not self._batching:
             return await self._single(service, operation, transaction_id, body, timeout)
         lane = self._lanes[service]
-        if lane.in_flight < self._max_in_flight and not lane.queued:
-            lane.in_flight += 1
+        leads = lane.in_flight < self._max_in_flight and not lane.queued and not lane.gathering
+        if leads:
+            # One turn of the event loop first: the sagas that a group commit has just woken
+            # all call in this turn, and those calls leave with this one, as one batch.
+            lane.gathering = True
             try:
-                return await self._single(service, operation, transaction_id, body, timeout)
-            finally:
-                lane.in_flight -= 1
+                await asyncio.sleep(0)
+            except BaseException:  # cancelled: the calls that joined meanwhile go without it
+                lane.gathering = False
                 self._flush(service, lane)
+                raise
+            lane.gathering = False
+            if not lane.queued:  # alone after all: its own request
+                lane.in_flight += 1
+                try:
+                    return await self._single(service, operation, transaction_id, body, timeout)
+                finally:
+                    lane.in_flight -= 1
+                    self._flush(service, lane)
         future: asyncio.Future[CallResult] = asyncio.get_running_loop().create_future()
-        lane.queued.append(_Queued(operation, transaction_id, body, timeout, future))
+        item = _Queued(operation, transaction_id, body, timeout, future)
+        if leads:  # company came: everyone leaves now, as one batch, this call first
+            lane.queued.insert(0, item)
+            self._flush(service, lane)
+        else:
+            lane.queued.append(item)
         return await future
 
     def _flush(self, service: str, lane: _Lane) -> None:

@@ -27,7 +27,7 @@ from repository_after.adapters.sqlite_saga_log import SqliteSagaLog
 from repository_after.bench.measure import LoadFigures, cpu_seconds, rss_mib
 from repository_after.domain.saga import Outcome
 from repository_after.domain.transfer import DEFINITIONS, TRANSFER
-from repository_after.entrypoints.gc_tuning import tuned_gc
+from repository_after.entrypoints.runtime_tuning import tuned_runtime
 from repository_after.entrypoints.service_process import ServiceProcess
 from repository_after.service_layer.orchestrator import Orchestrator
 from repository_after.service_layer.retry import RetryPolicy
@@ -151,9 +151,10 @@ def http_transfers(*, impl: str, n: int, concurrency: int, seed: int) -> dict[st
 
 def on_server_loop(coro: Coroutine[Any, Any, T]) -> T:
     """Run an in-process orchestrator scenario as under `sagabank serve`: on uvloop (uvicorn
-    picks it when installed; `uvicorn[standard]` installs it), with the garbage collector tuned
-    (`entrypoints/gc_tuning.py`), and CPython's collector settings back afterwards."""
-    with tuned_gc():
+    picks it when installed; `uvicorn[standard]` installs it), with the garbage collector and the
+    switch interval tuned (`entrypoints/runtime_tuning.py`), and CPython's settings back
+    afterwards."""
+    with tuned_runtime():
         return uvloop.run(coro)
 
 

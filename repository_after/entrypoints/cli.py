@@ -23,8 +23,8 @@ from repository_after.bench.runner import bench
 from repository_after.chaos.cli import chaos
 from repository_after.config import Role, Settings, get_settings
 from repository_after.entrypoints import demo, gc_cli, sagas_cli
-from repository_after.entrypoints.gc_tuning import tune_gc
 from repository_after.entrypoints.logs import configure_logging
+from repository_after.entrypoints.runtime_tuning import tune_gc, tune_switch_interval
 
 app = typer.Typer(
     help="sagabank: money transfers as idempotent, crash-safe sagas.",
@@ -77,6 +77,7 @@ def serve(
 
     served = create_app(settings)
     tune_gc(settings.gc_threshold)
+    tune_switch_interval(settings.switch_interval_us)
     uvicorn.run(
         served,
         host=settings.host,

@@ -1,6 +1,7 @@
 """The participant's batching, against a real aiohttp server on loopback: a lone call goes alone;
-calls that find every exchange busy leave together as one `POST /batch`; each item is classified
-on its own; a batch that fails as a whole leaves every item unknown (never rejected)."""
+calls made in one turn of the event loop, or that find every exchange busy, leave together as
+one `POST /batch`; each item is classified on its own; a batch that fails as a whole leaves
+every item unknown (never rejected)."""
 
 from __future__ import annotations
 
@@ -162,3 +163,29 @@ async def test_batching_off_sends_every_call_alone(accounts) -> None:
     assert all(r.outcome is Outcome.SUCCEEDED for r in results)
     assert sorted(accounts.seen) == [("debit", f"t-{i}") for i in range(5)]
     assert json.dumps(accounts.seen).count("batch") == 0
+
+
+async def test_calls_made_in_one_turn_of_the_loop_leave_as_one_batch(accounts) -> None:
+    # Every exchange is free: the first call waits one turn, and the others made in that turn
+    # leave with it (the sagas that one group commit wakes all call in the same turn).
+    p = HttpParticipant({"accounts": accounts.url}, max_in_flight=4)
+    try:
+        results = await asyncio.gather(*(call(p, f"t-{i}", a) for i, a in enumerate([5, 5000, 7])))
+    finally:
+        await p.close()
+    assert accounts.seen == [("batch", ["t-0", "t-1", "t-2"])]
+    assert [r.outcome for r in results] == [Outcome.SUCCEEDED, Outcome.REJECTED, Outcome.SUCCEEDED]
+
+
+async def test_a_call_cancelled_while_it_waits_for_company_does_not_strand_the_others(
+    accounts, participant
+) -> None:
+    first = asyncio.create_task(call(participant, "t-0"))
+    others = [asyncio.create_task(call(participant, f"t-{i}")) for i in (1, 2)]
+    await asyncio.sleep(0)  # the first is waiting its turn; the others have joined it
+    assert queued(participant) == 2
+    first.cancel()
+    results = await asyncio.wait_for(asyncio.gather(*others), timeout=5)  # not stranded
+    assert first.cancelled()
+    assert [r.outcome for r in results] == [Outcome.SUCCEEDED, Outcome.SUCCEEDED]
+    assert accounts.seen == [("batch", ["t-1", "t-2"])]  # the cancelled call was never sent
