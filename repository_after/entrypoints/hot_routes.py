@@ -2,8 +2,9 @@
 machinery, to the very same route functions.
 
 Per request FastAPI matches routes, solves dependencies, and runs its body parsing and exception
-wrappers. For `POST /transfers` on the orchestrator, and `POST /batch`, `/debit` and `/credit`
-on the account service, that machinery cost more CPU than the route itself (docs/performance.md).
+wrappers. For `POST /transfers` on the orchestrator, and `POST /batch`, `/debit`, `/credit`,
+`/compensate_debit` and `/void_credit` on the account service (the list is `app.hot_routes`),
+that machinery cost more CPU than the route itself (docs/performance.md).
 Here a well-formed request is parsed with the route's own model, and the route function is
 called directly. Everything else goes on to FastAPI, untouched: a body that does not validate, a
 bad or missing header, any other content type. So every refusal keeps FastAPI's exact answer, and
