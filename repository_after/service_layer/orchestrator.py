@@ -5,10 +5,13 @@ Write-ahead discipline, per remote operation:
    same write that creates the saga, later ones together with the outcome of the previous
    operation, which may safely wait until then (if we crash first, recovery re-sends the same
    call with the same key and the participant replays its answer);
-2. every unknown attempt is appended as it happens (history for operators);
-3. the final outcome is applied to the in-memory state at once and written with the next intent,
-   or with the terminal status when the saga ends (that last write also releases the lease).
-A happy two-step saga is thus three durable writes and no reads (docs/performance.md).
+2. an unknown attempt that will be retried is appended before the wait for its retry (history
+   for operators: the log shows what the operation is waiting on);
+3. the final outcome (a definite answer, or the last unknown attempt and the give-up) is applied
+   to the in-memory state at once and written with the next intent, or with the terminal status
+   when the saga ends (that last write also releases the lease).
+A happy two-step saga is thus three durable writes and no reads; an unknown credit settled and
+compensated is five (docs/performance.md).
 So after a crash at any instant, folding the log gives a state whose next action is safe to
 (re)issue. Every call of one saga carries the saga id as its idempotency key.
 
@@ -413,21 +416,27 @@ class Orchestrator:
                 intent = _intent(call)
                 state = self._apply(saga_id, definition, state, [intent])
                 await self._append(saga_id, [*unsaved, intent], state.status)
-            outcome = await self._perform(saga_id, params, call, state.status)
+            outcome, unsaved = await self._perform(saga_id, params, call, state.status)
             state = self._apply(saga_id, definition, state, outcome)
-            # Unknown attempts are already logged; the decisive last event is not yet.
-            unsaved = [outcome[-1]]
         if unsaved:  # the last write also gives the lease up
             await self._append(saga_id, unsaved, state.status, release=True)
         return state
 
     async def _perform(
         self, saga_id: str, params: dict[str, Any], call: Call, status: str
-    ) -> list[SagaEvent]:
-        """All attempts of one operation; unknown ones are logged as they happen."""
+    ) -> tuple[list[SagaEvent], list[SagaEvent]]:
+        """All attempts of one operation: (every event, the events not logged yet). An unknown
+        attempt is logged before the wait for its retry; the last attempt is left to the caller,
+        which writes it with the next intent (one write fewer when an unknown is given up)."""
         policy = self._forward if call.role is Role.ACTION else self._settle
         events: list[SagaEvent] = []
+        logged = 0
         body = call.step.body(params)
+
+        async def before_retry(_: CallResult) -> None:
+            nonlocal logged
+            await self._append(saga_id, events[logged:], status)
+            logged = len(events)
 
         async def attempt(number: int) -> CallResult:
             await self._leases.current(saga_id)  # never call for a saga no longer held
@@ -453,11 +462,9 @@ class Orchestrator:
                 started_at=started,
             )
             events.append(event)
-            if result.outcome is Outcome.UNKNOWN:
-                await self._append(saga_id, [event], status)
             return result
 
-        final = await policy.run(attempt)
+        final = await policy.run(attempt, before_retry)
         if final.outcome is Outcome.UNKNOWN:
             events.append(
                 SagaEvent(
@@ -468,7 +475,7 @@ class Orchestrator:
                     operation=call.operation,
                 )
             )
-        return events
+        return events, events[logged:]
 
     async def _save(
         self, saga_id: str, definition: SagaDefinition, state: SagaState, events: list[SagaEvent]

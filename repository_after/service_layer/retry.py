@@ -4,7 +4,9 @@ A policy retries only `Outcome.UNKNOWN` results (timeouts, 5xx, connection error
 same idempotency key; definite answers (2xx, business 4xx) return at once. Backoff is exponential
 with jitter, bounded by a maximum number of attempts and an overall deadline; each attempt has its
 own timeout. When the policy gives up, the last (unknown) result is returned, not raised: what to
-do next is the saga's decision, not the retry loop's.
+do next is the saga's decision, not the retry loop's. `on_retry` sees each unknown result that
+will be retried, before the wait (the orchestrator logs it there, so the log shows an operation
+waiting on its next attempt; the last unknown result is the caller's to log with what follows).
 """
 
 from __future__ import annotations
@@ -37,8 +39,13 @@ class RetryPolicy:
     attempt_timeout: float = 5.0
     deadline: float = 30.0
 
-    async def run(self, attempt: Callable[[int], Awaitable[CallResult]]) -> CallResult:
-        """Call `attempt(n)` for n = 1, 2, ... until a definite outcome or the policy gives up.
+    async def run(
+        self,
+        attempt: Callable[[int], Awaitable[CallResult]],
+        on_retry: Callable[[CallResult], Awaitable[None]] | None = None,
+    ) -> CallResult:
+        """Call `attempt(n)` for n = 1, 2, ... until a definite outcome or the policy gives up;
+        `on_retry(result)` runs for each unknown result that another attempt will follow.
 
         The first attempt runs bare: nearly every call is answered at once, and building a
         tenacity loop per call cost measurable CPU (docs/performance.md). Only an unknown first
@@ -47,6 +54,8 @@ class RetryPolicy:
         first = await attempt(1)
         if first.outcome is not Outcome.UNKNOWN or self.max_attempts <= 1:
             return first
+        if on_retry is not None:
+            await on_retry(first)
         first_wait = self.initial_backoff + random.uniform(0, self.initial_backoff)
         await asyncio.sleep(min(self.max_backoff, first_wait))
 
@@ -65,6 +74,7 @@ class RetryPolicy:
             ),
             retry=retry_if_result(lambda r: r.outcome is Outcome.UNKNOWN),
             retry_error_callback=give_up,
+            before_sleep=None if on_retry is None else _before_sleep(on_retry),
             reraise=True,
         )
         numbers = itertools.count(2)
@@ -73,3 +83,13 @@ class RetryPolicy:
             return await attempt(next(numbers))
 
         return await retrying(one)
+
+
+def _before_sleep(
+    on_retry: Callable[[CallResult], Awaitable[None]],
+) -> Callable[[RetryCallState], Awaitable[None]]:
+    async def hook(state: RetryCallState) -> None:
+        assert state.outcome is not None
+        await on_retry(state.outcome.result())
+
+    return hook

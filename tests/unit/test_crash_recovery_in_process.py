@@ -11,6 +11,7 @@ with the balances.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -22,7 +23,7 @@ from repository_after.service_layer import accounts
 from repository_after.service_layer.audit import audit
 from repository_after.service_layer.orchestrator import Orchestrator
 from repository_after.service_layer.retry import RetryPolicy
-from repository_after.service_layer.saga_ports import Participant, SagaLog
+from repository_after.service_layer.saga_ports import CallResult, Participant, SagaLog
 from tests.fakes import CrashingLog, LocalParticipant, SimulatedCrash
 
 Faults = Callable[[str, int], str | None]
@@ -36,13 +37,14 @@ SCENARIOS: dict[str, Faults] = {
 }
 #: (remote calls, saga-log writes) of each scenario without a crash: every crash point below
 #: really fires (asserted), and the no-crash test checks these counts stay true. The first write
-#: holds the start and the first intent; the happy path is three writes for two calls.
+#: holds the start and the first intent; the happy path is three writes for two calls. An unknown
+#: attempt is written alone only when a retry follows; the last one goes with the next intent.
 SHAPES = {
     "no faults": (2, 3),
-    "credit lost before, always": (5, 7),
-    "credit lost after, always": (4, 6),
+    "credit lost before, always": (5, 6),
+    "credit lost after, always": (4, 5),
     "credit lost after, once": (3, 4),
-    "debit lost after, always": (3, 5),
+    "debit lost after, always": (3, 4),
 }
 PARAMS = {"source": "alice", "target": "bob", "amount": 300}
 POLICY = RetryPolicy(max_attempts=2, initial_backoff=0.0001, max_backoff=0.0002)
@@ -133,3 +135,43 @@ async def test_crash_before_any_log_write_recovers_with_money_conserved(
     store, status, crashed = await crash_then_recover(SCENARIOS[scenario], write=write)
     assert crashed
     await assert_books_balance(store, status)
+
+
+class LogWatchingParticipant(LocalParticipant):
+    """Before each call, notes what the saga log holds and how many writes it has had."""
+
+    def __init__(self, store: InMemoryAccountStore, faults: Faults, log: CrashingLog) -> None:
+        super().__init__(store, faults)
+        self.log = log
+        self.seen: list[tuple[str, int, list[tuple[str, str | None, int | None]]]] = []
+
+    async def call(self, **kwargs: Any) -> CallResult:
+        stored = await self.log.load(kwargs["transaction_id"])
+        assert stored is not None
+        events = [(e.kind.value, e.operation, e.attempt) for e in stored.events]
+        self.seen.append((kwargs["operation"], self.log.writes, events))
+        return await super().call(**kwargs)
+
+
+async def test_an_unknown_attempt_is_logged_before_its_retry_and_the_last_with_what_follows() -> (
+    None
+):
+    store = await open_books()
+    log = CrashingLog(InMemorySagaLog())
+    participant = LogWatchingParticipant(store, SCENARIOS["credit lost before, always"], log)
+    await orchestrator(log, participant).run(TRANSFER.name, PARAMS, saga_id="t-1")
+    (op1, writes1, _), (op2, writes2, before_retry), (op3, writes3, before_settling) = (
+        participant.seen[1:4]
+    )
+    assert (op1, op2, op3) == ("credit", "credit", "void_credit")
+    # While the retry waits, the log already shows the first unknown attempt ...
+    assert before_retry[-1] == ("attempt", "credit", 1)
+    assert writes2 == writes1 + 1
+    # ... and the second (last) one reaches it with the give-up and the settlement's intent, in
+    # one write: the intent is still written before the call it announces.
+    assert before_settling[-3:] == [
+        ("attempt", "credit", 2),
+        ("retries_exhausted", "credit", None),
+        ("operation_started", "void_credit", None),
+    ]
+    assert writes3 == writes2 + 1
