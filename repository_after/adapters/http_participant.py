@@ -12,7 +12,8 @@ Classification of one attempt (the outcome rules of the README):
     408, 429, 5xx                       -> UNKNOWN    (may or may not have been applied)
     timeout, connection error, bad body -> UNKNOWN
 Every request carries the saga id in the `transaction-id` header and an explicit timeout, and
-the current trace context as W3C `traceparent` (nothing when tracing is off).
+the current trace context as W3C `traceparent` (nothing when tracing is off); inside a batch,
+each item carries its own call's id and `traceparent`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 
 import aiohttp
 import orjson
+from opentelemetry import trace
 from opentelemetry.propagate import inject
 
 from repository_after.domain.accounts import MAX_BATCH
@@ -68,6 +70,14 @@ def _kind(exc: BaseException) -> str:
     return next((name for cls, name in _KINDS if isinstance(exc, cls)), type(exc).__name__)
 
 
+def _traceparent() -> str | None:
+    if not trace.get_current_span().get_span_context().is_valid:
+        return None  # no trace (tracing off): skip the propagator, 2.8 µs per call
+    carrier: dict[str, str] = {}
+    inject(carrier)
+    return carrier.get("traceparent")
+
+
 @dataclass(slots=True)
 class _Queued:
     operation: str
@@ -75,6 +85,7 @@ class _Queued:
     body: dict[str, Any]
     timeout: float
     future: asyncio.Future[CallResult]
+    traceparent: str | None  # the calling saga step's trace context, taken when it called
 
 
 @dataclass(slots=True)
@@ -151,7 +162,7 @@ class HttpParticipant:
                     lane.in_flight -= 1
                     self._flush(service, lane)
         future: asyncio.Future[CallResult] = asyncio.get_running_loop().create_future()
-        item = _Queued(operation, transaction_id, body, timeout, future)
+        item = _Queued(operation, transaction_id, body, timeout, future, _traceparent())
         if leads:  # company came: everyone leaves now, as one batch, this call first
             lane.queued.insert(0, item)
             self._flush(service, lane)
@@ -221,12 +232,13 @@ class HttpParticipant:
         return answer if isinstance(answer, CallResult) else classify(*answer)
 
     async def _post_batch(self, service: str, items: list[_Queued]) -> list[CallResult]:
-        payload = {
-            "operations": [
-                {"operation": i.operation, "transaction_id": i.transaction_id, **i.body}
-                for i in items
-            ]
-        }
+        operations = []
+        for i in items:
+            operation = {"operation": i.operation, "transaction_id": i.transaction_id, **i.body}
+            if i.traceparent is not None:
+                operation["traceparent"] = i.traceparent
+            operations.append(operation)
+        payload = {"operations": operations}
         timeout = min(i.timeout for i in items)
         answer = await self._post(f"{self._services[service]}/batch", payload, {}, timeout)
         if isinstance(answer, CallResult):

@@ -32,7 +32,9 @@ from repository_after.chaos.schedule import NO_FAULT, Family, Schedule
 from repository_after.chaos.wire import Reply, Request, encode, error_reply, read_request
 
 OPERATIONS = frozenset({"debit", "credit", "compensate_debit", "void_credit"})
-_PASSED_HEADERS = ("content-type", "transaction-id", "authorization")
+_PASSED_HEADERS = ("content-type", "transaction-id", "authorization", "traceparent")
+#: What a batch item says in its own fields and its single request says in headers.
+_ITEM_HEADERS = ("transaction_id", "traceparent")
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +49,15 @@ class LateDelivery:
     status: int
     error: str | None
     replayed: bool
+
+
+def _single(item: dict[str, Any]) -> Request:
+    """The single request a batch item stands for: its id and trace context become headers."""
+    headers = {"content-type": "application/json", "transaction-id": item["transaction_id"]}
+    if isinstance(item.get("traceparent"), str):
+        headers["traceparent"] = item["traceparent"]
+    body = {k: v for k, v in item.items() if k != "operation" and k not in _ITEM_HEADERS}
+    return Request("POST", f"/{item['operation']}", headers, json.dumps(body).encode())
 
 
 class FaultProxy:
@@ -109,17 +120,7 @@ class FaultProxy:
         orchestrator's timeout, so every item of that batch is unknown to it and retried."""
         try:
             items = json.loads(request.body)["operations"]
-            singles = [
-                Request(
-                    "POST",
-                    f"/{item['operation']}",
-                    {"content-type": "application/json", "transaction-id": item["transaction_id"]},
-                    json.dumps(
-                        {k: v for k, v in item.items() if k not in ("operation", "transaction_id")}
-                    ).encode(),
-                )
-                for item in items
-            ]
+            singles = [_single(item) for item in items]
         except (ValueError, KeyError, TypeError):
             return await self._handle_one(request)  # the account service answers it (422)
         self.batched += len(singles)

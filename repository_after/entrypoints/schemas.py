@@ -88,6 +88,14 @@ class BatchOperationIn(_Strict):
     ]
     account_id: AccountId | None = None
     amount: Amount | None = None
+    traceparent: Annotated[
+        StrictStr | None,
+        Field(
+            max_length=256,
+            description="W3C trace context of the call this item stands for (what the single "
+            "endpoint takes as the `traceparent` header; ignored if malformed, as there)",
+        ),
+    ] = None
 
     @model_validator(mode="after")
     def _debit_and_credit_name_both(self) -> BatchOperationIn:

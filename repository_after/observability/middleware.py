@@ -40,7 +40,8 @@ class HttpMetrics:
         )
         self.replays = Counter(
             "sagabank_idempotent_replays",
-            "Requests answered by replaying the first answer for their transaction id.",
+            "Operations answered by replaying the first answer for their transaction id, by the"
+            " route of their single endpoint (batched ones too).",
             ["route"],
             registry=registry,
         )

@@ -7,10 +7,14 @@ between the two halves of the trace is the W3C `traceparent` header the particip
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
+import httpx
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
@@ -26,6 +30,26 @@ from tests.integration.observability_support import (
     settings,
 )
 
+OPERATION_SPANS = frozenset({"POST /debit", "POST /credit"})
+
+
+@asynccontextmanager
+async def traced_services(
+    tmp_path: Path,
+    accounts_spans: InMemorySpanExporter,
+    orchestrator_spans: InMemorySpanExporter,
+    **orchestrator_overrides: object,
+) -> AsyncIterator[httpx.AsyncClient]:
+    """An account service on loopback and an orchestrator client, each tracing to its exporter."""
+    accounts_settings = settings(tmp_path, "accounts", role=Role.ACCOUNTS)
+    async with served(
+        accounts_settings, Telemetry(accounts_settings, span_exporter=accounts_spans)
+    ) as url:
+        orch_settings = orchestrator_settings(tmp_path, url, **orchestrator_overrides)
+        telemetry = Telemetry(orch_settings, span_exporter=orchestrator_spans)
+        async with orchestrator_client(orch_settings, telemetry) as client:
+            yield client
+
 
 def by_name(spans: tuple[ReadableSpan, ...]) -> dict[str, ReadableSpan]:
     return {span.name: span for span in spans}
@@ -35,19 +59,13 @@ async def test_one_transfer_is_one_trace_across_orchestrator_and_account_service
     tmp_path: Path,
 ) -> None:
     accounts_spans, orchestrator_spans = InMemorySpanExporter(), InMemorySpanExporter()
-    accounts_settings = settings(tmp_path, "accounts", role=Role.ACCOUNTS)
-    async with served(
-        accounts_settings, Telemetry(accounts_settings, span_exporter=accounts_spans)
-    ) as url:
-        orch_settings = orchestrator_settings(tmp_path, url)
-        telemetry = Telemetry(orch_settings, span_exporter=orchestrator_spans)
-        async with orchestrator_client(orch_settings, telemetry) as client:
-            answer = await client.post(
-                "/transfers",
-                headers={"transaction-id": "trace-1"},
-                json={"source": "acc-01", "target": "acc-02", "amount": 100},
-            )
-            assert answer.json()["status"] == "completed"
+    async with traced_services(tmp_path, accounts_spans, orchestrator_spans) as client:
+        answer = await client.post(
+            "/transfers",
+            headers={"transaction-id": "trace-1"},
+            json={"source": "acc-01", "target": "acc-02", "amount": 100},
+        )
+        assert answer.json()["status"] == "completed"
 
     orch = by_name(orchestrator_spans.get_finished_spans())
     acc = by_name(accounts_spans.get_finished_spans())
@@ -145,3 +163,46 @@ def test_fastapis_own_telemetry_stays_off_under_a_global_tracer_provider(tmp_pat
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "0"
+
+
+async def test_transfers_whose_calls_were_batched_are_still_one_trace_each(
+    tmp_path: Path,
+) -> None:
+    accounts_spans, orchestrator_spans = InMemorySpanExporter(), InMemorySpanExporter()
+    # One exchange in flight: calls made together leave as one `POST /batch`.
+    async with traced_services(
+        tmp_path, accounts_spans, orchestrator_spans, participant_max_in_flight=1
+    ) as client:
+        answers = await asyncio.gather(
+            *(
+                client.post(
+                    "/transfers",
+                    headers={"transaction-id": f"batched-{i}"},
+                    json={"source": "acc-01", "target": "acc-02", "amount": 10},
+                )
+                for i in range(6)
+            )
+        )
+        assert [a.json()["status"] for a in answers] == ["completed"] * 6
+
+    sagas = {
+        s.attributes["sagabank.transaction_id"]: s
+        for s in orchestrator_spans.get_finished_spans()
+        if s.name == "saga transfer"
+    }
+    steps = {
+        s.context.span_id: s
+        for s in orchestrator_spans.get_finished_spans()
+        if s.name.startswith("transfer ")
+    }
+    operations = [s for s in accounts_spans.get_finished_spans() if s.name in OPERATION_SPANS]
+    assert any(s.attributes.get("sagabank.batched") for s in operations)  # batches did happen
+    assert len(operations) == 12  # a debit and a credit per transfer, batched or not
+    for span in operations:
+        tx = span.attributes["sagabank.transaction_id"]
+        assert span.context.trace_id == sagas[tx].context.trace_id
+        # the parent is that saga's step span for this very operation
+        step = steps[span.parent.span_id]
+        assert step.attributes["sagabank.transaction_id"] == tx
+        operation = span.name.removeprefix("POST /")
+        assert step.name == f"transfer {operation} {operation}"

@@ -12,6 +12,9 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
 from repository_after.adapters.http_participant import HttpParticipant
 from repository_after.domain.saga import Outcome
@@ -23,6 +26,7 @@ class Accounts:
 
     def __init__(self) -> None:
         self.seen: list[tuple[str, Any]] = []
+        self.traceparents: list[tuple[str, str | None]] = []  # (transaction id, batch item's)
         self.gate = asyncio.Event()
         self.gate.set()
         self.batch_answer: Callable[[list[dict[str, Any]]], web.StreamResponse] | None = None
@@ -46,6 +50,7 @@ class Accounts:
     async def batch(self, request: web.Request) -> web.StreamResponse:
         items = (await request.json())["operations"]
         self.seen.append(("batch", [i["transaction_id"] for i in items]))
+        self.traceparents.extend((i["transaction_id"], i.get("traceparent")) for i in items)
         await self.batch_gate.wait()
         if self.batch_answer is not None:
             return self.batch_answer(items)
@@ -189,3 +194,30 @@ async def test_a_call_cancelled_while_it_waits_for_company_does_not_strand_the_o
     assert first.cancelled()
     assert [r.outcome for r in results] == [Outcome.SUCCEEDED, Outcome.SUCCEEDED]
     assert accounts.seen == [("batch", ["t-1", "t-2"])]  # the cancelled call was never sent
+
+
+async def test_each_batched_item_carries_its_own_callers_trace_context(accounts) -> None:
+    # Each call runs under its saga step's span; one batch carries them all, so each item must
+    # say whose it is (the single request says it in its `traceparent` header).
+    def under_span(tx: str, span_id: int | None) -> Any:
+        async def go() -> CallResult:
+            if span_id is not None:
+                parent = SpanContext(0xFEED, span_id, is_remote=False, trace_flags=TraceFlags(1))
+                otel_context.attach(trace.set_span_in_context(NonRecordingSpan(parent)))
+            return await call(p, tx)
+
+        return go()
+
+    p = HttpParticipant({"accounts": accounts.url}, max_in_flight=4)
+    try:
+        await asyncio.gather(
+            under_span("t-0", 0xA1), under_span("t-1", None), under_span("t-2", 0xB2)
+        )
+    finally:
+        await p.close()
+    assert accounts.seen == [("batch", ["t-0", "t-1", "t-2"])]
+    assert accounts.traceparents == [
+        ("t-0", f"00-{0xFEED:032x}-{0xA1:016x}-01"),
+        ("t-1", None),  # no span: nothing sent, as no header is for a single request
+        ("t-2", f"00-{0xFEED:032x}-{0xB2:016x}-01"),
+    ]
