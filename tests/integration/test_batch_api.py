@@ -90,6 +90,8 @@ async def test_an_invalid_batch_is_refused_whole_and_changes_nothing(api) -> Non
         [item("debit", tx, a, 100), {**item("debit", new_id(), a, 1), "operation": "mint"}],
         [item("debit", tx, a, 100), item("debit", "bad id!", a, 1)],
         [item("debit", tx, a, 100), {**item("debit", new_id(), a, 1), "amount": 1.5}],
+        [item("debit", tx, a, 100), {**item("debit", new_id(), a, 1), "traceparent": "0" * 257}],
+        [item("debit", tx, a, 100), {**item("debit", new_id(), a, 1), "traceparent": 7}],
         [],
         [item("debit", new_id(), a, 1)] * (MAX_BATCH + 1),
     ):
