@@ -10,10 +10,10 @@ tracing. The saga span starts at the first transition this process sees for a sa
 whatever span is current: the `POST /transfers` server span) and ends when the saga settles.
 A step span starts at `operation_started` and is *attached* as the current context of the saga's
 driver task until the operation's decisive event; the HTTP participant injects that context as
-`traceparent`, so the account service's server spans become its children and one trace shows the
-whole transfer. Attempts are span events with their outcome and status code. Both transitions of
-a pair happen in the same driver task (the shell always logs a fresh intent before a call), which
-is what makes attach/detach safe.
+`traceparent` (for a batched call, into its batch item), so the account service's server spans
+become its children and one trace shows the whole transfer. Attempts are span events with their
+outcome and status code. Both transitions of a pair happen in the same driver task (the shell
+always logs a fresh intent before a call), which is what makes attach/detach safe.
 """
 
 from __future__ import annotations
