@@ -1,10 +1,10 @@
-"""HTTP adapter of the `Participant` port: one keep-alive aiohttp session per process.
+"""HTTP adapter of the `Participant` port, over one pool of keep-alive connections per process
+(`http_transport.HttpTransport`).
 
-aiohttp rather than httpx here, measured (docs/performance.md): in a whole transfer, httpcore's
-pool cost more orchestrator CPU than everything else together (it polls every pooled socket on
-each request), and even over aiohttp's pool the httpx layer (URL and cookie handling, request
-building) cost more than the transport underneath. The unit tests mock the session with
-aioresponses; tests/unit/test_participant_transport.py runs it against real loopback sockets.
+The client library was chosen by measurement (docs/performance.md): httpx first, whose pool
+cost more orchestrator CPU than everything else together; then aiohttp; now a lean HTTP/1.1
+client on httptools, which costs about half of aiohttp's CPU per exchange. The tests run it
+against real loopback sockets (tests/unit/test_participant_transport.py, test_http_transport.py).
 
 Classification of one attempt (the outcome rules of the README):
     2xx with a JSON object body         -> SUCCEEDED
@@ -23,11 +23,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiohttp
 import orjson
 from opentelemetry import trace
 from opentelemetry.propagate import inject
 
+from repository_after.adapters.http_transport import HttpTransport, TransportError
 from repository_after.domain.accounts import MAX_BATCH
 from repository_after.domain.saga import Outcome
 from repository_after.service_layer.saga_ports import CallResult
@@ -56,18 +56,6 @@ def classify_body(code: int, body: object) -> CallResult:
     if 400 <= code < 500 and code not in _RETRYABLE_4XX:
         return CallResult(Outcome.REJECTED, code, str(error or f"http_{code}"), body)
     return CallResult(Outcome.UNKNOWN, code, str(error or f"http_{code}"), body)
-
-
-#: Stable names for the operator (history, dashboard), whatever the client library calls them.
-_KINDS: tuple[tuple[type[BaseException], str], ...] = (
-    (aiohttp.ClientConnectorError, "ConnectError"),  # refused, unreachable, DNS
-    (aiohttp.ServerDisconnectedError, "ServerDisconnected"),  # closed before answering
-    (aiohttp.ClientPayloadError, "ReadError"),  # the answer broke off
-)
-
-
-def _kind(exc: BaseException) -> str:
-    return next((name for cls, name in _KINDS if isinstance(exc, cls)), type(exc).__name__)
 
 
 def _traceparent() -> str | None:
@@ -116,19 +104,19 @@ class HttpParticipant:
     ) -> None:
         self._services = {name: url.rstrip("/") for name, url in services.items()}
         self._max_connections = max_connections
-        self._session: aiohttp.ClientSession | None = None
+        self._transport: HttpTransport | None = None
         self._batching = batching
         self._max_in_flight = max_in_flight
         self._lanes = {name: _Lane() for name in services}
         self._batches: set[asyncio.Task[None]] = set()
 
-    def _open(self) -> aiohttp.ClientSession:
+    def _open(self) -> HttpTransport:
         # Made on first use, inside the event loop that will use it. Idle connections are
-        # dropped before uvicorn's 5 s keep-alive ends them, so a reused connection is rarely
-        # one the server is closing (that race costs an unknown outcome and a retry).
-        connector = aiohttp.TCPConnector(limit=self._max_connections, keepalive_timeout=3.0)
-        self._session = aiohttp.ClientSession(connector=connector)
-        return self._session
+        # dropped before uvicorn's 5 s keep-alive ends them (`KEEPALIVE_SECONDS`), so a reused
+        # connection is rarely one the server is closing (that race costs an unknown outcome
+        # and a retry).
+        self._transport = HttpTransport(limit=self._max_connections)
+        return self._transport
 
     async def call(
         self,
@@ -203,20 +191,17 @@ class HttpParticipant:
     async def _post(
         self, url: str, payload: object, headers: dict[str, str], timeout: float
     ) -> tuple[int, bytes] | CallResult:
-        session = self._session or self._open()
+        transport = self._transport or self._open()
+        headers["content-type"] = "application/json"
         try:
-            async with session.post(
-                url,
-                data=orjson.dumps(payload),
-                headers={"content-type": "application/json", **headers},
-                timeout=aiohttp.ClientTimeout(total=timeout),
-                allow_redirects=False,  # a 3xx is not an answer: unknown, like httpx's default
-            ) as response:
-                return response.status, await response.read()
-        except TimeoutError:  # aiohttp's timeouts are TimeoutErrors
+            # A 3xx is not followed: it is not an answer, so the outcome is unknown.
+            return await transport.post(url, orjson.dumps(payload), headers, timeout)
+        except TimeoutError:
             return CallResult(Outcome.UNKNOWN, None, "timeout")
-        except (aiohttp.ClientError, OSError) as exc:
-            return CallResult(Outcome.UNKNOWN, None, f"transport: {_kind(exc)}")
+        except TransportError as exc:
+            return CallResult(Outcome.UNKNOWN, None, f"transport: {exc.kind}")
+        except OSError as exc:  # a socket error the transport did not name: still unknown
+            return CallResult(Outcome.UNKNOWN, None, f"transport: {type(exc).__name__}")
 
     async def _single(
         self,
@@ -258,5 +243,5 @@ class HttpParticipant:
         for task in list(self._batches):
             task.cancel()
         await asyncio.gather(*self._batches, return_exceptions=True)
-        if self._session is not None:
-            await self._session.close()
+        if self._transport is not None:
+            await self._transport.close()

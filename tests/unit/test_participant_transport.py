@@ -1,4 +1,4 @@
-"""The production participant client (httpx API over aiohttp's pool) against real loopback
+"""The production participant client (over `adapters/http_transport.py`) against real loopback
 sockets: a silent peer is a timeout and a closed port a transport error, both UNKNOWN outcomes."""
 
 from __future__ import annotations
@@ -6,7 +6,10 @@ from __future__ import annotations
 import asyncio
 import json
 
+import pytest
+
 from repository_after.adapters.http_participant import HttpParticipant
+from repository_after.adapters.http_transport import HttpTransport
 from repository_after.domain.saga import Outcome
 from repository_after.entrypoints.service_process import free_port
 
@@ -52,6 +55,18 @@ async def test_a_closed_port_is_an_unknown_transport_error() -> None:
     result = await _call(f"http://127.0.0.1:{free_port()}")
     assert result.outcome is Outcome.UNKNOWN  # type: ignore[attr-defined]
     assert result.error == "transport: ConnectError"  # type: ignore[attr-defined]
+
+
+async def test_a_socket_error_the_transport_did_not_name_is_still_unknown(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def reset(*_args: object) -> tuple[int, bytes]:
+        raise ConnectionResetError("reset by peer")
+
+    monkeypatch.setattr(HttpTransport, "post", reset)
+    result = await _call("http://127.0.0.1:9")
+    assert result.outcome is Outcome.UNKNOWN  # type: ignore[attr-defined]
+    assert result.error == "transport: ConnectionResetError"  # type: ignore[attr-defined]
 
 
 async def test_the_request_carries_the_key_and_the_body_and_a_2xx_succeeds() -> None:
