@@ -16,7 +16,8 @@ parse error, the peer closing) closes the connection, so a late answer dies with
 Errors (every one means "the outcome is unknown" to the participant):
     TimeoutError          the whole exchange (waiting for a connection included) took too long
     TransportError(kind)  kind is one of:
-        ConnectError        the connection could not be made (refused, unreachable, DNS)
+        ConnectError        the connection could not be made (refused, unreachable, DNS, or
+                            an https server whose certificate does not verify)
         ServerDisconnected  the peer closed before any byte of the answer
         ReadError           the answer broke off, could not be parsed, or was too large
 """
@@ -125,7 +126,8 @@ class _Connection(asyncio.Protocol):
 
 class HttpTransport:
     """POST over pooled keep-alive connections: at most `limit` open at once (waiting for one
-    counts against the call's timeout), idle ones reused for `keepalive` seconds."""
+    counts against the call's timeout), idle ones reused for `keepalive` seconds. `https://`
+    URLs verify the server against `ssl_context`, by default the system's trust store."""
 
     def __init__(
         self,

@@ -5,9 +5,11 @@ another request's."""
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Awaitable, Callable
 
 import pytest
+import trustme
 
 from repository_after.adapters.http_transport import HttpTransport, TransportError
 
@@ -35,8 +37,9 @@ async def _read_request(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
 class Server:
     """Counts connections; `handler` serves each one."""
 
-    def __init__(self, handler: Handler) -> None:
+    def __init__(self, handler: Handler, *, tls: ssl.SSLContext | None = None) -> None:
         self.handler = handler
+        self.tls = tls
         self.connections = 0
 
     async def __aenter__(self) -> str:
@@ -49,8 +52,9 @@ class Server:
             finally:
                 writer.close()
 
-        self.server = await asyncio.start_server(serve, "127.0.0.1", 0)
-        return f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+        self.server = await asyncio.start_server(serve, "127.0.0.1", 0, ssl=self.tls)
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
 
     async def __aexit__(self, *exc: object) -> None:
         self.server.close()
@@ -255,3 +259,41 @@ async def test_a_header_that_would_break_the_request_is_refused(headers: dict[st
 async def test_a_url_that_is_not_http_is_refused(url: str) -> None:
     with pytest.raises(ValueError, match="not an http"):
         await HttpTransport().post(url, b"{}", {}, 1)
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+def _tls_server_context(ca: trustme.CA) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    return context
+
+
+async def test_https_verifies_the_server_and_reuses_the_connection(ca: trustme.CA) -> None:
+    trusting = ssl.create_default_context()
+    ca.configure_trust(trusting)
+    server = Server(
+        _keep_alive([_answer(b'{"n":1}'), _answer(b'{"n":2}')]), tls=_tls_server_context(ca)
+    )
+    async with server as url:
+        transport = HttpTransport(ssl_context=trusting)
+        first = await transport.post(f"{url}/debit", b"{}", {}, 2)
+        second = await transport.post(f"{url}/credit", b"{}", {}, 2)
+        await transport.close()
+    assert url.startswith("https://")
+    assert (first, second) == ((200, b'{"n":1}'), (200, b'{"n":2}'))
+    assert server.connections == 1
+
+
+async def test_https_to_a_server_nobody_vouches_for_is_a_connect_error(ca: trustme.CA) -> None:
+    # No context given: the system's trust store, which does not know this test's CA.
+    async with Server(_keep_alive([_answer()]), tls=_tls_server_context(ca)) as url:
+        transport = HttpTransport()
+        with pytest.raises(TransportError) as failed:
+            await transport.post(f"{url}/debit", b"{}", {}, 2)
+        await transport.close()
+    assert failed.value.kind == "ConnectError"
+    assert isinstance(failed.value.__cause__, ssl.SSLCertVerificationError)
