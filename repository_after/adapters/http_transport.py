@@ -11,7 +11,8 @@ answer, so little of that machinery is needed.
 The one rule that keeps money safe here: an answer is never taken for another request's. So a
 connection carries one exchange at a time, and it goes back to the pool only after its answer
 was read whole and the server kept it alive. Anything else (a timeout, a cancelled caller, a
-parse error, the peer closing) closes the connection, so a late answer dies with it.
+parse error, the peer closing) closes the connection, so a late answer dies with it. Interim
+answers (1xx) are read past, as HTTP/1.1 asks, so the final answer is the one returned.
 
 Errors (every one means "the outcome is unknown" to the participant):
     TimeoutError          the whole exchange (waiting for a connection included) took too long
@@ -101,8 +102,13 @@ class _Connection(asyncio.Protocol):
         waiter = self.waiter
         if waiter is None or waiter.done():
             return
-        self.reusable = self.parser.should_keep_alive()
-        waiter.set_result((self.parser.get_status_code(), b"".join(self.chunks)))
+        status = self.parser.get_status_code()
+        if 100 <= status < 200 and status != 101:
+            # An interim answer (100 Continue, 103 Early Hints): the real one follows.
+            self.chunks, self.size = [], 0
+            return
+        self.reusable = status >= 200 and self.parser.should_keep_alive()
+        waiter.set_result((status, b"".join(self.chunks)))
 
     # the client's side
     async def exchange(self, request: bytes) -> tuple[int, bytes]:

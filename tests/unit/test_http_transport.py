@@ -161,6 +161,18 @@ async def test_bytes_beyond_the_answer_close_the_connection() -> None:
     assert server.connections == 2
 
 
+async def test_an_interim_answer_is_skipped_for_the_real_one() -> None:
+    interim = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nlink: </a>\r\n\r\n"
+    server = Server(_keep_alive([interim + _answer(b'{"n":1}'), _answer(b'{"n":2}')]))
+    async with server as url:
+        transport = HttpTransport()
+        first = await transport.post(f"{url}/debit", b"{}", {}, 2)
+        second = await transport.post(f"{url}/credit", b"{}", {}, 2)
+        await transport.close()
+    assert (first, second) == ((200, b'{"n":1}'), (200, b'{"n":2}'))
+    assert server.connections == 1  # the connection stayed in step with its answers
+
+
 async def test_a_chunked_answer_is_read_whole() -> None:
     chunked = (
         b'HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\n{"n":\r\n2\r\n1}\r\n0\r\n\r\n'
