@@ -21,6 +21,8 @@ Errors (every one means "the outcome is unknown" to the participant):
                             an https server whose certificate does not verify)
         ServerDisconnected  the peer closed before any byte of the answer
         ReadError           the answer broke off, could not be parsed, or was too large
+                            (also an answer whose end only the connection closing marks:
+                            sagabank's services always send a length or chunks)
 """
 
 from __future__ import annotations
