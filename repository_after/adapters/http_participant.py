@@ -111,10 +111,8 @@ class HttpParticipant:
         self._batches: set[asyncio.Task[None]] = set()
 
     def _open(self) -> HttpTransport:
-        # Made on first use, inside the event loop that will use it. Idle connections are
-        # dropped before uvicorn's 5 s keep-alive ends them (`KEEPALIVE_SECONDS`), so a reused
-        # connection is rarely one the server is closing (that race costs an unknown outcome
-        # and a retry).
+        # Made on first use, inside the event loop that will use it (idle connections are
+        # dropped before the server's keep-alive ends them: `KEEPALIVE_SECONDS`).
         self._transport = HttpTransport(limit=self._max_connections)
         return self._transport
 

@@ -12,6 +12,7 @@ import pytest
 import trustme
 
 from repository_after.adapters.http_transport import HttpTransport, TransportError
+from repository_after.entrypoints.service_process import free_port
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 OK = b'{"status":"applied"}'
@@ -228,13 +229,10 @@ async def test_an_answer_too_large_is_a_read_error(monkeypatch: pytest.MonkeyPat
 
 
 async def test_a_refused_connection_is_a_connect_error() -> None:
-    server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    server.close()
-    await server.wait_closed()
     transport = HttpTransport()
     with pytest.raises(TransportError) as caught:
-        await transport.post(f"http://127.0.0.1:{port}/debit", b"{}", {}, 2)
+        await transport.post(f"http://127.0.0.1:{free_port()}/debit", b"{}", {}, 2)
+    await transport.close()
     assert caught.value.kind == "ConnectError"
 
 
