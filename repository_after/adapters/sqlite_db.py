@@ -26,9 +26,8 @@ import sqlite3
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from repository_after.adapters.migrations import migrate_sqlite
 from repository_after.service_layer.ports import StorageError
@@ -44,8 +43,10 @@ def sqlite_path(database_url: str) -> Path:
     return Path(database_url[len(prefix) :])
 
 
-@dataclass(frozen=True, slots=True)
-class _Job:
+class _Job(NamedTuple):
+    """One queued transaction (a named tuple: one is built per write, and a frozen dataclass
+    costs several times as much to build)."""
+
     fn: Callable[[sqlite3.Connection], Any]
     future: asyncio.Future[Any]
     loop: asyncio.AbstractEventLoop

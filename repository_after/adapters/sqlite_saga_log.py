@@ -78,7 +78,7 @@ class SqliteSagaLog:
                 (
                     saga_id,
                     definition,
-                    json.dumps(params),
+                    _encode(params),
                     status,
                     len(events),
                     created_at,

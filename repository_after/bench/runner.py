@@ -4,7 +4,7 @@
 
 A fresh server per repetition; the naive `repository_before` and python-cqrs's saga engine (the
 `bench` extra) run under the same load in the same invocation, so ratios compare like with like
-on whatever machine runs them.
+on whatever machine runs them. The JSON keeps each repetition's figures beside the medians.
 """
 
 from __future__ import annotations
@@ -67,9 +67,10 @@ def _one_run(system: str, n: int, concurrency: int, seed: int) -> dict[str, floa
 
 def run_all(
     *, repetitions: int, transfers: int, noop: int, recover_n: int, memory_counts: tuple[int, int]
-) -> dict[str, Any]:
-    """Repetition-major: each repetition runs every system once, so a slow spell on the machine
-    hits all of them alike instead of one system's whole series."""
+) -> tuple[dict[str, Any], dict[str, list[dict[str, float]]]]:
+    """(medians, each repetition's figures by scenario). Repetition-major: each repetition runs
+    every system once, so a slow spell on the machine hits all of them alike instead of one
+    system's whole series."""
     runs: dict[str, list[dict[str, float]]] = {}
     for rep in range(repetitions):
         for system, _ in SYSTEMS:
@@ -78,12 +79,12 @@ def run_all(
                 n = transfers if concurrency > 1 else max(transfers // 4, 50)
                 console.print(f"[dim]repetition {rep + 1}/{repetitions}: {key}, {n} transfers")
                 runs.setdefault(key, []).append(_one_run(system, n, concurrency, seed=rep))
-    results: dict[str, Any] = {key: median_of(figures) for key, figures in runs.items()}
     console.print("[dim]no-op sagas, recovery, memory")
-    results["noop_sagas"] = median_of([scenarios.noop_sagas(n=noop) for _ in range(repetitions)])
-    results["recovery"] = median_of([scenarios.recovery(n=recover_n) for _ in range(repetitions)])
+    runs["noop_sagas"] = [scenarios.noop_sagas(n=noop) for _ in range(repetitions)]
+    runs["recovery"] = [scenarios.recovery(n=recover_n) for _ in range(repetitions)]
+    results: dict[str, Any] = {key: median_of(figures) for key, figures in runs.items()}
     results["memory"] = _memory_in_subprocess(*memory_counts)
-    return results
+    return results, runs
 
 
 def ratios(results: dict[str, Any]) -> dict[str, float]:
@@ -169,7 +170,7 @@ def bench(
         repetitions, transfers = 1, 60
     counts = (300, 1_000) if smoke else (10_000, 200_000)
     started = time.perf_counter()
-    results = run_all(
+    results, each = run_all(
         repetitions=repetitions,
         transfers=transfers,
         noop=100 if smoke else 5_000,
@@ -182,6 +183,8 @@ def bench(
         "command": command.strip(),
         "repetitions": repetitions,
         "results": results,
+        # The spread behind each median: single runs move by up to 50 % with the machine's speed.
+        "each_repetition": each,
         "ratios": ratios(results),
         "targets": [
             {"target": name, "measured": value, "bound": bound, "met": met}

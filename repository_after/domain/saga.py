@@ -24,7 +24,8 @@ folding the log (`replay`) always reproduces the state a crash interrupted.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from contextlib import suppress
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, NamedTuple
 
@@ -110,6 +111,22 @@ class Step:
 class SagaDefinition:
     name: str
     steps: tuple[Step, ...]
+    #: Every (step, role) call this definition allows, built once: `next_action` runs several
+    #: times per event (docs/performance.md, seventh round).
+    _calls: dict[tuple[int, Role], Call] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        calls = {}
+        for i, step in enumerate(self.steps):
+            for role in Role:
+                with suppress(InvalidTransition):  # a role this step does not have
+                    calls[i, role] = Call.of(i, step, role)
+        object.__setattr__(self, "_calls", calls)
+
+    def call(self, step_index: int, role: Role) -> Call:
+        """The call of that step in that role; InvalidTransition if the step has no such role."""
+        found = self._calls.get((step_index, role))
+        return found if found is not None else Call.of(step_index, self.steps[step_index], role)
 
     def index(self, step_name: str) -> int:
         for i, step in enumerate(self.steps):
@@ -136,7 +153,7 @@ class SagaEvent(NamedTuple):
     note: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in zip(self._fields, self, strict=True) if v is not None}
+        return {k: v for k, v in zip(_EVENT_FIELDS, self, strict=True) if v is not None}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SagaEvent:
@@ -149,17 +166,21 @@ class SagaEvent(NamedTuple):
         return cls(**values)
 
 
-@dataclass(frozen=True, slots=True)
-class Call:
-    """The next remote operation the shell must perform (with the saga id as its key)."""
+_EVENT_FIELDS = SagaEvent._fields
+
+
+class Call(NamedTuple):
+    """The next remote operation the shell must perform (with the saga id as its key). A named
+    tuple, like the state: `next_action` builds one several times per step."""
 
     step_index: int
     step: Step
     role: Role
+    operation: str
 
-    @property
-    def operation(self) -> str:
-        return self.step.operation(self.role)
+    @classmethod
+    def of(cls, step_index: int, step: Step, role: Role) -> Call:
+        return cls(step_index, step, role, step.operation(role))
 
 
 class SagaState(NamedTuple):
@@ -180,14 +201,16 @@ class SagaState(NamedTuple):
         return self.status in SETTLED
 
 
+_HISTORY = len(SagaState._fields) - 1
+assert SagaState._fields[_HISTORY] == "history"  # `apply` builds it last
+
+
 def next_action(definition: SagaDefinition, state: SagaState) -> Call | None:
     if state.settled:
         return None
     if state.phase is Phase.COMPENSATING:
-        i = state.to_compensate[0]
-        return Call(i, definition.steps[i], Role.COMPENSATION)
-    role = Role.SETTLEMENT if state.settling else Role.ACTION
-    return Call(state.cursor, definition.steps[state.cursor], role)
+        return definition.call(state.to_compensate[0], Role.COMPENSATION)
+    return definition.call(state.cursor, Role.SETTLEMENT if state.settling else Role.ACTION)
 
 
 def replay(definition: SagaDefinition, events: Iterable[SagaEvent]) -> SagaState:
@@ -199,7 +222,9 @@ def replay(definition: SagaDefinition, events: Iterable[SagaEvent]) -> SagaState
 
 def apply(definition: SagaDefinition, state: SagaState, event: SagaEvent) -> SagaState:
     new = _transition(definition, state, event)
-    return new._replace(history=(*state.history, event))
+    # `new._replace(history=...)`, built directly: this runs for every event of every saga, and
+    # `_replace` costs 2-3 times as much (docs/performance.md, seventh round).
+    return tuple.__new__(SagaState, (*new[:_HISTORY], (*state.history, event)))
 
 
 def _transition(definition: SagaDefinition, state: SagaState, event: SagaEvent) -> SagaState:

@@ -16,10 +16,10 @@ _second: tuple[int, str] = (-1, "")
 
 def utc_now() -> str:
     global _second
-    now = time.time()
-    whole = int(now)
+    # Integer microseconds: no float rounding, and cheaper than the float arithmetic it replaced.
+    whole, micros = divmod(time.time_ns() // 1000, 1_000_000)
     second, prefix = _second
     if whole != second:
         prefix = datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%dT%H:%M:%S")
         _second = (whole, prefix)
-    return f"{prefix}.{int((now - whole) * 1_000_000):06d}+00:00"
+    return f"{prefix}.{micros:06d}+00:00"

@@ -36,8 +36,7 @@ import os
 import socket
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from repository_after.domain.errors import IdempotencyKeyReused
 from repository_after.domain.saga import (
@@ -67,8 +66,9 @@ from repository_after.service_layer.saga_ports import (
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class SagaTransition:
+class SagaTransition(NamedTuple):
+    """One applied event, as observers see it (a named tuple: several are built per saga)."""
+
     saga_id: str
     definition: str
     event: SagaEvent
@@ -101,8 +101,7 @@ class SagaNotFound(KeyError):
     pass
 
 
-@dataclass(frozen=True, slots=True)
-class _Fresh:
+class _Fresh(NamedTuple):
     """A saga this process has just created: its state (first intent logged) and parameters."""
 
     definition: SagaDefinition

@@ -43,6 +43,9 @@ def test_bench_smoke_run_reports_every_scenario(tmp_path: Path) -> None:
         assert 0 < figures["p50_ms"] <= figures["p99_ms"]
         assert figures["server_cpu_ms"] > 0
     assert results["noop_sagas"]["sagas_per_second"] > 0
+    each = report["each_repetition"]  # one repetition in smoke mode: the median is that run
+    assert set(each) == set(results) - {"memory"}
+    assert all(len(runs) == 1 and runs[0] == results[key] for key, runs in each.items())
     assert results["recovery"]["recovered"] == 100
     assert results["memory"]["rss_second_mib"] > 0
     assert set(report["ratios"]) == {

@@ -241,3 +241,38 @@ def test_a_saga_starts_only_once() -> None:
 def test_events_survive_a_round_trip_through_their_dict_form() -> None:
     event = attempt("credit", S, OK, result="voided")
     assert SagaEvent.from_dict(event.as_dict()) == event
+
+
+def test_apply_records_each_event_once_in_order_and_keeps_the_transition() -> None:
+    """`apply` builds the new state directly (no `_replace`): the history must grow by exactly
+    the applied event, and every field the transition set must survive."""
+    events = [
+        started(),
+        intent("debit", A),
+        attempt("debit", A, OK),
+        intent("credit", A),
+        attempt("credit", A, NO),
+    ]
+    state = SagaState()
+    for n, event in enumerate(events, start=1):
+        state = apply(TRANSFER, state, event)
+        assert type(state) is SagaState
+        assert state.history == tuple(events[:n])
+    assert state.status == SagaStatus.COMPENSATING
+    assert state.phase is Phase.COMPENSATING
+    assert state.cursor == 1
+    assert state.applied == (0,)
+    assert state.to_compensate == (0,)
+    assert state == replay(TRANSFER, events)
+
+
+def test_definition_calls_are_built_once_and_a_missing_role_is_still_refused() -> None:
+    debit = TRANSFER.call(0, Role.ACTION)
+    assert debit is TRANSFER.call(0, Role.ACTION)
+    assert (debit.step.name, debit.operation) == ("debit", "debit")
+    assert TRANSFER.call(0, Role.COMPENSATION).operation == "compensate_debit"
+    assert TRANSFER.call(1, Role.SETTLEMENT).operation == "void_credit"
+    with pytest.raises(InvalidTransition, match="debit has no settlement"):
+        TRANSFER.call(0, Role.SETTLEMENT)
+    with pytest.raises(InvalidTransition, match="credit has no compensation"):
+        TRANSFER.call(1, Role.COMPENSATION)
