@@ -98,6 +98,17 @@ def ratios(results: dict[str, Any]) -> dict[str, float]:
     return out
 
 
+def paired_ratios(each: dict[str, list[dict[str, float]]]) -> dict[str, list[float]]:
+    """The same ratios within each repetition, whose systems ran minutes apart in one spell of
+    the machine: their spread shows how far the ratio of medians can be trusted."""
+    out = {}
+    for other in ("before", "cqrs"):
+        for c in (1, 32):
+            pairs = zip(each[f"http_after_c{c}"], each[f"http_{other}_c{c}"], strict=True)
+            out[f"after/{other} at c={c}"] = [a["per_second"] / o["per_second"] for a, o in pairs]
+    return out
+
+
 def targets(results: dict[str, Any]) -> list[tuple[str, float, float, bool]]:
     """(target, measured, bound, met) for each of the issue's targets."""
     r = ratios(results)
@@ -117,7 +128,9 @@ def targets(results: dict[str, Any]) -> list[tuple[str, float, float, bool]]:
     return rows
 
 
-def print_table(results: dict[str, Any], command: str) -> None:
+def print_table(
+    results: dict[str, Any], each: dict[str, list[dict[str, float]]], command: str
+) -> None:
     table = Table(title=f"sagabank bench (medians) — {command}")
     columns = ("system", "c", "transfers/s", "p50 ms", "p99 ms", "client CPU ms", "server CPU ms")
     for column in columns:
@@ -150,8 +163,10 @@ def print_table(results: dict[str, Any], command: str) -> None:
         f"memory: {mem['rss_first_mib']:.1f} MiB → {mem['rss_second_mib']:.1f} MiB "
         f"({mem['growth_pct']:+.1f} %)"
     )
+    paired = paired_ratios(each)
     for name, value in ratios(results).items():
-        console.print(f"{name}: {value:.2f}x")
+        within = ", ".join(f"{r:.2f}" for r in paired[name])
+        console.print(f"{name}: {value:.2f}x (within each repetition: {within})")
     for name, value, bound, met in targets(results):
         mark = "[green]met" if met else "[red]not met"
         console.print(f"target {name}: {value:,.1f} against {bound:,.1f} — {mark}")
@@ -178,7 +193,7 @@ def bench(
         memory_counts=counts,
     )
     command = "sagabank bench " + " ".join(sys.argv[2:])
-    print_table(results, command.strip())
+    print_table(results, each, command.strip())
     report = {
         "command": command.strip(),
         "repetitions": repetitions,
@@ -186,6 +201,7 @@ def bench(
         # The spread behind each median: single runs move by up to 50 % with the machine's speed.
         "each_repetition": each,
         "ratios": ratios(results),
+        "ratios_within_each_repetition": paired_ratios(each),
         "targets": [
             {"target": name, "measured": value, "bound": bound, "met": met}
             for name, value, bound, met in targets(results)

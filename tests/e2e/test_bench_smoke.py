@@ -52,6 +52,8 @@ def test_bench_smoke_run_reports_every_scenario(tmp_path: Path) -> None:
         f"after/{other} at c={c}" for other in ("before", "cqrs") for c in (1, 32)
     }
     assert all(r > 0 for r in report["ratios"].values())
+    paired = report["ratios_within_each_repetition"]  # one repetition: the same ratios
+    assert paired == {name: [ratio] for name, ratio in report["ratios"].items()}
     assert len(report["targets"]) == 6
     assert all(isinstance(t["met"], bool) for t in report["targets"])
     assert "no-op saga overhead" in result.stdout
