@@ -3,7 +3,9 @@ loopback HTTP, as `scenarios.http_transfers` (same env, 30 % credit faults, `_pl
 
 Each transfer is a `Saga.transaction` (the engine under `SagaMediator`, less event dispatch):
 `/debit` (undo `/compensate_debit`), then `/credit`, the saga id as `transaction-id`; a non-2xx
-raises, so a faulted credit is compensated (python-cqrs never retries a step). Its log is its
+raises, so a faulted credit is compensated (python-cqrs never retries a step), and a debit the
+account service refuses (4xx, e.g. insufficient funds) ends the saga rejected, with nothing to
+undo. Its log is its
 `SqlAlchemySagaStorage` on `sqlite+aiosqlite` with SQLite's defaults (rollback journal,
 synchronous=FULL: ~5-6 fsynced commits a saga) and SQLAlchemy's default pool, bar an auto-numbered
 `saga_logs.id` (`_create_schema`: needed to run at all) and a 60 s busy timeout (see below).
@@ -56,6 +58,7 @@ async def _drive(
         target: str
         amount: int
         compensated: bool = False
+        debit_refused: bool = False
 
     class Step(cqrs.SagaStepHandler[TransferContext, None]):
         forward, undo, side = "", "", ""
@@ -72,7 +75,12 @@ async def _drive(
             r.raise_for_status()  # a 5xx injected fault or a 4xx rejection fails the step
 
         async def act(self, ctx: TransferContext) -> cqrs.SagaStepResult[TransferContext, None]:
-            await self._post(self.forward, ctx)
+            try:
+                await self._post(self.forward, ctx)
+            except httpx.HTTPStatusError as e:
+                if self.forward == "/debit" and e.response.is_client_error:
+                    ctx.debit_refused = True  # a definite refusal: nothing happened
+                raise
             return self._generate_step_result(None)
 
         async def compensate(self, ctx: TransferContext) -> None:
@@ -111,7 +119,7 @@ async def _drive(
     storage = SqlAlchemySagaStorage(async_sessionmaker(engine, expire_on_commit=False))
     saga, gate = TransferSaga(), asyncio.Semaphore(concurrency)
     latencies: list[float] = []
-    outcomes = {"completed": 0, "compensated": 0}
+    outcomes = {"completed": 0, "compensated": 0, "rejected": 0}
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
         container = Steps(client)
@@ -127,9 +135,12 @@ async def _drive(
                             pass
                     outcomes["completed"] += 1
                 except httpx.HTTPStatusError as e:
-                    if not ctx.compensated:  # a rejected debit or a failed compensation
+                    if ctx.compensated:
+                        outcomes["compensated"] += 1
+                    elif ctx.debit_refused:
+                        outcomes["rejected"] += 1
+                    else:  # a failed compensation: the bench's figures would mean nothing
                         raise RuntimeError(f"saga {saga_id} failed uncompensated: {e}") from e
-                    outcomes["compensated"] += 1
                 latencies.append(time.perf_counter() - start)
 
         server0, client0, wall0 = cpu_seconds(server_pid), time.process_time(), time.perf_counter()
@@ -141,8 +152,11 @@ async def _drive(
     return {**figures, **{k: float(v) for k, v in outcomes.items()}}
 
 
-def cqrs_transfers(*, n: int, concurrency: int, seed: int) -> dict[str, float]:
-    """`LoadFigures` keys for n python-cqrs transfer sagas, plus `completed` and `compensated`."""
+def cqrs_transfers(
+    *, n: int, concurrency: int, seed: int, balance: int | None = None
+) -> dict[str, float]:
+    """`LoadFigures` keys for n python-cqrs transfer sagas, plus `completed`, `compensated` and
+    `rejected`. `balance`: each demo account's opening balance (the service's default if None)."""
     if not all(find_spec(m) for m in ("cqrs", "sqlalchemy", "aiosqlite")):
         raise RuntimeError("python-cqrs is not installed: pip install -e '.[bench]'")
     from repository_after.bench.scenarios import _plan  # here: scenarios may import this module
@@ -155,6 +169,8 @@ def cqrs_transfers(*, n: int, concurrency: int, seed: int) -> dict[str, float]:
             "SAGABANK_LOG_LEVEL": "WARNING",
             "SAGABANK_ADMIN_TOKEN": "",
         }
+        if balance is not None:
+            env["SAGABANK_DEMO_BALANCE"] = str(balance)
         with ServiceProcess(env=env, role="accounts") as server:
             assert server.proc is not None
             db, plan = Path(tmp) / "cqrs-sagas.db", _plan(n, seed)
