@@ -2,14 +2,14 @@
 loopback HTTP, as `scenarios.http_transfers` (same env, 30 % credit faults, `_plan(n, seed)`).
 
 Each transfer is a `Saga.transaction` (the engine under `SagaMediator`, less event dispatch):
-`/debit` (undo `/compensate_debit`), then `/credit`, the saga id as `transaction-id`; a non-2xx
+`/debit` (undo `/compensate_debit`), then `/credit`, the saga id as `transaction-id`. A non-2xx
 raises, so a faulted credit is compensated (python-cqrs never retries a step), and a debit the
 account service refuses (4xx, e.g. insufficient funds) ends the saga rejected, with nothing to
-undo. Its log is its
-`SqlAlchemySagaStorage` on `sqlite+aiosqlite` with SQLite's defaults (rollback journal,
-synchronous=FULL: ~5-6 fsynced commits a saga) and SQLAlchemy's default pool, bar an auto-numbered
-`saga_logs.id` (`_create_schema`: needed to run at all) and a 60 s busy timeout (see below).
-Client CPU is this whole process (engine, SQLite threads, httpx); server CPU the service's.
+undo. Its log is its `SqlAlchemySagaStorage` on `sqlite+aiosqlite` with SQLite's defaults
+(rollback journal, synchronous=FULL: ~5-6 fsynced commits a saga) and SQLAlchemy's default pool,
+bar an auto-numbered `saga_logs.id` (`_create_schema`: needed to run at all) and a 60 s busy
+timeout (see below). Client CPU is this whole process (engine, SQLite threads, httpx); server CPU
+the service's.
 """
 
 from __future__ import annotations

@@ -171,7 +171,7 @@ _EVENT_FIELDS = SagaEvent._fields
 
 class Call(NamedTuple):
     """The next remote operation the shell must perform (with the saga id as its key). A named
-    tuple, like the state: `next_action` builds one several times per step."""
+    tuple, like the state; each definition builds its calls once (`SagaDefinition.call`)."""
 
     step_index: int
     step: Step
