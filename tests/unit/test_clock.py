@@ -12,7 +12,7 @@ ISO_MICROS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00")
 
 def test_utc_now_is_iso_8601_with_microseconds_between_two_readings_of_the_clock() -> None:
     for _ in range(2_000):  # enough calls to cross into a new second now and then
-        # datetime rounds to the microsecond where utc_now truncates: allow 1 µs either way
+        # datetime and utc_now may round the last microsecond differently: allow 1 µs either way
         before = datetime.now(UTC) - timedelta(microseconds=1)
         text = utc_now()
         after = datetime.now(UTC)
