@@ -87,26 +87,31 @@ def run_all(
     return results, runs
 
 
+def _ratio_keys() -> list[tuple[str, str, str]]:
+    """(ratio name, sagabank's scenario, the other system's scenario) for each ratio."""
+    return [
+        (f"after/{other} at c={c}", f"http_after_c{c}", f"http_{other}_c{c}")
+        for other in ("before", "cqrs")
+        for c in (1, 32)
+    ]
+
+
 def ratios(results: dict[str, Any]) -> dict[str, float]:
-    out = {}
-    for other in ("before", "cqrs"):
-        for c in (1, 32):
-            out[f"after/{other} at c={c}"] = (
-                results[f"http_after_c{c}"]["per_second"]
-                / results[f"http_{other}_c{c}"]["per_second"]
-            )
-    return out
+    return {
+        name: results[after]["per_second"] / results[other]["per_second"]
+        for name, after, other in _ratio_keys()
+    }
 
 
 def paired_ratios(each: dict[str, list[dict[str, float]]]) -> dict[str, list[float]]:
     """The same ratios within each repetition, whose systems ran minutes apart in one spell of
     the machine: their spread shows how far the ratio of medians can be trusted."""
-    out = {}
-    for other in ("before", "cqrs"):
-        for c in (1, 32):
-            pairs = zip(each[f"http_after_c{c}"], each[f"http_{other}_c{c}"], strict=True)
-            out[f"after/{other} at c={c}"] = [a["per_second"] / o["per_second"] for a, o in pairs]
-    return out
+    return {
+        name: [
+            a["per_second"] / o["per_second"] for a, o in zip(each[after], each[other], strict=True)
+        ]
+        for name, after, other in _ratio_keys()
+    }
 
 
 def targets(results: dict[str, Any]) -> list[tuple[str, float, float, bool]]:
