@@ -1,23 +1,30 @@
-# sagabank developer entry points. Every target installs what it needs into .venv first.
+# sagabank developer entry points. Every target installs what it needs into .venv first:
+# the demo and the server only the runtime dependencies (RUNTIME), everything else also the
+# test, PostgreSQL and bench extras (STAMP; about ten times larger, Playwright included).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+RUNTIME := $(VENV)/.installed-runtime
 STAMP := $(VENV)/.installed
 
 .PHONY: install demo test lint typecheck unit evaluate serve test-docker bench clean chromium
 
-$(STAMP): pyproject.toml
+$(RUNTIME): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e .
+	touch $(RUNTIME)
+
+$(STAMP): $(RUNTIME)
 	$(PY) -m pip install --quiet -e '.[dev,postgres,bench]'
 	touch $(STAMP)
 
 install: $(STAMP)
 
-demo: $(STAMP)
+demo: $(RUNTIME)
 	$(PY) repository_after/client.py
 
-serve: $(STAMP)
+serve: $(RUNTIME)
 	$(VENV)/bin/sagabank serve
 
 lint: $(STAMP)
