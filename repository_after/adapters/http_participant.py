@@ -6,12 +6,15 @@ Why that transport: measured against httpx's own (httpcore) by
 `scripts/bench_participant_transport.py` (2,000 POSTs at 32 in flight against a uvicorn app on
 loopback, both in one run, 3 repetitions, medians, uvloop): httpx-aiohttp 229 µs of client CPU
 per POST and 2,881 POSTs/s; httpcore 1,585 µs and 559/s (its pool's bookkeeping grows with the
-requests waiting on it). It needs aiohttp, which therefore stays a runtime dependency.
+requests waiting on it). httpx's own pool also failed one of the safety tests: a second,
+unasked answer sent right behind the first was taken as the next request's answer. The
+transport needs aiohttp, which therefore stays a runtime dependency.
 
-The one rule that keeps money safe: an answer is never taken for another request's. Both
-transports reuse a connection only after its answer was read whole; an exchange that times
-out, is cancelled or leaves its answer unread (too large) closes its connection, so a late
-answer dies with it (shown against real loopback servers in tests/unit/test_http_safety.py).
+The one rule that keeps money safe: an answer is never taken for another request's. The
+transport reuses a connection only after its whole answer was read and nothing else arrived;
+an exchange that times out, is cancelled or leaves its answer unread (too large) closes its
+connection, so a late answer dies with it (shown against real loopback servers in
+tests/unit/test_http_transport.py).
 Interim answers (1xx) are read past; redirects are not followed (a 3xx is not an answer).
 `https://` verifies the server against the system's trust store; no proxy from the
 environment is used.
@@ -24,7 +27,7 @@ Classification of one attempt (the outcome rules of the README):
 Every request carries the saga id in the `transaction-id` header and an explicit timeout (an
 overall deadline for the exchange, waiting for a connection included), and the current trace
 context as W3C `traceparent` (nothing when tracing is off); inside a batch, each item carries
-its own call's id and `traceparent`. Batching: see `HttpParticipant`.
+its own call's id and `traceparent`. Batching: `adapters/participant_batching.py`.
 """
 
 from __future__ import annotations
