@@ -1,37 +1,58 @@
-"""HTTP adapter of the `Participant` port, over one pool of keep-alive connections per process
-(`http_transport.HttpTransport`).
+"""HTTP adapter of the `Participant` port: `httpx.AsyncClient` over one pool of keep-alive
+connections per process. The transport under the client is the seam (tests give respx's mock
+or a transport of their own); by default it is `httpx-aiohttp`'s `AiohttpTransport`.
 
-The client library was chosen by measurement (docs/performance.md): httpx first, whose pool
-cost more orchestrator CPU than everything else together; then aiohttp; now a lean HTTP/1.1
-client on httptools, which costs about half of aiohttp's CPU per exchange. The tests run it
-against real loopback sockets (tests/unit/test_participant_transport.py, test_http_transport.py).
+Why that transport: measured against httpx's own (httpcore) by
+`scripts/bench_participant_transport.py` (2,000 POSTs at 32 in flight against a uvicorn app on
+loopback, both in one run, 3 repetitions, medians, uvloop): httpx-aiohttp 229 µs of client CPU
+per POST and 2,881 POSTs/s; httpcore 1,585 µs and 559/s (its pool's bookkeeping grows with the
+requests waiting on it). A second run, on a busier machine: 386 against 1,498 µs at 32 in
+flight, 412 against 656 µs at 4 (`--concurrency 4`). httpx's own pool also failed one of
+the safety tests: a second, unasked answer sent right behind the first was taken as the next
+request's answer. The transport needs aiohttp, which therefore stays a runtime dependency.
+
+The one rule that keeps money safe: an answer is never taken for another request's. The
+transport reuses a connection only after its whole answer was read and nothing else arrived;
+an exchange that times out, is cancelled or leaves its answer unread (too large) closes its
+connection, so a late answer dies with it (shown against real loopback servers in
+tests/unit/test_http_transport.py).
+Interim answers (1xx) are read past; redirects are not followed (a 3xx is not an answer).
+`https://` verifies the server against the system's trust store; no proxy from the
+environment is used.
 
 Classification of one attempt (the outcome rules of the README):
     2xx with a JSON object body         -> SUCCEEDED
     4xx except 408 / 429                -> REJECTED   (a definite business answer)
-    408, 429, 5xx                       -> UNKNOWN    (may or may not have been applied)
-    timeout, connection error, bad body -> UNKNOWN
-Every request carries the saga id in the `transaction-id` header and an explicit timeout, and
-the current trace context as W3C `traceparent` (nothing when tracing is off); inside a batch,
-each item carries its own call's id and `traceparent`.
+    408, 429, 5xx, 3xx                  -> UNKNOWN    (may or may not have been applied)
+    timeout, connection error, bad body -> UNKNOWN    (error "timeout" / "transport: <name>")
+Every request carries the saga id in the `transaction-id` header and an explicit timeout (an
+overall deadline for the exchange, waiting for a connection included), and the current trace
+context as W3C `traceparent` (nothing when tracing is off); inside a batch, each item carries
+its own call's id and `traceparent`. Batching: `adapters/participant_batching.py`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
+import httpx
 import orjson
-from opentelemetry import trace
+from httpx_aiohttp import AiohttpTransport
 from opentelemetry.propagate import inject
 
-from repository_after.adapters.http_transport import HttpTransport, TransportError
-from repository_after.domain.accounts import MAX_BATCH
+from repository_after.adapters.participant_batching import BatchingParticipant, Queued
 from repository_after.domain.saga import Outcome
 from repository_after.service_layer.saga_ports import CallResult
 
+#: Idle connections older than this are not reused: uvicorn closes them after 5 s, and reusing
+#: one it is closing costs an unknown outcome and a retry.
+KEEPALIVE_SECONDS = 3.0
+#: A participant's answer is a few hundred bytes per operation; a larger one is not read.
+MAX_BODY_BYTES = 16 * 1024 * 1024
 _RETRYABLE_4XX = frozenset({408, 429})
 
 
@@ -58,41 +79,50 @@ def classify_body(code: int, body: object) -> CallResult:
     return CallResult(Outcome.UNKNOWN, code, str(error or f"http_{code}"), body)
 
 
-def _traceparent() -> str | None:
-    if not trace.get_current_span().get_span_context().is_valid:
-        return None  # no trace (tracing off): skip the propagator, 2.8 µs per call
-    carrier: dict[str, str] = {}
-    inject(carrier)
-    return carrier.get("traceparent")
+def build_transport(
+    *,
+    max_connections: int = 64,
+    keepalive: float = KEEPALIVE_SECONDS,
+    verify: ssl.SSLContext | None = None,
+) -> httpx.AsyncBaseTransport:
+    """The production transport: at most `max_connections` open (waiting for one counts
+    against the call's timeout), idle ones reused for `keepalive` seconds; `verify` defaults
+    to the system's trust store."""
+    limits = httpx.Limits(
+        max_connections=max_connections,
+        max_keepalive_connections=max_connections,
+        keepalive_expiry=keepalive,
+    )
+    context = verify if verify is not None else ssl.create_default_context()
+    return AiohttpTransport(verify=context, trust_env=False, limits=limits)
 
 
-@dataclass(slots=True)
-class _Queued:
-    operation: str
-    transaction_id: str
-    body: dict[str, Any]
-    timeout: float
-    future: asyncio.Future[CallResult]
-    traceparent: str | None  # the calling saga step's trace context, taken when it called
+class AnswerTooLarge(Exception):
+    """The answer's body passed `MAX_BODY_BYTES`; it is left unread, and its connection closed."""
 
 
-@dataclass(slots=True)
-class _Lane:
-    """The calls to one service: how many HTTP exchanges are in flight, and who waits."""
+def _failure(exc: Exception) -> str:
+    """The error an operator sees for an exchange that got no answer."""
+    cause = exc.__cause__
+    if (
+        isinstance(exc, httpx.TimeoutException)
+        and isinstance(cause, aiohttp.ClientError)
+        and not isinstance(cause, TimeoutError)
+    ):
+        # httpx-aiohttp 0.2 reports every aiohttp connection error as a ConnectTimeout
+        # (a refused connection, a peer that hung up): name what really happened.
+        if isinstance(cause, aiohttp.ClientConnectorError):
+            return "transport: ConnectError"
+        return f"transport: {type(cause).__name__}"
+    if isinstance(exc, TimeoutError | httpx.TimeoutException):
+        return "timeout"
+    return f"transport: {type(exc).__name__}"
 
-    in_flight: int = 0
-    queued: list[_Queued] = field(default_factory=list)
-    gathering: bool = False  # a lone call is waiting one turn of the loop for company
 
-
-class HttpParticipant:
-    """`batching`: at most `max_in_flight` exchanges per service. A call that finds one free
-    waits one turn of the event loop, and the calls made in that turn leave with it as one
-    `POST /batch` (alone, it goes as its own request). A call that finds them all busy waits,
-    and when one ends the waiting calls leave together as one batch. So calls batch only under
-    load, the way group commit shares one fsync: the sagas that one group commit wakes call
-    in the same turn. A batch that fails as a whole (timeout, connection, non-200) leaves every
-    item's outcome unknown; each is then retried with its own key."""
+class HttpParticipant(BatchingParticipant):
+    """`Participant` over HTTP; the batching rules are `BatchingParticipant`'s. `transport`
+    replaces the production one (`build_transport(max_connections=...)`): tests pass respx's
+    or one that trusts their own certificate authority."""
 
     def __init__(
         self,
@@ -101,105 +131,43 @@ class HttpParticipant:
         max_connections: int = 64,
         batching: bool = True,
         max_in_flight: int = 4,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
+        super().__init__(services, batching=batching, max_in_flight=max_in_flight)
+        for url in services.values():  # a wrong URL is a mistake of set-up, not an outcome
+            parsed = httpx.URL(url)
+            if parsed.scheme not in ("http", "https") or not parsed.host:
+                raise ValueError(f"not an http(s) URL: {url!r}")
         self._services = {name: url.rstrip("/") for name, url in services.items()}
         self._max_connections = max_connections
-        self._transport: HttpTransport | None = None
-        self._batching = batching
-        self._max_in_flight = max_in_flight
-        self._lanes = {name: _Lane() for name in services}
-        self._batches: set[asyncio.Task[None]] = set()
+        self._transport = transport
+        self._client: httpx.AsyncClient | None = None
 
-    def _open(self) -> HttpTransport:
-        # Made on first use, inside the event loop that will use it (idle connections are
-        # dropped before the server's keep-alive ends them: `KEEPALIVE_SECONDS`).
-        self._transport = HttpTransport(limit=self._max_connections)
-        return self._transport
-
-    async def call(
-        self,
-        *,
-        service: str,
-        operation: str,
-        transaction_id: str,
-        body: dict[str, Any],
-        timeout: float,
-    ) -> CallResult:
-        if not self._batching:
-            return await self._single(service, operation, transaction_id, body, timeout)
-        lane = self._lanes[service]
-        leads = lane.in_flight < self._max_in_flight and not lane.queued and not lane.gathering
-        if leads:
-            # One turn of the event loop first: the sagas that a group commit has just woken
-            # all call in this turn, and those calls leave with this one, as one batch.
-            lane.gathering = True
-            try:
-                await asyncio.sleep(0)
-            except BaseException:  # cancelled: the calls that joined meanwhile go without it
-                lane.gathering = False
-                self._flush(service, lane)
-                raise
-            lane.gathering = False
-            if not lane.queued:  # alone after all: its own request
-                lane.in_flight += 1
-                try:
-                    return await self._single(service, operation, transaction_id, body, timeout)
-                finally:
-                    lane.in_flight -= 1
-                    self._flush(service, lane)
-        future: asyncio.Future[CallResult] = asyncio.get_running_loop().create_future()
-        item = _Queued(operation, transaction_id, body, timeout, future, _traceparent())
-        if leads:  # company came: everyone leaves now, as one batch, this call first
-            lane.queued.insert(0, item)
-            self._flush(service, lane)
-        else:
-            lane.queued.append(item)
-        return await future
-
-    def _flush(self, service: str, lane: _Lane) -> None:
-        while lane.in_flight < self._max_in_flight:
-            # A caller that gave up (cancelled) is not sent: "never sent" is a safe outcome.
-            waiting = [q for q in lane.queued if not q.future.done()]
-            if not waiting:
-                lane.queued = []
-                return
-            items, lane.queued = waiting[:MAX_BATCH], waiting[MAX_BATCH:]
-            lane.in_flight += 1
-            task = asyncio.create_task(self._batch(service, lane, items))
-            self._batches.add(task)
-            task.add_done_callback(self._batches.discard)
-
-    async def _batch(self, service: str, lane: _Lane, items: list[_Queued]) -> None:
-        try:
-            try:
-                results = await self._post_batch(service, items)
-            except Exception as exc:  # whatever broke, the callers learn "unknown", not an error
-                failed = CallResult(Outcome.UNKNOWN, None, f"transport: {type(exc).__name__}")
-                results = [failed] * len(items)
-            for item, result in zip(items, results, strict=True):
-                if not item.future.done():
-                    item.future.set_result(result)
-        finally:
-            for item in items:  # cancelled (shutdown): the callers stop waiting
-                if not item.future.done():
-                    item.future.cancel()
-            lane.in_flight -= 1
-            self._flush(service, lane)
+    def _open(self) -> httpx.AsyncClient:
+        # Made on first use, inside the event loop that will use it (aiohttp's session is
+        # bound to the loop that made it).
+        transport = self._transport or build_transport(max_connections=self._max_connections)
+        self._client = httpx.AsyncClient(
+            transport=transport, follow_redirects=False, trust_env=False
+        )
+        return self._client
 
     async def _post(
         self, url: str, payload: object, headers: dict[str, str], timeout: float
     ) -> tuple[int, bytes] | CallResult:
-        transport = self._transport or self._open()
+        client = self._client or self._open()
         headers["content-type"] = "application/json"
+        body = orjson.dumps(payload)
         try:
-            # A 3xx is not followed: it is not an answer, so the outcome is unknown.
-            return await transport.post(url, orjson.dumps(payload), headers, timeout)
-        except TimeoutError:
-            return CallResult(Outcome.UNKNOWN, None, "timeout")
-        except TransportError as exc:
-            return CallResult(Outcome.UNKNOWN, None, f"transport: {exc.kind}")
-        except OSError as exc:  # a socket error the transport did not name: still unknown
-            return CallResult(Outcome.UNKNOWN, None, f"transport: {type(exc).__name__}")
+            # httpx's timeouts bound each phase; asyncio's bounds the whole exchange. Either
+            # one cancels the exchange, which closes its connection.
+            async with asyncio.timeout(timeout):
+                return await _exchange(client, url, body, headers, timeout)
+        except AnswerTooLarge:
+            return CallResult(Outcome.UNKNOWN, None, "transport: ReadError")
+        except (TimeoutError, httpx.HTTPError, aiohttp.ClientError, OSError) as exc:
+            # Any failure to get an answer is an unknown outcome, never an exception.
+            return CallResult(Outcome.UNKNOWN, None, _failure(exc))
 
     async def _single(
         self,
@@ -214,7 +182,7 @@ class HttpParticipant:
         answer = await self._post(f"{self._services[service]}/{operation}", body, headers, timeout)
         return answer if isinstance(answer, CallResult) else classify(*answer)
 
-    async def _post_batch(self, service: str, items: list[_Queued]) -> list[CallResult]:
+    async def _post_batch(self, service: str, items: list[Queued]) -> list[CallResult]:
         operations = []
         for i in items:
             operation = {"operation": i.operation, "transaction_id": i.transaction_id, **i.body}
@@ -238,8 +206,20 @@ class HttpParticipant:
             return [CallResult(Outcome.UNKNOWN, code, f"batch: {error}")] * len(items)
 
     async def close(self) -> None:
-        for task in list(self._batches):
-            task.cancel()
-        await asyncio.gather(*self._batches, return_exceptions=True)
-        if self._transport is not None:
-            await self._transport.close()
+        await super().close()
+        if self._client is not None:
+            await self._client.aclose()
+
+
+async def _exchange(
+    client: httpx.AsyncClient, url: str, body: bytes, headers: dict[str, str], timeout: float
+) -> tuple[int, bytes]:
+    async with client.stream(
+        "POST", url, content=body, headers=headers, timeout=timeout
+    ) as response:
+        raw = bytearray()
+        async for chunk in response.aiter_bytes():
+            raw += chunk
+            if len(raw) > MAX_BODY_BYTES:
+                raise AnswerTooLarge  # leaving the stream unread closes the connection
+        return response.status_code, bytes(raw)

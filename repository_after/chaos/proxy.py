@@ -1,7 +1,7 @@
 """The fault-injecting HTTP proxy between the orchestrator and the account service.
 
 A minimal HTTP/1.1 reverse proxy on asyncio streams (keep-alive, `content-length` bodies, which
-is all the orchestrator's participant client, `adapters/http_transport.py`, sends).
+is all the orchestrator's participant client, httpx in `adapters/http_participant.py`, sends).
 `POST /debit|/credit|/compensate_debit|/void_credit` with a `transaction-id` is numbered per
 (transaction id, operation) and its fate is asked of the `Schedule`; a `POST /batch` is split
 into such operations (`_unbatch`); everything else (`/health`) passes through untouched.

@@ -1,17 +1,22 @@
-"""The lean HTTP/1.1 client under the participant, against real loopback servers that answer
-from a script: connections are reused only when that is safe, and an answer is never taken for
-another request's."""
+"""The participant's HTTP client (httpx over its production transport) against real loopback
+servers that answer from a script: connections are reused only when that is safe, and an answer
+is never taken for another request's. These prove what a mock cannot: what happens on the
+socket (late answers, reuse, interim answers, TLS)."""
 
 from __future__ import annotations
 
 import asyncio
 import ssl
 from collections.abc import Awaitable, Callable
+from typing import Any
 
+import httpx
+import orjson
 import pytest
 import trustme
 
-from repository_after.adapters.http_transport import HttpTransport, TransportError
+from repository_after.adapters.http_participant import HttpParticipant, build_transport
+from repository_after.domain.saga import Outcome
 from repository_after.entrypoints.service_process import free_port
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -75,27 +80,52 @@ def _keep_alive(answers: list[bytes], seen: list[bytes] | None = None) -> Handle
     return handler
 
 
+def _participant(url: str, **options: Any) -> HttpParticipant:
+    """Batching off: each call is one POST, on the production transport unless given one."""
+    return HttpParticipant({"svc": url}, batching=False, **options)
+
+
+async def _post(
+    participant: HttpParticipant,
+    operation: str = "debit",
+    body: dict[str, Any] | None = None,
+    *,
+    tx: str = "tx-1",
+    timeout: float = 2.0,
+) -> Any:
+    result = await participant.call(
+        service="svc", operation=operation, transaction_id=tx, body=body or {}, timeout=timeout
+    )
+    return result
+
+
+def _answered(result: Any) -> tuple[int, object]:
+    assert result.outcome is Outcome.SUCCEEDED, result
+    return result.status_code, result.body
+
+
 async def test_a_post_carries_its_headers_and_body_and_reads_the_answer() -> None:
     seen: list[bytes] = []
     async with Server(_keep_alive([_answer()], seen)) as url:
-        transport = HttpTransport()
-        answer = await transport.post(f"{url}/debit", b'{"a":1}', {"transaction-id": "tx-1"}, 2)
-        await transport.close()
-    assert answer == (200, OK)
+        participant = _participant(url)
+        result = await _post(participant, body={"a": 1})
+        await participant.close()
+    assert _answered(result) == (200, {"status": "applied"})
     request = seen[0]
     assert request.startswith(b"POST /debit HTTP/1.1\r\n")
-    assert b"\r\ntransaction-id: tx-1\r\n" in request
+    assert b"\r\ntransaction-id: tx-1\r\n" in request.lower()
+    assert b"\r\ncontent-type: application/json\r\n" in request.lower()
     assert request.endswith(b'\r\n\r\n{"a":1}')
 
 
 async def test_a_kept_alive_connection_is_reused() -> None:
     server = Server(_keep_alive([_answer(b'{"n":1}'), _answer(b'{"n":2}')]))
     async with server as url:
-        transport = HttpTransport()
-        first = await transport.post(f"{url}/debit", b"{}", {}, 2)
-        second = await transport.post(f"{url}/debit", b"{}", {}, 2)
-        await transport.close()
-    assert [first[1], second[1]] == [b'{"n":1}', b'{"n":2}']
+        participant = _participant(url)
+        first = await _post(participant)
+        second = await _post(participant)
+        await participant.close()
+    assert [first.body, second.body] == [{"n": 1}, {"n": 2}]
     assert server.connections == 1
 
 
@@ -103,32 +133,33 @@ async def test_connection_close_is_honoured() -> None:
     answers = [_answer(b'{"n":1}', head=b"connection: close\r\n"), _answer(b'{"n":2}')]
     server = Server(_keep_alive(answers))
     async with server as url:
-        transport = HttpTransport()
-        await transport.post(f"{url}/debit", b"{}", {}, 2)
-        second = await transport.post(f"{url}/debit", b"{}", {}, 2)
-        await transport.close()
-    assert second == (200, b'{"n":2}')
+        participant = _participant(url)
+        await _post(participant)
+        second = await _post(participant)
+        await participant.close()
+    assert _answered(second) == (200, {"n": 2})
     assert server.connections == 2
 
 
 async def test_an_idle_connection_past_its_keepalive_is_not_reused() -> None:
     server = Server(_keep_alive([_answer(), _answer()]))
     async with server as url:
-        transport = HttpTransport(keepalive=0.0)  # every idle connection is already too old
-        await transport.post(f"{url}/debit", b"{}", {}, 2)
-        await transport.post(f"{url}/debit", b"{}", {}, 2)
-        await transport.close()
+        # every idle connection is already too old
+        participant = _participant(url, transport=build_transport(keepalive=0.0))
+        await _post(participant)
+        await _post(participant)
+        await participant.close()
     assert server.connections == 2
 
 
-async def test_a_late_answer_is_never_taken_for_the_next_requests() -> None:
-    """The first request times out; its answer arrives later. The second request must get its
-    own answer, on a new connection, never the first one's."""
+def _late_for_first() -> tuple[Handler, asyncio.Event]:
+    """Answers {"n": "first"} only once released, then waits for the client to close; any
+    other request is answered at once."""
     release = asyncio.Event()
 
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         _, body = await _read_request(reader)
-        if body == b'"first"':
+        if orjson.loads(body) == {"n": "first"}:
             await release.wait()
             writer.write(_answer(b'{"for":"first"}'))
             await writer.drain()
@@ -137,15 +168,40 @@ async def test_a_late_answer_is_never_taken_for_the_next_requests() -> None:
         writer.write(_answer(b'{"for":"second"}'))
         await writer.drain()
 
+    return handler, release
+
+
+async def test_a_late_answer_is_never_taken_for_the_next_requests() -> None:
+    """The first request times out; its answer arrives later. The second request must get its
+    own answer, on a new connection, never the first one's."""
+    handler, release = _late_for_first()
     server = Server(handler)
     async with server as url:
-        transport = HttpTransport()
-        with pytest.raises(TimeoutError):
-            await transport.post(f"{url}/credit", b'"first"', {}, 0.2)
+        participant = _participant(url)
+        first = await _post(participant, "credit", {"n": "first"}, timeout=0.2)
         release.set()
-        second = await transport.post(f"{url}/credit", b'"second"', {}, 2)
-        await transport.close()
-    assert second == (200, b'{"for":"second"}')
+        second = await _post(participant, "credit", {"n": "second"})
+        await participant.close()
+    assert (first.outcome, first.error) == (Outcome.UNKNOWN, "timeout")
+    assert _answered(second) == (200, {"for": "second"})
+    assert server.connections == 2
+
+
+async def test_a_cancelled_callers_late_answer_is_never_taken_for_the_next_requests() -> None:
+    handler, release = _late_for_first()
+    server = Server(handler)
+    async with server as url:
+        participant = _participant(url)
+        first = asyncio.create_task(_post(participant, "credit", {"n": "first"}, timeout=5))
+        while server.connections == 0:  # until the first request is on its connection
+            await asyncio.sleep(0.001)
+        first.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        release.set()
+        second = await _post(participant, "credit", {"n": "second"})
+        await participant.close()
+    assert _answered(second) == (200, {"for": "second"})
     assert server.connections == 2
 
 
@@ -154,11 +210,11 @@ async def test_bytes_beyond_the_answer_close_the_connection() -> None:
     answers = [_answer(b'{"n":1}', extra=_answer(b'{"n":"stray"}')), _answer(b'{"n":2}')]
     server = Server(_keep_alive(answers))
     async with server as url:
-        transport = HttpTransport()
-        first = await transport.post(f"{url}/debit", b"{}", {}, 2)
-        second = await transport.post(f"{url}/debit", b"{}", {}, 2)
-        await transport.close()
-    assert (first[1], second[1]) == (b'{"n":1}', b'{"n":2}')
+        participant = _participant(url)
+        first = await _post(participant)
+        second = await _post(participant)
+        await participant.close()
+    assert (first.body, second.body) == ({"n": 1}, {"n": 2})
     assert server.connections == 2
 
 
@@ -166,11 +222,11 @@ async def test_an_interim_answer_is_skipped_for_the_real_one() -> None:
     interim = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nlink: </a>\r\n\r\n"
     server = Server(_keep_alive([interim + _answer(b'{"n":1}'), _answer(b'{"n":2}')]))
     async with server as url:
-        transport = HttpTransport()
-        first = await transport.post(f"{url}/debit", b"{}", {}, 2)
-        second = await transport.post(f"{url}/credit", b"{}", {}, 2)
-        await transport.close()
-    assert (first, second) == ((200, b'{"n":1}'), (200, b'{"n":2}'))
+        participant = _participant(url)
+        first = await _post(participant, "debit")
+        second = await _post(participant, "credit")
+        await participant.close()
+    assert (_answered(first), _answered(second)) == ((200, {"n": 1}), (200, {"n": 2}))
     assert server.connections == 1  # the connection stayed in step with its answers
 
 
@@ -179,29 +235,29 @@ async def test_a_chunked_answer_is_read_whole() -> None:
         b'HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\n{"n":\r\n2\r\n1}\r\n0\r\n\r\n'
     )
     async with Server(_keep_alive([chunked])) as url:
-        transport = HttpTransport()
-        answer = await transport.post(f"{url}/debit", b"{}", {}, 2)
-        await transport.close()
-    assert answer == (200, b'{"n":1}')
+        participant = _participant(url)
+        result = await _post(participant)
+        await participant.close()
+    assert _answered(result) == (200, {"n": 1})
 
 
 async def _failure(handler: Handler, timeout: float = 2.0) -> str:
     async with Server(handler) as url:
-        transport = HttpTransport()
+        participant = _participant(url)
         try:
-            await transport.post(f"{url}/debit", b"{}", {}, timeout)
-        except TransportError as exc:
-            return exc.kind
+            result = await _post(participant, timeout=timeout)
         finally:
-            await transport.close()
-    raise AssertionError("no TransportError")
+            await participant.close()
+    assert result.outcome is Outcome.UNKNOWN
+    assert result.status_code is None
+    return str(result.error)
 
 
 async def test_a_peer_closing_before_answering_is_server_disconnected() -> None:
     async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await _read_request(reader)
 
-    assert await _failure(hang_up) == "ServerDisconnected"
+    assert await _failure(hang_up) == "transport: ServerDisconnectedError"
 
 
 async def test_an_answer_that_breaks_off_is_a_read_error() -> None:
@@ -210,30 +266,30 @@ async def test_an_answer_that_breaks_off_is_a_read_error() -> None:
         writer.write(b'HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n{"half')
         await writer.drain()
 
-    assert await _failure(broken) == "ReadError"
+    assert await _failure(broken) == "transport: ReadError"
 
 
-async def test_garbage_is_a_read_error() -> None:
+async def test_garbage_is_a_transport_error() -> None:
     async def garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await _read_request(reader)
         writer.write(b"SMTP ready\r\n\r\n")
         await writer.drain()
         await reader.read()
 
-    assert await _failure(garbage) == "ReadError"
+    assert (await _failure(garbage)).startswith("transport: ")
 
 
 async def test_an_answer_too_large_is_a_read_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("repository_after.adapters.http_transport.MAX_BODY_BYTES", 10)
-    assert await _failure(_keep_alive([_answer(b'{"x":"' + b"y" * 20 + b'"}')])) == "ReadError"
+    monkeypatch.setattr("repository_after.adapters.http_participant.MAX_BODY_BYTES", 10)
+    answer = _answer(b'{"x":"' + b"y" * 20 + b'"}')
+    assert await _failure(_keep_alive([answer])) == "transport: ReadError"
 
 
 async def test_a_refused_connection_is_a_connect_error() -> None:
-    transport = HttpTransport()
-    with pytest.raises(TransportError) as caught:
-        await transport.post(f"http://127.0.0.1:{free_port()}/debit", b"{}", {}, 2)
-    await transport.close()
-    assert caught.value.kind == "ConnectError"
+    participant = _participant(f"http://127.0.0.1:{free_port()}")
+    result = await _post(participant)
+    await participant.close()
+    assert (result.outcome, result.error) == (Outcome.UNKNOWN, "transport: ConnectError")
 
 
 async def test_waiting_for_a_free_connection_counts_against_the_timeout() -> None:
@@ -245,30 +301,35 @@ async def test_waiting_for_a_free_connection_counts_against_the_timeout() -> Non
         writer.write(_answer())
         await writer.drain()
 
-    async with Server(slow) as url:
-        transport = HttpTransport(limit=1)
-        first = asyncio.create_task(transport.post(f"{url}/debit", b"{}", {}, 5))
-        await asyncio.sleep(0)  # the first takes the only connection
-        with pytest.raises(TimeoutError):
-            await transport.post(f"{url}/debit", b"{}", {}, 0.2)
+    server = Server(slow)
+    async with server as url:
+        participant = _participant(url, max_connections=1)
+        first = asyncio.create_task(_post(participant, timeout=5))
+        while server.connections == 0:  # the first takes the only connection
+            await asyncio.sleep(0.001)
+        second = await _post(participant, timeout=0.2)
         release.set()
-        assert await first == (200, OK)
-        await transport.close()
+        assert _answered(await first) == (200, {"status": "applied"})
+        await participant.close()
+    assert (second.outcome, second.error) == (Outcome.UNKNOWN, "timeout")
+    assert server.connections == 1  # the second never had a connection of its own
 
 
-@pytest.mark.parametrize(
-    "headers", [{"transaction-id": "a\r\nx-evil: 1"}, {"x\nevil": "1"}, {"a:b": "1"}]
-)
-async def test_a_header_that_would_break_the_request_is_refused(headers: dict[str, str]) -> None:
-    transport = HttpTransport()
-    with pytest.raises(ValueError, match="would break the request"):
-        await transport.post("http://127.0.0.1:9/debit", b"{}", headers, 1)
+@pytest.mark.parametrize("tx", ["a\r\nx-evil: 1", "a\nx-evil: 1"])
+async def test_a_header_that_would_break_the_request_is_refused(tx: str) -> None:
+    seen: list[bytes] = []
+    async with Server(_keep_alive([_answer()], seen)) as url:
+        participant = _participant(url)
+        with pytest.raises(ValueError, match="header injection"):
+            await _post(participant, tx=tx)
+        await participant.close()
+    assert seen == []  # nothing was sent
 
 
 @pytest.mark.parametrize("url", ["ftp://example/x", "http:///nohost", "localhost:80/x"])
-async def test_a_url_that_is_not_http_is_refused(url: str) -> None:
+def test_a_url_that_is_not_http_is_refused(url: str) -> None:
     with pytest.raises(ValueError, match="not an http"):
-        await HttpTransport().post(url, b"{}", {}, 1)
+        _participant(url)
 
 
 @pytest.fixture(scope="module")
@@ -289,21 +350,31 @@ async def test_https_verifies_the_server_and_reuses_the_connection(ca: trustme.C
         _keep_alive([_answer(b'{"n":1}'), _answer(b'{"n":2}')]), tls=_tls_server_context(ca)
     )
     async with server as url:
-        transport = HttpTransport(ssl_context=trusting)
-        first = await transport.post(f"{url}/debit", b"{}", {}, 2)
-        second = await transport.post(f"{url}/credit", b"{}", {}, 2)
-        await transport.close()
+        participant = _participant(url, transport=build_transport(verify=trusting))
+        first = await _post(participant, "debit")
+        second = await _post(participant, "credit")
+        await participant.close()
     assert url.startswith("https://")
-    assert (first, second) == ((200, b'{"n":1}'), (200, b'{"n":2}'))
+    assert (_answered(first), _answered(second)) == ((200, {"n": 1}), (200, {"n": 2}))
     assert server.connections == 1
 
 
 async def test_https_to_a_server_nobody_vouches_for_is_a_connect_error(ca: trustme.CA) -> None:
-    # No context given: the system's trust store, which does not know this test's CA.
-    async with Server(_keep_alive([_answer()]), tls=_tls_server_context(ca)) as url:
-        transport = HttpTransport()
-        with pytest.raises(TransportError) as failed:
-            await transport.post(f"{url}/debit", b"{}", {}, 2)
-        await transport.close()
-    assert failed.value.kind == "ConnectError"
-    assert isinstance(failed.value.__cause__, ssl.SSLCertVerificationError)
+    # No transport given: the production one, on the system's trust store, which does not know
+    # this test's CA. The handshake fails, so no request reaches the server.
+    seen: list[bytes] = []
+    server = Server(_keep_alive([_answer()], seen), tls=_tls_server_context(ca))
+    async with server as url:
+        participant = _participant(url)
+        result = await _post(participant)
+        await participant.close()
+    assert (result.outcome, result.error) == (Outcome.UNKNOWN, "transport: ConnectError")
+    assert seen == []
+
+
+async def test_the_production_transport_verifies_against_the_trust_store() -> None:
+    transport = build_transport()
+    assert isinstance(transport, httpx.AsyncBaseTransport)
+    context = transport.ssl_context  # type: ignore[attr-defined]
+    assert context.verify_mode is ssl.CERT_REQUIRED
+    assert context.check_hostname

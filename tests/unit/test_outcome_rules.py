@@ -1,5 +1,7 @@
-"""Outcome rules at the HTTP edge of the orchestrator, against a scripted account service: a
-real aiohttp server on loopback that answers each operation from a script.
+"""Outcome rules at the HTTP edge of the orchestrator, against a scripted account service:
+respx (a mock of httpx) answers each operation from a script. What only a real socket shows
+(timeouts, dropped connections, late answers) is in test_http_transport.py and
+test_participant_transport.py.
 
 2xx succeeds; a business 4xx is final and never retried; 5xx, timeouts and connection errors are
 unknown and retried with the same transaction id; an unknown credit is settled by a void.
@@ -8,11 +10,12 @@ unknown and retried with the same transaction id; an unknown credit is settled b
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import httpx
 import pytest
-from aiohttp import web
+import respx
 
 from repository_after.adapters.http_participant import HttpParticipant
 from repository_after.adapters.memory_saga_log import InMemorySagaLog
@@ -35,11 +38,11 @@ def fail(code: int, error: str) -> dict[str, Any]:
 class Route:
     """One endpoint of the scripted service: answers in order, then repeats the last. An answer
     is a status and JSON payload, a raw `body`, `"slow": True` (longer than the attempt timeout)
-    or `"drop": True` (the connection is closed without an answer)."""
+    or `"drop": True` (the connection is lost without an answer)."""
 
     def __init__(self) -> None:
         self.script: list[dict[str, Any]] = [{"status": 404, "payload": {"error": "unscripted"}}]
-        self.calls: list[web.Request] = []
+        self.calls: list[httpx.Request] = []
 
     def answer(self, *answers: dict[str, Any]) -> Route:
         self.script = list(answers)
@@ -49,44 +52,36 @@ class Route:
     def call_count(self) -> int:
         return len(self.calls)
 
-    async def handle(self, request: web.Request) -> web.StreamResponse:
+    async def handle(self, request: httpx.Request) -> httpx.Response:
         self.calls.append(request)
         a = self.script.pop(0) if len(self.script) > 1 else self.script[0]
         if a.get("slow"):
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(1.0)  # the attempt's timeout (0.3 s) ends the wait first
         if a.get("drop"):
-            assert request.transport is not None
-            request.transport.close()
-            return web.Response()
+            raise httpx.RemoteProtocolError("Server disconnected", request=request)
         if "body" in a:
-            return web.Response(status=a["status"], text=a["body"])
-        return web.json_response(a["payload"], status=a["status"])
+            return httpx.Response(a["status"], text=a["body"])
+        return httpx.Response(a["status"], json=a["payload"])
 
 
 class Service:
     def __init__(self) -> None:
         self.routes: dict[str, Route] = {}
-        self.url = ""
+        self.url = "http://accounts.test"
 
     def __call__(self, operation: str) -> Route:
         return self.routes.setdefault(operation, Route())
 
-    async def handle(self, request: web.Request) -> web.StreamResponse:
-        return await self(request.match_info["op"]).handle(request)
+    async def handle(self, request: httpx.Request) -> httpx.Response:
+        return await self(request.url.path.lstrip("/")).handle(request)
 
 
 @pytest.fixture
-async def service() -> AsyncIterator[Service]:
+def service() -> Iterator[Service]:
     svc = Service()
-    app = web.Application()
-    app.router.add_post("/{op}", svc.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    svc.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    yield svc
-    await runner.cleanup()
+    with respx.mock(using="httpx", assert_all_mocked=True) as router:
+        router.post(url__startswith=svc.url).mock(side_effect=svc.handle)
+        yield svc
 
 
 @pytest.fixture

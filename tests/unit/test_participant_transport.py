@@ -1,15 +1,15 @@
-"""The production participant client (over `adapters/http_transport.py`) against real loopback
-sockets: a silent peer is a timeout and a closed port a transport error, both UNKNOWN outcomes."""
+"""The production participant client (httpx over its production transport) against real
+loopback sockets: a silent peer is a timeout and a closed port a transport error, both UNKNOWN
+outcomes."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 
-import pytest
+import httpx
 
 from repository_after.adapters.http_participant import HttpParticipant
-from repository_after.adapters.http_transport import HttpTransport
 from repository_after.domain.saga import Outcome
 from repository_after.entrypoints.service_process import free_port
 
@@ -22,8 +22,10 @@ async def _serve(handler) -> tuple[asyncio.Server, str]:  # type: ignore[no-unty
     return server, f"http://127.0.0.1:{port}"
 
 
-async def _call(url: str, timeout: float = 2.0) -> object:
-    participant = HttpParticipant({"accounts": url})
+async def _call(
+    url: str, timeout: float = 2.0, transport: httpx.AsyncBaseTransport | None = None
+) -> object:
+    participant = HttpParticipant({"accounts": url}, transport=transport)
     try:
         return await participant.call(
             service="accounts", operation="debit", transaction_id="tx-9", body=BODY, timeout=timeout
@@ -57,14 +59,15 @@ async def test_a_closed_port_is_an_unknown_transport_error() -> None:
     assert result.error == "transport: ConnectError"  # type: ignore[attr-defined]
 
 
-async def test_a_socket_error_the_transport_did_not_name_is_still_unknown(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    async def reset(*_args: object) -> tuple[int, bytes]:
+class _Resetting(httpx.AsyncBaseTransport):
+    """A transport that fails with a socket error httpx does not translate."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         raise ConnectionResetError("reset by peer")
 
-    monkeypatch.setattr(HttpTransport, "post", reset)
-    result = await _call("http://127.0.0.1:9")
+
+async def test_a_socket_error_the_transport_did_not_name_is_still_unknown() -> None:
+    result = await _call("http://127.0.0.1:9", transport=_Resetting())
     assert result.outcome is Outcome.UNKNOWN  # type: ignore[attr-defined]
     assert result.error == "transport: ConnectionResetError"  # type: ignore[attr-defined]
 
