@@ -39,14 +39,24 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-from rich.table import Table
-
 ROOT = Path(__file__).resolve().parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.blackbox.launcher import IMPLEMENTATIONS, LiveServer  # noqa: E402
+try:
+    from rich.console import Console
+    from rich.table import Table
+
+    from tests.blackbox.launcher import IMPLEMENTATIONS, LiveServer
+except ModuleNotFoundError as missing:
+    if (missing.name or "").partition(".")[0] in ("repository_after", "repository_before", "tests"):
+        raise  # the project itself is broken: that traceback is the useful answer
+    # A system Python without the dependencies: one line, not a traceback (exit 2: no harness).
+    sys.stderr.write(
+        f"evaluation.py: this Python ({sys.executable}) lacks {missing.name!r}: "
+        "run `make install`, then `.venv/bin/python evaluation.py`\n"
+    )
+    raise SystemExit(2) from None
 
 MODES = ("before", "after")
 console = Console()

@@ -5,11 +5,17 @@ The backend is chosen by the database URL alone (`sqlite:///path` by default, `p
 The PostgreSQL adapters are imported only when asked for (the `postgres` extra is optional).
 The role decides which half the process runs; with `all` the orchestrator still reaches the
 account service over HTTP.
+
+The command line, the demo and the bench ask here too (`build_participant`,
+`orchestrator_session`, `build_account_store`, `build_saga_log`): one place decides which adapter
+backs which URL, and in which order they are closed.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from repository_after.adapters.http_participant import HttpParticipant
@@ -25,7 +31,7 @@ from repository_after.service_layer.faults import FaultInjector
 from repository_after.service_layer.orchestrator import Observer, Orchestrator, log_transition
 from repository_after.service_layer.ports import AccountStore
 from repository_after.service_layer.retry import RetryPolicy
-from repository_after.service_layer.saga_ports import SagaLog
+from repository_after.service_layer.saga_ports import Participant, SagaLog
 
 logger = logging.getLogger(__name__)
 
@@ -91,10 +97,19 @@ def retry_policies(settings: Settings) -> tuple[RetryPolicy, RetryPolicy]:
     return forward, settle
 
 
+def build_participant(settings: Settings) -> HttpParticipant:
+    """The orchestrator's client of the account service at `settings.resolved_accounts_url()`."""
+    return HttpParticipant(
+        {ACCOUNTS: settings.resolved_accounts_url()},
+        batching=settings.participant_max_in_flight > 0,
+        max_in_flight=max(1, settings.participant_max_in_flight),
+    )
+
+
 def build_orchestrator(
     settings: Settings,
     *,
-    participant: HttpParticipant,
+    participant: Participant,
     observers: tuple[Observer, ...] = (log_transition,),
     next_to: AccountStore | None = None,
 ) -> Orchestrator:
@@ -132,11 +147,7 @@ async def bootstrap(settings: Settings, *, observers: tuple[Observer, ...] = ())
             logger.info("opened %d demo accounts with %d each", opened, settings.demo_balance)
         container.account_store = store
     if settings.role in (Role.ALL, Role.ORCHESTRATOR):
-        participant = HttpParticipant(
-            {ACCOUNTS: settings.resolved_accounts_url()},
-            batching=settings.participant_max_in_flight > 0,
-            max_in_flight=max(1, settings.participant_max_in_flight),
-        )
+        participant = build_participant(settings)
         container.participant = participant
         container.orchestrator = build_orchestrator(
             settings,
@@ -145,3 +156,19 @@ async def bootstrap(settings: Settings, *, observers: tuple[Observer, ...] = ())
             next_to=container.account_store,
         )
     return container
+
+
+@asynccontextmanager
+async def orchestrator_session(
+    settings: Settings, *, observers: tuple[Observer, ...] = (log_transition,)
+) -> AsyncIterator[Orchestrator]:
+    """An orchestrator outside `serve` (the CLI, the demo), with its participant; on the way out
+    its drivers stop before the log and the HTTP client close under them."""
+    participant = build_participant(settings)
+    orchestrator = build_orchestrator(settings, participant=participant, observers=observers)
+    try:
+        yield orchestrator
+    finally:
+        await orchestrator.close()
+        await orchestrator.log.close()
+        await participant.close()

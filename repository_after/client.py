@@ -2,6 +2,9 @@
 
 Runs 100 transfers as sagas against an account service (its own, started on a free loopback port,
 unless `--accounts-url` is given) and shows that total money is conserved.
+
+Run by a Python without the project's dependencies (a system `python3`), it prints one line
+saying how to get them and exits 2, rather than a traceback.
 """
 
 from __future__ import annotations
@@ -12,9 +15,18 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import typer
+try:
+    import typer
 
-from repository_after.entrypoints.demo import demo
+    from repository_after.entrypoints.demo import demo
+except ModuleNotFoundError as missing:
+    if (missing.name or "").partition(".")[0] in ("repository_after", "repository_before"):
+        raise  # the project itself is broken: that traceback is the useful answer
+    sys.stderr.write(
+        f"client.py: this Python ({sys.executable}) lacks {missing.name!r}: run `make install`, "
+        "then `.venv/bin/python repository_after/client.py`\n"
+    )
+    raise SystemExit(2) from None
 
 
 def main() -> None:

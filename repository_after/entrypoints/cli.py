@@ -5,6 +5,9 @@ sagabank demo  [--transfers N] [--fault-mode before|after|mixed] [--retries N] .
 sagabank audit [--json]              check the account books; exit 1 on any violation
 sagabank recover                     drive every unsettled saga to a terminal state
 sagabank sagas list|show|retry|resolve
+sagabank gc                          drop records older than the retention horizon
+sagabank chaos | bench               developer tools from `sagabank_tools`, found through the
+                                     `sagabank.commands` entry points (entrypoints/tool_commands.py)
 """
 
 from __future__ import annotations
@@ -19,23 +22,21 @@ import typer
 import uvicorn
 from rich.console import Console
 
-from repository_after.bench.runner import bench
-from repository_after.chaos.cli import chaos
 from repository_after.config import Role, Settings, get_settings
 from repository_after.entrypoints import demo, gc_cli, sagas_cli
 from repository_after.entrypoints.logs import configure_logging
 from repository_after.entrypoints.runtime_tuning import tune_gc, tune_switch_interval
+from repository_after.entrypoints.tool_commands import ToolCommandsGroup
 
 app = typer.Typer(
     help="sagabank: money transfers as idempotent, crash-safe sagas.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    cls=ToolCommandsGroup,
 )
 app.add_typer(sagas_cli.app, name="sagas")
 app.command(name="demo")(demo.demo)
-app.command(name="chaos")(chaos)
-app.command(name="bench")(bench)
 app.command(name="gc")(gc_cli.gc)
 console = Console()
 

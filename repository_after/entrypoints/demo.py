@@ -25,12 +25,11 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from repository_after.adapters.http_participant import HttpParticipant
-from repository_after.bootstrap import build_orchestrator
+from repository_after.bootstrap import orchestrator_session
 from repository_after.config import Settings
 from repository_after.domain.money import format_minor
 from repository_after.domain.saga import SETTLED, SagaStatus
-from repository_after.domain.transfer import ACCOUNTS, TRANSFER
+from repository_after.domain.transfer import TRANSFER
 from repository_after.entrypoints.service_process import ServiceProcess
 from repository_after.service_layer.faults import FaultMode
 
@@ -62,8 +61,6 @@ async def run_transfers(opts: DemoOptions, accounts_url: str, workdir: Path) -> 
         retry_initial_backoff=0.01,
         retry_max_backoff=0.2,
     )
-    participant = HttpParticipant({ACCOUNTS: accounts_url})
-    orchestrator = build_orchestrator(settings, participant=participant, observers=())
     rng = random.Random(opts.seed)
     async with httpx.AsyncClient(timeout=10.0) as client:
         before, _ = await _books(client, accounts_url)
@@ -77,23 +74,20 @@ async def run_transfers(opts: DemoOptions, accounts_url: str, workdir: Path) -> 
         statuses: Counter[str] = Counter()
         with Progress(console=console, transient=False) as progress:
             bar = progress.add_task("transfers", total=len(plan))
+            # Closed (its drivers stopped) before the books are read again below.
+            async with orchestrator_session(settings, observers=()) as orchestrator:
 
-            async def one(index: int, source: str, target: str, amount: int) -> None:
-                async with gate:
-                    _, state = await orchestrator.run(
-                        TRANSFER.name,
-                        {"source": source, "target": target, "amount": amount},
-                        saga_id=f"demo-{opts.seed}-{index:06d}",
-                    )
-                statuses[state.status] += 1
-                progress.advance(bar)
+                async def one(index: int, source: str, target: str, amount: int) -> None:
+                    async with gate:
+                        _, state = await orchestrator.run(
+                            TRANSFER.name,
+                            {"source": source, "target": target, "amount": amount},
+                            saga_id=f"demo-{opts.seed}-{index:06d}",
+                        )
+                    statuses[state.status] += 1
+                    progress.advance(bar)
 
-            try:
                 await asyncio.gather(*(one(i, *p) for i, p in enumerate(plan)))
-            finally:
-                await orchestrator.close()
-                await orchestrator.log.close()
-                await participant.close()
         after, audit = await _books(client, accounts_url)
     unsettled = sum(n for s, n in statuses.items() if s not in SETTLED)
     return {
@@ -137,13 +131,26 @@ def _print_summary(result: dict[str, Any]) -> None:
 
 
 def demo(
-    transfers: Annotated[int, typer.Option(min=1, max=1_000_000)] = 100,
-    concurrency: Annotated[int, typer.Option(min=1, max=512)] = 8,
-    fault_rate: Annotated[float, typer.Option(min=0.0, max=1.0)] = 0.3,
-    fault_mode: Annotated[FaultMode, typer.Option()] = FaultMode.BEFORE,
-    seed: Annotated[int, typer.Option()] = 42,
+    transfers: Annotated[int, typer.Option(min=1, max=1_000_000, help="transfers to run")] = 100,
+    concurrency: Annotated[
+        int, typer.Option(min=1, max=512, help="transfers in flight at once")
+    ] = 8,
+    fault_rate: Annotated[
+        float,
+        typer.Option(min=0.0, max=1.0, help="share of credits the started service fails"),
+    ] = 0.3,
+    fault_mode: Annotated[
+        FaultMode,
+        typer.Option(
+            help="a failed credit is not applied (before), applied with its answer lost "
+            "(after), or either (mixed)"
+        ),
+    ] = FaultMode.BEFORE,
+    seed: Annotated[int, typer.Option(help="seed of the transfer plan and of the faults")] = 42,
     retries: Annotated[int, typer.Option(min=0, max=50, help="retries of an unknown outcome")] = 0,
-    max_amount: Annotated[int, typer.Option(min=1)] = 30_000,
+    max_amount: Annotated[
+        int, typer.Option(min=1, help="largest transfer, in minor units (cents)")
+    ] = 30_000,
     accounts_url: Annotated[
         str | None, typer.Option(help="use this account service instead of starting one")
     ] = None,

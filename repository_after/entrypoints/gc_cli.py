@@ -1,19 +1,14 @@
-"""`sagabank gc`: drop processed-ID records and saga histories older than the retention horizon.
+"""`sagabank gc`: run the retention use case (`service_layer/retention.py`) on this database.
 
-What goes (older than `SAGABANK_RETENTION_DAYS`, default 30):
-- operation records of the account service, except tombstones (`nothing_to_compensate`,
-  `voided`), which fence out late requests forever. Applied operations stay answerable: their
-  ledger entries are kept, and a duplicate, compensation or void rebuilds the original answer
-  from them. Counts purged are kept as running totals, so the audit's figures do not move.
-- terminal sagas (completed, compensated, rejected, resolved) with their events; parked and
-  running sagas are never purged.
-The horizon is refused at start-up if shorter than the orchestrator's retry horizon.
+The account store and the saga log share `SAGABANK_DATABASE_URL` (their own tables); both come
+from bootstrap and are closed whatever happens. The horizon is refused (exit 2) if shorter than
+the orchestrator's retry horizon.
 """
 
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
@@ -22,20 +17,19 @@ from rich.console import Console
 
 from repository_after.bootstrap import build_account_store, build_saga_log
 from repository_after.config import get_settings
+from repository_after.service_layer import retention
 
 console = Console()
 
 
-async def collect(database_url: str, *, before: str) -> tuple[int, int]:
+async def collect(database_url: str, *, before: str) -> retention.Collected:
     store = build_account_store(database_url)
     log = build_saga_log(database_url)
     try:
-        records = await store.transaction(lambda tx: tx.purge_records(before=before))
-        sagas = await log.purge_settled(before=before)
+        return await retention.collect(store, log, before=before)
     finally:
         await store.close()
         await log.close()
-    return records, sagas
 
 
 def gc(
@@ -53,9 +47,9 @@ def gc(
         except ValidationError as exc:
             console.print(f"[red]{exc.errors()[0]['msg']}[/red]")
             raise typer.Exit(2) from exc
-    cutoff = datetime.now(UTC) - timedelta(days=settings.retention_days)
-    before = cutoff.isoformat(timespec="microseconds")
-    records, sagas = asyncio.run(collect(settings.database_url, before=before))
+    before = retention.horizon(datetime.now(UTC), retention_days=settings.retention_days)
+    done = asyncio.run(collect(settings.database_url, before=before))
     console.print(
-        f"purged {records} operation record(s) and {sagas} settled saga(s) older than {before}"
+        f"purged {done.records} operation record(s) and {done.sagas} settled saga(s) "
+        f"older than {before}"
     )

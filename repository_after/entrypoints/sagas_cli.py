@@ -16,11 +16,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from repository_after.adapters.http_participant import HttpParticipant
-from repository_after.bootstrap import build_orchestrator
+from repository_after.bootstrap import orchestrator_session
 from repository_after.config import get_settings
 from repository_after.domain.saga import InvalidTransition
-from repository_after.domain.transfer import ACCOUNTS
 from repository_after.service_layer.orchestrator import Orchestrator, SagaNotFound
 
 T = TypeVar("T")
@@ -29,15 +27,8 @@ console = Console()
 
 
 async def with_orchestrator(fn: Callable[[Orchestrator], Awaitable[T]]) -> T:
-    settings = get_settings()
-    participant = HttpParticipant({ACCOUNTS: settings.resolved_accounts_url()})
-    orchestrator = build_orchestrator(settings, participant=participant)
-    try:
+    async with orchestrator_session(get_settings()) as orchestrator:
         return await fn(orchestrator)
-    finally:
-        await orchestrator.close()
-        await orchestrator.log.close()
-        await participant.close()
 
 
 def _run(fn: Callable[[Orchestrator], Awaitable[T]]) -> T:
@@ -54,7 +45,7 @@ def _run(fn: Callable[[Orchestrator], Awaitable[T]]) -> T:
 @app.command("list")
 def list_sagas(
     state: Annotated[str | None, typer.Option(help="only this status")] = None,
-    limit: Annotated[int, typer.Option(min=1)] = 50,
+    limit: Annotated[int, typer.Option(min=1, help="at most this many sagas")] = 50,
 ) -> None:
     """Recent sagas, newest first, and the count in each status."""
 
@@ -70,7 +61,9 @@ def list_sagas(
 
 
 @app.command()
-def show(saga_id: str) -> None:
+def show(
+    saga_id: Annotated[str, typer.Argument(help="the saga's transaction id")],
+) -> None:
     """One saga's parameters, status and every attempt of every operation."""
 
     async def go(o: Orchestrator) -> None:
@@ -100,14 +93,24 @@ def show(saga_id: str) -> None:
 
 
 @app.command()
-def retry(saga_id: str, note: Annotated[str, typer.Option()] = "retried from the CLI") -> None:
+def retry(
+    saga_id: Annotated[str, typer.Argument(help="the parked saga's transaction id")],
+    note: Annotated[str, typer.Option(help="recorded in the saga's history")] = (
+        "retried from the CLI"
+    ),
+) -> None:
     """Resume a parked saga where it stopped."""
     state = _run(lambda o: o.retry(saga_id, note=note))
     console.print(f"{saga_id}: {state.status}")
 
 
 @app.command()
-def resolve(saga_id: str, note: Annotated[str, typer.Option()] = "resolved from the CLI") -> None:
+def resolve(
+    saga_id: Annotated[str, typer.Argument(help="the parked saga's transaction id")],
+    note: Annotated[str, typer.Option(help="what was fixed by hand; recorded in the history")] = (
+        "resolved from the CLI"
+    ),
+) -> None:
     """Close a parked saga after fixing it by hand (recorded with the note)."""
     state = _run(lambda o: o.resolve(saga_id, note=note))
     console.print(f"{saga_id}: {state.status}")

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from repository_after.chaos.runner import ChaosConfig, run
-from repository_after.chaos.schedule import ALL_FAMILIES
+from sagabank_tools.chaos.runner import ChaosConfig, run
+from sagabank_tools.chaos.schedule import ALL_FAMILIES
 from tests.pg import fresh_database
 
 pytestmark = pytest.mark.chaos

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from repository_after.chaos import records
-from repository_after.chaos.runner import ChaosConfig, run
-from repository_after.chaos.schedule import Family, Rates
+from sagabank_tools.chaos import records
+from sagabank_tools.chaos.runner import ChaosConfig, run
+from sagabank_tools.chaos.schedule import Family, Rates
 
 pytestmark = pytest.mark.chaos
 

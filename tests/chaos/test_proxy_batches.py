@@ -9,10 +9,10 @@ from pathlib import Path
 import httpx
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from repository_after.chaos.proxy import FaultProxy
-from repository_after.chaos.schedule import Schedule
 from repository_after.config import Role
 from repository_after.observability.telemetry import Telemetry
+from sagabank_tools.chaos.proxy import FaultProxy
+from sagabank_tools.chaos.schedule import Schedule
 from tests.integration.observability_support import served, settings
 
 TRACE_ID, SPAN_ID = 0x5EED << 90, 0xBEEF << 30

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from repository_after.chaos.load import plan
-from repository_after.chaos.schedule import (
+from sagabank_tools.chaos.load import plan
+from sagabank_tools.chaos.schedule import (
     ALL_FAMILIES,
     Family,
     Rates,

@@ -8,8 +8,8 @@ import math
 
 import pytest
 
-from repository_after.bench.cqrs_saga import cqrs_transfers
-from repository_after.bench.measure import LoadFigures
+from sagabank_tools.bench.cqrs_saga import cqrs_transfers
+from sagabank_tools.bench.measure import LoadFigures
 
 pytestmark = pytest.mark.e2e
 

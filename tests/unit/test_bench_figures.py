@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from repository_after.bench.measure import median_of
-from repository_after.bench.runner import paired_ratios, ratios, targets
+from sagabank_tools.bench.measure import median_of
+from sagabank_tools.bench.runner import paired_ratios, ratios, targets
 
 SYSTEMS = ("after", "before", "cqrs")
 

@@ -3,14 +3,17 @@ the ledger; tombstones still fence; the audit's figures do not move; short horiz
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from pydantic import ValidationError
 
 from repository_after.adapters.memory_accounts import InMemoryAccountStore
+from repository_after.adapters.memory_saga_log import InMemorySagaLog
 from repository_after.config import Settings
 from repository_after.domain import errors
 from repository_after.domain.accounts import Operation, OperationRequest, Reply
-from repository_after.service_layer import accounts
+from repository_after.service_layer import accounts, retention
 from repository_after.service_layer.audit import audit
 
 FUTURE = "9999-01-01"
@@ -102,3 +105,17 @@ def test_a_retention_shorter_than_the_retry_horizon_is_refused() -> None:
         Settings(retention_days=0.001, retry_deadline=60, settle_deadline=120)
     ok = Settings(retention_days=0.01, retry_deadline=60, settle_deadline=120)
     assert ok.retry_horizon() == 360
+
+
+def test_the_horizon_is_the_retention_period_before_now_in_stored_form() -> None:
+    now = datetime(2026, 1, 31, 12, 0, tzinfo=UTC)
+    assert retention.horizon(now, retention_days=30) == "2026-01-01T12:00:00.000000+00:00"
+
+
+async def test_collect_purges_only_what_is_older_than_the_horizon() -> None:
+    store, log = await books(), InMemorySagaLog()
+    await send(store, Operation.DEBIT, "t1", "a", 300)
+    kept = await retention.collect(store, log, before="2000-01-01T00:00:00.000000+00:00")
+    assert (kept.records, kept.sagas) == (0, 0)
+    purged = await retention.collect(store, log, before=FUTURE)
+    assert (purged.before, purged.records, purged.sagas) == (FUTURE, 1, 0)

@@ -10,18 +10,22 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from repository_after.chaos.report import render
-from repository_after.chaos.runner import ChaosConfig, run
-from repository_after.chaos.schedule import ALL_FAMILIES, parse_families
+from sagabank_tools.chaos.report import render
+from sagabank_tools.chaos.runner import ChaosConfig, run
+from sagabank_tools.chaos.schedule import ALL_FAMILIES, parse_families
 
 ALL = ",".join(family.value for family in ALL_FAMILIES)
 
 
 def chaos(
     seed: Annotated[int, typer.Option(help="seed of the fault schedule and the transfer plan")] = 1,
-    transfers: Annotated[int, typer.Option(min=1, max=1_000_000)] = 500,
+    transfers: Annotated[
+        int, typer.Option(min=1, max=1_000_000, help="transfers in the seeded plan")
+    ] = 500,
     faults: Annotated[str, typer.Option(help="comma-separated fault families")] = ALL,
-    concurrency: Annotated[int, typer.Option(min=1, max=256)] = 16,
+    concurrency: Annotated[
+        int, typer.Option(min=1, max=256, help="transfers in flight at once")
+    ] = 16,
     json_output: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
     database_url: Annotated[
         str | None,

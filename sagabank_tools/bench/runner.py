@@ -20,15 +20,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from repository_after.bench import scenarios
-from repository_after.bench.measure import median_of
+from sagabank_tools.bench import scenarios
+from sagabank_tools.bench.measure import median_of
 
 console = Console()
 
 
 def _memory_in_subprocess(first: int, second: int) -> dict[str, float]:
     code = (
-        "import json; from repository_after.bench.scenarios import memory; "
+        "import json; from sagabank_tools.bench.scenarios import memory; "
         f"print(json.dumps(memory(first={first}, second={second})))"
     )
     out = subprocess.run(
@@ -59,7 +59,7 @@ TARGETS = (
 
 def _one_run(system: str, n: int, concurrency: int, seed: int) -> dict[str, float]:
     if system == "cqrs":
-        from repository_after.bench.cqrs_saga import cqrs_transfers
+        from sagabank_tools.bench.cqrs_saga import cqrs_transfers
 
         return cqrs_transfers(n=n, concurrency=concurrency, seed=seed)
     return scenarios.http_transfers(impl=system, n=n, concurrency=concurrency, seed=seed)
@@ -178,7 +178,9 @@ def print_table(
 
 
 def bench(
-    repetitions: Annotated[int, typer.Option(min=1)] = 3,
+    repetitions: Annotated[
+        int, typer.Option(min=1, help="runs of every scenario; the figures are their medians")
+    ] = 3,
     transfers: Annotated[int, typer.Option(min=10, help="transfers per run at c=32")] = 2000,
     smoke: Annotated[
         bool, typer.Option(help="one tiny repetition, to keep the bench working")

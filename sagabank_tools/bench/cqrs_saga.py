@@ -1,5 +1,6 @@
 """python-cqrs's saga engine on its durable SQLite storage driving the same account service, over
-loopback HTTP, as `scenarios.http_transfers` (same env, 30 % credit faults, `_plan(n, seed)`).
+loopback HTTP, as `scenarios.http_transfers` (same env, 30 % credit faults, the same seeded plan
+(`plan.py`)).
 
 Each transfer is a `Saga.transaction` (the engine under `SagaMediator`, less event dispatch):
 `/debit` (undo `/compensate_debit`), then `/credit`, the saga id as `transaction-id`. A non-2xx
@@ -25,8 +26,9 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from repository_after.bench.measure import LoadFigures, cpu_seconds
 from repository_after.entrypoints.service_process import ServiceProcess
+from sagabank_tools.bench.measure import LoadFigures, cpu_seconds
+from sagabank_tools.bench.plan import transfer_plan
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
@@ -159,7 +161,6 @@ def cqrs_transfers(
     `rejected`. `balance`: each demo account's opening balance (the service's default if None)."""
     if not all(find_spec(m) for m in ("cqrs", "sqlalchemy", "aiosqlite")):
         raise RuntimeError("python-cqrs is not installed: pip install -e '.[bench]'")
-    from repository_after.bench.scenarios import _plan  # here: scenarios may import this module
 
     with tempfile.TemporaryDirectory(prefix="sagabank-bench-cqrs-") as tmp:
         env = {
@@ -173,5 +174,5 @@ def cqrs_transfers(
             env["SAGABANK_DEMO_BALANCE"] = str(balance)
         with ServiceProcess(env=env, role="accounts") as server:
             assert server.proc is not None
-            db, plan = Path(tmp) / "cqrs-sagas.db", _plan(n, seed)
+            db, plan = Path(tmp) / "cqrs-sagas.db", transfer_plan(n, seed)
             return asyncio.run(_drive(server.url, db, plan, concurrency, server.proc.pid))

@@ -1,8 +1,9 @@
 """The benchmark scenarios. Each returns a flat dict of figures for one repetition.
 
-- `http_transfers`: end to end over loopback HTTP against fresh server processes (sagabank as
-  two services, or in one process, or the naive `repository_before`), 30 % credit faults, at a
-  given concurrency. python-cqrs's engine under the same load is in `cqrs_saga`.
+- `http_transfers`: end to end over loopback HTTP (load generators in `loads.py`) against fresh
+  server processes (sagabank as two services, or in one process, or the naive
+  `repository_before`), 30 % credit faults, at a given concurrency. python-cqrs's engine under
+  the same load is in `cqrs_saga`.
 - `noop_sagas`: the orchestrator's own cost: sagas with no-op steps on the durable SQLite log.
 - `recovery`: time to drive interrupted sagas (intent logged, no answer) to terminal states.
 - `memory`: resident memory after N and M no-op sagas.
@@ -11,7 +12,6 @@
 from __future__ import annotations
 
 import asyncio
-import random
 import tempfile
 import time
 from collections.abc import Coroutine
@@ -19,86 +19,20 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, TypeVar
 
-import aiohttp
-import httpx
 import uvloop
 
-from repository_after.adapters.sqlite_saga_log import SqliteSagaLog
-from repository_after.bench.measure import LoadFigures, cpu_seconds, rss_mib
+from repository_after.bootstrap import build_orchestrator
+from repository_after.config import Settings
 from repository_after.domain.saga import Outcome
-from repository_after.domain.transfer import DEFINITIONS, TRANSFER
+from repository_after.domain.transfer import TRANSFER
 from repository_after.entrypoints.runtime_tuning import tuned_runtime
 from repository_after.entrypoints.service_process import ServiceProcess
 from repository_after.service_layer.orchestrator import Orchestrator
-from repository_after.service_layer.retry import RetryPolicy
 from repository_after.service_layer.saga_ports import CallResult
+from sagabank_tools.bench.loads import run_load
+from sagabank_tools.bench.measure import LoadFigures, cpu_seconds, rss_mib
 
 T = TypeVar("T")
-ACCOUNTS = [f"acc-{i:02d}" for i in range(1, 11)]
-POLICY = RetryPolicy(max_attempts=1, initial_backoff=0.001, max_backoff=0.01)
-
-
-def _plan(n: int, seed: int) -> list[tuple[str, str, int]]:
-    rng = random.Random(seed)
-    return [(*rng.sample(ACCOUNTS, 2), rng.randint(1, 3_000)) for _ in range(n)]  # type: ignore[misc]
-
-
-async def _sagabank_load(
-    url: str, plan: list[tuple[str, str, int]], concurrency: int
-) -> tuple[list[float], float]:
-    """The load generator for sagabank: aiohttp, `concurrency` keep-alive connections. It is a
-    measuring tool, so it is the cheapest client at hand (it shares the machine's two cores with
-    the server); the naive design's load is its own client code, which is part of that design."""
-    gate = asyncio.Semaphore(concurrency)
-    latencies: list[float] = []
-    connector = aiohttp.TCPConnector(limit=concurrency)
-    async with aiohttp.ClientSession(url, connector=connector) as session:
-
-        async def one(i: int, s: str, t: str, a: int) -> None:
-            async with gate:
-                start = time.perf_counter()
-                async with session.post(
-                    "/transfers",
-                    json={"source": s, "target": t, "amount": a},
-                    headers={"transaction-id": f"bench-{i}"},
-                ) as r:
-                    body = await r.read()
-                    if r.status != 200:
-                        raise RuntimeError(f"transfer {i} answered {r.status}: {body[:200]!r}")
-                latencies.append(time.perf_counter() - start)
-
-        start = time.perf_counter()
-        await asyncio.gather(*(one(i, *p) for i, p in enumerate(plan)))
-        return latencies, time.perf_counter() - start
-
-
-async def _naive_load(
-    url: str, plan: list[tuple[str, str, int]], concurrency: int
-) -> tuple[list[float], float]:
-    """The naive design's own client (`repository_before.client.transfer`), as it ships."""
-    from repository_before.client import transfer
-
-    gate = asyncio.Semaphore(concurrency)
-    latencies: list[float] = []
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
-
-        async def one(i: int, s: str, t: str, a: int) -> None:
-            async with gate:
-                start = time.perf_counter()
-                await transfer(client, f"bench-{i}", s, t, a)
-                latencies.append(time.perf_counter() - start)
-
-        start = time.perf_counter()
-        await asyncio.gather(*(one(i, *p) for i, p in enumerate(plan)))
-        return latencies, time.perf_counter() - start
-
-
-async def _load(
-    url: str, impl: str, n: int, concurrency: int, seed: int
-) -> tuple[list[float], float]:
-    load = _naive_load if impl == "before" else _sagabank_load
-    return await load(url, _plan(n, seed), concurrency)
 
 
 def _servers(stack: ExitStack, impl: str, tmp: Path, seed: int) -> tuple[str, list[int]]:
@@ -143,7 +77,9 @@ def http_transfers(*, impl: str, n: int, concurrency: int, seed: int) -> dict[st
     with tempfile.TemporaryDirectory(prefix="sagabank-bench-") as tmp, ExitStack() as stack:
         url, pids = _servers(stack, impl, Path(tmp), seed)
         server_cpu0, client_cpu0 = sum(map(cpu_seconds, pids)), time.process_time()
-        latencies, wall = asyncio.run(_load(url, impl, n, concurrency, seed))
+        latencies, wall = asyncio.run(
+            run_load(url, impl=impl, n=n, concurrency=concurrency, seed=seed)
+        )
         server_cpu = sum(map(cpu_seconds, pids)) - server_cpu0
         client_cpu = time.process_time() - client_cpu0
     return vars(LoadFigures.of(latencies, wall, client_cpu, server_cpu))
@@ -171,14 +107,18 @@ class NoopParticipant:
 
 
 def _orchestrator(path: Path, *, hang: bool = False) -> Orchestrator:
-    return Orchestrator(
-        log=SqliteSagaLog(path),
-        participant=NoopParticipant(hang=hang),
-        definitions=DEFINITIONS,
-        forward=POLICY,
-        settle=POLICY,
-        observers=(),
+    """On the durable SQLite log, one attempt per call (the participant never fails); port 0
+    makes the worker id host-pid, so a second orchestrator of this process reclaims the first
+    one's sagas at once, as a restarted worker does."""
+    settings = Settings(
+        database_url=f"sqlite:///{path}",
+        port=0,
+        retry_attempts=1,
+        settle_attempts=1,
+        retry_initial_backoff=0.001,
+        retry_max_backoff=0.01,
     )
+    return build_orchestrator(settings, participant=NoopParticipant(hang=hang), observers=())
 
 
 async def _run_sagas(

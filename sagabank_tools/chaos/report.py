@@ -13,8 +13,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from repository_after.chaos.schedule import Family
 from repository_after.domain.money import format_minor
+from sagabank_tools.chaos.schedule import Family
 
 
 @dataclass

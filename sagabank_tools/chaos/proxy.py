@@ -28,8 +28,8 @@ from typing import Any
 
 import httpx
 
-from repository_after.chaos.schedule import NO_FAULT, Family, Schedule
-from repository_after.chaos.wire import Reply, Request, encode, error_reply, read_request
+from sagabank_tools.chaos.schedule import NO_FAULT, Family, Schedule
+from sagabank_tools.chaos.wire import Reply, Request, encode, error_reply, read_request
 
 OPERATIONS = frozenset({"debit", "credit", "compensate_debit", "void_credit"})
 _PASSED_HEADERS = ("content-type", "transaction-id", "authorization", "traceparent")

@@ -20,12 +20,12 @@ from typing import Any
 
 import httpx
 
-from repository_after.chaos import load, records
-from repository_after.chaos.cluster import Cluster, Databases, Tuning
-from repository_after.chaos.proxy import FaultProxy, LateDelivery
-from repository_after.chaos.report import ChaosReport
-from repository_after.chaos.schedule import ALL_FAMILIES, Family, Rates, Schedule
 from repository_after.domain.saga import SETTLED, TERMINAL, SagaStatus
+from sagabank_tools.chaos import load, records
+from sagabank_tools.chaos.cluster import Cluster, Databases, Tuning
+from sagabank_tools.chaos.proxy import FaultProxy, LateDelivery
+from sagabank_tools.chaos.report import ChaosReport
+from sagabank_tools.chaos.schedule import ALL_FAMILIES, Family, Rates, Schedule
 
 
 @dataclass(frozen=True)

@@ -1,1 +1,0 @@
-"""`sagabank bench`: side-by-side benchmarks that print figures (never timed assertions)."""
