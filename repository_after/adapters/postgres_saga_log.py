@@ -15,19 +15,28 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from functools import partial
+from functools import cache, partial
 from typing import Any, TypeVar
 
 import psycopg
 import psycopg_pool
 
 from repository_after.adapters.postgres_db import migrate_url, postgres_conninfo
-from repository_after.adapters.sql_plan import Plan, Result, Rows, Stmt, drive_async
+from repository_after.adapters.sql_plan import Columns, Plan, Result, Rows, Stmt, drive_async
 from repository_after.adapters.sql_saga_log import SqlSagaLog
 from repository_after.service_layer.ports import StorageError
 
 T = TypeVar("T")
 AsyncConn = psycopg.AsyncConnection[tuple[Any, ...]]
+
+
+@cache
+def _unnest(sql: str, alias: str, columns: Columns) -> str:
+    """`sql` over one typed array per column, in ONE statement (the module docstring says why);
+    cached, as the texts are few and events are written on every saga step."""
+    arrays = ", ".join(f"%s::{kind}[]" for _, kind in columns)
+    names = ", ".join(name for name, _ in columns)
+    return sql.replace("?", "%s").format(rows=f"unnest({arrays}) AS {alias}({names})")
 
 
 async def _execute(conn: AsyncConn, stmt: Stmt) -> Result:
@@ -51,11 +60,8 @@ class PostgresSagaLog(SqlSagaLog):
         return "now() + ? * interval '1 second'"
 
     def _rows(self, sql: str, args: Sequence[Any], rows: Rows) -> Stmt:
-        # One statement over one typed array per column (see the module docstring for why).
-        arrays = ", ".join(f"?::{kind}[]" for kind in rows.columns.values())
-        relation = f"unnest({arrays}) AS {rows.alias}({', '.join(rows.columns)})"
-        columns = [list(c) for c in zip(*rows.values, strict=True)] or [[] for _ in rows.columns]
-        return self._stmt(sql.format(rows=relation), (*args, *columns))
+        arrays = [list(c) for c in zip(*rows.values, strict=True)] or [[] for _ in rows.columns]
+        return Stmt(_unnest(sql, rows.alias, rows.columns), (*args, *arrays))
 
     async def _run(self, plan: Callable[[], Plan[T]], *, writes: bool, short: bool) -> T:
         del writes, short  # every plan is one transaction on a pooled connection

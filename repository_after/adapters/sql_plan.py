@@ -27,12 +27,15 @@ class Stmt(NamedTuple):
     many: bool = False
 
 
+Columns = tuple[tuple[str, str], ...]
+
+
 class Rows(NamedTuple):
-    """A relation of many rows for a statement: named `alias`, its `columns` (name ->
-    PostgreSQL type, for engines that pass the rows as typed arrays) and the rows."""
+    """A relation of many rows for a statement: named `alias`, its `columns` ((name, PostgreSQL
+    type) pairs, for engines that pass the rows as typed arrays) and the rows."""
 
     alias: str
-    columns: dict[str, str]
+    columns: Columns
     values: Sequence[Sequence[Any]]
 
 

@@ -29,7 +29,8 @@ from repository_after.domain.saga import TERMINAL, SagaEvent
 from repository_after.service_layer.saga_ports import Lease, LeaseLost, event_times
 
 _TERMINAL = tuple(sorted(s.value for s in TERMINAL))
-_HELD = {"saga_id": "text", "owner": "text", "fence": "bigint"}
+_EVENT_COLUMNS = (("seq", "int"), ("data", "text"))
+_HELD_COLUMNS = (("saga_id", "text"), ("owner", "text"), ("fence", "bigint"))
 _HELD_MATCH = (
     " WHERE sagas.saga_id = held.saga_id AND sagas.owner = held.owner AND sagas.fence = held.fence"
 )
@@ -56,14 +57,14 @@ class SqlSagaLog(SqlSagaReads):
         return self._rows(
             "INSERT INTO saga_events (saga_id, seq, data) SELECT ?, e.seq, e.data FROM {rows}",
             (saga_id,),
-            Rows("e", {"seq": "int", "data": "text"}, rows),
+            Rows("e", _EVENT_COLUMNS, rows),
         )
 
     def _held(self, sql: str, args: Sequence[Any], leases: Sequence[Lease], tail: str = "") -> Stmt:
         """`sql` (an UPDATE of sagas) on the rows still held under `leases`."""
         rows = [(x.saga_id, x.owner, x.fence) for x in leases]
         return self._rows(
-            sql + " FROM {rows}" + _HELD_MATCH + tail, args, Rows("held", _HELD, rows)
+            sql + " FROM {rows}" + _HELD_MATCH + tail, args, Rows("held", _HELD_COLUMNS, rows)
         )
 
     # -- writes --------------------------------------------------------------------------
@@ -80,14 +81,14 @@ class SqlSagaLog(SqlSagaReads):
         ttl: float = 0.0,
     ) -> Lease | None:
         created_at, updated_at = event_times(events)
-        row = (saga_id, definition, encode(params), status, len(events), created_at, updated_at)
+        args = (saga_id, definition, encode(params), status, len(events), created_at, updated_at)
 
         def plan() -> Plan[Lease | None]:
             inserted = yield self._stmt(
                 "INSERT INTO sagas (saga_id, definition, params, status, version, created_at,"
-                f" updated_at, owner, lease_until, fence) VALUES ({marks(row)}, ?,"
+                " updated_at, owner, lease_until, fence) VALUES (?, ?, ?, ?, ?, ?, ?, ?,"
                 f" {self._until()}, 1) ON CONFLICT DO NOTHING",
-                (*row, owner, ttl),
+                (*args, owner, ttl),
             )
             if inserted.rowcount == 0:
                 return None

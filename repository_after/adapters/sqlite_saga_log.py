@@ -14,25 +14,31 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Sequence
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 from typing import Any, TypeVar
 
-from repository_after.adapters.sql_plan import Plan, Result, Rows, Stmt, drive
+from repository_after.adapters.sql_plan import Columns, Plan, Result, Rows, Stmt, drive
 from repository_after.adapters.sql_saga_log import SqlSagaLog
 from repository_after.adapters.sqlite_db import SqliteDatabase
 
 T = TypeVar("T")
 
 
+@cache
+def _one_row(sql: str, alias: str, columns: Columns) -> str:
+    """`sql` over a one-row relation with named columns, run once per row (SQLite has no
+    arrays); cached, as the texts are few and events are written on every saga step."""
+    one = ", ".join(f"? AS {name}" for name, _ in columns)
+    return sql.format(rows=f"(SELECT {one}) AS {alias}")
+
+
 def _execute(conn: sqlite3.Connection, stmt: Stmt) -> Result:
-    rows: list[Any] = []
-    changed = 0
-    for args in stmt.args if stmt.many else (stmt.args,):
-        cursor = conn.execute(stmt.sql, args)
-        rows += cursor.fetchall()
-        changed += cursor.rowcount
-    return Result(rows, changed)
+    if stmt.many:
+        done = [_execute(conn, Stmt(stmt.sql, args)) for args in stmt.args]
+        return Result([row for r in done for row in r.rows], sum(r.rowcount for r in done))
+    cursor = conn.execute(stmt.sql, stmt.args)
+    return Result(cursor.fetchall(), cursor.rowcount)
 
 
 class SqliteSagaLog(SqlSagaLog):
@@ -45,10 +51,10 @@ class SqliteSagaLog(SqlSagaLog):
         self._db = share.share("sagas") if share else SqliteDatabase(path, component="sagas")
 
     def _rows(self, sql: str, args: Sequence[Any], rows: Rows) -> Stmt:
-        # One execution per row (SQLite has no arrays): a one-row relation with named columns.
-        one = ", ".join(f"? AS {name}" for name in rows.columns)
-        relation = f"(SELECT {one}) AS {rows.alias}"
-        return Stmt(sql.format(rows=relation), [(*args, *row) for row in rows.values], many=True)
+        one_row = _one_row(sql, rows.alias, rows.columns)
+        if len(rows.values) == 1:  # the usual case: one event a step
+            return Stmt(one_row, (*args, *rows.values[0]))
+        return Stmt(one_row, [(*args, *row) for row in rows.values], many=True)
 
     async def _run(self, plan: Callable[[], Plan[T]], *, writes: bool, short: bool) -> T:
         def work(conn: sqlite3.Connection) -> T:

@@ -9,6 +9,7 @@ database's, so a stepped process clock (patched `time.time`) must change nothing
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -192,3 +193,25 @@ async def test_leases_run_on_the_database_clock_not_the_process_clock(
     await make(log, "live", ttl=LONG)
     assert await twin.claim("c", limit=10, ttl=LONG) == []
     assert await twin.acquire("live", "c", ttl=LONG) is None
+
+
+async def test_sqlite_leases_written_by_an_older_version_s_process_clock_still_read_right(
+    tmp_path: Path,
+) -> None:
+    """Older versions wrote `time.time() + ttl`; SQLite's clock gives the same REAL seconds since
+    the epoch, so files written then need no migration step."""
+    db = tmp_path / "s.db"
+    log = SqliteSagaLog(db)
+    try:
+        await make(log, "live", ttl=0)
+        await make(log, "expired", ttl=LONG)
+        old = sqlite3.connect(db)
+        with old:
+            old.executemany(
+                "UPDATE sagas SET lease_until = ? WHERE saga_id = ?",
+                [(time.time() + LONG, "live"), (time.time() - 1, "expired")],
+            )
+        old.close()
+        assert [c.saga_id for c in await log.claim("b", limit=10, ttl=LONG)] == ["expired"]
+    finally:
+        await log.close()
