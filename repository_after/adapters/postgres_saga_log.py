@@ -57,7 +57,7 @@ class PostgresSagaLog(SqlSagaLog):
         self._opening = asyncio.Lock()
 
     def _until(self) -> str:
-        return "now() + ? * interval '1 second'"
+        return f"{self.now_sql} + ? * interval '1 second'"
 
     def _rows(self, sql: str, args: Sequence[Any], rows: Rows) -> Stmt:
         arrays = [list(c) for c in zip(*rows.values, strict=True)] or [[] for _ in rows.columns]
