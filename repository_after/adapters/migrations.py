@@ -50,6 +50,8 @@ _SQLITE_SAGAS_V1: Statements = (
 )
 
 # Leases: lease_until is seconds since the epoch (REAL) on SQLite, a timestamptz on PostgreSQL.
+# Both are set and compared by the database's own clock (`sql_saga_log`); SQLite's used to be
+# written from the process clock in the same unit, so no step was needed when that changed.
 _SQLITE_SAGAS_V2: Statements = (
     "ALTER TABLE sagas ADD COLUMN owner TEXT",
     "ALTER TABLE sagas ADD COLUMN lease_until REAL",

@@ -2,12 +2,15 @@
 
 `twin` is a second log instance on the same storage (another process's connection pool), so the
 exclusivity tests exercise the database's locking, not one object's. A ttl of 0 makes a lease
-that has already expired by the next statement: expiry without sleeping.
+that has already expired by the next statement: expiry without sleeping. The lease clock is the
+database's, so a stepped process clock (patched `time.time`) must change nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -174,3 +177,41 @@ async def test_the_last_append_can_release_the_lease_in_the_same_write(logs) -> 
     assert taken.fence > lease.fence
     with pytest.raises(LeaseLost):  # and the released lease writes no more
         await log.append("s1", [NOTE], status="completed", lease=lease)
+
+
+@pytest.mark.parametrize("logs", ["sqlite", "postgres"], indirect=True)
+async def test_leases_run_on_the_database_clock_not_the_process_clock(
+    logs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log, twin = logs
+    real = time.time
+    monkeypatch.setattr(time, "time", lambda: real() - 3600)  # the taker's clock is behind
+    await make(log, "behind", ttl=LONG)
+    monkeypatch.setattr(time, "time", lambda: real() + 3600)  # and this one's is ahead
+    await make(log, "ahead", ttl=0)
+    assert [c.saga_id for c in await twin.claim("b", limit=10, ttl=LONG)] == ["ahead"]
+    await make(log, "live", ttl=LONG)
+    assert await twin.claim("c", limit=10, ttl=LONG) == []
+    assert await twin.acquire("live", "c", ttl=LONG) is None
+
+
+async def test_sqlite_leases_written_by_an_older_version_s_process_clock_still_read_right(
+    tmp_path: Path,
+) -> None:
+    """Older versions wrote `time.time() + ttl`; SQLite's clock gives the same REAL seconds since
+    the epoch, so files written then need no migration step."""
+    db = tmp_path / "s.db"
+    log = SqliteSagaLog(db)
+    try:
+        await make(log, "live", ttl=0)
+        await make(log, "expired", ttl=LONG)
+        old = sqlite3.connect(db)
+        with old:
+            old.executemany(
+                "UPDATE sagas SET lease_until = ? WHERE saga_id = ?",
+                [(time.time() + LONG, "live"), (time.time() - 1, "expired")],
+            )
+        old.close()
+        assert [c.saga_id for c in await log.claim("b", limit=10, ttl=LONG)] == ["expired"]
+    finally:
+        await log.close()

@@ -1,0 +1,183 @@
+"""The saga log's writes and leases, shared by the SQLite and PostgreSQL adapters.
+
+Tables (`migrations`, component `sagas`): `sagas`, one row per saga with its status, a version
+(the number of events) and the lease columns `owner`, `lease_until`, `fence`; `saga_events`, the
+append-only events keyed by (saga_id, seq). Every statement is written here (reads: in
+`sql_saga_reads`) once, with `?` placeholders, inside a plan (`sql_plan`) that holds the
+decisions between statements, so the control flow is written once too. A backend runs plans
+(`_run`) and fills the hooks where the engines differ:
+- `now_sql`: the lease clock, always THE DATABASE'S, so workers on different machines (or with
+  a stepped process clock) agree on when a lease ends; `_until()`: that clock plus ? seconds;
+- `_rows(sql, args, rows)`: a statement over many rows (events to insert, leases to renew);
+- `skip_locked`: the row-lock clause that lets concurrent claimers pass each other.
+
+Invariants: the status moves in the same statement as the version and in the same transaction as
+the events it summarises, so it never disagrees with them (the events are the truth). Every
+fenced write checks `owner` and `fence` in the statement that writes, so a write under a lost
+lease changes nothing and raises `LeaseLost`. A lease "until T" has expired at T (`<=`), so a
+ttl of 0 has expired at once even on a clock that ticks in milliseconds (SQLite's).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from repository_after.adapters.sql_plan import Plan, Rows, Stmt
+from repository_after.adapters.sql_saga_reads import SETTLED_VALUES, SqlSagaReads, encode, marks
+from repository_after.domain.saga import TERMINAL, SagaEvent
+from repository_after.service_layer.saga_ports import Lease, LeaseLost, event_times
+
+_TERMINAL = tuple(sorted(s.value for s in TERMINAL))
+_EVENT_COLUMNS = (("seq", "int"), ("data", "text"))
+_HELD_COLUMNS = (("saga_id", "text"), ("owner", "text"), ("fence", "bigint"))
+_HELD_MATCH = (
+    " WHERE sagas.saga_id = held.saga_id AND sagas.owner = held.owner AND sagas.fence = held.fence"
+)
+
+
+class SqlSagaLog(SqlSagaReads):
+    now_sql = ""
+    skip_locked = ""
+
+    # -- hooks ---------------------------------------------------------------------------
+
+    def _until(self) -> str:
+        return f"{self.now_sql} + ?"
+
+    def _rows(self, sql: str, args: Sequence[Any], rows: Rows) -> Stmt:
+        """`sql` with `{rows}` standing for the relation `rows`; `args` bind the placeholders
+        before `{rows}`."""
+        raise NotImplementedError
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    def _insert_events(self, saga_id: str, first_seq: int, events: Sequence[SagaEvent]) -> Stmt:
+        rows = [(first_seq + i, encode(e.as_dict())) for i, e in enumerate(events)]
+        return self._rows(
+            "INSERT INTO saga_events (saga_id, seq, data) SELECT ?, e.seq, e.data FROM {rows}",
+            (saga_id,),
+            Rows("e", _EVENT_COLUMNS, rows),
+        )
+
+    def _held(self, sql: str, args: Sequence[Any], leases: Sequence[Lease], tail: str = "") -> Stmt:
+        """`sql` (an UPDATE of sagas) on the rows still held under `leases`."""
+        rows = [(x.saga_id, x.owner, x.fence) for x in leases]
+        return self._rows(
+            sql + " FROM {rows}" + _HELD_MATCH + tail, args, Rows("held", _HELD_COLUMNS, rows)
+        )
+
+    # -- writes --------------------------------------------------------------------------
+
+    async def create(
+        self,
+        *,
+        saga_id: str,
+        definition: str,
+        params: dict[str, Any],
+        events: Sequence[SagaEvent],
+        status: str = "started",
+        owner: str = "",
+        ttl: float = 0.0,
+    ) -> Lease | None:
+        created_at, updated_at = event_times(events)
+        args = (saga_id, definition, encode(params), status, len(events), created_at, updated_at)
+
+        def plan() -> Plan[Lease | None]:
+            inserted = yield self._stmt(
+                "INSERT INTO sagas (saga_id, definition, params, status, version, created_at,"
+                " updated_at, owner, lease_until, fence) VALUES (?, ?, ?, ?, ?, ?, ?, ?,"
+                f" {self._until()}, 1) ON CONFLICT DO NOTHING",
+                (*args, owner, ttl),
+            )
+            if inserted.rowcount == 0:
+                return None
+            yield self._insert_events(saga_id, 1, events)
+            return Lease(saga_id, owner, 1)
+
+        return await self._run(plan, writes=True, short=True)
+
+    async def append(
+        self,
+        saga_id: str,
+        events: Sequence[SagaEvent],
+        *,
+        status: str,
+        lease: Lease | None = None,
+        release: bool = False,
+    ) -> None:
+        sql = (
+            "UPDATE sagas SET version = version + ?, status = ?, updated_at = ?"
+            + (", owner = NULL, lease_until = NULL" if release else "")
+            + " WHERE saga_id = ?"
+        )
+        args: tuple[Any, ...] = (len(events), status, event_times(events)[1], saga_id)
+        if lease is not None:
+            sql += " AND owner = ? AND fence = ?"
+            args += (lease.owner, lease.fence)
+
+        def plan() -> Plan[None]:
+            updated = yield self._stmt(sql + " RETURNING version", args)
+            if not updated.rows:
+                raise LeaseLost(f"saga {saga_id}: lease {lease} no longer holds")
+            yield self._insert_events(saga_id, updated.rows[0][0] - len(events) + 1, events)
+
+        await self._run(plan, writes=True, short=True)
+
+    async def claim(
+        self, owner: str, *, limit: int, ttl: float, include_own: bool = False
+    ) -> list[Lease]:
+        def plan() -> Plan[list[Lease]]:
+            claimed = yield self._stmt(
+                f"UPDATE sagas SET owner = ?, lease_until = {self._until()}, fence = fence + 1"
+                " WHERE saga_id IN (SELECT saga_id FROM sagas"
+                f" WHERE status NOT IN ({marks(SETTLED_VALUES)}) AND (owner IS NULL"
+                f" OR lease_until <= {self.now_sql} OR (? AND owner = ?))"
+                f" ORDER BY created_at LIMIT ?{self.skip_locked}) RETURNING saga_id, fence",
+                (owner, ttl, *SETTLED_VALUES, include_own, owner, limit),
+            )
+            return [Lease(saga_id, owner, fence) for saga_id, fence in claimed.rows]
+
+        return await self._run(plan, writes=True, short=False)
+
+    async def acquire(self, saga_id: str, owner: str, *, ttl: float) -> Lease | None:
+        def plan() -> Plan[Lease | None]:
+            taken = yield self._stmt(
+                f"UPDATE sagas SET owner = ?, lease_until = {self._until()}, fence = fence + 1"
+                f" WHERE saga_id = ? AND (owner IS NULL OR lease_until <= {self.now_sql})"
+                " RETURNING fence",
+                (owner, ttl, saga_id),
+            )
+            return Lease(saga_id, owner, taken.rows[0][0]) if taken.rows else None
+
+        return await self._run(plan, writes=True, short=True)
+
+    async def renew(self, leases: Sequence[Lease], *, ttl: float) -> set[str]:
+        def plan() -> Plan[set[str]]:
+            sql = f"UPDATE sagas SET lease_until = {self._until()}"
+            renewed = yield self._held(sql, (ttl,), leases, " RETURNING sagas.saga_id")
+            return {saga_id for (saga_id,) in renewed.rows}
+
+        if not leases:
+            return set()
+        return await self._run(plan, writes=True, short=False)
+
+    async def release(self, leases: Sequence[Lease]) -> None:
+        def plan() -> Plan[None]:
+            yield self._held("UPDATE sagas SET owner = NULL, lease_until = NULL", (), leases)
+
+        if leases:
+            await self._run(plan, writes=True, short=True)
+
+    async def purge_settled(self, *, before: str) -> int:
+        old = f"status IN ({marks(_TERMINAL)}) AND updated_at < ?"
+
+        def plan() -> Plan[int]:
+            yield self._stmt(
+                f"DELETE FROM saga_events WHERE saga_id IN (SELECT saga_id FROM sagas WHERE {old})",
+                (*_TERMINAL, before),
+            )
+            purged = yield self._stmt(f"DELETE FROM sagas WHERE {old}", (*_TERMINAL, before))
+            return purged.rowcount
+
+        return await self._run(plan, writes=True, short=False)

@@ -1,0 +1,108 @@
+"""The saga log's reads, and the plumbing its SQL shares, for the SQLite and PostgreSQL adapters.
+
+`SqlSagaReads` is the base of `sql_saga_log.SqlSagaLog`: statements are written once with `?`
+placeholders (`_stmt` rewrites them to the backend's `placeholder`) and run as plans
+(`sql_plan`) by the backend's `_run`, one transaction each. Reads never change a row, so a read
+that races a write sees the saga before or after it, never half of it (the status and the
+events commit together). JSON columns (`params`, event `data`) are orjson text on both engines.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import orjson
+
+from repository_after.adapters.sql_plan import Plan, Stmt
+from repository_after.domain.saga import SETTLED, SagaEvent
+from repository_after.service_layer.saga_ports import SagaSummary, StoredSaga
+
+T = TypeVar("T")
+
+SETTLED_VALUES = tuple(sorted(s.value for s in SETTLED))
+_SUMMARY_COLUMNS = "saga_id, definition, params, status, created_at, updated_at"
+
+
+def encode(data: dict[str, Any]) -> str:
+    """Compact JSON text; orjson, as events are encoded several times per transfer and the
+    standard library's encoder cost 10 x more (docs/performance.md)."""
+    return orjson.dumps(data).decode()
+
+
+def marks(values: Sequence[object]) -> str:
+    """One `?` per value, for `IN (...)`."""
+    return ", ".join("?" for _ in values)
+
+
+def _summary(row: Sequence[Any]) -> SagaSummary:
+    return SagaSummary(row[0], row[1], orjson.loads(row[2]), row[3], row[4], row[5])
+
+
+class SqlSagaReads:
+    placeholder = "?"
+
+    async def _run(self, plan: Callable[[], Plan[T]], *, writes: bool, short: bool) -> T:
+        """Run a fresh `plan()` in one transaction; `short` as for `SqliteDatabase.write`."""
+        raise NotImplementedError
+
+    def _stmt(self, sql: str, args: Sequence[Any] = ()) -> Stmt:
+        if self.placeholder != "?":
+            sql = sql.replace("?", self.placeholder)
+        return Stmt(sql, args)
+
+    def _summary_of(self, saga_id: str) -> Stmt:
+        return self._stmt(f"SELECT {_SUMMARY_COLUMNS} FROM sagas WHERE saga_id = ?", (saga_id,))
+
+    async def load(self, saga_id: str) -> StoredSaga | None:
+        def plan() -> Plan[StoredSaga | None]:
+            found = yield self._summary_of(saga_id)
+            if not found.rows:
+                return None
+            stored = yield self._stmt(
+                "SELECT data FROM saga_events WHERE saga_id = ? ORDER BY seq", (saga_id,)
+            )
+            s = found.rows[0]
+            events = tuple(SagaEvent.from_dict(orjson.loads(data)) for (data,) in stored.rows)
+            return StoredSaga(s[0], s[1], orjson.loads(s[2]), s[3], s[4], s[5], events)
+
+        return await self._run(plan, writes=False, short=True)
+
+    async def summary(self, saga_id: str) -> SagaSummary | None:
+        def plan() -> Plan[SagaSummary | None]:
+            found = yield self._summary_of(saga_id)
+            return _summary(found.rows[0]) if found.rows else None
+
+        return await self._run(plan, writes=False, short=True)
+
+    async def list_recent(
+        self, *, status: str | None = None, limit: int = 100
+    ) -> list[SagaSummary]:
+        where, args = ("", (limit,)) if status is None else (" WHERE status = ?", (status, limit))
+
+        def plan() -> Plan[list[SagaSummary]]:
+            recent = yield self._stmt(
+                f"SELECT {_SUMMARY_COLUMNS} FROM sagas{where} ORDER BY created_at DESC LIMIT ?",
+                args,
+            )
+            return [_summary(r) for r in recent.rows]
+
+        return await self._run(plan, writes=False, short=False)
+
+    async def unsettled_ids(self) -> list[str]:
+        def plan() -> Plan[list[str]]:
+            unsettled = yield self._stmt(
+                f"SELECT saga_id FROM sagas WHERE status NOT IN ({marks(SETTLED_VALUES)})"
+                " ORDER BY created_at",
+                SETTLED_VALUES,
+            )
+            return [saga_id for (saga_id,) in unsettled.rows]
+
+        return await self._run(plan, writes=False, short=False)
+
+    async def count_by_status(self) -> dict[str, int]:
+        def plan() -> Plan[dict[str, int]]:
+            counts = yield self._stmt("SELECT status, COUNT(*) FROM sagas GROUP BY status")
+            return {status: int(n) for status, n in counts.rows}
+
+        return await self._run(plan, writes=False, short=False)
