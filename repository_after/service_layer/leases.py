@@ -36,7 +36,7 @@ class LeaseBook:
         since = time.monotonic()
         lease = await get()
         if lease is not None:
-            self._held[lease.saga_id] = (lease, since + self.ttl)
+            self._hold(lease, since + self.ttl)
         return lease
 
     async def acquire(self, saga_id: str) -> Lease | None:
@@ -48,8 +48,15 @@ class LeaseBook:
             self.owner, limit=limit, ttl=self.ttl, include_own=include_own
         )
         for lease in leases:
-            self._held[lease.saga_id] = (lease, since + self.ttl)
+            self._hold(lease, since + self.ttl)
         return leases
+
+    def _hold(self, lease: Lease, until: float) -> None:
+        held = self._held.get(lease.saga_id)
+        # A create and the start-up claim of the same saga may finish in either order: the
+        # lease with the higher fence is the one the log honours, never replace it by an older.
+        if held is None or held[0].fence <= lease.fence:
+            self._held[lease.saga_id] = (lease, until)
 
     def forget(self, saga_id: str, lease: Lease | None = None) -> None:
         """Stop renewing (the lease expires on its own and the saga is claimed again).
