@@ -1,11 +1,13 @@
 """Performs ONE remote operation of a saga: every attempt its retry policy allows.
 
-Each attempt is recorded as an `attempt` event (outcome, status code, the participant's status
-word, start and end times); when the last attempt is still unknown, a `retries_exhausted` event
-follows it. Invariants: the lease is checked before each attempt, so a worker that lost the saga
-makes no further call; every attempt carries the saga id as its idempotency key; an unknown
-attempt that will be retried is handed to `log_before_retry` (written durably) before the wait,
-while the last attempt is returned unwritten, for the driver to write with what follows it.
+Its intent (`intent`) is logged by the driver before the first attempt. Each attempt is
+recorded as an `attempt` event (outcome, status code, the participant's status word, start and
+end times); when the last attempt is still unknown, a `retries_exhausted` event follows it.
+Invariants: the lease is checked before each attempt (`LeaseBook.current`, with the lease the
+driver's view was built under), so a worker that lost the saga makes no further call; every
+attempt carries the saga id as its idempotency key; an unknown attempt that will be retried is
+handed to `log_before_retry` (written durably) before the wait, while the last attempt is
+returned unwritten, for the driver to write with what follows it.
 """
 
 from __future__ import annotations
@@ -17,18 +19,30 @@ from repository_after.domain.saga import Call, EventKind, Outcome, SagaEvent
 from repository_after.service_layer.clock import utc_now as _now
 from repository_after.service_layer.leases import LeaseBook
 from repository_after.service_layer.retry import RetryPolicy
-from repository_after.service_layer.saga_ports import CallResult, Participant
+from repository_after.service_layer.saga_ports import CallResult, Lease, Participant
+
+
+def intent(call: Call) -> SagaEvent:
+    """The `operation_started` event the driver logs before the operation's first attempt."""
+    return SagaEvent(
+        EventKind.OPERATION_STARTED,
+        at=_now(),
+        step=call.step.name,
+        role=call.role,
+        operation=call.operation,
+    )
 
 
 async def perform(
     *,
     participant: Participant,
     leases: LeaseBook,
+    lease: Lease,
     policy: RetryPolicy,
     saga_id: str,
     params: dict[str, Any],
     call: Call,
-    log_before_retry: Callable[[list[SagaEvent]], Awaitable[None]],
+    log_before_retry: Callable[[list[SagaEvent]], Awaitable[object]],
 ) -> tuple[list[SagaEvent], list[SagaEvent]]:
     """All attempts of one operation: (every event, the events not logged yet)."""
     events: list[SagaEvent] = []
@@ -41,7 +55,7 @@ async def perform(
         logged = len(events)
 
     async def attempt(number: int) -> CallResult:
-        await leases.current(saga_id)  # never call for a saga no longer held
+        await leases.current(saga_id, lease)  # never call for a saga no longer held
         started = _now()
         result = await participant.call(
             service=call.step.service,

@@ -35,9 +35,10 @@ from repository_after.domain.saga import (
 from repository_after.service_layer.clock import utc_now as _now
 from repository_after.service_layer.driver_tasks import DriverTasks
 from repository_after.service_layer.leases import LeaseBook
+from repository_after.service_layer.operation_attempts import intent
 from repository_after.service_layer.operator_actions import OperatorActions
 from repository_after.service_layer.retry import RetryPolicy
-from repository_after.service_layer.saga_driver import FreshSaga, SagaDriver, SagaNotFound, intent
+from repository_after.service_layer.saga_driver import FreshSaga, SagaDriver, SagaNotFound
 from repository_after.service_layer.saga_ports import Participant, SagaLog, StoredSaga
 from repository_after.service_layer.transitions import (
     Observer,
@@ -130,7 +131,7 @@ class Orchestrator:
             # Observers see the first intent, as before (the start itself is not a transition).
             for first_intent in events[1:]:
                 notify(self._observers, saga_id, saga, first_intent, started.status, state.status)
-            self._drivers.ensure(saga_id, FreshSaga(saga, state, params))
+            self._drivers.ensure(saga_id, FreshSaga(saga, state, params, lease))
             return saga_id, True
         existing = await self.log.summary(saga_id)
         assert existing is not None

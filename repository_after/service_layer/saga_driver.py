@@ -23,10 +23,13 @@ carries the lease and is refused (`LeaseLost`) once another worker has taken ove
 remote call the driver also checks that the lease has not lapsed, so a worker that lost a saga
 stops at once and makes no further call. Calls re-sent by the new owner carry the same
 idempotency key, and the account service's tombstones refuse late deliveries, so a takeover is
-as safe as a crash. One case is not a takeover: this worker's own start-up claim re-leases the
-sagas left under its id, which bumps the fence of a saga it is driving; a write in flight under
-the old fence is refused, and the driver restarts from the log under the new lease
-(`_run_under_own_newest_lease`).
+as safe as a crash. The driver acts under the lease its view of the log was built under, or
+that lease's direct successor: this worker's own start-up claim re-leases the sagas left under
+its id, which bumps the fence of a saga it may be driving; nobody else can have written between
+the two fences, so the driver adopts the new lease (a write refused under the old fence while
+the claim ran is written again under the new one, `write`). A lease that skipped fences means
+another worker held the saga meanwhile: the driver drops its view and drives the saga anew from
+the log (`drive`), as a claim would.
 """
 
 from __future__ import annotations
@@ -38,8 +41,6 @@ from functools import partial
 from typing import Any, NamedTuple
 
 from repository_after.domain.saga import (
-    Call,
-    EventKind,
     Role,
     SagaDefinition,
     SagaEvent,
@@ -47,11 +48,16 @@ from repository_after.domain.saga import (
     next_action,
     replay,
 )
-from repository_after.service_layer.clock import utc_now as _now
 from repository_after.service_layer.leases import LeaseBook
-from repository_after.service_layer.operation_attempts import perform
+from repository_after.service_layer.operation_attempts import intent, perform
 from repository_after.service_layer.retry import RetryPolicy
-from repository_after.service_layer.saga_ports import LeaseLost, Participant, SagaLog, StoredSaga
+from repository_after.service_layer.saga_ports import (
+    Lease,
+    LeaseLost,
+    Participant,
+    SagaLog,
+    StoredSaga,
+)
 from repository_after.service_layer.transitions import LOGGER_NAME, Observer, apply_observed
 
 logger = logging.getLogger(LOGGER_NAME)
@@ -67,16 +73,7 @@ class FreshSaga(NamedTuple):
     definition: SagaDefinition
     state: SagaState
     params: dict[str, Any]
-
-
-def intent(call: Call) -> SagaEvent:
-    return SagaEvent(
-        EventKind.OPERATION_STARTED,
-        at=_now(),
-        step=call.step.name,
-        role=call.role,
-        operation=call.operation,
-    )
+    lease: Lease
 
 
 class SagaDriver:
@@ -116,26 +113,31 @@ class SagaDriver:
         nothing needs reading back. Otherwise the log is read, and the lease taken if not held."""
         try:
             if fresh is not None:
-                state = await self._run_under_own_newest_lease(
-                    saga_id, fresh.definition, fresh.state, fresh.params, intent_logged=True
+                state = await self._run_operations(
+                    saga_id, fresh.definition, fresh.state, fresh.params, fresh.lease, True
                 )
             else:
+                lease = self._leases.held(saga_id)  # before the read: the view it is built under
                 stored = await self.load(saga_id)
                 definition = self._definitions[stored.definition]
                 state = replay(definition, stored.events)
                 if next_action(definition, state) is None:
                     await self._leases.release(saga_id)
                     return state
-                if saga_id not in self._leases:
-                    if await self._leases.acquire(saga_id) is None:
+                if lease is None:
+                    if (lease := await self._leases.acquire(saga_id)) is None:
                         return state  # another worker holds it and drives it
                     state = await self.load_state(saga_id)  # what the last holder wrote
-                state = await self._run_under_own_newest_lease(
-                    saga_id, definition, state, stored.params
+                state = await self._run_operations(
+                    saga_id, definition, state, stored.params, lease, False
                 )
         except asyncio.CancelledError:
             raise  # shutting down: `close` releases the lease for an immediate takeover
         except LeaseLost as exc:
+            if saga_id in self._leases:
+                # Leased to this worker again after another worker held it (`LeaseBook`): the
+                # state in hand may be stale, so drive it anew from the log, as a claim would.
+                return await self.drive(saga_id)
             logger.warning(
                 "saga %s: lease lost (LeaseLost), stopped driving: %s",
                 saga_id,
@@ -150,37 +152,19 @@ class SagaDriver:
         await self._leases.release(saga_id)  # a no-op when the last write released it
         return state
 
-    async def _run_under_own_newest_lease(
-        self,
-        saga_id: str,
-        definition: SagaDefinition,
-        state: SagaState,
-        params: dict[str, Any],
-        *,
-        intent_logged: bool = False,
-    ) -> SagaState:
-        """`_run_operations`, restarted from the log when a write was refused under a fence
-        this worker has itself replaced (its start-up claim re-leased the saga meanwhile).
-        A refusal with no newer lease held here is a takeover: LeaseLost goes up."""
-        while True:
-            try:
-                return await self._run_operations(saga_id, definition, state, params, intent_logged)
-            except LeaseLost:
-                if saga_id not in self._leases:
-                    raise
-                state = await self.load_state(saga_id)
-                intent_logged = False
-
     async def _run_operations(
         self,
         saga_id: str,
         definition: SagaDefinition,
         state: SagaState,
         params: dict[str, Any],
+        lease: Lease,
         intent_logged: bool,
     ) -> SagaState:
-        """The driving loop. `intent_logged`: the first call's intent is already on disk
-        (written with the saga by `Orchestrator.start`)."""
+        """The driving loop, under `lease` (or its direct successor, adopted at a write).
+
+        `intent_logged`: the first call's intent is already on disk (written with the saga by
+        `Orchestrator.start`)."""
         unsaved: list[SagaEvent] = []  # the last outcome, written with what follows it
         observers = self._observers
         while (call := next_action(definition, state)) is not None:
@@ -189,53 +173,70 @@ class SagaDriver:
             else:
                 event = intent(call)
                 state = apply_observed(observers, saga_id, definition, state, (event,))
-                await self._log_intent(saga_id, unsaved, event, state.status)
+                lease = await self._log_intent(saga_id, lease, unsaved, event, state.status)
             outcome, unsaved = await perform(
                 participant=self._participant,
                 leases=self._leases,
+                lease=lease,
                 policy=self._forward if call.role is Role.ACTION else self._settle,
                 saga_id=saga_id,
                 params=params,
                 call=call,
-                log_before_retry=partial(self._log_attempts_before_retry, saga_id, state.status),
+                log_before_retry=partial(
+                    self._log_attempts_before_retry, saga_id, lease, state.status
+                ),
             )
             state = apply_observed(observers, saga_id, definition, state, outcome)
         if unsaved:
-            await self._log_last_and_release(saga_id, unsaved, state.status)
+            await self._log_last_and_release(saga_id, lease, unsaved, state.status)
         return state
 
     # -- the write points (each returns the write itself: no extra coroutine per write) ------
 
     def _log_intent(
-        self, saga_id: str, unsaved: list[SagaEvent], event: SagaEvent, status: str
-    ) -> Awaitable[None]:
+        self, saga_id: str, lease: Lease, unsaved: list[SagaEvent], event: SagaEvent, status: str
+    ) -> Awaitable[Lease]:
         """Rule 1 (and 3): the intent, durably before its call, after the previous outcome."""
-        return self.write(saga_id, [*unsaved, event], status)
+        return self.write(saga_id, [*unsaved, event], status, lease=lease)
 
     def _log_attempts_before_retry(
-        self, saga_id: str, status: str, attempts: list[SagaEvent]
-    ) -> Awaitable[None]:
+        self, saga_id: str, lease: Lease, status: str, attempts: list[SagaEvent]
+    ) -> Awaitable[Lease]:
         """Rule 2: unknown attempts, before the wait for the retry."""
-        return self.write(saga_id, attempts, status)
+        return self.write(saga_id, attempts, status, lease=lease)
 
     def _log_last_and_release(
-        self, saga_id: str, events: list[SagaEvent], status: str
-    ) -> Awaitable[None]:
+        self, saga_id: str, lease: Lease, events: list[SagaEvent], status: str
+    ) -> Awaitable[Lease]:
         """Rule 3 at the end: the last outcome and the settled status; gives the lease up."""
-        return self.write(saga_id, events, status, release=True)
+        return self.write(saga_id, events, status, lease=lease, release=True)
 
     async def write(
-        self, saga_id: str, events: Sequence[SagaEvent], status: str, *, release: bool = False
-    ) -> None:
-        """Append under the lease held (LeaseLost if it is gone, lapsed and lost, or refused)."""
-        lease = await self._leases.current(saga_id)
-        try:
-            await self._log.append(saga_id, events, status=status, lease=lease, release=release)
-        except LeaseLost:
-            self._leases.forget(saga_id, lease)  # keeps a newer lease taken meanwhile
-            raise
+        self,
+        saga_id: str,
+        events: Sequence[SagaEvent],
+        status: str,
+        *,
+        lease: Lease | None = None,
+        release: bool = False,
+    ) -> Lease:
+        """Append under `lease` or its direct successor (any lease held, without one); returns
+        the lease written under. LeaseLost if it is gone, lapsed and lost, or refused."""
+        lease = await self._leases.current(saga_id, lease)
+        while True:
+            try:
+                await self._log.append(saga_id, events, status=status, lease=lease, release=release)
+                break
+            except LeaseLost:
+                # Refused under a fence this worker's own claim replaced during the write (the
+                # start-up claim re-leases its sagas): nobody else wrote, so write it again.
+                if (successor := self._leases.successor(saga_id, lease)) is None:
+                    self._leases.forget(saga_id, lease)  # keeps a newer lease taken meanwhile
+                    raise
+                lease = successor
         if release:
             self._leases.forget(saga_id, lease)
+        return lease
 
     async def save(
         self, saga_id: str, definition: SagaDefinition, state: SagaState, events: list[SagaEvent]
