@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from typing import Any
 
 from repository_after.domain.errors import IdempotencyKeyReused
@@ -148,19 +148,22 @@ class Orchestrator:
         saga_id, _ = await self.start(definition, params, saga_id=saga_id)
         return saga_id, await self.drive(saga_id)
 
-    async def drive(self, saga_id: str) -> SagaState:
+    # `drive`, `wait` and `outcome` hand back the coroutine of `DriverTasks` itself (awaited
+    # exactly as an `async def`'s): they run for every transfer, a wrapper would add a coroutine.
+
+    def drive(self, saga_id: str) -> Coroutine[Any, Any, SagaState]:
         """Drive the saga until it is terminal or parked (joining a driver already running)."""
-        return await self._drivers.drive(saga_id)
+        return self._drivers.drive(saga_id)
 
-    async def wait(self, saga_id: str, timeout: float) -> bool:
+    def wait(self, saga_id: str, timeout: float) -> Coroutine[Any, Any, bool]:
         """True if the saga's driver finished within `timeout` seconds."""
-        return await self._drivers.wait(saga_id, timeout)
+        return self._drivers.wait(saga_id, timeout)
 
-    async def outcome(self, saga_id: str, timeout: float) -> SagaState | None:
+    def outcome(self, saga_id: str, timeout: float) -> Coroutine[Any, Any, SagaState | None]:
         """The state this process's driver of the saga ends with, if it ends within `timeout`
         seconds; None if no driver runs here, it is still running, or it failed. The state holds
         every event (`history`), so the caller can show the saga without reading the log."""
-        return await self._drivers.outcome(saga_id, timeout)
+        return self._drivers.outcome(saga_id, timeout)
 
     async def get(self, saga_id: str) -> StoredSaga:
         return await self._driver.load(saga_id)
