@@ -5,6 +5,13 @@ remembers the `time.monotonic()` until which the lease surely holds (taken *befo
 call that set it, so the estimate errs short). `current` is the guard before every remote call
 and log write: past that time the lease is renewed first, and a lease found lost is dropped and
 reported as `LeaseLost`, so a worker that was paused stops instead of acting on a stale view.
+
+A driver acts under the lease its view of the log was built under. This worker may re-lease a
+saga it is driving (its start-up claim also takes sagas leased under its own id): every grant
+bumps the fence by one, so a lease whose fence is the next one is a *direct successor*, and
+nothing but this worker can have written between the two; the driver adopts it (`current`,
+`successor`). A lease further ahead means another worker held the saga meanwhile: `current`
+refuses it to the driver (`LeaseLost`), which then reads the log again under the new lease.
 """
 
 from __future__ import annotations
@@ -36,7 +43,7 @@ class LeaseBook:
         since = time.monotonic()
         lease = await get()
         if lease is not None:
-            self._held[lease.saga_id] = (lease, since + self.ttl)
+            self._hold(lease, since + self.ttl)
         return lease
 
     async def acquire(self, saga_id: str) -> Lease | None:
@@ -48,8 +55,15 @@ class LeaseBook:
             self.owner, limit=limit, ttl=self.ttl, include_own=include_own
         )
         for lease in leases:
-            self._held[lease.saga_id] = (lease, since + self.ttl)
+            self._hold(lease, since + self.ttl)
         return leases
+
+    def _hold(self, lease: Lease, until: float) -> None:
+        held = self._held.get(lease.saga_id)
+        # A create and the start-up claim of the same saga may finish in either order: the
+        # lease with the higher fence is the one the log honours, never replace it by an older.
+        if held is None or held[0].fence <= lease.fence:
+            self._held[lease.saga_id] = (lease, until)
 
     def forget(self, saga_id: str, lease: Lease | None = None) -> None:
         """Stop renewing (the lease expires on its own and the saga is claimed again).
@@ -78,11 +92,28 @@ class LeaseBook:
                 lost.append(lease.saga_id)
         return lost
 
-    async def current(self, saga_id: str) -> Lease:
-        """The lease to call and write under; LeaseLost if it is gone, or lapsed and lost."""
+    def held(self, saga_id: str) -> Lease | None:
+        entry = self._held.get(saga_id)
+        return None if entry is None else entry[0]
+
+    def successor(self, saga_id: str, lease: Lease) -> Lease | None:
+        """The lease held now, if it directly succeeds `lease` (this worker re-leased it)."""
+        held = self.held(saga_id)
+        return held if held is not None and held.fence == lease.fence + 1 else None
+
+    async def current(self, saga_id: str, expected: Lease | None = None) -> Lease:
+        """The lease to call and write under; LeaseLost if it is gone, or lapsed and lost.
+
+        With `expected` (the lease the caller's view was built under), also LeaseLost when the
+        lease held is neither that one nor its direct successor: the view may be stale."""
         lease, until = self._held.get(saga_id, (None, 0.0))
         if lease is None:
             raise LeaseLost(f"saga {saga_id}: no lease held by {self.owner}")
+        if expected is not None and lease is not expected and lease.fence > expected.fence + 1:
+            raise LeaseLost(
+                f"saga {saga_id}: held by another worker between leases {expected.fence}"
+                f" and {lease.fence}"
+            )
         if time.monotonic() >= until:  # e.g. this process was paused: renew before acting
             since = time.monotonic()
             if saga_id not in await self._log.renew([lease], ttl=self.ttl):

@@ -1,0 +1,67 @@
+"""The worker loop: renew the leases held and claim free sagas, every interval.
+
+Its first claim is crash recovery: it also takes the sagas still leased under this worker's id
+(`include_own`), left by a previous process with the same stable id, without waiting for their
+leases to expire. Invariants: at most `max_sagas` leases are held at once; a lease found lost at
+renewal is only logged (its driver stops at its next step with LeaseLost); a failed round (a
+database hiccup) is logged and the loop carries on, since the next round repeats it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from repository_after.service_layer.driver_tasks import DriverTasks
+from repository_after.service_layer.leases import LeaseBook
+from repository_after.service_layer.transitions import LOGGER_NAME
+
+logger = logging.getLogger(LOGGER_NAME)
+
+
+class Worker:
+    def __init__(self, *, leases: LeaseBook, drivers: DriverTasks, max_sagas: int) -> None:
+        self._leases = leases
+        self._drivers = drivers
+        self._max_sagas = max_sagas
+
+    async def claim(self, *, include_own: bool = False) -> list[str]:
+        """Renew the leases this worker holds, then claim and start driving free sagas."""
+        for saga_id in await self._leases.renew():
+            # Its driver stops at its next step (LeaseLost); nothing to cancel here.
+            logger.warning(
+                "saga %s: lease lost (LeaseLost) to another worker",
+                saga_id,
+                extra={"transaction_id": saga_id},
+            )
+        room = self._max_sagas - len(self._leases)
+        if room <= 0:
+            return []
+        leases = await self._leases.claim(limit=room, include_own=include_own)
+        for lease in leases:
+            self._drivers.ensure(lease.saga_id)
+        if include_own:
+            logger.info("recovery: %d unsettled saga(s) claimed", len(leases))
+        elif leases:
+            logger.info("claimed %d saga(s) with free or expired leases", len(leases))
+        return [lease.saga_id for lease in leases]
+
+    async def recover(self) -> dict[str, int]:
+        """Claim and drive every unsettled saga, batch after batch; final status counts."""
+        counts: dict[str, int] = {}
+        # Each batch is driven to the end (and its leases released) before the next claim.
+        while ids := await self.claim(include_own=True):
+            for state in await asyncio.gather(*(self._drivers.drive(i) for i in ids)):
+                counts[str(state.status)] = counts.get(str(state.status), 0) + 1
+        return counts
+
+    async def work(self, *, interval: float) -> None:
+        """Recovery first, then renew and claim every `interval` seconds, until cancelled."""
+        recovered = False
+        while True:
+            try:
+                await self.claim(include_own=not recovered)
+                recovered = True
+            except Exception as exc:  # a database hiccup must not end the loop
+                logger.warning("lease maintenance failed: %s", exc)
+            await asyncio.sleep(interval)

@@ -1,0 +1,136 @@
+"""A driver whose saga is leased to its own worker again: it adopts a direct successor of its
+lease, and drives anew from the log when another worker held the saga in between.
+
+The start-up claim re-leases the sagas left under the worker's id, including one it is driving:
+a write in flight under the old fence is refused, and is written again under the new lease (no
+re-read, no call re-sent). When the fence skipped (another worker took the saga, wrote, lost it,
+and this worker claimed it back), the driver's view is stale: writing it would corrupt the log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from repository_after.adapters.memory_accounts import InMemoryAccountStore
+from repository_after.adapters.memory_saga_log import InMemorySagaLog
+from repository_after.domain.saga import EventKind, SagaEvent, SagaStatus
+from repository_after.domain.transfer import DEFINITIONS, TRANSFER
+from repository_after.service_layer import accounts
+from repository_after.service_layer.audit import audit
+from repository_after.service_layer.orchestrator import Orchestrator
+from repository_after.service_layer.retry import RetryPolicy
+from repository_after.service_layer.saga_ports import CallResult, Lease, Participant, SagaLog
+from tests.fakes import LocalParticipant
+
+PARAMS = {"source": "alice", "target": "bob", "amount": 300}
+POLICY = RetryPolicy(max_attempts=2, initial_backoff=0.0001, max_backoff=0.0002)
+
+
+class FirstAppendHeld(InMemorySagaLog):
+    """Holds the first `append` until `go` is set (a write in flight), then writes it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered, self.go, self._held = asyncio.Event(), asyncio.Event(), False
+
+    async def append(
+        self,
+        saga_id: str,
+        events: Sequence[SagaEvent],
+        *,
+        status: str,
+        lease: Lease | None = None,
+        release: bool = False,
+    ) -> None:
+        if not self._held:
+            self._held = True
+            self.entered.set()
+            await self.go.wait()
+        await super().append(saga_id, events, status=status, lease=lease, release=release)
+
+
+@dataclass
+class Gated:
+    """Blocks each call of `operation` until `wake` is set, then delegates."""
+
+    inner: LocalParticipant
+    operation: str
+    entered: asyncio.Event = field(default_factory=asyncio.Event)
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def call(self, **kwargs: Any) -> CallResult:
+        if kwargs["operation"] == self.operation:
+            self.entered.set()
+            await self.wake.wait()
+        return await self.inner.call(**kwargs)
+
+
+def worker(log: SagaLog, participant: Participant, name: str, ttl: float) -> Orchestrator:
+    return Orchestrator(
+        log=log,
+        participant=participant,
+        definitions=DEFINITIONS,
+        forward=POLICY,
+        settle=POLICY,
+        observers=(),
+        worker_id=name,
+        lease_ttl=ttl,
+    )
+
+
+async def books() -> InMemoryAccountStore:
+    store = InMemoryAccountStore()
+    for name, balance in (("alice", 1000), ("bob", 0)):
+        await store.transaction(
+            lambda tx, n=name, b=balance: accounts.open_account(tx, account_id=n, initial_balance=b)
+        )
+    return store
+
+
+async def assert_transferred(store: InMemoryAccountStore) -> None:
+    report = await store.read(audit)
+    assert report.ok, report.violations
+    balances = {x.account_id: x.balance for x in await store.read(lambda r: r.list_accounts())}
+    assert balances == {"alice": 700, "bob": 300}
+
+
+async def test_a_write_refused_under_the_fence_its_own_claim_replaced_is_written_again() -> None:
+    store, log = await books(), FirstAppendHeld()
+    participant = LocalParticipant(store)
+    a = worker(log, participant, "a", ttl=60.0)
+    await a.start(TRANSFER.name, PARAMS, saga_id="t-1")
+    await log.entered.wait()  # the debit's outcome and the credit's intent, in flight
+    assert await a.claim(include_own=True) == ["t-1"]  # the start-up claim bumps the fence
+    log.go.set()
+    assert (await a.drive("t-1")).status is SagaStatus.COMPLETED
+    stored = await log.load("t-1")
+    assert stored is not None
+    intents = [e.operation for e in stored.events if e.kind is EventKind.OPERATION_STARTED]
+    assert intents == ["debit", "credit"]  # written again, not restarted from the log
+    assert [c.operation for c in participant.calls] == ["debit", "credit"]
+    await assert_transferred(store)
+    await a.close()
+
+
+async def test_a_saga_claimed_back_after_another_worker_wrote_is_driven_anew_from_the_log() -> None:
+    store, log = await books(), InMemorySagaLog()
+    a_calls = Gated(LocalParticipant(store), "debit")
+    a = worker(log, a_calls, "a", ttl=0.0)  # its lease lapses at once
+    await a.start(TRANSFER.name, PARAMS, saga_id="t-1")
+    await a_calls.entered.wait()  # A is paused inside its debit call
+    b_calls = Gated(LocalParticipant(store), "credit")
+    b = worker(log, b_calls, "b", ttl=0.0)
+    assert await b.claim() == ["t-1"]
+    await b_calls.entered.wait()  # B logged the debit and the credit's intent, then paused
+    assert await a.claim() == ["t-1"]  # A takes the saga back while its old driver still runs
+    a_calls.wake.set()
+    assert (await a.drive("t-1")).status is SagaStatus.COMPLETED
+    stored = await log.load("t-1")
+    assert stored is not None
+    assert a.state_of(stored).status is SagaStatus.COMPLETED  # the log still replays
+    b_calls.wake.set()
+    assert (await b.drive("t-1")).status is SagaStatus.COMPLETED  # B is fenced out
+    await assert_transferred(store)
