@@ -1,4 +1,15 @@
-"""FastAPI dependencies shared by the routers: the admin guard and the transaction-id header."""
+"""The dependency providers of the routes: the one place the API reads `app.state`.
+
+Routes declare what they need with the `Annotated` aliases below (`OrchestratorDep`,
+`AccountStoreDep`, `FaultsDep`, `SettingsDep`, `TelemetryDep`) and FastAPI solves them per
+request; a test or a second app can swap a provider with `app.dependency_overrides`.
+The container exists from the lifespan's start-up on (`app.state.container`), the telemetry from
+`create_app` on (`app.state.telemetry`). Every provider is `async def` on purpose: FastAPI runs a
+plain `def` dependency in a worker thread, a thread hop per request for a dictionary lookup.
+
+`Admin` guards the routes that change the service (opening accounts, faults, operator actions):
+with `admin_token` set they need `Authorization: Bearer <token>`, compared in constant time.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +18,65 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
+from repository_after.bootstrap import Container
+from repository_after.config import Settings
 from repository_after.domain.money import TRANSACTION_ID_PATTERN
 from repository_after.entrypoints.errors import BadRequest
+from repository_after.observability.telemetry import Telemetry
+from repository_after.service_layer.faults import FaultInjector
+from repository_after.service_layer.orchestrator import Orchestrator
+from repository_after.service_layer.ports import AccountStore
 
 
-def require_admin(request: Request, authorization: Annotated[str | None, Header()] = None) -> None:
-    token = request.app.state.container.settings.admin_token
+async def get_container(request: Request) -> Container:
+    container: Container = request.app.state.container
+    return container
+
+
+ContainerDep = Annotated[Container, Depends(get_container)]
+
+
+async def get_settings(container: ContainerDep) -> Settings:
+    return container.settings
+
+
+async def get_faults(container: ContainerDep) -> FaultInjector:
+    return container.faults
+
+
+async def get_account_store(container: ContainerDep) -> AccountStore:
+    # Only the account service's routers ask, and only roles that build a store mount them.
+    assert container.account_store is not None
+    return container.account_store
+
+
+async def get_orchestrator(container: ContainerDep) -> Orchestrator:
+    # Only the orchestrator's routers ask, and only roles that build one mount them.
+    assert container.orchestrator is not None
+    return container.orchestrator
+
+
+async def get_optional_orchestrator(container: ContainerDep) -> Orchestrator | None:
+    return container.orchestrator
+
+
+async def get_telemetry(request: Request) -> Telemetry:
+    telemetry: Telemetry = request.app.state.telemetry
+    return telemetry
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+FaultsDep = Annotated[FaultInjector, Depends(get_faults)]
+AccountStoreDep = Annotated[AccountStore, Depends(get_account_store)]
+OrchestratorDep = Annotated[Orchestrator, Depends(get_orchestrator)]
+OptionalOrchestratorDep = Annotated[Orchestrator | None, Depends(get_optional_orchestrator)]
+TelemetryDep = Annotated[Telemetry, Depends(get_telemetry)]
+
+
+async def require_admin(
+    settings: SettingsDep, authorization: Annotated[str | None, Header()] = None
+) -> None:
+    token = settings.admin_token
     if token is None:
         return
     expected = f"Bearer {token.get_secret_value()}".encode()
