@@ -28,36 +28,40 @@ from repository_after.service_layer.orchestrator import Orchestrator
 from repository_after.service_layer.ports import AccountStore
 
 
-async def get_container(request: Request) -> Container:
+def _container(request: Request) -> Container:
     container: Container = request.app.state.container
     return container
 
 
-ContainerDep = Annotated[Container, Depends(get_container)]
+# Each provider reads the container itself rather than depending on a container provider:
+# FastAPI solves every nested dependency with a recursive call of its own, per request, and on
+# `/debit` that nesting was a measurable share of the route's CPU.
 
 
-async def get_settings(container: ContainerDep) -> Settings:
-    return container.settings
+async def get_settings(request: Request) -> Settings:
+    return _container(request).settings
 
 
-async def get_faults(container: ContainerDep) -> FaultInjector:
-    return container.faults
+async def get_faults(request: Request) -> FaultInjector:
+    return _container(request).faults
 
 
-async def get_account_store(container: ContainerDep) -> AccountStore:
+async def get_account_store(request: Request) -> AccountStore:
+    store = _container(request).account_store
     # Only the account service's routers ask, and only roles that build a store mount them.
-    assert container.account_store is not None
-    return container.account_store
+    assert store is not None
+    return store
 
 
-async def get_orchestrator(container: ContainerDep) -> Orchestrator:
+async def get_orchestrator(request: Request) -> Orchestrator:
+    orchestrator = _container(request).orchestrator
     # Only the orchestrator's routers ask, and only roles that build one mount them.
-    assert container.orchestrator is not None
-    return container.orchestrator
+    assert orchestrator is not None
+    return orchestrator
 
 
-async def get_optional_orchestrator(container: ContainerDep) -> Orchestrator | None:
-    return container.orchestrator
+async def get_optional_orchestrator(request: Request) -> Orchestrator | None:
+    return _container(request).orchestrator
 
 
 async def get_telemetry(request: Request) -> Telemetry:
