@@ -460,7 +460,9 @@ _DOCS = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 @pytest.mark.parametrize("role", list(Role))
 def test_the_app_holds_only_fastapi_routes_and_known_middleware(role: Role, tmp_path: Path) -> None:
     app = _app(role, tmp_path)
-    for route in _routes(app.routes):
+    routes = list(_routes(app.routes))
+    assert "/health" in {r.path for r in routes if isinstance(r, APIRoute)}  # the walk sees them
+    for route in routes:
         assert isinstance(route, APIRoute) or (type(route) is Route and route.path in _DOCS), route
     assert [m.cls for m in app.user_middleware] == [ObservabilityMiddleware, RequestLimits]
 
