@@ -16,7 +16,13 @@ from fastapi import APIRouter, Body, Query
 
 from repository_after.domain.accounts import Operation, OperationRequest, Reply
 from repository_after.domain.errors import AccountNotFound
-from repository_after.entrypoints.deps import AccountStoreDep, Admin, FaultsDep, TransactionId
+from repository_after.entrypoints.deps import (
+    AccountService,
+    AccountServiceDep,
+    AccountStoreDep,
+    Admin,
+    TransactionId,
+)
 from repository_after.entrypoints.json_response import JsonResponse
 from repository_after.entrypoints.schemas import (
     ERROR_RESPONSES,
@@ -45,26 +51,25 @@ def _response(reply: Reply) -> JsonResponse:
     return JsonResponse(reply.body, status_code=reply.status_code, headers=headers)
 
 
-async def _serve(
-    store: AccountStoreDep, faults: FaultsDep, request: OperationRequest
-) -> JsonResponse:
-    return _response(await perform_operation(store=store, faults=faults, request=request))
+async def _serve(service: AccountService, request: OperationRequest) -> JsonResponse:
+    reply = await perform_operation(store=service.store, faults=service.faults, request=request)
+    return _response(reply)
 
 
 @router.post("/debit", response_model=OperationOut, responses=ERROR_RESPONSES)
 async def debit(
-    store: AccountStoreDep, faults: FaultsDep, tx_id: TransactionId, body: OperationIn
+    service: AccountServiceDep, tx_id: TransactionId, body: OperationIn
 ) -> JsonResponse:
     request = OperationRequest(Operation.DEBIT, tx_id, body.account_id, body.amount)
-    return await _serve(store, faults, request)
+    return await _serve(service, request)
 
 
 @router.post("/credit", response_model=OperationOut, responses=ERROR_RESPONSES)
 async def credit(
-    store: AccountStoreDep, faults: FaultsDep, tx_id: TransactionId, body: OperationIn
+    service: AccountServiceDep, tx_id: TransactionId, body: OperationIn
 ) -> JsonResponse:
     request = OperationRequest(Operation.CREDIT, tx_id, body.account_id, body.amount)
-    return await _serve(store, faults, request)
+    return await _serve(service, request)
 
 
 _OptionalSettlement = Annotated[SettlementIn | None, Body()]
@@ -72,26 +77,24 @@ _OptionalSettlement = Annotated[SettlementIn | None, Body()]
 
 @router.post("/compensate_debit", response_model=OperationOut, responses=ERROR_RESPONSES)
 async def compensate_debit(
-    store: AccountStoreDep,
-    faults: FaultsDep,
+    service: AccountServiceDep,
     tx_id: TransactionId,
     body: _OptionalSettlement = None,
 ) -> JsonResponse:
     body = body or SettlementIn()
     request = OperationRequest(Operation.COMPENSATE_DEBIT, tx_id, body.account_id, body.amount)
-    return await _serve(store, faults, request)
+    return await _serve(service, request)
 
 
 @router.post("/void_credit", response_model=OperationOut, responses=ERROR_RESPONSES)
 async def void_credit(
-    store: AccountStoreDep,
-    faults: FaultsDep,
+    service: AccountServiceDep,
     tx_id: TransactionId,
     body: _OptionalSettlement = None,
 ) -> JsonResponse:
     body = body or SettlementIn()
     request = OperationRequest(Operation.VOID_CREDIT, tx_id, body.account_id, body.amount)
-    return await _serve(store, faults, request)
+    return await _serve(service, request)
 
 
 @router.post(

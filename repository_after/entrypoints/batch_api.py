@@ -26,7 +26,7 @@ from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
 from repository_after.domain.accounts import Operation, OperationRequest, Reply
 from repository_after.domain.errors import BusinessError
-from repository_after.entrypoints.deps import AccountStoreDep, FaultsDep, TelemetryDep
+from repository_after.entrypoints.deps import AccountService, AccountServiceDep, TelemetryDep
 from repository_after.entrypoints.errors import answer_for
 from repository_after.entrypoints.json_response import JsonResponse
 from repository_after.entrypoints.schemas import (
@@ -38,8 +38,6 @@ from repository_after.entrypoints.schemas import (
 from repository_after.observability.context import current_transaction_id
 from repository_after.observability.telemetry import Telemetry
 from repository_after.service_layer.account_operations import InjectedFault, perform_operation
-from repository_after.service_layer.faults import FaultInjector
-from repository_after.service_layer.ports import AccountStore
 
 router = APIRouter(tags=["accounts"])
 
@@ -47,16 +45,19 @@ router = APIRouter(tags=["accounts"])
 class _Item:
     """What one item needs besides itself: the request's collaborators, solved once."""
 
-    __slots__ = ("faults", "store", "telemetry")
+    __slots__ = ("service", "telemetry")
 
-    def __init__(self, store: AccountStore, faults: FaultInjector, telemetry: Telemetry) -> None:
-        self.store, self.faults, self.telemetry = store, faults, telemetry
+    def __init__(self, service: AccountService, telemetry: Telemetry) -> None:
+        self.service, self.telemetry = service, telemetry
 
     async def perform(self, request: OperationRequest) -> Reply:
         """The single endpoint's answer: its reply, or the error table's answer to its refusal.
         Anything else (a storage failure) fails the whole batch: every outcome is unknown."""
         try:
-            return await perform_operation(store=self.store, faults=self.faults, request=request)
+            service = self.service
+            return await perform_operation(
+                store=service.store, faults=service.faults, request=request
+            )
         except (BusinessError, InjectedFault) as exc:
             reply = answer_for(exc)
             assert reply is not None  # the table answers both
@@ -107,10 +108,8 @@ async def _traced(
 
 
 @router.post("/batch", response_model=BatchOut, responses=ERROR_RESPONSES)
-async def batch(
-    store: AccountStoreDep, faults: FaultsDep, telemetry: TelemetryDep, body: BatchIn
-) -> JsonResponse:
+async def batch(service: AccountServiceDep, telemetry: TelemetryDep, body: BatchIn) -> JsonResponse:
     """Run each operation as its single endpoint would; answer every result, in order."""
-    item = _Item(store, faults, telemetry)
+    item = _Item(service, telemetry)
     results = await asyncio.gather(*(_one(item, op) for op in body.operations))
     return JsonResponse({"results": results})

@@ -14,6 +14,7 @@ with `admin_token` set they need `Authorization: Bearer <token>`, compared in co
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
@@ -60,6 +61,22 @@ async def get_orchestrator(request: Request) -> Orchestrator:
     return orchestrator
 
 
+@dataclass(frozen=True, slots=True)
+class AccountService:
+    """What an account operation needs (`account_operations.perform_operation`), as ONE
+    dependency: FastAPI spends ~70 Python calls per dependency per request, and the operation
+    routes are the service's hot path (one call per saga step)."""
+
+    store: AccountStore
+    faults: FaultInjector
+
+
+async def get_account_service(request: Request) -> AccountService:
+    container = _container(request)
+    assert container.account_store is not None  # as in `get_account_store`
+    return AccountService(container.account_store, container.faults)
+
+
 async def get_optional_orchestrator(request: Request) -> Orchestrator | None:
     return _container(request).orchestrator
 
@@ -72,6 +89,7 @@ async def get_telemetry(request: Request) -> Telemetry:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 FaultsDep = Annotated[FaultInjector, Depends(get_faults)]
 AccountStoreDep = Annotated[AccountStore, Depends(get_account_store)]
+AccountServiceDep = Annotated[AccountService, Depends(get_account_service)]
 OrchestratorDep = Annotated[Orchestrator, Depends(get_orchestrator)]
 OptionalOrchestratorDep = Annotated[Orchestrator | None, Depends(get_optional_orchestrator)]
 TelemetryDep = Annotated[Telemetry, Depends(get_telemetry)]
