@@ -1,8 +1,10 @@
 """The dependency providers of the routes: the one place the API reads `app.state`.
 
 Routes declare what they need with the `Annotated` aliases below (`OrchestratorDep`,
-`AccountStoreDep`, `FaultsDep`, `SettingsDep`, `TelemetryDep`) and FastAPI solves them per
-request; a test or a second app can swap a provider with `app.dependency_overrides`.
+`AccountStoreDep`, `AccountServiceDep`, `FaultsDep`, `SettingsDep`, `TelemetryDep`) and FastAPI
+solves them per request; a test or a second app can swap a provider with
+`app.dependency_overrides`. Nothing else in the API reads `app.state`: a collaborator a route
+needs is a parameter of the route, visible in its signature.
 The container exists from the lifespan's start-up on (`app.state.container`), the telemetry from
 `create_app` on (`app.state.telemetry`). Every provider is `async def` on purpose: FastAPI runs a
 plain `def` dependency in a worker thread, a thread hop per request for a dictionary lookup.
