@@ -1,4 +1,4 @@
-"""Business rejections of the account service: definite answers, never retried.
+"""Business rejections: definite answers, never retried.
 
 Each error carries a stable machine code (part of the HTTP contract) and the HTTP status it maps
 to. The mapping lives here, beside the codes, so the edge has one table to consult; the domain
@@ -11,7 +11,8 @@ itself never imports a web framework.
     ├── TransactionCompensated   409 transaction_compensated   (debit after its compensation)
     ├── TransactionVoided        409 transaction_voided        (credit after its void)
     ├── BalanceLimitExceeded     409 balance_limit_exceeded    (credit past MAX_BALANCE)
-    └── IdempotencyKeyReused     422 idempotency_key_reused    (same id, different request)
+    ├── IdempotencyKeyReused     422 idempotency_key_reused    (same id, different request)
+    └── SameAccount              422 same_account              (a transfer to its own source)
 """
 
 from __future__ import annotations
@@ -59,6 +60,13 @@ class IdempotencyKeyReused(BusinessError):
 class BalanceLimitExceeded(BusinessError):
     code = "balance_limit_exceeded"
     http_status = 409
+
+
+class SameAccount(BusinessError):
+    """A transfer whose source is its target: refused before a saga is logged."""
+
+    code = "same_account"
+    http_status = 422
 
 
 def error_body(code: str, message: str) -> dict[str, object]:

@@ -1,21 +1,28 @@
-"""HTTP edge of the account service: parse, call one use case in one transaction, answer.
+"""HTTP edge of the account service: parse, call one use case, answer.
 
-`/credit` is where fault injection lives: `before` answers 500 without touching the store,
-`after` runs the use case (it commits) and then answers 500 anyway — the lost response.
+The operations (`/debit`, `/credit`, `/compensate_debit`, `/void_credit`) are one use case,
+`service_layer.account_operations.perform_operation` (also behind each item of `/batch`): its
+`Reply` is the answer, with `Idempotent-Replayed: true` when it was replayed; what it raises
+(business refusal, injected fault, storage failure) is answered by the error table
+(`entrypoints.errors`). The admin guard (`Admin`) protects opening accounts.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Body, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Body, Query
 
-from repository_after.domain.accounts import Operation, OperationRequest
-from repository_after.domain.errors import AccountNotFound, BusinessError, error_body
-from repository_after.entrypoints.deps import Admin, TransactionId
+from repository_after.domain.accounts import Operation, OperationRequest, Reply
+from repository_after.domain.errors import AccountNotFound
+from repository_after.entrypoints.deps import (
+    AccountService,
+    AccountServiceDep,
+    AccountStoreDep,
+    Admin,
+    TransactionId,
+)
 from repository_after.entrypoints.json_response import JsonResponse
 from repository_after.entrypoints.schemas import (
     ERROR_RESPONSES,
@@ -28,78 +35,41 @@ from repository_after.entrypoints.schemas import (
     SettlementIn,
 )
 from repository_after.service_layer import accounts
+from repository_after.service_layer.account_operations import perform_operation
 from repository_after.service_layer.audit import AuditReport, audit
-from repository_after.service_layer.faults import FaultPoint
 from repository_after.service_layer.ports import AccountsReader
 
 logger = logging.getLogger(__name__)
 
 router = APIRouter(tags=["accounts"])
 
-
-@dataclass(frozen=True, slots=True)
-class Answer:
-    """What the service answers to one operation, alone or inside a batch."""
-
-    status_code: int
-    body: dict[str, Any]
-    replayed: bool = False
-
-    def response(self) -> JSONResponse:
-        headers = {"Idempotent-Replayed": "true"} if self.replayed else None
-        return JsonResponse(self.body, status_code=self.status_code, headers=headers)
+_REPLAYED = {"Idempotent-Replayed": "true"}
 
 
-async def perform(request: Request, op_request: OperationRequest) -> Answer:
-    """One operation in one local transaction, with `/credit`'s fault injection. A business
-    error raised by the use case (it rolled back) is answered like the app's error table does."""
-    faults = request.app.state.container.faults
-    point = (
-        faults.draw(op_request.transaction_id) if op_request.operation is Operation.CREDIT else None
-    )
-    if point is FaultPoint.BEFORE:
-        return Answer(500, error_body("injected_fault", "injected fault before the credit"))
-    store = request.app.state.container.account_store
-    try:
-        reply = await store.transaction(
-            lambda tx: accounts.HANDLERS[op_request.operation](tx, op_request)
-        )
-    except BusinessError as exc:
-        return Answer(exc.http_status, error_body(exc.code, exc.message))
-    logger.info(
-        "%s %s -> %s%s",
-        op_request.operation.value,
-        op_request.transaction_id,
-        reply.status_code,
-        " (replayed)" if reply.replayed else "",
-    )
-    if point is FaultPoint.AFTER:
-        return Answer(
-            500,
-            error_body(
-                "injected_fault",
-                "injected fault: the answer was lost after the request was processed",
-            ),
-        )
-    return Answer(reply.status_code, reply.body, reply.replayed)
+def _response(reply: Reply) -> JsonResponse:
+    headers = _REPLAYED if reply.replayed else None
+    return JsonResponse(reply.body, status_code=reply.status_code, headers=headers)
 
 
-async def _run(request: Request, op_request: OperationRequest) -> JSONResponse:
-    return (await perform(request, op_request)).response()
+async def _serve(service: AccountService, request: OperationRequest) -> JsonResponse:
+    reply = await perform_operation(store=service.store, faults=service.faults, request=request)
+    return _response(reply)
 
 
 @router.post("/debit", response_model=OperationOut, responses=ERROR_RESPONSES)
-async def debit(request: Request, tx_id: TransactionId, body: OperationIn) -> JSONResponse:
-    return await _run(
-        request, OperationRequest(Operation.DEBIT, tx_id, body.account_id, body.amount)
-    )
+async def debit(
+    service: AccountServiceDep, tx_id: TransactionId, body: OperationIn
+) -> JsonResponse:
+    request = OperationRequest(Operation.DEBIT, tx_id, body.account_id, body.amount)
+    return await _serve(service, request)
 
 
 @router.post("/credit", response_model=OperationOut, responses=ERROR_RESPONSES)
-async def credit(request: Request, tx_id: TransactionId, body: OperationIn) -> JSONResponse:
-    return await _run(
-        request, OperationRequest(Operation.CREDIT, tx_id, body.account_id, body.amount)
-    )
+async def credit(
+    service: AccountServiceDep, tx_id: TransactionId, body: OperationIn
+) -> JsonResponse:
+    request = OperationRequest(Operation.CREDIT, tx_id, body.account_id, body.amount)
+    return await _serve(service, request)
 
 
 _OptionalSettlement = Annotated[SettlementIn | None, Body()]
@@ -107,23 +77,24 @@ _OptionalSettlement = Annotated[SettlementIn | None, Body()]
 
 @router.post("/compensate_debit", response_model=OperationOut, responses=ERROR_RESPONSES)
 async def compensate_debit(
-    request: Request, tx_id: TransactionId, body: _OptionalSettlement = None
-) -> JSONResponse:
+    service: AccountServiceDep,
+    tx_id: TransactionId,
+    body: _OptionalSettlement = None,
+) -> JsonResponse:
     body = body or SettlementIn()
-    return await _run(
-        request,
-        OperationRequest(Operation.COMPENSATE_DEBIT, tx_id, body.account_id, body.amount),
-    )
+    request = OperationRequest(Operation.COMPENSATE_DEBIT, tx_id, body.account_id, body.amount)
+    return await _serve(service, request)
 
 
 @router.post("/void_credit", response_model=OperationOut, responses=ERROR_RESPONSES)
 async def void_credit(
-    request: Request, tx_id: TransactionId, body: _OptionalSettlement = None
-) -> JSONResponse:
+    service: AccountServiceDep,
+    tx_id: TransactionId,
+    body: _OptionalSettlement = None,
+) -> JsonResponse:
     body = body or SettlementIn()
-    return await _run(
-        request, OperationRequest(Operation.VOID_CREDIT, tx_id, body.account_id, body.amount)
-    )
+    request = OperationRequest(Operation.VOID_CREDIT, tx_id, body.account_id, body.amount)
+    return await _serve(service, request)
 
 
 @router.post(
@@ -133,8 +104,7 @@ async def void_credit(
     responses=ERROR_RESPONSES,
     dependencies=[Admin],
 )
-async def open_account(request: Request, body: OpenAccountIn) -> AccountOut:
-    store = request.app.state.container.account_store
+async def open_account(store: AccountStoreDep, body: OpenAccountIn) -> AccountOut:
     await store.transaction(
         lambda tx: accounts.open_account(
             tx, account_id=body.account_id, initial_balance=body.initial_balance
@@ -149,8 +119,8 @@ async def open_account(request: Request, body: OpenAccountIn) -> AccountOut:
 
 
 @router.get("/accounts", response_model=AccountsOut)
-async def list_accounts(request: Request) -> AccountsOut:
-    rows = await request.app.state.container.account_store.read(lambda r: r.list_accounts())
+async def list_accounts(store: AccountStoreDep) -> AccountsOut:
+    rows = await store.read(lambda r: r.list_accounts())
     items = [
         AccountOut(account_id=a.account_id, balance=a.balance, opening_balance=a.opening_balance)
         for a in rows
@@ -159,8 +129,7 @@ async def list_accounts(request: Request) -> AccountsOut:
 
 
 @router.get("/accounts/{account_id}", response_model=AccountOut, responses=ERROR_RESPONSES)
-async def get_account(request: Request, account_id: str) -> AccountOut:
-    store = request.app.state.container.account_store
+async def get_account(store: AccountStoreDep, account_id: str) -> AccountOut:
     account = await store.read(lambda r: r.get_account(account_id))
     if account is None:
         raise AccountNotFound(f"account {account_id!r} does not exist")
@@ -175,9 +144,8 @@ async def get_account(request: Request, account_id: str) -> AccountOut:
     "/accounts/{account_id}/entries", response_model=list[EntryOut], responses=ERROR_RESPONSES
 )
 async def list_entries(
-    request: Request, account_id: str, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+    store: AccountStoreDep, account_id: str, limit: Annotated[int, Query(ge=1, le=1000)] = 100
 ) -> list[EntryOut]:
-    store = request.app.state.container.account_store
 
     def read(reader: AccountsReader) -> list[EntryOut] | None:
         if reader.get_account(account_id) is None:
@@ -201,6 +169,6 @@ async def list_entries(
 
 
 @router.get("/audit")
-async def get_audit(request: Request) -> dict[str, object]:
-    report: AuditReport = await request.app.state.container.account_store.read(audit)
+async def get_audit(store: AccountStoreDep) -> dict[str, object]:
+    report: AuditReport = await store.read(audit)
     return report.as_dict()

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt
 
-from repository_after.entrypoints.deps import Admin
+from repository_after.entrypoints.deps import Admin, FaultsDep
 from repository_after.service_layer.faults import FaultInjector, FaultMode
 
 router = APIRouter(prefix="/admin", tags=["admin"])
@@ -46,8 +46,8 @@ def _view(faults: FaultInjector) -> FaultsOut:
 
 
 @router.get("/faults", response_model=FaultsOut)
-async def get_faults(request: Request) -> FaultsOut:
-    return _view(request.app.state.container.faults)
+async def get_faults(faults: FaultsDep) -> FaultsOut:
+    return _view(faults)
 
 
 @router.put(
@@ -55,7 +55,6 @@ async def get_faults(request: Request) -> FaultsOut:
     response_model=FaultsOut,
     dependencies=[Admin],
 )
-async def put_faults(request: Request, body: FaultsIn) -> FaultsOut:
-    faults: FaultInjector = request.app.state.container.faults
+async def put_faults(faults: FaultsDep, body: FaultsIn) -> FaultsOut:
     faults.configure(rate=float(body.rate), mode=body.mode, seed=body.seed)
     return _view(faults)

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
-from pydantic import BaseModel
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
 from repository_after.bootstrap import Container, bootstrap
@@ -31,15 +30,8 @@ from repository_after.entrypoints import (
     transfers_api,
 )
 from repository_after.entrypoints.errors import install_error_handlers
-from repository_after.entrypoints.hot_routes import Endpoint, HotRoute, HotRoutes, api_route
 from repository_after.entrypoints.limits import RequestLimits
-from repository_after.entrypoints.schemas import (
-    ERROR_RESPONSES,
-    BatchIn,
-    OperationIn,
-    SettlementIn,
-    TransferIn,
-)
+from repository_after.entrypoints.schemas import ERROR_RESPONSES
 from repository_after.observability.telemetry import Telemetry
 from repository_after.service_layer.orchestrator import Orchestrator
 
@@ -65,46 +57,6 @@ async def _work_when_ready(
             with attempt:
                 (await client.get(f"{accounts_url}/health")).raise_for_status()
     await orchestrator.work(interval=claim_interval)
-
-
-def _keyed(endpoint: Callable[..., Awaitable[Response]]) -> Endpoint:
-    """(request, transaction id, body) as the route function takes them."""
-
-    async def call(request: Request, body: BaseModel, tx_id: str | None) -> Response:
-        assert tx_id is not None  # `needs_id`: requests without one go to FastAPI
-        return await endpoint(request, tx_id, body)
-
-    return call
-
-
-def hot_routes(role: Role) -> dict[tuple[str, str], HotRoute]:
-    """The endpoints each transfer goes through, for this role (`entrypoints.hot_routes`)."""
-    routes = {}
-    if role in (Role.ALL, Role.ACCOUNTS):
-        routes[("POST", "/batch")] = HotRoute(
-            api_route(batch_api.router, "POST", "/batch"),
-            BatchIn,
-            lambda r, body, _: batch_api.batch(r, body),
-            needs_id=False,
-        )
-        keyed: tuple[tuple[str, Callable[..., Awaitable[Response]], type[BaseModel]], ...] = (
-            ("/debit", accounts_api.debit, OperationIn),
-            ("/credit", accounts_api.credit, OperationIn),
-            ("/compensate_debit", accounts_api.compensate_debit, SettlementIn),
-            ("/void_credit", accounts_api.void_credit, SettlementIn),
-        )
-        for path, endpoint, model in keyed:
-            routes[("POST", path)] = HotRoute(
-                api_route(accounts_api.router, "POST", path), model, _keyed(endpoint), needs_id=True
-            )
-    if role in (Role.ALL, Role.ORCHESTRATOR):
-        routes[("POST", "/transfers")] = HotRoute(
-            api_route(transfers_api.router, "POST", "/transfers"),
-            TransferIn,
-            transfers_api.create_transfer,
-            needs_id=False,
-        )
-    return routes
 
 
 def create_app(settings: Settings, *, telemetry: Telemetry | None = None) -> FastAPI:
@@ -147,7 +99,6 @@ def create_app(settings: Settings, *, telemetry: Telemetry | None = None) -> Fas
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     install_error_handlers(app)
-    app.add_middleware(HotRoutes, routes=hot_routes(settings.role))  # added first: innermost
     app.add_middleware(RequestLimits)
     app.state.telemetry = telemetry
     telemetry.install(app)  # outermost: sees every answer, also the limits' refusals

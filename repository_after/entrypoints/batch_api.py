@@ -19,14 +19,15 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter
 from opentelemetry import propagate, trace
 from opentelemetry.context import Context
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
-from repository_after.domain.accounts import Operation, OperationRequest
-from repository_after.entrypoints.accounts_api import Answer, perform
+from repository_after.domain.accounts import Operation, OperationRequest, Reply
+from repository_after.domain.errors import BusinessError
+from repository_after.entrypoints.deps import AccountService, AccountServiceDep, TelemetryDep
+from repository_after.entrypoints.errors import answer_for
 from repository_after.entrypoints.json_response import JsonResponse
 from repository_after.entrypoints.schemas import (
     ERROR_RESPONSES,
@@ -36,24 +37,47 @@ from repository_after.entrypoints.schemas import (
 )
 from repository_after.observability.context import current_transaction_id
 from repository_after.observability.telemetry import Telemetry
+from repository_after.service_layer.account_operations import InjectedFault, perform_operation
 
 router = APIRouter(tags=["accounts"])
 
 
-async def _one(request: Request, item: BatchOperationIn) -> dict[str, Any]:
+class _Item:
+    """What one item needs besides itself: the request's collaborators, solved once."""
+
+    __slots__ = ("service", "telemetry")
+
+    def __init__(self, service: AccountService, telemetry: Telemetry) -> None:
+        self.service, self.telemetry = service, telemetry
+
+    async def perform(self, request: OperationRequest) -> Reply:
+        """The single endpoint's answer: its reply, or the error table's answer to its refusal.
+        Anything else (a storage failure) fails the whole batch: every outcome is unknown."""
+        try:
+            service = self.service
+            return await perform_operation(
+                store=service.store, faults=service.faults, request=request
+            )
+        except (BusinessError, InjectedFault) as exc:
+            reply = answer_for(exc)
+            assert reply is not None  # the table answers both
+            return reply
+
+
+async def _one(item: _Item, body: BatchOperationIn) -> dict[str, Any]:
     # Each item runs in its own task (`gather`), so this sets the id for this item's lines only.
-    current_transaction_id.set(item.transaction_id)
+    current_transaction_id.set(body.transaction_id)
     op_request = OperationRequest(
-        Operation(item.operation), item.transaction_id, item.account_id, item.amount
+        Operation(body.operation), body.transaction_id, body.account_id, body.amount
     )
-    telemetry: Telemetry = request.app.state.telemetry
+    telemetry = item.telemetry
     if telemetry.tracer is None:
-        answer = await perform(request, op_request)
+        reply = await item.perform(op_request)
     else:
-        answer = await _traced(telemetry.tracer, request, item, op_request)
-    if answer.replayed:
-        telemetry.http_metrics.replays_by(f"/{item.operation}").inc()
-    return {"status_code": answer.status_code, "body": answer.body, "replayed": answer.replayed}
+        reply = await _traced(telemetry.tracer, item, body, op_request)
+    if reply.replayed:
+        telemetry.http_metrics.replays_by(f"/{body.operation}").inc()
+    return {"status_code": reply.status_code, "body": reply.body, "replayed": reply.replayed}
 
 
 def _caller(traceparent: str | None) -> Context | None:
@@ -65,26 +89,27 @@ def _caller(traceparent: str | None) -> Context | None:
 
 
 async def _traced(
-    tracer: trace.Tracer, request: Request, item: BatchOperationIn, op_request: OperationRequest
-) -> Answer:
+    tracer: trace.Tracer, item: _Item, body: BatchOperationIn, op_request: OperationRequest
+) -> Reply:
     batch_span = trace.get_current_span().get_span_context()
     with tracer.start_as_current_span(
-        f"POST /{item.operation}",
-        context=_caller(item.traceparent),
+        f"POST /{body.operation}",
+        context=_caller(body.traceparent),
         kind=SpanKind.SERVER,
         links=[Link(batch_span)] if batch_span.is_valid else None,
-        attributes={"sagabank.transaction_id": item.transaction_id, "sagabank.batched": True},
+        attributes={"sagabank.transaction_id": body.transaction_id, "sagabank.batched": True},
         record_exception=True,
     ) as span:
-        answer = await perform(request, op_request)
-        span.set_attribute("http.response.status_code", answer.status_code)
-        if answer.status_code >= 500:
+        reply = await item.perform(op_request)
+        span.set_attribute("http.response.status_code", reply.status_code)
+        if reply.status_code >= 500:
             span.set_status(Status(StatusCode.ERROR))
-        return answer
+        return reply
 
 
 @router.post("/batch", response_model=BatchOut, responses=ERROR_RESPONSES)
-async def batch(request: Request, body: BatchIn) -> JSONResponse:
+async def batch(service: AccountServiceDep, telemetry: TelemetryDep, body: BatchIn) -> JsonResponse:
     """Run each operation as its single endpoint would; answer every result, in order."""
-    results = await asyncio.gather(*(_one(request, item) for item in body.operations))
+    item = _Item(service, telemetry)
+    results = await asyncio.gather(*(_one(item, op) for op in body.operations))
     return JsonResponse({"results": results})

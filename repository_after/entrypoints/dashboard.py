@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 
+from repository_after.entrypoints.deps import SettingsDep, TelemetryDep
 from repository_after.entrypoints.errors import BadRequest, error_response
 from repository_after.observability.events import TooManySubscribers
-from repository_after.observability.telemetry import Telemetry
 
 router = APIRouter(prefix="/ui", tags=["dashboard"])
 
@@ -37,11 +37,6 @@ _ASSETS = {
 }
 STREAM_SECONDS = 20.0
 KEEPALIVE_SECONDS = 5.0
-
-
-def _telemetry(request: Request) -> Telemetry:
-    telemetry: Telemetry = request.app.state.telemetry
-    return telemetry
 
 
 def _page() -> FileResponse:
@@ -67,9 +62,9 @@ async def asset(name: str) -> FileResponse:
 
 
 @router.get("/events")
-async def events(request: Request) -> StreamingResponse:
+async def events(telemetry: TelemetryDep) -> StreamingResponse:
     """Server-sent events: `transition` messages, or `resync` when this client fell behind."""
-    hub = _telemetry(request).hub
+    hub = telemetry.hub
     try:
         queue = hub.subscribe()
     except TooManySubscribers as exc:
@@ -100,9 +95,9 @@ async def events(request: Request) -> StreamingResponse:
 
 
 @router.get("/api/books")
-async def books(request: Request) -> JSONResponse:
+async def books(settings: SettingsDep) -> JSONResponse:
     """Accounts, total money and the audit, as the account service reports them."""
-    url = request.app.state.container.settings.resolved_accounts_url()
+    url = settings.resolved_accounts_url()
     try:
         async with httpx.AsyncClient(base_url=url, timeout=2.0) as client:
             accounts = (await client.get("/accounts")).raise_for_status().json()
@@ -116,8 +111,8 @@ async def books(request: Request) -> JSONResponse:
 
 
 @router.get("/api/transfers/{transaction_id}/logs")
-async def transfer_logs(request: Request, transaction_id: str) -> dict[str, Any]:
+async def transfer_logs(telemetry: TelemetryDep, transaction_id: str) -> dict[str, Any]:
     return {
         "transaction_id": transaction_id,
-        "lines": _telemetry(request).recent_logs.lines(transaction_id),
+        "lines": telemetry.recent_logs.lines(transaction_id),
     }

@@ -1,13 +1,19 @@
 """The one table that maps errors to HTTP answers. No stack trace or SQL ever reaches a client.
 
-RequestValidationError  -> 422 invalid_request (fields named, inputs not echoed)
-BadRequest              -> its own status and code (e.g. a malformed transaction-id header)
-BusinessError           -> its http_status and code (see domain.errors)
+RequestValidationError  -> 422 invalid_request (fields named, inputs not echoed), or
+                           422 invalid_transaction_id when the `transaction-id` header is at fault
+BadRequest              -> its own status and code (e.g. the admin guard's 401)
+BusinessError           -> its http_status and code (see domain.errors), e.g. 422 same_account
+InjectedFault           -> 500 injected_fault (the configured fault of `/credit`)
 StorageError            -> 503 storage_unavailable (outcome unknown: retry with the same id)
 SagaNotFound            -> 404 transfer_not_found
 InvalidTransition       -> 409 invalid_transition (e.g. retrying a saga that is not parked)
 StarletteHTTPException  -> its status, code derived from it
 anything else           -> 500 internal_error (logged with its traceback, never sent)
+
+`answer_for` reads the table for callers that answer an error inside a larger answer (an item
+of `/batch` answers exactly what its single endpoint's handler would); `install_error_handlers`
+registers it as the app's exception handlers.
 """
 
 from __future__ import annotations
@@ -19,8 +25,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from repository_after.domain.accounts import Reply
 from repository_after.domain.errors import BusinessError, error_body
 from repository_after.domain.saga import InvalidTransition
+from repository_after.service_layer.account_operations import InjectedFault
 from repository_after.service_layer.orchestrator import SagaNotFound
 from repository_after.service_layer.ports import StorageError
 
@@ -33,59 +41,83 @@ class BadRequest(Exception):
         self.code, self.message, self.status_code = code, message, status_code
 
 
-def error_response(status_code: int, code: str, message: str, **extra: object) -> JSONResponse:
-    return JSONResponse({**error_body(code, message), **extra}, status_code=status_code)
-
-
-def _validation(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
+def _validation(exc: RequestValidationError) -> Reply:
     details = [
         {"loc": list(err.get("loc", ())), "msg": err.get("msg", ""), "type": err.get("type", "")}
         for err in exc.errors()
     ]
     if any(d["loc"][:2] == ["header", "transaction-id"] for d in details):
-        return error_response(
+        return _reply(
             422,
             "invalid_transaction_id",
             "header 'transaction-id' is required: 1-128 characters of letters, digits, '.', "
             "'_', ':' or '-'",
         )
-    return error_response(422, "invalid_request", "the request is invalid", details=details)
+    return _reply(422, "invalid_request", "the request is invalid", details=details)
 
 
-def _bad_request(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, BadRequest)
-    return error_response(exc.status_code, exc.code, exc.message)
+def _storage(exc: StorageError) -> Reply:
+    logger.error("storage failure: %s", exc)  # the driver's words stay in the log
+    return _reply(503, "storage_unavailable", "storage is unavailable; retry later")
 
 
-def _business(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, BusinessError)
-    return error_response(exc.http_status, exc.code, exc.message)
+_HTTP_CODES = {
+    400: "malformed_body",
+    401: "unauthorized",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "body_too_large",
+}
 
 
-def _storage(_: Request, exc: Exception) -> JSONResponse:
-    logger.error("storage failure: %s", exc)
-    return error_response(503, "storage_unavailable", "storage is unavailable; retry later")
+def answer_for(exc: Exception) -> Reply | None:
+    """The table's answer to `exc`; None for an error it does not know (answered 500)."""
+    if isinstance(exc, BusinessError):
+        return _reply(exc.http_status, exc.code, exc.message)
+    if isinstance(exc, InjectedFault):
+        return _reply(500, "injected_fault", str(exc))
+    if isinstance(exc, RequestValidationError):
+        return _validation(exc)
+    if isinstance(exc, BadRequest):
+        return _reply(exc.status_code, exc.code, exc.message)
+    if isinstance(exc, StorageError):
+        return _storage(exc)
+    if isinstance(exc, SagaNotFound):
+        return _reply(404, "transfer_not_found", f"no transfer {exc.args[0]!r}")
+    if isinstance(exc, InvalidTransition):
+        return _reply(409, "invalid_transition", str(exc))
+    if isinstance(exc, StarletteHTTPException):
+        code = _HTTP_CODES.get(exc.status_code, "http_error")
+        return _reply(exc.status_code, code, str(exc.detail))
+    return None
 
 
-def _saga_not_found(_: Request, exc: Exception) -> JSONResponse:
-    return error_response(404, "transfer_not_found", f"no transfer {exc.args[0]!r}")
+#: What `answer_for` knows, registered as handlers (the server-error middleware gets the rest).
+_ANSWERED: tuple[type[Exception], ...] = (
+    BusinessError,
+    InjectedFault,
+    RequestValidationError,
+    BadRequest,
+    StorageError,
+    SagaNotFound,
+    InvalidTransition,
+    StarletteHTTPException,
+)
 
 
-def _invalid_transition(_: Request, exc: Exception) -> JSONResponse:
-    return error_response(409, "invalid_transition", str(exc))
+def _reply(status_code: int, code: str, message: str, **extra: object) -> Reply:
+    return Reply(status_code, {**error_body(code, message), **extra})
 
 
-def _http(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, StarletteHTTPException)
-    code = {
-        404: "not_found",
-        405: "method_not_allowed",
-        401: "unauthorized",
-        413: "body_too_large",
-        400: "malformed_body",
-    }.get(exc.status_code, "http_error")
-    return error_response(exc.status_code, code, str(exc.detail))
+def error_response(status_code: int, code: str, message: str, **extra: object) -> JSONResponse:
+    return JSONResponse({**error_body(code, message), **extra}, status_code=status_code)
+
+
+def _answer(_: Request, exc: Exception) -> JSONResponse:
+    reply = answer_for(exc)
+    if reply is None:  # registered only for the classes the table knows
+        raise exc
+    return JSONResponse(reply.body, status_code=reply.status_code)
 
 
 def _unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -94,11 +126,6 @@ def _unexpected(request: Request, exc: Exception) -> JSONResponse:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(RequestValidationError, _validation)
-    app.add_exception_handler(BadRequest, _bad_request)
-    app.add_exception_handler(BusinessError, _business)
-    app.add_exception_handler(StorageError, _storage)
-    app.add_exception_handler(SagaNotFound, _saga_not_found)
-    app.add_exception_handler(InvalidTransition, _invalid_transition)
-    app.add_exception_handler(StarletteHTTPException, _http)
+    for cls in _ANSWERED:
+        app.add_exception_handler(cls, _answer)
     app.add_exception_handler(Exception, _unexpected)

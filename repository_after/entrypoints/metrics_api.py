@@ -5,19 +5,17 @@ The saga-log gauges are refreshed from the log on each scrape (see observability
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from repository_after.observability.telemetry import Telemetry
+from repository_after.entrypoints.deps import OptionalOrchestratorDep, TelemetryDep
 
 router = APIRouter(tags=["meta"])
 
 
 @router.get("/metrics", response_class=Response)
-async def metrics(request: Request) -> Response:
-    telemetry: Telemetry = request.app.state.telemetry
-    orchestrator = request.app.state.container.orchestrator
+async def metrics(telemetry: TelemetryDep, orchestrator: OptionalOrchestratorDep) -> Response:
     if orchestrator is not None:
         await telemetry.metrics.refresh(orchestrator.log)
     return Response(telemetry.metrics.render(), media_type=CONTENT_TYPE_LATEST)

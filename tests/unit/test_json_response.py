@@ -13,8 +13,8 @@ from starlette.responses import JSONResponse
 from repository_after.domain.saga import EventKind, Outcome, Role, SagaEvent, replay
 from repository_after.domain.transfer import TRANSFER
 from repository_after.entrypoints.json_response import JsonResponse
-from repository_after.entrypoints.transfers_api import transfer_view
 from repository_after.service_layer.saga_ports import StoredSaga
+from repository_after.service_layer.saga_views import saga_view
 
 QUOTED = "\u2018quoted\u2019 \u2013 \u65e5\u672c"  # curly quotes, a dash, two kanji
 AT = "2026-11-23T10:15:02.123456+00:00"
@@ -39,7 +39,7 @@ def _compensated_transfer() -> dict[str, Any]:
     )
     params = {"source": "a", "target": "zürich-✓", "amount": 2**53 + 1}
     stored = StoredSaga("t-1", TRANSFER.name, params, "compensating", AT, AT, events)
-    return transfer_view(stored, replay(TRANSFER, events))
+    return saga_view(stored=stored, state=replay(TRANSFER, events))
 
 
 CONTENTS: list[Any] = [

@@ -1,0 +1,81 @@
+"""What an operator sees of sagas: one saga in full, or the recent ones in short.
+
+Built from the saga log (or, right after a driver finished, from the events it holds in memory)
+and shared by every entry point that shows sagas (`GET /transfers/{id}`, the CLI's `sagas show`),
+so they cannot drift apart. The shapes are part of the HTTP contract: a saga's parameters are
+spread at the top level (a transfer's `source`, `target`, `amount`), every attempt of every
+operation is listed in order, and so is every operator action.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from repository_after.domain.saga import EventKind, SagaState
+from repository_after.service_layer.orchestrator import Orchestrator
+from repository_after.service_layer.saga_ports import StoredSaga
+
+_OPERATOR_ACTIONS = (EventKind.OPERATOR_RETRY, EventKind.OPERATOR_RESOLVE)
+
+
+def saga_view(*, stored: StoredSaga, state: SagaState) -> dict[str, Any]:
+    """A saga as JSON: its parameters, status, and every attempt of every operation."""
+    attempts = [
+        {
+            "step": e.step,
+            "operation": e.operation,
+            "role": e.role,
+            "attempt": e.attempt,
+            "outcome": e.outcome,
+            "status_code": e.status_code,
+            "error": e.error,
+            "result": e.result,
+            "started_at": e.started_at,
+            "finished_at": e.at,
+        }
+        for e in stored.events
+        if e.kind is EventKind.ATTEMPT
+    ]
+    notes = [
+        {"action": e.kind.value, "note": e.note, "at": e.at}
+        for e in stored.events
+        if e.kind in _OPERATOR_ACTIONS
+    ]
+    return {
+        "transaction_id": stored.saga_id,
+        "saga": stored.definition,
+        **stored.params,
+        "status": state.status,
+        "parked_reason": state.parked_reason,
+        "created_at": stored.created_at,
+        "updated_at": stored.updated_at,
+        "attempts": attempts,
+        "operator_actions": notes,
+    }
+
+
+async def load_saga_view(*, orchestrator: Orchestrator, saga_id: str) -> dict[str, Any]:
+    """`saga_view` of the saga as the log holds it; raises `SagaNotFound` for an unknown id."""
+    stored = await orchestrator.get(saga_id)
+    return saga_view(stored=stored, state=orchestrator.state_of(stored))
+
+
+async def list_saga_summaries(
+    *, orchestrator: Orchestrator, status: str | None, limit: int
+) -> dict[str, Any]:
+    """The `limit` most recent sagas (optionally of one status) and the count of each status."""
+    log = orchestrator.log
+    rows = await log.list_recent(status=status, limit=limit)
+    return {
+        "transfers": [
+            {
+                "transaction_id": r.saga_id,
+                **r.params,
+                "status": r.status,
+                "created_at": r.created_at,
+                "updated_at": r.updated_at,
+            }
+            for r in rows
+        ],
+        "counts": await log.count_by_status(),
+    }
