@@ -20,6 +20,7 @@ from repository_after.bootstrap import orchestrator_session
 from repository_after.config import get_settings
 from repository_after.domain.saga import InvalidTransition
 from repository_after.service_layer.orchestrator import Orchestrator, SagaNotFound
+from repository_after.service_layer.saga_views import history_rows, saga_view
 
 T = TypeVar("T")
 app = typer.Typer(help="Inspect and operate sagas.", no_args_is_help=True)
@@ -68,25 +69,15 @@ def show(
 
     async def go(o: Orchestrator) -> None:
         stored = await o.get(saga_id)
-        state = o.state_of(stored)
+        view = saga_view(stored=stored, state=o.state_of(stored))
         console.print(
-            f"[bold]{stored.definition} {saga_id}[/bold]: {state.status} "
-            f"{json.dumps(stored.params)}"
+            f"[bold]{view['saga']} {saga_id}[/bold]: {view['status']} {json.dumps(stored.params)}"
         )
-        if state.parked_reason:
-            console.print(f"parked: {state.parked_reason}")
+        if view["parked_reason"]:
+            console.print(f"parked: {view['parked_reason']}")
         table = Table("at", "event", "step", "operation", "attempt", "outcome", "code", "detail")
-        for e in stored.events:
-            table.add_row(
-                e.at,
-                e.kind.value,
-                e.step or "",
-                e.operation or "",
-                str(e.attempt or ""),
-                e.outcome or "",
-                str(e.status_code or ""),
-                e.error or e.result or e.note or "",
-            )
+        for row in history_rows(stored):
+            table.add_row(*row)
         console.print(table)
 
     _run(go)

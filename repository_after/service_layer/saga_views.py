@@ -1,10 +1,11 @@
 """What an operator sees of sagas: one saga in full, or the recent ones in short.
 
 Built from the saga log (or, right after a driver finished, from the events it holds in memory)
-and shared by every entry point that shows sagas (`GET /transfers/{id}`, the CLI's `sagas show`),
-so they cannot drift apart. The shapes are part of the HTTP contract: a saga's parameters are
-spread at the top level (a transfer's `source`, `target`, `amount`), every attempt of every
-operation is listed in order, and so is every operator action.
+and shared by every entry point that shows sagas (`GET /transfers/{id}`, the CLI's `sagas show`,
+which adds the full event history of `history_rows`), so they cannot drift apart. The shapes
+are part of the HTTP contract: a saga's parameters are spread at the top level (a transfer's
+`source`, `target`, `amount`), every attempt of every operation is listed in order, and so is
+every operator action.
 """
 
 from __future__ import annotations
@@ -52,6 +53,24 @@ def saga_view(*, stored: StoredSaga, state: SagaState) -> dict[str, Any]:
         "attempts": attempts,
         "operator_actions": notes,
     }
+
+
+def history_rows(stored: StoredSaga) -> list[tuple[str, ...]]:
+    """Every event of the saga, in order, as text columns: at, event, step, operation, attempt,
+    outcome, status code, detail (an error, a result, or an operator's note)."""
+    return [
+        (
+            e.at,
+            e.kind.value,
+            e.step or "",
+            e.operation or "",
+            str(e.attempt or ""),
+            e.outcome or "",
+            str(e.status_code or ""),
+            str(e.error or e.result or e.note or ""),
+        )
+        for e in stored.events
+    ]
 
 
 async def load_saga_view(*, orchestrator: Orchestrator, saga_id: str) -> dict[str, Any]:
