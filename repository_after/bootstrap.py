@@ -24,7 +24,7 @@ from repository_after.adapters.memory_saga_log import InMemorySagaLog
 from repository_after.adapters.sqlite_accounts import SqliteAccountStore
 from repository_after.adapters.sqlite_db import sqlite_path
 from repository_after.adapters.sqlite_saga_log import SqliteSagaLog
-from repository_after.config import Role, Settings
+from repository_after.config import ProcessRole, Settings
 from repository_after.domain.transfer import ACCOUNTS, DEFINITIONS
 from repository_after.service_layer import accounts
 from repository_after.service_layer.faults import FaultInjector
@@ -136,7 +136,7 @@ async def bootstrap(settings: Settings, *, observers: tuple[Observer, ...] = ())
             seed=settings.fault_seed,
         ),
     )
-    if settings.role in (Role.ALL, Role.ACCOUNTS):
+    if settings.role in (ProcessRole.ALL, ProcessRole.ACCOUNTS):
         store = build_account_store(settings.database_url)
         opened = await store.transaction(
             lambda tx: accounts.open_demo_accounts(
@@ -146,7 +146,7 @@ async def bootstrap(settings: Settings, *, observers: tuple[Observer, ...] = ())
         if opened:
             logger.info("opened %d demo accounts with %d each", opened, settings.demo_balance)
         container.account_store = store
-    if settings.role in (Role.ALL, Role.ORCHESTRATOR):
+    if settings.role in (ProcessRole.ALL, ProcessRole.ORCHESTRATOR):
         participant = build_participant(settings)
         container.participant = participant
         container.orchestrator = build_orchestrator(

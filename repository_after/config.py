@@ -17,7 +17,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from repository_after.service_layer.faults import FaultMode
 
 
-class Role(StrEnum):
+class ProcessRole(StrEnum):
+    """Which half of sagabank a process serves: both, the account service, or the orchestrator.
+    (Not `domain.saga.StepRole`, which says what one call does for its saga step.)"""
+
     ALL = "all"
     ACCOUNTS = "accounts"
     ORCHESTRATOR = "orchestrator"
@@ -42,7 +45,7 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///./data/sagabank.db"
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
-    role: Role = Role.ALL
+    role: ProcessRole = ProcessRole.ALL
     accounts_url: str | None = None
     admin_token: SecretStr | None = None
 

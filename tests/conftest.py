@@ -13,7 +13,7 @@ from repository_after.adapters.memory_saga_log import InMemorySagaLog
 from repository_after.adapters.sqlite_accounts import SqliteAccountStore
 from repository_after.adapters.sqlite_saga_log import SqliteSagaLog
 from repository_after.bootstrap import build_account_store, build_saga_log
-from repository_after.config import Role, Settings
+from repository_after.config import ProcessRole, Settings
 from repository_after.entrypoints.app import create_app
 from repository_after.entrypoints.service_process import ServiceProcess
 from repository_after.service_layer.ports import AccountStore
@@ -61,7 +61,7 @@ async def saga_log(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncItera
 def accounts_settings(tmp_path: Path, **overrides: object) -> Settings:
     values: dict[str, object] = {
         "database_url": f"sqlite:///{tmp_path / 'accounts.db'}",
-        "role": Role.ACCOUNTS,
+        "role": ProcessRole.ACCOUNTS,
         "credit_failure_rate": 0.0,
         "demo_accounts": 0,
         "admin_token": None,

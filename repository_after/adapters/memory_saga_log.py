@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from repository_after.domain.saga import SETTLED, TERMINAL, SagaEvent
+from repository_after.domain.saga import AT_REST, TERMINAL, SagaEvent
 from repository_after.service_layer.saga_ports import (
     Lease,
     LeaseLost,
@@ -88,7 +88,7 @@ class InMemorySagaLog:
         rows = [
             r
             for r in self._rows.values()
-            if r.summary.status not in SETTLED and (r.free() or (include_own and r.owner == owner))
+            if r.summary.status not in AT_REST and (r.free() or (include_own and r.owner == owner))
         ]
         rows.sort(key=lambda r: r.summary.created_at)
         return [r.take(owner, ttl) for r in rows[:limit]]
@@ -139,7 +139,7 @@ class InMemorySagaLog:
         return rows[:limit]
 
     async def unsettled_ids(self) -> list[str]:
-        return [k for k, r in self._rows.items() if r.summary.status not in SETTLED]
+        return [k for k, r in self._rows.items() if r.summary.status not in AT_REST]
 
     async def purge_settled(self, *, before: str) -> int:
         old = [

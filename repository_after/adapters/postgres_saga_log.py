@@ -63,8 +63,8 @@ class PostgresSagaLog(SqlSagaLog):
         arrays = [list(c) for c in zip(*rows.values, strict=True)] or [[] for _ in rows.columns]
         return Stmt(_unnest(sql, rows.alias, rows.columns), (*args, *arrays))
 
-    async def _run(self, plan: Callable[[], Plan[T]], *, writes: bool, short: bool) -> T:
-        del writes, short  # every plan is one transaction on a pooled connection
+    async def _run(self, plan: Callable[[], Plan[T]], *, writes: bool, on_loop: bool) -> T:
+        del writes, on_loop  # every plan is one transaction on a pooled connection
         async with self._tx() as conn:
             return await drive_async(plan(), partial(_execute, conn))
 

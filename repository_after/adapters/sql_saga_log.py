@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from repository_after.adapters.sql_plan import Plan, Rows, Stmt
-from repository_after.adapters.sql_saga_reads import SETTLED_VALUES, SqlSagaReads, encode, marks
+from repository_after.adapters.sql_saga_reads import AT_REST_VALUES, SqlSagaReads, encode, marks
 from repository_after.domain.saga import TERMINAL, SagaEvent
 from repository_after.service_layer.saga_ports import Lease, LeaseLost, event_times
 
@@ -95,7 +95,7 @@ class SqlSagaLog(SqlSagaReads):
             yield self._insert_events(saga_id, 1, events)
             return Lease(saga_id, owner, 1)
 
-        return await self._run(plan, writes=True, short=True)
+        return await self._run(plan, writes=True, on_loop=True)
 
     async def append(
         self,
@@ -122,7 +122,7 @@ class SqlSagaLog(SqlSagaReads):
                 raise LeaseLost(f"saga {saga_id}: lease {lease} no longer holds")
             yield self._insert_events(saga_id, updated.rows[0][0] - len(events) + 1, events)
 
-        await self._run(plan, writes=True, short=True)
+        await self._run(plan, writes=True, on_loop=True)
 
     async def claim(
         self, owner: str, *, limit: int, ttl: float, include_own: bool = False
@@ -131,14 +131,14 @@ class SqlSagaLog(SqlSagaReads):
             claimed = yield self._stmt(
                 f"UPDATE sagas SET owner = ?, lease_until = {self._until()}, fence = fence + 1"
                 " WHERE saga_id IN (SELECT saga_id FROM sagas"
-                f" WHERE status NOT IN ({marks(SETTLED_VALUES)}) AND (owner IS NULL"
+                f" WHERE status NOT IN ({marks(AT_REST_VALUES)}) AND (owner IS NULL"
                 f" OR lease_until <= {self.now_sql} OR (? AND owner = ?))"
                 f" ORDER BY created_at LIMIT ?{self.skip_locked}) RETURNING saga_id, fence",
-                (owner, ttl, *SETTLED_VALUES, include_own, owner, limit),
+                (owner, ttl, *AT_REST_VALUES, include_own, owner, limit),
             )
             return [Lease(saga_id, owner, fence) for saga_id, fence in claimed.rows]
 
-        return await self._run(plan, writes=True, short=False)
+        return await self._run(plan, writes=True, on_loop=False)
 
     async def acquire(self, saga_id: str, owner: str, *, ttl: float) -> Lease | None:
         def plan() -> Plan[Lease | None]:
@@ -150,7 +150,7 @@ class SqlSagaLog(SqlSagaReads):
             )
             return Lease(saga_id, owner, taken.rows[0][0]) if taken.rows else None
 
-        return await self._run(plan, writes=True, short=True)
+        return await self._run(plan, writes=True, on_loop=True)
 
     async def renew(self, leases: Sequence[Lease], *, ttl: float) -> set[str]:
         def plan() -> Plan[set[str]]:
@@ -160,14 +160,14 @@ class SqlSagaLog(SqlSagaReads):
 
         if not leases:
             return set()
-        return await self._run(plan, writes=True, short=False)
+        return await self._run(plan, writes=True, on_loop=False)
 
     async def release(self, leases: Sequence[Lease]) -> None:
         def plan() -> Plan[None]:
             yield self._held("UPDATE sagas SET owner = NULL, lease_until = NULL", (), leases)
 
         if leases:
-            await self._run(plan, writes=True, short=True)
+            await self._run(plan, writes=True, on_loop=True)
 
     async def purge_settled(self, *, before: str) -> int:
         old = f"status IN ({marks(_TERMINAL)}) AND updated_at < ?"
@@ -180,4 +180,4 @@ class SqlSagaLog(SqlSagaReads):
             purged = yield self._stmt(f"DELETE FROM sagas WHERE {old}", (*_TERMINAL, before))
             return purged.rowcount
 
-        return await self._run(plan, writes=True, short=False)
+        return await self._run(plan, writes=True, on_loop=False)

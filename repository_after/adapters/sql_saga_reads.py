@@ -15,12 +15,12 @@ from typing import Any, TypeVar
 import orjson
 
 from repository_after.adapters.sql_plan import Plan, Stmt
-from repository_after.domain.saga import SETTLED, SagaEvent
+from repository_after.domain.saga import AT_REST, SagaEvent
 from repository_after.service_layer.saga_ports import SagaSummary, StoredSaga
 
 T = TypeVar("T")
 
-SETTLED_VALUES = tuple(sorted(s.value for s in SETTLED))
+AT_REST_VALUES = tuple(sorted(s.value for s in AT_REST))
 _SUMMARY_COLUMNS = "saga_id, definition, params, status, created_at, updated_at"
 
 
@@ -42,8 +42,8 @@ def _summary(row: Sequence[Any]) -> SagaSummary:
 class SqlSagaReads:
     placeholder = "?"
 
-    async def _run(self, plan: Callable[[], Plan[T]], *, writes: bool, short: bool) -> T:
-        """Run a fresh `plan()` in one transaction; `short` as for `SqliteDatabase.write`."""
+    async def _run(self, plan: Callable[[], Plan[T]], *, writes: bool, on_loop: bool) -> T:
+        """Run a fresh `plan()` in one transaction; `on_loop` as for `SqliteDatabase.write`."""
         raise NotImplementedError
 
     def _stmt(self, sql: str, args: Sequence[Any] = ()) -> Stmt:
@@ -66,14 +66,14 @@ class SqlSagaReads:
             events = tuple(SagaEvent.from_dict(orjson.loads(data)) for (data,) in stored.rows)
             return StoredSaga(s[0], s[1], orjson.loads(s[2]), s[3], s[4], s[5], events)
 
-        return await self._run(plan, writes=False, short=True)
+        return await self._run(plan, writes=False, on_loop=True)
 
     async def summary(self, saga_id: str) -> SagaSummary | None:
         def plan() -> Plan[SagaSummary | None]:
             found = yield self._summary_of(saga_id)
             return _summary(found.rows[0]) if found.rows else None
 
-        return await self._run(plan, writes=False, short=True)
+        return await self._run(plan, writes=False, on_loop=True)
 
     async def list_recent(
         self, *, status: str | None = None, limit: int = 100
@@ -87,22 +87,22 @@ class SqlSagaReads:
             )
             return [_summary(r) for r in recent.rows]
 
-        return await self._run(plan, writes=False, short=False)
+        return await self._run(plan, writes=False, on_loop=False)
 
     async def unsettled_ids(self) -> list[str]:
         def plan() -> Plan[list[str]]:
             unsettled = yield self._stmt(
-                f"SELECT saga_id FROM sagas WHERE status NOT IN ({marks(SETTLED_VALUES)})"
+                f"SELECT saga_id FROM sagas WHERE status NOT IN ({marks(AT_REST_VALUES)})"
                 " ORDER BY created_at",
-                SETTLED_VALUES,
+                AT_REST_VALUES,
             )
             return [saga_id for (saga_id,) in unsettled.rows]
 
-        return await self._run(plan, writes=False, short=False)
+        return await self._run(plan, writes=False, on_loop=False)
 
     async def count_by_status(self) -> dict[str, int]:
         def plan() -> Plan[dict[str, int]]:
             counts = yield self._stmt("SELECT status, COUNT(*) FROM sagas GROUP BY status")
             return {status: int(n) for status, n in counts.rows}
 
-        return await self._run(plan, writes=False, short=False)
+        return await self._run(plan, writes=False, on_loop=False)

@@ -1,7 +1,7 @@
 """SQLite adapter of the account store: the shared SQL (`sql_accounts`) on one SQLite file.
 
 Serialisation comes from `SqliteDatabase`: one batch of transactions at a time, so the shared
-SQL needs no locks here. Operations touch a few rows by key (`short`, run on the event loop's
+SQL needs no locks here. Operations touch a few rows by key (`on_loop`, run on the event loop's
 thread); reads (listings, audits) may scan, so they run on the writer thread. The tables are
 created and versioned by `migrations`.
 """
@@ -30,7 +30,7 @@ class SqliteAccountStore:
         return self._db
 
     async def transaction(self, fn: Callable[[AccountsTx], T]) -> T:
-        return await self._db.write(lambda conn: fn(SqlAccountsTx(conn)), short=True)
+        return await self._db.write(lambda conn: fn(SqlAccountsTx(conn)), on_loop=True)
 
     async def read(self, fn: Callable[[AccountsReader], T]) -> T:
         return await self._db.read(lambda conn: fn(SqlAccountsTx(conn)))

@@ -6,7 +6,7 @@ which serialises writers, so a use case can read-decide-write without racing ano
 of failing half-way). Whatever may block for long runs on a dedicated writer thread, so the
 event loop stays free: every COMMIT (the fsync), waits for another connection's lock, and jobs
 that may scan. Short jobs (a few rows by key) run their statements on the event loop's thread
-(`write(short=True)`), which saves one GIL hand-over per statement.
+(`write(on_loop=True)`), which saves one GIL hand-over per statement.
 
 Durability: WAL with `synchronous=FULL`, so a committed transaction is on disk before the caller
 hears about it; an acknowledged operation survives SIGKILL and power loss.
@@ -14,7 +14,7 @@ hears about it; an acknowledged operation survives SIGKILL and power loss.
 Speed (docs/performance.md): jobs that queue while a batch runs become the next batch, one
 transaction and one fsync (group commit, see `write`); reads ride the same batches; each event
 loop is woken once per batch. Short jobs run on the event loop's thread and only the COMMIT on
-the writer thread (`short`). In one process the account store and the saga log share one
+the writer thread (`on_loop`). In one process the account store and the saga log share one
 `SqliteDatabase` (`share`), so they never wait on each other's file lock.
 Driver errors are translated here into `StorageError`.
 """
@@ -51,7 +51,7 @@ class _Job(NamedTuple):
     future: asyncio.Future[Any]
     loop: asyncio.AbstractEventLoop
     writes: bool
-    short: bool
+    on_loop: bool
 
 
 _Outcomes = list[tuple[bool, Any]]
@@ -129,7 +129,7 @@ class SqliteDatabase:
         conn.execute("PRAGMA foreign_keys = ON")
         return conn  # the schema comes from `migrations`, per component
 
-    async def write(self, fn: Callable[[sqlite3.Connection], T], *, short: bool = False) -> T:
+    async def write(self, fn: Callable[[sqlite3.Connection], T], *, on_loop: bool = False) -> T:
         """Run `fn` in a write transaction; return once it is committed (on disk).
 
         Group commit: writes that arrive while a batch is running or committing are queued and
@@ -139,26 +139,26 @@ class SqliteDatabase:
         if any job of a batch raises, the batch is rolled back and run again with each job in its
         own savepoint (jobs are plain functions of the connection, so running one again is safe).
 
-        `short`: `fn` touches a few rows by key. A batch of short jobs runs its statements on the
+        `on_loop`: `fn` touches a few rows by key. A batch of such jobs runs its statements on the
         event loop's own thread and only the COMMIT (the fsync) on the writer thread: one thread
         hand-over per batch instead of one per statement (each statement releases the GIL, and
         getting it back from a busy event loop can take a whole switch interval). A batch with
         any other job, or one that meets another connection's lock, runs on the writer thread.
         """
-        return await self._submit(fn, writes=True, short=short)
+        return await self._submit(fn, writes=True, on_loop=on_loop)
 
-    async def read(self, fn: Callable[[sqlite3.Connection], T], *, short: bool = False) -> T:
+    async def read(self, fn: Callable[[sqlite3.Connection], T], *, on_loop: bool = False) -> T:
         """Run `fn` on a consistent snapshot. Reads queue with the writes and run in the same
         batches: a read sees what the batch's earlier writes changed, and like them it is
         answered only after the batch's COMMIT, so nobody sees a write that is later lost.
-        `short` as for `write`."""
-        return await self._submit(fn, writes=False, short=short)
+        `on_loop` as for `write`."""
+        return await self._submit(fn, writes=False, on_loop=on_loop)
 
     async def _submit(
-        self, fn: Callable[[sqlite3.Connection], T], *, writes: bool, short: bool
+        self, fn: Callable[[sqlite3.Connection], T], *, writes: bool, on_loop: bool
     ) -> T:
         loop = asyncio.get_running_loop()
-        job = _Job(fn, loop.create_future(), loop, writes, short)
+        job = _Job(fn, loop.create_future(), loop, writes, on_loop)
         with self._lock:
             self._queue.append(job)
             idle, self._busy = not self._busy, True
@@ -174,7 +174,7 @@ class SqliteDatabase:
             if not jobs:
                 self._busy = False
                 return
-        if not all(job.short for job in jobs):
+        if not all(job.on_loop for job in jobs):
             self._executor.submit(self._run_on_thread, jobs)
             return
         try:

@@ -2,7 +2,7 @@
 
 A plan runs as one job of `SqliteDatabase`, so it commits in one durable transaction with the
 other jobs of its batch (group commit: one saga-log write is one batch entry). Writes by key
-(`create`, `append`, `acquire`, `release`) and loads are `short`, run on the event loop's thread;
+(`create`, `append`, `acquire`, `release`) and loads are `on_loop`, run on the event loop's thread;
 scans (`claim`, listings, purges) run on the writer thread. The tables are created and versioned
 by `migrations`; `lease_until` is REAL seconds since the epoch by SQLite's own clock (`now_sql`),
 the representation the lease columns have had since they were added, so old files need no step.
@@ -56,13 +56,13 @@ class SqliteSagaLog(SqlSagaLog):
             return Stmt(one_row, (*args, *rows.values[0]))
         return Stmt(one_row, [(*args, *row) for row in rows.values], many=True)
 
-    async def _run(self, plan: Callable[[], Plan[T]], *, writes: bool, short: bool) -> T:
+    async def _run(self, plan: Callable[[], Plan[T]], *, writes: bool, on_loop: bool) -> T:
         def work(conn: sqlite3.Connection) -> T:
             return drive(plan(), partial(_execute, conn))
 
         if writes:
-            return await self._db.write(work, short=short)
-        return await self._db.read(work, short=short)
+            return await self._db.write(work, on_loop=on_loop)
+        return await self._db.read(work, on_loop=on_loop)
 
     async def close(self) -> None:
         await self._db.close()

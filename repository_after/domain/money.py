@@ -2,18 +2,9 @@
 
 from __future__ import annotations
 
-import re
-
 MIN_AMOUNT = 1
 MAX_AMOUNT = 10**12
 MAX_BALANCE = 10**15
-
-TRANSACTION_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
-ACCOUNT_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:\-]{1,64}$")
-
-
-def is_valid_transaction_id(value: str) -> bool:
-    return TRANSACTION_ID_PATTERN.fullmatch(value) is not None
 
 
 def format_minor(amount: int) -> str:

@@ -31,33 +31,33 @@ from enum import StrEnum
 from typing import NamedTuple
 
 from repository_after.domain.saga_definition import (
-    SETTLED,
+    AT_REST,
     TERMINAL,
     Call,
     EventKind,
     InvalidTransition,
     Outcome,
-    Role,
     SagaDefinition,
     SagaEvent,
     SagaStatus,
     Step,
+    StepRole,
 )
 
 __all__ = [
-    "SETTLED",
+    "AT_REST",
     "TERMINAL",
     "Call",
     "EventKind",
     "InvalidTransition",
     "Outcome",
     "Phase",
-    "Role",
     "SagaDefinition",
     "SagaEvent",
     "SagaState",
     "SagaStatus",
     "Step",
+    "StepRole",
     "apply",
     "next_action",
     "replay",
@@ -83,8 +83,8 @@ class SagaState(NamedTuple):
     history: tuple[SagaEvent, ...] = ()
 
     @property
-    def settled(self) -> bool:
-        return self.status in SETTLED
+    def at_rest(self) -> bool:
+        return self.status in AT_REST
 
 
 _HISTORY = len(SagaState._fields) - 1
@@ -92,11 +92,11 @@ assert SagaState._fields[_HISTORY] == "history"  # `apply` builds it last
 
 
 def next_action(definition: SagaDefinition, state: SagaState) -> Call | None:
-    if state.settled:
+    if state.at_rest:
         return None
     if state.phase is Phase.COMPENSATING:
-        return definition.call(state.to_compensate[0], Role.COMPENSATION)
-    return definition.call(state.cursor, Role.SETTLEMENT if state.settling else Role.ACTION)
+        return definition.call(state.to_compensate[0], StepRole.COMPENSATION)
+    return definition.call(state.cursor, StepRole.SETTLEMENT if state.settling else StepRole.ACTION)
 
 
 def replay(definition: SagaDefinition, events: Iterable[SagaEvent]) -> SagaState:
@@ -146,7 +146,7 @@ def _transition(definition: SagaDefinition, state: SagaState, event: SagaEvent) 
 
 
 def _running_status(call: Call) -> str:
-    if call.role is Role.COMPENSATION:
+    if call.role is StepRole.COMPENSATION:
         return SagaStatus.COMPENSATING
     return call.step.running_status
 
@@ -164,9 +164,9 @@ def _attempted(
     if event.outcome is Outcome.UNKNOWN:
         return state
     succeeded = event.outcome is Outcome.SUCCEEDED
-    if call.role is Role.ACTION:
+    if call.role is StepRole.ACTION:
         return _advance(definition, state, call) if succeeded else _step_failed(state)
-    if call.role is Role.SETTLEMENT:
+    if call.role is StepRole.SETTLEMENT:
         if not succeeded:
             return _park(state, f"settlement {call.operation} refused: {event.error}")
         if event.result in call.step.landed_statuses:
@@ -184,7 +184,7 @@ def _attempted(
 
 
 def _exhausted(state: SagaState, call: Call) -> SagaState:
-    if call.role is Role.ACTION:
+    if call.role is StepRole.ACTION:
         if call.step.settlement is not None:
             return state._replace(settling=True)
         if call.step.compensation is not None:

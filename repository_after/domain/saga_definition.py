@@ -1,7 +1,7 @@
 """What a saga is made of: its definition (steps, their calls and roles) and its log's events.
 
 Pure data, standard library only. A `SagaDefinition` is an ordered tuple of `Step`s; each step
-names a remote action and optionally a compensation and a settlement (their roles, `Role`).
+names a remote action and optionally a compensation and a settlement (their roles, `StepRole`).
 `Call` is one (step, role) operation the shell performs with the saga id as its idempotency key;
 a definition builds each of its calls once. `SagaEvent` is one entry of a saga's append-only log.
 The rules that fold events into a state live in `domain.saga`.
@@ -29,11 +29,17 @@ class SagaStatus(StrEnum):
 TERMINAL = frozenset(
     {SagaStatus.COMPLETED, SagaStatus.COMPENSATED, SagaStatus.REJECTED, SagaStatus.RESOLVED}
 )
-#: Statuses nobody drives automatically: terminal ones and the parked one.
-SETTLED = TERMINAL | {SagaStatus.FAILED_NEEDS_ATTENTION}
+#: Statuses nobody drives automatically: the terminal ones AND the parked one
+#: (`failed_needs_attention`, which an operator may still retry). Not "settled": a parked saga
+#: is not done, it waits for a person.
+AT_REST = TERMINAL | {SagaStatus.FAILED_NEEDS_ATTENTION}
 
 
-class Role(StrEnum):
+class StepRole(StrEnum):
+    """What a call does for its step: the step's action, the settlement of an unknown action
+    (e.g. `void_credit`), or the compensation of an applied one. (Not `config.ProcessRole`, which
+    says which half of sagabank a process runs.)"""
+
     ACTION = "action"
     SETTLEMENT = "settlement"
     COMPENSATION = "compensation"
@@ -73,10 +79,10 @@ class Step:
     #: ... and those that mean it never will; any other answer parks the saga (fail closed)
     fenced_statuses: frozenset[str] = frozenset({"voided"})
 
-    def operation(self, role: Role) -> str:
-        if role is Role.ACTION:
+    def operation(self, role: StepRole) -> str:
+        if role is StepRole.ACTION:
             op: str | None = self.action
-        elif role is Role.SETTLEMENT:
+        elif role is StepRole.SETTLEMENT:
             op = self.settlement
         else:
             op = self.compensation
@@ -94,17 +100,17 @@ class SagaDefinition:
     steps: tuple[Step, ...]
     #: Every (step, role) call this definition allows, built once: `next_action` runs several
     #: times per event (docs/performance.md, seventh round).
-    _calls: dict[tuple[int, Role], Call] = field(init=False, repr=False, compare=False)
+    _calls: dict[tuple[int, StepRole], Call] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         calls = {}
         for i, step in enumerate(self.steps):
-            for role in Role:
+            for role in StepRole:
                 with suppress(InvalidTransition):  # a role this step does not have
                     calls[i, role] = Call.of(i, step, role)
         object.__setattr__(self, "_calls", calls)
 
-    def call(self, step_index: int, role: Role) -> Call:
+    def call(self, step_index: int, role: StepRole) -> Call:
         """The call of that step in that role; InvalidTransition if the step has no such role."""
         found = self._calls.get((step_index, role))
         return found if found is not None else Call.of(step_index, self.steps[step_index], role)
@@ -123,7 +129,7 @@ class SagaEvent(NamedTuple):
     kind: EventKind
     at: str
     step: str | None = None
-    role: Role | None = None
+    role: StepRole | None = None
     operation: str | None = None
     outcome: Outcome | None = None
     attempt: int | None = None
@@ -141,7 +147,7 @@ class SagaEvent(NamedTuple):
         values = dict(data)
         values["kind"] = EventKind(values["kind"])
         if "role" in values:
-            values["role"] = Role(values["role"])
+            values["role"] = StepRole(values["role"])
         if "outcome" in values:
             values["outcome"] = Outcome(values["outcome"])
         return cls(**values)
@@ -156,9 +162,9 @@ class Call(NamedTuple):
 
     step_index: int
     step: Step
-    role: Role
+    role: StepRole
     operation: str
 
     @classmethod
-    def of(cls, step_index: int, step: Step, role: Role) -> Call:
+    def of(cls, step_index: int, step: Step, role: StepRole) -> Call:
         return cls(step_index, step, role, step.operation(role))

@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
 from repository_after.bootstrap import Container, bootstrap
-from repository_after.config import Role, Settings
+from repository_after.config import ProcessRole, Settings
 from repository_after.entrypoints import (
     accounts_api,
     admin_api,
@@ -103,11 +103,11 @@ def create_app(settings: Settings, *, telemetry: Telemetry | None = None) -> Fas
     app.state.telemetry = telemetry
     telemetry.install(app)  # outermost: sees every answer, also the limits' refusals
     app.include_router(metrics_api.router)
-    if settings.role in (Role.ALL, Role.ACCOUNTS):
+    if settings.role in (ProcessRole.ALL, ProcessRole.ACCOUNTS):
         app.include_router(accounts_api.router)
         app.include_router(batch_api.router)
         app.include_router(admin_api.router)
-    if settings.role in (Role.ALL, Role.ORCHESTRATOR):
+    if settings.role in (ProcessRole.ALL, ProcessRole.ORCHESTRATOR):
         app.include_router(transfers_api.router)
         app.include_router(dashboard.router)
 
@@ -117,7 +117,7 @@ def create_app(settings: Settings, *, telemetry: Telemetry | None = None) -> Fas
 
     @app.get("/", tags=["meta"])
     async def index(request: Request) -> Response:
-        has_ui = settings.role in (Role.ALL, Role.ORCHESTRATOR)
+        has_ui = settings.role in (ProcessRole.ALL, ProcessRole.ORCHESTRATOR)
         if has_ui and "text/html" in request.headers.get("accept", ""):
             return RedirectResponse("/ui")  # a browser gets the dashboard
         links = {"docs": "/docs", "metrics": "/metrics", **({"dashboard": "/ui"} if has_ui else {})}

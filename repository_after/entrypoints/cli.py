@@ -22,7 +22,7 @@ import typer
 import uvicorn
 from rich.console import Console
 
-from repository_after.config import Role, Settings, get_settings
+from repository_after.config import ProcessRole, Settings, get_settings
 from repository_after.entrypoints import demo, gc_cli, sagas_cli
 from repository_after.entrypoints.logs import configure_logging
 from repository_after.entrypoints.runtime_tuning import tune_gc, tune_switch_interval
@@ -54,7 +54,9 @@ def _is_loopback(host: str) -> bool:
 def serve(
     host: Annotated[str | None, typer.Option(help="bind address (SAGABANK_HOST)")] = None,
     port: Annotated[int | None, typer.Option(help="port (SAGABANK_PORT)")] = None,
-    role: Annotated[Role | None, typer.Option(help="which half to run (SAGABANK_ROLE)")] = None,
+    role: Annotated[
+        ProcessRole | None, typer.Option(help="which half to run (SAGABANK_ROLE)")
+    ] = None,
     database_url: Annotated[str | None, typer.Option(help="SAGABANK_DATABASE_URL")] = None,
     insecure: Annotated[
         bool, typer.Option(help="allow a non-loopback address without an admin token")

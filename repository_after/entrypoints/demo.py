@@ -28,7 +28,7 @@ from rich.table import Table
 from repository_after.bootstrap import orchestrator_session
 from repository_after.config import Settings
 from repository_after.domain.money import format_minor
-from repository_after.domain.saga import SETTLED, SagaStatus
+from repository_after.domain.saga import AT_REST, SagaStatus
 from repository_after.domain.transfer import TRANSFER
 from repository_after.entrypoints.service_process import ServiceProcess
 from repository_after.service_layer.faults import FaultMode
@@ -89,7 +89,7 @@ async def run_transfers(opts: DemoOptions, accounts_url: str, workdir: Path) -> 
 
                 await asyncio.gather(*(one(i, *p) for i, p in enumerate(plan)))
         after, audit = await _books(client, accounts_url)
-    unsettled = sum(n for s, n in statuses.items() if s not in SETTLED)
+    unsettled = sum(n for s, n in statuses.items() if s not in AT_REST)
     return {
         "implementation": "after",
         "transfers": opts.transfers,

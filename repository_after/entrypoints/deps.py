@@ -23,7 +23,7 @@ from fastapi import Depends, Header, Request
 
 from repository_after.bootstrap import Container
 from repository_after.config import Settings
-from repository_after.domain.money import TRANSACTION_ID_PATTERN
+from repository_after.domain.ids import TRANSACTION_ID_PATTERN
 from repository_after.entrypoints.errors import BadRequest
 from repository_after.observability.telemetry import Telemetry
 from repository_after.service_layer.faults import FaultInjector

@@ -7,13 +7,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, model_validator
 
 from repository_after.domain.accounts import MAX_BATCH
-from repository_after.domain.money import (
-    ACCOUNT_ID_PATTERN,
-    MAX_AMOUNT,
-    MAX_BALANCE,
-    MIN_AMOUNT,
-    TRANSACTION_ID_PATTERN,
-)
+from repository_after.domain.ids import ACCOUNT_ID_PATTERN, TRANSACTION_ID_PATTERN
+from repository_after.domain.money import MAX_AMOUNT, MAX_BALANCE, MIN_AMOUNT
 
 AccountId = Annotated[
     StrictStr, Field(pattern=ACCOUNT_ID_PATTERN.pattern, description="1-64 of [A-Za-z0-9._:-]")

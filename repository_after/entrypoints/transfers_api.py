@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from repository_after.domain.saga import SETTLED
+from repository_after.domain.saga import AT_REST
 from repository_after.entrypoints.deps import (
     Admin,
     OptionalTransactionId,
@@ -29,7 +29,7 @@ router = APIRouter(tags=["transfers"])
 
 
 def _response(view: dict[str, Any], headers: dict[str, str] | None = None) -> JsonResponse:
-    code = 200 if view["status"] in SETTLED else 202
+    code = 200 if view["status"] in AT_REST else 202
     return JsonResponse(view, status_code=code, headers=headers)
 
 

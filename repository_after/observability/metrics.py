@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from repository_after.domain.saga import TERMINAL, EventKind, Outcome, Role, SagaStatus
+from repository_after.domain.saga import TERMINAL, EventKind, Outcome, SagaStatus, StepRole
 from repository_after.service_layer.faults import FaultInjector
 from repository_after.service_layer.orchestrator import SagaTransition
 from repository_after.service_layer.saga_ports import SagaLog
@@ -186,9 +186,9 @@ class SagaMetrics:
             self._step_seconds(t.definition, operation, outcome).observe(
                 max(0.0, _ts(e.at) - began)
             )
-        if e.role is Role.COMPENSATION:
+        if e.role is StepRole.COMPENSATION:
             self._compensations(t.definition, operation, outcome).inc()
-        elif e.role is Role.SETTLEMENT:
+        elif e.role is StepRole.SETTLEMENT:
             self._settlements(t.definition, operation, result).inc()
 
     async def refresh(self, log: SagaLog) -> None:

@@ -19,7 +19,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from repository_after.domain.money import is_valid_transaction_id
+from repository_after.domain.ids import is_valid_transaction_id
 from repository_after.observability.context import current_transaction_id
 from repository_after.observability.metrics import Labelled
 

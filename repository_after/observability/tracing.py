@@ -34,7 +34,7 @@ from opentelemetry.sdk.trace.export import (
 from opentelemetry.trace import Span, Status, StatusCode
 
 from repository_after.config import OtelExporter, Settings
-from repository_after.domain.saga import SETTLED, EventKind, Outcome
+from repository_after.domain.saga import AT_REST, EventKind, Outcome
 from repository_after.service_layer.orchestrator import SagaTransition
 
 _MAX_OPEN_SAGAS = 10_000
@@ -117,7 +117,7 @@ class SagaTracer:
             self._end_step(t.saga_id, outcome="exhausted", at=e.at, error=True)
         elif e.kind in (EventKind.OPERATOR_RETRY, EventKind.OPERATOR_RESOLVE):
             saga.add_event(e.kind.value, {"note": e.note or ""}, timestamp=_ns(e.at))
-        if t.after in SETTLED:
+        if t.after in AT_REST:
             self._end_step(t.saga_id, at=e.at)
             saga.set_attribute("sagabank.status", t.after)
             if t.after == "failed_needs_attention":

@@ -41,10 +41,10 @@ from functools import partial
 from typing import Any, NamedTuple
 
 from repository_after.domain.saga import (
-    Role,
     SagaDefinition,
     SagaEvent,
     SagaState,
+    StepRole,
     next_action,
     replay,
 )
@@ -178,7 +178,7 @@ class SagaDriver:
                 participant=self._participant,
                 leases=self._leases,
                 lease=lease,
-                policy=self._forward if call.role is Role.ACTION else self._settle,
+                policy=self._forward if call.role is StepRole.ACTION else self._settle,
                 saga_id=saga_id,
                 params=params,
                 call=call,

@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from repository_after.domain.saga import SETTLED, TERMINAL, SagaStatus
+from repository_after.domain.saga import AT_REST, TERMINAL, SagaStatus
 from sagabank_tools.chaos import load, records
 from sagabank_tools.chaos.cluster import Cluster, Databases, Tuning
 from sagabank_tools.chaos.proxy import FaultProxy, LateDelivery
@@ -62,10 +62,10 @@ async def _settle(url: str, ids: list[str], deadline: float, views: Views) -> di
     async with httpx.AsyncClient(base_url=url, timeout=10.0) as client:
         while True:
             for tx_id in ids:
-                if statuses.get(tx_id) not in SETTLED:
+                if statuses.get(tx_id) not in AT_REST:
                     views[tx_id] = (await client.get(f"/transfers/{tx_id}")).json()
                     statuses[tx_id] = views[tx_id]["status"]
-            if all(s in SETTLED for s in statuses.values()) or time.monotonic() > deadline:
+            if all(s in AT_REST for s in statuses.values()) or time.monotonic() > deadline:
                 return statuses
             await asyncio.sleep(0.2)  # polling a remote state for recovery to finish
 

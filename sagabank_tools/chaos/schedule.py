@@ -25,7 +25,6 @@ class Family(StrEnum):
 
 ALL_FAMILIES: tuple[Family, ...] = tuple(Family)
 PROXY_FAMILIES = (Family.CREDIT_BEFORE, Family.CREDIT_AFTER, Family.DELAY, Family.DUPLICATE)
-CREDIT_FAMILIES = frozenset({Family.CREDIT_BEFORE, Family.CREDIT_AFTER})
 
 
 def parse_families(text: str) -> tuple[Family, ...]:

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from repository_after.config import Role
+from repository_after.config import ProcessRole
 from repository_after.observability.telemetry import Telemetry
 from sagabank_tools.chaos.proxy import FaultProxy
 from sagabank_tools.chaos.schedule import Schedule
@@ -20,7 +20,7 @@ TRACE_ID, SPAN_ID = 0x5EED << 90, 0xBEEF << 30
 
 async def test_batched_items_reach_the_service_as_their_single_requests(tmp_path: Path) -> None:
     spans = InMemorySpanExporter()
-    accounts = settings(tmp_path, "accounts", role=Role.ACCOUNTS)
+    accounts = settings(tmp_path, "accounts", role=ProcessRole.ACCOUNTS)
     async with served(accounts, Telemetry(accounts, span_exporter=spans)) as upstream:
         proxy = FaultProxy(schedule=Schedule(seed=1, families=()), upstream=upstream)
         url = await proxy.start()

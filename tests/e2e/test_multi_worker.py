@@ -23,7 +23,7 @@ import httpx
 import psycopg
 import pytest
 
-from repository_after.domain.saga import SETTLED, TERMINAL
+from repository_after.domain.saga import AT_REST, TERMINAL
 from repository_after.entrypoints.service_process import ServiceProcess
 from tests.e2e.conftest import Launcher
 
@@ -194,7 +194,7 @@ def test_a_paused_worker_is_fenced_out_after_another_takes_over(
     assert w1.proc is not None
     os.kill(w1.proc.pid, signal.SIGSTOP)
     try:
-        settled = ", ".join(f"'{s.value}'" for s in SETTLED)
+        settled = ", ".join(f"'{s.value}'" for s in AT_REST)
         held = query(
             postgres_url,
             f"SELECT count(*) FROM sagas WHERE owner = 'w1' AND status NOT IN ({settled})",

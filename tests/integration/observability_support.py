@@ -17,7 +17,7 @@ import httpx
 import uvicorn
 from prometheus_client.parser import text_string_to_metric_families
 
-from repository_after.config import Role, Settings
+from repository_after.config import ProcessRole, Settings
 from repository_after.entrypoints.app import create_app
 from repository_after.entrypoints.service_process import free_port
 from repository_after.observability.telemetry import Telemetry
@@ -97,7 +97,7 @@ async def orchestrator_client(
 
 def orchestrator_settings(tmp_path: Path, accounts_url: str, **overrides: object) -> Settings:
     return settings(
-        tmp_path, "sagas", role=Role.ORCHESTRATOR, accounts_url=accounts_url, **overrides
+        tmp_path, "sagas", role=ProcessRole.ORCHESTRATOR, accounts_url=accounts_url, **overrides
     )
 
 

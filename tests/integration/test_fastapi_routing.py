@@ -21,7 +21,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute, Route
 
-from repository_after.config import Role
+from repository_after.config import ProcessRole
 from repository_after.entrypoints.app import create_app
 from repository_after.entrypoints.deps import require_admin
 from repository_after.entrypoints.limits import RequestLimits
@@ -449,7 +449,7 @@ def _routes(routes: Iterable[BaseRoute]) -> Iterator[BaseRoute]:
             yield route
 
 
-def _app(role: Role, tmp_path: Path) -> FastAPI:
+def _app(role: ProcessRole, tmp_path: Path) -> FastAPI:
     return create_app(accounts_settings(tmp_path, role=role, admin_token="t0ken"))
 
 
@@ -457,8 +457,10 @@ def _app(role: Role, tmp_path: Path) -> FastAPI:
 _DOCS = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 
 
-@pytest.mark.parametrize("role", list(Role))
-def test_the_app_holds_only_fastapi_routes_and_known_middleware(role: Role, tmp_path: Path) -> None:
+@pytest.mark.parametrize("role", list(ProcessRole))
+def test_the_app_holds_only_fastapi_routes_and_known_middleware(
+    role: ProcessRole, tmp_path: Path
+) -> None:
     app = _app(role, tmp_path)
     routes = list(_routes(app.routes))
     assert "/health" in {r.path for r in routes if isinstance(r, APIRoute)}  # the walk sees them
@@ -477,7 +479,7 @@ _GUARDED = {
 
 
 def test_the_admin_guard_is_a_dependency_of_every_route_it_protects(tmp_path: Path) -> None:
-    app = _app(Role.ALL, tmp_path)
+    app = _app(ProcessRole.ALL, tmp_path)
     guarded = {
         (method, route.path)
         for route in _routes(app.routes)
@@ -489,7 +491,7 @@ def test_the_admin_guard_is_a_dependency_of_every_route_it_protects(tmp_path: Pa
 
 
 async def test_a_guarded_route_refuses_a_request_without_the_token(tmp_path: Path) -> None:
-    app = _app(Role.ACCOUNTS, tmp_path)
+    app = _app(ProcessRole.ACCOUNTS, tmp_path)
     async for client in _client(app):
         body = {"account_id": "a", "initial_balance": 1}
         refused = await client.post("/accounts", json=body)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from repository_after.domain.saga import EventKind, Outcome, Role, SagaEvent
+from repository_after.domain.saga import EventKind, Outcome, SagaEvent, StepRole
 from repository_after.service_layer.saga_ports import SagaLog
 
 AT = "2026-01-01T00:00:00+00:00"
@@ -14,7 +14,7 @@ def attempt(n: int) -> SagaEvent:
         EventKind.ATTEMPT,
         at=AT,
         step="debit",
-        role=Role.ACTION,
+        role=StepRole.ACTION,
         operation="debit",
         outcome=Outcome.UNKNOWN,
         attempt=n,

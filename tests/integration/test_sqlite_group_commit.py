@@ -146,7 +146,7 @@ async def test_short_jobs_run_on_the_event_loop_thread_and_commit_on_the_writer(
     where: list[tuple[str, int]] = []
     database._conn.set_trace_callback(lambda sql: where.append((sql, threading.get_ident())))
     loop_thread = threading.get_ident()
-    await asyncio.gather(*(database.write(insert(k), short=True) for k in range(1, 20)))
+    await asyncio.gather(*(database.write(insert(k), on_loop=True) for k in range(1, 20)))
     inserts = {ident for sql, ident in where if sql.startswith("INSERT")}
     commits = {ident for sql, ident in where if sql == "COMMIT"}
     assert inserts == {loop_thread}  # no thread hand-over per statement
@@ -169,7 +169,7 @@ async def test_a_short_job_that_meets_another_connections_lock_waits_on_the_writ
     other = sqlite3.connect(tmp_path / "l.db", isolation_level=None)
     other.execute("BEGIN IMMEDIATE")  # another process's writer holds the lock
     other.execute("INSERT INTO t VALUES (100, 'other')")
-    write = asyncio.ensure_future(database.write(insert(1), short=True))
+    write = asyncio.ensure_future(database.write(insert(1), on_loop=True))
     deadline = asyncio.get_running_loop().time() + 10
     while f"PRAGMA busy_timeout = {10_000}" not in statements:  # handed to the writer thread
         assert asyncio.get_running_loop().time() < deadline, statements

@@ -19,7 +19,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from repository_after.config import OtelExporter, Role
+from repository_after.config import OtelExporter, ProcessRole
 from repository_after.entrypoints.service_process import free_port
 from repository_after.observability.telemetry import Telemetry
 from repository_after.observability.tracing import build_tracer_provider
@@ -41,7 +41,7 @@ async def traced_services(
     **orchestrator_overrides: object,
 ) -> AsyncIterator[httpx.AsyncClient]:
     """An account service on loopback and an orchestrator client, each tracing to its exporter."""
-    accounts_settings = settings(tmp_path, "accounts", role=Role.ACCOUNTS)
+    accounts_settings = settings(tmp_path, "accounts", role=ProcessRole.ACCOUNTS)
     async with served(
         accounts_settings, Telemetry(accounts_settings, span_exporter=accounts_spans)
     ) as url:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from starlette.responses import JSONResponse
 
-from repository_after.domain.saga import EventKind, Outcome, Role, SagaEvent, replay
+from repository_after.domain.saga import EventKind, Outcome, SagaEvent, StepRole, replay
 from repository_after.domain.transfer import TRANSFER
 from repository_after.entrypoints.json_response import JsonResponse
 from repository_after.service_layer.saga_ports import StoredSaga
@@ -23,7 +23,7 @@ AT = "2026-11-23T10:15:02.123456+00:00"
 def _step(step: str, outcome: Outcome, code: int, **answer: str) -> tuple[SagaEvent, ...]:
     """The intent and one decisive attempt of the action `step`."""
     intent = SagaEvent(
-        EventKind.OPERATION_STARTED, at=AT, step=step, role=Role.ACTION, operation=step
+        EventKind.OPERATION_STARTED, at=AT, step=step, role=StepRole.ACTION, operation=step
     )
     attempt = intent._replace(
         kind=EventKind.ATTEMPT, outcome=outcome, attempt=1, status_code=code, started_at=AT

@@ -9,10 +9,10 @@ from repository_after.domain.saga import (
     InvalidTransition,
     Outcome,
     Phase,
-    Role,
     SagaEvent,
     SagaState,
     SagaStatus,
+    StepRole,
     apply,
     next_action,
     replay,
@@ -26,15 +26,15 @@ def started() -> SagaEvent:
     return SagaEvent(EventKind.STARTED, at=AT)
 
 
-def intent(step: str, role: Role) -> SagaEvent:
+def intent(step: str, role: StepRole) -> SagaEvent:
     return SagaEvent(EventKind.OPERATION_STARTED, at=AT, step=step, role=role)
 
 
-def attempt(step: str, role: Role, outcome: Outcome, result: str | None = None) -> SagaEvent:
+def attempt(step: str, role: StepRole, outcome: Outcome, result: str | None = None) -> SagaEvent:
     return SagaEvent(EventKind.ATTEMPT, at=AT, step=step, role=role, outcome=outcome, result=result)
 
 
-def exhausted(step: str, role: Role) -> SagaEvent:
+def exhausted(step: str, role: StepRole) -> SagaEvent:
     return SagaEvent(EventKind.RETRIES_EXHAUSTED, at=AT, step=step, role=role)
 
 
@@ -42,7 +42,7 @@ def run(*events: SagaEvent) -> SagaState:
     return replay(TRANSFER, [started(), *events])
 
 
-A, S, C = Role.ACTION, Role.SETTLEMENT, Role.COMPENSATION
+A, S, C = StepRole.ACTION, StepRole.SETTLEMENT, StepRole.COMPENSATION
 OK, NO, UNK = Outcome.SUCCEEDED, Outcome.REJECTED, Outcome.UNKNOWN
 
 
@@ -267,12 +267,12 @@ def test_apply_records_each_event_once_in_order_and_keeps_the_transition() -> No
 
 
 def test_definition_calls_are_built_once_and_a_missing_role_is_still_refused() -> None:
-    debit = TRANSFER.call(0, Role.ACTION)
-    assert debit is TRANSFER.call(0, Role.ACTION)
+    debit = TRANSFER.call(0, StepRole.ACTION)
+    assert debit is TRANSFER.call(0, StepRole.ACTION)
     assert (debit.step.name, debit.operation) == ("debit", "debit")
-    assert TRANSFER.call(0, Role.COMPENSATION).operation == "compensate_debit"
-    assert TRANSFER.call(1, Role.SETTLEMENT).operation == "void_credit"
+    assert TRANSFER.call(0, StepRole.COMPENSATION).operation == "compensate_debit"
+    assert TRANSFER.call(1, StepRole.SETTLEMENT).operation == "void_credit"
     with pytest.raises(InvalidTransition, match="debit has no settlement"):
-        TRANSFER.call(0, Role.SETTLEMENT)
+        TRANSFER.call(0, StepRole.SETTLEMENT)
     with pytest.raises(InvalidTransition, match="credit has no compensation"):
-        TRANSFER.call(1, Role.COMPENSATION)
+        TRANSFER.call(1, StepRole.COMPENSATION)

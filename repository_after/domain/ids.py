@@ -1,0 +1,17 @@
+"""Identifiers: what a transaction id (a saga's idempotency key) and an account id may look like.
+
+Both are checked at every edge before anything is recorded: a transaction id travels in the
+`transaction-id` header and becomes the key of every operation of its saga, so it must be safe to
+log, to put in a header and to store; letters, digits and `._:-` only.
+"""
+
+from __future__ import annotations
+
+import re
+
+TRANSACTION_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+ACCOUNT_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:\-]{1,64}$")
+
+
+def is_valid_transaction_id(value: str) -> bool:
+    return TRANSACTION_ID_PATTERN.fullmatch(value) is not None
