@@ -55,6 +55,12 @@ TARGETS = (
     ("recovery of 10,000 sagas, s (at most)", 10.0, True),
     ("RSS growth 10k -> 200k, % (at most)", 10.0, True),
 )
+#: The floors of issue 19 (libraries on every path: httpx, FastAPI routes only): ratios at c=32
+#: that the library stack must keep, checked against the medians like the targets.
+FLOORS = (
+    ("after/before at c=32", 4.0),
+    ("after/cqrs at c=32", 20.0),
+)
 
 
 def _one_run(system: str, n: int, concurrency: int, seed: int) -> dict[str, float]:
@@ -112,6 +118,12 @@ def paired_ratios(each: dict[str, list[dict[str, float]]]) -> dict[str, list[flo
         ]
         for name, after, other in _ratio_keys()
     }
+
+
+def floors(results: dict[str, Any]) -> list[tuple[str, float, float, bool]]:
+    """(ratio, measured, floor, met) for each of issue 19's floors."""
+    r = ratios(results)
+    return [(name, r[name], bound, r[name] >= bound) for name, bound in FLOORS]
 
 
 def targets(results: dict[str, Any]) -> list[tuple[str, float, float, bool]]:
@@ -175,6 +187,9 @@ def print_table(
     for name, value, bound, met in targets(results):
         mark = "[green]met" if met else "[red]not met"
         console.print(f"target {name}: {value:,.1f} against {bound:,.1f} — {mark}")
+    for name, value, bound, met in floors(results):
+        mark = "[green]met" if met else "[red]not met"
+        console.print(f"floor (issue 19) {name}: {value:.2f}x against {bound:.1f}x — {mark}")
 
 
 def bench(
@@ -212,6 +227,10 @@ def bench(
         "targets": [
             {"target": name, "measured": value, "bound": bound, "met": met}
             for name, value, bound, met in targets(results)
+        ],
+        "floors": [
+            {"ratio": name, "measured": value, "floor": bound, "met": met}
+            for name, value, bound, met in floors(results)
         ],
         "seconds": time.perf_counter() - started,
     }

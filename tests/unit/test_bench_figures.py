@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sagabank_tools.bench.measure import median_of
-from sagabank_tools.bench.runner import paired_ratios, ratios, targets
+from sagabank_tools.bench.runner import floors, paired_ratios, ratios, targets
 
 SYSTEMS = ("after", "before", "cqrs")
 
@@ -51,3 +51,15 @@ def test_targets_are_checked_against_the_medians() -> None:
         "recovery of 10,000 sagas, s (at most)": True,
         "RSS growth 10k -> 200k, % (at most)": True,
     }
+
+
+def test_issue_19_floors_are_checked_against_the_ratios_of_the_medians() -> None:
+    each = each_of({"after": [1000, 900, 600], "before": [200, 230, 150], "cqrs": [40, 45, 50]})
+    results: dict[str, Any] = {key: median_of(runs) for key, runs in each.items()}
+    met = {name: (round(value, 2), ok) for name, value, _, ok in floors(results)}
+    assert met == {
+        "after/before at c=32": (4.5, True),  # 900 / 200
+        "after/cqrs at c=32": (20.0, True),  # 900 / 45, the floor itself
+    }
+    results["http_cqrs_c32"]["per_second"] = 46.0
+    assert [ok for *_, ok in floors(results)] == [True, False]
