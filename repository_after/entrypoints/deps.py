@@ -1,7 +1,8 @@
 """The dependency providers of the routes: the one place the API reads `app.state`.
 
 Routes declare what they need with the `Annotated` aliases below (`OrchestratorDep`,
-`AccountStoreDep`, `AccountServiceDep`, `FaultsDep`, `SettingsDep`, `TelemetryDep`) and FastAPI
+`TransferDeskDep`, `AccountStoreDep`, `AccountServiceDep`, `FaultsDep`, `SettingsDep`,
+`TelemetryDep`) and FastAPI
 solves them per request; a test or a second app can swap a provider with
 `app.dependency_overrides`. Nothing else in the API reads `app.state`: a collaborator a route
 needs is a parameter of the route, visible in its signature.
@@ -79,6 +80,21 @@ async def get_account_service(request: Request) -> AccountService:
     return AccountService(container.account_store, container.faults)
 
 
+@dataclass(frozen=True, slots=True)
+class TransferDesk:
+    """What `POST /transfers` needs (`transfers.run_transfer`), as ONE dependency for the same
+    reason as `AccountService`: it is the orchestrator's hot path (one request per transfer)."""
+
+    orchestrator: Orchestrator
+    wait: float  # `Settings.transfer_wait`
+
+
+async def get_transfer_desk(request: Request) -> TransferDesk:
+    container = _container(request)
+    assert container.orchestrator is not None  # as in `get_orchestrator`
+    return TransferDesk(container.orchestrator, container.settings.transfer_wait)
+
+
 async def get_optional_orchestrator(request: Request) -> Orchestrator | None:
     return _container(request).orchestrator
 
@@ -93,6 +109,7 @@ FaultsDep = Annotated[FaultInjector, Depends(get_faults)]
 AccountStoreDep = Annotated[AccountStore, Depends(get_account_store)]
 AccountServiceDep = Annotated[AccountService, Depends(get_account_service)]
 OrchestratorDep = Annotated[Orchestrator, Depends(get_orchestrator)]
+TransferDeskDep = Annotated[TransferDesk, Depends(get_transfer_desk)]
 OptionalOrchestratorDep = Annotated[Orchestrator | None, Depends(get_optional_orchestrator)]
 TelemetryDep = Annotated[Telemetry, Depends(get_telemetry)]
 

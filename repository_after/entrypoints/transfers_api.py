@@ -18,6 +18,7 @@ from repository_after.entrypoints.deps import (
     OptionalTransactionId,
     OrchestratorDep,
     SettingsDep,
+    TransferDeskDep,
 )
 from repository_after.entrypoints.json_response import JsonResponse
 from repository_after.entrypoints.schemas import ERROR_RESPONSES, TransferIn
@@ -39,19 +40,16 @@ async def _view_response(orchestrator: Orchestrator, saga_id: str) -> JsonRespon
 
 @router.post("/transfers", responses={**ERROR_RESPONSES, 202: {"description": "still running"}})
 async def create_transfer(
-    orchestrator: OrchestratorDep,
-    settings: SettingsDep,
-    body: TransferIn,
-    tx_id: OptionalTransactionId = None,
+    desk: TransferDeskDep, body: TransferIn, tx_id: OptionalTransactionId = None
 ) -> JsonResponse:
     """Run a transfer saga; answers its final state, or 202 if it is still running."""
     run = await run_transfer(
-        orchestrator=orchestrator,
+        orchestrator=desk.orchestrator,
         source=body.source,
         target=body.target,
         amount=body.amount,
         transaction_id=tx_id,
-        wait=settings.transfer_wait,
+        wait=desk.wait,
     )
     headers = {"Location": f"/transfers/{run.saga_id}"}
     if not run.created:
