@@ -2,7 +2,8 @@
 
 schedule.py  which fault hits which delivery, and when the processes die (pure, seeded)
 proxy.py     the fault-injecting HTTP proxy between the orchestrator and the account service
-wire.py      the little HTTP/1.1 the proxy speaks
+messages.py  the requests and replies the proxy handles (transport-free values)
+serving.py   uvicorn serving the proxy's ASGI app on loopback, inside the chaos process
 cluster.py   the child processes and the one place their settings (database URLs) are built
 load.py      the seeded transfer plan and the client that submits it through the kills
 records.py   the account service's records, checked against each saga's final status

@@ -1,10 +1,10 @@
 """The fault-injecting HTTP proxy between the orchestrator and the account service.
 
-A minimal HTTP/1.1 reverse proxy on asyncio streams (keep-alive, `content-length` bodies, which
-is all the orchestrator's participant client, httpx in `adapters/http_participant.py`, sends).
-`POST /debit|/credit|/compensate_debit|/void_credit` with a `transaction-id` is numbered per
-(transaction id, operation) and its fate is asked of the `Schedule`; a `POST /batch` is split
-into such operations (`_unbatch`); everything else (`/health`) passes through untouched.
+A Starlette app served by uvicorn inside the chaos process (`serving.py`), forwarding with an
+`httpx.AsyncClient`; the proxy itself only decides faults. `POST /debit|/credit|/compensate_debit|
+/void_credit` with a `transaction-id` is numbered per (transaction id, operation) and its fate is
+asked of the `Schedule`; a `POST /batch` is split into such operations (`_unbatch`); everything
+else (`/health`) passes through untouched.
 
 - credit-before: answer 500 `injected_fault` without forwarding (nothing was applied);
 - credit-after: forward, wait for the answer, drop it and answer 500 (the lost response);
@@ -12,8 +12,10 @@ into such operations (`_unbatch`); everything else (`/health`) passes through un
   long ago, so it lands late (after a retry, a compensation or a void). Recorded in `late`;
 - duplicate: forward the request twice concurrently, answer with the first reply.
 
-Invariant: a request the proxy accepted is delivered (or tried) even if the client is gone;
-`drain()` waits for every such delivery, so the books are quiet before the audit.
+Invariant: a request the proxy accepted is delivered (or tried) even if the client is gone. Every
+delivery runs in a task the proxy owns (`_track`), awaited through `asyncio.shield`, so cancelling
+the request's handler never cancels a delivery; `drain()` waits for every such task, so the books
+are quiet before the audit.
 """
 
 from __future__ import annotations
@@ -27,10 +29,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request as HttpRequest
+from starlette.responses import Response
+from starlette.routing import Route
 
+from sagabank_tools.chaos.messages import Reply, Request, error_reply
 from sagabank_tools.chaos.schedule import NO_FAULT, Family, Schedule
-from sagabank_tools.chaos.wire import Reply, Request, encode, error_reply, read_request
+from sagabank_tools.chaos.serving import LoopbackServer
 
+_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 OPERATIONS = frozenset({"debit", "credit", "compensate_debit", "void_credit"})
 _PASSED_HEADERS = ("content-type", "transaction-id", "authorization", "traceparent")
 #: What a batch item says in its own fields and its single request says in headers.
@@ -66,16 +74,15 @@ class FaultProxy:
         self._client = httpx.AsyncClient(base_url=upstream, timeout=httpx.Timeout(15.0))
         self._deliveries: Counter[tuple[str, str]] = Counter()
         self._pending: set[asyncio.Task[Reply]] = set()
-        self._server: asyncio.Server | None = None
+        app = Starlette(routes=[Route("/{path:path}", self._endpoint, methods=_METHODS)])
+        self._server = LoopbackServer(app)
         self.counts: Counter[Family] = Counter()
         self.late: list[LateDelivery] = []
         self.batched = 0  # operations that arrived inside a `POST /batch`
         self.url = ""
 
     async def start(self) -> str:
-        self._server = await asyncio.start_server(self._connection, "127.0.0.1", 0)
-        port = self._server.sockets[0].getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}"
+        self.url = await self._server.start()
         return self.url
 
     async def drain(self, timeout: float) -> bool:
@@ -86,27 +93,20 @@ class FaultProxy:
         return not self._pending
 
     async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
+        # The server first: a handler still waiting on a delivery gets its answer (or is cut off
+        # after the grace period); only then are deliveries left over cancelled.
+        await self._server.stop()
         for task in self._pending:
             task.cancel()
         await asyncio.gather(*self._pending, return_exceptions=True)
         await self._client.aclose()
 
-    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while (request := await read_request(reader)) is not None:
-                reply = await self._handle(request)
-                writer.write(encode(reply))
-                await writer.drain()
-                if request.headers.get("connection", "").lower() == "close":
-                    break
-        except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
-            pass  # the client gave up (a timeout); any delivery in flight goes on regardless
-        except ValueError:
-            pass  # not HTTP we understand; only the orchestrator talks to this proxy
-        finally:
-            writer.close()
+    async def _endpoint(self, http: HttpRequest) -> Response:
+        target = http.url.path + (f"?{http.url.query}" if http.url.query else "")
+        request = Request(http.method, target, dict(http.headers), await http.body())
+        reply = await self._handle(request)
+        replayed = {"idempotent-replayed": "true"} if reply.replayed else None
+        return Response(reply.body, reply.status, replayed, media_type="application/json")
 
     async def _handle(self, request: Request) -> Reply:
         if request.method == "POST" and request.path == "/batch":
