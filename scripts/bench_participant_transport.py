@@ -25,11 +25,8 @@ from collections.abc import Callable
 
 import httpx
 
-from repository_after.adapters.http_participant import (
-    KEEPALIVE_SECONDS,
-    HttpParticipant,
-    build_transport,
-)
+from repository_after.adapters.http_participant import HttpParticipant
+from repository_after.adapters.participant_transport import KEEPALIVE_SECONDS, build_transport
 from repository_after.domain.saga import Outcome
 
 

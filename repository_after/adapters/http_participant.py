@@ -12,10 +12,10 @@ the safety tests: a second, unasked answer sent right behind the first was taken
 request's answer. The transport needs aiohttp, which therefore stays a runtime dependency.
 
 The one rule that keeps money safe: an answer is never taken for another request's. The
-transport reuses a connection only after its whole answer was read and nothing else arrived;
-an exchange that times out, is cancelled or leaves its answer unread (too large) closes its
-connection, so a late answer dies with it (shown against real loopback servers in
-tests/unit/test_http_transport.py).
+transport (`participant_transport`) reuses a connection only after its whole answer was read
+and nothing else arrived, also while it sat idle in the pool; an exchange that times out, is
+cancelled or leaves its answer unread (too large) closes its connection, so a late answer dies
+with it (shown against real loopback servers in tests/unit/test_http_transport.py).
 Interim answers (1xx) are read past; redirects are not followed (a 3xx is not an answer).
 `https://` verifies the server against the system's trust store; no proxy from the
 environment is used.
@@ -34,23 +34,19 @@ its own call's id and `traceparent`. Batching: `adapters/participant_batching.py
 from __future__ import annotations
 
 import asyncio
-import ssl
 from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
 import httpx
 import orjson
-from httpx_aiohttp import AiohttpTransport
 from opentelemetry.propagate import inject
 
 from repository_after.adapters.participant_batching import BatchingParticipant, Queued
+from repository_after.adapters.participant_transport import build_transport, failure_name
 from repository_after.domain.saga import Outcome
 from repository_after.service_layer.saga_ports import CallResult
 
-#: Idle connections older than this are not reused: uvicorn closes them after 5 s, and reusing
-#: one it is closing costs an unknown outcome and a retry.
-KEEPALIVE_SECONDS = 3.0
 #: A participant's answer is a few hundred bytes per operation; a larger one is not read.
 MAX_BODY_BYTES = 16 * 1024 * 1024
 _RETRYABLE_4XX = frozenset({408, 429})
@@ -79,44 +75,8 @@ def classify_body(code: int, body: object) -> CallResult:
     return CallResult(Outcome.UNKNOWN, code, str(error or f"http_{code}"), body)
 
 
-def build_transport(
-    *,
-    max_connections: int = 64,
-    keepalive: float = KEEPALIVE_SECONDS,
-    verify: ssl.SSLContext | None = None,
-) -> httpx.AsyncBaseTransport:
-    """The production transport: at most `max_connections` open (waiting for one counts
-    against the call's timeout), idle ones reused for `keepalive` seconds; `verify` defaults
-    to the system's trust store."""
-    limits = httpx.Limits(
-        max_connections=max_connections,
-        max_keepalive_connections=max_connections,
-        keepalive_expiry=keepalive,
-    )
-    context = verify if verify is not None else ssl.create_default_context()
-    return AiohttpTransport(verify=context, trust_env=False, limits=limits)
-
-
 class AnswerTooLarge(Exception):
     """The answer's body passed `MAX_BODY_BYTES`; it is left unread, and its connection closed."""
-
-
-def _failure(exc: Exception) -> str:
-    """The error an operator sees for an exchange that got no answer."""
-    cause = exc.__cause__
-    if (
-        isinstance(exc, httpx.TimeoutException)
-        and isinstance(cause, aiohttp.ClientError)
-        and not isinstance(cause, TimeoutError)
-    ):
-        # httpx-aiohttp 0.2 reports every aiohttp connection error as a ConnectTimeout
-        # (a refused connection, a peer that hung up): name what really happened.
-        if isinstance(cause, aiohttp.ClientConnectorError):
-            return "transport: ConnectError"
-        return f"transport: {type(cause).__name__}"
-    if isinstance(exc, TimeoutError | httpx.TimeoutException):
-        return "timeout"
-    return f"transport: {type(exc).__name__}"
 
 
 class HttpParticipant(BatchingParticipant):
@@ -167,7 +127,7 @@ class HttpParticipant(BatchingParticipant):
             return CallResult(Outcome.UNKNOWN, None, "transport: ReadError")
         except (TimeoutError, httpx.HTTPError, aiohttp.ClientError, OSError) as exc:
             # Any failure to get an answer is an unknown outcome, never an exception.
-            return CallResult(Outcome.UNKNOWN, None, _failure(exc))
+            return CallResult(Outcome.UNKNOWN, None, failure_name(exc))
 
     async def _single(
         self,

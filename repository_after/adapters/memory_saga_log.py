@@ -35,7 +35,7 @@ class _Row:
         return Lease(self.summary.saga_id, owner, self.fence)
 
     def free(self) -> bool:
-        return self.owner is None or self.lease_until < time.time()
+        return self.owner is None or self.lease_until <= time.time()  # as the SQL backends
 
     def holds(self, lease: Lease) -> bool:
         return (self.owner, self.fence) == (lease.owner, lease.fence)

@@ -19,6 +19,8 @@ registers it as the app's exception handlers.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -70,39 +72,31 @@ _HTTP_CODES = {
 }
 
 
+def _http(exc: StarletteHTTPException) -> Reply:
+    return _reply(exc.status_code, _HTTP_CODES.get(exc.status_code, "http_error"), str(exc.detail))
+
+
+#: The table: an error class and how it is answered. The handlers are registered from it, so a
+#: class is answered the same way alone and inside a batch, and cannot be in one and not the other.
+_TABLE: dict[type[Exception], Callable[[Any], Reply]] = {
+    BusinessError: lambda e: _reply(e.http_status, e.code, e.message),
+    InjectedFault: lambda e: _reply(500, "injected_fault", str(e)),
+    RequestValidationError: _validation,
+    BadRequest: lambda e: _reply(e.status_code, e.code, e.message),
+    StorageError: _storage,
+    SagaNotFound: lambda e: _reply(404, "transfer_not_found", f"no transfer {e.args[0]!r}"),
+    InvalidTransition: lambda e: _reply(409, "invalid_transition", str(e)),
+    StarletteHTTPException: _http,
+}
+
+
 def answer_for(exc: Exception) -> Reply | None:
-    """The table's answer to `exc`; None for an error it does not know (answered 500)."""
-    if isinstance(exc, BusinessError):
-        return _reply(exc.http_status, exc.code, exc.message)
-    if isinstance(exc, InjectedFault):
-        return _reply(500, "injected_fault", str(exc))
-    if isinstance(exc, RequestValidationError):
-        return _validation(exc)
-    if isinstance(exc, BadRequest):
-        return _reply(exc.status_code, exc.code, exc.message)
-    if isinstance(exc, StorageError):
-        return _storage(exc)
-    if isinstance(exc, SagaNotFound):
-        return _reply(404, "transfer_not_found", f"no transfer {exc.args[0]!r}")
-    if isinstance(exc, InvalidTransition):
-        return _reply(409, "invalid_transition", str(exc))
-    if isinstance(exc, StarletteHTTPException):
-        code = _HTTP_CODES.get(exc.status_code, "http_error")
-        return _reply(exc.status_code, code, str(exc.detail))
+    """The table's answer to `exc` (its most specific class in the table); None for an error it
+    does not know (answered 500)."""
+    for cls in type(exc).__mro__:
+        if (build := _TABLE.get(cls)) is not None:
+            return build(exc)
     return None
-
-
-#: What `answer_for` knows, registered as handlers (the server-error middleware gets the rest).
-_ANSWERED: tuple[type[Exception], ...] = (
-    BusinessError,
-    InjectedFault,
-    RequestValidationError,
-    BadRequest,
-    StorageError,
-    SagaNotFound,
-    InvalidTransition,
-    StarletteHTTPException,
-)
 
 
 def _reply(status_code: int, code: str, message: str, **extra: object) -> Reply:
@@ -126,6 +120,6 @@ def _unexpected(request: Request, exc: Exception) -> JSONResponse:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    for cls in _ANSWERED:
+    for cls in _TABLE:
         app.add_exception_handler(cls, _answer)
     app.add_exception_handler(Exception, _unexpected)

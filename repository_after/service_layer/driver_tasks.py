@@ -9,6 +9,7 @@ shielded (`drive`): a cancelled HTTP request must not cancel the saga's driver.
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 
 from repository_after.domain.saga import SagaState
 from repository_after.service_layer.saga_driver import FreshSaga, SagaDriver
@@ -25,11 +26,17 @@ class DriverTasks:
     def ensure(self, saga_id: str, fresh: FreshSaga | None = None) -> asyncio.Task[SagaState]:
         """The saga's driver task, started if none runs."""
         task = self._tasks.get(saga_id)
-        if task is None:
+        # A task that has finished but whose done-callback has not run yet is no driver: a
+        # claim landing in that window must start a new one, or the saga sits leased, undriven.
+        if task is None or task.done():
             task = asyncio.create_task(self._driver.drive(saga_id, fresh), name=f"saga-{saga_id}")
             self._tasks[saga_id] = task
-            task.add_done_callback(lambda _: self._tasks.pop(saga_id, None))
+            task.add_done_callback(partial(self._forget, saga_id))
         return task
+
+    def _forget(self, saga_id: str, task: asyncio.Task[SagaState]) -> None:
+        if self._tasks.get(saga_id) is task:  # not the driver that replaced it
+            del self._tasks[saga_id]
 
     async def drive(self, saga_id: str) -> SagaState:
         """Drive the saga until it is terminal or parked (joining a driver already running)."""

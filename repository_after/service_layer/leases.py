@@ -119,7 +119,8 @@ class LeaseBook:
             if saga_id not in await self._log.renew([lease], ttl=self.ttl):
                 self.forget(saga_id, lease)
                 raise LeaseLost(f"saga {saga_id}: lease {lease.fence} lapsed and was taken over")
-            self._held[saga_id] = (lease, since + self.ttl)
+            if self.held(saga_id) == lease:  # a newer lease taken meanwhile stays (as in `renew`)
+                self._held[saga_id] = (lease, since + self.ttl)
         return lease
 
     async def release(self, saga_id: str) -> None:
