@@ -17,16 +17,11 @@ from typing import Any
 from repository_after.adapters.memory_accounts import InMemoryAccountStore
 from repository_after.adapters.memory_saga_log import InMemorySagaLog
 from repository_after.domain.saga import EventKind, SagaEvent, SagaStatus
-from repository_after.domain.transfer import DEFINITIONS, TRANSFER
-from repository_after.service_layer import accounts
+from repository_after.domain.transfer import TRANSFER
 from repository_after.service_layer.audit import audit
-from repository_after.service_layer.orchestrator import Orchestrator
-from repository_after.service_layer.retry import RetryPolicy
-from repository_after.service_layer.saga_ports import CallResult, Lease, Participant, SagaLog
+from repository_after.service_layer.saga_ports import CallResult, Lease
 from tests.fakes import LocalParticipant
-
-PARAMS = {"source": "alice", "target": "bob", "amount": 300}
-POLICY = RetryPolicy(max_attempts=2, initial_backoff=0.0001, max_backoff=0.0002)
+from tests.unit.test_leases_in_process import PARAMS, books, worker
 
 
 class FirstAppendHeld(InMemorySagaLog):
@@ -66,28 +61,6 @@ class Gated:
             self.entered.set()
             await self.wake.wait()
         return await self.inner.call(**kwargs)
-
-
-def worker(log: SagaLog, participant: Participant, name: str, ttl: float) -> Orchestrator:
-    return Orchestrator(
-        log=log,
-        participant=participant,
-        definitions=DEFINITIONS,
-        forward=POLICY,
-        settle=POLICY,
-        observers=(),
-        worker_id=name,
-        lease_ttl=ttl,
-    )
-
-
-async def books() -> InMemoryAccountStore:
-    store = InMemoryAccountStore()
-    for name, balance in (("alice", 1000), ("bob", 0)):
-        await store.transaction(
-            lambda tx, n=name, b=balance: accounts.open_account(tx, account_id=n, initial_balance=b)
-        )
-    return store
 
 
 async def assert_transferred(store: InMemoryAccountStore) -> None:
