@@ -98,11 +98,15 @@ def retry_policies(settings: Settings) -> tuple[RetryPolicy, RetryPolicy]:
 
 
 def build_participant(settings: Settings) -> HttpParticipant:
-    """The orchestrator's client of the account service at `settings.resolved_accounts_url()`."""
+    """The orchestrator's client of the account service at `settings.resolved_accounts_url()`,
+    presenting the service token (when configured) on every call."""
+    token = settings.service_token
+    headers = {"authorization": f"Bearer {token.get_secret_value()}"} if token else {}
     return HttpParticipant(
         {ACCOUNTS: settings.resolved_accounts_url()},
         batching=settings.participant_max_in_flight > 0,
         max_in_flight=max(1, settings.participant_max_in_flight),
+        headers=headers,
     )
 
 

@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     role: ProcessRole = ProcessRole.ALL
     accounts_url: str | None = None
     admin_token: SecretStr | None = None
+    # What the orchestrator presents to the account service's money-moving endpoints (and what
+    # those endpoints ask for, when set); never the admin token, which opens no money route.
+    service_token: SecretStr | None = None
 
     credit_failure_rate: float = Field(default=0.3, ge=0.0, le=1.0)
     credit_failure_mode: FaultMode = FaultMode.BEFORE
@@ -87,7 +90,7 @@ class Settings(BaseSettings):
     otel_exporter: OtelExporter = OtelExporter.NONE
     otel_endpoint: str = "http://127.0.0.1:4318/v1/traces"
 
-    @field_validator("admin_token", "worker_id", mode="before")
+    @field_validator("admin_token", "service_token", "worker_id", mode="before")
     @classmethod
     def _empty_token_is_none(cls, value: object) -> object:
         return None if value == "" else value

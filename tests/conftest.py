@@ -65,6 +65,7 @@ def accounts_settings(tmp_path: Path, **overrides: object) -> Settings:
         "credit_failure_rate": 0.0,
         "demo_accounts": 0,
         "admin_token": None,
+        "service_token": None,
         **overrides,
     }
     return Settings(**values)  # type: ignore[arg-type]
@@ -102,6 +103,7 @@ def launch(tmp_path: Path) -> Iterator[Launcher]:
             "SAGABANK_DATABASE_URL": f"sqlite:///{tmp_path / (name + '.db')}",
             "SAGABANK_CREDIT_FAILURE_RATE": "0",
             "SAGABANK_ADMIN_TOKEN": "",
+            "SAGABANK_SERVICE_TOKEN": "",
             "SAGABANK_LOG_LEVEL": "WARNING",
         }
         base.update({f"SAGABANK_{k.upper()}": str(v) for k, v in env.items()})

@@ -25,10 +25,11 @@ Classification of one attempt (the outcome rules of the README):
     4xx except 408 / 429                -> REJECTED   (a definite business answer)
     408, 429, 5xx, 3xx                  -> UNKNOWN    (may or may not have been applied)
     timeout, connection error, bad body -> UNKNOWN    (error "timeout" / "transport: <name>")
-Every request carries the saga id in the `transaction-id` header and an explicit timeout (an
-overall deadline for the exchange, waiting for a connection included), and the current trace
-context as W3C `traceparent` (nothing when tracing is off); inside a batch, each item carries
-its own call's id and `traceparent`. Batching: `adapters/participant_batching.py`.
+Every request carries the participant's fixed `headers` (the service credential), the saga id
+in the `transaction-id` header and an explicit timeout (an overall deadline for the exchange,
+waiting for a connection included), and the current trace context as W3C `traceparent`
+(nothing when tracing is off); inside a batch, each item carries its own call's id and
+`traceparent`. Batching: `adapters/participant_batching.py`.
 """
 
 from __future__ import annotations
@@ -82,7 +83,8 @@ class AnswerTooLarge(Exception):
 class HttpParticipant(BatchingParticipant):
     """`Participant` over HTTP; the batching rules are `BatchingParticipant`'s. `transport`
     replaces the production one (`build_transport(max_connections=...)`): tests pass respx's
-    or one that trusts their own certificate authority."""
+    or one that trusts their own certificate authority. `headers` go with every exchange
+    (bootstrap passes `Authorization: Bearer <service token>` when one is configured)."""
 
     def __init__(
         self,
@@ -92,6 +94,7 @@ class HttpParticipant(BatchingParticipant):
         batching: bool = True,
         max_in_flight: int = 4,
         transport: httpx.AsyncBaseTransport | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(services, batching=batching, max_in_flight=max_in_flight)
         for url in services.values():  # a wrong URL is a mistake of set-up, not an outcome
@@ -101,6 +104,8 @@ class HttpParticipant(BatchingParticipant):
         self._services = {name: url.rstrip("/") for name, url in services.items()}
         self._max_connections = max_connections
         self._transport = transport
+        # Sent on every exchange, single or batch (the service credential: `Authorization`).
+        self._headers = dict(headers or {})
         self._client: httpx.AsyncClient | None = None
 
     def _open(self) -> httpx.AsyncClient:
@@ -108,7 +113,7 @@ class HttpParticipant(BatchingParticipant):
         # bound to the loop that made it).
         transport = self._transport or build_transport(max_connections=self._max_connections)
         self._client = httpx.AsyncClient(
-            transport=transport, follow_redirects=False, trust_env=False
+            transport=transport, headers=self._headers, follow_redirects=False, trust_env=False
         )
         return self._client
 

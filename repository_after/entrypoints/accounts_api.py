@@ -4,7 +4,9 @@ The operations (`/debit`, `/credit`, `/compensate_debit`, `/void_credit`) are on
 `service_layer.account_operations.perform_operation` (also behind each item of `/batch`): its
 `Reply` is the answer, with `Idempotent-Replayed: true` when it was replayed; what it raises
 (business refusal, injected fault, storage failure) is answered by the error table
-(`entrypoints.errors`). The admin guard (`Admin`) protects opening accounts.
+(`entrypoints.errors`). The admin guard (`Admin`) protects opening accounts; the service guard
+(`Service`, a dependency of each operation route) lets only the service token's holder move
+money when one is configured, and refuses anyone else before anything is recorded.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from repository_after.entrypoints.deps import (
     AccountServiceDep,
     AccountStoreDep,
     Admin,
+    Service,
     TransactionId,
 )
 from repository_after.entrypoints.json_response import JsonResponse
@@ -56,7 +59,9 @@ async def _serve(service: AccountService, request: OperationRequest) -> JsonResp
     return _response(reply)
 
 
-@router.post("/debit", response_model=OperationOut, responses=ERROR_RESPONSES)
+@router.post(
+    "/debit", response_model=OperationOut, responses=ERROR_RESPONSES, dependencies=[Service]
+)
 async def debit(
     service: AccountServiceDep, tx_id: TransactionId, body: OperationIn
 ) -> JsonResponse:
@@ -64,7 +69,9 @@ async def debit(
     return await _serve(service, request)
 
 
-@router.post("/credit", response_model=OperationOut, responses=ERROR_RESPONSES)
+@router.post(
+    "/credit", response_model=OperationOut, responses=ERROR_RESPONSES, dependencies=[Service]
+)
 async def credit(
     service: AccountServiceDep, tx_id: TransactionId, body: OperationIn
 ) -> JsonResponse:
@@ -75,7 +82,12 @@ async def credit(
 _OptionalSettlement = Annotated[SettlementIn | None, Body()]
 
 
-@router.post("/compensate_debit", response_model=OperationOut, responses=ERROR_RESPONSES)
+@router.post(
+    "/compensate_debit",
+    response_model=OperationOut,
+    responses=ERROR_RESPONSES,
+    dependencies=[Service],
+)
 async def compensate_debit(
     service: AccountServiceDep,
     tx_id: TransactionId,
@@ -86,7 +98,9 @@ async def compensate_debit(
     return await _serve(service, request)
 
 
-@router.post("/void_credit", response_model=OperationOut, responses=ERROR_RESPONSES)
+@router.post(
+    "/void_credit", response_model=OperationOut, responses=ERROR_RESPONSES, dependencies=[Service]
+)
 async def void_credit(
     service: AccountServiceDep,
     tx_id: TransactionId,

@@ -12,6 +12,8 @@ Observed like the single endpoint, item by item: each item's log lines carry its
 a replayed item counts in `sagabank_idempotent_replays` under its single endpoint's route, and
 with tracing on each item gets its own server span, a child of the item's `traceparent` (the
 saga step that made the call) and linked to the batch's span, so a transfer stays one trace.
+Guarded like the single endpoints (`Service`): with a service token configured, a batch without
+it is refused as a whole (401) before any item runs.
 """
 
 from __future__ import annotations
@@ -26,7 +28,12 @@ from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
 from repository_after.domain.accounts import Operation, OperationRequest, Reply
 from repository_after.domain.errors import BusinessError
-from repository_after.entrypoints.deps import AccountService, AccountServiceDep, TelemetryDep
+from repository_after.entrypoints.deps import (
+    AccountService,
+    AccountServiceDep,
+    Service,
+    TelemetryDep,
+)
 from repository_after.entrypoints.errors import answer_for
 from repository_after.entrypoints.json_response import JsonResponse
 from repository_after.entrypoints.schemas import (
@@ -107,7 +114,7 @@ async def _traced(
         return reply
 
 
-@router.post("/batch", response_model=BatchOut, responses=ERROR_RESPONSES)
+@router.post("/batch", response_model=BatchOut, responses=ERROR_RESPONSES, dependencies=[Service])
 async def batch(service: AccountServiceDep, telemetry: TelemetryDep, body: BatchIn) -> JsonResponse:
     """Run each operation as its single endpoint would; answer every result, in order."""
     item = _Item(service, telemetry)

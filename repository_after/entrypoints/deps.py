@@ -10,8 +10,15 @@ The container exists from the lifespan's start-up on (`app.state.container`), th
 `create_app` on (`app.state.telemetry`). Every provider is `async def` on purpose: FastAPI runs a
 plain `def` dependency in a worker thread, a thread hop per request for a dictionary lookup.
 
-`Admin` guards the routes that change the service (opening accounts, faults, operator actions):
-with `admin_token` set they need `Authorization: Bearer <token>`, compared in constant time.
+Two bearer tokens, two guards, neither opening the other's routes (each compares in constant
+time, and an unset token leaves its routes open: the embedded loopback default, curl-able):
+- `Admin` guards the routes that change the service (opening accounts, faults, operator
+  actions): with `admin_token` set they need `Authorization: Bearer <admin token>`.
+- `Service` guards the five money-moving participant routes (`/debit`, `/credit`,
+  `/compensate_debit`, `/void_credit`, `/batch`): with `service_token` set they need
+  `Authorization: Bearer <service token>`, which only the orchestrator holds. As a route
+  dependency it is solved before the route's body runs, so a refused call (401
+  `unauthorized`) records nothing: no idempotency record, no entry, no fault draw.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
+from pydantic import SecretStr
 
 from repository_after.bootstrap import Container
 from repository_after.config import Settings
@@ -114,16 +122,29 @@ OptionalOrchestratorDep = Annotated[Orchestrator | None, Depends(get_optional_or
 TelemetryDep = Annotated[Telemetry, Depends(get_telemetry)]
 
 
-async def require_admin(
-    settings: SettingsDep, authorization: Annotated[str | None, Header()] = None
-) -> None:
-    token = settings.admin_token
+def _check_bearer(token: SecretStr | None, authorization: str | None, which: str) -> None:
+    """Pass when no token is configured or `authorization` is exactly `Bearer <token>`."""
     if token is None:
         return
     expected = f"Bearer {token.get_secret_value()}".encode()
     given = (authorization or "").encode("utf-8", "surrogateescape")
+    # compare_digest: the time taken says nothing about how much of the token matched.
     if not secrets.compare_digest(given, expected):
-        raise BadRequest("unauthorized", "this endpoint requires the admin bearer token", 401)
+        raise BadRequest("unauthorized", f"this endpoint requires the {which} bearer token", 401)
+
+
+async def require_admin(
+    settings: SettingsDep, authorization: Annotated[str | None, Header()] = None
+) -> None:
+    _check_bearer(settings.admin_token, authorization, "admin")
+
+
+async def require_service(
+    request: Request, authorization: Annotated[str | None, Header()] = None
+) -> None:
+    # Reads the container itself rather than depending on `get_settings`: these are the hot
+    # routes, and a nested dependency costs a recursive solve per request (see above).
+    _check_bearer(_container(request).settings.service_token, authorization, "service")
 
 
 _TX_HEADER = Header(
@@ -134,3 +155,4 @@ _TX_HEADER = Header(
 TransactionId = Annotated[str, _TX_HEADER]
 OptionalTransactionId = Annotated[str | None, _TX_HEADER]
 Admin = Depends(require_admin)
+Service = Depends(require_service)
