@@ -59,7 +59,8 @@ def serve(
     ] = None,
     database_url: Annotated[str | None, typer.Option(help="SAGABANK_DATABASE_URL")] = None,
     insecure: Annotated[
-        bool, typer.Option(help="allow a non-loopback address without an admin token")
+        bool,
+        typer.Option(help="allow a non-loopback address without the admin and service tokens"),
     ] = False,
 ) -> None:
     """Serve the account service and the transfers API (one process by default)."""
@@ -69,10 +70,21 @@ def serve(
         if v is not None
     }
     settings = Settings(**overrides)  # type: ignore[arg-type]
-    if not _is_loopback(settings.host) and settings.admin_token is None and not insecure:
+    missing = [
+        name
+        for name, token in (
+            ("SAGABANK_ADMIN_TOKEN", settings.admin_token),
+            ("SAGABANK_SERVICE_TOKEN", settings.service_token),
+        )
+        if token is None
+    ]
+    # Off loopback, whoever reaches the port could open accounts (admin) or move money
+    # (service): both guards must be on, unless the operator says otherwise.
+    if not _is_loopback(settings.host) and missing and not insecure:
         console.print(
-            f"[red]refusing to serve on {settings.host} without SAGABANK_ADMIN_TOKEN[/red] "
-            "(anyone could open accounts and mint money); set a token or pass --insecure"
+            f"[red]refusing to serve on {settings.host} without {' and '.join(missing)}[/red] "
+            "(anyone could open accounts or move money); set both tokens or pass --insecure",
+            soft_wrap=True,
         )
         raise typer.Exit(2)
     configure_logging(settings)
