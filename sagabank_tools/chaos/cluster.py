@@ -4,11 +4,15 @@ Every child gets its configuration from `service_env` only: the database URL of 
 comes from `Databases`, so a run against another backend (a PostgreSQL URL, say) changes that
 one value and nothing else. The account service keeps its port and database across SIGKILLs;
 the orchestrator keeps its port and saga log, and runs recovery when it starts again.
+Both run with one service token (`SAGABANK_SERVICE_TOKEN`, fresh per run): the account service
+moves money only for the orchestrator, as in a configured deployment, and the fault proxy
+between them passes the `Authorization` header on (also into the items of a split batch).
 """
 
 from __future__ import annotations
 
 import asyncio
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,12 +49,18 @@ class Tuning:
 
 
 def service_env(
-    role: str, databases: Databases, *, tuning: Tuning, accounts_url: str = ""
+    role: str,
+    databases: Databases,
+    *,
+    tuning: Tuning,
+    service_token: str,
+    accounts_url: str = "",
 ) -> dict[str, str]:
     """The whole environment of one child; the account service's own faults stay off (the proxy
     injects every fault, keyed by transaction id, so the schedule does not depend on timing)."""
     env = {
         "SAGABANK_ADMIN_TOKEN": "",
+        "SAGABANK_SERVICE_TOKEN": service_token,
         "SAGABANK_CREDIT_FAILURE_RATE": "0",
         "SAGABANK_DEMO_ACCOUNTS": "10",
         "SAGABANK_DEMO_BALANCE": "100000",
@@ -81,13 +91,20 @@ class Cluster:
         self.workdir = workdir
         self.databases = databases
         self.tuning = tuning
+        self.service_token = secrets.token_urlsafe(24)
         self.accounts: ServiceProcess | None = None
         self.orchestrator: ServiceProcess | None = None
         self.kills: dict[str, int] = {"accounts": 0, "orchestrator": 0}
         self._orchestrator_upstream = ""  # what the orchestrator calls: the proxy
 
     def _spawn(self, role: str, port: int | None, accounts_url: str = "") -> ServiceProcess:
-        env = service_env(role, self.databases, tuning=self.tuning, accounts_url=accounts_url)
+        env = service_env(
+            role,
+            self.databases,
+            tuning=self.tuning,
+            service_token=self.service_token,
+            accounts_url=accounts_url,
+        )
         log = self.workdir / f"{role}.log"
         return ServiceProcess(env=env, role=role, port=port, log_path=log).start(timeout=60)
 

@@ -59,9 +59,12 @@ class LateDelivery:
     replayed: bool
 
 
-def _single(item: dict[str, Any]) -> Request:
-    """The single request a batch item stands for: its id and trace context become headers."""
+def _single(item: dict[str, Any], authorization: str | None) -> Request:
+    """The single request a batch item stands for: its id and trace context become headers,
+    and it carries the batch's credential (the service token), as the batch did."""
     headers = {"content-type": "application/json", "transaction-id": item["transaction_id"]}
+    if authorization is not None:
+        headers["authorization"] = authorization
     if isinstance(item.get("traceparent"), str):
         headers["traceparent"] = item["traceparent"]
     body = {k: v for k, v in item.items() if k != "operation" and k not in _ITEM_HEADERS}
@@ -120,7 +123,8 @@ class FaultProxy:
         orchestrator's timeout, so every item of that batch is unknown to it and retried."""
         try:
             items = json.loads(request.body)["operations"]
-            singles = [_single(item) for item in items]
+            authorization = request.headers.get("authorization")
+            singles = [_single(item, authorization) for item in items]
         except (ValueError, KeyError, TypeError):
             return await self._handle_one(request)  # the account service answers it (422)
         self.batched += len(singles)

@@ -2,7 +2,8 @@
 
 A run is green only if nothing in `violations` is listed: money conserved, no negative balance,
 every saga terminal, nothing applied twice, a clean audit, every saga matching the account
-service's records, and every transfer answered as the API promises.
+service's records, every transfer answered as the API promises, and the account service
+refusing a money call made without the service token (so the run proves the token was on).
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ class ChaosReport:
     audit_violations: list[str] = field(default_factory=list)
     record_mismatches: list[str] = field(default_factory=list)
     unexpected_answers: list[str] = field(default_factory=list)
+    # A call without the service token was refused (401): the run had the credential on.
+    strangers_refused: bool = False
     elapsed_seconds: float = 0.0
     workdir: str = ""
     backend: str = "sqlite"
@@ -53,6 +56,8 @@ class ChaosReport:
         found += [f"audit: {v}" for v in self.audit_violations]
         found += [f"records: {v}" for v in self.record_mismatches]
         found += [f"answer: {v}" for v in self.unexpected_answers]
+        if not self.strangers_refused:
+            found.append("the account service took a money call without the service token")
         return found
 
     @property
@@ -98,6 +103,8 @@ def render(report: ChaosReport, console: Console) -> None:
     table.add_row("parked, retried by operator", str(report.parked_then_retried))
     table.add_row("money before", format_minor(report.money_before))
     table.add_row("money after", format_minor(report.money_after))
+    refused = "yes" if report.strangers_refused else "[red]no[/red]"
+    table.add_row("calls without the service token refused", refused)
     rows = [
         ("negative balances", report.negative_balances),
         ("non-terminal sagas", report.non_terminal),

@@ -3,7 +3,8 @@
 Order matters at the end: every POST answered and every kill done -> poll each saga until it is
 settled -> retry parked sagas as an operator would -> drain the proxy (late deliveries land) ->
 read balances and the audit while the books are quiet -> stop both services -> read the account
-service's records from its database and match them with every saga.
+service's records from its database and match them with every saga. First of all, a money call
+without the service token must be refused: the run is made with the credential on.
 """
 
 from __future__ import annotations
@@ -78,6 +79,13 @@ async def _retry_parked(url: str, statuses: dict[str, str]) -> list[str]:
     return parked
 
 
+async def _refuses_strangers(books: httpx.AsyncClient) -> bool:
+    """Does the account service refuse a money call without the service token? The probe is a
+    void of an id no transfer uses: were it taken, it would move no money (a tombstone)."""
+    probe = await books.post("/void_credit", headers={"transaction-id": "chaos-token-probe"})
+    return probe.status_code == 401
+
+
 def _met(late: LateDelivery) -> str:
     """What a late request met at the account service."""
     if late.error:
@@ -118,6 +126,7 @@ async def run(config: ChaosConfig) -> Outcome:
         orchestrator_url = await cluster.start_orchestrator(await proxy.start())
         async with httpx.AsyncClient(base_url=accounts_url, timeout=10.0) as books:
             report.money_before = (await books.get("/accounts")).json()["total"]
+            report.strangers_refused = await _refuses_strangers(books)
 
         kill_at: dict[int, list[str]] = {}
         for family, role in (

@@ -32,6 +32,7 @@ async def test_a_chaos_run_with_every_fault_family_conserves_money(
     assert {f.value for f in ALL_FAMILIES} <= {f for f, n in report.faults.items() if n > 0}
     assert report.late_deliveries, "no delayed request reached the account service"
     assert report.batched_operations > 0, "no batch went through the faults"
+    assert report.strangers_refused, "the run was made without the service token on"
 
 
 async def test_a_chaos_run_on_postgresql_conserves_money(tmp_path: Path) -> None:

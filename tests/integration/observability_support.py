@@ -30,6 +30,7 @@ def settings(tmp_path: Path, name: str, **overrides: object) -> Settings:
         "demo_accounts": 2,
         "demo_balance": 1000,
         "admin_token": None,
+        "service_token": None,
         "retry_initial_backoff": 0.01,
         "retry_max_backoff": 0.02,
         **overrides,
