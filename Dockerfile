@@ -1,8 +1,13 @@
 # sagabank: the account service, the saga orchestrator and the demo client in one image.
 #
 #   docker build -t sagabank .
-#   docker run -p 8000:8000 -v sagabank-data:/data sagabank     # serve on :8000
+#   docker run -p 8000:8000 -v sagabank-data:/data \
+#       -e SAGABANK_ADMIN_TOKEN=... -e SAGABANK_SERVICE_TOKEN=... sagabank   # serve on :8000
 #   docker run --rm sagabank demo --transfers 20                 # run the client demo
+#
+# The server binds 0.0.0.0 inside the container, so it refuses to start (exit 2, one line
+# naming what is missing) unless both tokens are set; an open demo server must be asked for:
+#   docker run -p 8000:8000 sagabank serve --host 0.0.0.0 --port 8000 --insecure
 #
 # Dependencies are pinned in scripts/docker/requirements.txt (every runtime
 # distribution, ==) and scripts/docker/build-constraints.txt (the build backend);
@@ -59,4 +64,4 @@ EXPOSE 8000
 HEALTHCHECK --interval=5s --timeout=3s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import os, sys, urllib.request; url = 'http://127.0.0.1:%s/health' % os.environ.get('SAGABANK_PORT', '8000'); sys.exit(0 if urllib.request.urlopen(url, timeout=2).status == 200 else 1)"]
 ENTRYPOINT ["sagabank"]
-CMD ["serve", "--host", "0.0.0.0", "--port", "8000", "--insecure"]
+CMD ["serve", "--host", "0.0.0.0", "--port", "8000"]

@@ -7,9 +7,12 @@
 #      build a local stand-in with scripts/docker-base-image.sh (cached)
 #   3. hadolint on the Dockerfile
 #   4. docker build -t sagabank:test .
-#   5. run it on a free loopback port, wait for HEALTHCHECK to say healthy,
-#      POST one transfer (terminal status), GET /audit (ok: true), then
-#      `docker stop` must end the server cleanly (exit 0)
+#   5. without tokens the image refuses to serve (exit 2, one line naming both
+#      tokens); with SAGABANK_ADMIN_TOKEN and SAGABANK_SERVICE_TOKEN (made up for
+#      this run) run it on a free loopback port, wait for HEALTHCHECK to say
+#      healthy, check that /debit refuses a caller without the service token (401)
+#      and takes one with it, POST one transfer (terminal status), GET /audit
+#      (ok: true), then `docker stop` must end the server cleanly (exit 0)
 #   6. docker run --rm sagabank:test demo --transfers 20 exits 0
 #
 # Every step is bounded in time; any failure exits non-zero. Only loopback
@@ -189,10 +192,26 @@ timeout 120 docker image prune -f --filter "label=sagabank.stage=build" >/dev/nu
 timeout 120 docker image prune -f --filter "label=org.opencontainers.image.title=sagabank" >/dev/null || true
 
 # ---- 5. serve -------------------------------------------------------------------------
-step "docker run -p 127.0.0.1:PORT:8000 $IMAGE"
+step "docker run $IMAGE without tokens: refused"
+set +e
+timeout 60 docker run --rm "$IMAGE" >"$TMP/refused.log" 2>&1
+refused_rc=$?
+set -e
+info "exit $refused_rc: $(head -c 300 "$TMP/refused.log")"
+[[ $refused_rc -eq 2 ]] || fail "the image served without tokens (exit $refused_rc, expected 2)"
+[[ $(wc -l <"$TMP/refused.log") -eq 1 ]] || fail "the refusal is not one line"
+grep -q SAGABANK_SERVICE_TOKEN "$TMP/refused.log" || fail "the refusal does not name the service token"
+
+step "docker run -p 127.0.0.1:PORT:8000 -e SAGABANK_ADMIN_TOKEN -e SAGABANK_SERVICE_TOKEN $IMAGE"
 PORT=$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
+ADMIN_TOKEN=$("$PY" -c 'import secrets; print(secrets.token_urlsafe(24))')
+SERVICE_TOKEN=$("$PY" -c 'import secrets; print(secrets.token_urlsafe(24))')
+# Passed by name (-e VAR), so the values stay out of the process list.
+export SAGABANK_ADMIN_TOKEN=$ADMIN_TOKEN SAGABANK_SERVICE_TOKEN=$SERVICE_TOKEN
 CID=$(timeout 60 docker run --detach --name "sagabank-verify-$$" \
+    -e SAGABANK_ADMIN_TOKEN -e SAGABANK_SERVICE_TOKEN \
     --publish "127.0.0.1:${PORT}:8000" "$IMAGE") || fail "docker run failed"
+unset SAGABANK_ADMIN_TOKEN SAGABANK_SERVICE_TOKEN
 info "container ${CID:0:12} on 127.0.0.1:$PORT"
 
 status=""
@@ -217,6 +236,25 @@ uid=$(timeout 20 docker exec "$CID" id -u) || fail "docker exec id -u failed"
 info "runs as uid $uid"
 
 URL="http://127.0.0.1:$PORT"
+step "POST $URL/debit: the service token moves money, nothing else does"
+for who in nobody admin; do
+    headers=(-H 'content-type: application/json' -H 'transaction-id: docker-stranger-1')
+    if [[ $who == admin ]]; then headers+=(-H "Authorization: Bearer $ADMIN_TOKEN"); fi
+    code=$(curl -sS --max-time 30 -o /dev/null -w '%{http_code}' -X POST "$URL/debit" \
+        "${headers[@]}" -d '{"account_id":"acc-01","amount":100}') || fail "POST /debit failed"
+    [[ "$code" == 401 ]] || fail "POST /debit as $who answered $code, expected 401"
+done
+info "without the service token (and with the admin token): 401"
+# A debit and its compensation with the service token: applied, then refunded, so the audit
+# below still balances.
+for op in debit compensate_debit; do
+    curl -fsS --max-time 30 -X POST "$URL/$op" -H 'content-type: application/json' \
+        -H 'transaction-id: docker-service-1' -H "Authorization: Bearer $SERVICE_TOKEN" \
+        -d '{"account_id":"acc-01","amount":100}' -o "$TMP/$op.json" ||
+        fail "POST /$op with the service token failed"
+    info "$op with the service token: $(json_get "$TMP/$op.json" status)"
+done
+
 step "POST $URL/transfers"
 curl -fsS --max-time 30 -X POST "$URL/transfers" \
     -H 'content-type: application/json' -H 'transaction-id: docker-check-1' \
