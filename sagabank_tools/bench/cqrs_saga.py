@@ -169,6 +169,7 @@ def cqrs_transfers(
             "SAGABANK_FAULT_SEED": str(seed),
             "SAGABANK_LOG_LEVEL": "WARNING",
             "SAGABANK_ADMIN_TOKEN": "",
+            "SAGABANK_SERVICE_TOKEN": "",  # python-cqrs's client sends no token
         }
         if balance is not None:
             env["SAGABANK_DEMO_BALANCE"] = str(balance)

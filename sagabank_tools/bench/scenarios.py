@@ -48,6 +48,7 @@ def _servers(stack: ExitStack, impl: str, tmp: Path, seed: int) -> tuple[str, li
         "SAGABANK_TRANSFER_WAIT": "60",
         "SAGABANK_LOG_LEVEL": "WARNING",
         "SAGABANK_ADMIN_TOKEN": "",
+        "SAGABANK_SERVICE_TOKEN": "",  # the bench measures the open loopback default
     }
     if impl == "before":
         naive = stack.enter_context(ServiceProcess(env=env, module="repository_before.server"))
