@@ -83,12 +83,19 @@ class InMemorySagaLog:
         row.summary = SagaSummary(s.saga_id, s.definition, s.params, status, s.created_at, updated)
 
     async def claim(
-        self, owner: str, *, limit: int, ttl: float, include_own: bool = False
+        self,
+        owner: str,
+        *,
+        limit: int,
+        ttl: float,
+        include_own: bool = False,
+        take_over: bool = False,
     ) -> list[Lease]:
         rows = [
             r
             for r in self._rows.values()
-            if r.summary.status not in AT_REST and (r.free() or (include_own and r.owner == owner))
+            if r.summary.status not in AT_REST
+            and (take_over or r.free() or (include_own and r.owner == owner))
         ]
         rows.sort(key=lambda r: r.summary.created_at)
         return [r.take(owner, ttl) for r in rows[:limit]]

@@ -125,16 +125,22 @@ class SqlSagaLog(SqlSagaReads):
         await self._run(plan, writes=True, on_loop=True)
 
     async def claim(
-        self, owner: str, *, limit: int, ttl: float, include_own: bool = False
+        self,
+        owner: str,
+        *,
+        limit: int,
+        ttl: float,
+        include_own: bool = False,
+        take_over: bool = False,
     ) -> list[Lease]:
         def plan() -> Plan[list[Lease]]:
             claimed = yield self._stmt(
                 f"UPDATE sagas SET owner = ?, lease_until = {self._until()}, fence = fence + 1"
                 " WHERE saga_id IN (SELECT saga_id FROM sagas"
                 f" WHERE status NOT IN ({marks(AT_REST_VALUES)}) AND (owner IS NULL"
-                f" OR lease_until <= {self.now_sql} OR (? AND owner = ?))"
+                f" OR lease_until <= {self.now_sql} OR (? AND owner = ?) OR ?)"
                 f" ORDER BY created_at LIMIT ?{self.skip_locked}) RETURNING saga_id, fence",
-                (owner, ttl, *AT_REST_VALUES, include_own, owner, limit),
+                (owner, ttl, *AT_REST_VALUES, include_own, owner, take_over, limit),
             )
             return [Lease(saga_id, owner, fence) for saga_id, fence in claimed.rows]
 

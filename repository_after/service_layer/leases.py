@@ -49,10 +49,10 @@ class LeaseBook:
     async def acquire(self, saga_id: str) -> Lease | None:
         return await self.take(lambda: self._log.acquire(saga_id, self.owner, ttl=self.ttl))
 
-    async def claim(self, *, limit: int, include_own: bool) -> list[Lease]:
+    async def claim(self, *, limit: int, include_own: bool, take_over: bool = False) -> list[Lease]:
         since = time.monotonic()
         leases = await self._log.claim(
-            self.owner, limit=limit, ttl=self.ttl, include_own=include_own
+            self.owner, limit=limit, ttl=self.ttl, include_own=include_own, take_over=take_over
         )
         for lease in leases:
             self._hold(lease, since + self.ttl)

@@ -173,12 +173,13 @@ class Orchestrator:
 
     # -- the worker loop ------------------------------------------------------------------
 
-    async def recover(self) -> dict[str, int]:
+    async def recover(self, *, take_over: bool = False) -> dict[str, int]:
         """Claim and drive every saga left unsettled by a crash; returns final status counts.
 
         Claims come in batches of at most `max_sagas` leases, so this repeats until a claim
-        finds nothing left (sagas another live worker holds are not taken)."""
-        return await self._worker.recover()
+        finds nothing left (sagas another live worker holds are not taken, unless `take_over`:
+        the operator knows that worker is dead; fencing still stops it if it is not)."""
+        return await self._worker.recover(take_over=take_over)
 
     async def claim(self, *, include_own: bool = False) -> list[str]:
         """Renew the leases this worker holds, then claim and start driving free sagas.

@@ -100,12 +100,20 @@ class SagaLog(Protocol):
         ...
 
     async def claim(
-        self, owner: str, *, limit: int, ttl: float, include_own: bool = False
+        self,
+        owner: str,
+        *,
+        limit: int,
+        ttl: float,
+        include_own: bool = False,
+        take_over: bool = False,
     ) -> list[Lease]:
         """Lease up to `limit` unsettled sagas nobody holds (no owner or lease expired).
 
         Oldest first; concurrent claimers never get the same saga. `include_own` also takes
-        sagas still leased under `owner`'s name (a restarted worker with a stable id)."""
+        sagas still leased under `owner`'s name (a restarted worker with a stable id).
+        `take_over` takes them whatever their lease (an operator who knows the holder is dead):
+        the fence still moves on, so a holder that is alive after all is fenced out."""
         ...
 
     async def acquire(self, saga_id: str, owner: str, *, ttl: float) -> Lease | None:

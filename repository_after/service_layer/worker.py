@@ -25,8 +25,9 @@ class Worker:
         self._drivers = drivers
         self._max_sagas = max_sagas
 
-    async def claim(self, *, include_own: bool = False) -> list[str]:
-        """Renew the leases this worker holds, then claim and start driving free sagas."""
+    async def claim(self, *, include_own: bool = False, take_over: bool = False) -> list[str]:
+        """Renew the leases this worker holds, then claim and start driving free sagas
+        (with `take_over`, leased ones too: see `SagaLog.claim`)."""
         for saga_id in await self._leases.renew():
             # Its driver stops at its next step (LeaseLost); nothing to cancel here.
             logger.warning(
@@ -37,7 +38,7 @@ class Worker:
         room = self._max_sagas - len(self._leases)
         if room <= 0:
             return []
-        leases = await self._leases.claim(limit=room, include_own=include_own)
+        leases = await self._leases.claim(limit=room, include_own=include_own, take_over=take_over)
         for lease in leases:
             self._drivers.ensure(lease.saga_id)
         if include_own:
@@ -46,11 +47,12 @@ class Worker:
             logger.info("claimed %d saga(s) with free or expired leases", len(leases))
         return [lease.saga_id for lease in leases]
 
-    async def recover(self) -> dict[str, int]:
+    async def recover(self, *, take_over: bool = False) -> dict[str, int]:
         """Claim and drive every unsettled saga, batch after batch; final status counts."""
         counts: dict[str, int] = {}
-        # Each batch is driven to the end (and its leases released) before the next claim.
-        while ids := await self.claim(include_own=True):
+        # Each batch is driven to the end (and its leases released) before the next claim: a
+        # saga a driver gave up on (LeaseLost) is not unsettled-and-leased-by-us, so this ends.
+        while ids := await self.claim(include_own=True, take_over=take_over):
             for state in await asyncio.gather(*(self._drivers.drive(i) for i in ids)):
                 counts[str(state.status)] = counts.get(str(state.status), 0) + 1
         return counts

@@ -112,6 +112,21 @@ async def test_include_own_reclaims_sagas_still_leased_under_the_same_name(logs)
         await log.append("s1", [NOTE], status="started", lease=old)
 
 
+async def test_take_over_claims_live_leases_and_fences_the_old_holder_out(logs) -> None:
+    log, twin = logs
+    zombie = await make(log, "s1", owner="w1", ttl=LONG)
+    await make(log, "settled", owner="w1", ttl=LONG)
+    await log.append("settled", [NOTE], status="completed")
+    assert await twin.claim("op", limit=10, ttl=LONG) == []
+    (taken,) = await twin.claim("op", limit=10, ttl=LONG, take_over=True)
+    assert (taken.saga_id, taken.owner) == ("s1", "op")
+    assert taken.fence > zombie.fence
+    with pytest.raises(LeaseLost):
+        await log.append("s1", [NOTE], status="compensating", lease=zombie)
+    assert await log.renew([zombie], ttl=LONG) == set()
+    await twin.append("s1", [NOTE], status="compensating", lease=taken)
+
+
 async def test_append_with_a_stale_fence_raises_and_writes_nothing(logs) -> None:
     log, twin = logs
     zombie = await make(log, "s1", owner="a", ttl=0)
