@@ -1,9 +1,20 @@
 """The client demo: run N transfers as sagas and show that total money is conserved.
 
-With no `--accounts-url` it starts its own account service (a child process on a free loopback
-port, fresh SQLite file, the requested fault settings) and keeps its saga log in the same
-temporary folder. The orchestrator runs in this process and reaches the service over HTTP.
-Exit status 1 if money is not conserved, the audit finds a violation, or a saga is left unsettled.
+The orchestrator runs in this process and reaches the account service over HTTP. With no
+`--accounts-url` it starts its own account service (a child process on a free loopback port, the
+requested fault settings). Both keep their data in a durable, named place: `--data-dir` (`./data`:
+`demo-sagas.db` and `demo-accounts.db`), or the database of `SAGABANK_DATABASE_URL` when the user
+set one (saga log and embedded books in it, as `sagabank serve` does).
+
+Crash window: a demo killed mid-run leaves sagas in flight, some with money debited and not yet
+credited or refunded. They are in the durable saga log, leased under the demo's stable worker id,
+so the next start FIRST drives them to an end (`Orchestrator.recover`, which takes its own leases
+at once) and says so, then reads the books and runs its new transfers. The books must be the same
+ones the resumed sagas were started against, hence the durable accounts database too (with
+`--accounts-url` they are the user's). Each run's saga ids carry a run id, so a second run starts
+new sagas instead of finding the previous run's. Conservation is checked over this run (books
+before vs after) and the audit over the whole books; exit status 1 if money is not conserved, the
+audit finds a violation, or a saga is left unsettled.
 """
 
 from __future__ import annotations
@@ -11,9 +22,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import random
 import sys
-import tempfile
+import uuid
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,49 +65,82 @@ async def _books(client: httpx.AsyncClient, url: str) -> tuple[dict[str, Any], d
     return accounts, audit
 
 
-async def run_transfers(opts: DemoOptions, accounts_url: str, workdir: Path) -> dict[str, Any]:
+#: The demo's lease owner: stable across runs, so a restarted demo takes its own leases at once.
+DEMO_WORKER_ID = "sagabank-demo"
+
+
+def saga_log_url(data_dir: Path) -> str:
+    """The saga log: `SAGABANK_DATABASE_URL` if the user set one, else `data_dir/demo-sagas.db`."""
+    return os.environ.get("SAGABANK_DATABASE_URL") or f"sqlite:///{data_dir / 'demo-sagas.db'}"
+
+
+def accounts_db_url(data_dir: Path) -> str:
+    """The embedded account service's books, durable beside the saga log."""
+    return os.environ.get("SAGABANK_DATABASE_URL") or f"sqlite:///{data_dir / 'demo-accounts.db'}"
+
+
+def _describe(counts: dict[str, int]) -> str:
+    return ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "none"
+
+
+async def run_transfers(
+    opts: DemoOptions, accounts_url: str, data_dir: Path, *, log_url: str | None = None
+) -> dict[str, Any]:
     settings = Settings(
-        database_url=f"sqlite:///{workdir / 'sagas.db'}",
+        database_url=log_url or f"sqlite:///{data_dir / 'demo-sagas.db'}",
         accounts_url=accounts_url,
+        worker_id=DEMO_WORKER_ID,
         retry_attempts=opts.retries + 1,
         retry_initial_backoff=0.01,
         retry_max_backoff=0.2,
     )
     rng = random.Random(opts.seed)
+    run_id = uuid.uuid4().hex[:8]
     async with httpx.AsyncClient(timeout=10.0) as client:
-        before, _ = await _books(client, accounts_url)
-        ids = [a["account_id"] for a in before["accounts"]]
-        if len(ids) < 2:
-            raise typer.BadParameter("the account service needs at least two accounts")
-        plan = [
-            (*rng.sample(ids, 2), rng.randint(1, opts.max_amount)) for _ in range(opts.transfers)
-        ]
-        gate = asyncio.Semaphore(opts.concurrency)
-        statuses: Counter[str] = Counter()
-        with Progress(console=console, transient=False) as progress:
-            bar = progress.add_task("transfers", total=len(plan))
-            # Closed (its drivers stopped) before the books are read again below.
-            async with orchestrator_session(settings, observers=()) as orchestrator:
+        # Closed (its drivers stopped) before the books are read again below.
+        async with orchestrator_session(settings, observers=()) as orchestrator:
+            # Before anything else: sagas a killed previous run left in flight own money that is
+            # debited and not yet credited or refunded; drive them to an end first.
+            resumed = await orchestrator.recover()
+            if resumed:
+                console.print(
+                    f"resumed {sum(resumed.values())} unsettled sagas from a previous run: "
+                    f"{_describe(resumed)}"
+                )
+            left_over = len(await orchestrator.log.unsettled_ids())
+            before, _ = await _books(client, accounts_url)
+            ids = [a["account_id"] for a in before["accounts"]]
+            if len(ids) < 2:
+                raise typer.BadParameter("the account service needs at least two accounts")
+            plan = [
+                (*rng.sample(ids, 2), rng.randint(1, opts.max_amount))
+                for _ in range(opts.transfers)
+            ]
+            gate = asyncio.Semaphore(opts.concurrency)
+            statuses: Counter[str] = Counter()
+            with Progress(console=console, transient=False) as progress:
+                bar = progress.add_task("transfers", total=len(plan))
 
                 async def one(index: int, source: str, target: str, amount: int) -> None:
                     async with gate:
                         _, state = await orchestrator.run(
                             TRANSFER.name,
                             {"source": source, "target": target, "amount": amount},
-                            saga_id=f"demo-{opts.seed}-{index:06d}",
+                            saga_id=f"demo-{opts.seed}-{run_id}-{index:06d}",
                         )
                     statuses[state.status] += 1
                     progress.advance(bar)
 
                 await asyncio.gather(*(one(i, *p) for i, p in enumerate(plan)))
         after, audit = await _books(client, accounts_url)
-    unsettled = sum(n for s, n in statuses.items() if s not in AT_REST)
+    unsettled = sum(n for s, n in statuses.items() if s not in AT_REST) + left_over
     return {
         "implementation": "after",
         "transfers": opts.transfers,
         "fault_mode": opts.fault_mode.value,
         "fault_rate": opts.fault_rate,
         "retries": opts.retries,
+        "resumed": resumed,
         "outcomes": dict(statuses),
         "total_before": before["total"],
         "total_after": after["total"],
@@ -123,6 +168,8 @@ def _print_summary(result: dict[str, Any]) -> None:
         ("needs attention", SagaStatus.FAILED_NEEDS_ATTENTION),
     ]:
         table.add_row(label, str(outcomes.get(status, 0)))
+    if result["resumed"]:
+        table.add_row("resumed from a previous run", _describe(result["resumed"]))
     table.add_row("total money before", format_minor(result["total_before"]))
     table.add_row("total money after", format_minor(result["total_after"]))
     table.add_row("audit", "ok" if result["audit_ok"] else "; ".join(result["audit_violations"]))
@@ -154,26 +201,38 @@ def demo(
     accounts_url: Annotated[
         str | None, typer.Option(help="use this account service instead of starting one")
     ] = None,
+    data_dir: Annotated[
+        Path,
+        typer.Option(
+            help="where the saga log (and the started service's books) are kept; "
+            "SAGABANK_DATABASE_URL, if set, names the database instead"
+        ),
+    ] = Path("data"),
     json_output: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
 ) -> None:
     """Run transfers as sagas between the demo accounts and check that money is conserved."""
     logging.basicConfig(level=logging.WARNING)
     opts = DemoOptions(transfers, concurrency, fault_rate, fault_mode, seed, retries, max_amount)
-    with tempfile.TemporaryDirectory(prefix="sagabank-demo-") as tmp:
-        workdir = Path(tmp)
-        if accounts_url is None:
-            env = {
-                "SAGABANK_DATABASE_URL": f"sqlite:///{workdir / 'accounts.db'}",
-                "SAGABANK_CREDIT_FAILURE_RATE": str(fault_rate),
-                "SAGABANK_CREDIT_FAILURE_MODE": fault_mode.value,
-                "SAGABANK_FAULT_SEED": str(seed),
-                "SAGABANK_ADMIN_TOKEN": "",
-            }
-            with ServiceProcess(env=env, log_path=workdir / "accounts.log") as service:
-                console.print(f"account service started at {service.url} (SQLite, {workdir})")
-                result = asyncio.run(run_transfers(opts, service.url, workdir))
-        else:
-            result = asyncio.run(run_transfers(opts, accounts_url.rstrip("/"), workdir))
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log_url = saga_log_url(data_dir)
+    if accounts_url is None:
+        env = {
+            "SAGABANK_DATABASE_URL": accounts_db_url(data_dir),
+            "SAGABANK_CREDIT_FAILURE_RATE": str(fault_rate),
+            "SAGABANK_CREDIT_FAILURE_MODE": fault_mode.value,
+            "SAGABANK_FAULT_SEED": str(seed),
+            "SAGABANK_ADMIN_TOKEN": "",
+        }
+        log_path = data_dir / "demo-accounts.log"
+        with ServiceProcess(env=env, log_path=log_path) as service:
+            console.print(
+                f"account service started at {service.url} (books and sagas in {data_dir})"
+            )
+            result = asyncio.run(run_transfers(opts, service.url, data_dir, log_url=log_url))
+    else:
+        result = asyncio.run(
+            run_transfers(opts, accounts_url.rstrip("/"), data_dir, log_url=log_url)
+        )
     if json_output:
         sys.stdout.write(json.dumps(result) + "\n")
     else:
