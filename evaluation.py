@@ -161,6 +161,17 @@ def run_blackbox(impl: str, out: Path, budget: Budget) -> dict[str, Any]:
 
 
 def run_demo(impl: str, mode: str, args: argparse.Namespace, budget: Budget) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix=f"evaluation-{impl}-{mode}-") as data_dir:
+        return _run_demo(impl, mode, args, budget, Path(data_dir))
+
+
+def _run_demo(
+    impl: str, mode: str, args: argparse.Namespace, budget: Budget, data_dir: Path
+) -> dict[str, Any]:
+    # sagabank's demo keeps its books and saga log in a durable folder (./data by default) and
+    # resumes what a killed run left there: each evaluation run gets fresh ones, so its figures
+    # repeat exactly and never add up across runs.
+    fresh = ["--data-dir", str(data_dir)] if impl == "after" else []
     cmd = [
         sys.executable,
         str(ROOT / f"repository_{impl}" / "client.py"),
@@ -175,6 +186,7 @@ def run_demo(impl: str, mode: str, args: argparse.Namespace, budget: Budget) -> 
         "--concurrency",
         str(args.concurrency),
         "--json",
+        *fresh,
     ]
     try:
         proc = subprocess.run(
