@@ -51,8 +51,8 @@ class Settings(BaseSettings):
     # What the orchestrator presents to the account service's money-moving endpoints (and what
     # those endpoints ask for, when set); never the admin token, which opens no money route.
     service_token: SecretStr | None = None
-    # Opens the reads (accounts, entries, transfers, audit, metrics, dashboard data) when the
-    # admin token closes them; opens nothing that changes state. Useless without `admin_token`.
+    # With either this or `admin_token` set, the reads (accounts, entries, transfers, audit,
+    # metrics, dashboard data) need one of the two; this one opens nothing that changes state.
     read_token: SecretStr | None = None
     # Comma-separated `Host` names served (`entrypoints/limits.py`); empty: the loopback names
     # plus the bind host unless it is a wildcard address; `*`: any host.
