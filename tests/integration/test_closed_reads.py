@@ -14,7 +14,7 @@ import pytest
 
 from repository_after.config import ProcessRole
 from repository_after.entrypoints import dashboard
-from tests.conftest import accounts_settings, asgi_client
+from tests.conftest import Launcher, accounts_settings, asgi_client
 
 ADMIN, READ = "adm1n", "r3ad"
 READS = [
@@ -110,3 +110,22 @@ async def test_without_tokens_the_reads_stay_open(tmp_path: Path) -> None:
         for path in [p for p in READS if p not in ("/ui/events", "/ui/api/books")]:
             assert (await client.get(path)).status_code in (200, 404), path
         assert await _status(client, "/ui/events") == 200
+
+
+async def test_the_dashboard_books_pass_the_callers_token_to_the_account_service(
+    tmp_path: Path, launch: Launcher
+) -> None:
+    accounts = launch(admin_token=ADMIN, read_token=READ, demo_accounts=2, demo_balance=700)
+    settings = accounts_settings(
+        tmp_path,
+        role=ProcessRole.ORCHESTRATOR,
+        database_url=f"sqlite:///{tmp_path / 'sagas.db'}",
+        accounts_url=accounts.url,
+        admin_token=ADMIN,
+        read_token=READ,
+    )
+    async for client in asgi_client(settings):
+        reply = await client.get("/ui/api/books", headers={"Authorization": f"Bearer {READ}"})
+        assert reply.status_code == 200, reply.text
+        assert reply.json()["total"] == 1400
+        assert reply.json()["audit"]["ok"] is True
