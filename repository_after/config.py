@@ -51,6 +51,12 @@ class Settings(BaseSettings):
     # What the orchestrator presents to the account service's money-moving endpoints (and what
     # those endpoints ask for, when set); never the admin token, which opens no money route.
     service_token: SecretStr | None = None
+    # With either this or `admin_token` set, the reads (accounts, entries, transfers, audit,
+    # metrics, dashboard data) need one of the two; this one opens nothing that changes state.
+    read_token: SecretStr | None = None
+    # Comma-separated `Host` names served (`entrypoints/limits.py`); empty: the loopback names
+    # plus the bind host unless it is a wildcard address; `*`: any host.
+    trusted_hosts: str = ""
 
     credit_failure_rate: float = Field(default=0.3, ge=0.0, le=1.0)
     credit_failure_mode: FaultMode = FaultMode.BEFORE
@@ -90,7 +96,7 @@ class Settings(BaseSettings):
     otel_exporter: OtelExporter = OtelExporter.NONE
     otel_endpoint: str = "http://127.0.0.1:4318/v1/traces"
 
-    @field_validator("admin_token", "service_token", "worker_id", mode="before")
+    @field_validator("admin_token", "service_token", "read_token", "worker_id", mode="before")
     @classmethod
     def _empty_token_is_none(cls, value: object) -> object:
         return None if value == "" else value
@@ -128,6 +134,15 @@ class Settings(BaseSettings):
             return self.worker_id
         host = socket.gethostname()
         return f"{host}:{self.port}" if self.port else f"{host}-{os.getpid()}"
+
+    def resolved_trusted_hosts(self) -> tuple[str, ...]:
+        """The `Host` names this process answers: configured, else the loopback names and the
+        bind host (a wildcard bind says nothing about the name clients use)."""
+        if self.trusted_hosts.strip():
+            return tuple(h.strip() for h in self.trusted_hosts.split(",") if h.strip())
+        loopback = ("127.0.0.1", "localhost", "::1")
+        wildcard = self.host in ("0.0.0.0", "::", "")
+        return loopback if wildcard or self.host in loopback else (*loopback, self.host)
 
     def resolved_accounts_url(self) -> str:
         """The account service the orchestrator calls: configured, or this very process."""

@@ -269,7 +269,7 @@ for _ in $(seq 1 30); do
     esac
     info "status $transfer_status; polling GET /transfers/docker-check-1"
     sleep 1
-    curl -fsS --max-time 10 "$URL/transfers/docker-check-1" -o "$TMP/transfer.json" ||
+    curl -fsS --max-time 10 -H "Authorization: Bearer $ADMIN_TOKEN" "$URL/transfers/docker-check-1" -o "$TMP/transfer.json" ||
         fail "GET /transfers/docker-check-1 failed"
     transfer_status=$(json_get "$TMP/transfer.json" status) || fail "no \"status\" in the answer"
 done
@@ -279,7 +279,7 @@ case "$transfer_status" in
 esac
 
 step "GET $URL/audit"
-curl -fsS --max-time 30 "$URL/audit" -o "$TMP/audit.json" || fail "GET /audit failed"
+curl -fsS --max-time 30 -H "Authorization: Bearer $ADMIN_TOKEN" "$URL/audit" -o "$TMP/audit.json" || fail "GET /audit failed"
 info "answer: $(head -c 600 "$TMP/audit.json")"
 [[ "$(json_get "$TMP/audit.json" ok)" == true ]] || fail "audit is not ok"
 info "audit ok"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
@@ -19,6 +20,13 @@ from repository_after.entrypoints.service_process import ServiceProcess
 from repository_after.service_layer.ports import AccountStore
 from repository_after.service_layer.saga_ports import SagaLog
 from tests.pg import fresh_database
+
+# The made-up host names the in-process clients use (httpx's base_url, TestClient's
+# `testserver`) are trusted for the test run, spawned servers included; the loopback default
+# itself is tested in tests/integration/test_request_guards.py with explicit settings.
+os.environ.setdefault(
+    "SAGABANK_TRUSTED_HOSTS", "127.0.0.1,localhost,::1,sagabank,t,accounts.test,testserver"
+)
 
 BACKENDS = ["memory", "sqlite", "postgres"]
 

@@ -23,6 +23,7 @@ from repository_after.entrypoints.deps import (
     AccountServiceDep,
     AccountStoreDep,
     Admin,
+    Reader,
     Service,
     TransactionId,
 )
@@ -132,7 +133,7 @@ async def open_account(store: AccountStoreDep, body: OpenAccountIn) -> AccountOu
     )
 
 
-@router.get("/accounts", response_model=AccountsOut)
+@router.get("/accounts", response_model=AccountsOut, dependencies=[Reader])
 async def list_accounts(store: AccountStoreDep) -> AccountsOut:
     rows = await store.read(lambda r: r.list_accounts())
     items = [
@@ -142,7 +143,12 @@ async def list_accounts(store: AccountStoreDep) -> AccountsOut:
     return AccountsOut(accounts=items, total=sum(a.balance for a in rows))
 
 
-@router.get("/accounts/{account_id}", response_model=AccountOut, responses=ERROR_RESPONSES)
+@router.get(
+    "/accounts/{account_id}",
+    response_model=AccountOut,
+    responses=ERROR_RESPONSES,
+    dependencies=[Reader],
+)
 async def get_account(store: AccountStoreDep, account_id: str) -> AccountOut:
     account = await store.read(lambda r: r.get_account(account_id))
     if account is None:
@@ -155,7 +161,10 @@ async def get_account(store: AccountStoreDep, account_id: str) -> AccountOut:
 
 
 @router.get(
-    "/accounts/{account_id}/entries", response_model=list[EntryOut], responses=ERROR_RESPONSES
+    "/accounts/{account_id}/entries",
+    response_model=list[EntryOut],
+    responses=ERROR_RESPONSES,
+    dependencies=[Reader],
 )
 async def list_entries(
     store: AccountStoreDep, account_id: str, limit: Annotated[int, Query(ge=1, le=1000)] = 100
@@ -182,7 +191,7 @@ async def list_entries(
     return entries
 
 
-@router.get("/audit")
+@router.get("/audit", dependencies=[Reader])
 async def get_audit(store: AccountStoreDep) -> dict[str, object]:
     report: AuditReport = await store.read(audit)
     return report.as_dict()

@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt
 
-from repository_after.entrypoints.deps import Admin, FaultsDep
+from repository_after.entrypoints.deps import Admin, FaultsDep, Reader
 from repository_after.service_layer.faults import FaultInjector, FaultMode
 
 router = APIRouter(prefix="/admin", tags=["admin"])
@@ -45,7 +45,7 @@ def _view(faults: FaultInjector) -> FaultsOut:
     )
 
 
-@router.get("/faults", response_model=FaultsOut)
+@router.get("/faults", response_model=FaultsOut, dependencies=[Reader])
 async def get_faults(faults: FaultsDep) -> FaultsOut:
     return _view(faults)
 

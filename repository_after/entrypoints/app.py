@@ -99,7 +99,7 @@ def create_app(settings: Settings, *, telemetry: Telemetry | None = None) -> Fas
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     install_error_handlers(app)
-    app.add_middleware(RequestLimits)
+    app.add_middleware(RequestLimits, trusted_hosts=settings.resolved_trusted_hosts())
     app.state.telemetry = telemetry
     telemetry.install(app)  # outermost: sees every answer, also the limits' refusals
     app.include_router(metrics_api.router)

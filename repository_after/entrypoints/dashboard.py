@@ -9,6 +9,8 @@
 - `/ui/api/books`: balances, total money and the audit, fetched from the account service
   (this very process in role `all`, `SAGABANK_ACCOUNTS_URL` in role `orchestrator`).
 - `/ui/api/transfers/{id}/logs`: the recent log lines of one transaction (bounded buffer).
+With a token configured every route but the page and its assets needs it (`deps.Reader`); the
+page sends the one the operator typed, `/ui/events` as `?token=` (EventSource sends no headers).
 """
 
 from __future__ import annotations
@@ -17,13 +19,13 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import httpx
-from fastapi import APIRouter
+from fastapi import APIRouter, Header
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 
-from repository_after.entrypoints.deps import SettingsDep, TelemetryDep
+from repository_after.entrypoints.deps import Reader, SettingsDep, StreamReader, TelemetryDep
 from repository_after.entrypoints.errors import BadRequest, error_response
 from repository_after.observability.events import TooManySubscribers
 
@@ -61,7 +63,7 @@ async def asset(name: str) -> FileResponse:
     return FileResponse(STATIC / name, media_type=media_type)
 
 
-@router.get("/events")
+@router.get("/events", dependencies=[StreamReader])
 async def events(telemetry: TelemetryDep) -> StreamingResponse:
     """Server-sent events: `transition` messages, or `resync` when this client fell behind."""
     hub = telemetry.hub
@@ -94,12 +96,16 @@ async def events(telemetry: TelemetryDep) -> StreamingResponse:
     )
 
 
-@router.get("/api/books")
-async def books(settings: SettingsDep) -> JSONResponse:
+@router.get("/api/books", dependencies=[Reader])
+async def books(
+    settings: SettingsDep, authorization: Annotated[str | None, Header()] = None
+) -> JSONResponse:
     """Accounts, total money and the audit, as the account service reports them."""
     url = settings.resolved_accounts_url()
     try:
-        async with httpx.AsyncClient(base_url=url, timeout=2.0) as client:
+        # The caller's token goes on: the account service guards its own reads.
+        headers = {"Authorization": authorization} if authorization else {}
+        async with httpx.AsyncClient(base_url=url, timeout=2.0, headers=headers) as client:
             accounts = (await client.get("/accounts")).raise_for_status().json()
             audit = (await client.get("/audit")).raise_for_status().json()
     except (httpx.HTTPError, ValueError):
@@ -110,7 +116,7 @@ async def books(settings: SettingsDep) -> JSONResponse:
     return JSONResponse(body)
 
 
-@router.get("/api/transfers/{transaction_id}/logs")
+@router.get("/api/transfers/{transaction_id}/logs", dependencies=[Reader])
 async def transfer_logs(telemetry: TelemetryDep, transaction_id: str) -> dict[str, Any]:
     return {
         "transaction_id": transaction_id,

@@ -19,6 +19,12 @@ time, and an unset token leaves its routes open: the embedded loopback default, 
   `Authorization: Bearer <service token>`, which only the orchestrator holds. As a route
   dependency it is solved before the route's body runs, so a refused call (401
   `unauthorized`) records nothing: no idempotency record, no entry, no fault draw.
+- `Reader` guards the reads (accounts, entries, transfers, audit, metrics, faults, the
+  dashboard's data and live events): with `admin_token` or `read_token` set they need either
+  one (the read token opens no write). `/health`, `/ui` and its static assets stay open: health
+  checks and the page that asks for the token. Only `/ui/events` also takes the token as the
+  query parameter `token`: a browser's EventSource cannot send headers (a cookie would need a
+  login route and CSRF care of its own; the access log records paths without query strings).
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header, Query, Request
 from pydantic import SecretStr
 
 from repository_after.bootstrap import Container
@@ -139,6 +145,36 @@ async def require_admin(
     _check_bearer(settings.admin_token, authorization, "admin")
 
 
+def _check_reader(settings: Settings, given: str) -> None:
+    tokens = [t for t in (settings.admin_token, settings.read_token) if t is not None]
+    if not tokens:
+        return
+    raw = given.encode("utf-8", "surrogateescape")
+    # Every token is compared (no short cut), each in constant time.
+    matches = [
+        secrets.compare_digest(raw, f"Bearer {t.get_secret_value()}".encode()) for t in tokens
+    ]
+    if not any(matches):
+        raise BadRequest(
+            "unauthorized", "this endpoint requires the read or admin bearer token", 401
+        )
+
+
+async def require_reader(
+    settings: SettingsDep, authorization: Annotated[str | None, Header()] = None
+) -> None:
+    _check_reader(settings, authorization or "")
+
+
+async def require_stream_reader(
+    settings: SettingsDep,
+    authorization: Annotated[str | None, Header()] = None,
+    token: Annotated[str | None, Query(include_in_schema=False)] = None,
+) -> None:
+    """`require_reader`, or the token as `?token=` (EventSource sends no headers)."""
+    _check_reader(settings, authorization or (f"Bearer {token}" if token else ""))
+
+
 async def require_service(
     request: Request, authorization: Annotated[str | None, Header()] = None
 ) -> None:
@@ -156,3 +192,5 @@ TransactionId = Annotated[str, _TX_HEADER]
 OptionalTransactionId = Annotated[str | None, _TX_HEADER]
 Admin = Depends(require_admin)
 Service = Depends(require_service)
+Reader = Depends(require_reader)
+StreamReader = Depends(require_stream_reader)

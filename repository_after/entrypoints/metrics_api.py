@@ -9,9 +9,9 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from repository_after.entrypoints.deps import OptionalOrchestratorDep, TelemetryDep
+from repository_after.entrypoints.deps import OptionalOrchestratorDep, Reader, TelemetryDep
 
-router = APIRouter(tags=["meta"])
+router = APIRouter(tags=["meta"], dependencies=[Reader])
 
 
 @router.get("/metrics", response_class=Response)

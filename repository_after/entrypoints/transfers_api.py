@@ -17,6 +17,7 @@ from repository_after.entrypoints.deps import (
     Admin,
     OptionalTransactionId,
     OrchestratorDep,
+    Reader,
     SettingsDep,
     TransferDeskDep,
 )
@@ -57,12 +58,12 @@ async def create_transfer(
     return _response(run.view, headers)
 
 
-@router.get("/transfers/{transaction_id}", responses=ERROR_RESPONSES)
+@router.get("/transfers/{transaction_id}", responses=ERROR_RESPONSES, dependencies=[Reader])
 async def get_transfer(orchestrator: OrchestratorDep, transaction_id: str) -> JsonResponse:
     return await _view_response(orchestrator, transaction_id)
 
 
-@router.get("/transfers")
+@router.get("/transfers", dependencies=[Reader])
 async def list_transfers(
     orchestrator: OrchestratorDep,
     state: Annotated[str | None, Query(max_length=64)] = None,

@@ -42,7 +42,7 @@ def test_minting_and_fault_changes_need_the_token_when_configured(launch: Launch
     assert httpx.put(f"{service.url}/admin/faults", json=faults).status_code == 401
     auth = {"Authorization": "Bearer t0ken"}
     assert httpx.put(f"{service.url}/admin/faults", json=faults, headers=auth).status_code == 200
-    assert httpx.get(f"{service.url}/accounts").json()["total"] == 100_000
+    assert httpx.get(f"{service.url}/accounts", headers=auth).json()["total"] == 100_000
 
 
 def test_a_broken_database_answers_503_without_sql_or_traceback(

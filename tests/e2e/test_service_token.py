@@ -68,7 +68,10 @@ async def _submit(url: str) -> list[str]:
 
 def test_two_services_with_the_token_move_money_and_strangers_do_not(launch: Launcher) -> None:
     accounts = launch(admin_token=ADMIN, service_token=SERVICE)
-    books = httpx.Client(base_url=accounts.url, timeout=15)
+    # Reads need a token too when one is configured (closed reads).
+    books = httpx.Client(
+        base_url=accounts.url, timeout=15, headers={"Authorization": f"Bearer {ADMIN}"}
+    )
     before = books.get("/accounts").json()["total"]
 
     stranger = books.post(

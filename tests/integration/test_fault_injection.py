@@ -76,7 +76,10 @@ async def test_faults_can_be_changed_at_run_time_with_the_admin_token(tmp_path: 
         assert r.status_code == 200
         assert r.json()["mode"] == "after"
         assert (await credit(client, "c1")).status_code == 500
-        assert (await client.get("/admin/faults")).json()["injected"] == {"before": 0, "after": 1}
+        assert (await client.get("/admin/faults", headers=auth)).json()["injected"] == {
+            "before": 0,
+            "after": 1,
+        }
         bad = await client.put("/admin/faults", json={"rate": 2}, headers=auth)
         assert bad.status_code == 422
-        assert (await client.get("/admin/faults")).json()["rate"] == 1.0
+        assert (await client.get("/admin/faults", headers=auth)).json()["rate"] == 1.0

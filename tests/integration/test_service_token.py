@@ -26,6 +26,8 @@ from tests.integration.test_fastapi_routing import _routes
 
 SERVICE, ADMIN = "serv1ce-t0ken", "adm1n-t0ken"
 GOOD = {"Authorization": f"Bearer {SERVICE}"}
+#: The reads are closed too when a token is configured; the admin token opens them.
+READ = {"Authorization": f"Bearer {ADMIN}"}
 REFUSED = {
     "no token": {},
     "wrong token": {"Authorization": "Bearer not-the-token"},
@@ -76,9 +78,12 @@ async def guarded(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
 
 async def books(client: httpx.AsyncClient) -> tuple[Any, ...]:
     """Everything a refused call must leave as it was: balances, entries, the audit."""
-    accounts = (await client.get("/accounts")).json()
-    entries = [(await client.get(f"/accounts/{a}/entries")).json() for a in ("acc-01", "acc-02")]
-    return accounts, entries, (await client.get("/audit")).json()
+    accounts = (await client.get("/accounts", headers=READ)).json()
+    entries = [
+        (await client.get(f"/accounts/{a}/entries", headers=READ)).json()
+        for a in ("acc-01", "acc-02")
+    ]
+    return accounts, entries, (await client.get("/audit", headers=READ)).json()
 
 
 @pytest.mark.parametrize("path", list(MOVES))
@@ -116,7 +121,7 @@ async def test_the_money_routes_work_with_the_service_token(guarded: httpx.Async
     answer = await guarded.post("/batch", json=MOVES["/batch"], headers=GOOD)
     assert answer.status_code == 200
     assert [r["status_code"] for r in answer.json()["results"]] == [200, 200]
-    accounts = (await guarded.get("/accounts")).json()
+    accounts = (await guarded.get("/accounts", headers=READ)).json()
     assert {a["account_id"]: a["balance"] for a in accounts["accounts"]} == {
         "acc-01": 10_000 - 300 - 7,
         "acc-02": 10_000 + 300 + 9,
@@ -191,5 +196,5 @@ async def test_the_participant_sends_the_service_token_on_singles_and_batches(
         assert outcomes == {Outcome.SUCCEEDED}
         assert {path for path, _ in transport.seen} == {"/debit", "/batch"}
         assert {auth for _, auth in transport.seen} == {f"Bearer {SERVICE}"}
-        accounts = (await client.get("/accounts")).json()
+        accounts = (await client.get("/accounts", headers=READ)).json()
         assert accounts["total"] == 20_000 - 10 + 4 * 10

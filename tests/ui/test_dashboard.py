@@ -23,6 +23,9 @@ from tests.ui.conftest import Launcher, wait_for_log_line
 pytestmark = pytest.mark.ui
 
 TOKEN = "s3cret-token"
+#: The reads are closed when a token is configured: the operator first types the read token,
+#: which opens no operator action.
+READ_TOKEN = "r3ad-token"
 
 
 def transfer(url: str, tx_id: str, amount: int = 100) -> dict[str, object]:
@@ -46,12 +49,15 @@ def test_operator_watches_transfers_live_and_operates_parked_sagas(
         log_level="INFO",  # the page shows the saga's log lines; the test waits for "recovery:"
         accounts_url=f"http://127.0.0.1:{accounts_port}",
         admin_token=TOKEN,
+        read_token=READ_TOKEN,
         retry_attempts=1,
         settle_attempts=2,
         retry_initial_backoff=0.01,
         retry_max_backoff=0.02,
     )
     page.goto(f"{orchestrator.url}/ui")
+    page.fill("#token", READ_TOKEN)
+    page.click("#token-form button")
     expect(page.locator("#live")).to_have_text("live")
     page.evaluate("window.__sameDocument = true")
     expect(page.locator("#conservation")).to_have_text("account service unreachable")
@@ -123,7 +129,11 @@ def test_operator_watches_transfers_live_and_operates_parked_sagas(
     row.locator("button.resolve").click()
     expect(page.locator("#parked-empty")).to_be_visible()
     expect(page.locator('#transfers tr[data-id="ui-park-2"] .state')).to_have_text("resolved")
-    resolved = httpx.get(f"{orchestrator.url}/transfers/ui-park-2", timeout=5.0).json()
+    resolved = httpx.get(
+        f"{orchestrator.url}/transfers/ui-park-2",
+        headers={"Authorization": f"Bearer {READ_TOKEN}"},
+        timeout=5.0,
+    ).json()
     assert resolved["status"] == "resolved"
     assert resolved["operator_actions"][0]["note"] == "checked the ledger by hand"
     assert page.evaluate("window.__sameDocument") is True

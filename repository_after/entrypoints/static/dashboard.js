@@ -259,8 +259,11 @@ function onTransition(m) {
   if (currentDetail === m.transaction_id) debounce("detail", refreshDetail, 150);
 }
 
+let source = null;
 function connect() {
-  const source = new EventSource("/ui/events");
+  if (source) source.close();  // a new token: reconnect with it
+  // EventSource cannot send an Authorization header: the server takes the token as ?token= here only.
+  source = new EventSource(token() ? "/ui/events?token=" + encodeURIComponent(token()) : "/ui/events");
   source.addEventListener("open", () => {
     $("live").textContent = "live";
     $("live").className = "live on";
@@ -296,6 +299,7 @@ $("token-form").addEventListener("submit", (event) => {
   sessionStorage.setItem("sagabank-token", $("token").value);
   $("token").value = "";
   $("token-state").textContent = token() ? "token set" : "no token";
+  connect();  // the stream and, on open, the page's reads now carry the token
 });
 $("token-state").textContent = token() ? "token set" : "no token";
 

@@ -1,0 +1,131 @@
+"""Closed reads (`deps.Reader`): with `SAGABANK_ADMIN_TOKEN` set, every read needs a token too
+(the admin token, or the read-only `SAGABANK_READ_TOKEN`); `/health` and the dashboard's page
+and assets stay open; `/ui/events` also takes the token as `?token=` (EventSource sends no
+headers); the read token opens no write. Without any token every read stays open. The app in
+role `all` on SQLite files, through ASGITransport."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from repository_after.config import ProcessRole
+from repository_after.entrypoints import dashboard
+from tests.conftest import Launcher, accounts_settings, asgi_client
+
+ADMIN, READ = "adm1n", "r3ad"
+READS = [
+    "/accounts",
+    "/accounts/acc-01",
+    "/accounts/acc-01/entries",
+    "/audit",
+    "/transfers",
+    "/transfers/none-such",
+    "/metrics",
+    "/admin/faults",
+    "/ui/api/transfers/x/logs",
+    "/ui/api/books",
+    "/ui/events",
+]
+OPEN = ["/health", "/ui", "/ui/transfers/x", "/ui/static/dashboard.js"]
+
+
+@pytest.fixture(autouse=True)
+def short_streams(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An event stream answers its status, then ends at once (ASGITransport waits for the end)."""
+    monkeypatch.setattr(dashboard, "STREAM_SECONDS", 0.0)
+
+
+@pytest.fixture
+async def closed(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    settings = accounts_settings(
+        tmp_path, role=ProcessRole.ALL, demo_accounts=1, admin_token=ADMIN, read_token=READ
+    )
+    async for client in asgi_client(settings):
+        yield client
+
+
+async def _status(client: httpx.AsyncClient, path: str, **kwargs: object) -> int:
+    if path == "/ui/events":  # a stream: its status line is enough
+        async with client.stream("GET", path, **kwargs) as reply:  # type: ignore[arg-type]
+            return reply.status_code
+    return (await client.get(path, **kwargs)).status_code  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("path", READS)
+async def test_reads_need_a_token_when_one_is_configured(
+    closed: httpx.AsyncClient, path: str
+) -> None:
+    reply = await closed.get(path) if path != "/ui/events" else None
+    if reply is not None:
+        assert reply.status_code == 401
+        assert reply.json()["error"] == "unauthorized"
+    assert await _status(closed, path) == 401
+    wrong = {"Authorization": "Bearer nope"}
+    assert await _status(closed, path, headers=wrong) == 401
+
+
+@pytest.mark.parametrize("token", [ADMIN, READ])
+@pytest.mark.parametrize("path", READS)
+async def test_the_admin_or_the_read_token_opens_the_reads(
+    closed: httpx.AsyncClient, path: str, token: str
+) -> None:
+    status = await _status(closed, path, headers={"Authorization": f"Bearer {token}"})
+    assert status not in (401, 403), path
+    assert status in (200, 404, 503), path  # 404: none-such; 503: books via loopback HTTP
+
+
+async def test_the_event_stream_takes_the_token_as_a_query_parameter(
+    closed: httpx.AsyncClient,
+) -> None:
+    assert await _status(closed, "/ui/events", params={"token": READ}) == 200
+    assert await _status(closed, "/ui/events", params={"token": "nope"}) == 401
+    # Only there: another read does not take it.
+    assert (await closed.get("/accounts", params={"token": ADMIN})).status_code == 401
+
+
+@pytest.mark.parametrize("path", OPEN)
+async def test_health_and_the_dashboard_page_stay_open(
+    closed: httpx.AsyncClient, path: str
+) -> None:
+    assert (await closed.get(path)).status_code == 200
+
+
+async def test_the_read_token_opens_no_write(closed: httpx.AsyncClient) -> None:
+    read = {"Authorization": f"Bearer {READ}"}
+    opened = {"account_id": "z", "initial_balance": 1}
+    assert (await closed.post("/accounts", json=opened, headers=read)).status_code == 401
+    faults = {"rate": 0.0, "mode": "before"}
+    assert (await closed.put("/admin/faults", json=faults, headers=read)).status_code == 401
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    assert (await closed.get("/accounts/z", headers=admin)).status_code == 404
+
+
+async def test_without_tokens_the_reads_stay_open(tmp_path: Path) -> None:
+    settings = accounts_settings(tmp_path, role=ProcessRole.ALL, demo_accounts=1)
+    async for client in asgi_client(settings):
+        for path in [p for p in READS if p not in ("/ui/events", "/ui/api/books")]:
+            assert (await client.get(path)).status_code in (200, 404), path
+        assert await _status(client, "/ui/events") == 200
+
+
+async def test_the_dashboard_books_pass_the_callers_token_to_the_account_service(
+    tmp_path: Path, launch: Launcher
+) -> None:
+    accounts = launch(admin_token=ADMIN, read_token=READ, demo_accounts=2, demo_balance=700)
+    settings = accounts_settings(
+        tmp_path,
+        role=ProcessRole.ORCHESTRATOR,
+        database_url=f"sqlite:///{tmp_path / 'sagas.db'}",
+        accounts_url=accounts.url,
+        admin_token=ADMIN,
+        read_token=READ,
+    )
+    async for client in asgi_client(settings):
+        reply = await client.get("/ui/api/books", headers={"Authorization": f"Bearer {READ}"})
+        assert reply.status_code == 200, reply.text
+        assert reply.json()["total"] == 1400
+        assert reply.json()["audit"]["ok"] is True
