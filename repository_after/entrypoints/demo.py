@@ -96,7 +96,11 @@ async def run_transfers(
     )
     rng = random.Random(opts.seed)
     run_id = uuid.uuid4().hex[:8]
-    async with httpx.AsyncClient(timeout=10.0) as client:
+    # With tokens configured the account service's reads are closed: read with the read token,
+    # else the admin token (the orchestrator sends the service token itself).
+    token = settings.read_token or settings.admin_token
+    auth = {"authorization": f"Bearer {token.get_secret_value()}"} if token else {}
+    async with httpx.AsyncClient(timeout=10.0, headers=auth) as client:
         # Closed (its drivers stopped) before the books are read again below.
         async with orchestrator_session(settings, observers=()) as orchestrator:
             # Before anything else: sagas a killed previous run left in flight own money that is
