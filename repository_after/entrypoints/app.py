@@ -5,6 +5,11 @@ build as many apps as they like. With an orchestrator, startup launches the work
 background once the account service answers `/health` (in role `all` that is this very process,
 which only starts listening after the lifespan's startup returns): crash recovery first, then
 lease renewal and claims of unowned or expired sagas every `claim_interval` seconds.
+
+`/docs` is FastAPI's Swagger UI with its JavaScript, CSS and icon served by this process from the
+`swagger-ui-bundle` package (FastAPI's "self-hosting JavaScript and CSS for docs" recipe), so it
+works offline and the page loads nothing from another origin. The assets are one APIRoute over a
+fixed set of names (as the dashboard's), not a StaticFiles mount: the app holds only FastAPI routes.
 """
 
 from __future__ import annotations
@@ -13,10 +18,13 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import httpx
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
+from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]  # no py.typed
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
 from repository_after.bootstrap import Container, bootstrap
@@ -29,13 +37,22 @@ from repository_after.entrypoints import (
     metrics_api,
     transfers_api,
 )
-from repository_after.entrypoints.errors import install_error_handlers
+from repository_after.entrypoints.errors import BadRequest, install_error_handlers
 from repository_after.entrypoints.limits import RequestLimits
 from repository_after.entrypoints.schemas import ERROR_RESPONSES
 from repository_after.observability.telemetry import Telemetry
 from repository_after.service_layer.orchestrator import Orchestrator
 
 logger = logging.getLogger(__name__)
+
+#: The Swagger UI files `/docs` needs, served at `/docs/static/{name}`; nothing else is reachable.
+_DOCS_ASSETS = {
+    "swagger-ui-bundle.js": "text/javascript",
+    "swagger-ui.css": "text/css",
+    "favicon-32x32.png": "image/png",
+}
+_DOCS_STATIC = "/docs/static"
+_SWAGGER_UI = Path(str(swagger_ui_path))  # the package's folder of Swagger UI files
 
 
 async def _work_when_ready(
@@ -97,7 +114,10 @@ def create_app(settings: Settings, *, telemetry: Telemetry | None = None) -> Fas
         # native telemetry would add a second server span under a global tracer provider, and
         # even switched off by default it checks for one on every request.
         telemetry={"tracing": False, "metrics": False, "logs": False},
+        docs_url=None,  # served below from local assets instead of a CDN
+        redoc_url=None,  # ReDoc's bundle is not shipped; Swagger UI is the one viewer
     )
+    _install_docs(app)
     install_error_handlers(app)
     app.add_middleware(RequestLimits, trusted_hosts=settings.resolved_trusted_hosts())
     app.state.telemetry = telemetry
@@ -124,3 +144,30 @@ def create_app(settings: Settings, *, telemetry: Telemetry | None = None) -> Fas
         return JSONResponse({"service": "sagabank", "role": settings.role.value, **links})
 
     return app
+
+
+def _install_docs(app: FastAPI) -> None:
+    """`/docs`, its OAuth2 redirect page and its assets, all same-origin."""
+    redirect_url = app.swagger_ui_oauth2_redirect_url or "/docs/oauth2-redirect"
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=f"{app.title} - Swagger UI",
+            oauth2_redirect_url=redirect_url,
+            swagger_js_url=f"{_DOCS_STATIC}/swagger-ui-bundle.js",
+            swagger_css_url=f"{_DOCS_STATIC}/swagger-ui.css",
+            swagger_favicon_url=f"{_DOCS_STATIC}/favicon-32x32.png",
+        )
+
+    @app.get(redirect_url, include_in_schema=False)
+    async def swagger_ui_redirect() -> HTMLResponse:
+        return get_swagger_ui_oauth2_redirect_html()
+
+    @app.get(f"{_DOCS_STATIC}/{{name}}", include_in_schema=False)
+    async def swagger_ui_asset(name: str) -> FileResponse:
+        media_type = _DOCS_ASSETS.get(name)
+        if media_type is None:
+            raise BadRequest("not_found", "no such asset", 404)
+        return FileResponse(_SWAGGER_UI / name, media_type=media_type)
