@@ -97,6 +97,12 @@ def serve(
     served = create_app(settings)
     tune_gc(settings.gc_threshold)
     tune_switch_interval(settings.switch_interval_us)
+    # Where to point a browser: a wildcard bind is reached on loopback; IPv6 needs brackets.
+    shown = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(settings.host, settings.host)
+    base = f"http://{f'[{shown}]' if ':' in shown else shown}:{settings.port}"
+    if settings.role in (ProcessRole.ALL, ProcessRole.ORCHESTRATOR):
+        console.print(f"dashboard:  {base}/ui", soft_wrap=True, markup=False)
+    console.print(f"API docs:   {base}/docs", soft_wrap=True, markup=False)
     uvicorn.run(
         served,
         host=settings.host,
