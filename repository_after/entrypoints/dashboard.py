@@ -23,8 +23,10 @@ from typing import Annotated, Any
 
 import httpx
 from fastapi import APIRouter, Header
+from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 
+from repository_after.domain.ids import TRANSACTION_ID_PATTERN
 from repository_after.entrypoints.deps import Reader, SettingsDep, StreamReader, TelemetryDep
 from repository_after.entrypoints.errors import BadRequest, error_response
 from repository_after.observability.events import TooManySubscribers
@@ -117,7 +119,12 @@ async def books(
 
 
 @router.get("/api/transfers/{transaction_id}/logs", dependencies=[Reader])
-async def transfer_logs(telemetry: TelemetryDep, transaction_id: str) -> dict[str, Any]:
+async def transfer_logs(
+    telemetry: TelemetryDep,
+    transaction_id: Annotated[
+        str, PathParam(pattern=TRANSACTION_ID_PATTERN.pattern, max_length=128)
+    ],
+) -> dict[str, Any]:
     return {
         "transaction_id": transaction_id,
         "lines": telemetry.recent_logs.lines(transaction_id),
