@@ -14,10 +14,11 @@ from __future__ import annotations
 import logging
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Body, Path, Query
 
 from repository_after.domain.accounts import Operation, OperationRequest, Reply
 from repository_after.domain.errors import AccountNotFound
+from repository_after.domain.ids import ACCOUNT_ID_PATTERN
 from repository_after.entrypoints.deps import (
     AccountService,
     AccountServiceDep,
@@ -48,6 +49,10 @@ logger = logging.getLogger(__name__)
 router = APIRouter(tags=["accounts"])
 
 _REPLAYED = {"Idempotent-Replayed": "true"}
+
+#: A path id is checked before any query: a NUL byte or an over-long id is a 422, never a storage
+#: error (PostgreSQL's driver rejects NUL in text).
+AccountIdPath = Annotated[str, Path(pattern=ACCOUNT_ID_PATTERN.pattern, max_length=64)]
 
 
 def _response(reply: Reply) -> JsonResponse:
@@ -149,7 +154,7 @@ async def list_accounts(store: AccountStoreDep) -> AccountsOut:
     responses=ERROR_RESPONSES,
     dependencies=[Reader],
 )
-async def get_account(store: AccountStoreDep, account_id: str) -> AccountOut:
+async def get_account(store: AccountStoreDep, account_id: AccountIdPath) -> AccountOut:
     account = await store.read(lambda r: r.get_account(account_id))
     if account is None:
         raise AccountNotFound(f"account {account_id!r} does not exist")
@@ -167,7 +172,9 @@ async def get_account(store: AccountStoreDep, account_id: str) -> AccountOut:
     dependencies=[Reader],
 )
 async def list_entries(
-    store: AccountStoreDep, account_id: str, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+    store: AccountStoreDep,
+    account_id: AccountIdPath,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[EntryOut]:
 
     def read(reader: AccountsReader) -> list[EntryOut] | None:

@@ -5,7 +5,10 @@
   `/transfers/{id}`, `POST /transfers/{id}/retry|resolve`).
 - `/ui/events`: saga transitions as they happen (`TransitionHub`). A stream ends by itself after
   `STREAM_SECONDS` and the browser reconnects (`retry:`): uvicorn's graceful shutdown waits for
-  open responses, so an endless stream would hold a shutdown hostage.
+  open responses, so an endless stream would hold a shutdown hostage. Each client (peer address)
+  may hold at most `STREAMS_PER_CLIENT` streams (429 beyond), so one client cannot take every
+  one of the hub's slots and lock everyone else out; the hub's own cap still bounds the total.
+  (Behind a reverse proxy every client has the proxy's address: size the proxy's limits.)
 - `/ui/api/books`: balances, total money and the audit, fetched from the account service
   (this very process in role `all`, `SAGABANK_ACCOUNTS_URL` in role `orchestrator`).
 - `/ui/api/transfers/{id}/logs`: the recent log lines of one transaction (bounded buffer).
@@ -17,14 +20,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Any
 
 import httpx
-from fastapi import APIRouter, Header
+from fastapi import APIRouter, Header, Request
+from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 
+from repository_after.domain.ids import TRANSACTION_ID_PATTERN
 from repository_after.entrypoints.deps import Reader, SettingsDep, StreamReader, TelemetryDep
 from repository_after.entrypoints.errors import BadRequest, error_response
 from repository_after.observability.events import TooManySubscribers
@@ -39,6 +45,16 @@ _ASSETS = {
 }
 STREAM_SECONDS = 20.0
 KEEPALIVE_SECONDS = 5.0
+STREAMS_PER_CLIENT = 4
+
+
+def _open_streams(request: Request) -> Counter[str]:
+    """Open `/ui/events` streams per peer address, one count per app (one event loop: no lock)."""
+    state = request.app.state
+    if getattr(state, "event_streams", None) is None:
+        state.event_streams = Counter()
+    streams: Counter[str] = state.event_streams
+    return streams
 
 
 def _page() -> FileResponse:
@@ -64,13 +80,19 @@ async def asset(name: str) -> FileResponse:
 
 
 @router.get("/events", dependencies=[StreamReader])
-async def events(telemetry: TelemetryDep) -> StreamingResponse:
+async def events(request: Request, telemetry: TelemetryDep) -> StreamingResponse:
     """Server-sent events: `transition` messages, or `resync` when this client fell behind."""
-    hub = telemetry.hub
+    hub, streams = telemetry.hub, _open_streams(request)
+    peer = request.client.host if request.client else "unknown"
+    if streams[peer] >= STREAMS_PER_CLIENT:
+        raise BadRequest(
+            "too_many_streams", f"at most {STREAMS_PER_CLIENT} live streams per client", 429
+        )
     try:
         queue = hub.subscribe()
     except TooManySubscribers as exc:
         raise BadRequest("too_many_subscribers", str(exc), 503) from exc
+    streams[peer] += 1
 
     async def stream() -> AsyncIterator[str]:
         loop = asyncio.get_running_loop()
@@ -88,6 +110,9 @@ async def events(telemetry: TelemetryDep) -> StreamingResponse:
                 yield f"event: {message['type']}\ndata: {json.dumps(message)}\n\n"
         finally:
             hub.unsubscribe(queue)
+            streams[peer] -= 1
+            if streams[peer] <= 0:
+                del streams[peer]  # the table holds only clients with open streams
 
     return StreamingResponse(
         stream(),
@@ -117,7 +142,12 @@ async def books(
 
 
 @router.get("/api/transfers/{transaction_id}/logs", dependencies=[Reader])
-async def transfer_logs(telemetry: TelemetryDep, transaction_id: str) -> dict[str, Any]:
+async def transfer_logs(
+    telemetry: TelemetryDep,
+    transaction_id: Annotated[
+        str, PathParam(pattern=TRANSACTION_ID_PATTERN.pattern, max_length=128)
+    ],
+) -> dict[str, Any]:
     return {
         "transaction_id": transaction_id,
         "lines": telemetry.recent_logs.lines(transaction_id),

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 
-from repository_after.domain.saga import AT_REST
+from repository_after.domain.ids import TRANSACTION_ID_PATTERN
+from repository_after.domain.saga import AT_REST, SagaStatus
 from repository_after.entrypoints.deps import (
     Admin,
     OptionalTransactionId,
@@ -28,6 +29,10 @@ from repository_after.service_layer.saga_views import list_saga_summaries, load_
 from repository_after.service_layer.transfers import run_transfer
 
 router = APIRouter(tags=["transfers"])
+
+#: A path id is checked before any query: a NUL byte or an over-long id is a 422, never a storage
+#: error (PostgreSQL's driver rejects NUL in text).
+TransactionIdPath = Annotated[str, Path(pattern=TRANSACTION_ID_PATTERN.pattern, max_length=128)]
 
 
 def _response(view: dict[str, Any], headers: dict[str, str] | None = None) -> JsonResponse:
@@ -59,14 +64,16 @@ async def create_transfer(
 
 
 @router.get("/transfers/{transaction_id}", responses=ERROR_RESPONSES, dependencies=[Reader])
-async def get_transfer(orchestrator: OrchestratorDep, transaction_id: str) -> JsonResponse:
+async def get_transfer(
+    orchestrator: OrchestratorDep, transaction_id: TransactionIdPath
+) -> JsonResponse:
     return await _view_response(orchestrator, transaction_id)
 
 
 @router.get("/transfers", dependencies=[Reader])
 async def list_transfers(
     orchestrator: OrchestratorDep,
-    state: Annotated[str | None, Query(max_length=64)] = None,
+    state: Annotated[SagaStatus | None, Query()] = None,  # a saga status, else 422
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     return await list_saga_summaries(orchestrator=orchestrator, status=state, limit=limit)
@@ -74,7 +81,7 @@ async def list_transfers(
 
 @router.post("/transfers/{transaction_id}/retry", responses=ERROR_RESPONSES, dependencies=[Admin])
 async def retry_transfer(
-    orchestrator: OrchestratorDep, settings: SettingsDep, transaction_id: str
+    orchestrator: OrchestratorDep, settings: SettingsDep, transaction_id: TransactionIdPath
 ) -> JsonResponse:
     """Resume a parked saga; answers its state after at most `transfer_wait` (202 if running)."""
     await orchestrator.retry(transaction_id, note="retry requested over HTTP", wait=False)
@@ -84,7 +91,7 @@ async def retry_transfer(
 
 @router.post("/transfers/{transaction_id}/resolve", responses=ERROR_RESPONSES, dependencies=[Admin])
 async def resolve_transfer(
-    orchestrator: OrchestratorDep, transaction_id: str, note: str = ""
+    orchestrator: OrchestratorDep, transaction_id: TransactionIdPath, note: str = ""
 ) -> JsonResponse:
     await orchestrator.resolve(transaction_id, note=note or "resolved over HTTP")
     return await _view_response(orchestrator, transaction_id)

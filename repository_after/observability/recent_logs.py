@@ -3,6 +3,11 @@
 Bounds: at most `max_transactions` ids (the least recently logged one is forgotten first) and
 `max_lines` lines each, so a busy or long-running process holds a fixed amount of memory. Only
 records carrying a transaction id (see `context.TransactionIdFilter`) are kept.
+
+These lines are public (the dashboard shows them to any reader), so no internal error text goes
+in: an exception among a record's arguments is shown as its class name only (`storage failure:
+StorageError`), and tracebacks never; the driver's words stay in the operators' log, which gets
+the full record from its own handler.
 """
 
 from __future__ import annotations
@@ -13,6 +18,23 @@ from collections import OrderedDict, deque
 from datetime import UTC, datetime
 
 from repository_after.observability.context import TransactionIdFilter
+
+
+def _public_message(record: logging.LogRecord) -> str:
+    args = record.args
+    if isinstance(args, tuple):
+        args = tuple(_public_arg(arg) for arg in args)
+    elif isinstance(args, dict):
+        args = {key: _public_arg(value) for key, value in args.items()}
+    message = str(record.msg)
+    try:
+        return message % args if args else message
+    except (TypeError, ValueError):  # a malformed call: the template alone is still safe
+        return message
+
+
+def _public_arg(arg: object) -> object:
+    return type(arg).__name__ if isinstance(arg, BaseException) else arg
 
 
 class RecentLogs(logging.Handler):
@@ -33,7 +55,7 @@ class RecentLogs(logging.Handler):
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": _public_message(record),
         }
         with self._guard:
             lines = self._lines.get(transaction_id)
