@@ -24,6 +24,7 @@ from repository_after.entrypoints.deps import (
     AccountServiceDep,
     AccountStoreDep,
     Admin,
+    OptionalOrchestratorDep,
     Reader,
     Service,
     TransactionId,
@@ -43,6 +44,7 @@ from repository_after.service_layer import accounts
 from repository_after.service_layer.account_operations import perform_operation
 from repository_after.service_layer.audit import AuditReport, audit
 from repository_after.service_layer.ports import AccountsReader
+from repository_after.service_layer.reconcile import reconcile
 
 logger = logging.getLogger(__name__)
 
@@ -199,6 +201,12 @@ async def list_entries(
 
 
 @router.get("/audit", dependencies=[Reader])
-async def get_audit(store: AccountStoreDep) -> dict[str, object]:
-    report: AuditReport = await store.read(audit)
+async def get_audit(
+    store: AccountStoreDep, orchestrator: OptionalOrchestratorDep
+) -> dict[str, object]:
+    """The book audit; reconciled with the saga log when this process holds it (role all)."""
+    if orchestrator is None:
+        report: AuditReport = await store.read(audit)
+    else:
+        report = await reconcile(store, orchestrator.log)
     return report.as_dict()

@@ -2,7 +2,8 @@
 
 sagabank serve [--host H] [--port P] [--role all|accounts|orchestrator] [--insecure]
 sagabank demo  [--transfers N] [--fault-mode before|after|mixed] [--retries N] ...
-sagabank audit [--json]              check the account books; exit 1 on any violation
+sagabank audit [--json]              check the books and reconcile them with the saga log;
+                                     exit 1 on any violation (or orphaned money)
 sagabank recover [--wait S] [--take-over]   drive every unsettled saga to a terminal state;
                                      exit 1 if some stay under another worker's live lease
 sagabank sagas list|show|retry|resolve
@@ -116,14 +117,24 @@ def serve(
 def audit(
     json_output: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
-    """Check the account books (conservation, ledger, duplicates); exit 1 on any violation."""
-    from repository_after.bootstrap import build_account_store
+    """Check the account books and reconcile them with the saga log (every cent in flight has a
+    saga that owns it; each settled transfer matches the ledger); exit 1 on any violation."""
+    from repository_after.bootstrap import build_account_store, build_saga_log
     from repository_after.service_layer.audit import audit as run_audit
+    from repository_after.service_layer.reconcile import reconcile
+
+    settings = get_settings()
 
     async def go() -> dict[str, object]:
-        store = build_account_store(get_settings().database_url)
+        store = build_account_store(settings.database_url)
         try:
-            return (await store.read(run_audit)).as_dict()
+            if settings.role is ProcessRole.ACCOUNTS:  # this database holds no saga log
+                return (await store.read(run_audit)).as_dict()
+            log = build_saga_log(settings.database_url, next_to=store)
+            try:
+                return (await reconcile(store, log)).as_dict()
+            finally:
+                await log.close()
         finally:
             await store.close()
 
@@ -135,6 +146,14 @@ def audit(
             f"accounts: {report['accounts']}  opened: {report['total_opened']}  "
             f"balances: {report['total_balance']}  in flight: {report['in_flight']}"
         )
+        if report["reconciled"]:
+            console.print(
+                f"owned by unsettled sagas: {report['owned_in_flight']}  "
+                f"orphaned: {report['orphaned_in_flight']}  "
+                f"settled sagas checked: {report['sagas_checked']}"
+            )
+        else:
+            console.print("not reconciled with a saga log (role accounts)")
         for violation in report["violations"]:  # type: ignore[attr-defined]
             console.print(f"[red]VIOLATION[/red] {violation}")
         console.print("[green]audit ok[/green]" if report["ok"] else "[red]audit FAILED[/red]")

@@ -10,7 +10,9 @@
   one of the hub's slots and lock everyone else out; the hub's own cap still bounds the total.
   (Behind a reverse proxy every client has the proxy's address: size the proxy's limits.)
 - `/ui/api/books`: balances, total money and the audit, fetched from the account service
-  (this very process in role `all`, `SAGABANK_ACCOUNTS_URL` in role `orchestrator`).
+  (this very process in role `all`, `SAGABANK_ACCOUNTS_URL` in role `orchestrator`). In role
+  `all` that audit is reconciled with the saga log (`service_layer.reconcile`: its orphans and
+  the money running sagas own); from a separate account service it says `reconciled: false`.
 - `/ui/api/transfers/{id}/logs`: the recent log lines of one transaction (bounded buffer).
 With a token configured every route but the page and its assets needs it (`deps.Reader`); the
 page sends the one the operator typed, `/ui/events` as `?token=` (EventSource sends no headers).

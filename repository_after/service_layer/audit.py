@@ -8,6 +8,9 @@ Checks (each violation is reported with its figures):
 - at most one applied ledger entry per (operation, transaction id);
 - no transaction id has both a compensated debit and an applied credit;
 - no transaction id credits more than it debited (money created from nothing).
+
+Who owns the money in flight is `service_layer.reconcile`'s question (it needs the saga log);
+without it `reconciled` stays false.
 """
 
 from __future__ import annotations
@@ -27,6 +30,13 @@ class AuditReport:
     in_flight: int
     applied_operations: int
     violations: list[str] = field(default_factory=list)
+    #: Filled by `service_layer.reconcile` on a process that also holds the saga log; false
+    #: (and the figures below zero) when only the books were checked.
+    reconciled: bool = False
+    owned_in_flight: int = 0
+    orphaned_in_flight: int = 0
+    orphans: list[str] = field(default_factory=list)
+    sagas_checked: int = 0
 
     @property
     def ok(self) -> bool:

@@ -142,18 +142,27 @@ async function refreshBooks() {
   const { audit, accounts, total } = result.body;
   $("total-balance").textContent = total;
   $("total-opened").textContent = audit.total_opened;
-  $("in-flight").textContent = audit.in_flight;
+  // Reconciled with the saga log (role all): "in flight" is what running sagas own, and any
+  // failure is red, orphans named first. Not reconciled (a separate account service): a
+  // running transfer alone still reads as not conserved, so that case stays amber.
+  const reconciled = audit.reconciled === true;
+  $("in-flight").textContent = reconciled ? audit.owned_in_flight : audit.in_flight;
   $("account-count").textContent = audit.accounts;
   const onlyInFlight = audit.violations.every((v) => v.startsWith("not_conserved"))
     && audit.total_balance + audit.in_flight === audit.total_opened;
   if (audit.ok) {
-    indicator.textContent = "✓ money conserved";
+    indicator.textContent = reconciled && audit.owned_in_flight
+      ? "✓ money conserved, " + audit.owned_in_flight + " in flight in running sagas"
+      : "✓ money conserved";
     indicator.className = "indicator ok";
-  } else if (onlyInFlight) {
-    indicator.textContent = "conserved, " + audit.in_flight + " in flight";
+  } else if (!reconciled && onlyInFlight) {
+    indicator.textContent = "conserved, " + audit.in_flight + " in flight (not reconciled)";
     indicator.className = "indicator warn";
   } else {
-    indicator.textContent = "✗ audit: " + audit.violations.join("; ");
+    const orphans = reconciled && audit.orphans.length
+      ? "orphaned money (no saga owns it): " + audit.orphans.join(", ") + " — "
+      : "";
+    indicator.textContent = "✗ audit: " + orphans + audit.violations.join("; ");
     indicator.className = "indicator bad";
   }
   indicator.dataset.ok = String(audit.ok);
