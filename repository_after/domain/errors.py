@@ -10,6 +10,8 @@ itself never imports a web framework.
     ├── InsufficientFunds        409 insufficient_funds
     ├── TransactionCompensated   409 transaction_compensated   (debit after its compensation)
     ├── TransactionVoided        409 transaction_voided        (credit after its void)
+    ├── TransferCredited         409 transfer_credited         (compensation after the credit)
+    ├── TransferCompensated      409 transfer_compensated      (credit after the compensation)
     ├── BalanceLimitExceeded     409 balance_limit_exceeded    (credit past MAX_BALANCE)
     ├── IdempotencyKeyReused     422 idempotency_key_reused    (same id, different request)
     └── SameAccount              422 same_account              (a transfer to its own source)
@@ -49,6 +51,20 @@ class TransactionCompensated(BusinessError):
 
 class TransactionVoided(BusinessError):
     code = "transaction_voided"
+    http_status = 409
+
+
+class TransferCredited(BusinessError):
+    """A `compensate_debit` for a saga whose credit applied: refunding it would create money."""
+
+    code = "transfer_credited"
+    http_status = 409
+
+
+class TransferCompensated(BusinessError):
+    """A `credit` for a saga whose debit was compensated: paying it would create money."""
+
+    code = "transfer_compensated"
     http_status = 409
 
 

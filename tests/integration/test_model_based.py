@@ -1,6 +1,7 @@
 """Model-based test: random debits, credits, compensations, voids, duplicates and key reuse
 against the real account service (HTTP through TestClient, real SQLite file), checked after every
-step against a small in-memory model of the rules in the README."""
+step against a small in-memory model of the rules in the README (the write-time saga rules
+included: no compensation after the credit applied, no credit after the compensation)."""
 
 from __future__ import annotations
 
@@ -41,6 +42,11 @@ class Model:
     def applied(self, op: str, tx: str) -> Record | None:
         r = self.records.get((op, tx))
         return r if r is not None and r.status in ("applied", "compensated") else None
+
+    def rolled_back(self, tx: str) -> bool:
+        """The saga's debit was compensated or tombstoned (a refused compensation is not)."""
+        r = self.records.get(("compensate_debit", tx))
+        return r is not None and r.status in ("compensated", "nothing_to_compensate")
 
 
 def agrees(account: str | None, amount: int | None, rec: Record) -> bool:
@@ -114,7 +120,7 @@ class AccountServiceMachine(RuleBasedStateMachine):
         m = self.model
         if (rec := m.records.get(("debit", tx))) is not None:
             return self.expect_replay_or_reuse(rec, account, amount, code, body)
-        if ("compensate_debit", tx) in m.records:
+        if m.rolled_back(tx):
             assert (code, body["error"]) == (409, "transaction_compensated")
             return None
         if account not in m.balances:
@@ -141,7 +147,9 @@ class AccountServiceMachine(RuleBasedStateMachine):
         if void is not None and void.status == "voided":
             assert (code, body["error"]) == (409, "transaction_voided")
             return None
-        if account not in m.balances:
+        if m.rolled_back(tx):
+            assert (code, body["error"]) == (409, "transfer_compensated")
+        elif account not in m.balances:
             assert (code, body["error"]) == (404, "account_not_found")
         else:
             m.balances[account] += amount
@@ -157,7 +165,10 @@ class AccountServiceMachine(RuleBasedStateMachine):
         if (rec := m.records.get(("compensate_debit", tx))) is not None:
             return self.expect_replay_or_reuse(rec, account, amount, code, body)
         debit = m.applied("debit", tx)
-        if debit is None:
+        if m.applied("credit", tx) is not None:
+            assert (code, body["error"]) == (409, "transfer_credited")
+            self.remember("compensate_debit", tx, account, amount, code, body)
+        elif debit is None:
             assert (code, body["status"]) == (200, "nothing_to_compensate")
             self.remember("compensate_debit", tx, account, amount, code, body)
         elif not agrees(account, amount, debit):
@@ -200,7 +211,8 @@ class AccountServiceMachine(RuleBasedStateMachine):
         structural = [
             v
             for v in audit["violations"]
-            if v.split(":")[0] in ("balance_mismatch", "negative_balance", "applied_twice")
+            if v.split(":")[0]
+            in ("balance_mismatch", "negative_balance", "applied_twice", "compensated_and_credited")
         ]
         assert structural == []
 
