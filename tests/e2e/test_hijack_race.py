@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import httpx
@@ -101,9 +102,25 @@ async def _run(accounts_url: str, orchestrator_url: str, routes: tuple[str, ...]
     return race
 
 
-def _setup(launch: Launcher, *, service_token: str) -> tuple[str, str, httpx.Client]:
+@pytest.fixture
+def open_books() -> Iterator[Callable[[str], httpx.Client]]:
+    """An admin-token reader of an account service's books; closed at the end even on failure."""
+    clients: list[httpx.Client] = []
+
+    def reader(url: str) -> httpx.Client:
+        clients.append(httpx.Client(base_url=url, timeout=15, headers=ADMIN_HEADERS))
+        return clients[-1]
+
+    yield reader
+    for client in clients:
+        client.close()
+
+
+def _setup(
+    launch: Launcher, open_books: Callable[[str], httpx.Client], *, service_token: str
+) -> tuple[str, str, httpx.Client]:
     accounts = launch(admin_token=ADMIN, service_token=service_token)
-    books = httpx.Client(base_url=accounts.url, timeout=15, headers=ADMIN_HEADERS)
+    books = open_books(accounts.url)
     opened = books.post(
         "/accounts", json={"account_id": MALLORY, "initial_balance": MALLORY_OPENING}
     )
@@ -131,8 +148,10 @@ def _ledgers(books: httpx.Client) -> dict[str, dict[str, int]]:
     return nets
 
 
-def test_with_the_service_token_the_hijack_race_moves_nothing(launch: Launcher) -> None:
-    accounts_url, orchestrator_url, books = _setup(launch, service_token=SERVICE)
+def test_with_the_service_token_the_hijack_race_moves_nothing(
+    launch: Launcher, open_books: Callable[[str], httpx.Client]
+) -> None:
+    accounts_url, orchestrator_url, books = _setup(launch, open_books, service_token=SERVICE)
     before = books.get("/accounts").json()["total"]
 
     routes = ("credit", "debit", "compensate_debit", "void_credit")
@@ -158,13 +177,14 @@ def test_with_the_service_token_the_hijack_race_moves_nothing(launch: Launcher) 
 
     audit = books.get("/audit").json()
     assert audit["ok"] is True, audit
-    books.close()
 
 
-def test_without_the_service_token_the_same_attacker_diverts_money(launch: Launcher) -> None:
+def test_without_the_service_token_the_same_attacker_diverts_money(
+    launch: Launcher, open_books: Callable[[str], httpx.Client]
+) -> None:
     """Why the token matters: with it unset (the old behaviour) the money routes are open, and
     the same race credits mallory under the transfers' own ids, out of nothing."""
-    accounts_url, orchestrator_url, books = _setup(launch, service_token="")
+    accounts_url, orchestrator_url, books = _setup(launch, open_books, service_token="")
     before = books.get("/accounts").json()["total"]
 
     race = asyncio.run(_run(accounts_url, orchestrator_url, ("credit",)))
@@ -178,4 +198,3 @@ def test_without_the_service_token_the_same_attacker_diverts_money(launch: Launc
     assert mallory > MALLORY_OPENING  # the attacker's account grew
     assert books.get("/accounts").json()["total"] > before  # money was created
     assert any(tx_id in race.transfers for tx_id in _ledgers(books)[MALLORY])
-    books.close()
