@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import json
+import logging
 import sys
 import time
 from collections import Counter
@@ -101,9 +102,14 @@ def serve(
     # Where to point a browser: a wildcard bind is reached on loopback; IPv6 needs brackets.
     shown = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(settings.host, settings.host)
     base = f"http://{f'[{shown}]' if ':' in shown else shown}:{settings.port}"
+    urls = [("API docs", f"{base}/docs")]
     if settings.role in (ProcessRole.ALL, ProcessRole.ORCHESTRATOR):
-        console.print(f"dashboard:  {base}/ui", soft_wrap=True, markup=False)
-    console.print(f"API docs:   {base}/docs", soft_wrap=True, markup=False)
+        urls.insert(0, ("dashboard", f"{base}/ui"))
+    for label, url in urls:
+        if settings.log_json:  # every line of a JSON-logging process is a JSON log line
+            logging.getLogger(__name__).info("%s: %s", label, url)
+        else:
+            console.print(f"{label + ':':<11} {url}", soft_wrap=True, markup=False)
     uvicorn.run(
         served,
         host=settings.host,
