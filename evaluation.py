@@ -47,6 +47,7 @@ try:
     from rich.console import Console
     from rich.table import Table
 
+    from repository_after.domain.money import format_minor
     from tests.blackbox.launcher import IMPLEMENTATIONS, LiveServer
 except ModuleNotFoundError as missing:
     if (missing.name or "").partition(".")[0] in ("repository_after", "repository_before", "tests"):
@@ -226,7 +227,8 @@ def verdict(impl: str, result: dict[str, Any]) -> bool:
 
 def money(delta: int, conserved: bool) -> str:
     colour = "green" if conserved else "red"
-    return f"[{colour}]{delta:+,}[/{colour}]"
+    sign = "+" if delta > 0 else ""
+    return f"[{colour}]{sign}{format_minor(delta)}[/{colour}]"
 
 
 def print_report(report: dict[str, Any]) -> None:
@@ -240,7 +242,7 @@ def print_report(report: dict[str, Any]) -> None:
     table.add_column("passed", justify="right")
     table.add_column("failed", justify="right")
     for mode in MODES:
-        table.add_column(f"delta, faults {mode}", justify="right")
+        table.add_column(f"money delta, faults {mode}", justify="right")
     table.add_column("verdict")
     for impl, r in results.items():
         t = r["tests"]

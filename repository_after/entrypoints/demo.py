@@ -33,6 +33,7 @@ from typing import Annotated, Any
 
 import httpx
 import typer
+from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
@@ -44,6 +45,7 @@ from repository_after.domain.saga import AT_REST, SagaStatus
 from repository_after.domain.transfer import TRANSFER
 from repository_after.entrypoints.service_process import ServiceProcess
 from repository_after.service_layer.faults import FaultMode
+from repository_after.service_layer.settlements import Settlements
 
 console = Console(stderr=True)
 
@@ -63,6 +65,23 @@ async def _books(client: httpx.AsyncClient, url: str) -> tuple[dict[str, Any], d
     accounts = (await client.get(f"{url}/accounts")).raise_for_status().json()
     audit = (await client.get(f"{url}/audit")).raise_for_status().json()
     return accounts, audit
+
+
+async def _injected_faults(client: httpx.AsyncClient, url: str) -> dict[str, int]:
+    """Credit faults the account service injected since it started, by point (before/after).
+
+    Read from `GET /admin/faults` where the service has it, else from its `/metrics` counter
+    (both with the read token the demo already sends)."""
+    reply = await client.get(f"{url}/admin/faults")
+    if reply.status_code == 200:
+        return {k: int(v) for k, v in reply.json()["injected"].items()}
+    text = (await client.get(f"{url}/metrics")).raise_for_status().text
+    counts = {"before": 0, "after": 0}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name.startswith("sagabank_injected_faults") and "point" in sample.labels:
+                counts[sample.labels["point"]] = int(sample.value)
+    return counts
 
 
 #: The demo's lease owner: stable across runs, so a restarted demo takes its own leases at once.
@@ -122,21 +141,29 @@ async def run_transfers(
             ]
             gate = asyncio.Semaphore(opts.concurrency)
             statuses: Counter[str] = Counter()
+            settlements = Settlements()
+            faults_before = await _injected_faults(client, accounts_url)
             with Progress(console=console, transient=False) as progress:
                 bar = progress.add_task("transfers", total=len(plan))
 
                 async def one(index: int, source: str, target: str, amount: int) -> None:
+                    saga_id = f"demo-{opts.seed}-{run_id}-{index:06d}"
                     async with gate:
                         _, state = await orchestrator.run(
                             TRANSFER.name,
                             {"source": source, "target": target, "amount": amount},
-                            saga_id=f"demo-{opts.seed}-{run_id}-{index:06d}",
+                            saga_id=saga_id,
                         )
+                        # This run's own sagas only: how each unknown outcome was settled.
+                        stored = await orchestrator.log.load(saga_id)
+                    if stored is not None:
+                        settlements.add(stored.events)
                     statuses[state.status] += 1
                     progress.advance(bar)
 
                 await asyncio.gather(*(one(i, *p) for i, p in enumerate(plan)))
         after, audit = await _books(client, accounts_url)
+        faults_after = await _injected_faults(client, accounts_url)
     unsettled = sum(n for s, n in statuses.items() if s not in AT_REST) + left_over
     return {
         "implementation": "after",
@@ -146,6 +173,8 @@ async def run_transfers(
         "retries": opts.retries,
         "resumed": resumed,
         "outcomes": dict(statuses),
+        "faults_injected": {k: faults_after[k] - faults_before.get(k, 0) for k in faults_after},
+        "settlements": settlements.as_dict(),
         "total_before": before["total"],
         "total_after": after["total"],
         "delta": after["total"] - before["total"],
@@ -154,6 +183,14 @@ async def run_transfers(
         "audit_violations": audit["violations"],
         "unsettled": unsettled,
     }
+
+
+SETTLEMENT_LABELS = {
+    "retried_to_success": "unknown outcome, retried to success",
+    "settled_already_applied": "unknown credit, void_credit: already_applied (completed)",
+    "settled_voided": "unknown credit, void_credit: voided (then compensated)",
+    "compensated_after_unknown": "unknown debit, compensated",
+}
 
 
 def _print_summary(result: dict[str, Any]) -> None:
@@ -172,10 +209,15 @@ def _print_summary(result: dict[str, Any]) -> None:
         ("needs attention", SagaStatus.FAILED_NEEDS_ATTENTION),
     ]:
         table.add_row(label, str(outcomes.get(status, 0)))
+    for point in ("before", "after"):
+        n = result["faults_injected"].get(point, 0)
+        table.add_row(f"credit faults injected {point} applying", str(n))
+    for key, label in SETTLEMENT_LABELS.items():
+        table.add_row(label, str(result["settlements"][key]))
     if result["resumed"]:
         table.add_row("resumed from a previous run", _describe(result["resumed"]))
-    table.add_row("total money before", format_minor(result["total_before"]))
-    table.add_row("total money after", format_minor(result["total_after"]))
+    table.add_row("total money before (in units)", format_minor(result["total_before"]))
+    table.add_row("total money after (in units)", format_minor(result["total_after"]))
     table.add_row("audit", "ok" if result["audit_ok"] else "; ".join(result["audit_violations"]))
     table.add_row("conserved", "[green]yes[/green]" if result["conserved"] else "[red]NO[/red]")
     Console().print(table)

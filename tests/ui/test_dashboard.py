@@ -87,7 +87,7 @@ def test_operator_watches_transfers_live_and_operates_parked_sagas(
     expect(page.locator('#feed li[data-id="ui-live-2"][data-after="crediting"]')).to_have_count(1)
     expect(page.locator('#feed li[data-id="ui-live-2"][data-after="completed"]')).to_have_count(1)
     expect(page.locator("#conservation")).to_have_text("✓ money conserved")
-    expect(page.locator("#total-balance")).to_have_text("400000")
+    expect(page.locator("#total-balance")).to_have_text("4,000.00")
     expect(page.locator('#counts button[data-state="completed"]')).to_contain_text("3")
     assert page.evaluate("window.__sameDocument") is True
     screenshot("2-live-transfers")
@@ -102,7 +102,7 @@ def test_operator_watches_transfers_live_and_operates_parked_sagas(
     expect(page).to_have_url(re.compile(f"/ui/transfers/{form_id}$"))
     expect(page.locator("#list-view")).to_be_hidden()
     expect(page.locator("#d-status")).to_have_text("failed_needs_attention")
-    expect(page.locator("#d-amount")).to_have_text("250")
+    expect(page.locator("#d-amount")).to_have_text("2.50")
     attempts = page.locator("#attempts tbody tr")
     expect(attempts).to_have_count(3)  # debit once, compensate_debit twice
     expect(attempts.nth(1)).to_contain_text("compensate_debit")

@@ -28,6 +28,15 @@ async function api(path, options = {}) {
   return { ok: response.ok, status: response.status, body };
 }
 
+// Money arrives as integer minor units (cents); people read it as 12,345.67. Twin of
+// domain/money.py format_minor (tests/unit/test_money_format.py compares the two).
+function formatMinor(amount) {
+  const n = Number(amount);
+  const abs = Math.abs(n);
+  const whole = String(Math.floor(abs / 100)).replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+  return (n < 0 ? "-" : "") + whole + "." + String(abs % 100).padStart(2, "0");
+}
+
 function el(tag, text, cls) {
   const node = document.createElement(tag);
   if (text !== undefined && text !== null) node.textContent = String(text);
@@ -84,7 +93,7 @@ async function refreshTransfers() {
     tr.dataset.id = t.transaction_id;
     const id = el("td"); id.append(link(t.transaction_id));
     const state = el("td"); state.append(stateBadge(t.status));
-    tr.append(id, el("td", t.source + " → " + t.target), el("td", t.amount, "num"), state,
+    tr.append(id, el("td", t.source + " → " + t.target), el("td", formatMinor(t.amount), "num"), state,
       ageCell(t.created_at), el("td", new Date(t.updated_at).toLocaleTimeString()));
     return tr;
   }));
@@ -125,7 +134,7 @@ async function refreshParked() {
     resolve.addEventListener("click",
       () => operate(t.transaction_id, "resolve", note.value, $("action-result")));
     buttons.append(retry, " ", resolve);
-    tr.append(id, el("td", t.source + " → " + t.target + " · " + t.amount), ageCell(t.created_at),
+    tr.append(id, el("td", t.source + " → " + t.target + " · " + formatMinor(t.amount)), ageCell(t.created_at),
       noteCell, buttons);
     return tr;
   }));
@@ -140,8 +149,8 @@ async function refreshBooks() {
     return;
   }
   const { audit, accounts, total } = result.body;
-  $("total-balance").textContent = total;
-  $("total-opened").textContent = audit.total_opened;
+  $("total-balance").textContent = formatMinor(total);
+  $("total-opened").textContent = formatMinor(audit.total_opened);
   // Reconciled with the saga log (role all): "in flight" is what running sagas own, and any
   // failure is red, orphans named first. Not reconciled (a separate account service): a
   // running transfer alone still reads as not conserved, so that case stays amber.
@@ -168,7 +177,7 @@ async function refreshBooks() {
   indicator.dataset.ok = String(audit.ok);
   $("accounts").tBodies[0].replaceChildren(...accounts.map((a) => {
     const tr = el("tr");
-    tr.append(el("td", a.account_id), el("td", a.balance, "num"));
+    tr.append(el("td", a.account_id), el("td", formatMinor(a.balance), "num"));
     return tr;
   }));
 }
@@ -196,7 +205,7 @@ async function refreshDetail() {
   status.className = "state " + t.status;
   status.dataset.state = t.status;
   $("d-route").textContent = t.source + " → " + t.target;
-  $("d-amount").textContent = t.amount;
+  $("d-amount").textContent = formatMinor(t.amount);
   $("d-created").textContent = t.created_at;
   $("d-updated").textContent = t.updated_at;
   $("d-reason").textContent = t.parked_reason || "–";
