@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -121,6 +122,7 @@ def create_app(settings: Settings, *, telemetry: Telemetry | None = None) -> Fas
     install_error_handlers(app)
     app.add_middleware(RequestLimits, trusted_hosts=settings.resolved_trusted_hosts())
     app.state.telemetry = telemetry
+    app.state.event_streams = Counter()  # open `/ui/events` streams per client (deps)
     telemetry.install(app)  # outermost: sees every answer, also the limits' refusals
     app.include_router(metrics_api.router)
     if settings.role in (ProcessRole.ALL, ProcessRole.ACCOUNTS):

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Any
@@ -33,7 +32,13 @@ from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 
 from repository_after.domain.ids import TRANSACTION_ID_PATTERN
-from repository_after.entrypoints.deps import Reader, SettingsDep, StreamReader, TelemetryDep
+from repository_after.entrypoints.deps import (
+    EventStreamsDep,
+    Reader,
+    SettingsDep,
+    StreamReader,
+    TelemetryDep,
+)
 from repository_after.entrypoints.errors import BadRequest, error_response
 from repository_after.observability.events import TooManySubscribers
 
@@ -48,15 +53,6 @@ _ASSETS = {
 STREAM_SECONDS = 20.0
 KEEPALIVE_SECONDS = 5.0
 STREAMS_PER_CLIENT = 4
-
-
-def _open_streams(request: Request) -> Counter[str]:
-    """Open `/ui/events` streams per peer address, one count per app (one event loop: no lock)."""
-    state = request.app.state
-    if getattr(state, "event_streams", None) is None:
-        state.event_streams = Counter()
-    streams: Counter[str] = state.event_streams
-    return streams
 
 
 def _page() -> FileResponse:
@@ -82,9 +78,11 @@ async def asset(name: str) -> FileResponse:
 
 
 @router.get("/events", dependencies=[StreamReader])
-async def events(request: Request, telemetry: TelemetryDep) -> StreamingResponse:
+async def events(
+    request: Request, telemetry: TelemetryDep, streams: EventStreamsDep
+) -> StreamingResponse:
     """Server-sent events: `transition` messages, or `resync` when this client fell behind."""
-    hub, streams = telemetry.hub, _open_streams(request)
+    hub = telemetry.hub
     peer = request.client.host if request.client else "unknown"
     if streams[peer] >= STREAMS_PER_CLIENT:
         raise BadRequest(

@@ -30,6 +30,7 @@ time, and an unset token leaves its routes open: the embedded loopback default, 
 from __future__ import annotations
 
 import secrets
+from collections import Counter
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -113,6 +114,12 @@ async def get_optional_orchestrator(request: Request) -> Orchestrator | None:
     return _container(request).orchestrator
 
 
+async def get_event_streams(request: Request) -> Counter[str]:
+    """Open `/ui/events` streams per peer address, one count per app (one event loop: no lock)."""
+    streams: Counter[str] = request.app.state.event_streams
+    return streams
+
+
 async def get_telemetry(request: Request) -> Telemetry:
     telemetry: Telemetry = request.app.state.telemetry
     return telemetry
@@ -126,6 +133,7 @@ OrchestratorDep = Annotated[Orchestrator, Depends(get_orchestrator)]
 TransferDeskDep = Annotated[TransferDesk, Depends(get_transfer_desk)]
 OptionalOrchestratorDep = Annotated[Orchestrator | None, Depends(get_optional_orchestrator)]
 TelemetryDep = Annotated[Telemetry, Depends(get_telemetry)]
+EventStreamsDep = Annotated[Counter[str], Depends(get_event_streams)]
 
 
 def _check_bearer(token: SecretStr | None, authorization: str | None, which: str) -> None:
