@@ -19,7 +19,12 @@ from repository_after.domain.accounts import (
     Operation,
     OperationRecord,
 )
-from repository_after.service_layer.ports import AccountsReader, AccountsTx, EntryTotal
+from repository_after.service_layer.ports import (
+    AccountsReader,
+    AccountsTx,
+    EntryTotal,
+    StorageError,
+)
 
 T = TypeVar("T")
 
@@ -89,7 +94,8 @@ class _MemoryAccountsTx:
     def insert_record(self, record: OperationRecord) -> None:
         key = (record.operation, record.transaction_id)
         if key in self._s.records:
-            raise KeyError(f"duplicate operation record {key}")
+            # What the SQL stores raise for the UNIQUE (operation, transaction_id) violation.
+            raise StorageError(f"memory: duplicate operation record {key}")
         self._s.records[key] = record
         self._s.record_times[key] = datetime.now(UTC).isoformat(timespec="microseconds")
 

@@ -67,7 +67,9 @@ class _Contended(Exception):
 
 def _translate(exc: BaseException) -> BaseException:
     if isinstance(exc, sqlite3.Error):
-        return StorageError(f"sqlite: {exc}")
+        error = StorageError(f"sqlite: {exc}")
+        error.__cause__ = exc  # as `raise … from exc` would: the driver's error stays visible
+        return error
     return exc
 
 
