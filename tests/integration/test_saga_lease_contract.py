@@ -69,16 +69,36 @@ async def test_create_leases_the_new_saga_to_its_creator(logs) -> None:
     assert await log.create(saga_id="s1", definition="transfer", params={}, events=[START]) is None
 
 
+async def make_at(log: SagaLog, saga_id: str, second: int, *, ttl: float) -> None:
+    """A saga created at 00:00:`second` (its first event's time is its `created_at`)."""
+    started = SagaEvent(EventKind.STARTED, at=f"2026-01-01T00:00:{second:02d}+00:00")
+    lease = await log.create(
+        saga_id=saga_id, definition="transfer", params={}, events=[started], owner="a", ttl=ttl
+    )
+    assert lease is not None
+
+
 async def test_claim_takes_only_unsettled_sagas_with_no_live_lease_oldest_first(logs) -> None:
+    """Oldest first means which sagas a claim with a limit takes: the oldest claimable ones. The
+    sagas are created in an order unlike their age (newest first), so neither insertion order nor
+    a reversed ORDER BY passes. Two sagas share a timestamp: SQL orders ties arbitrarily, so
+    they are compared as a set; so is the list one claim returns (UPDATE … RETURNING gives its
+    rows in no promised order), hence one claim per age step with the limit set to its size."""
     log, twin = logs
-    await make(log, "expired-1", ttl=0)
-    await make(log, "live", ttl=LONG)
-    await make(log, "expired-2", ttl=0)
-    await make(log, "settled", ttl=0)
+    await make_at(log, "newest", 4, ttl=0)
+    await make_at(log, "live", 0, ttl=LONG)  # older than all, but its lease holds
+    await make_at(log, "tie-a", 2, ttl=0)
+    await make_at(log, "settled", 0, ttl=0)  # older than all, but at rest
     await log.append("settled", [NOTE], status="completed")
-    claimed = await twin.claim("b", limit=10, ttl=LONG)
-    assert [c.saga_id for c in claimed] == ["expired-1", "expired-2"]
-    assert all(c.owner == "b" for c in claimed)
+    await make_at(log, "oldest", 1, ttl=0)
+    await make_at(log, "tie-b", 2, ttl=0)
+    rounds = [await twin.claim("b", limit=n, ttl=LONG) for n in (1, 2, 10)]
+    assert [{c.saga_id for c in claimed} for claimed in rounds] == [
+        {"oldest"},
+        {"tie-a", "tie-b"},
+        {"newest"},
+    ]
+    assert all(c.owner == "b" for claimed in rounds for c in claimed)
     assert await twin.claim("c", limit=10, ttl=LONG) == []
 
 
