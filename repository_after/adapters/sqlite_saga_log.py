@@ -50,6 +50,10 @@ class SqliteSagaLog(SqlSagaLog):
         """`share`: use that database's connection and writer thread (same file)."""
         self._db = share.share("sagas") if share else SqliteDatabase(path, component="sagas")
 
+    @property
+    def database(self) -> SqliteDatabase:
+        return self._db
+
     def _rows(self, sql: str, args: Sequence[Any], rows: Rows) -> Stmt:
         one_row = _one_row(sql, rows.alias, rows.columns)
         if len(rows.values) == 1:  # the usual case: one event a step
