@@ -78,6 +78,7 @@ def show(names: list[str]) -> str:
     return "SELECT pg_backend_pid(), " + ", ".join(f"current_setting('{n}')" for n in names)
 
 
+#: As PostgreSQL prints them; 5s is `postgres_db.IDLE_IN_TRANSACTION_TIMEOUT_MS`.
 PG_SETTINGS = {"idle_in_transaction_session_timeout": "5s", "synchronous_commit": "on"}
 
 
