@@ -37,13 +37,19 @@ RETRYABLE = (pg_errors.UniqueViolation, pg_errors.SerializationFailure, pg_error
 #: session, releasing its locks, so a SIGSTOPped worker cannot block the others' claims forever.
 IDLE_IN_TRANSACTION_TIMEOUT_MS = 5000
 
+#: Session settings every connection carries. `synchronous_commit=on` is pinned, not inherited:
+#: a server or database configured with `off` would acknowledge a commit before it reached the
+#: WAL on disk, and a crash could then forget an operation the caller was told had applied.
+SESSION_OPTIONS = (
+    f"-c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_TIMEOUT_MS}"
+    " -c synchronous_commit=on"
+)
+
 
 def postgres_conninfo(database_url: str) -> str:
     """`postgres://` or `postgresql://` URL -> the libpq connection string the adapters use."""
     url = re.sub(r"^postgres(ql)?://", "postgresql://", database_url)
-    return make_conninfo(
-        url, options=f"-c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_TIMEOUT_MS}"
-    )
+    return make_conninfo(url, options=SESSION_OPTIONS)
 
 
 def migrate(conn: psycopg.Connection[tuple[object, ...]], component: str) -> list[int]:

@@ -24,6 +24,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import psycopg
+
 from repository_after.adapters.sqlite_accounts import SqliteAccountStore
 from repository_after.adapters.sqlite_db import _BUSY_TIMEOUT_MS, SqliteDatabase
 from repository_after.adapters.sqlite_saga_log import SqliteSagaLog
@@ -85,6 +87,11 @@ PG_SETTINGS = {"idle_in_transaction_session_timeout": "5s", "synchronous_commit"
 async def test_every_postgres_connection_carries_the_settings_the_stores_rely_on(
     postgres_url: str,
 ) -> None:
+    # The database itself defaults to asynchronous commits: the stores must pin `on` per session
+    # rather than inherit whatever the server or database was configured with.
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        name = admin.execute("SELECT current_database()").fetchone()[0]  # type: ignore[index]
+        admin.execute(f'ALTER DATABASE "{name}" SET synchronous_commit = off')
     store: Any = build_account_store(postgres_url)
     log: Any = build_saga_log(postgres_url)
     names = list(PG_SETTINGS)
