@@ -34,8 +34,10 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
+# The ten slowest tests are listed after the run: a test creeping towards its time limit
+# (pytest-timeout, pyproject.toml) is seen before it starts failing on a slower machine.
 unit: $(STAMP) chromium postgres
-	$(PY) -m pytest
+	$(PY) -m pytest --durations=10
 
 evaluate: $(STAMP)
 	$(PY) evaluation.py

@@ -1,9 +1,15 @@
-"""Shared fixtures: backends for the contract suites, and an account-service app on SQLite."""
+"""Shared fixtures: backends for the contract suites, and an account-service app on SQLite.
+
+Also the suite's one CI guard (`pytest_runtest_makereport` below): when the `CI` environment
+variable is set, a skipped test is reported as FAILED, with its skip reason. Locally a missing
+service (PostgreSQL, node, a second black-box URL) may skip a test; in CI that would count a test
+that never ran as a pass, so every skip path, today's and any added later, fails there instead.
+"""
 
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from pathlib import Path
 
 import httpx
@@ -29,6 +35,46 @@ os.environ.setdefault(
 )
 
 BACKENDS = ["memory", "sqlite", "postgres"]
+
+
+def _skip_reason(report: pytest.TestReport | pytest.CollectReport) -> str:
+    # A skip's longrepr is (path, line, "Skipped: <reason>"); anything else is shown whole.
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        return str(longrepr[2])
+    return str(longrepr)
+
+
+def _fail_skip_under_ci(report: pytest.TestReport | pytest.CollectReport) -> None:
+    # xfail is reported as "skipped" with `wasxfail`: an expected failure stays one.
+    if not os.environ.get("CI") or not report.skipped or hasattr(report, "wasxfail"):
+        return
+    report.outcome = "failed"
+    report.longrepr = (
+        f"{_skip_reason(report)}\n"
+        "CI is set, so this skip is a failure: a test that did not run must not pass in CI "
+        "(tests/conftest.py)"
+    )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Under CI, a test skipped in setup (a fixture, a skip mark) or in its body fails."""
+    report = yield
+    _fail_skip_under_ci(report)
+    return report
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(
+    collector: pytest.Collector,
+) -> Generator[None, pytest.CollectReport, pytest.CollectReport]:
+    """Under CI, a module skipped whole (`pytest.skip(..., allow_module_level=True)`) fails."""
+    report = yield
+    _fail_skip_under_ci(report)
+    return report
 
 
 @pytest.fixture

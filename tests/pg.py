@@ -2,7 +2,8 @@
 
 The server is the one on 127.0.0.1:5432 (user postgres, trust auth), or
 `SAGABANK_TEST_POSTGRES_URL`. When it is unreachable the PostgreSQL tests are skipped locally but
-FAIL when the `CI` environment variable is set: CI must never pass without running them.
+FAIL when the `CI` environment variable is set: CI must never pass without running them. (The
+guard in tests/conftest.py would fail the skip under CI anyway; failing here says why first.)
 """
 
 from __future__ import annotations

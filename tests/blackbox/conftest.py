@@ -11,7 +11,7 @@ free loopback ports (fresh SQLite files for sagabank), so it never passes vacuou
 `repository_after` by default, or the naive `repository_before` with
 `SAGABANK_BLACKBOX_IMPL=before` (which fails the idempotency, compensation and lost-response
 tests: that is the point of the comparison). With only the first URL set, the fault tests are
-reported as skipped (never as passed).
+reported as skipped (never as passed), and as failed when `CI` is set (tests/conftest.py).
 """
 
 from __future__ import annotations

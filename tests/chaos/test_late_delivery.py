@@ -14,8 +14,11 @@ import pytest
 from sagabank_tools.chaos import records
 from sagabank_tools.chaos.runner import ChaosConfig, run
 from sagabank_tools.chaos.schedule import Family, Rates
+from tests.chaos import books
 
-pytestmark = pytest.mark.chaos
+# A chaos run (delays of seconds on purpose): its own deadlines add up to more than the suite's
+# default limit, as in test_chaos_run.py.
+pytestmark = [pytest.mark.chaos, pytest.mark.timeout(600)]
 
 
 async def test_a_delayed_request_lands_after_the_orchestrator_timed_out_and_is_fenced(
@@ -31,6 +34,12 @@ async def test_a_delayed_request_lands_after_the_orchestrator_timed_out_and_is_f
     )
     outcome = await run(config)
     assert outcome.report.violations == []
+    # The books read independently of the chaos tool's report (tests/chaos/books.py).
+    sqlite = f"sqlite:///{tmp_path}"
+    found = books.problems(
+        accounts_url=f"{sqlite}/accounts.db", sagas_url=f"{sqlite}/sagas.db", transfers=40
+    )
+    assert found == []
 
     # Every late request left the proxy after the orchestrator had recorded that very attempt
     # as timed out, and the account service answered it (no 502: it was delivered).

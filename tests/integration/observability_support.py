@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -19,7 +20,6 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from repository_after.config import ProcessRole, Settings
 from repository_after.entrypoints.app import create_app
-from repository_after.entrypoints.service_process import free_port
 from repository_after.observability.telemetry import Telemetry
 
 
@@ -41,21 +41,26 @@ def settings(tmp_path: Path, name: str, **overrides: object) -> Settings:
 @asynccontextmanager
 async def served(settings: Settings, telemetry: Telemetry | None = None) -> AsyncIterator[str]:
     """Serve the app on a free loopback port until the block ends; yields its URL."""
-    port = free_port()
-    app = create_app(settings, telemetry=telemetry)
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, ws="none")
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    try:
-        while not server.started:
-            if task.done():
-                task.result()
-                raise RuntimeError("uvicorn stopped before it started")
-            await asyncio.sleep(0.01)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
+    # Bound here (port 0) and handed to uvicorn: no moment where the port is free for another
+    # process to take, as there would be between a `free_port()` and uvicorn's own bind.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        app = create_app(settings, telemetry=telemetry)
+        config = uvicorn.Config(app, log_config=None, ws="none")
+        server = uvicorn.Server(config)
+        task = asyncio.create_task(server.serve(sockets=[sock]))
+        try:
+            while not server.started:
+                if task.done():
+                    task.result()
+                    raise RuntimeError("uvicorn stopped before it started")
+                await asyncio.sleep(0.01)
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            server.should_exit = True
+            await task
 
 
 class _Recovered(logging.Handler):
