@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from hypothesis import Phase, settings
 
 from repository_after.adapters.memory_accounts import InMemoryAccountStore
 from repository_after.adapters.memory_saga_log import InMemorySagaLog
@@ -32,6 +33,13 @@ from tests.pg import fresh_database
 # itself is tested in tests/integration/test_request_guards.py with explicit settings.
 os.environ.setdefault(
     "SAGABANK_TRUSTED_HOSTS", "127.0.0.1,localhost,::1,sagabank,t,accounts.test,testserver"
+)
+
+# `make mutate` runs pytest with `--hypothesis-profile=mutation`: a mutant the model-based test
+# catches is killed by the first failing example; shrinking that example (minutes per mutant)
+# tells mutation testing nothing more. No example database either: each run starts clean.
+settings.register_profile(
+    "mutation", phases=[Phase.explicit, Phase.reuse, Phase.generate], database=None
 )
 
 BACKENDS = ["memory", "sqlite", "postgres"]
