@@ -12,6 +12,11 @@ else (`/health`) passes through untouched.
   long ago, so it lands late (after a retry, a compensation or a void). Recorded in `late`;
 - duplicate: forward the request twice concurrently, answer with the first reply.
 
+`on_answer` (optional) is awaited with (transaction id, operation, reply) once the account
+service has answered a delivery the schedule left alone, before that answer goes back: a test can
+hold answers there, so that it knows calls are in flight (applied by the account service, not yet
+heard by the orchestrator) and can kill the orchestrator at that moment.
+
 Invariant: a request the proxy accepted is delivered (or tried) even if the client is gone. Every
 delivery runs in a task the proxy owns (`_track`), awaited through `asyncio.shield`, so cancelling
 the request's handler never cancels a delivery; `drain()` waits for every such task, so the books
@@ -23,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import Counter
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -43,6 +48,9 @@ OPERATIONS = frozenset({"debit", "credit", "compensate_debit", "void_credit"})
 _PASSED_HEADERS = ("content-type", "transaction-id", "authorization", "traceparent")
 #: What a batch item says in its own fields and its single request says in headers.
 _ITEM_HEADERS = ("transaction_id", "traceparent")
+
+#: Awaited with (transaction id, operation, the account service's reply) before the reply is sent.
+AnswerHook = Callable[[str, str, Reply], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,8 +80,11 @@ def _single(item: dict[str, Any], authorization: str | None) -> Request:
 
 
 class FaultProxy:
-    def __init__(self, *, schedule: Schedule, upstream: str) -> None:
+    def __init__(
+        self, *, schedule: Schedule, upstream: str, on_answer: AnswerHook | None = None
+    ) -> None:
         self._schedule = schedule
+        self._on_answer = on_answer
         self._client = httpx.AsyncClient(base_url=upstream, timeout=httpx.Timeout(15.0))
         self._deliveries: Counter[tuple[str, str]] = Counter()
         self._pending: set[asyncio.Task[Reply]] = set()
@@ -159,6 +170,8 @@ class FaultProxy:
         reply = await asyncio.shield(self._track(self._forward(request)))
         if fault.family is Family.CREDIT_AFTER:
             return error_reply(500, "injected_fault", "chaos: credit applied, answer lost")
+        if self._on_answer is not None and delivery:
+            await self._on_answer(tx_id, operation, reply)
         return reply
 
     def _track(self, coro: Coroutine[Any, Any, Reply]) -> asyncio.Task[Reply]:

@@ -218,3 +218,29 @@ async def test_a_batch_without_an_answer_leaves_every_item_unknown(
     mock.post(f"{URL}/batch").mock(side_effect=failure)
     results = await _batch_of_three()
     assert [(r.outcome, r.error) for r in results] == [(Outcome.UNKNOWN, error)] * 3
+
+
+@pytest.mark.parametrize(
+    "body",
+    ["<html><h1>502 Bad Gateway</h1></html>", None, [1, 2], "", 0],
+    ids=["html", "null", "list", "empty", "number"],
+)
+async def test_a_batch_item_that_is_a_2xx_without_a_readable_body_is_unknown(
+    mock: respx.MockRouter, body: object
+) -> None:
+    # The batch itself reads fine; one item's answer is a 2xx whose body is not a JSON object
+    # (a proxy's page relayed as the item's body). Taking it for success would count a debit
+    # as applied that nobody confirmed; only the item's own retry, with its key, can tell.
+    def answer(request: httpx.Request) -> httpx.Response:
+        items = orjson.loads(request.content)["operations"]
+        results = [_item_answer(i) for i in items]
+        results[2] = {"status_code": 200, "body": body, "replayed": False}
+        return httpx.Response(200, json={"results": results})
+
+    mock.post(f"{URL}/batch").mock(side_effect=answer)
+    results = await _batch_of_three()
+    assert [(r.outcome, r.status_code, r.error) for r in results] == [
+        (Outcome.SUCCEEDED, 200, None),
+        (Outcome.REJECTED, 409, "insufficient_funds"),
+        (Outcome.UNKNOWN, 200, "unreadable_body"),
+    ]
