@@ -69,7 +69,7 @@ chaos: $(STAMP)
 # in docs/testing.md. Slow (about an hour on 2 cores), so not part of `make test`. mutmut keeps
 # its verdicts in ./mutants and re-checks only what changed; `make mutate-clean` starts afresh.
 mutate: $(STAMP) postgres
-	$(VENV)/bin/mutmut run --max-children 2 || true
+	$(VENV)/bin/mutmut run --max-children 2
 	$(PY) scripts/mutation_report.py
 
 .PHONY: mutate-clean
