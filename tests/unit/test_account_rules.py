@@ -133,6 +133,14 @@ async def test_a_debit_may_empty_an_account_but_not_overdraw_it() -> None:
     assert await applied_count(store) == 1  # the refusal is recorded, not applied
 
 
+async def test_a_debit_from_an_account_at_the_limit_applies() -> None:
+    """The balance limit bounds credits only: a full account can always be debited."""
+    store = await books(a=MAX_BALANCE)
+    assert await send(store, DEBIT, "t1", "a", 10) == answer(
+        DEBIT, "t1", "applied", "a", 10, MAX_BALANCE - 10
+    )
+
+
 async def test_a_debit_is_replayed_and_its_key_cannot_be_reused() -> None:
     store = await books(a=100)
     first = await send(store, DEBIT, "t1", "a", 30)
@@ -157,6 +165,21 @@ async def test_a_debit_of_an_unknown_account_is_refused_and_recorded() -> None:
     assert await send(store, DEBIT, "t1", "ghost", 5) == refused
     assert await send(store, DEBIT, "t1", "ghost", 5) == replayed(refused)
     assert await applied_count(store) == 0
+
+
+async def test_a_refusal_is_replayed_and_its_key_cannot_be_reused() -> None:
+    """A recorded refusal holds the request it refused: the same id with another account or
+    amount is a reused key, not a replay of the refusal."""
+    store = await books(a=10)
+    refused = await send(store, DEBIT, "t1", "a", 30)
+    assert refused == refusal(409, "insufficient_funds", "account 'a' cannot cover 30")
+    assert await send(store, DEBIT, "t1", "a", 30) == replayed(refused)
+    for account, amount in (("a", 5), ("b", 30)):
+        assert await raised(store, DEBIT, "t1", account, amount) == (
+            "idempotency_key_reused",
+            422,
+            "transaction id 't1' was already used for a different debit request",
+        )
 
 
 async def test_a_debit_after_its_compensation_is_fenced_out() -> None:
