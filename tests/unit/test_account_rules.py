@@ -14,7 +14,13 @@ import pytest
 
 from repository_after.adapters.memory_accounts import InMemoryAccountStore
 from repository_after.domain import errors
-from repository_after.domain.accounts import Operation, OperationRequest, Reply
+from repository_after.domain.accounts import (
+    Operation,
+    OperationRecord,
+    OperationRequest,
+    OperationStatus,
+    Reply,
+)
 from repository_after.domain.money import MAX_BALANCE
 from repository_after.service_layer import accounts
 
@@ -120,16 +126,51 @@ async def applied_count(store: InMemoryAccountStore) -> int:
     return await store.read(lambda r: r.applied_record_count())
 
 
+async def recorded(
+    store: InMemoryAccountStore, op: Operation, tx_id: str
+) -> tuple[str | None, int | None, OperationStatus, bool, int, dict[str, Any]] | None:
+    """What the store holds for (op, id): account, amount, status, applied, status code, body.
+    Later requests are decided on it (replays, key reuse, fences, the saga rules)."""
+    found: OperationRecord | None = await store.read(lambda r: r.get_record(op, tx_id))
+    if found is None:
+        return None
+    assert (found.operation, found.transaction_id) == (op, tx_id)
+    return (
+        found.account_id,
+        found.amount,
+        found.status,
+        found.applied,
+        found.status_code,
+        found.body,
+    )
+
+
 # -- debit ----------------------------------------------------------------------------------
 
 
 async def test_a_debit_may_empty_an_account_but_not_overdraw_it() -> None:
     store = await books(a=100)
-    assert await send(store, DEBIT, "t1", "a", 100) == answer(DEBIT, "t1", "applied", "a", 100, 0)
-    assert await send(store, DEBIT, "t2", "a", 1) == refusal(
-        409, "insufficient_funds", "account 'a' cannot cover 1"
-    )
+    emptied = answer(DEBIT, "t1", "applied", "a", 100, 0)
+    assert await send(store, DEBIT, "t1", "a", 100) == emptied
+    refused = refusal(409, "insufficient_funds", "account 'a' cannot cover 1")
+    assert await send(store, DEBIT, "t2", "a", 1) == refused
     assert await balance(store, "a") == 0
+    assert await recorded(store, DEBIT, "t1") == (
+        "a",
+        100,
+        OperationStatus.APPLIED,
+        True,
+        200,
+        emptied.body,
+    )
+    assert await recorded(store, DEBIT, "t2") == (
+        "a",
+        1,
+        OperationStatus.REJECTED,
+        False,
+        409,
+        refused.body,
+    )
     assert await applied_count(store) == 1  # the refusal is recorded, not applied
 
 
@@ -186,6 +227,14 @@ async def test_a_debit_after_its_compensation_is_fenced_out() -> None:
     store = await books(a=100)
     tombstone = await send(store, COMPENSATE, "t1", "a", 10)
     assert tombstone == answer(COMPENSATE, "t1", "nothing_to_compensate", "a", 10)
+    assert await recorded(store, COMPENSATE, "t1") == (
+        "a",
+        10,
+        OperationStatus.NOTHING_TO_COMPENSATE,
+        False,
+        200,
+        tombstone.body,
+    )
     assert await raised(store, DEBIT, "t1", "a", 10) == (
         "transaction_compensated",
         409,
@@ -219,7 +268,16 @@ async def test_a_credit_may_fill_an_account_to_the_limit_but_not_past_it() -> No
 
 async def test_a_credit_after_its_void_is_fenced_out() -> None:
     store = await books(b=0)
-    assert await send(store, VOID, "t1", "b", 10) == answer(VOID, "t1", "voided", "b", 10)
+    voided = answer(VOID, "t1", "voided", "b", 10)
+    assert await send(store, VOID, "t1", "b", 10) == voided
+    assert await recorded(store, VOID, "t1") == (
+        "b",
+        10,
+        OperationStatus.VOIDED,
+        False,
+        200,
+        voided.body,
+    )
     assert await raised(store, CREDIT, "t1", "b", 10) == (
         "transaction_voided",
         409,
@@ -257,6 +315,14 @@ async def test_a_compensation_refunds_the_recorded_debit_once() -> None:
     await send(store, DEBIT, "t1", "a", 30)
     refund = await send(store, COMPENSATE, "t1")
     assert refund == answer(COMPENSATE, "t1", "compensated", "a", 30, 100)
+    assert await recorded(store, COMPENSATE, "t1") == (
+        "a",
+        30,
+        OperationStatus.COMPENSATED,
+        True,
+        200,
+        refund.body,
+    )
     assert await send(store, COMPENSATE, "t1") == replayed(refund)
     assert await balance(store, "a") == 100
     assert await applied_count(store) == 2  # the debit and its refund both moved money
@@ -312,6 +378,14 @@ async def test_a_void_of_an_applied_credit_answers_already_applied_with_the_cred
     await send(store, CREDIT, "t1", "b", 70)
     settled = await send(store, VOID, "t1")
     assert settled == answer(VOID, "t1", "already_applied", "b", 70)
+    assert await recorded(store, VOID, "t1") == (
+        "b",
+        70,
+        OperationStatus.ALREADY_APPLIED,
+        False,
+        200,
+        settled.body,
+    )
     assert await send(store, VOID, "t1") == replayed(settled)
     assert await balance(store, "b") == 70
     assert await applied_count(store) == 1  # the void itself moved nothing
