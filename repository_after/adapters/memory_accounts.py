@@ -2,6 +2,9 @@
 
 Transactions run inline on the event loop (so they are atomic among coroutines) against a copy of
 the state that replaces the original only when `fn` returns: a raise leaves nothing behind.
+Like the SQL stores it stamps records and ledger entries with `clock.utc_now` (the same text, so
+retention's cutoff compares the same way) and refuses a negative balance with `StorageError`
+(what the SQL stores raise for their CHECK).
 """
 
 from __future__ import annotations
@@ -9,7 +12,6 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from typing import TypeVar
 
 from repository_after.domain.accounts import (
@@ -19,6 +21,7 @@ from repository_after.domain.accounts import (
     Operation,
     OperationRecord,
 )
+from repository_after.service_layer.clock import utc_now as _now
 from repository_after.service_layer.ports import (
     AccountsReader,
     AccountsTx,
@@ -97,7 +100,7 @@ class _MemoryAccountsTx:
             # What the SQL stores raise for the UNIQUE (operation, transaction_id) violation.
             raise StorageError(f"memory: duplicate operation record {key}")
         self._s.records[key] = record
-        self._s.record_times[key] = datetime.now(UTC).isoformat(timespec="microseconds")
+        self._s.record_times[key] = _now()
 
     def change_balance(
         self, account_id: str, delta: int, *, operation: Operation, transaction_id: str
@@ -105,7 +108,8 @@ class _MemoryAccountsTx:
         account = self._s.accounts[account_id]
         balance = account.balance + delta
         if balance < 0:
-            raise ValueError("balance would go negative")
+            # What the SQL stores raise for the CHECK (balance >= 0) violation.
+            raise StorageError(f"memory: balance of {account_id!r} would go negative ({balance})")
         self._s.accounts[account_id] = replace(account, balance=balance)
         self._s.entries.append(
             LedgerEntry(
@@ -115,7 +119,7 @@ class _MemoryAccountsTx:
                 operation=operation,
                 delta=delta,
                 balance_after=balance,
-                created_at=datetime.now(UTC).isoformat(),
+                created_at=_now(),
             )
         )
         return balance

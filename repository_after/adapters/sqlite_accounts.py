@@ -20,10 +20,9 @@ T = TypeVar("T")
 
 
 class SqliteAccountStore:
-    def __init__(self, path: Path, *, share: SqliteDatabase | None = None) -> None:
-        """`share`: use that database's connection and writer thread (same file)."""
-        self._db = share.share("accounts") if share else SqliteDatabase(path, component="accounts")
-        self.path = path
+    def __init__(self, path: Path) -> None:
+        # The store opens the file; a saga log in the same process shares it (`database`).
+        self._db = SqliteDatabase(path, component="accounts")
 
     @property
     def database(self) -> SqliteDatabase:

@@ -4,6 +4,10 @@ Besides the port's plain behaviour, one test races a debit against the compensat
 transaction id: the store must serialise the two (PostgreSQL: the advisory lock on the id, taken
 by the first lookup of a record; SQLite: its one writer; memory: inline transactions), or the
 compensation can miss a debit that is committing and leave a tombstone beside it: money lost.
+Another races two debits of one account under different ids: the store must serialise them
+(PostgreSQL: `SELECT … FOR UPDATE` on the account), or the loser decides on a stale balance and
+fails on the CHECK instead of being refused `insufficient_funds`. On PostgreSQL, reads must not
+take the per-id lock: an audit never waits for a write in flight.
 """
 
 from __future__ import annotations
@@ -11,9 +15,11 @@ from __future__ import annotations
 import asyncio
 import threading
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from repository_after.adapters import memory_accounts, sql_accounts
 from repository_after.bootstrap import build_account_store
 from repository_after.domain import errors
 from repository_after.domain.accounts import (
@@ -75,6 +81,96 @@ async def test_a_second_record_for_the_same_operation_and_id_is_refused(
     assert await account_store.read(lambda r: r.get_record(Operation.DEBIT, "t1")) == record("t1")
     await account_store.transaction(lambda tx: tx.insert_record(record("t1", Operation.CREDIT)))
     assert await account_store.read(lambda r: r.applied_record_count()) == 2
+
+
+async def test_ledger_entries_are_numbered_in_write_order_and_stamped_in_utc(
+    account_store: AccountStore,
+) -> None:
+    """The ledger listing (`GET /accounts/{id}/entries`) shows each entry's id and time: ids count
+    from 1 in the order written (a fresh store, as the SQL sequences do), times are UTC in the
+    one text form every store writes (`clock.utc_now`), taken when the entry was written."""
+    await account_store.transaction(lambda tx: tx.insert_account("a", 100))
+    # Slack for the clock's own rounding of the last microsecond (see tests/unit/test_clock.py).
+    earliest = datetime.now(UTC) - timedelta(milliseconds=1)
+    for tx_id, op, delta in (
+        ("t1", Operation.DEBIT, -30),
+        ("t2", Operation.CREDIT, 10),
+        ("t3", Operation.DEBIT, -5),
+    ):
+        await account_store.transaction(
+            lambda tx, t=tx_id, o=op, d=delta: tx.change_balance(
+                "a", d, operation=o, transaction_id=t
+            )
+        )
+    latest = datetime.now(UTC) + timedelta(milliseconds=1)
+    entries = await account_store.read(lambda r: r.list_entries("a", limit=10))
+    assert [
+        (e.entry_id, e.transaction_id, e.operation, e.delta, e.balance_after) for e in entries
+    ] == [
+        (3, "t3", Operation.DEBIT, -5, 75),
+        (2, "t2", Operation.CREDIT, 10, 80),
+        (1, "t1", Operation.DEBIT, -30, 70),
+    ]
+    for entry in entries:
+        stamped = datetime.fromisoformat(entry.created_at)
+        assert stamped.utcoffset() == timedelta(0), entry.created_at
+        assert entry.created_at == stamped.isoformat(timespec="microseconds")
+        assert earliest <= stamped <= latest
+
+
+#: The driver error behind the `StorageError` a negative balance raises: the CHECK (balance >= 0)
+#: itself, not a failure that would refuse the write for another reason.
+NEGATIVE_CAUSE = {"memory": None, "sqlite": "IntegrityError", "postgres": "CheckViolation"}
+
+
+async def test_a_balance_may_reach_zero_but_never_below(
+    account_store: AccountStore, request: pytest.FixtureRequest
+) -> None:
+    """A debit of the whole balance applies (the use case lets it through: it checks only that
+    the balance covers the amount); one more unit is refused by the store and changes nothing."""
+    await account_store.transaction(lambda tx: tx.insert_account("a", 100))
+    emptied = await account_store.transaction(
+        lambda tx: tx.change_balance("a", -100, operation=Operation.DEBIT, transaction_id="t1")
+    )
+    assert emptied == 0
+    with pytest.raises(StorageError, match=r"(?i)negative|check") as refused:
+        await account_store.transaction(
+            lambda tx: tx.change_balance("a", -1, operation=Operation.DEBIT, transaction_id="t2")
+        )
+    cause = refused.value.__cause__
+    expected = NEGATIVE_CAUSE[request.node.callspec.params["account_store"]]
+    assert (None if cause is None else type(cause).__name__) == expected
+    account = await account_store.read(lambda r: r.get_account("a"))
+    assert account is not None
+    assert account.balance == 0
+    entries = await account_store.read(lambda r: r.list_entries("a", limit=10))
+    assert [(e.transaction_id, e.delta, e.balance_after) for e in entries] == [("t1", -100, 0)]
+
+
+#: The time every store stamps its writes with in `test_the_purge_cutoff_is_exclusive`.
+PINNED = "2026-01-02T03:04:05.678901+00:00"
+
+
+@pytest.fixture
+def pinned_clock(monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every account store takes its timestamps from `clock.utc_now`, imported as `_now` by the
+    SQL stores' shared module and by the memory store: pin it."""
+    for module in (sql_accounts, memory_accounts):
+        monkeypatch.setattr(module, "_now", lambda: PINNED)
+    return PINNED
+
+
+async def test_the_purge_cutoff_is_exclusive(
+    account_store: AccountStore, pinned_clock: str
+) -> None:
+    """`purge_records(before=T)` purges records older than T (retention's horizon is "older
+    than N days"): a record stamped exactly T stays, answerable; a cutoff 1 µs later takes it."""
+    await account_store.transaction(lambda tx: tx.insert_record(record("t1")))
+    assert await account_store.transaction(lambda tx: tx.purge_records(before=pinned_clock)) == 0
+    assert await account_store.read(lambda r: r.get_record(Operation.DEBIT, "t1")) == record("t1")
+    later = "2026-01-02T03:04:05.678902+00:00"
+    assert await account_store.transaction(lambda tx: tx.purge_records(before=later)) == 1
+    assert await account_store.read(lambda r: r.get_record(Operation.DEBIT, "t1")) is None
 
 
 async def test_a_raising_transaction_leaves_nothing_behind(account_store) -> None:
@@ -150,15 +246,26 @@ async def test_purging_old_records_keeps_tombstones_ledger_and_totals(account_st
     assert await account_store.read(lambda r: r.get_entry(Operation.CREDIT, "t1")) is None
 
 
-#: Pairs per run: enough that an unserialised store loses money in most runs of the test (the
-#: review saw 222 of 300 pairs lose it without the advisory lock), few enough to stay quick.
+#: Pairs per run on PostgreSQL: enough that an unserialised store loses money in most runs of the
+#: test (the review saw 222 of 300 pairs lose it without the advisory lock), few enough to stay
+#: quick.
 PAIRS = 300
+#: Pairs on memory and SQLite, which run one transaction at a time: no race to provoke, only both
+#: orders of a pair to go through (and each memory transaction copies the whole store, so 300
+#: pairs there cost seconds that the mutation run pays again for every mutant of the store).
+SERIAL_PAIRS = 4
 OPENING = 100
 AMOUNT = 60
 
 
+def pairs_for(request: pytest.FixtureRequest) -> tuple[bool, int]:
+    """(threaded, pairs): whether the store runs transactions on threads, and how many pairs."""
+    threaded = request.node.callspec.params["account_store"] == "postgres"
+    return threaded, PAIRS if threaded else SERIAL_PAIRS
+
+
 class StartLine:
-    """Holds the debit and the compensation of one pair at the start of their transactions until
+    """Holds the two calls of one pair (named by `who`) at the start of their transactions until
     both have arrived, so they race for real instead of in submission order. Only where
     transactions run on threads (PostgreSQL's executor); memory and SQLite run them on the event
     loop's thread, where waiting would block the partner for good. A transaction the store runs
@@ -166,12 +273,12 @@ class StartLine:
 
     def __init__(self, *, threaded: bool) -> None:
         self._barrier = threading.Barrier(2) if threaded else None
-        self._crossed: set[Operation] = set()
+        self._crossed: set[str] = set()
 
-    def cross(self, operation: Operation) -> None:
-        if self._barrier is None or operation in self._crossed:
+    def cross(self, who: str) -> None:
+        if self._barrier is None or who in self._crossed:
             return
-        self._crossed.add(operation)
+        self._crossed.add(who)
         # The timeout only turns a test bug (a partner that never comes) into a failure, not a hang.
         self._barrier.wait(timeout=30)
 
@@ -216,11 +323,11 @@ async def test_a_debit_racing_its_compensation_never_loses_money(
     (another replica's pool), so the two run on separate connections; memory and SQLite serialise
     every transaction, so there the pair alternates which call is sent first, and both orders go
     through the same rules."""
-    threaded = request.node.callspec.params["account_store"] == "postgres"
+    threaded, pairs = pairs_for(request)
     twin = (
         build_account_store(request.getfixturevalue("postgres_url")) if threaded else account_store
     )
-    ids = [f"race-{i:03d}" for i in range(PAIRS)]
+    ids = [f"race-{i:03d}" for i in range(pairs)]
 
     def open_all(tx: accounts.AccountsTx) -> None:
         for tx_id in ids:
@@ -257,12 +364,12 @@ async def test_a_debit_racing_its_compensation_never_loses_money(
             await twin.close()
 
     outcomes = []
-    for i in range(PAIRS):
+    for i in range(pairs):
         first, second = answers[2 * i], answers[2 * i + 1]
         debit, compensation = (first, second) if i % 2 == 0 else (second, first)
         outcomes.append(PairOutcome(debit, compensation).verdict())
     lost = [tx_id for tx_id, v in zip(ids, outcomes, strict=True) if v == "lost"]
-    assert lost == [], f"{len(lost)} of {PAIRS} pairs lost money, e.g. {lost[:5]}"
+    assert lost == [], f"{len(lost)} of {pairs} pairs lost money, e.g. {lost[:5]}"
     unexpected = [v for v in outcomes if v.startswith("unexpected")]
     assert unexpected == []
     # The race went both ways, so both rules (refund, tombstone) were exercised.
@@ -274,3 +381,102 @@ async def test_a_debit_racing_its_compensation_never_loses_money(
     assert balances == dict.fromkeys(ids, OPENING)
     sums = await account_store.read(lambda r: r.entry_sums_by_account())
     assert {k: v for k, v in sums.items() if v != 0} == {}
+
+
+def debit_verdict(reply: Reply | BaseException) -> str:
+    """`applied`, `refused` (409 `insufficient_funds`, a recorded definite answer) or
+    `unexpected: …` (a storage error is an unknown outcome to the caller, which must retry)."""
+    if isinstance(reply, BaseException):
+        return f"unexpected: raised {reply!r}"
+    if reply.status_code == 200 and reply.body.get("status") == OperationStatus.APPLIED:
+        return "applied"
+    if reply.status_code == 409 and reply.body.get("error") == "insufficient_funds":
+        return "refused"
+    return f"unexpected: answered {reply.status_code} {reply.body}"
+
+
+async def test_two_debits_racing_on_one_account_never_overdraw(
+    account_store: AccountStore, request: pytest.FixtureRequest
+) -> None:
+    """Each pair sends two debits of AMOUNT from one account holding OPENING (less than twice
+    AMOUNT) at once, under two transaction ids, so the per-id lock does not order them: the
+    account row must (PostgreSQL: `get_account` is `SELECT … FOR UPDATE` in a write). One debit
+    applies; the other is refused `insufficient_funds`, a definite recorded answer. Deciding on a
+    stale balance would instead fail on the CHECK (balance >= 0) with a storage error. On
+    PostgreSQL the second debit goes through a second store on the same database (another
+    replica's pool), as in the race above."""
+    threaded, pairs = pairs_for(request)
+    twin = (
+        build_account_store(request.getfixturevalue("postgres_url")) if threaded else account_store
+    )
+    ids = [f"acct-{i:03d}" for i in range(pairs)]
+
+    def open_all(tx: accounts.AccountsTx) -> None:
+        for account_id in ids:
+            tx.insert_account(account_id, OPENING)
+
+    async def run(
+        store: AccountStore, line: StartLine, account_id: str, who: str
+    ) -> Reply | BaseException:
+        call = OperationRequest(Operation.DEBIT, f"{account_id}-{who}", account_id, AMOUNT)
+
+        def work(tx: accounts.AccountsTx) -> Reply:
+            line.cross(who)
+            return accounts.debit(tx, call)
+
+        try:
+            return await store.transaction(work)
+        except Exception as exc:  # a storage error is an outcome to judge, not a test error
+            return exc
+
+    try:
+        await account_store.transaction(open_all)
+        calls = []
+        for account_id in ids:
+            line = StartLine(threaded=threaded)
+            calls += [run(account_store, line, account_id, "x"), run(twin, line, account_id, "y")]
+        answers = await asyncio.gather(*calls)
+    finally:
+        if twin is not account_store:
+            await twin.close()
+
+    outcomes = [sorted(debit_verdict(a) for a in answers[2 * i : 2 * i + 2]) for i in range(pairs)]
+    wrong = [(ids[i], o) for i, o in enumerate(outcomes) if o != ["applied", "refused"]]
+    assert wrong == [], f"{len(wrong)} of {pairs} pairs, e.g. {wrong[:3]}"
+    balances = {
+        a.account_id: a.balance for a in await account_store.read(lambda r: r.list_accounts())
+    }
+    assert balances == dict.fromkeys(ids, OPENING - AMOUNT)
+    sums = await account_store.read(lambda r: r.entry_sums_by_account())
+    assert sums == dict.fromkeys(ids, -AMOUNT)
+
+
+async def test_a_postgres_read_does_not_wait_for_a_write_holding_the_same_id(
+    postgres_url: str,
+) -> None:
+    """Reads (the audit, reconciliation's ledger check) look records up in their own snapshot
+    and take no per-id lock: a write transaction holding the lock on an id (as a use case does
+    from its first lookup of a record until it commits) does not hold up a read of that id's
+    record. The write waits, bounded, for the read to finish: a read that queued behind the lock
+    would never finish first, and the write then reports it."""
+    writer = build_account_store(postgres_url)
+    reader = build_account_store(postgres_url)
+    holding = threading.Event()
+    read_done = threading.Event()
+
+    def hold(tx: accounts.AccountsTx) -> bool:
+        assert tx.get_record(Operation.DEBIT, "t1") is None  # takes the lock on "t1"
+        holding.set()
+        return read_done.wait(timeout=10)
+
+    try:
+        write = asyncio.ensure_future(writer.transaction(hold))
+        assert await asyncio.to_thread(holding.wait, 30)
+        got = await reader.read(lambda r: r.get_record(Operation.DEBIT, "t1"))
+        read_done.set()
+        assert got is None
+        assert await write is True
+    finally:
+        read_done.set()
+        await writer.close()
+        await reader.close()

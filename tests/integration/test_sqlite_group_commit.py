@@ -159,6 +159,21 @@ async def test_short_jobs_run_on_the_event_loop_thread_and_commit_on_the_writer(
     await database.close()
 
 
+async def test_account_operations_run_on_the_event_loop_thread_and_reads_on_the_writer(
+    tmp_path: Path,
+) -> None:
+    """The account store's use cases touch a few rows by key: short jobs (`on_loop`), their
+    statements on the event loop's thread; its reads (listings, the audit) may scan, so they run
+    on the writer thread and never hold up the event loop."""
+    from repository_after.adapters.sqlite_accounts import SqliteAccountStore
+
+    store = SqliteAccountStore(tmp_path / "a.db")
+    loop_thread = threading.get_ident()
+    assert await store.transaction(lambda tx: threading.get_ident()) == loop_thread
+    assert await store.read(lambda r: threading.get_ident()) != loop_thread
+    await store.close()
+
+
 async def test_a_short_job_that_meets_another_connections_lock_waits_on_the_writer(
     tmp_path: Path,
 ) -> None:

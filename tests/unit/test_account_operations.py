@@ -33,16 +33,19 @@ def _credit(tx_id: str) -> OperationRequest:
 async def test_a_fault_before_the_credit_changes_nothing() -> None:
     store = await _books()
     faults = FaultInjector(rate=1.0, mode=FaultMode.BEFORE, seed=1)
-    with pytest.raises(InjectedFault):
+    with pytest.raises(InjectedFault) as fault:
         await perform_operation(store=store, faults=faults, request=_credit("t1"))
+    # The message is the answer's `message` (500 `injected_fault`): it says which side it hit.
+    assert str(fault.value) == "injected fault before the credit"
     assert await _balance(store) == 0
 
 
 async def test_a_fault_after_the_credit_loses_only_the_answer() -> None:
     store = await _books()
     faults = FaultInjector(rate=1.0, mode=FaultMode.AFTER, seed=1)
-    with pytest.raises(InjectedFault):
+    with pytest.raises(InjectedFault) as fault:
         await perform_operation(store=store, faults=faults, request=_credit("t1"))
+    assert str(fault.value) == "injected fault: the answer was lost after the request was processed"
     assert await _balance(store) == 5  # committed before the fault
     faults.configure(rate=0.0, mode=FaultMode.AFTER, seed=1)
     reply = await perform_operation(store=store, faults=faults, request=_credit("t1"))

@@ -65,6 +65,31 @@ async def test_a_compensation_after_the_purge_still_reverses_the_debit_once() ->
     assert account.balance == 1000
 
 
+async def test_a_credit_after_its_compensation_was_purged_is_still_refused() -> None:
+    """The rebuilt compensation still rolls its saga back: paying the credit now would leave the
+    transfer both refunded and paid."""
+    store = await books()
+    await send(store, Operation.DEBIT, "t1", "a", 300)
+    await send(store, Operation.COMPENSATE_DEBIT, "t1")
+    await store.transaction(lambda t: t.purge_records(before=FUTURE))
+    late = await send(store, Operation.CREDIT, "t1", "b", 300)
+    assert (late.status_code, late.body["error"]) == (409, "transfer_compensated")
+    balances = {x.account_id: x.balance for x in await store.read(lambda r: r.list_accounts())}
+    assert balances == {"a": 1000, "b": 0}
+
+
+async def test_a_compensation_disagreeing_with_a_purged_debit_is_refused() -> None:
+    store = await books()
+    await send(store, Operation.DEBIT, "t1", "a", 300)
+    await store.transaction(lambda t: t.purge_records(before=FUTURE))
+    wrong = OperationRequest(Operation.COMPENSATE_DEBIT, "t1", "a", 299)
+    with pytest.raises(errors.IdempotencyKeyReused) as refused:
+        await store.transaction(lambda t: accounts.compensate_debit(t, wrong))
+    assert refused.value.message == (
+        "compensate_debit for 't1' disagrees with the debit recorded for that id"
+    )
+
+
 async def test_a_void_after_the_purge_still_sees_the_credit_that_landed() -> None:
     store = await books()
     await send(store, Operation.CREDIT, "t1", "b", 40)
