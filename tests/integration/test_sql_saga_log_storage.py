@@ -23,6 +23,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from repository_after.adapters.sqlite_accounts import SqliteAccountStore
 from repository_after.adapters.sqlite_db import SqliteDatabase
 from repository_after.adapters.sqlite_saga_log import SqliteSagaLog
 from repository_after.bootstrap import build_saga_log
@@ -144,3 +145,21 @@ async def test_each_sqlite_operation_runs_as_the_job_its_design_says(
     finally:
         await log.close()
     assert seen == {name: [flags] for name, flags in SCHEDULE.items()}
+
+
+async def test_a_sqlite_log_next_to_the_account_store_shares_its_database(tmp_path: Path) -> None:
+    """In one process on one SQLite file the log uses the account store's connection and writer
+    thread (one group commit, no waits on the file lock); its own tables are created on it."""
+    path = tmp_path / "bank.db"
+    store = SqliteAccountStore(path)
+    log = build_saga_log(f"sqlite:///{path}", next_to=store)
+    try:
+        assert isinstance(log, SqliteSagaLog)
+        assert log.database is store.database
+        await log.create(saga_id="s1", definition="transfer", params={}, events=[START])
+        stored = await log.load("s1")
+        assert stored is not None
+        assert stored.events == (START,)
+    finally:
+        await log.close()
+        await store.close()
