@@ -146,7 +146,9 @@ class InMemorySagaLog:
         return rows[:limit]
 
     async def unsettled_ids(self) -> list[str]:
-        return [k for k, r in self._rows.items() if r.summary.status not in AT_REST]
+        rows = [r.summary for r in self._rows.values() if r.summary.status not in AT_REST]
+        rows.sort(key=lambda s: s.created_at)  # oldest first, as the SQL backends
+        return [s.saga_id for s in rows]
 
     async def purge_settled(self, *, before: str) -> int:
         old = [

@@ -134,10 +134,12 @@ class SagaLog(Protocol):
 
     async def list_recent(
         self, *, status: str | None = None, limit: int = 100
-    ) -> list[SagaSummary]: ...
+    ) -> list[SagaSummary]:
+        """The `limit` newest sagas (by `created_at`), newest first; only `status` if given."""
+        ...
 
     async def unsettled_ids(self) -> list[str]:
-        """Ids of sagas no one has driven to a terminal or parked status yet."""
+        """Ids of sagas no one has driven to a terminal or parked status yet, oldest first."""
         ...
 
     async def purge_settled(self, *, before: str) -> int:

@@ -69,6 +69,16 @@ async def test_create_leases_the_new_saga_to_its_creator(logs) -> None:
     assert await log.create(saga_id="s1", definition="transfer", params={}, events=[START]) is None
 
 
+async def test_a_saga_created_without_an_owner_is_claimable_at_once(logs) -> None:
+    """The defaults (`owner=""`, `ttl=0`) create a saga nobody holds: a test or a single-writer
+    tool that creates one must not strand it behind a lease until some ttl passes."""
+    log, twin = logs
+    assert await log.create(
+        saga_id="s1", definition="transfer", params={}, events=[START]
+    ) == Lease("s1", "", 1)
+    assert await twin.claim("b", limit=10, ttl=LONG) == [Lease("s1", "b", 2)]
+
+
 async def make_at(log: SagaLog, saga_id: str, second: int, *, ttl: float) -> None:
     """A saga created at 00:00:`second` (its first event's time is its `created_at`)."""
     started = SagaEvent(EventKind.STARTED, at=f"2026-01-01T00:00:{second:02d}+00:00")
@@ -152,8 +162,10 @@ async def test_append_with_a_stale_fence_raises_and_writes_nothing(logs) -> None
     zombie = await make(log, "s1", owner="a", ttl=0)
     (taker,) = await twin.claim("b", limit=1, ttl=LONG)
     assert taker.fence > zombie.fence
-    with pytest.raises(LeaseLost):
+    with pytest.raises(LeaseLost) as lost:
         await log.append("s1", [NOTE], status="compensating", lease=zombie)
+    # The worker logs this message when it stops driving the saga: it names saga and lease.
+    assert str(lost.value) == f"saga s1: lease {zombie} no longer holds"
     stored = await twin.load("s1")
     assert stored is not None
     assert (stored.status, stored.events) == ("started", (START,))
@@ -185,8 +197,7 @@ async def test_release_frees_the_saga_and_acquire_waits_for_a_free_one(logs) -> 
     assert await twin.acquire("s1", "b", ttl=LONG) is None
     await log.release([lease])
     taken = await twin.acquire("s1", "b", ttl=LONG)
-    assert taken is not None
-    assert taken.fence > lease.fence
+    assert taken == Lease("s1", "b", lease.fence + 1)  # the lease the log now honours
     await log.release([lease])  # a stale release is ignored
     assert await log.acquire("s1", "c", ttl=LONG) is None
 
@@ -250,3 +261,16 @@ async def test_sqlite_leases_written_by_an_older_version_s_process_clock_still_r
         assert [c.saga_id for c in await log.claim("b", limit=10, ttl=LONG)] == ["expired"]
     finally:
         await log.close()
+
+
+async def test_memory_lease_of_ttl_zero_has_expired_even_if_the_clock_did_not_tick(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The memory fake's own clock check (the SQL backends' is tested above with the database's
+    clock): a lease "until T" has expired AT T, so a ttl of 0 is free at once even on a coarse
+    clock (one that returns the same time for the take and the check), as on the SQL backends."""
+    monkeypatch.setattr(time, "time", lambda: 1_000_000.0)  # a clock that never ticks
+    log = build_saga_log("memory://")
+    await make(log, "s1", ttl=0)
+    assert [c.saga_id for c in await log.claim("b", limit=10, ttl=0)] == ["s1"]
+    assert await log.acquire("s1", "c", ttl=LONG) is not None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from repository_after.domain.saga import EventKind, Outcome, SagaEvent, StepRole
-from repository_after.service_layer.saga_ports import SagaLog
+from repository_after.service_layer.saga_ports import SagaLog, SagaSummary
 
 AT = "2026-01-01T00:00:00+00:00"
 START = SagaEvent(EventKind.STARTED, at=AT)
@@ -123,3 +123,79 @@ async def test_create_can_write_several_first_events_and_their_status(saga_log) 
     assert stored is not None
     assert stored.status == "debiting"
     assert stored.events == (START, attempt(1), attempt(2))
+
+
+def at(second: int) -> str:
+    return f"2026-01-01T00:00:{second:02d}+00:00"
+
+
+async def test_a_saga_s_times_are_those_of_its_first_and_last_events(saga_log) -> None:
+    """`created_at`/`updated_at` come from the events written (the port's rule), not from the
+    clock at write time: a driver shows the saga from the events it holds, and purges and the
+    listings order by these times. Distinct times, so first/last cannot be confused."""
+    first = [SagaEvent(EventKind.STARTED, at=at(1)), attempt(1)._replace(at=at(2))]
+    await saga_log.create(saga_id="s1", definition="transfer", params={"a": 1}, events=first)
+    summary = await saga_log.summary("s1")
+    assert summary is not None
+    assert (summary.saga_id, summary.created_at, summary.updated_at) == ("s1", at(1), at(2))
+    later = [attempt(2)._replace(at=at(3)), attempt(3)._replace(at=at(4))]
+    await saga_log.append("s1", later, status="debiting")
+    stored = await saga_log.load("s1")
+    assert stored is not None
+    assert (stored.saga_id, stored.definition, stored.params, stored.status) == (
+        "s1",
+        "transfer",
+        {"a": 1},
+        "debiting",
+    )
+    assert (stored.created_at, stored.updated_at) == (at(1), at(4))
+    assert stored.events == (*first, *later)
+    assert await saga_log.summary("s1") == SagaSummary(
+        "s1", "transfer", {"a": 1}, "debiting", at(1), at(4)
+    )
+
+
+async def test_loaded_events_carry_their_enum_members(saga_log: SagaLog) -> None:
+    """Event readers compare with `is` (`e.role is StepRole.ACTION` in the settlement and the
+    metrics code); a str equal to the member's value would silently fail those checks."""
+    await saga_log.create(saga_id="s1", definition="transfer", params={}, events=[START])
+    await saga_log.append("s1", [attempt(1)], status="debiting")
+    stored = await saga_log.load("s1")
+    assert stored is not None
+    event = stored.events[1]
+    assert (event.kind, event.role, event.outcome) == (
+        EventKind.ATTEMPT,
+        StepRole.ACTION,
+        Outcome.UNKNOWN,
+    )
+    assert event.kind is EventKind.ATTEMPT
+    assert event.role is StepRole.ACTION
+    assert event.outcome is Outcome.UNKNOWN
+
+
+async def test_list_recent_is_newest_first_and_unsettled_ids_oldest_first(saga_log) -> None:
+    """Created in an order unlike their age, with distinct times, so neither insertion order nor
+    the reversed order passes. `list_recent` feeds the dashboard and reconcile (newest first, and
+    its limit keeps the newest); the metrics take `unsettled_ids()[0]` as the oldest in flight."""
+    for saga_id, second in [("b", 2), ("d", 4), ("a", 1), ("c", 3)]:
+        started = SagaEvent(EventKind.STARTED, at=at(second))
+        await saga_log.create(saga_id=saga_id, definition="transfer", params={}, events=[started])
+    assert [s.saga_id for s in await saga_log.list_recent()] == ["d", "c", "b", "a"]
+    assert [s.saga_id for s in await saga_log.list_recent(limit=2)] == ["d", "c"]
+    assert [s.saga_id for s in await saga_log.list_recent(status="started", limit=3)] == [
+        "d",
+        "c",
+        "b",
+    ]
+    assert await saga_log.unsettled_ids() == ["a", "b", "c", "d"]
+
+
+async def test_purge_keeps_a_saga_updated_exactly_at_the_cutoff(saga_log: SagaLog) -> None:
+    """Purging "updated before `before`" is strict: a retention cut-off deletes nothing of its own
+    instant (the boundary of the purge)."""
+    await saga_log.create(saga_id="s1", definition="transfer", params={}, events=[START])
+    await saga_log.append("s1", [attempt(1)._replace(at=at(5))], status="completed")
+    assert await saga_log.purge_settled(before=at(5)) == 0
+    assert await saga_log.load("s1") is not None
+    assert await saga_log.purge_settled(before=at(6)) == 1
+    assert await saga_log.load("s1") is None
