@@ -147,3 +147,39 @@ async def test_an_unknown_attempt_of_a_stale_view_is_not_written_after_another_w
     b_calls.wake.set()
     assert (await b.drive("t-1")).status is SagaStatus.COMPLETED  # B is fenced out
     await assert_transferred(store)
+
+
+async def test_the_last_outcome_of_a_stale_view_is_not_written_after_another_workers_events() -> (
+    None
+):
+    # The same takeover and claim-back, during the last operation (the credit): A's credit
+    # answer, and the `completed` it would write with it, belong to A's stale view. The final
+    # write must be refused too, and A must drive anew from the log (asking the credit again).
+    store, log = await books(), InMemorySagaLog()
+    a_participant = LocalParticipant(store)
+    a_calls = Gated(a_participant, "credit")
+    a = worker(log, a_calls, "a", ttl=0.0)  # its lease lapses at once
+    await a.start(TRANSFER.name, PARAMS, saga_id="t-1")
+    await a_calls.entered.wait()  # A is paused inside its credit call
+    b_calls = Gated(LocalParticipant(store), "credit")
+    b = worker(log, b_calls, "b", ttl=0.0)
+    assert await b.claim() == ["t-1"]
+    await b_calls.entered.wait()  # B logged the credit's intent again, then paused
+    assert await a.claim() == ["t-1"]  # two fences after the lease A's view was built under
+    a_calls.wake.set()
+    assert (await a.drive("t-1")).status is SagaStatus.COMPLETED
+    stored = await log.load("t-1")
+    assert stored is not None
+    assert [(e.kind.value, e.operation) for e in stored.events] == [
+        ("started", None),
+        ("operation_started", "debit"),
+        ("attempt", "debit"),  # then A's credit intent
+        ("operation_started", "credit"),
+        ("operation_started", "credit"),  # B's
+        ("operation_started", "credit"),  # A's again, from the log it read again
+        ("attempt", "credit"),
+    ]
+    assert [c.operation for c in a_participant.calls] == ["debit", "credit", "credit"]
+    b_calls.wake.set()
+    assert (await b.drive("t-1")).status is SagaStatus.COMPLETED  # B is fenced out
+    await assert_transferred(store)
