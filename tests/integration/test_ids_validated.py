@@ -53,6 +53,11 @@ async def test_a_bad_state_filter_is_422(app: httpx.AsyncClient, bad: str) -> No
 
 async def test_good_ids_and_states_still_read(app: httpx.AsyncClient) -> None:
     assert (await app.get("/accounts/no-such.account:1")).status_code == 404
-    assert (await app.get("/transfers/no-such.transfer:1")).status_code == 404
+    missing = await app.get("/transfers/no-such.transfer:1")
+    assert (missing.status_code, missing.json()["error"], missing.json()["message"]) == (
+        404,
+        "transfer_not_found",
+        "no transfer 'no-such.transfer:1'",  # names the transfer asked for
+    )
     listed = await app.get("/transfers?state=failed_needs_attention")
     assert listed.status_code == 200

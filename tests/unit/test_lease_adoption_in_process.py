@@ -107,3 +107,79 @@ async def test_a_saga_claimed_back_after_another_worker_wrote_is_driven_anew_fro
     b_calls.wake.set()
     assert (await b.drive("t-1")).status is SagaStatus.COMPLETED  # B is fenced out
     await assert_transferred(store)
+
+
+async def test_an_unknown_attempt_of_a_stale_view_is_not_written_after_another_workers_events() -> (
+    None
+):
+    # A's debit is in flight when B takes the saga over and A claims it back: when A's debit
+    # answers "unknown", the attempt it would log before retrying belongs to A's stale view (B
+    # has applied the debit and logged the credit's intent meanwhile). Writing it under A's new
+    # lease would put a debit attempt after B's credit intent; it must be refused, and A must
+    # drive anew from the log.
+    store, log = await books(), InMemorySagaLog()
+    unknown_first_debit = LocalParticipant(
+        store, faults=lambda op, n: "before" if (op, n) == ("debit", 1) else None
+    )
+    a_calls = Gated(unknown_first_debit, "debit")
+    a = worker(log, a_calls, "a", ttl=0.0)  # its lease lapses at once
+    await a.start(TRANSFER.name, PARAMS, saga_id="t-1")
+    await a_calls.entered.wait()  # A is paused inside its first debit attempt
+    b_calls = Gated(LocalParticipant(store), "credit")
+    b = worker(log, b_calls, "b", ttl=0.0)
+    assert await b.claim() == ["t-1"]
+    await b_calls.entered.wait()  # B logged the debit and the credit's intent, then paused
+    assert await a.claim() == ["t-1"]  # two fences after the lease A's view was built under
+    a_calls.wake.set()  # A's debit answers 500: unknown
+    assert (await a.drive("t-1")).status is SagaStatus.COMPLETED
+    stored = await log.load("t-1")
+    assert stored is not None
+    assert [(e.kind.value, e.operation, e.outcome and e.outcome.value) for e in stored.events] == [
+        ("started", None, None),
+        ("operation_started", "debit", None),  # A's
+        ("operation_started", "debit", None),  # B's: the debit asked again, with the same key
+        ("attempt", "debit", "succeeded"),  # then B's credit intent
+        ("operation_started", "credit", None),
+        ("operation_started", "credit", None),  # A's, from the log it read again
+        ("attempt", "credit", "succeeded"),
+    ]
+    assert [c.operation for c in unknown_first_debit.calls] == ["debit", "credit"]
+    b_calls.wake.set()
+    assert (await b.drive("t-1")).status is SagaStatus.COMPLETED  # B is fenced out
+    await assert_transferred(store)
+
+
+async def test_the_last_outcome_of_a_stale_view_is_not_written_after_another_workers_events() -> (
+    None
+):
+    # The same takeover and claim-back, during the last operation (the credit): A's credit
+    # answer, and the `completed` it would write with it, belong to A's stale view. The final
+    # write must be refused too, and A must drive anew from the log (asking the credit again).
+    store, log = await books(), InMemorySagaLog()
+    a_participant = LocalParticipant(store)
+    a_calls = Gated(a_participant, "credit")
+    a = worker(log, a_calls, "a", ttl=0.0)  # its lease lapses at once
+    await a.start(TRANSFER.name, PARAMS, saga_id="t-1")
+    await a_calls.entered.wait()  # A is paused inside its credit call
+    b_calls = Gated(LocalParticipant(store), "credit")
+    b = worker(log, b_calls, "b", ttl=0.0)
+    assert await b.claim() == ["t-1"]
+    await b_calls.entered.wait()  # B logged the credit's intent again, then paused
+    assert await a.claim() == ["t-1"]  # two fences after the lease A's view was built under
+    a_calls.wake.set()
+    assert (await a.drive("t-1")).status is SagaStatus.COMPLETED
+    stored = await log.load("t-1")
+    assert stored is not None
+    assert [(e.kind.value, e.operation) for e in stored.events] == [
+        ("started", None),
+        ("operation_started", "debit"),
+        ("attempt", "debit"),  # then A's credit intent
+        ("operation_started", "credit"),
+        ("operation_started", "credit"),  # B's
+        ("operation_started", "credit"),  # A's again, from the log it read again
+        ("attempt", "credit"),
+    ]
+    assert [c.operation for c in a_participant.calls] == ["debit", "credit", "credit"]
+    b_calls.wake.set()
+    assert (await b.drive("t-1")).status is SagaStatus.COMPLETED  # B is fenced out
+    await assert_transferred(store)

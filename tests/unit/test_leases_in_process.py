@@ -174,3 +174,32 @@ async def test_an_operator_action_on_an_unknown_saga_is_not_found() -> None:
     operator = worker(InMemorySagaLog(), LocalParticipant(await books()), "op", ttl=60.0)
     with pytest.raises(SagaNotFound):
         await operator.resolve("nope")
+
+
+async def test_a_repeated_start_resumes_a_saga_whose_worker_died() -> None:
+    # The client repeats its request (same id, same transfer) to another worker after the first
+    # one died mid-debit: nobody holds the saga, so this worker takes its lease and finishes it,
+    # from the log, with the same key.
+    store, log = await books(), InMemorySagaLog()
+    paused = PausedParticipant(LocalParticipant(store))
+    dead = worker(log, paused, "dead", ttl=0.0)  # its lease lapses at once
+    await dead.start(TRANSFER.name, PARAMS, saga_id="t-1")
+    await paused.entered.wait()  # dies mid-debit, as far as the log can tell
+    participant = LocalParticipant(store)
+    survivor = worker(log, participant, "survivor", ttl=60.0)
+    assert await survivor.start(TRANSFER.name, PARAMS, saga_id="t-1") == ("t-1", False)
+    assert (await survivor.drive("t-1")).status is SagaStatus.COMPLETED
+    assert [(c.operation, c.transaction_id) for c in participant.calls] == [
+        ("debit", "t-1"),
+        ("credit", "t-1"),
+    ]
+    stored = await log.load("t-1")
+    assert stored is not None
+    assert (stored.status, survivor.state_of(stored).status) == ("completed", "completed")
+    paused.wake.set()
+    assert (await dead.drive("t-1")).status is SagaStatus.COMPLETED  # fenced out, reads back
+    assert paused.calls == 1
+    report = await store.read(audit)
+    assert report.ok, report.violations
+    balances = {x.account_id: x.balance for x in await store.read(lambda r: r.list_accounts())}
+    assert balances == {"alice": 700, "bob": 300}

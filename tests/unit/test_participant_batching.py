@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -17,6 +17,7 @@ from opentelemetry import trace
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
 from repository_after.adapters.http_participant import HttpParticipant
+from repository_after.adapters.participant_batching import BatchingParticipant, Queued
 from repository_after.domain.saga import Outcome
 from repository_after.service_layer.saga_ports import CallResult
 
@@ -78,7 +79,7 @@ async def participant(accounts: Accounts) -> AsyncIterator[HttpParticipant]:
     await p.close()
 
 
-def call(p: HttpParticipant, tx: str, amount: int = 5, timeout: float = 2.0) -> Any:
+def call(p: BatchingParticipant, tx: str, amount: int = 5, timeout: float = 2.0) -> Any:
     return p.call(
         service="accounts",
         operation="debit",
@@ -221,3 +222,53 @@ async def test_each_batched_item_carries_its_own_callers_trace_context(accounts)
         ("t-1", None),  # no span: nothing sent, as no header is for a single request
         ("t-2", f"00-{0xFEED:032x}-{0xB2:016x}-01"),
     ]
+
+
+class InProcessBatching(BatchingParticipant):
+    """The batching rules without HTTP: a single call succeeds; a batch does `batch()`."""
+
+    def __init__(self, batch: Callable[[list[Queued]], Awaitable[list[CallResult]]]) -> None:
+        super().__init__({"accounts": "in-process"}, batching=True, max_in_flight=1)
+        self.batch = batch
+        self.batches: list[list[str]] = []
+
+    async def _single(self, *args: Any) -> CallResult:
+        return CallResult(Outcome.SUCCEEDED, 200, None, {"status": "applied"})
+
+    async def _post_batch(self, service: str, items: list[Queued]) -> list[CallResult]:
+        self.batches.append([i.transaction_id for i in items])
+        return await self.batch(items)
+
+
+def three_calls(p: BatchingParticipant) -> list[asyncio.Task[CallResult]]:
+    """Three calls made in one turn of the loop: they leave as one batch."""
+    return [asyncio.create_task(call(p, f"t-{i}")) for i in range(3)]
+
+
+async def test_a_batch_that_breaks_unexpectedly_leaves_every_item_unknown_naming_the_error() -> (
+    None
+):
+    async def broken(_items: list[Queued]) -> list[CallResult]:
+        raise RuntimeError("a bug, not a remote failure")
+
+    p = InProcessBatching(broken)
+    results = await asyncio.gather(*three_calls(p))
+    assert p.batches == [["t-0", "t-1", "t-2"]]
+    assert results == [CallResult(Outcome.UNKNOWN, None, "transport: RuntimeError")] * 3
+
+
+async def test_closing_the_participant_cancels_the_callers_of_a_batch_in_flight() -> None:
+    sent, never = asyncio.Event(), asyncio.Event()
+
+    async def unanswered(_items: list[Queued]) -> list[CallResult]:
+        sent.set()
+        await never.wait()
+        raise AssertionError("not reached")
+
+    p = InProcessBatching(unanswered)
+    callers = three_calls(p)
+    await sent.wait()
+    await p.close()  # shutdown: the batch in flight is stopped
+    done, pending = await asyncio.wait(callers, timeout=5)  # they stop waiting, not hang
+    assert (len(done), pending) == (3, set())
+    assert all(c.cancelled() for c in callers)

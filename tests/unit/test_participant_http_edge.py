@@ -55,6 +55,7 @@ async def _call(tx: str = "tx-1", *, batching: bool = False, amount: int = 5) ->
         (200, b"NaN", (Outcome.UNKNOWN, "unreadable_body")),
         (200, b"", (Outcome.UNKNOWN, "unreadable_body")),
         (409, b'{"error":"insufficient_funds"}', (Outcome.REJECTED, "insufficient_funds")),
+        (400, b'{"error":"invalid_request"}', (Outcome.REJECTED, "invalid_request")),  # 4xx's edge
         (404, b'{"error":"account_not_found"}', (Outcome.REJECTED, "account_not_found")),
         (422, b"<html>", (Outcome.REJECTED, "http_422")),
         (408, b'{"error":"timeout"}', (Outcome.UNKNOWN, "timeout")),
@@ -62,6 +63,7 @@ async def _call(tx: str = "tx-1", *, batching: bool = False, amount: int = 5) ->
         (500, b'{"error":"boom"}', (Outcome.UNKNOWN, "boom")),
         (503, b"", (Outcome.UNKNOWN, "http_503")),
         (307, b"", (Outcome.UNKNOWN, "http_307")),  # a redirect is not an answer
+        (300, b'{"status":"applied"}', (Outcome.UNKNOWN, "http_300")),  # 2xx's edge: not one
     ],
 )
 async def test_an_answer_is_classified_by_the_outcome_rules(
@@ -71,8 +73,8 @@ async def test_an_answer_is_classified_by_the_outcome_rules(
     result = await _call()
     assert (result.outcome, result.error) == expected
     assert result.status_code == status
-    if result.outcome is Outcome.SUCCEEDED:
-        assert result.body == {"status": "applied"}
+    # The answer's JSON object goes with every outcome (a refusal's too), as it was sent.
+    assert result.body == (orjson.loads(content) if content.startswith(b"{") else None)
 
 
 @pytest.mark.parametrize(
