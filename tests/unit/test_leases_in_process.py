@@ -203,3 +203,29 @@ async def test_a_repeated_start_resumes_a_saga_whose_worker_died() -> None:
     assert report.ok, report.violations
     balances = {x.account_id: x.balance for x in await store.read(lambda r: r.list_accounts())}
     assert balances == {"alice": 700, "bob": 300}
+
+
+async def test_a_worker_whose_saga_an_operator_took_over_cannot_write_before_its_lease_lapses() -> (
+    None
+):
+    # A is alive and its lease has not lapsed by its own clock (ttl 60 s), but an operator's
+    # recovery took the saga over (`take_over`: the fence moves on). A's next write must be
+    # refused by the log itself (the fence), not only by A's own estimate of its lease.
+    store, log = await books(), InMemorySagaLog()
+    paused = PausedParticipant(LocalParticipant(store))
+    a = worker(log, paused, "a", ttl=60.0)
+    await a.start(TRANSFER.name, PARAMS, saga_id="t-1")
+    await paused.entered.wait()  # A is inside its debit call
+    b = worker(log, LocalParticipant(store), "b", ttl=60.0)
+    assert await b.recover(take_over=True) == {"completed": 1}
+    stored = await log.load("t-1")
+    assert stored is not None
+    events_after_b = stored.events
+    paused.wake.set()
+    assert (await a.drive("t-1")).status is SagaStatus.COMPLETED  # B's result, read back
+    assert paused.calls == 1  # A made no call after its write was refused
+    stored = await log.load("t-1")
+    assert stored is not None
+    assert stored.events == events_after_b  # nothing of A's written after the takeover
+    report = await store.read(audit)
+    assert report.ok, report.violations

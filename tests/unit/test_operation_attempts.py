@@ -20,9 +20,10 @@ import pytest
 
 from repository_after.adapters.memory_saga_log import InMemorySagaLog
 from repository_after.domain.saga import EventKind, Outcome, SagaEvent, SagaStatus, StepRole
-from repository_after.domain.transfer import TRANSFER
+from repository_after.domain.transfer import DEFINITIONS, TRANSFER
 from repository_after.service_layer.leases import LeaseBook
 from repository_after.service_layer.operation_attempts import perform
+from repository_after.service_layer.orchestrator import Orchestrator
 from repository_after.service_layer.retry import RetryPolicy
 from repository_after.service_layer.saga_ports import CallResult, LeaseLost
 from tests.fakes import LocalParticipant
@@ -120,3 +121,33 @@ async def test_no_retry_is_made_when_another_worker_held_the_saga_during_the_wai
     assert [[(e.kind, e.outcome, e.error) for e in x] for x in logged] == [
         [(EventKind.ATTEMPT, Outcome.UNKNOWN, "service_unavailable")]
     ]
+
+
+async def test_forward_actions_use_the_forward_policy_and_settlements_the_settle_policy() -> None:
+    # One attempt for a forward action, three for a settlement: an unknown credit is asked once,
+    # then settled by asking `void_credit` until it answers (here the second time).
+    store, log = await books(), InMemorySagaLog()
+    participant = LocalParticipant(
+        store,
+        faults=lambda op, n: "before" if op == "credit" or (op, n) == ("void_credit", 1) else None,
+    )
+    orchestrator = Orchestrator(
+        log=log,
+        participant=participant,
+        definitions=DEFINITIONS,
+        forward=RetryPolicy(max_attempts=1, initial_backoff=0.0001, max_backoff=0.0002),
+        settle=RetryPolicy(max_attempts=3, initial_backoff=0.0001, max_backoff=0.0002),
+        observers=(),
+        worker_id="a",
+        lease_ttl=60.0,
+    )
+    _, state = await orchestrator.run(TRANSFER.name, PARAMS, saga_id="t-1")
+    assert state.status is SagaStatus.COMPENSATED
+    assert [c.operation for c in participant.calls] == [
+        "debit",
+        "credit",
+        "void_credit",
+        "void_credit",
+        "compensate_debit",
+    ]
+    await orchestrator.close()
