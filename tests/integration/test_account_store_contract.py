@@ -23,6 +23,7 @@ from repository_after.adapters import memory_accounts, sql_accounts
 from repository_after.bootstrap import build_account_store
 from repository_after.domain import errors
 from repository_after.domain.accounts import (
+    Account,
     Operation,
     OperationRecord,
     OperationRequest,
@@ -140,9 +141,10 @@ async def test_a_balance_may_reach_zero_but_never_below(
     cause = refused.value.__cause__
     expected = NEGATIVE_CAUSE[request.node.callspec.params["account_store"]]
     assert (None if cause is None else type(cause).__name__) == expected
-    account = await account_store.read(lambda r: r.get_account("a"))
-    assert account is not None
-    assert account.balance == 0
+    # The whole account as read and as listed: its id, what it opened with, what it holds now.
+    assert await account_store.read(lambda r: r.get_account("a")) == Account("a", 100, 0)
+    assert await account_store.read(lambda r: r.list_accounts()) == [Account("a", 100, 0)]
+    assert await account_store.read(lambda r: r.get_account("ghost")) is None
     entries = await account_store.read(lambda r: r.list_entries("a", limit=10))
     assert [(e.transaction_id, e.delta, e.balance_after) for e in entries] == [("t1", -100, 0)]
 
