@@ -9,8 +9,9 @@ test hang, which the per-test timeout turns into a failure.
 `--diffs [MODULE]` also prints the change each unexplained survivor made (of the modules whose
 name starts with MODULE), to triage them.
 
-Every survivor must be explained in docs/testing.md, under its mutant name, as equivalent (with
-the reason). A survivor the document does not name is printed as unexplained and the exit
+Every survivor must be explained in docs/testing.md: a row under its module's heading that says
+it is killed by a named test (written after the run), equivalent (with the reason), or gone.
+A survivor the document does not name is printed as unexplained and the exit
 status is 1, as it is when a module is under the target share.
 """
 
@@ -46,6 +47,27 @@ def verdicts() -> dict[str, str]:
     return found
 
 
+ROW = re.compile(r"^\| `(?P<short>[^`]+)` \|.*\| (?P<verdict>[^|]*?) \|\s*$")
+HEADING = re.compile(r"^#### (?P<module>\S+)")
+SETTLED = ("killed", "equivalent", "gone")
+
+
+def explained(doc: str) -> set[str]:
+    """Mutant names (module + short name) whose row in `doc` says killed, equivalent or gone.
+
+    The document lists survivors under a `#### <module>` heading, one table row each:
+    the short name in backticks, the change, the verdict. An OPEN row explains nothing.
+    """
+    names: set[str] = set()
+    module = ""
+    for line in doc.splitlines():
+        if heading := HEADING.match(line):
+            module = heading["module"]
+        elif (row := ROW.match(line)) and row["verdict"].startswith(SETTLED):
+            names.add(f"{module}.{row['short']}")
+    return names
+
+
 def module_of(name: str) -> str:
     match = MODULE.match(name)
     return match["module"] if match else name.rsplit(".", 1)[0]
@@ -78,7 +100,7 @@ def main(argv: list[str]) -> int:
             by_module[module]["survived"] += 1
             survivors.append(name)
 
-    documented = DOC.read_text() if DOC.exists() else ""
+    documented = explained(DOC.read_text()) if DOC.exists() else set()
     unexplained = [name for name in survivors if name not in documented]
     under: list[str] = []
     width = max(len(m) for m in by_module)

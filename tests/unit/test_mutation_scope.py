@@ -7,6 +7,7 @@ and keeps every deselected test file real (a typo would quietly widen the run).
 
 from __future__ import annotations
 
+import importlib.util
 import tomllib
 from pathlib import Path
 
@@ -25,3 +26,30 @@ def test_every_test_file_left_out_of_mutation_runs_exists() -> None:
     left_out = [args[i + 1] for i, arg in enumerate(args) if arg == "--deselect"]
     assert left_out, "no test file is deselected: the list was lost"
     assert [path for path in left_out if not (ROOT / path).is_file()] == []
+
+
+def test_the_report_counts_a_survivor_explained_only_by_a_settled_row_under_its_module() -> None:
+    spec = importlib.util.spec_from_file_location(
+        "mutation_report", ROOT / "scripts/mutation_report.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    report = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(report)
+    doc = "\n".join(
+        [
+            "#### repository_after.a",
+            "| mutant | change | verdict |",
+            "|---|---|---|",
+            "| `x_f__mutmut_1` | `<` → `<=` | killed by `tests/unit/test_a.py::test_f` |",
+            "| `x_f__mutmut_2` | `'SELECT'` → `'select'` | equivalent: SQL ignores case |",
+            "| `x_f__mutmut_3` | `1` → `2` | OPEN: not triaged |",
+            "#### repository_after.b",
+            "| `x_g__mutmut_1` | `a` → `b` | gone (the line was removed) |",
+        ]
+    )
+    assert report.explained(doc) == {
+        "repository_after.a.x_f__mutmut_1",
+        "repository_after.a.x_f__mutmut_2",
+        "repository_after.b.x_g__mutmut_1",
+    }
