@@ -26,6 +26,12 @@ T = TypeVar("T")
 Conn = psycopg.Connection[tuple[Any, ...]]
 
 
+# Statements at module level (see sql_accounts).
+_LOCK_TRANSACTION_ID = "SELECT pg_advisory_xact_lock(hashtextextended(?, 0))"
+_FOR_UPDATE = " FOR UPDATE"
+_SNAPSHOT = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
+
+
 class _PostgresAccountsTx(SqlAccountsTx):
     placeholder = "%s"
 
@@ -36,11 +42,11 @@ class _PostgresAccountsTx(SqlAccountsTx):
 
     def _guard(self, transaction_id: str) -> None:
         if self._writing and transaction_id not in self._locked:
-            self._run("SELECT pg_advisory_xact_lock(hashtextextended(?, 0))", (transaction_id,))
+            self._run(_LOCK_TRANSACTION_ID, (transaction_id,))
             self._locked.add(transaction_id)
 
     def _for_update(self) -> str:
-        return " FOR UPDATE" if self._writing else ""
+        return _FOR_UPDATE if self._writing else ""
 
     def _flag(self, value: bool) -> object:
         return value
@@ -56,7 +62,7 @@ class PostgresAccountStore:
     async def read(self, fn: Callable[[AccountsReader], T]) -> T:
         def snapshot(conn: Conn) -> T:
             # One snapshot for the whole read, so an audit under load sees consistent books.
-            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            conn.execute(_SNAPSHOT)
             return fn(_PostgresAccountsTx(conn, writing=False))
 
         return await self._db.transaction(snapshot)

