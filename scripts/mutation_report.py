@@ -10,9 +10,11 @@ test hang, which the per-test timeout turns into a failure.
 name starts with MODULE), to triage them.
 
 Every survivor must be explained in docs/testing.md: a row under its module's heading that says
-it is killed by a named test (written after the run), equivalent (with the reason), or gone.
-A survivor the document does not name is printed as unexplained and the exit
-status is 1, as it is when a module is under the target share.
+it is equivalent, with the reason. A survivor killed by a test written after the run is not
+explained by a row: re-run it (`mutmut run NAME`) so that mutmut itself records the kill; a row
+that says "killed by" or "gone" for a mutant mutmut still counts as a survivor is stale and is
+printed as such. A survivor with no equivalent row is printed as unexplained and the exit status
+is 1, as it is when a module is under the target share.
 """
 
 from __future__ import annotations
@@ -49,23 +51,29 @@ def verdicts() -> dict[str, str]:
 
 ROW = re.compile(r"^\| `(?P<short>[^`]+)` \|.*\| (?P<verdict>[^|]*?) \|\s*$")
 HEADING = re.compile(r"^#### (?P<module>\S+)")
-SETTLED = ("killed", "equivalent", "gone")
 
 
-def explained(doc: str) -> set[str]:
-    """Mutant names (module + short name) whose row in `doc` says killed, equivalent or gone.
+def verdict_rows(doc: str) -> dict[str, str]:
+    """Mutant name (module + short name) → the first word of its row's verdict in `doc`.
 
     The document lists survivors under a `#### <module>` heading, one table row each:
-    the short name in backticks, the change, the verdict. An OPEN row explains nothing.
+    the short name in backticks, the change, the verdict (`equivalent: <reason>`, or, for a row
+    kept after its mutant was killed or removed, `killed by …` / `gone …`; `OPEN …` while not
+    triaged).
     """
-    names: set[str] = set()
+    rows: dict[str, str] = {}
     module = ""
     for line in doc.splitlines():
         if heading := HEADING.match(line):
             module = heading["module"]
-        elif (row := ROW.match(line)) and row["verdict"].startswith(SETTLED):
-            names.add(f"{module}.{row['short']}")
-    return names
+        elif row := ROW.match(line):
+            rows[f"{module}.{row['short']}"] = row["verdict"].split(None, 1)[0].rstrip(":")
+    return rows
+
+
+def explained(doc: str) -> set[str]:
+    """The survivors `doc` explains: those whose row says equivalent (with a reason)."""
+    return {name for name, verdict in verdict_rows(doc).items() if verdict == "equivalent"}
 
 
 def module_of(name: str) -> str:
@@ -100,8 +108,9 @@ def main(argv: list[str]) -> int:
             by_module[module]["survived"] += 1
             survivors.append(name)
 
-    documented = explained(DOC.read_text()) if DOC.exists() else set()
-    unexplained = [name for name in survivors if name not in documented]
+    rows = verdict_rows(DOC.read_text()) if DOC.exists() else {}
+    unexplained = [name for name in survivors if rows.get(name) != "equivalent"]
+    stale = [name for name in unexplained if rows.get(name) in ("killed", "gone")]
     under: list[str] = []
     width = max(len(m) for m in by_module)
     print(f"{'module':<{width}}  mutants  killed  timeout  survived  killed %")
@@ -129,7 +138,8 @@ def main(argv: list[str]) -> int:
         for name in unexplained:
             if not name.startswith(prefix):
                 continue
-            print(f"  {name}   (mutmut show '{name}')")
+            note = f"   its row says {rows[name]}: re-run it" if name in stale else ""
+            print(f"  {name}   (mutmut show '{name}'){note}")
             if diffs:
                 print(show(name))
     ok = not unexplained and not under and not totals["not checked"]
