@@ -111,9 +111,14 @@ class SagaDefinition:
         object.__setattr__(self, "_calls", calls)
 
     def call(self, step_index: int, role: StepRole) -> Call:
-        """The call of that step in that role; InvalidTransition if the step has no such role."""
+        """The call of that step in that role; InvalidTransition if the step has no such role,
+        or the definition no such step."""
         found = self._calls.get((step_index, role))
-        return found if found is not None else Call.of(step_index, self.steps[step_index], role)
+        if found is None:  # not one of the calls built: say why, never build another
+            if 0 <= step_index < len(self.steps):
+                self.steps[step_index].operation(role)  # raises: the step has no such role
+            raise InvalidTransition(f"{self.name} has no step {step_index}")
+        return found
 
     def index(self, step_name: str) -> int:
         for i, step in enumerate(self.steps):

@@ -8,6 +8,7 @@ returns, its next log write is refused (LeaseLost) and it makes no further call.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,13 +16,20 @@ import pytest
 
 from repository_after.adapters.memory_accounts import InMemoryAccountStore
 from repository_after.adapters.memory_saga_log import InMemorySagaLog
-from repository_after.domain.saga import EventKind, InvalidTransition, SagaStatus
+from repository_after.domain.saga import EventKind, InvalidTransition, SagaEvent, SagaStatus
 from repository_after.domain.transfer import DEFINITIONS, TRANSFER
 from repository_after.service_layer import accounts
 from repository_after.service_layer.audit import audit
 from repository_after.service_layer.orchestrator import Orchestrator, SagaNotFound
+from repository_after.service_layer.ports import StorageError
 from repository_after.service_layer.retry import RetryPolicy
-from repository_after.service_layer.saga_ports import CallResult, Participant, SagaLog
+from repository_after.service_layer.saga_ports import (
+    CallResult,
+    Lease,
+    Participant,
+    SagaLog,
+    StoredSaga,
+)
 from tests.fakes import LocalParticipant
 
 PARAMS = {"source": "alice", "target": "bob", "amount": 300}
@@ -44,6 +52,26 @@ class PausedParticipant:
         return await self.inner.call(**kwargs)
 
 
+class LateLoad(InMemorySagaLog):
+    """After `hold()`, the next `load` reads the log at once but answers only when `go` is set
+    (a slow answer): the reader's view is the log as it was when `entered` was set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered, self.go, self._armed = asyncio.Event(), asyncio.Event(), False
+
+    def hold(self) -> None:
+        self._armed = True
+
+    async def load(self, saga_id: str) -> StoredSaga | None:
+        stored = await super().load(saga_id)
+        if self._armed:
+            self._armed = False
+            self.entered.set()
+            await self.go.wait()
+        return stored
+
+
 def worker(log: SagaLog, participant: Participant, name: str, ttl: float) -> Orchestrator:
     return Orchestrator(
         log=log,
@@ -64,6 +92,13 @@ async def books() -> InMemoryAccountStore:
             lambda tx, n=name, b=balance: accounts.open_account(tx, account_id=n, initial_balance=b)
         )
     return store
+
+
+async def assert_balances(store: InMemoryAccountStore) -> None:
+    report = await store.read(audit)
+    assert report.ok, report.violations
+    balances = {x.account_id: x.balance for x in await store.read(lambda r: r.list_accounts())}
+    assert balances == {"alice": 700, "bob": 300}
 
 
 async def test_a_zombie_worker_is_fenced_out_after_another_takes_over() -> None:
@@ -229,3 +264,93 @@ async def test_a_worker_whose_saga_an_operator_took_over_cannot_write_before_its
     assert stored.events == events_after_b  # nothing of A's written after the takeover
     report = await store.read(audit)
     assert report.ok, report.violations
+
+
+async def test_a_worker_whose_write_is_refused_after_a_takeover_gives_the_saga_up() -> None:
+    # A is alive (ttl 60 s) while a recovery takes the saga over and is still driving it. A's
+    # next write is refused by the fence: A must drop the lease it lost (not renew it, not retry
+    # under it) and stop, leaving the saga to the recovery.
+    store, log = await books(), InMemorySagaLog()
+    paused = PausedParticipant(LocalParticipant(store))
+    a = worker(log, paused, "a", ttl=60.0)
+    await a.start(TRANSFER.name, PARAMS, saga_id="t-1")
+    await paused.entered.wait()  # A is inside its debit call
+    b_calls = PausedParticipant(LocalParticipant(store))
+    b = worker(log, b_calls, "b", ttl=60.0)
+    recovering = asyncio.ensure_future(b.recover(take_over=True))
+    await b_calls.entered.wait()  # B logged the debit's intent and is inside its debit call
+    paused.wake.set()
+    state_seen_by_a = await a.drive("t-1")
+    assert state_seen_by_a.status == "debiting"  # as B has it, read back from the log
+    assert "t-1" not in a._leases  # the lost lease is no longer renewed
+    assert paused.calls == 1
+    b_calls.wake.set()
+    assert await recovering == {"completed": 1}
+    await assert_balances(store)
+
+
+class AppendFails(InMemorySagaLog):
+    """The first `append` fails as a database outage would (StorageError)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failed = False
+
+    async def append(
+        self,
+        saga_id: str,
+        events: Sequence[SagaEvent],
+        *,
+        status: str,
+        lease: Lease | None = None,
+        release: bool = False,
+    ) -> None:
+        if not self.failed:
+            self.failed = True
+            raise StorageError("database unavailable")
+        await super().append(saga_id, events, status=status, lease=lease, release=release)
+
+
+async def test_a_driver_that_fails_unexpectedly_stops_renewing_its_lease() -> None:
+    # The driver task ends with an error it cannot handle (here the log is unreachable when it
+    # writes the debit's outcome). The worker must stop renewing the saga's lease, so that it
+    # lapses and the saga is claimed again (by this worker or another) instead of staying
+    # leased, undriven, as long as this process lives.
+    store, log = await books(), AppendFails()
+    participant = LocalParticipant(store)
+    a = worker(log, participant, "a", ttl=60.0)
+    await a.start(TRANSFER.name, PARAMS, saga_id="t-1")
+    with pytest.raises(StorageError, match="database unavailable"):
+        await a.drive("t-1")
+    assert "t-1" not in a._leases
+    assert len(a._leases) == 0  # nor does it count against the worker's `max_sagas`
+    assert [c.operation for c in participant.calls] == ["debit"]
+    await a.close()
+
+
+async def test_a_repeated_start_of_a_saga_finished_meanwhile_leaves_no_lease_behind() -> None:
+    # A repeated request reaches worker A while the saga is being driven elsewhere. A reads the
+    # log (the saga is unfinished), and before it tries to take the lease the other worker
+    # finishes the saga and releases it: A takes the free lease, reads the log again, finds
+    # nothing to do, and must give the lease back (or keep renewing it for a finished saga).
+    store, log = await books(), LateLoad()
+    paused = PausedParticipant(LocalParticipant(store))
+    dead = worker(log, paused, "dead", ttl=0.0)  # its lease lapses at once
+    await dead.start(TRANSFER.name, PARAMS, saga_id="t-1")
+    await paused.entered.wait()  # dies mid-debit, as far as the log can tell
+    a_participant = LocalParticipant(store)
+    a = worker(log, a_participant, "a", ttl=60.0)
+    log.hold()
+    assert await a.start(TRANSFER.name, PARAMS, saga_id="t-1") == ("t-1", False)
+    await log.entered.wait()  # A's driver has read the unfinished saga; the answer is late
+    b = worker(log, LocalParticipant(store), "b", ttl=60.0)
+    assert await b.claim() == ["t-1"]
+    assert (await b.drive("t-1")).status is SagaStatus.COMPLETED  # and released
+    log.go.set()
+    assert (await a.drive("t-1")).status is SagaStatus.COMPLETED
+    assert "t-1" not in a._leases
+    assert a_participant.calls == []
+    assert await log.acquire("t-1", "c", ttl=60.0) is not None  # free in the log too
+    paused.wake.set()
+    assert (await dead.drive("t-1")).status is SagaStatus.COMPLETED  # fenced out
+    await assert_balances(store)

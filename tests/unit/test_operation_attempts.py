@@ -13,6 +13,7 @@ made (`LeaseLost`): the driver reads the log again instead of calling on a stale
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +22,7 @@ import pytest
 from repository_after.adapters.memory_saga_log import InMemorySagaLog
 from repository_after.domain.saga import EventKind, Outcome, SagaEvent, SagaStatus, StepRole
 from repository_after.domain.transfer import DEFINITIONS, TRANSFER
+from repository_after.service_layer.clock import utc_now
 from repository_after.service_layer.leases import LeaseBook
 from repository_after.service_layer.operation_attempts import perform
 from repository_after.service_layer.orchestrator import Orchestrator
@@ -150,4 +152,50 @@ async def test_forward_actions_use_the_forward_policy_and_settlements_the_settle
         "void_credit",
         "compensate_debit",
     ]
+    await orchestrator.close()
+
+
+ISO_MICROS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00")
+
+
+async def test_every_logged_event_carries_its_time_and_every_attempt_when_it_started() -> None:
+    # Operators read a saga's history by its times: when each operation was started, when each
+    # attempt was sent (`started_at`) and answered (`at`), when retries ran out. Every kind of
+    # event an operation logs is here: intents, attempts answered and unknown, the give-up.
+    store, log = await books(), InMemorySagaLog()
+    participant = LocalParticipant(
+        store,
+        faults=lambda op, n: "before" if op == "credit" or (op, n) == ("void_credit", 1) else None,
+    )
+    orchestrator = Orchestrator(
+        log=log,
+        participant=participant,
+        definitions=DEFINITIONS,
+        forward=RetryPolicy(max_attempts=2, initial_backoff=0.0001, max_backoff=0.0002),
+        settle=RetryPolicy(max_attempts=3, initial_backoff=0.0001, max_backoff=0.0002),
+        observers=(),
+        worker_id="a",
+        lease_ttl=60.0,
+    )
+    before = utc_now()
+    _, state = await orchestrator.run(TRANSFER.name, PARAMS, saga_id="t-1")
+    after = utc_now()
+    assert state.status is SagaStatus.COMPENSATED
+    stored = await log.load("t-1")
+    assert stored is not None
+    kinds = {e.kind for e in stored.events}
+    assert kinds >= {EventKind.OPERATION_STARTED, EventKind.ATTEMPT, EventKind.RETRIES_EXHAUSTED}
+    previous = before
+    for e in stored.events:
+        assert isinstance(e.at, str), e
+        assert ISO_MICROS.fullmatch(e.at), e
+        if e.kind is EventKind.ATTEMPT:
+            # Sent after what precedes it in the log, answered after it was sent.
+            assert isinstance(e.started_at, str), e
+            assert ISO_MICROS.fullmatch(e.started_at), e
+            assert previous <= e.started_at <= e.at, e
+        else:
+            assert e.started_at is None, e
+        assert previous <= e.at <= after, e  # same format and zone: the text orders as the time
+        previous = e.at
     await orchestrator.close()

@@ -3,9 +3,10 @@
 `TRANSFER` is built when its module is imported, before any test runs, so tests that only use it
 never exercise how a definition is built (`SagaDefinition.__post_init__`, `Call.of`,
 `Step.operation`). A definition has no further shape rules: what it refuses is a call of a role
-its step does not have (`InvalidTransition: step <name> has no <role>`) and a step name it does
-not have (`InvalidTransition: <definition> has no step '<name>'`). Each is asserted here with
-its exact message, since that message is what the shell logs when a log or a definition is off.
+its step does not have (`InvalidTransition: step <name> has no <role>`), a step index past its
+steps (`InvalidTransition: <definition> has no step <index>`) and a step name it does not have
+(`InvalidTransition: <definition> has no step '<name>'`). Each is asserted here with its exact
+message, since that message is what the shell logs when a log or a definition is off.
 """
 
 from __future__ import annotations
@@ -94,6 +95,16 @@ def test_a_role_the_step_does_not_have_is_refused(index: int, role: StepRole, me
     with pytest.raises(InvalidTransition) as refused:
         definition.call(index, role)
     assert str(refused.value) == message
+
+
+@pytest.mark.parametrize("index", [-1, 4])
+def test_a_step_index_outside_the_definition_is_refused(index: int) -> None:
+    """Only the definition's own calls are handed out: an index past either end is no step
+    (a negative one must not count from the end and build a call of the last step)."""
+    definition = order()
+    with pytest.raises(InvalidTransition) as refused:
+        definition.call(index, A)
+    assert str(refused.value) == f"order has no step {index}"
 
 
 def test_a_definition_of_steps_with_single_roles_builds_and_refuses_the_rest() -> None:
