@@ -77,17 +77,24 @@ def migrate_url(database_url: str, component: str) -> list[int]:
         raise StorageError(f"postgres: {exc}") from exc
 
 
+#: Connections per pool, and so per store in one process: each account-service or orchestrator
+#: process opens at most this many per component, so a deployment's budget is processes x
+#: components x POOL_SIZE against the server's `max_connections` (100 by default). A size, not a
+#: guarantee: correctness never depends on it (a caller waits for a free connection).
+POOL_SIZE = 10
+
+
 class PostgresDatabase:
-    def __init__(self, database_url: str, *, component: str, max_size: int = 10) -> None:
+    def __init__(self, database_url: str, *, component: str) -> None:
         migrate_url(database_url, component)
         self._pool = psycopg_pool.ConnectionPool(
             postgres_conninfo(database_url),
             min_size=1,
-            max_size=max_size,
+            max_size=POOL_SIZE,
             open=True,
             name=f"sagabank-{component}",
         )
-        self._executor = ThreadPoolExecutor(max_workers=max_size, thread_name_prefix="postgres")
+        self._executor = ThreadPoolExecutor(max_workers=POOL_SIZE, thread_name_prefix="postgres")
 
     def _run(self, fn: Callable[[psycopg.Connection[tuple[object, ...]]], T]) -> T:
         for attempt in (1, 2):

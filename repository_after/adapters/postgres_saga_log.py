@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import psycopg
 import psycopg_pool
 
-from repository_after.adapters.postgres_db import migrate_url, postgres_conninfo
+from repository_after.adapters.postgres_db import POOL_SIZE, migrate_url, postgres_conninfo
 from repository_after.adapters.sql_plan import Columns, Plan, Result, Rows, Stmt, drive_async
 from repository_after.adapters.sql_saga_log import SqlSagaLog
 from repository_after.service_layer.ports import StorageError
@@ -50,9 +50,8 @@ class PostgresSagaLog(SqlSagaLog):
     now_sql = "now()"
     skip_locked = " FOR UPDATE SKIP LOCKED"
 
-    def __init__(self, database_url: str, *, max_size: int = 10) -> None:
+    def __init__(self, database_url: str) -> None:
         self._url = database_url
-        self._max_size = max_size
         self._pool: psycopg_pool.AsyncConnectionPool[AsyncConn] | None = None
         self._opening = asyncio.Lock()
 
@@ -80,7 +79,7 @@ class PostgresSagaLog(SqlSagaLog):
                             psycopg_pool.AsyncConnectionPool(
                                 postgres_conninfo(self._url),
                                 min_size=1,
-                                max_size=self._max_size,
+                                max_size=POOL_SIZE,
                                 open=False,
                                 name="sagabank-sagas",
                             )
