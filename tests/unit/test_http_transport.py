@@ -321,6 +321,84 @@ async def test_an_answer_too_large_is_a_read_error(monkeypatch: pytest.MonkeyPat
     assert await _failure(_keep_alive([answer])) == "transport: ReadError"
 
 
+async def test_an_answer_larger_than_one_read_is_read_whole() -> None:
+    # The transport hands the body over in pieces of at most 16 KiB: every piece counts.
+    body = orjson.dumps({"pad": "y" * 100_000})
+    async with Server(_keep_alive([_answer(body)])) as url:
+        participant = _participant(url)
+        result = await _post(participant)
+        await participant.close()
+    assert _answered(result) == (200, orjson.loads(body))
+
+
+@pytest.mark.parametrize(("over", "read"), [(0, True), (1, False)], ids=["at", "one-over"])
+async def test_the_size_limit_reads_an_answer_of_exactly_that_size_and_no_more(
+    monkeypatch: pytest.MonkeyPatch, over: int, read: bool
+) -> None:
+    body = orjson.dumps({"pad": "y" * 40_000})  # several reads long
+    monkeypatch.setattr(
+        "repository_after.adapters.http_participant.MAX_BODY_BYTES", len(body) - over
+    )
+    async with Server(_keep_alive([_answer(body)])) as url:
+        participant = _participant(url)
+        result = await _post(participant)
+        await participant.close()
+    if read:
+        assert _answered(result) == (200, orjson.loads(body))
+    else:
+        assert (result.outcome, result.error) == (Outcome.UNKNOWN, "transport: ReadError")
+
+
+async def test_the_production_participant_opens_at_most_64_connections() -> None:
+    # Batching off, every call is its own exchange: the pool, not the batching, bounds them.
+    held: list[asyncio.StreamWriter] = []
+    release = asyncio.Event()
+
+    async def holds(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _read_request(reader)
+        held.append(writer)
+        await release.wait()
+        writer.write(_answer())
+        await writer.drain()
+
+    server = Server(holds)
+    async with server as url:
+        participant = _participant(url)  # the default pool, as bootstrap makes it
+        first = [
+            asyncio.create_task(_post(participant, tx=f"tx-{i}", timeout=10)) for i in range(64)
+        ]
+        async with asyncio.timeout(5):
+            while len(held) < 64:  # every one of them has a connection, and is held
+                await asyncio.sleep(0.001)
+        late = await _post(participant, tx="tx-late", timeout=0.3)  # waits for a free one
+        release.set()
+        answered = [await t for t in first]
+        await participant.close()
+    assert (late.outcome, late.error) == (Outcome.UNKNOWN, "timeout")
+    assert server.connections == 64  # the 65th never had a connection of its own
+    assert all(_answered(r) == (200, {"status": "applied"}) for r in answered)
+
+
+async def test_a_proxy_named_in_the_environment_is_not_used(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A proxy from the environment would see every request, the service credential included.
+    proxied: list[bytes] = []
+    proxy = Server(_keep_alive([_answer(b'{"via":"proxy"}')], proxied))
+    service = Server(_keep_alive([_answer(b'{"via":"service"}')]))
+    async with proxy as proxy_url, service as url:
+        for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+            monkeypatch.setenv(name, proxy_url)
+            monkeypatch.setenv(name.lower(), proxy_url)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        participant = _participant(url, headers={"authorization": "Bearer s3cret"})
+        result = await _post(participant)
+        await participant.close()
+    assert _answered(result) == (200, {"via": "service"})
+    assert (proxy.connections, proxied) == (0, [])
+
+
 async def test_a_refused_connection_is_a_connect_error() -> None:
     participant = _participant(f"http://127.0.0.1:{free_port()}")
     result = await _post(participant)

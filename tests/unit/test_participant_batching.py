@@ -10,6 +10,8 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import httpx
+import orjson
 import pytest
 from aiohttp import web
 from opentelemetry import context as otel_context
@@ -18,6 +20,8 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
 from repository_after.adapters.http_participant import HttpParticipant
 from repository_after.adapters.participant_batching import BatchingParticipant, Queued
+from repository_after.config import Settings
+from repository_after.domain.accounts import MAX_BATCH
 from repository_after.domain.saga import Outcome
 from repository_after.service_layer.saga_ports import CallResult
 
@@ -272,3 +276,194 @@ async def test_closing_the_participant_cancels_the_callers_of_a_batch_in_flight(
     done, pending = await asyncio.wait(callers, timeout=5)  # they stop waiting, not hang
     assert (len(done), pending) == (3, set())
     assert all(c.cancelled() for c in callers)
+
+
+class Held(httpx.AsyncBaseTransport):
+    """Holds every exchange (a single request or a batch) until the test ends it, oldest
+    first: `answered`, `failed` (no answer: a connection error) or `broken` (an error nobody
+    expected); any other ending is answered."""
+
+    def __init__(self) -> None:
+        self.held: list[tuple[list[str], asyncio.Future[str]]] = []  # (its calls' ids, ending)
+        self.most = 0  # the most exchanges ever under way at once
+
+    def ids(self) -> set[str]:
+        return {tx for ids, _ in self.held for tx in ids}
+
+    def end(self, how: str) -> list[str]:
+        ending = [e for e in self.held if not e[1].done()]
+        assert ending, "calls wait, and no exchange is under way: they are stranded"
+        ids, future = ending[0]
+        future.set_result(how)
+        return ids
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/batch":
+            ids = [i["transaction_id"] for i in orjson.loads(request.content)["operations"]]
+        else:
+            ids = [request.headers["transaction-id"]]
+        entry: tuple[list[str], asyncio.Future[str]] = (
+            ids,
+            asyncio.get_running_loop().create_future(),
+        )
+        self.held.append(entry)
+        self.most = max(self.most, len(self.held))
+        try:
+            how = await entry[1]
+        finally:
+            self.held.remove(entry)
+        if how == "failed":
+            raise httpx.ConnectError("refused", request=request)
+        if how == "broken":
+            raise RuntimeError("a bug, not a remote failure")
+        if request.url.path == "/batch":
+            ok = {"status_code": 200, "body": {"status": "applied"}, "replayed": False}
+            return httpx.Response(200, json={"results": [ok] * len(ids)})
+        return httpx.Response(200, json={"status": "applied"})
+
+
+class HeldCalls:
+    """An `HttpParticipant` on a `Held` transport, and the calls made through it, by id."""
+
+    def __init__(self, max_in_flight: int | None) -> None:
+        self.transport = Held()
+        limit = {} if max_in_flight is None else {"max_in_flight": max_in_flight}
+        self.p = HttpParticipant(
+            {"accounts": "http://accounts.test"}, transport=self.transport, **limit
+        )
+        self.calls: dict[str, asyncio.Task[CallResult]] = {}
+
+    def call(self, *txs: str) -> None:
+        self.calls |= {tx: asyncio.create_task(call(self.p, tx, timeout=30)) for tx in txs}
+
+    def under_way(self) -> int:
+        return len(self.transport.held)
+
+    async def settled(self) -> None:
+        """Until every call still waiting is at the transport or queued for it, and every
+        exchange that was ended has left the transport."""
+        async with asyncio.timeout(5):
+            while True:
+                waiting = {tx for tx, t in self.calls.items() if not t.done()}
+                queued = {q.transaction_id for q in self.p._lanes["accounts"].queued}
+                ended = any(f.done() for _, f in self.transport.held)  # not yet gone
+                if waiting <= self.transport.ids() | queued and not ended:
+                    return
+                await asyncio.sleep(0.001)
+
+    async def one_by_one(self, *txs: str) -> None:
+        """Each call made once the one before is under way or queued."""
+        for tx in txs:
+            self.call(tx)
+            await self.settled()
+
+    async def end_all(self, how: str) -> None:
+        """Ends the exchanges one at a time, oldest first, until no call waits."""
+        while any(not t.done() for t in self.calls.values()):
+            await self.settled()
+            ids = self.transport.end(how)
+            if how == "cancelled":  # its callers give up (a batch goes on, and is answered)
+                for tx in ids:
+                    self.calls[tx].cancel()
+            await self.settled()
+
+
+@pytest.mark.parametrize("max_in_flight", [1, 2, None], ids=["1", "2", "default"])
+async def test_at_most_max_in_flight_exchanges_are_under_way_at_once(
+    max_in_flight: int | None,
+) -> None:
+    held = HeldCalls(max_in_flight)
+    # Made without a limit, the participant takes the one the settings default to.
+    limit = max_in_flight or Settings.model_fields["participant_max_in_flight"].default
+    try:
+        # A crowd in one turn of the loop: `limit` full batches leave, one call waits.
+        held.call(*(f"c-{i}" for i in range(MAX_BATCH * limit + 1)))
+        await held.settled()
+        assert (held.under_way(), queued(held.p)) == (limit, 1)
+        await held.end_all("answered")  # as each ends, whoever waits leaves
+        # One by one, each call finds an exchange free and goes alone, until none is free.
+        await held.one_by_one(*(f"s-{i}" for i in range(limit + 1)))
+        assert (held.under_way(), queued(held.p)) == (limit, 1)
+        await held.end_all("answered")
+        results = [await t for t in held.calls.values()]
+    finally:
+        await held.p.close()
+    assert held.transport.most == limit
+    assert all(r.outcome is Outcome.SUCCEEDED for r in results)
+    assert sorted(held.calls) == sorted(
+        [f"c-{i}" for i in range(MAX_BATCH * limit + 1)] + [f"s-{i}" for i in range(limit + 1)]
+    )
+
+
+@pytest.mark.parametrize("how", ["answered", "failed", "broken", "cancelled"])
+async def test_however_an_exchange_ends_it_gives_its_place_back(how: str) -> None:
+    # Batches and single exchanges end `how`; then two calls go at once again, and a third
+    # waits: no place was lost (later calls starved) nor made up (more than two at once).
+    held = HeldCalls(2)
+    try:
+        held.call(*(f"c-{i}" for i in range(MAX_BATCH * 2 + 1)))  # two batches, then a third
+        await held.end_all(how)
+        await held.one_by_one("s-0", "s-1")  # two single exchanges
+        await held.end_all(how)
+        await held.one_by_one("t-0", "t-1", "t-2")
+        assert (held.under_way(), queued(held.p)) == (2, 1)
+        await held.end_all("answered")
+        later = [await held.calls[f"t-{i}"] for i in range(3)]
+    finally:
+        await held.p.close()
+    assert held.transport.most == 2
+    assert [r.outcome for r in later] == [Outcome.SUCCEEDED] * 3
+    ended = {tx: t for tx, t in held.calls.items() if not tx.startswith("t-")}
+    if how == "cancelled":
+        assert all(t.cancelled() for t in ended.values())
+        return
+    outcomes = {
+        tx: (
+            type(t.exception()).__name__
+            if t.exception()
+            else (t.result().outcome, t.result().error)
+        )
+        for tx, t in ended.items()
+    }
+    batched = {tx: o for tx, o in outcomes.items() if tx.startswith("c-")}
+    single = {tx: o for tx, o in outcomes.items() if tx.startswith("s-")}
+    if how == "answered":
+        assert set(outcomes.values()) == {(Outcome.SUCCEEDED, None)}
+    elif how == "failed":
+        assert set(outcomes.values()) == {(Outcome.UNKNOWN, "transport: ConnectError")}
+    else:  # broken: a batch's callers learn "unknown"; a single call's caller gets the error
+        assert set(batched.values()) == {(Outcome.UNKNOWN, "transport: RuntimeError")}
+        assert set(single.values()) == {"RuntimeError"}
+    assert (len(batched), len(single)) == (MAX_BATCH * 2 + 1, 2)
+
+
+async def test_a_participant_keeps_nothing_of_the_batches_that_ended() -> None:
+    # `close()` stops the batches in flight; one that ended is let go at once, or a participant
+    # that runs for days would hold every batch it ever sent.
+    held = HeldCalls(1)
+    try:
+        held.call("b-0", "b-1", "b-2")  # one turn: one batch
+        await held.end_all("answered")
+        async with asyncio.timeout(5):
+            while held.p._batches:
+                await asyncio.sleep(0.001)
+        assert all(t.result().outcome is Outcome.SUCCEEDED for t in held.calls.values())
+    finally:
+        await held.p.close()
+
+
+async def test_a_lone_call_cancelled_while_it_waits_for_company_leaves_the_lane_open() -> None:
+    held = HeldCalls(1)
+    try:
+        first = asyncio.create_task(call(held.p, "t-0"))
+        await asyncio.sleep(0)  # one turn: the first waits its turn for company; none comes
+        assert not first.done()
+        first.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        await held.one_by_one("t-1")  # a later call still goes
+        assert held.transport.ids() == {"t-1"}
+        await held.end_all("answered")
+        assert (await held.calls["t-1"]).outcome is Outcome.SUCCEEDED
+    finally:
+        await held.p.close()

@@ -198,6 +198,12 @@ async def test_a_batch_carries_each_items_key_and_trace_and_is_classified_item_b
         (200, b'{"results": [{}, {}, {}]}', "batch: unreadable_body"),  # results without fields
         (200, b'{"nonsense": true}', "batch: unreadable_body"),
         (200, b"<html>", "batch: unreadable_body"),
+        # Only a 200 is a batch's answer: results in any other answer are no item's outcome.
+        (
+            500,
+            b'{"results": [%s]}' % b",".join([b'{"status_code":200,"body":{}}'] * 3),
+            "batch: http_500",
+        ),
     ],
 )
 async def test_a_batch_that_fails_as_a_whole_leaves_every_item_unknown(
@@ -246,3 +252,96 @@ async def test_a_batch_item_that_is_a_2xx_without_a_readable_body_is_unknown(
         (Outcome.REJECTED, 409, "insufficient_funds"),
         (Outcome.UNKNOWN, 200, "unreadable_body"),
     ]
+
+
+async def test_the_service_credential_goes_with_every_single_and_batch_request(
+    mock: respx.MockRouter,
+) -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        items = orjson.loads(request.content)["operations"]
+        return httpx.Response(200, json={"results": [_item_answer(i) for i in items]})
+
+    single = mock.post(f"{URL}/debit").respond(200, json={"status": "applied"})
+    batch = mock.post(f"{URL}/batch").mock(side_effect=answer)
+    participant = HttpParticipant(
+        {"accounts": URL}, max_in_flight=4, headers={"authorization": "Bearer s3cret"}
+    )
+
+    def debit(tx: str) -> Any:
+        body = {"account_id": "acc-01", "amount": 5}
+        return participant.call(
+            service="accounts", operation="debit", transaction_id=tx, body=body, timeout=2
+        )
+
+    try:
+        alone = await debit("t-0")  # alone: a single POST
+        together = await asyncio.gather(*(debit(f"t-{i}") for i in (1, 2)))  # one POST /batch
+    finally:
+        await participant.close()
+    assert [r.outcome for r in (alone, *together)] == [Outcome.SUCCEEDED] * 3
+    assert (single.call_count, batch.call_count) == (1, 1)
+    sent = [route.calls.last.request for route in (single, batch)]
+    assert [r.headers.get("authorization") for r in sent] == ["Bearer s3cret"] * 2
+
+
+@pytest.mark.parametrize(
+    ("base", "path"),
+    [
+        (URL, "/debit"),
+        (f"{URL}/", "/debit"),  # a trailing slash: no empty path segment
+        (f"{URL}/FX", "/FX/debit"),  # a service mounted under a path
+        (f"{URL}/FX/", "/FX/debit"),
+    ],
+)
+async def test_the_operation_is_posted_under_the_services_url_as_configured(
+    mock: respx.MockRouter, base: str, path: str
+) -> None:
+    route = mock.post(f"{URL}{path}").respond(200, json={"status": "applied"})
+    participant = HttpParticipant({"accounts": base}, batching=False)
+    try:
+        result = await participant.call(
+            service="accounts", operation="debit", transaction_id="t-1", body={}, timeout=2
+        )
+    finally:
+        await participant.close()
+    assert result.outcome is Outcome.SUCCEEDED
+    assert route.calls.last.request.url.raw_path == path.encode()
+
+
+@pytest.mark.parametrize("batching", [False, True], ids=["single", "batch"])
+async def test_every_exchange_hands_the_transport_the_callers_timeout(
+    mock: respx.MockRouter, batching: bool
+) -> None:
+    # httpx gives the transport its deadline for each phase (connect, write, read, waiting for
+    # a free connection): the caller's timeout, never httpx's default of 5 s nor none at all.
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/batch":
+            items = orjson.loads(request.content)["operations"]
+            return httpx.Response(200, json={"results": [_item_answer(i) for i in items]})
+        return httpx.Response(200, json={"status": "applied"})
+
+    route = mock.post(url__startswith=URL).mock(side_effect=answer)
+    participant = HttpParticipant({"accounts": URL}, max_in_flight=4)
+
+    def debit(tx: str, timeout: float) -> Any:
+        body = {"account_id": "acc-01", "amount": 5}
+        return participant.call(
+            service="accounts", operation="debit", transaction_id=tx, body=body, timeout=timeout
+        )
+
+    try:
+        if batching:  # a batch's deadline is its most pressed item's
+            results = await asyncio.gather(debit("t-0", 9.0), debit("t-1", 7.5), debit("t-2", 8))
+        else:
+            results = [await debit("t-0", 7.5)]
+    finally:
+        await participant.close()
+    assert all(r.outcome is Outcome.SUCCEEDED for r in results)
+    assert route.calls.last.request.url.path == ("/batch" if batching else "/debit")
+    timeout = route.calls.last.request.extensions["timeout"]
+    assert timeout == {"connect": 7.5, "read": 7.5, "write": 7.5, "pool": 7.5}
+
+
+async def test_a_participant_closed_before_its_first_call_closes_cleanly() -> None:
+    participant = HttpParticipant({"accounts": URL})
+    await participant.close()  # no client was ever made: nothing to close, nothing raised
