@@ -167,7 +167,10 @@ class HttpParticipant(BatchingParticipant):
             return [classify_body(int(r["status_code"]), r["body"]) for r in results]
         except (ValueError, KeyError, TypeError):
             # The batch as a whole failed: nothing is known of any item, never "rejected".
-            error = classify(code, raw).error if code != 200 else "unreadable_body"
+            if code == 200:
+                error = "unreadable_body"
+            else:  # another 2xx reads as success alone; as a batch's answer it says nothing
+                error = classify(code, raw).error or f"http_{code}"
             return [CallResult(Outcome.UNKNOWN, code, f"batch: {error}")] * len(items)
 
     async def close(self) -> None:

@@ -198,6 +198,13 @@ async def test_a_batch_carries_each_items_key_and_trace_and_is_classified_item_b
         (200, b'{"results": [{}, {}, {}]}', "batch: unreadable_body"),  # results without fields
         (200, b'{"nonsense": true}', "batch: unreadable_body"),
         (200, b"<html>", "batch: unreadable_body"),
+        # A batch is answered by a 200 only; another 2xx carries no item's outcome.
+        (
+            201,
+            b'{"results": [%s]}' % b",".join([b'{"status_code":200,"body":{}}'] * 3),
+            "batch: http_201",
+        ),
+        (204, b"", "batch: unreadable_body"),  # as a 2xx alone: no body to read
         # Only a 200 is a batch's answer: results in any other answer are no item's outcome.
         (
             500,
