@@ -138,9 +138,7 @@ class InMemorySagaLog:
         row = self._rows.get(saga_id)
         return None if row is None else row.summary
 
-    async def list_recent(
-        self, *, status: str | None = None, limit: int = 100
-    ) -> list[SagaSummary]:
+    async def list_recent(self, *, status: str | None = None, limit: int) -> list[SagaSummary]:
         rows = [r.summary for r in self._rows.values() if status in (None, r.summary.status)]
         rows.sort(key=lambda s: s.created_at, reverse=True)
         return rows[:limit]

@@ -86,9 +86,7 @@ class SqlSagaReads:
 
         return await self._run(plan, writes=False, on_loop=True)
 
-    async def list_recent(
-        self, *, status: str | None = None, limit: int = 100
-    ) -> list[SagaSummary]:
+    async def list_recent(self, *, status: str | None = None, limit: int) -> list[SagaSummary]:
         where, args = ("", (limit,)) if status is None else (_WITH_STATUS, (status, limit))
 
         def plan() -> Plan[list[SagaSummary]]:

@@ -59,6 +59,9 @@ class RetryPolicy:
         first_wait = self.initial_backoff + random.uniform(0, self.initial_backoff)
         await asyncio.sleep(min(self.max_backoff, first_wait))
 
+        # When a stop condition ends the retries, tenacity returns what `give_up` returns (the
+        # last answer: still unknown) and never raises RetryError, so `reraise` is never read;
+        # an exception from an attempt is not retried (`retry_if_result`) and propagates as is.
         def give_up(state: RetryCallState) -> CallResult:
             assert state.outcome is not None
             result: CallResult = state.outcome.result()
@@ -75,7 +78,6 @@ class RetryPolicy:
             retry=retry_if_result(lambda r: r.outcome is Outcome.UNKNOWN),
             retry_error_callback=give_up,
             before_sleep=None if on_retry is None else _before_sleep(on_retry),
-            reraise=True,
         )
         numbers = itertools.count(2)
 

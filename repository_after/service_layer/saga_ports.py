@@ -132,9 +132,7 @@ class SagaLog(Protocol):
 
     async def summary(self, saga_id: str) -> SagaSummary | None: ...
 
-    async def list_recent(
-        self, *, status: str | None = None, limit: int = 100
-    ) -> list[SagaSummary]:
+    async def list_recent(self, *, status: str | None = None, limit: int) -> list[SagaSummary]:
         """The `limit` newest sagas (by `created_at`), newest first; only `status` if given."""
         ...
 

@@ -15,7 +15,9 @@ writes and reads by key) or on the writer thread (scans): the table below is tha
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from repository_after.adapters.sql_saga_reads import marks
 from repository_after.adapters.sqlite_accounts import SqliteAccountStore
 from repository_after.adapters.sqlite_db import SqliteDatabase
 from repository_after.adapters.sqlite_saga_log import SqliteSagaLog
@@ -138,7 +141,7 @@ async def test_each_sqlite_operation_runs_as_the_job_its_design_says(
         await record("claim", log.claim("c", limit=10, ttl=60))
         await record("load", log.load("s1"))
         await record("summary", log.summary("s1"))
-        await record("list_recent", log.list_recent())
+        await record("list_recent", log.list_recent(limit=10))
         await record("unsettled_ids", log.unsettled_ids())
         await record("count_by_status", log.count_by_status())
         await record("purge_settled", log.purge_settled(before="2000-01-01"))
@@ -163,3 +166,30 @@ async def test_a_sqlite_log_next_to_the_account_store_shares_its_database(tmp_pa
     finally:
         await log.close()
         await store.close()
+
+
+def test_an_in_list_binds_one_placeholder_per_value() -> None:
+    assert marks(("a", "b", "c")) == "?, ?, ?"
+    assert marks(("a",)) == "?"
+
+
+async def test_closing_a_postgres_log_hands_its_connections_back(postgres_url: str) -> None:
+    """`close` closes the pool: a worker that stops leaves no session behind on the server."""
+
+    def sessions() -> int:
+        with psycopg.connect(postgres_url) as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            ).fetchone()
+            assert row is not None
+            return int(row[0])
+
+    log = build_saga_log(postgres_url)
+    await log.create(saga_id="s1", definition="transfer", params={}, events=[START])
+    assert sessions() >= 1
+    await log.close()
+    deadline = time.monotonic() + 10.0  # a backend exits just after its client hangs up
+    while (left := sessions()) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert left == 0

@@ -207,8 +207,9 @@ async def test_a_refused_operator_action_does_not_strand_the_saga() -> None:
 
 async def test_an_operator_action_on_an_unknown_saga_is_not_found() -> None:
     operator = worker(InMemorySagaLog(), LocalParticipant(await books()), "op", ttl=60.0)
-    with pytest.raises(SagaNotFound):
+    with pytest.raises(SagaNotFound) as refused:
         await operator.resolve("nope")
+    assert refused.value.args == ("nope",)  # the 404 names the saga asked for
 
 
 async def test_a_repeated_start_resumes_a_saga_whose_worker_died() -> None:

@@ -262,17 +262,21 @@ async def test_a_batch_that_breaks_unexpectedly_leaves_every_item_unknown_naming
 
 
 async def test_closing_the_participant_cancels_the_callers_of_a_batch_in_flight() -> None:
-    sent, never = asyncio.Event(), asyncio.Event()
+    sent, never, stopped = asyncio.Event(), asyncio.Event(), asyncio.Event()
 
     async def unanswered(_items: list[Queued]) -> list[CallResult]:
         sent.set()
-        await never.wait()
+        try:
+            await never.wait()
+        finally:
+            stopped.set()
         raise AssertionError("not reached")
 
     p = InProcessBatching(unanswered)
     callers = three_calls(p)
     await sent.wait()
     await p.close()  # shutdown: the batch in flight is stopped
+    assert stopped.is_set()  # ...before close returns (the client it uses is closed next)
     done, pending = await asyncio.wait(callers, timeout=5)  # they stop waiting, not hang
     assert (len(done), pending) == (3, set())
     assert all(c.cancelled() for c in callers)

@@ -13,7 +13,7 @@ from repository_after.adapters.memory_saga_log import InMemorySagaLog
 from repository_after.config import Settings
 from repository_after.domain import errors
 from repository_after.domain.accounts import Operation, OperationRequest, Reply
-from repository_after.service_layer import accounts, retention
+from repository_after.service_layer import account_records, accounts, retention
 from repository_after.service_layer.audit import audit
 
 FUTURE = "9999-01-01"
@@ -49,6 +49,29 @@ async def test_a_duplicate_after_the_purge_replays_the_first_answer_exactly() ->
         await store.transaction(lambda t: accounts.debit(t, reused))
     balances = {x.account_id: x.balance for x in await store.read(lambda r: r.list_accounts())}
     assert balances["a"] == 705
+
+
+@pytest.mark.parametrize(
+    ("op", "tx", "account", "amount"),
+    [
+        (Operation.DEBIT, "t1", "a", 300),
+        (Operation.CREDIT, "t2", "b", 7),
+        (Operation.COMPENSATE_DEBIT, "t1", "a", 300),
+    ],
+)
+async def test_a_purged_applied_record_is_rebuilt_from_its_ledger_entry_as_it_was(
+    op: Operation, tx: str, account: str, amount: int
+) -> None:
+    store = await books()
+    await send(store, Operation.DEBIT, "t1", "a", 300)
+    await send(store, Operation.CREDIT, "t2", "b", 7)
+    await send(store, Operation.COMPENSATE_DEBIT, "t1", "a", 300)
+    kept = await store.read(lambda r: r.get_record(op, tx))
+    assert kept is not None
+    await store.transaction(lambda t: t.purge_records(before=FUTURE))
+    assert await store.read(lambda r: r.get_record(op, tx)) is None
+    assert await store.transaction(lambda t: account_records.original(t, op, tx)) == kept
+    assert await store.transaction(lambda t: account_records.original(t, op, "t3")) is None
 
 
 async def test_a_compensation_after_the_purge_still_reverses_the_debit_once() -> None:

@@ -276,3 +276,10 @@ def test_definition_calls_are_built_once_and_a_missing_role_is_still_refused() -
         TRANSFER.call(0, StepRole.SETTLEMENT)
     with pytest.raises(InvalidTransition, match="credit has no compensation"):
         TRANSFER.call(1, StepRole.COMPENSATION)
+
+
+def test_an_event_of_an_unknown_kind_is_refused_and_named() -> None:
+    """A corrupt log (an event kind this code does not know) stops the replay, saying which."""
+    corrupt = SagaEvent("renamed_by_a_newer_version", at=AT, step="debit", role=A)  # type: ignore[arg-type]
+    with pytest.raises(InvalidTransition, match=r"^unknown event renamed_by_a_newer_version$"):
+        apply(TRANSFER, run(), corrupt)
