@@ -180,7 +180,9 @@ class SagaDriver:
                 lease=lease,
                 policy=self._forward if call.role is StepRole.ACTION else self._settle,
                 saga_id=saga_id,
+                definition=definition,
                 params=params,
+                history=state.history,
                 call=call,
                 log_before_retry=partial(
                     self._log_attempts_before_retry, saga_id, lease, state.status
