@@ -23,7 +23,6 @@ from repository_after.domain.saga import (
     SagaStatus,
     Step,
     StepKind,
-    StepRole,
 )
 from repository_after.service_layer.orchestrator import Orchestrator
 from repository_after.service_layer.retry import RetryPolicy
