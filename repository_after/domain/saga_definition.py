@@ -248,6 +248,20 @@ class SagaDefinition:
         """Every saga parameter some step's request reads."""
         return frozenset().union(*(step.parameters for step in self.steps))
 
+    def retry_horizon(self, *, forward_deadline: float, settle_deadline: float) -> float:
+        """Seconds within which this saga's automatic calls can still reach a participant under
+        one key: each action within `forward_deadline`, each settlement and compensation within
+        `settle_deadline`, one after the other (a participant must keep its records at least
+        this long, or a late retry would be applied a second time)."""
+        total = 0.0
+        for step in self.steps:
+            total += forward_deadline
+            if step.settlement is not None:
+                total += settle_deadline
+            if step.compensation is not None:
+                total += settle_deadline
+        return total
+
     def shape_hash(self) -> str:
         """A digest of everything a running saga of this definition depends on: a server whose
         definition under the same name and version has another hash must not resume its sagas."""
