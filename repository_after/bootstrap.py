@@ -25,13 +25,15 @@ from repository_after.adapters.sqlite_accounts import SqliteAccountStore
 from repository_after.adapters.sqlite_db import sqlite_path
 from repository_after.adapters.sqlite_saga_log import SqliteSagaLog
 from repository_after.config import ProcessRole, Settings
-from repository_after.domain.transfer import ACCOUNTS, DEFINITIONS
+from repository_after.domain.transfer import ACCOUNTS, TRANSFER
+from repository_after.entrypoints.schemas import TransferIn
 from repository_after.service_layer import accounts
 from repository_after.service_layer.faults import FaultInjector
 from repository_after.service_layer.orchestrator import Observer, Orchestrator, log_transition
 from repository_after.service_layer.ports import AccountStore
 from repository_after.service_layer.retry import RetryPolicy
 from repository_after.service_layer.saga_ports import Participant, SagaLog
+from repository_after.service_layer.saga_types import SagaTypes
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +99,15 @@ def retry_policies(settings: Settings) -> tuple[RetryPolicy, RetryPolicy]:
     return forward, settle
 
 
+def saga_types() -> SagaTypes:
+    """The saga types this server runs, each definition with its parameter model. (The same
+    definitions as `domain.transfer.DEFINITIONS`, whose retry horizon `Settings` checks the
+    retention period against; a test keeps the two equal.)"""
+    types = SagaTypes()
+    types.register(TRANSFER, TransferIn)
+    return types
+
+
 def build_participant(settings: Settings) -> HttpParticipant:
     """The orchestrator's client of the account service at `settings.resolved_accounts_url()`,
     presenting the service token (when configured) on every call."""
@@ -121,7 +132,7 @@ def build_orchestrator(
     return Orchestrator(
         log=build_saga_log(settings.database_url, next_to=next_to),
         participant=participant,
-        definitions=DEFINITIONS,
+        definitions=saga_types().definitions(),
         forward=forward,
         settle=settle,
         observers=observers,

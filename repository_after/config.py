@@ -14,6 +14,7 @@ from functools import lru_cache
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from repository_after.domain.transfer import DEFINITIONS
 from repository_after.service_layer.faults import FaultMode
 
 
@@ -120,9 +121,14 @@ class Settings(BaseSettings):
         return self
 
     def retry_horizon(self) -> float:
-        """Seconds within which a saga's automatic calls can still reach the account service:
-        two forward operations and two settlements, each within its overall deadline."""
-        return 2 * (self.retry_deadline + self.settle_deadline)
+        """Seconds within which a saga's automatic calls can still reach a participant: the
+        longest of the built-in saga types' (`SagaDefinition.retry_horizon`)."""
+        return max(
+            definition.retry_horizon(
+                forward_deadline=self.retry_deadline, settle_deadline=self.settle_deadline
+            )
+            for definition in DEFINITIONS.values()
+        )
 
     def resolved_worker_id(self) -> str:
         """This orchestrator worker's lease owner name: configured, else host:port.

@@ -15,6 +15,9 @@ Rules, for every step in order:
                           compensate it with the rest (tombstones make that safe), else park;
 - compensations        -> retried until they succeed; a definite refusal or exhausted retries
                           park the saga in `failed_needs_attention` for an operator.
+A retriable step (after the point of no return, `StepKind`) is never compensated: a definite
+refusal or exhausted retries park the saga. A successful answer that lacks a field a later
+step's request needs parks it too (the action landed; guessing the field is not an option).
 Entering `compensating` is irreversible: forward events after it are invalid transitions.
 
 The imperative shell (service_layer.saga_driver) logs each event before acting on its state, so
@@ -26,21 +29,25 @@ enums) live in `domain.saga_definition` and are re-exported here, where callers 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from enum import StrEnum
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from repository_after.domain.saga_definition import (
     AT_REST,
     TERMINAL,
     Call,
     EventKind,
+    FromResult,
+    InvalidDefinition,
     InvalidTransition,
+    KeyScheme,
     Outcome,
     SagaDefinition,
     SagaEvent,
     SagaStatus,
     Step,
+    StepKind,
     StepRole,
 )
 
@@ -49,7 +56,10 @@ __all__ = [
     "TERMINAL",
     "Call",
     "EventKind",
+    "FromResult",
+    "InvalidDefinition",
     "InvalidTransition",
+    "KeyScheme",
     "Outcome",
     "Phase",
     "SagaDefinition",
@@ -57,10 +67,12 @@ __all__ = [
     "SagaState",
     "SagaStatus",
     "Step",
+    "StepKind",
     "StepRole",
     "apply",
     "next_action",
     "replay",
+    "step_results",
 ]
 
 
@@ -165,7 +177,16 @@ def _attempted(
         return state
     succeeded = event.outcome is Outcome.SUCCEEDED
     if call.role is StepRole.ACTION:
-        return _advance(definition, state, call) if succeeded else _step_failed(state)
+        if succeeded:
+            missing = definition.result_fields(call.step) - set(event.data or ())
+            if missing:
+                return _park(
+                    state, f"{call.operation} on {call.step.name}: answer lacks {sorted(missing)}"
+                )
+            return _advance(definition, state, call)
+        if call.step.kind is StepKind.RETRIABLE:
+            return _park(state, f"{call.operation} on {call.step.name} refused: {event.error}")
+        return _step_failed(state)
     if call.role is StepRole.SETTLEMENT:
         if not succeeded:
             return _park(state, f"settlement {call.operation} refused: {event.error}")
@@ -219,3 +240,16 @@ def _compensate(state: SagaState) -> SagaState:
 
 def _park(state: SagaState, reason: str) -> SagaState:
     return state._replace(status=SagaStatus.FAILED_NEEDS_ATTENTION, parked_reason=reason)
+
+
+def step_results(history: Iterable[SagaEvent]) -> dict[str, Mapping[str, Any]]:
+    """Step name -> the logged answer of its successful action (logged only for the steps whose
+    answers later requests read: `SagaDefinition.result_fields`)."""
+    return {
+        event.step or "": event.data
+        for event in history
+        if event.data is not None
+        and event.kind is EventKind.ATTEMPT
+        and event.role is StepRole.ACTION
+        and event.outcome is Outcome.SUCCEEDED
+    }

@@ -5,11 +5,13 @@
 - `credit` is the pivot: once it lands the transfer is done. An unknown credit is settled with
   `void_credit`: `already_applied` means it landed (complete), `voided` means it never will
   (compensate the debit). A 500 from `/credit` is never read as "did not happen".
+Every call of a transfer is keyed by the transfer id (`KeyScheme.SAGA`), as since version 1: the
+account service relates a transfer's debit, credit, compensation and void by that id.
 """
 
 from __future__ import annotations
 
-from repository_after.domain.saga import SagaDefinition, Step
+from repository_after.domain.saga import KeyScheme, SagaDefinition, Step, StepKind
 
 ACCOUNTS = "accounts"
 
@@ -22,6 +24,7 @@ TRANSFER = SagaDefinition(
             action="debit",
             running_status="debiting",
             request={"account_id": "source", "amount": "amount"},
+            kind=StepKind.COMPENSATABLE,
             compensation="compensate_debit",
         ),
         Step(
@@ -30,9 +33,11 @@ TRANSFER = SagaDefinition(
             action="credit",
             running_status="crediting",
             request={"account_id": "target", "amount": "amount"},
+            kind=StepKind.PIVOT,
             settlement="void_credit",
         ),
     ),
+    keys=KeyScheme.SAGA,
 )
 
 DEFINITIONS = {TRANSFER.name: TRANSFER}

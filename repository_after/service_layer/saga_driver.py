@@ -16,7 +16,7 @@ compensated is five (docs/performance.md). The write points are named after thes
 `_log_last_and_release` (3 at the end); the attempts of one operation are made by
 `operation_attempts.perform`.
 So after a crash at any instant, folding the log gives a state whose next action is safe to
-(re)issue. Every call of one saga carries the saga id as its idempotency key.
+(re)issue. Every call of one step carries that step's idempotency key (`SagaDefinition.key`).
 
 Leases: the driver acts only while this worker holds the saga's lease (`LeaseBook`). Every write
 carries the lease and is refused (`LeaseLost`) once another worker has taken over; before each
@@ -180,7 +180,9 @@ class SagaDriver:
                 lease=lease,
                 policy=self._forward if call.role is StepRole.ACTION else self._settle,
                 saga_id=saga_id,
+                definition=definition,
                 params=params,
+                history=state.history,
                 call=call,
                 log_before_retry=partial(
                     self._log_attempts_before_retry, saga_id, lease, state.status

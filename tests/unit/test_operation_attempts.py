@@ -115,7 +115,9 @@ async def test_no_retry_is_made_when_another_worker_held_the_saga_during_the_wai
             lease=lease,
             policy=RetryPolicy(max_attempts=3, initial_backoff=0.0001, max_backoff=0.0002),
             saga_id="t-1",
+            definition=TRANSFER,
             params=PARAMS,
+            history=(),
             call=TRANSFER.call(0, StepRole.ACTION),
             log_before_retry=taken_over_and_claimed_back,
         )

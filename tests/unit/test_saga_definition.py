@@ -2,7 +2,8 @@
 
 `TRANSFER` is built when its module is imported, before any test runs, so tests that only use it
 never exercise how a definition is built (`SagaDefinition.__post_init__`, `Call.of`,
-`Step.operation`). A definition has no further shape rules: what it refuses is a call of a role
+`Step.operation`). Its shape rules (step kinds and their order) are tested in
+`test_saga_definition_checks.py`; here, what a built definition refuses is a call of a role
 its step does not have (`InvalidTransition: step <name> has no <role>`), a step index past its
 steps (`InvalidTransition: <definition> has no step <index>`) and a step name it does not have
 (`InvalidTransition: <definition> has no step '<name>'`). Each is asserted here with its exact
@@ -23,19 +24,23 @@ from repository_after.domain.saga import (
     SagaDefinition,
     SagaEvent,
     Step,
+    StepKind,
     StepRole,
 )
 
 A, S, C = StepRole.ACTION, StepRole.SETTLEMENT, StepRole.COMPENSATION
 
 
-def step(name: str, *, compensation: str | None = None, settlement: str | None = None) -> Step:
+def step(
+    name: str, kind: StepKind, *, compensation: str | None = None, settlement: str | None = None
+) -> Step:
     return Step(
         name=name,
         service="svc",
         action=f"do_{name}",
         running_status=f"{name}ing",
         request={"id": "id"},
+        kind=kind,
         compensation=compensation,
         settlement=settlement,
     )
@@ -43,15 +48,15 @@ def step(name: str, *, compensation: str | None = None, settlement: str | None =
 
 # Every combination of the optional roles, so each role is present on some step and missing on
 # another, and a step's calls never borrow another step's operation.
-RESERVE = step("reserve", compensation="unreserve")
-SHIP = step("ship", settlement="cancel_shipment")
-BILL = step("bill", compensation="refund", settlement="void_bill")
-NOTIFY = step("notify")
+RESERVE = step("reserve", StepKind.COMPENSATABLE, compensation="unreserve")
+BILL = step("bill", StepKind.COMPENSATABLE, compensation="refund", settlement="void_bill")
+SHIP = step("ship", StepKind.PIVOT, settlement="cancel_shipment")
+NOTIFY = step("notify", StepKind.RETRIABLE)
 
 
 def order() -> SagaDefinition:
     """Built inside each test: the construction itself is under test."""
-    return SagaDefinition(name="order", steps=(RESERVE, SHIP, BILL, NOTIFY))
+    return SagaDefinition(name="order", steps=(RESERVE, BILL, SHIP, NOTIFY))
 
 
 @pytest.mark.parametrize(
@@ -59,11 +64,11 @@ def order() -> SagaDefinition:
     [
         (0, A, Call(0, RESERVE, A, "do_reserve")),
         (0, C, Call(0, RESERVE, C, "unreserve")),
-        (1, A, Call(1, SHIP, A, "do_ship")),
-        (1, S, Call(1, SHIP, S, "cancel_shipment")),
-        (2, A, Call(2, BILL, A, "do_bill")),
-        (2, S, Call(2, BILL, S, "void_bill")),
-        (2, C, Call(2, BILL, C, "refund")),
+        (1, A, Call(1, BILL, A, "do_bill")),
+        (1, S, Call(1, BILL, S, "void_bill")),
+        (1, C, Call(1, BILL, C, "refund")),
+        (2, A, Call(2, SHIP, A, "do_ship")),
+        (2, S, Call(2, SHIP, S, "cancel_shipment")),
         (3, A, Call(3, NOTIFY, A, "do_notify")),
     ],
 )
@@ -85,7 +90,7 @@ def test_each_call_names_its_step_role_and_operation(
     ("index", "role", "message"),
     [
         (0, S, "step reserve has no settlement"),
-        (1, C, "step ship has no compensation"),
+        (2, C, "step ship has no compensation"),
         (3, S, "step notify has no settlement"),
         (3, C, "step notify has no compensation"),
     ],
@@ -118,7 +123,7 @@ def test_a_definition_of_steps_with_single_roles_builds_and_refuses_the_rest() -
 
 def test_index_finds_a_step_by_name_and_refuses_an_unknown_one() -> None:
     definition = order()
-    assert [definition.index(name) for name in ("reserve", "ship", "bill", "notify")] == [
+    assert [definition.index(name) for name in ("reserve", "bill", "ship", "notify")] == [
         0,
         1,
         2,

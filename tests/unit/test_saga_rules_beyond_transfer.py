@@ -14,6 +14,7 @@ import pytest
 
 from repository_after.domain.saga import (
     EventKind,
+    FromResult,
     InvalidTransition,
     Outcome,
     Phase,
@@ -22,21 +23,32 @@ from repository_after.domain.saga import (
     SagaState,
     SagaStatus,
     Step,
+    StepKind,
     StepRole,
     apply,
     next_action,
     replay,
+    step_results,
 )
 
 AT = "2026-01-01T00:00:00+00:00"
 A, S, C = StepRole.ACTION, StepRole.SETTLEMENT, StepRole.COMPENSATION
 OK, NO, UNK = Outcome.SUCCEEDED, Outcome.REJECTED, Outcome.UNKNOWN
 
-RESERVE = Step("reserve", "stock", "reserve", "reserving", {}, compensation="unreserve")
-CHARGE = Step(
-    "charge", "pay", "charge", "charging", {}, compensation="refund", settlement="void_charge"
+RESERVE = Step(
+    "reserve", "stock", "reserve", "reserving", {}, StepKind.COMPENSATABLE, compensation="unreserve"
 )
-SHIP = Step("ship", "post", "ship", "shipping", {})
+CHARGE = Step(
+    "charge",
+    "pay",
+    "charge",
+    "charging",
+    {},
+    StepKind.COMPENSATABLE,
+    compensation="refund",
+    settlement="void_charge",
+)
+SHIP = Step("ship", "post", "ship", "shipping", {}, StepKind.PIVOT)
 ORDER = SagaDefinition("order", (RESERVE, CHARGE, SHIP))
 #: A settled FIRST step: fenced, it leaves nothing to compensate.
 PAY = SagaDefinition("pay", (CHARGE,))
@@ -231,3 +243,105 @@ def test_each_refused_event_says_why() -> None:
     assert refusal(reserving, intent("charge", A)) == "expected reserve/action, got charge/action"
     rejected = replay(ORDER, [started(), intent("reserve", A), attempt("reserve", A, NO)])
     assert refusal(rejected, attempt("reserve", A, OK)) == "attempt on a rejected saga"
+
+
+CONFIRM = Step("confirm", "orders", "confirm", "confirming", {}, StepKind.RETRIABLE)
+#: reserve, charge (compensatable), ship (the pivot), confirm (retriable).
+FULFIL = SagaDefinition("fulfil", (RESERVE, CHARGE, SHIP, CONFIRM))
+
+
+def shipped() -> list[SagaEvent]:
+    return [
+        started(),
+        intent("reserve", A),
+        attempt("reserve", A, OK),
+        intent("charge", A),
+        attempt("charge", A, OK),
+        intent("ship", A),
+        attempt("ship", A, OK),
+        intent("confirm", A),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("last", "reason"),
+    [
+        (
+            attempt("confirm", A, NO, error="order_locked"),
+            "confirm on confirm refused: order_locked",
+        ),
+        (exhausted("confirm", A), "confirm on confirm: outcome unknown after retries"),
+    ],
+    ids=["refused", "unknown"],
+)
+def test_a_retriable_step_that_fails_parks_the_saga_and_undoes_nothing(
+    last: SagaEvent, reason: str
+) -> None:
+    """Past the pivot nothing may be undone: the shipment left. A refusal of a retriable step
+    (or its retries running out) goes to an operator, never to compensation."""
+    events = [*shipped(), last]
+    state = replay(FULFIL, events)
+    assert state == SagaState(
+        status=SagaStatus.FAILED_NEEDS_ATTENTION,
+        phase=Phase.FORWARD,
+        cursor=3,
+        settling=False,
+        applied=(0, 1),
+        to_compensate=(),
+        parked_reason=reason,
+        history=tuple(events),
+    )
+    assert next_action(FULFIL, state) is None
+
+
+def test_a_retriable_step_that_succeeds_completes_the_saga() -> None:
+    state = replay(FULFIL, [*shipped(), attempt("confirm", A, OK)])
+    assert (state.status, state.cursor, state.applied) == (SagaStatus.COMPLETED, 4, (0, 1))
+
+
+def test_the_pivot_refused_still_compensates_what_came_before_it() -> None:
+    events = [*shipped()[:6], attempt("ship", A, NO)]
+    state = replay(FULFIL, events)
+    assert (state.phase, state.to_compensate) == (Phase.COMPENSATING, (1, 0))
+
+
+HOLD = Step("hold", "stock", "hold", "holding", {}, StepKind.COMPENSATABLE, compensation="free")
+PAY_FOR_HOLD = Step(
+    "pay",
+    "pay",
+    "pay",
+    "paying",
+    {"hold": FromResult("hold", "hold_id")},
+    StepKind.PIVOT,
+)
+HELD = SagaDefinition("held", (HOLD, PAY_FOR_HOLD))
+
+
+def held(data: dict[str, object] | None) -> SagaEvent:
+    return SagaEvent(
+        EventKind.ATTEMPT, at=AT, step="hold", role=A, outcome=OK, result="held", data=data
+    )
+
+
+def test_an_answer_later_steps_read_is_kept_and_read_back_from_the_log() -> None:
+    events = [started(), intent("hold", A), held({"status": "held", "hold_id": "h-1"})]
+    state = replay(HELD, events)
+    assert (state.status, state.cursor) == ("holding", 1)  # "paying" once its intent is logged
+    assert step_results(state.history) == {"hold": {"status": "held", "hold_id": "h-1"}}
+    call = next_action(HELD, state)
+    assert call is not None
+    assert call.step.body({}, step_results(state.history)) == {"hold": "h-1"}
+
+
+@pytest.mark.parametrize("data", [None, {"status": "held"}], ids=["no answer", "no field"])
+def test_a_success_without_a_field_a_later_step_needs_parks_the_saga(
+    data: dict[str, object] | None,
+) -> None:
+    """The hold landed (money or stock moved), so it is not a refusal to compensate blindly,
+    and the payment cannot be built: an operator decides."""
+    state = replay(HELD, [started(), intent("hold", A), held(data)])
+    assert (state.status, state.parked_reason, state.applied) == (
+        SagaStatus.FAILED_NEEDS_ATTENTION,
+        "hold on hold: answer lacks ['hold_id']",
+        (),
+    )

@@ -1,0 +1,108 @@
+"""Saga types: the registry of the definitions a server runs, each with its typed parameters.
+
+A saga type is a `SagaDefinition` (its steps, checked when built) and a pydantic model of its
+parameters. Registering one checks what the definition alone cannot:
+- every parameter its steps read is a field of the model (a missing one would fail only in the
+  driver, after the saga was logged, and be retried at every lease expiry);
+- one (name, version) is registered once: a second definition under the same version is refused
+  (a running saga must resume with the shape it started with; a new shape is a new version).
+`parameters(name, raw)` validates a request's parameters against the model before anything is
+logged (a pydantic `ValidationError`, which the HTTP edge answers with a 422) and returns them as
+plain JSON data, as the log stores them. `unserved(urls)` lists the steps whose service has no
+URL, for the start-up check.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+
+from repository_after.domain.saga import InvalidDefinition, SagaDefinition
+
+
+class UnknownSagaType(KeyError):
+    """No saga type of that name (or version) is registered."""
+
+
+@dataclass(frozen=True, slots=True)
+class SagaType:
+    definition: SagaDefinition
+    params: type[BaseModel]
+
+
+class SagaTypes:
+    def __init__(self) -> None:
+        self._types: dict[tuple[str, int], SagaType] = {}
+        self._latest: dict[str, SagaType] = {}
+
+    def register(self, definition: SagaDefinition, params: type[BaseModel]) -> None:
+        key = (definition.name, definition.version)
+        if key in self._types:
+            raise InvalidDefinition(
+                f"saga {definition.name!r} version {definition.version} is registered twice"
+            )
+        missing = sorted(definition.parameters - set(params.model_fields))
+        if missing:
+            raise InvalidDefinition(
+                f"saga {definition.name!r}: its steps read {missing}, which its parameter model "
+                f"{params.__name__} does not have"
+            )
+        saga_type = SagaType(definition, params)
+        self._types[key] = saga_type
+        latest = self._latest.get(definition.name)
+        if latest is None or latest.definition.version < definition.version:
+            self._latest[definition.name] = saga_type
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._latest
+
+    def latest(self, name: str) -> SagaDefinition:
+        """The definition new sagas of this type start with: its highest version."""
+        return self._type(name).definition
+
+    def version(self, name: str, version: int) -> SagaDefinition:
+        """The definition a saga that started under `version` resumes with."""
+        found = self._types.get((name, version))
+        if found is None:
+            raise UnknownSagaType(f"no saga type {name!r} version {version}")
+        return found.definition
+
+    def definitions(self) -> dict[str, SagaDefinition]:
+        """Name -> the latest definition of each type."""
+        return {name: t.definition for name, t in self._latest.items()}
+
+    def parameters(self, name: str, raw: Mapping[str, Any]) -> dict[str, Any]:
+        """`raw` validated by the type's model, as the JSON data the log stores."""
+        model = self._type(name).params.model_validate(raw)
+        return model.model_dump(mode="json")
+
+    def unserved(self, urls: Collection[str]) -> list[str]:
+        """One line per step (of every registered version) whose service is not in `urls`."""
+        return [
+            f"saga {t.definition.name!r} step {step.name!r} calls service {step.service!r}, "
+            "which has no URL"
+            for t in self._types.values()
+            for step in t.definition.steps
+            if step.service not in urls
+        ]
+
+    def retry_horizon(self, *, forward_deadline: float, settle_deadline: float) -> float:
+        """The longest retry horizon of the registered definitions (see `SagaDefinition`)."""
+        return max(
+            (
+                t.definition.retry_horizon(
+                    forward_deadline=forward_deadline, settle_deadline=settle_deadline
+                )
+                for t in self._types.values()
+            ),
+            default=0.0,
+        )
+
+    def _type(self, name: str) -> SagaType:
+        found = self._latest.get(name)
+        if found is None:
+            raise UnknownSagaType(f"no saga type {name!r}")
+        return found

@@ -1,0 +1,143 @@
+"""The registry of saga types: typed parameters checked against the steps and validated before
+anything is logged, one definition per (name, version), the steps whose service has no URL, and
+the retry horizon derived from the definitions."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import BaseModel, ValidationError
+
+from repository_after.bootstrap import saga_types
+from repository_after.config import Settings
+from repository_after.domain.saga import (
+    FromResult,
+    InvalidDefinition,
+    SagaDefinition,
+    Step,
+    StepKind,
+)
+from repository_after.domain.transfer import DEFINITIONS, TRANSFER
+from repository_after.entrypoints.schemas import TransferIn
+from repository_after.service_layer.saga_types import SagaTypes, UnknownSagaType
+
+
+class OrderIn(BaseModel):
+    customer: str
+    total: int
+    lines: list[dict[str, int]]
+
+
+def order(version: int = 1, *, pay_service: str = "payment") -> SagaDefinition:
+    return SagaDefinition(
+        "order",
+        (
+            Step(
+                "reserve",
+                "inventory",
+                "reserve",
+                "reserving",
+                {"lines": "lines"},
+                StepKind.COMPENSATABLE,
+                compensation="release",
+            ),
+            Step(
+                "pay",
+                pay_service,
+                "pay",
+                "paying",
+                {"customer": "customer", "amount": "total", "r": FromResult("reserve", "id")},
+                StepKind.PIVOT,
+                settlement="void_pay",
+            ),
+            Step("confirm", "orders", "confirm", "confirming", {}, StepKind.RETRIABLE),
+        ),
+        version=version,
+    )
+
+
+def registry() -> SagaTypes:
+    types = SagaTypes()
+    types.register(TRANSFER, TransferIn)
+    types.register(order(), OrderIn)
+    return types
+
+
+def test_parameters_are_validated_by_the_types_model_and_returned_as_plain_data() -> None:
+    types = registry()
+    assert types.parameters("transfer", {"source": "a", "target": "b", "amount": 5}) == {
+        "source": "a",
+        "target": "b",
+        "amount": 5,
+    }
+    for bad in (
+        {"source": "a", "target": "b", "amount": "5"},  # strict: no coercion of money
+        {"source": "a", "target": "b", "amount": 0},
+        {"source": "a", "target": "b"},
+        {"source": "a", "target": "b", "amount": 5, "note": "x"},
+    ):
+        with pytest.raises(ValidationError):
+            types.parameters("transfer", bad)
+    with pytest.raises(UnknownSagaType, match="no saga type 'refund'"):
+        types.parameters("refund", {})
+
+
+def test_a_model_without_a_parameter_the_steps_read_is_refused() -> None:
+    class Partial(BaseModel):
+        customer: str
+
+    types = SagaTypes()
+    with pytest.raises(InvalidDefinition) as refused:
+        types.register(order(), Partial)
+    assert str(refused.value) == (
+        "saga 'order': its steps read ['lines', 'total'], which its parameter model Partial "
+        "does not have"
+    )
+    assert "order" not in types
+
+
+def test_one_definition_per_version_and_new_sagas_start_on_the_latest() -> None:
+    types = registry()
+    with pytest.raises(InvalidDefinition, match=r"^saga 'order' version 1 is registered twice$"):
+        types.register(order(pay_service="payments"), OrderIn)
+    types.register(order(3, pay_service="payments"), OrderIn)
+    types.register(order(2), OrderIn)  # registered later, but not the latest
+    assert types.latest("order").version == 3
+    assert types.definitions() == {"transfer": TRANSFER, "order": types.latest("order")}
+    assert types.version("order", 1) == order()
+    assert types.version("order", 2).version == 2
+    with pytest.raises(UnknownSagaType, match="no saga type 'order' version 4"):
+        types.version("order", 4)
+    with pytest.raises(UnknownSagaType):
+        types.latest("refund")
+
+
+def test_every_step_whose_service_has_no_url_is_named() -> None:
+    types = registry()
+    assert types.unserved({"accounts", "inventory", "payment", "orders"}) == []
+    assert types.unserved({"accounts", "inventory"}) == [
+        "saga 'order' step 'pay' calls service 'payment', which has no URL",
+        "saga 'order' step 'confirm' calls service 'orders', which has no URL",
+    ]
+    types.register(order(2, pay_service="payments"), OrderIn)  # an older version may still run
+    assert "saga 'order' step 'pay' calls service 'payments', which has no URL" in types.unserved(
+        {"accounts", "inventory", "payment", "orders"}
+    )
+
+
+def test_the_retry_horizon_covers_every_call_of_the_longest_saga() -> None:
+    # transfer: debit and credit (forward), compensate_debit and void_credit (settle)
+    assert TRANSFER.retry_horizon(forward_deadline=10, settle_deadline=100) == 220
+    # order: three actions; release, void_pay
+    assert order().retry_horizon(forward_deadline=10, settle_deadline=100) == 230
+    types = registry()
+    assert types.retry_horizon(forward_deadline=10, settle_deadline=100) == 230
+    assert SagaTypes().retry_horizon(forward_deadline=10, settle_deadline=100) == 0
+    settings = Settings(retry_deadline=10, settle_deadline=100)
+    assert settings.retry_horizon() == 220  # the built-in types: the transfer
+
+
+def test_the_server_runs_the_built_in_types_whose_horizon_settings_check() -> None:
+    """`Settings` checks the retention period against the horizon of `DEFINITIONS`; the server
+    runs `saga_types()`: the two must be the same definitions."""
+    assert saga_types().definitions() == DEFINITIONS
+    assert saga_types().parameters("transfer", {"source": "a", "target": "b", "amount": 1})
