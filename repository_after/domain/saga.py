@@ -246,9 +246,10 @@ def step_results(history: Iterable[SagaEvent]) -> dict[str, Mapping[str, Any]]:
     """Step name -> the logged answer of its successful action (logged only for the steps whose
     answers later requests read: `SagaDefinition.result_fields`)."""
     return {
-        event.step or "": event.data
+        event.step: event.data
         for event in history
-        if event.data is not None
+        if event.step is not None
+        and event.data is not None
         and event.kind is EventKind.ATTEMPT
         and event.role is StepRole.ACTION
         and event.outcome is Outcome.SUCCEEDED

@@ -345,3 +345,18 @@ def test_a_success_without_a_field_a_later_step_needs_parks_the_saga(
         "hold on hold: answer lacks ['hold_id']",
         (),
     )
+
+
+def test_only_the_logged_answers_of_successful_actions_are_results() -> None:
+    answer = {"hold_id": "h-1"}
+    history = [
+        started(),
+        intent("hold", A),
+        held(answer),
+        SagaEvent(EventKind.ATTEMPT, at=AT, step="pay", role=A, outcome=NO, data={"x": 1}),
+        SagaEvent(EventKind.ATTEMPT, at=AT, step="free", role=C, outcome=OK, data={"x": 2}),
+        SagaEvent(EventKind.ATTEMPT, at=AT, step=None, role=A, outcome=OK, data={"x": 3}),
+        SagaEvent(EventKind.OPERATION_STARTED, at=AT, step="note", role=A, data={"x": 4}),
+        SagaEvent(EventKind.ATTEMPT, at=AT, step="ship", role=A, outcome=OK),
+    ]
+    assert step_results(history) == {"hold": answer}

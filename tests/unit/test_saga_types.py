@@ -4,6 +4,8 @@ the retry horizon derived from the definitions."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from pydantic import BaseModel, ValidationError
 
@@ -25,6 +27,7 @@ class OrderIn(BaseModel):
     customer: str
     total: int
     lines: list[dict[str, int]]
+    placed_at: datetime | None = None
 
 
 def order(version: int = 1, *, pay_service: str = "payment") -> SagaDefinition:
@@ -79,6 +82,11 @@ def test_parameters_are_validated_by_the_types_model_and_returned_as_plain_data(
             types.parameters("transfer", bad)
     with pytest.raises(UnknownSagaType, match="no saga type 'refund'"):
         types.parameters("refund", {})
+    # as the log stores them: JSON data, not Python objects
+    assert types.parameters(
+        "order",
+        {"customer": "c", "total": 5, "lines": [], "placed_at": datetime(2026, 1, 2, tzinfo=UTC)},
+    ) == {"customer": "c", "total": 5, "lines": [], "placed_at": "2026-01-02T00:00:00Z"}
 
 
 def test_a_model_without_a_parameter_the_steps_read_is_refused() -> None:
