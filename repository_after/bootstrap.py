@@ -34,6 +34,7 @@ from repository_after.service_layer.ports import AccountStore
 from repository_after.service_layer.retry import RetryPolicy
 from repository_after.service_layer.saga_ports import Participant, SagaLog
 from repository_after.service_layer.saga_types import SagaTypes
+from repository_after.service_layer.transfers import transfer_rules
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +46,7 @@ class Container:
     account_store: AccountStore | None = None
     orchestrator: Orchestrator | None = None
     participant: HttpParticipant | None = None
+    saga_types: SagaTypes | None = None  # the types `orchestrator` runs
 
     async def close(self) -> None:
         if self.orchestrator is not None:
@@ -104,7 +106,7 @@ def saga_types() -> SagaTypes:
     definitions as `domain.transfer.DEFINITIONS`, whose retry horizon `Settings` checks the
     retention period against; a test keeps the two equal.)"""
     types = SagaTypes()
-    types.register(TRANSFER, TransferIn)
+    types.register(TRANSFER, TransferIn, transfer_rules)
     return types
 
 
@@ -127,12 +129,13 @@ def build_orchestrator(
     participant: Participant,
     observers: tuple[Observer, ...] = (log_transition,),
     next_to: AccountStore | None = None,
+    types: SagaTypes | None = None,
 ) -> Orchestrator:
     forward, settle = retry_policies(settings)
     return Orchestrator(
         log=build_saga_log(settings.database_url, next_to=next_to),
         participant=participant,
-        definitions=saga_types().definitions(),
+        definitions=(types or saga_types()).definitions(),
         forward=forward,
         settle=settle,
         observers=observers,
@@ -164,11 +167,13 @@ async def bootstrap(settings: Settings, *, observers: tuple[Observer, ...] = ())
     if settings.role in (ProcessRole.ALL, ProcessRole.ORCHESTRATOR):
         participant = build_participant(settings)
         container.participant = participant
+        container.saga_types = saga_types()
         container.orchestrator = build_orchestrator(
             settings,
             participant=participant,
             observers=(log_transition, *observers),
             next_to=container.account_store,
+            types=container.saga_types,
         )
     return container
 

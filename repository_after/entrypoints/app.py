@@ -36,6 +36,7 @@ from repository_after.entrypoints import (
     batch_api,
     dashboard,
     metrics_api,
+    sagas_api,
     transfers_api,
 )
 from repository_after.entrypoints.errors import BadRequest, install_error_handlers
@@ -131,6 +132,7 @@ def create_app(settings: Settings, *, telemetry: Telemetry | None = None) -> Fas
         app.include_router(admin_api.router)
     if settings.role in (ProcessRole.ALL, ProcessRole.ORCHESTRATOR):
         app.include_router(transfers_api.router)
+        app.include_router(sagas_api.router)
         app.include_router(dashboard.router)
 
     @app.get("/health", tags=["meta"])

@@ -45,6 +45,7 @@ from repository_after.observability.telemetry import Telemetry
 from repository_after.service_layer.faults import FaultInjector
 from repository_after.service_layer.orchestrator import Orchestrator
 from repository_after.service_layer.ports import AccountStore
+from repository_after.service_layer.saga_types import SagaTypes
 
 
 def _container(request: Request) -> Container:
@@ -110,6 +111,22 @@ async def get_transfer_desk(request: Request) -> TransferDesk:
     return TransferDesk(container.orchestrator, container.settings.transfer_wait)
 
 
+@dataclass(frozen=True, slots=True)
+class SagaDesk:
+    """What the generic saga routes need: the orchestrator, the saga types it runs, the wait."""
+
+    orchestrator: Orchestrator
+    types: SagaTypes
+    wait: float  # `Settings.transfer_wait`
+
+
+async def get_saga_desk(request: Request) -> SagaDesk:
+    container = _container(request)
+    assert container.orchestrator is not None  # as in `get_orchestrator`
+    assert container.saga_types is not None  # built with the orchestrator
+    return SagaDesk(container.orchestrator, container.saga_types, container.settings.transfer_wait)
+
+
 async def get_optional_orchestrator(request: Request) -> Orchestrator | None:
     return _container(request).orchestrator
 
@@ -131,6 +148,7 @@ AccountStoreDep = Annotated[AccountStore, Depends(get_account_store)]
 AccountServiceDep = Annotated[AccountService, Depends(get_account_service)]
 OrchestratorDep = Annotated[Orchestrator, Depends(get_orchestrator)]
 TransferDeskDep = Annotated[TransferDesk, Depends(get_transfer_desk)]
+SagaDeskDep = Annotated[SagaDesk, Depends(get_saga_desk)]
 OptionalOrchestratorDep = Annotated[Orchestrator | None, Depends(get_optional_orchestrator)]
 TelemetryDep = Annotated[Telemetry, Depends(get_telemetry)]
 EventStreamsDep = Annotated[Counter[str], Depends(get_event_streams)]

@@ -6,7 +6,8 @@ BadRequest              -> its own status and code (e.g. the admin guard's 401)
 BusinessError           -> its http_status and code (see domain.errors), e.g. 422 same_account
 InjectedFault           -> 500 injected_fault (the configured fault of `/credit`)
 StorageError            -> 503 storage_unavailable (outcome unknown: retry with the same id)
-SagaNotFound            -> 404 transfer_not_found
+SagaNotFound            -> 404 transfer_not_found (`/sagas/...` answers 404 saga_not_found itself)
+UnknownSagaType         -> 404 saga_type_not_found
 InvalidTransition       -> 409 invalid_transition (e.g. retrying a saga that is not parked)
 StarletteHTTPException  -> its status, code derived from it
 anything else           -> 500 internal_error (logged with its traceback, never sent)
@@ -33,6 +34,7 @@ from repository_after.domain.saga import InvalidTransition
 from repository_after.service_layer.account_operations import InjectedFault
 from repository_after.service_layer.orchestrator import SagaNotFound
 from repository_after.service_layer.ports import StorageError
+from repository_after.service_layer.saga_types import UnknownSagaType
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +87,7 @@ _TABLE: dict[type[Exception], Callable[[Any], Reply]] = {
     BadRequest: lambda e: _reply(e.status_code, e.code, e.message),
     StorageError: _storage,
     SagaNotFound: lambda e: _reply(404, "transfer_not_found", f"no transfer {e.args[0]!r}"),
+    UnknownSagaType: lambda e: _reply(404, "saga_type_not_found", str(e.args[0])),
     InvalidTransition: lambda e: _reply(409, "invalid_transition", str(e)),
     StarletteHTTPException: _http,
 }

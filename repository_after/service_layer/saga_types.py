@@ -7,14 +7,15 @@ parameters. Registering one checks what the definition alone cannot:
 - one (name, version) is registered once: a second definition under the same version is refused
   (a running saga must resume with the shape it started with; a new shape is a new version).
 `parameters(name, raw)` validates a request's parameters against the model before anything is
-logged (a pydantic `ValidationError`, which the HTTP edge answers with a 422) and returns them as
-plain JSON data, as the log stores them. `unserved(urls)` lists the steps whose service has no
-URL, for the start-up check.
+logged (a pydantic `ValidationError`, which the HTTP edge answers with a 422), then the type's
+own rules (`check`: e.g. a transfer's source is not its target, a `BusinessError`), and returns
+them as plain JSON data, as the log stores them. `unserved(urls)` lists the steps whose service
+has no URL, for the start-up check.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,10 +28,18 @@ class UnknownSagaType(KeyError):
     """No saga type of that name (or version) is registered."""
 
 
+Check = Callable[[Mapping[str, Any]], None]
+
+
+def _no_rules(params: Mapping[str, Any]) -> None:
+    del params
+
+
 @dataclass(frozen=True, slots=True)
 class SagaType:
     definition: SagaDefinition
     params: type[BaseModel]
+    check: Check = _no_rules
 
 
 class SagaTypes:
@@ -38,7 +47,10 @@ class SagaTypes:
         self._types: dict[tuple[str, int], SagaType] = {}
         self._latest: dict[str, SagaType] = {}
 
-    def register(self, definition: SagaDefinition, params: type[BaseModel]) -> None:
+    def register(
+        self, definition: SagaDefinition, params: type[BaseModel], check: Check = _no_rules
+    ) -> None:
+        """`check(params)`: the type's rules beyond the model's, raising a `BusinessError`."""
         key = (definition.name, definition.version)
         if key in self._types:
             raise InvalidDefinition(
@@ -50,7 +62,7 @@ class SagaTypes:
                 f"saga {definition.name!r}: its steps read {missing}, which its parameter model "
                 f"{params.__name__} does not have"
             )
-        saga_type = SagaType(definition, params)
+        saga_type = SagaType(definition, params, check)
         self._types[key] = saga_type
         latest = self._latest.get(definition.name)
         if latest is None or latest.definition.version < definition.version:
@@ -75,9 +87,11 @@ class SagaTypes:
         return {name: t.definition for name, t in self._latest.items()}
 
     def parameters(self, name: str, raw: Mapping[str, Any]) -> dict[str, Any]:
-        """`raw` validated by the type's model, as the JSON data the log stores."""
-        model = self._type(name).params.model_validate(raw)
-        return model.model_dump(mode="json")
+        """`raw` validated by the type's model and rules, as the JSON data the log stores."""
+        saga_type = self._type(name)
+        params = saga_type.params.model_validate(raw).model_dump(mode="json")
+        saga_type.check(params)
+        return params
 
     def unserved(self, urls: Collection[str]) -> list[str]:
         """One line per step (of every registered version) whose service is not in `urls`."""

@@ -8,21 +8,22 @@ The answer is the saga as it stands after at most `wait` seconds, perhaps still 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
 from repository_after.domain.errors import SameAccount
 from repository_after.domain.transfer import TRANSFER
 from repository_after.service_layer.orchestrator import Orchestrator
-from repository_after.service_layer.saga_ports import StoredSaga, event_times
-from repository_after.service_layer.saga_views import load_saga_view, saga_view
+from repository_after.service_layer.sagas import SagaRun, start_and_wait
+
+#: A transfer run is a saga run (`sagas.SagaRun`): its id, whether it was created, its view.
+TransferRun = SagaRun
 
 
-@dataclass(frozen=True, slots=True)
-class TransferRun:
-    saga_id: str
-    created: bool  # False: the id named an existing transfer with the same request (a replay)
-    view: dict[str, Any]  # `saga_views.saga_view`
+def transfer_rules(params: Mapping[str, Any]) -> None:
+    """The transfer's rule beyond its parameters' types (also for `POST /sagas/transfer`)."""
+    if params["source"] == params["target"]:
+        raise SameAccount("source and target must differ")
 
 
 async def run_transfer(
@@ -34,23 +35,12 @@ async def run_transfer(
     transaction_id: str | None,
     wait: float,
 ) -> TransferRun:
-    if source == target:
-        raise SameAccount("source and target must differ")
     params = {"source": source, "target": target, "amount": amount}
-    saga_id, created = await orchestrator.start(TRANSFER.name, params, saga_id=transaction_id)
-    if not created:
-        await orchestrator.wait(saga_id, wait)
-        return TransferRun(
-            saga_id, created, await load_saga_view(orchestrator=orchestrator, saga_id=saga_id)
-        )
-    state = await orchestrator.outcome(saga_id, wait)
-    if state is None:  # still running, or its driver stopped: show what the log holds
-        return TransferRun(
-            saga_id, created, await load_saga_view(orchestrator=orchestrator, saga_id=saga_id)
-        )
-    # Driven here from creation to the end: every event is in memory, nothing to read back.
-    created_at, updated_at = event_times(state.history)
-    stored = StoredSaga(
-        saga_id, TRANSFER.name, params, state.status, created_at, updated_at, state.history
+    transfer_rules(params)
+    return await start_and_wait(
+        orchestrator=orchestrator,
+        saga_type=TRANSFER.name,
+        params=params,
+        transaction_id=transaction_id,
+        wait=wait,
     )
-    return TransferRun(saga_id, created, saga_view(stored=stored, state=state))

@@ -24,6 +24,7 @@ READS = [
     "/audit",
     "/transfers",
     "/transfers/none-such",
+    "/sagas/transfer/none-such",
     "/metrics",
     "/admin/faults",
     "/ui/api/transfers/x/logs",

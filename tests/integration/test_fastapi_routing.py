@@ -475,6 +475,8 @@ _GUARDED = {
     ("PUT", "/admin/faults"),
     ("POST", "/transfers/{transaction_id}/retry"),
     ("POST", "/transfers/{transaction_id}/resolve"),
+    ("POST", "/sagas/{saga_type}/{saga_id}/retry"),
+    ("POST", "/sagas/{saga_type}/{saga_id}/resolve"),
 }
 
 

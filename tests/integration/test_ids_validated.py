@@ -25,6 +25,9 @@ ROUTES = [
     ("POST", "/transfers/{id}/retry"),
     ("POST", "/transfers/{id}/resolve"),
     ("GET", "/ui/api/transfers/{id}/logs"),
+    ("GET", "/sagas/transfer/{id}"),
+    ("POST", "/sagas/transfer/{id}/retry"),
+    ("POST", "/sagas/transfer/{id}/resolve"),
 ]
 
 

@@ -4,6 +4,7 @@ the retry horizon derived from the definitions."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 import pytest
@@ -11,6 +12,7 @@ from pydantic import BaseModel, ValidationError
 
 from repository_after.bootstrap import saga_types
 from repository_after.config import Settings
+from repository_after.domain.errors import SameAccount
 from repository_after.domain.saga import (
     FromResult,
     InvalidDefinition,
@@ -149,3 +151,22 @@ def test_the_server_runs_the_built_in_types_whose_horizon_settings_check() -> No
     runs `saga_types()`: the two must be the same definitions."""
     assert saga_types().definitions() == DEFINITIONS
     assert saga_types().parameters("transfer", {"source": "a", "target": "b", "amount": 1})
+
+
+def test_a_types_own_rules_run_after_its_model_on_the_validated_parameters() -> None:
+    seen: list[dict[str, object]] = []
+
+    def no_empty_orders(params: Mapping[str, object]) -> None:
+        seen.append(dict(params))
+        if not params["lines"]:
+            raise SameAccount("an order needs a line")  # any BusinessError: its own 4xx
+
+    types = SagaTypes()
+    types.register(order(), OrderIn, no_empty_orders)
+    good = {"customer": "c", "total": 5, "lines": [{"pen": 1}]}
+    assert types.parameters("order", good) == {**good, "placed_at": None}
+    with pytest.raises(SameAccount, match="an order needs a line"):
+        types.parameters("order", {**good, "lines": []})
+    with pytest.raises(ValidationError):
+        types.parameters("order", {**good, "total": "x"})  # the model first: the rule never sees it
+    assert seen == [{**good, "placed_at": None}, {**good, "lines": [], "placed_at": None}]

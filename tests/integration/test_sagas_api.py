@@ -1,0 +1,120 @@
+"""`/sagas/{type}`: any registered saga type over HTTP, the transfer first.
+
+The orchestrator app (ASGITransport) calls an account service served by uvicorn on loopback in
+the test's event loop (real HTTP, real SQLite files). What is checked: the body is the type's
+parameters, validated by its model and rules before anything is logged; the answer and the
+replay are `POST /transfers`'; a saga is found only under its own type; an unknown type is a 404
+and logs nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.integration.observability_support import (
+    orchestrator_client,
+    orchestrator_settings,
+    served,
+    settings,
+)
+
+TRANSFER = {"source": "acc-01", "target": "acc-02", "amount": 250}
+
+
+@pytest.fixture
+async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    async with served(settings(tmp_path, "accounts", role="accounts")) as accounts_url:  # noqa: SIM117 (the second needs the first's URL)
+        async with orchestrator_client(orchestrator_settings(tmp_path, accounts_url)) as client:
+            yield client
+
+
+async def sagas_logged(client: httpx.AsyncClient) -> int:
+    listed = await client.get("/transfers", params={"limit": 1000})
+    return len(listed.json()["transfers"])
+
+
+async def test_a_transfer_started_as_a_saga_is_the_same_transfer(
+    client: httpx.AsyncClient,
+) -> None:
+    started = await client.post("/sagas/transfer", json=TRANSFER, headers={"transaction-id": "s-1"})
+    assert started.status_code == 200
+    view = started.json()
+    assert (view["saga"], view["transaction_id"], view["status"]) == (
+        "transfer",
+        "s-1",
+        "completed",
+    )
+    assert {k: view[k] for k in TRANSFER} == TRANSFER
+    assert [(a["step"], a["outcome"]) for a in view["attempts"]] == [
+        ("debit", "succeeded"),
+        ("credit", "succeeded"),
+    ]
+    assert started.headers["Location"] == "/sagas/transfer/s-1"
+    assert "Idempotent-Replayed" not in started.headers
+    again = await client.post("/sagas/transfer", json=TRANSFER, headers={"transaction-id": "s-1"})
+    assert (again.status_code, again.headers["Idempotent-Replayed"]) == (200, "true")
+    read = (await client.get("/sagas/transfer/s-1")).json()
+    assert read == (await client.get("/transfers/s-1")).json()
+    assert read["status"] == "completed"
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "error"),
+    [
+        ({**TRANSFER, "amount": "250"}, 422, "invalid_request"),  # strict: money is an integer
+        ({**TRANSFER, "amount": 0}, 422, "invalid_request"),
+        ({"source": "acc-01", "target": "acc-02"}, 422, "invalid_request"),
+        ({**TRANSFER, "memo": "x"}, 422, "invalid_request"),  # no unknown fields
+        ({**TRANSFER, "target": "acc-01"}, 422, "same_account"),  # the type's own rule
+        ([TRANSFER], 422, "invalid_request"),  # not an object
+    ],
+    ids=["amount-text", "amount-zero", "missing", "extra", "same-account", "list"],
+)
+async def test_bad_parameters_are_refused_before_anything_is_logged(
+    client: httpx.AsyncClient, body: object, code: int, error: str
+) -> None:
+    refused = await client.post("/sagas/transfer", json=body, headers={"transaction-id": "s-2"})
+    assert (refused.status_code, refused.json()["error"]) == (code, error)
+    assert "Traceback" not in refused.text
+    assert await sagas_logged(client) == 0
+    assert (await client.get("/sagas/transfer/s-2")).status_code == 404
+
+
+async def test_an_invalid_field_is_named_without_echoing_the_input(
+    client: httpx.AsyncClient,
+) -> None:
+    refused = await client.post("/sagas/transfer", json={**TRANSFER, "amount": "<script>"})
+    details = refused.json()["details"]
+    assert [d["loc"] for d in details] == [["body", "amount"]]
+    assert "<script>" not in refused.text
+
+
+async def test_an_unknown_saga_type_is_404_and_logs_nothing(client: httpx.AsyncClient) -> None:
+    unknown = await client.post("/sagas/refund", json=TRANSFER, headers={"transaction-id": "s-3"})
+    assert (unknown.status_code, unknown.json()["error"]) == (404, "saga_type_not_found")
+    assert unknown.json()["message"] == "no saga type 'refund'"
+    assert await sagas_logged(client) == 0
+    malformed = await client.post("/sagas/Not-A-Type", json=TRANSFER)
+    assert (malformed.status_code, malformed.json()["error"]) == (422, "invalid_request")
+
+
+async def test_a_saga_is_found_and_operated_only_under_its_own_type(
+    client: httpx.AsyncClient,
+) -> None:
+    await client.post("/sagas/transfer", json=TRANSFER, headers={"transaction-id": "s-4"})
+    for method, path in [
+        ("GET", "/sagas/order/s-4"),
+        ("POST", "/sagas/order/s-4/retry"),
+        ("POST", "/sagas/order/s-4/resolve"),
+        ("GET", "/sagas/transfer/s-none"),
+    ]:
+        reply = await client.request(method, path)
+        assert (reply.status_code, reply.json()["error"]) == (404, "saga_not_found"), path
+    assert (await client.get("/sagas/transfer/s-4")).json()["operator_actions"] == []
+    # the generic operator routes act under the right type, with the transfer's own rules
+    refused = await client.post("/sagas/transfer/s-4/retry")
+    assert (refused.status_code, refused.json()["error"]) == (409, "invalid_transition")
