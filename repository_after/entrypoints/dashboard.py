@@ -35,6 +35,7 @@ from repository_after.domain.ids import TRANSACTION_ID_PATTERN
 from repository_after.entrypoints.deps import (
     EventStreamsDep,
     Reader,
+    SagaDeskDep,
     SettingsDep,
     StreamReader,
     TelemetryDep,
@@ -139,6 +140,12 @@ async def books(
         )
     body: dict[str, Any] = {**accounts, "audit": audit}
     return JSONResponse(body)
+
+
+@router.get("/api/saga-types", dependencies=[Reader])
+async def saga_types(desk: SagaDeskDep) -> dict[str, Any]:
+    """The saga types this server runs, each a picture of its definition's steps."""
+    return {"saga_types": desk.types.describe()}
 
 
 @router.get("/api/transfers/{transaction_id}/logs", dependencies=[Reader])

@@ -93,6 +93,29 @@ class SagaTypes:
         saga_type.check(params)
         return params
 
+    def describe(self) -> list[dict[str, Any]]:
+        """Every registered type, each version, as plain data for people (the dashboard): its
+        steps in order with their service, kind, operations and the parameters they read."""
+        return [
+            {
+                "name": t.definition.name,
+                "version": t.definition.version,
+                "shape_hash": t.definition.shape_hash(),
+                "latest": self._latest[t.definition.name] is t,
+                "steps": [
+                    {
+                        key: value
+                        for key, value in step.shape().items()
+                        if key not in ("running_status", "landed", "fenced")
+                    }
+                    for step in t.definition.steps
+                ],
+            }
+            for t in sorted(
+                self._types.values(), key=lambda t: (t.definition.name, t.definition.version)
+            )
+        ]
+
     def unserved(self, urls: Collection[str]) -> list[str]:
         """One line per step (of every registered version) whose service is not in `urls`."""
         return [

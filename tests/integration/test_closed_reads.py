@@ -29,6 +29,7 @@ READS = [
     "/admin/faults",
     "/ui/api/transfers/x/logs",
     "/ui/api/books",
+    "/ui/api/saga-types",
     "/ui/events",
 ]
 OPEN = ["/health", "/ui", "/ui/transfers/x", "/ui/static/dashboard.js"]

@@ -170,3 +170,40 @@ def test_a_types_own_rules_run_after_its_model_on_the_validated_parameters() -> 
     with pytest.raises(ValidationError):
         types.parameters("order", {**good, "total": "x"})  # the model first: the rule never sees it
     assert seen == [{**good, "placed_at": None}, {**good, "lines": [], "placed_at": None}]
+
+
+def test_each_version_is_described_step_by_step_for_people() -> None:
+    types = registry()
+    types.register(order(2, pay_service="payments"), OrderIn)
+    described = types.describe()
+    assert [(d["name"], d["version"], d["latest"]) for d in described] == [
+        ("order", 1, False),
+        ("order", 2, True),
+        ("transfer", 1, True),
+    ]
+    assert [d["shape_hash"] for d in described] == [
+        order().shape_hash(),
+        order(2, pay_service="payments").shape_hash(),
+        TRANSFER.shape_hash(),
+    ]
+    assert described[2]["steps"] == [
+        {
+            "name": "debit",
+            "service": "accounts",
+            "kind": "compensatable",
+            "action": "debit",
+            "compensation": "compensate_debit",
+            "settlement": None,
+            "request": {"account_id": "source", "amount": "amount"},
+        },
+        {
+            "name": "credit",
+            "service": "accounts",
+            "kind": "pivot",
+            "action": "credit",
+            "compensation": None,
+            "settlement": "void_credit",
+            "request": {"account_id": "target", "amount": "amount"},
+        },
+    ]
+    assert described[1]["steps"][1]["service"] == "payments"

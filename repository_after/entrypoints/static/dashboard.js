@@ -140,6 +140,31 @@ async function refreshParked() {
   }));
 }
 
+// Each saga type as a row of its steps, in order: name, service, kind, and the operations that
+// undo (↩ compensation) or decide (⚖ settlement) the step's action.
+async function refreshSagaTypes() {
+  const result = await api("/ui/api/saga-types");
+  const box = $("saga-types");
+  if (!result.ok) { box.replaceChildren(el("p", errorText(result), "message error")); return; }
+  box.replaceChildren(...result.body.saga_types.map((t) => {
+    const figure = el("figure", null, "saga-type");
+    figure.dataset.type = t.name;
+    figure.dataset.version = t.version;
+    const caption = el("figcaption", t.name + " v" + t.version + (t.latest ? "" : " (older)"));
+    const steps = el("ol", null, "steps");
+    for (const s of t.steps) {
+      const item = el("li", null, "step kind-" + s.kind);
+      item.dataset.step = s.name;
+      item.append(el("b", s.name), el("span", s.service, "service"), el("span", s.kind, "kind"));
+      if (s.compensation) item.append(el("small", "↩ " + s.compensation, "compensation"));
+      if (s.settlement) item.append(el("small", "⚖ " + s.settlement, "settlement"));
+      steps.append(item);
+    }
+    figure.append(caption, steps);
+    return figure;
+  }));
+}
+
 async function refreshBooks() {
   const result = await api("/ui/api/books");
   const indicator = $("conservation");
@@ -249,7 +274,7 @@ function route() {
   $("list-view").hidden = Boolean(currentDetail);
   $("detail-view").hidden = !currentDetail;
   $("d-message").textContent = "";
-  if (currentDetail) refreshDetail(); else refreshList();
+  if (currentDetail) refreshDetail(); else { refreshList(); refreshSagaTypes(); }
 }
 
 document.addEventListener("click", (event) => {
