@@ -28,7 +28,7 @@ from repository_after.adapters.sqlite_db import sqlite_path
 from repository_after.adapters.sqlite_saga_log import SqliteSagaLog
 from repository_after.config import ConfigurationError, ProcessRole, Settings
 from repository_after.domain.saga_definition import SagaDefinition
-from repository_after.domain.transfer import ACCOUNTS, DEFINITIONS
+from repository_after.domain.transfer import DEFINITIONS
 from repository_after.service_layer import accounts
 from repository_after.service_layer.faults import FaultInjector
 from repository_after.service_layer.orchestrator import Observer, Orchestrator, log_transition
@@ -107,12 +107,9 @@ def check_services(settings: Settings, definitions: Mapping[str, SagaDefinition]
     for definition in definitions.values():
         for step in definition.steps:
             if step.service not in services:
-                where = "SAGABANK_SERVICES" + (
-                    " (or SAGABANK_ACCOUNTS_URL)" if step.service == ACCOUNTS else ""
-                )
                 raise ConfigurationError(
                     f"saga {definition.name!r} step {step.name!r} calls service "
-                    f"{step.service!r}, which has no URL: set it in {where}"
+                    f"{step.service!r}, which has no URL: set it in SAGABANK_SERVICES"
                 )
 
 

@@ -244,8 +244,8 @@ class Settings(BaseSettings):
 
     def resolved_services(self) -> Mapping[str, ServiceConfig]:
         """Every service this process's sagas may call: `SAGABANK_SERVICES`, plus the account
-        service as "accounts" unless the map names it (`accounts_url`, or this very process in
-        role `all`). A service's token is its own, else `service_token`; batching needs
+        service as "accounts" unless the map names it (`accounts_url`, else this very process,
+        as before). A service's token is its own, else `service_token`; batching needs
         `participant_max_in_flight` > 0 too."""
         on = self.participant_max_in_flight > 0
         services = {
@@ -257,9 +257,8 @@ class Settings(BaseSettings):
             for name, entry in self.services.items()
         }
         if ACCOUNTS not in services:
-            url = self.accounts_url or (self._own_url() if self.role is ProcessRole.ALL else None)
-            if url is not None:
-                services[ACCOUNTS] = ServiceConfig(url=url, batching=on, token=self.service_token)
+            url = self.accounts_url or self._own_url()
+            services[ACCOUNTS] = ServiceConfig(url=url, batching=on, token=self.service_token)
         return services
 
 

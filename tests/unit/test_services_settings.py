@@ -42,8 +42,8 @@ def test_the_services_map_is_read_from_json_with_batching_on_and_no_token_by_def
             "orders": {"url": "https://orders.internal/api", "batching": False},
         },
     )
-    services = load_settings(role=ProcessRole.ORCHESTRATOR).resolved_services()
-    assert set(services) == {"inventory", "orders"}  # no accounts: no URL for it here
+    services = load_settings(accounts_url="http://acc:1").resolved_services()
+    assert set(services) == {"inventory", "orders", "accounts"}
     inventory, orders = services["inventory"], services["orders"]
     assert (inventory.url, inventory.batching) == ("http://10.0.0.7:8100", True)
     assert inventory.token is not None
@@ -60,9 +60,10 @@ def test_the_account_service_is_added_as_before_unless_the_map_names_it() -> Non
     assert by_url.resolved_accounts_url() == "http://acc:2"
     itself = Settings(role=ProcessRole.ALL, host="0.0.0.0", port=8123, services=inventory)
     assert itself.resolved_services()["accounts"].url == "http://127.0.0.1:8123"
-    # An orchestrator alone is not an account service: without a URL it has none.
-    alone = Settings(role=ProcessRole.ORCHESTRATOR, services=inventory)
-    assert "accounts" not in alone.resolved_services()
+    # Without a URL the account service is this very process, in every role (as before).
+    alone = Settings(role=ProcessRole.ORCHESTRATOR, port=8124, services=inventory)
+    assert alone.resolved_services()["accounts"].url == "http://127.0.0.1:8124"
+    assert alone.resolved_accounts_url() == "http://127.0.0.1:8124"
     named = Settings(
         accounts_url="http://acc:2",
         services={"accounts": {"url": "http://books:3", "batching": False}},
