@@ -161,14 +161,14 @@ async def test_each_call_goes_to_its_own_service_s_url(mock: respx.MockRouter) -
     assert {str(c.request.url) for c in b_single.calls} == {f"{B}/op"}
 
 
-async def test_headers_given_to_every_service_go_with_each_service_s_own(
+async def test_headers_given_to_every_service_go_with_each_service_s_own_which_win(
     mock: respx.MockRouter,
 ) -> None:
     a, c = routes(mock, A), routes(mock, C)
     participant = HttpParticipant(
         {"a": Endpoint(A, headers={"authorization": "Bearer x"}), "c": C},
         batching=False,
-        headers={"x-fleet": "f1"},
+        headers={"x-fleet": "f1", "authorization": "Bearer fleet"},
     )
     try:
         await call(participant, "a", "a-1")
@@ -177,7 +177,7 @@ async def test_headers_given_to_every_service_go_with_each_service_s_own(
         await participant.close()
     sent_a, sent_c = a[0].calls.last.request.headers, c[0].calls.last.request.headers
     assert (sent_a.get("authorization"), sent_a.get("x-fleet")) == ("Bearer x", "f1")
-    assert (sent_c.get("authorization"), sent_c.get("x-fleet")) == (None, "f1")
+    assert (sent_c.get("authorization"), sent_c.get("x-fleet")) == ("Bearer fleet", "f1")
 
 
 def test_an_endpoint_s_repr_shows_no_credential() -> None:
