@@ -14,18 +14,21 @@ backs which URL, and in which order they are closed.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from repository_after.adapters.http_participant import HttpParticipant
+import httpx
+
+from repository_after.adapters.http_participant import Endpoint, HttpParticipant
 from repository_after.adapters.memory_accounts import InMemoryAccountStore
 from repository_after.adapters.memory_saga_log import InMemorySagaLog
 from repository_after.adapters.sqlite_accounts import SqliteAccountStore
 from repository_after.adapters.sqlite_db import sqlite_path
 from repository_after.adapters.sqlite_saga_log import SqliteSagaLog
-from repository_after.config import ProcessRole, Settings
-from repository_after.domain.transfer import ACCOUNTS, TRANSFER
+from repository_after.config import ConfigurationError, ProcessRole, Settings
+from repository_after.domain.saga_definition import SagaDefinition
+from repository_after.domain.transfer import DEFINITIONS, TRANSFER
 from repository_after.entrypoints.schemas import TransferIn
 from repository_after.service_layer import accounts
 from repository_after.service_layer.faults import FaultInjector
@@ -110,16 +113,56 @@ def saga_types() -> SagaTypes:
     return types
 
 
-def build_participant(settings: Settings) -> HttpParticipant:
-    """The orchestrator's client of the account service at `settings.resolved_accounts_url()`,
-    presenting the service token (when configured) on every call."""
-    token = settings.service_token
-    headers = {"authorization": f"Bearer {token.get_secret_value()}"} if token else {}
+def check_services(settings: Settings, definitions: Mapping[str, SagaDefinition]) -> None:
+    """Refuse to start (`ConfigurationError`) when a step of a registered saga calls a service
+    that has no URL: found now, not as a KeyError in the driver after its saga was logged."""
+    services = settings.resolved_services()
+    for definition in definitions.values():
+        for step in definition.steps:
+            if step.service not in services:
+                raise ConfigurationError(
+                    f"saga {definition.name!r} step {step.name!r} calls service "
+                    f"{step.service!r}, which has no URL: set it in SAGABANK_SERVICES"
+                )
+
+
+def services_needed(
+    settings: Settings, definitions: Mapping[str, SagaDefinition]
+) -> dict[str, str]:
+    """name -> URL of every service some registered saga calls (what readiness waits for)."""
+    services = settings.resolved_services()
+    names = sorted(set().union(*(d.services for d in definitions.values())))
+    return {name: services[name].url for name in names if name in services}
+
+
+def build_participant(
+    settings: Settings,
+    definitions: Mapping[str, SagaDefinition],
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> HttpParticipant:
+    """The orchestrator's client of every configured service (`Settings.resolved_services`),
+    after `check_services`. Each service gets its own URL, its own batching, and its own token
+    (`Authorization: Bearer <token>`) sent to it alone; a service without a token gets no
+    `Authorization` at all. `transport`: tests' (the production one otherwise)."""
+    check_services(settings, definitions)
+    endpoints = {
+        name: Endpoint(
+            url=service.url,
+            batching=service.batching,
+            headers=(
+                {"authorization": f"Bearer {service.token.get_secret_value()}"}
+                if service.token
+                else {}
+            ),
+        )
+        for name, service in settings.resolved_services().items()
+    }
     return HttpParticipant(
-        {ACCOUNTS: settings.resolved_accounts_url()},
+        endpoints,
         batching=settings.participant_max_in_flight > 0,
         max_in_flight=max(1, settings.participant_max_in_flight),
-        headers=headers,
+        transport=transport,
     )
 
 
@@ -129,13 +172,13 @@ def build_orchestrator(
     participant: Participant,
     observers: tuple[Observer, ...] = (log_transition,),
     next_to: AccountStore | None = None,
-    types: SagaTypes | None = None,
+    definitions: Mapping[str, SagaDefinition] = DEFINITIONS,
 ) -> Orchestrator:
     forward, settle = retry_policies(settings)
     return Orchestrator(
         log=build_saga_log(settings.database_url, next_to=next_to),
         participant=participant,
-        definitions=(types or saga_types()).definitions(),
+        definitions=definitions,
         forward=forward,
         settle=settle,
         observers=observers,
@@ -144,8 +187,16 @@ def build_orchestrator(
     )
 
 
-async def bootstrap(settings: Settings, *, observers: tuple[Observer, ...] = ()) -> Container:
-    """`observers` (metrics, traces, live events) are added to the orchestrator's log observer."""
+async def bootstrap(
+    settings: Settings,
+    *,
+    observers: tuple[Observer, ...] = (),
+    definitions: Mapping[str, SagaDefinition] = DEFINITIONS,
+) -> Container:
+    """`observers` (metrics, traces, live events) are added to the orchestrator's log observer.
+    With an orchestrator, `check_services` runs first: nothing is opened or logged before it."""
+    if settings.role in (ProcessRole.ALL, ProcessRole.ORCHESTRATOR):
+        check_services(settings, definitions)
     container = Container(
         settings=settings,
         faults=FaultInjector(
@@ -165,7 +216,7 @@ async def bootstrap(settings: Settings, *, observers: tuple[Observer, ...] = ())
             logger.info("opened %d demo accounts with %d each", opened, settings.demo_balance)
         container.account_store = store
     if settings.role in (ProcessRole.ALL, ProcessRole.ORCHESTRATOR):
-        participant = build_participant(settings)
+        participant = build_participant(settings, definitions)
         container.participant = participant
         container.saga_types = saga_types()
         container.orchestrator = build_orchestrator(
@@ -173,19 +224,24 @@ async def bootstrap(settings: Settings, *, observers: tuple[Observer, ...] = ())
             participant=participant,
             observers=(log_transition, *observers),
             next_to=container.account_store,
-            types=container.saga_types,
+            definitions=definitions,
         )
     return container
 
 
 @asynccontextmanager
 async def orchestrator_session(
-    settings: Settings, *, observers: tuple[Observer, ...] = (log_transition,)
+    settings: Settings,
+    *,
+    observers: tuple[Observer, ...] = (log_transition,),
+    definitions: Mapping[str, SagaDefinition] = DEFINITIONS,
 ) -> AsyncIterator[Orchestrator]:
     """An orchestrator outside `serve` (the CLI, the demo), with its participant; on the way out
     its drivers stop before the log and the HTTP client close under them."""
-    participant = build_participant(settings)
-    orchestrator = build_orchestrator(settings, participant=participant, observers=observers)
+    participant = build_participant(settings, definitions)
+    orchestrator = build_orchestrator(
+        settings, participant=participant, observers=observers, definitions=definitions
+    )
     try:
         yield orchestrator
     finally:

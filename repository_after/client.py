@@ -18,6 +18,7 @@ if __package__ in (None, ""):  # run as a script: make the project importable
 try:
     import typer
 
+    from repository_after.config import ConfigurationError
     from repository_after.entrypoints.demo import demo
 except ModuleNotFoundError as missing:
     if (missing.name or "").partition(".")[0] in ("repository_after", "repository_before"):
@@ -32,7 +33,11 @@ except ModuleNotFoundError as missing:
 def main() -> None:
     app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
     app.command()(demo)
-    app()
+    try:
+        app()
+    except ConfigurationError as exc:  # a bad setting: its message, not a traceback
+        sys.stderr.write(f"refusing to start: {exc}\n")
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

@@ -7,14 +7,26 @@ environment. See the README's settings table.
 from __future__ import annotations
 
 import os
+import re
 import socket
+from collections.abc import Mapping
+from dataclasses import dataclass
 from enum import StrEnum
 from functools import lru_cache
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
-from repository_after.domain.transfer import DEFINITIONS
+from repository_after.domain.transfer import ACCOUNTS, DEFINITIONS
 from repository_after.service_layer.faults import FaultMode
 
 
@@ -33,6 +45,58 @@ class OtelExporter(StrEnum):
     OTLP = "otlp"
 
 
+#: A service's name in `SAGABANK_SERVICES` (and in a saga step): as safe to log as an id.
+SERVICE_NAME_PATTERN = re.compile(r"^[A-Za-z0-9._:\-]{1,64}$")
+
+
+def check_service_url(url: str) -> str:
+    """`url` if it names an http(s) service by host alone, without its trailing slash; else a
+    ValueError that does not repeat it (a URL with a password in it must not reach a log)."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  # a port that is not a number raises here
+    except ValueError:
+        raise ValueError("not a URL") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL with a host")
+    if "@" in parts.netloc:
+        raise ValueError("must not carry a user or password (the token goes in `token`)")
+    if parts.query or parts.fragment or url.endswith(("?", "#")):
+        raise ValueError("must not carry a query or a fragment")
+    return url.rstrip("/")
+
+
+class ServiceEntry(BaseModel):
+    """One service of `SAGABANK_SERVICES`: where it is, whether it takes `POST /batch`, and the
+    token sent to it alone (else `SAGABANK_SERVICE_TOKEN`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str
+    batching: bool = True
+    token: SecretStr | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return check_service_url(value)
+
+    @field_validator("token", mode="before")
+    @classmethod
+    def _empty_token_is_none(cls, value: object) -> object:
+        return None if value == "" else value
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceConfig:
+    """A service the orchestrator calls, resolved: its URL (no trailing slash), whether its calls
+    may leave as one `POST /batch`, and the token sent to it alone (None: no `Authorization`)."""
+
+    url: str
+    batching: bool
+    token: SecretStr | None
+
+
 #: `SAGABANK_GC_THRESHOLD`'s default (`entrypoints/runtime_tuning.py`): 20,000 and 100,000
 #: measured alike, both far above CPython's 700.
 DEFAULT_GC_THRESHOLD = 20_000
@@ -48,6 +112,9 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=0, le=65535)
     role: ProcessRole = ProcessRole.ALL
     accounts_url: str | None = None
+    # The services sagas call (`SAGABANK_SERVICES`, JSON): name -> {"url", "batching", "token"};
+    # the account service is added as "accounts" (`accounts_url`) unless named here.
+    services: dict[str, ServiceEntry] = Field(default_factory=dict)
     admin_token: SecretStr | None = None
     # What the orchestrator presents to the account service's money-moving endpoints (and what
     # those endpoints ask for, when set); never the admin token, which opens no money route.
@@ -97,10 +164,27 @@ class Settings(BaseSettings):
     otel_exporter: OtelExporter = OtelExporter.NONE
     otel_endpoint: str = "http://127.0.0.1:4318/v1/traces"
 
-    @field_validator("admin_token", "service_token", "read_token", "worker_id", mode="before")
+    @field_validator(
+        "admin_token", "service_token", "read_token", "worker_id", "accounts_url", mode="before"
+    )
     @classmethod
     def _empty_token_is_none(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("accounts_url")
+    @classmethod
+    def _accounts_url(cls, value: str | None) -> str | None:
+        return None if value is None else check_service_url(value)
+
+    @field_validator("services")
+    @classmethod
+    def _service_names(cls, value: dict[str, ServiceEntry]) -> dict[str, ServiceEntry]:
+        for name in value:
+            if not SERVICE_NAME_PATTERN.fullmatch(name):
+                raise ValueError(
+                    f"service name {name[:64]!r} is not 1-64 letters, digits or '._:-'"
+                )
+        return value
 
     @model_validator(mode="after")
     def _check(self) -> Settings:
@@ -151,13 +235,71 @@ class Settings(BaseSettings):
         return loopback if wildcard or self.host in loopback else (*loopback, self.host)
 
     def resolved_accounts_url(self) -> str:
-        """The account service the orchestrator calls: configured, or this very process."""
+        """The account service the orchestrator calls: `SAGABANK_SERVICES`' "accounts", else
+        `accounts_url`, else this very process."""
+        if ACCOUNTS in self.services:
+            return self.services[ACCOUNTS].url
         if self.accounts_url:
-            return self.accounts_url.rstrip("/")
+            return self.accounts_url
+        return self._own_url()
+
+    def _own_url(self) -> str:
         host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
         return f"http://{host}:{self.port}"
+
+    def resolved_services(self) -> Mapping[str, ServiceConfig]:
+        """Every service this process's sagas may call: `SAGABANK_SERVICES`, plus the account
+        service as "accounts" unless the map names it (`accounts_url`, else this very process,
+        as before). A service's token is its own, else `service_token`; batching needs
+        `participant_max_in_flight` > 0 too."""
+        on = self.participant_max_in_flight > 0
+        services = {
+            name: ServiceConfig(
+                url=entry.url,
+                batching=entry.batching and on,
+                token=entry.token or self.service_token,
+            )
+            for name, entry in self.services.items()
+        }
+        if ACCOUNTS not in services:
+            url = self.accounts_url or self._own_url()
+            services[ACCOUNTS] = ServiceConfig(url=url, batching=on, token=self.service_token)
+        return services
+
+
+class ConfigurationError(Exception):
+    """Settings this process cannot start with. The message names the setting and what is
+    wrong, and is safe to print: it never repeats a value given (a token, a URL)."""
+
+
+def describe(error: ValidationError) -> str:
+    """One line per problem, `SAGABANK_<FIELD>[: <where inside>]: <what is wrong>`, without
+    pydantic's `input_value=...` (which would print a token)."""
+    lines = []
+    for e in error.errors(include_url=False, include_context=False, include_input=False):
+        what = e["msg"].removeprefix("Value error, ")
+        if not e["loc"]:  # a rule across settings: its message names them
+            lines.append(what)
+            continue
+        field, *inside = (str(part) for part in e["loc"])
+        where = f"SAGABANK_{field.upper()}" + (f": {'.'.join(inside)}" if inside else "")
+        lines.append(f"{where}: {what}")
+    return "\n".join(lines)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """`Settings` from the environment (and `overrides`), or a `ConfigurationError` saying
+    what is wrong without echoing any value."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise ConfigurationError(describe(exc)) from None
+    except SettingsError as exc:  # a complex field (SAGABANK_SERVICES) that is not JSON
+        found = re.search(r'field "(\w+)"', str(exc))
+        name = f"SAGABANK_{found.group(1).upper()}" if found else "a setting"
+        raise ConfigurationError(f"{name}: not valid JSON") from None
 
 
 @lru_cache
 def get_settings() -> Settings:
-    return Settings()
+    return load_settings()

@@ -25,9 +25,9 @@ Classification of one attempt (the outcome rules of the README):
     4xx except 408 / 429                -> REJECTED   (a definite business answer)
     408, 429, 5xx, 3xx                  -> UNKNOWN    (may or may not have been applied)
     timeout, connection error, bad body -> UNKNOWN    (error "timeout" / "transport: <name>")
-Every request carries the participant's fixed `headers` (the service credential), the saga id
-in the `transaction-id` header and an explicit timeout (an overall deadline for the exchange,
-waiting for a connection included), and the current trace context as W3C `traceparent`
+Every request carries its service's headers (its credential, sent to that service alone), the
+saga id in the `transaction-id` header and an explicit timeout (an overall deadline for the
+exchange, waiting for a connection included), and the current trace context as W3C `traceparent`
 (nothing when tracing is off); inside a batch, each item carries its own call's id and
 `traceparent`. Batching: `adapters/participant_batching.py`.
 """
@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
@@ -80,15 +81,27 @@ class AnswerTooLarge(Exception):
     """The answer's body passed `MAX_BODY_BYTES`; it is left unread, and its connection closed."""
 
 
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """One service: its URL, whether it takes `POST /batch`, and the headers sent to it alone
+    (its credential, `Authorization: Bearer <its token>`; never shown in a repr)."""
+
+    url: str
+    batching: bool = True
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+
 class HttpParticipant(BatchingParticipant):
-    """`Participant` over HTTP; the batching rules are `BatchingParticipant`'s. `transport`
-    replaces the production one (`build_transport(max_connections=...)`): tests pass respx's
-    or one that trusts their own certificate authority. `headers` go with every exchange
-    (bootstrap passes `Authorization: Bearer <service token>` when one is configured)."""
+    """`Participant` over HTTP; the batching rules are `BatchingParticipant`'s. `services`: name
+    -> URL, or an `Endpoint` (its own batching and headers). `transport` replaces the production
+    one (`build_transport(max_connections=...)`): tests pass respx's or one that trusts their own
+    certificate authority. `headers` go with every exchange to every service; an `Endpoint`'s
+    go to that service alone (bootstrap gives each service its own token that way, and nothing
+    to all: a service's credential never reaches another service)."""
 
     def __init__(
         self,
-        services: Mapping[str, str],
+        services: Mapping[str, str | Endpoint],
         *,
         max_connections: int = 64,
         batching: bool = True,
@@ -96,24 +109,29 @@ class HttpParticipant(BatchingParticipant):
         transport: httpx.AsyncBaseTransport | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        super().__init__(services, batching=batching, max_in_flight=max_in_flight)
-        for url in services.values():  # a wrong URL is a mistake of set-up, not an outcome
-            parsed = httpx.URL(url)
+        endpoints = {name: Endpoint(s) if isinstance(s, str) else s for name, s in services.items()}
+        unbatched = [name for name, e in endpoints.items() if not e.batching]
+        super().__init__(
+            endpoints, batching=batching, max_in_flight=max_in_flight, unbatched=unbatched
+        )
+        for name, e in endpoints.items():  # a wrong URL is a mistake of set-up, not an outcome
+            parsed = httpx.URL(e.url)
             if parsed.scheme not in ("http", "https") or not parsed.host:
-                raise ValueError(f"not an http(s) URL: {url!r}")
-        self._services = {name: url.rstrip("/") for name, url in services.items()}
+                raise ValueError(f"service {name!r}: not an http(s) URL")
+        self._services = {name: e.url.rstrip("/") for name, e in endpoints.items()}
+        # Sent on every exchange to that service, single or batch (its credential).
+        self._headers = {name: {**(headers or {}), **e.headers} for name, e in endpoints.items()}
         self._max_connections = max_connections
         self._transport = transport
-        # Sent on every exchange, single or batch (the service credential: `Authorization`).
-        self._headers = dict(headers or {})
         self._client: httpx.AsyncClient | None = None
 
     def _open(self) -> httpx.AsyncClient:
         # Made on first use, inside the event loop that will use it (aiohttp's session is
-        # bound to the loop that made it).
+        # bound to the loop that made it). No default headers: each request carries its own
+        # service's.
         transport = self._transport or build_transport(max_connections=self._max_connections)
         self._client = httpx.AsyncClient(
-            transport=transport, headers=self._headers, follow_redirects=False, trust_env=False
+            transport=transport, follow_redirects=False, trust_env=False
         )
         return self._client
 
@@ -142,7 +160,7 @@ class HttpParticipant(BatchingParticipant):
         body: dict[str, Any],
         timeout: float,
     ) -> CallResult:
-        headers = {"transaction-id": transaction_id}
+        headers = {**self._headers[service], "transaction-id": transaction_id}
         inject(headers)
         answer = await self._post(f"{self._services[service]}/{operation}", body, headers, timeout)
         return answer if isinstance(answer, CallResult) else classify(*answer)
@@ -156,7 +174,8 @@ class HttpParticipant(BatchingParticipant):
             operations.append(operation)
         payload = {"operations": operations}
         timeout = min(i.timeout for i in items)
-        answer = await self._post(f"{self._services[service]}/batch", payload, {}, timeout)
+        url = f"{self._services[service]}/batch"
+        answer = await self._post(url, payload, dict(self._headers[service]), timeout)
         if isinstance(answer, CallResult):
             return [answer] * len(items)
         code, raw = answer

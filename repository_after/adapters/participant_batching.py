@@ -2,6 +2,8 @@
 `max_in_flight` exchanges; calls made in one turn of the event loop, or that find every
 exchange busy, leave together as one batch (`HttpParticipant` sends it as `POST /batch`).
 
+A service without a batch endpoint (`unbatched`) gets each call as its own request, never a batch.
+
 Invariants:
 - Each call gets exactly one `CallResult`; a batch that fails as a whole (timeout, connection,
   a bad answer) leaves every item's outcome UNKNOWN, never REJECTED, and each is then retried
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,10 +64,19 @@ class BatchingParticipant(ABC):
     the way group commit shares one fsync: the sagas that one group commit wakes call in the
     same turn. Subclasses carry one call (`_single`) and one batch (`_post_batch`)."""
 
-    def __init__(self, services: Mapping[str, str], *, batching: bool, max_in_flight: int) -> None:
+    def __init__(
+        self,
+        services: Mapping[str, object],
+        *,
+        batching: bool,
+        max_in_flight: int,
+        unbatched: Collection[str] = (),
+    ) -> None:
+        """`unbatched`: services that have no batch endpoint; their calls always go alone."""
         self._batching = batching
         self._max_in_flight = max_in_flight
         self._lanes = {name: _Lane() for name in services}
+        self._unbatched = frozenset(unbatched)
         self._batches: set[asyncio.Task[None]] = set()
 
     @abstractmethod
@@ -91,7 +102,7 @@ class BatchingParticipant(ABC):
         body: dict[str, Any],
         timeout: float,
     ) -> CallResult:
-        if not self._batching:
+        if not self._batching or service in self._unbatched:
             return await self._single(service, operation, transaction_id, body, timeout)
         lane = self._lanes[service]
         leads = lane.in_flight < self._max_in_flight and not lane.queued and not lane.gathering

@@ -2,8 +2,9 @@
 
 Components are built in the lifespan (not at import), so importing `server` is cheap and tests can
 build as many apps as they like. With an orchestrator, startup launches the worker loop in the
-background once the account service answers `/health` (in role `all` that is this very process,
-which only starts listening after the lifespan's startup returns): crash recovery first, then
+background once every service the registered sagas call answers `/health` (`readiness`; in role
+`all` the account service is this very process, which only starts listening after the
+lifespan's startup returns): crash recovery first, then
 lease renewal and claims of unowned or expired sagas every `claim_interval` seconds.
 
 `/docs` is FastAPI's Swagger UI with its JavaScript, CSS and icon served by this process from the
@@ -17,19 +18,19 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import httpx
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]  # no py.typed
-from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
-from repository_after.bootstrap import Container, bootstrap
+from repository_after.bootstrap import Container, bootstrap, check_services, services_needed
 from repository_after.config import ProcessRole, Settings
+from repository_after.domain.saga_definition import SagaDefinition
+from repository_after.domain.transfer import DEFINITIONS
 from repository_after.entrypoints import (
     accounts_api,
     admin_api,
@@ -41,6 +42,7 @@ from repository_after.entrypoints import (
 )
 from repository_after.entrypoints.errors import BadRequest, install_error_handlers
 from repository_after.entrypoints.limits import RequestLimits
+from repository_after.entrypoints.readiness import Readiness, wait_for_services
 from repository_after.entrypoints.schemas import ERROR_RESPONSES
 from repository_after.observability.telemetry import Telemetry
 from repository_after.service_layer.orchestrator import Orchestrator
@@ -58,43 +60,42 @@ _SWAGGER_UI = Path(str(swagger_ui_path))  # the package's folder of Swagger UI f
 
 
 async def _work_when_ready(
-    orchestrator: Orchestrator, accounts_url: str, claim_interval: float
+    orchestrator: Orchestrator, readiness: Readiness, claim_interval: float
 ) -> None:
-    """Wait for the account service, then run the worker loop (its first claim is recovery).
-
-    The wait has no deadline: giving up would leave this worker without recovery or takeover."""
-    async with httpx.AsyncClient(timeout=2.0) as client:
-        async for attempt in AsyncRetrying(
-            wait=wait_exponential(multiplier=0.1, max=5.0),
-            retry=retry_if_exception_type(httpx.HTTPError),
-            before_sleep=lambda state: logger.info(
-                "waiting for the account service at %s (attempt %d)",
-                accounts_url,
-                state.attempt_number,
-            ),
-        ):
-            with attempt:
-                (await client.get(f"{accounts_url}/health")).raise_for_status()
+    """Wait for every service the registered sagas call, then run the worker loop (its first
+    claim is recovery)."""
+    await wait_for_services(readiness)
     await orchestrator.work(interval=claim_interval)
 
 
-def create_app(settings: Settings, *, telemetry: Telemetry | None = None) -> FastAPI:
-    """`telemetry` (metrics, traces, live events) is built from the settings unless given."""
+def create_app(
+    settings: Settings,
+    *,
+    telemetry: Telemetry | None = None,
+    definitions: Mapping[str, SagaDefinition] = DEFINITIONS,
+) -> FastAPI:
+    """`telemetry` (metrics, traces, live events) is built from the settings unless given;
+    `definitions`: the saga types this process runs. With an orchestrator, a step whose service
+    has no URL is refused here, before anything is built or logged (`ConfigurationError`)."""
+    has_orchestrator = settings.role in (ProcessRole.ALL, ProcessRole.ORCHESTRATOR)
+    if has_orchestrator:
+        check_services(settings, definitions)
     telemetry = telemetry or Telemetry(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        container: Container = await bootstrap(settings, observers=telemetry.observers)
+        container: Container = await bootstrap(
+            settings, observers=telemetry.observers, definitions=definitions
+        )
         app.state.container = container
         telemetry.bind(container)
         recovery: asyncio.Task[None] | None = None
+        app.state.readiness = None
         if container.orchestrator is not None:
+            readiness = Readiness(services_needed(settings, definitions))
+            app.state.readiness = readiness
             recovery = asyncio.create_task(
-                _work_when_ready(
-                    container.orchestrator,
-                    settings.resolved_accounts_url(),
-                    settings.claim_interval,
-                )
+                _work_when_ready(container.orchestrator, readiness, settings.claim_interval)
             )
         app.state.recovery = recovery
         try:

@@ -21,13 +21,15 @@ import logging
 import sys
 import time
 from collections import Counter
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 import uvicorn
 from rich.console import Console
 
-from repository_after.config import ProcessRole, Settings, get_settings
+from repository_after.bootstrap import check_services
+from repository_after.config import ConfigurationError, ProcessRole, get_settings, load_settings
+from repository_after.domain.transfer import DEFINITIONS
 from repository_after.entrypoints import demo, gc_cli, sagas_cli
 from repository_after.entrypoints.logs import configure_logging
 from repository_after.entrypoints.runtime_tuning import tune_gc, tune_switch_interval
@@ -75,7 +77,14 @@ def serve(
         for k, v in {"host": host, "port": port, "role": role, "database_url": database_url}.items()
         if v is not None
     }
-    settings = Settings(**overrides)  # type: ignore[arg-type]
+    # Bad settings, or a saga step whose service has no URL: one clear message, before
+    # anything is logged or opened, and no traceback (nor any value of a setting: a token).
+    try:
+        settings = load_settings(**overrides)
+        if settings.role in (ProcessRole.ALL, ProcessRole.ORCHESTRATOR):
+            check_services(settings, DEFINITIONS)
+    except ConfigurationError as exc:
+        _refuse_to_start(exc)
     missing = [
         name
         for name, token in (
@@ -229,8 +238,22 @@ def recover(
         raise typer.Exit(1)
 
 
+def _say_refused(exc: ConfigurationError) -> None:
+    console.print("[red]refusing to start:[/red]", end=" ")
+    console.print(str(exc), soft_wrap=True, markup=False, highlight=False)
+
+
+def _refuse_to_start(exc: ConfigurationError) -> NoReturn:
+    _say_refused(exc)
+    raise typer.Exit(2)
+
+
 def main() -> None:
-    app()
+    try:
+        app()
+    except ConfigurationError as exc:  # another command's settings (`get_settings`)
+        _say_refused(exc)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

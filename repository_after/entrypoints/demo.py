@@ -39,7 +39,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from repository_after.bootstrap import orchestrator_session
-from repository_after.config import Settings
+from repository_after.config import load_settings
 from repository_after.domain.money import format_minor
 from repository_after.domain.saga import AT_REST, SagaStatus
 from repository_after.domain.transfer import TRANSFER
@@ -105,7 +105,7 @@ def _describe(counts: dict[str, int]) -> str:
 async def run_transfers(
     opts: DemoOptions, accounts_url: str, data_dir: Path, *, log_url: str | None = None
 ) -> dict[str, Any]:
-    settings = Settings(
+    settings = load_settings(
         database_url=log_url or f"sqlite:///{data_dir / 'demo-sagas.db'}",
         accounts_url=accounts_url,
         worker_id=DEMO_WORKER_ID,

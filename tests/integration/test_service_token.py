@@ -19,6 +19,7 @@ from repository_after.adapters.http_participant import HttpParticipant
 from repository_after.bootstrap import build_participant
 from repository_after.config import ProcessRole, Settings
 from repository_after.domain.saga import Outcome
+from repository_after.domain.transfer import DEFINITIONS
 from repository_after.entrypoints.app import create_app
 from repository_after.entrypoints.deps import require_service
 from tests.conftest import accounts_settings, asgi_client
@@ -178,14 +179,11 @@ async def _call(participant: HttpParticipant, operation: str, tx: str, account: 
 async def test_the_participant_sends_the_service_token_on_singles_and_batches(
     tmp_path: Path,
 ) -> None:
-    settings = guarded_settings(tmp_path)
+    settings = guarded_settings(tmp_path, accounts_url="http://sagabank")
     async for client in asgi_client(settings):
         transport = Recording(httpx.ASGITransport(app=client.app))  # type: ignore[attr-defined]
-        # The headers bootstrap gives the orchestrator's participant, on an in-process transport.
-        headers = dict(build_participant(settings)._headers)
-        participant = HttpParticipant(
-            {"accounts": "http://sagabank"}, transport=transport, headers=headers
-        )
+        # The participant bootstrap gives the orchestrator, on an in-process transport.
+        participant = build_participant(settings, DEFINITIONS, transport=transport)
         try:
             alone = await _call(participant, "debit", "p-1", "acc-01")  # alone: a single POST
             # Calls made in one turn of the event loop leave together as one `POST /batch`.

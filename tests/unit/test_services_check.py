@@ -1,0 +1,113 @@
+"""The start-up check of the services map against the registered saga definitions: every
+service a step calls must have a URL, else the process refuses to start, naming the saga type,
+the step and the service, before anything is opened or logged (bootstrap, the app factory)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from repository_after.bootstrap import bootstrap, check_services, services_needed
+from repository_after.config import ConfigurationError, ProcessRole, Settings
+from repository_after.domain.saga_definition import SagaDefinition, Step, StepKind
+from repository_after.domain.transfer import DEFINITIONS
+from repository_after.entrypoints.app import create_app
+
+
+def step(name: str, service: str, kind: StepKind, **extra: str) -> Step:
+    return Step(
+        name=name,
+        service=service,
+        action=name,
+        running_status=f"{name}ing",
+        request={"order_id": "order_id"},
+        kind=kind,
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+ORDER = SagaDefinition(
+    name="order",
+    steps=(
+        step("create", "orders", StepKind.COMPENSATABLE, compensation="cancel"),
+        step("reserve", "inventory", StepKind.COMPENSATABLE, compensation="release"),
+        step("charge", "accounts", StepKind.PIVOT, settlement="void_credit"),
+        step("confirm", "orders", StepKind.RETRIABLE),
+    ),
+)
+REGISTERED = {**DEFINITIONS, ORDER.name: ORDER}
+
+
+def settings(tmp_path: Path, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "database_url": f"sqlite:///{tmp_path / 'sagas.db'}",
+        "role": ProcessRole.ORCHESTRATOR,
+        "accounts_url": "http://accounts.test",
+        "services": {"orders": {"url": "http://orders.test"}},
+        **overrides,
+    }
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+def test_a_step_whose_service_has_no_url_is_refused_naming_saga_step_and_service(
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(ConfigurationError) as refused:
+        check_services(settings(tmp_path), REGISTERED)
+    assert str(refused.value) == (
+        "saga 'order' step 'reserve' calls service 'inventory', which has no URL: "
+        "set it in SAGABANK_SERVICES"
+    )
+
+
+def test_every_service_named_passes_and_readiness_waits_for_exactly_those(
+    tmp_path: Path,
+) -> None:
+    complete = settings(
+        tmp_path,
+        services={
+            "orders": {"url": "http://orders.test/"},
+            "inventory": {"url": "http://inventory.test"},
+            "unused": {"url": "http://unused.test"},
+        },
+    )
+    check_services(complete, REGISTERED)  # no refusal
+    assert services_needed(complete, REGISTERED) == {
+        "accounts": "http://accounts.test",
+        "inventory": "http://inventory.test",
+        "orders": "http://orders.test",
+    }
+    assert services_needed(complete, DEFINITIONS) == {"accounts": "http://accounts.test"}
+    check_services(complete, {})  # no saga registered: nothing to check
+
+
+def test_in_role_all_the_transfer_needs_no_setting(tmp_path: Path) -> None:
+    check_services(settings(tmp_path, role=ProcessRole.ALL, accounts_url=None), DEFINITIONS)
+
+
+async def test_bootstrap_refuses_before_opening_or_logging_anything(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    for role in (ProcessRole.ALL, ProcessRole.ORCHESTRATOR):
+        with pytest.raises(ConfigurationError, match="step 'reserve'"):
+            await bootstrap(settings(tmp_path, role=role, demo_accounts=3), definitions=REGISTERED)
+    assert list(tmp_path.iterdir()) == []  # no database file: nothing was opened
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("repository_after")] == []
+
+
+async def test_an_account_service_alone_runs_no_saga_and_checks_none(tmp_path: Path) -> None:
+    only_books = settings(tmp_path, role=ProcessRole.ACCOUNTS, accounts_url=None, demo_accounts=0)
+    container = await bootstrap(only_books, definitions=REGISTERED)
+    try:
+        assert container.orchestrator is None
+    finally:
+        await container.close()
+
+
+def test_the_app_factory_refuses_before_building_anything(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="saga 'order' step 'reserve'"):
+        create_app(settings(tmp_path), definitions=REGISTERED)
+    assert list(tmp_path.iterdir()) == []
