@@ -33,7 +33,7 @@ from repository_after.service_layer.orchestrator import Observer, Orchestrator, 
 from repository_after.service_layer.ports import AccountStore
 from repository_after.service_layer.retry import RetryPolicy
 from repository_after.service_layer.saga_ports import Participant, SagaLog
-from repository_after.service_layer.saga_types import SagaTypes
+from repository_after.service_layer.saga_types import SagaTypes, check_log_versions
 
 logger = logging.getLogger(__name__)
 
@@ -129,10 +129,12 @@ def build_orchestrator(
     next_to: AccountStore | None = None,
 ) -> Orchestrator:
     forward, settle = retry_policies(settings)
+    types = saga_types()
     return Orchestrator(
         log=build_saga_log(settings.database_url, next_to=next_to),
         participant=participant,
-        definitions=saga_types().definitions(),
+        definitions=types.definitions(),
+        versions=types.version,
         forward=forward,
         settle=settle,
         observers=observers,
@@ -141,8 +143,25 @@ def build_orchestrator(
     )
 
 
+async def check_saga_versions(settings: Settings) -> None:
+    """Refuse to start (`DefinitionsChanged`) if the saga log of `settings` holds unfinished
+    sagas started under a definition version this server does not define as it was
+    (`saga_types.check_log_versions`). `bootstrap` checks this itself; `sagabank serve` asks
+    first, so that it can say why in one line instead of a failed lifespan's traceback."""
+    if settings.role not in (ProcessRole.ALL, ProcessRole.ORCHESTRATOR):
+        return
+    log = build_saga_log(settings.database_url)
+    try:
+        await check_log_versions(log, saga_types())
+    finally:
+        await log.close()
+
+
 async def bootstrap(settings: Settings, *, observers: tuple[Observer, ...] = ()) -> Container:
-    """`observers` (metrics, traces, live events) are added to the orchestrator's log observer."""
+    """`observers` (metrics, traces, live events) are added to the orchestrator's log observer.
+
+    With an orchestrator, the saga log's unfinished sagas are checked against the registered
+    definition versions before anything is claimed (`DefinitionsChanged`: nothing is left open)."""
     container = Container(
         settings=settings,
         faults=FaultInjector(
@@ -170,6 +189,11 @@ async def bootstrap(settings: Settings, *, observers: tuple[Observer, ...] = ())
             observers=(log_transition, *observers),
             next_to=container.account_store,
         )
+        try:
+            await check_log_versions(container.orchestrator.log, saga_types())
+        except BaseException:
+            await container.close()
+            raise
     return container
 
 
@@ -182,6 +206,7 @@ async def orchestrator_session(
     participant = build_participant(settings)
     orchestrator = build_orchestrator(settings, participant=participant, observers=observers)
     try:
+        await check_log_versions(orchestrator.log, saga_types())
         yield orchestrator
     finally:
         await orchestrator.close()

@@ -50,7 +50,16 @@ async def run_transfer(
         )
     # Driven here from creation to the end: every event is in memory, nothing to read back.
     created_at, updated_at = event_times(state.history)
+    started = orchestrator.latest(TRANSFER.name)  # created just now, on the latest version
     stored = StoredSaga(
-        saga_id, TRANSFER.name, params, state.status, created_at, updated_at, state.history
+        saga_id,
+        started.name,
+        started.version,
+        started.shape_hash(),
+        params,
+        state.status,
+        created_at,
+        updated_at,
+        state.history,
     )
     return TransferRun(saga_id, created, saga_view(stored=stored, state=state))
