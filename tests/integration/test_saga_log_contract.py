@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from repository_after.domain.saga import EventKind, Outcome, SagaEvent, StepRole
 from repository_after.domain.transfer import TRANSFER
-from repository_after.service_layer.saga_ports import SagaLog, SagaSummary
+from repository_after.service_layer.saga_ports import DefinitionInUse, SagaLog, SagaSummary
 
 AT = "2026-01-01T00:00:00+00:00"
 START = SagaEvent(EventKind.STARTED, at=AT)
@@ -273,3 +273,81 @@ async def test_purge_keeps_a_saga_updated_exactly_at_the_cutoff(saga_log: SagaLo
     assert await saga_log.load("s1") is not None
     assert await saga_log.purge_settled(before=at(6)) == 1
     assert await saga_log.load("s1") is None
+
+
+async def test_each_saga_keeps_the_version_and_shape_hash_it_was_created_with(
+    saga_log: SagaLog,
+) -> None:
+    await saga_log.create(
+        saga_id="t1",
+        definition="transfer",
+        definition_version=1,
+        definition_hash=TRANSFER.shape_hash(),
+        params={"a": 1},
+        events=[START],
+    )
+    await saga_log.create(
+        saga_id="o2",
+        definition="order",
+        definition_version=2,
+        definition_hash="0123456789abcdef",
+        params={},
+        events=[START],
+    )
+    await saga_log.append("o2", [attempt(1)], status="reserving")  # a write keeps them
+    loaded = {}
+    for saga_id in ("t1", "o2"):
+        stored = await saga_log.load(saga_id)
+        summary = await saga_log.summary(saga_id)
+        assert stored is not None
+        assert summary is not None
+        assert (summary.definition, summary.definition_version, summary.definition_hash) == (
+            stored.definition,
+            stored.definition_version,
+            stored.definition_hash,
+        )
+        loaded[saga_id] = (stored.definition, stored.definition_version, stored.definition_hash)
+    assert loaded == {
+        "t1": ("transfer", 1, TRANSFER.shape_hash()),
+        "o2": ("order", 2, "0123456789abcdef"),
+    }
+    recent = {
+        s.saga_id: (s.definition_version, s.definition_hash)
+        for s in await saga_log.list_recent(limit=10)
+    }
+    assert recent == {"t1": (1, TRANSFER.shape_hash()), "o2": (2, "0123456789abcdef")}
+
+
+async def test_definitions_in_use_count_the_unfinished_sagas_of_each_version_and_shape(
+    saga_log: SagaLog,
+) -> None:
+    """Every saga not yet terminal counts, parked ones too (an operator may retry them);
+    terminal sagas never resume and do not count."""
+    assert await saga_log.definitions_in_use() == []
+    sagas = [
+        ("a", "transfer", 1, "h1", "debiting"),
+        ("b", "transfer", 1, "h1", "failed_needs_attention"),
+        ("c", "transfer", 1, "h2", "compensating"),
+        ("d", "transfer", 2, "h1", "crediting"),
+        ("e", "order", 1, "h1", "reserving"),
+        ("f", "transfer", 1, "h3", "completed"),
+        ("g", "transfer", 3, "h4", "compensated"),
+        ("h", "transfer", 3, "h4", "rejected"),
+        ("i", "transfer", 3, "h4", "resolved"),
+    ]
+    for saga_id, definition, version, shape, status in sagas:
+        await saga_log.create(
+            saga_id=saga_id,
+            definition=definition,
+            definition_version=version,
+            definition_hash=shape,
+            params={},
+            events=[START],
+            status=status,
+        )
+    assert await saga_log.definitions_in_use() == [
+        DefinitionInUse("order", 1, "h1", 1),
+        DefinitionInUse("transfer", 1, "h1", 2),
+        DefinitionInUse("transfer", 1, "h2", 1),
+        DefinitionInUse("transfer", 2, "h1", 1),
+    ]
