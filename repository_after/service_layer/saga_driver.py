@@ -58,6 +58,7 @@ from repository_after.service_layer.saga_ports import (
     SagaLog,
     StoredSaga,
 )
+from repository_after.service_layer.saga_types import DefinitionsChanged
 from repository_after.service_layer.transitions import LOGGER_NAME, Observer, apply_observed
 
 logger = logging.getLogger(LOGGER_NAME)
@@ -73,8 +74,17 @@ DefinitionLookup = Callable[[str, int], SagaDefinition]
 
 
 def definition_of(versions: DefinitionLookup, stored: StoredSaga) -> SagaDefinition:
-    """The definition `stored` started under, which it resumes with."""
-    return versions(stored.definition, stored.definition_version)
+    """The definition `stored` started under, which it resumes with; DefinitionsChanged if this
+    server defines that version with another shape (a saga another server started after this
+    one checked the log at start-up: it is left to a server that has its shape)."""
+    definition = versions(stored.definition, stored.definition_version)
+    if definition.shape_hash() != stored.definition_hash:
+        raise DefinitionsChanged(
+            f"saga {stored.saga_id}: saga type {stored.definition!r} version "
+            f"{stored.definition_version} started under shape {stored.definition_hash}, this "
+            f"server defines {definition.shape_hash()}"
+        )
+    return definition
 
 
 class FreshSaga(NamedTuple):

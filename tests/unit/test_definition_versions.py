@@ -273,3 +273,27 @@ def test_the_servers_registry_defines_the_transfer_as_every_existing_log_stored_
     in_use = [DefinitionInUse("transfer", 1, "c5a5f5add9f94254", 1)]  # the migration's backfill
     assert types.mismatches(in_use) == []
     assert registry(SHIP_V1).mismatches(in_use) != []
+
+
+async def test_a_saga_started_under_another_shape_of_its_version_is_not_driven_here() -> None:
+    """Another server, with another shape under the same version, started it after this one
+    checked the log: this server neither drives it nor shows it with its own steps."""
+    log = InMemorySagaLog()
+    post = ship(1, "send_by_post")
+    other = server(log, Carrier(crash_on="send_by_post"), registry(post))
+    with pytest.raises(SimulatedCrash):
+        await other.run("ship", {"parcel": "p-1"}, saga_id="s-1")
+    carrier = Carrier()
+    here = server(log, carrier, registry(SHIP_V1))
+    refusal = (
+        f"saga s-1: saga type 'ship' version 1 started under shape {post.shape_hash()}, "
+        f"this server defines {SHIP_V1.shape_hash()}"
+    )
+    with pytest.raises(DefinitionsChanged, match=f"^{refusal}$"):
+        await here.drive("s-1")
+    assert carrier.calls == []
+    stored = await log.load("s-1")
+    assert stored is not None
+    with pytest.raises(DefinitionsChanged):
+        here.state_of(stored)
+    assert stored.status == "sending"  # left as it was, for a server that has its shape
