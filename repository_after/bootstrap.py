@@ -36,7 +36,7 @@ from repository_after.service_layer.orchestrator import Observer, Orchestrator, 
 from repository_after.service_layer.ports import AccountStore
 from repository_after.service_layer.retry import RetryPolicy
 from repository_after.service_layer.saga_ports import Participant, SagaLog
-from repository_after.service_layer.saga_types import SagaTypes
+from repository_after.service_layer.saga_types import SagaTypes, check_log_versions
 from repository_after.service_layer.transfers import transfer_rules
 
 logger = logging.getLogger(__name__)
@@ -175,16 +175,32 @@ def build_orchestrator(
     definitions: Mapping[str, SagaDefinition] = DEFINITIONS,
 ) -> Orchestrator:
     forward, settle = retry_policies(settings)
+    types = saga_types()
     return Orchestrator(
         log=build_saga_log(settings.database_url, next_to=next_to),
         participant=participant,
         definitions=definitions,
+        versions=types.version,
         forward=forward,
         settle=settle,
         observers=observers,
         worker_id=settings.resolved_worker_id(),
         lease_ttl=settings.lease_ttl,
     )
+
+
+async def check_saga_versions(settings: Settings) -> None:
+    """Refuse to start (`DefinitionsChanged`) if the saga log of `settings` holds unfinished
+    sagas started under a definition version this server does not define as it was
+    (`saga_types.check_log_versions`). `bootstrap` checks this itself; `sagabank serve` asks
+    first, so that it can say why in one line instead of a failed lifespan's traceback."""
+    if settings.role not in (ProcessRole.ALL, ProcessRole.ORCHESTRATOR):
+        return
+    log = build_saga_log(settings.database_url)
+    try:
+        await check_log_versions(log, saga_types())
+    finally:
+        await log.close()
 
 
 async def bootstrap(
@@ -194,7 +210,10 @@ async def bootstrap(
     definitions: Mapping[str, SagaDefinition] = DEFINITIONS,
 ) -> Container:
     """`observers` (metrics, traces, live events) are added to the orchestrator's log observer.
-    With an orchestrator, `check_services` runs first: nothing is opened or logged before it."""
+
+    With an orchestrator, `check_services` runs first: nothing is opened or logged before it;
+    then the saga log's unfinished sagas are checked against the registered definition versions
+    before anything is claimed (`DefinitionsChanged`: nothing is left open)."""
     if settings.role in (ProcessRole.ALL, ProcessRole.ORCHESTRATOR):
         check_services(settings, definitions)
     container = Container(
@@ -218,7 +237,7 @@ async def bootstrap(
     if settings.role in (ProcessRole.ALL, ProcessRole.ORCHESTRATOR):
         participant = build_participant(settings, definitions)
         container.participant = participant
-        container.saga_types = saga_types()
+        container.saga_types = types = saga_types()
         container.orchestrator = build_orchestrator(
             settings,
             participant=participant,
@@ -226,6 +245,11 @@ async def bootstrap(
             next_to=container.account_store,
             definitions=definitions,
         )
+        try:
+            await check_log_versions(container.orchestrator.log, types)
+        except BaseException:
+            await container.close()
+            raise
     return container
 
 
@@ -243,6 +267,7 @@ async def orchestrator_session(
         settings, participant=participant, observers=observers, definitions=definitions
     )
     try:
+        await check_log_versions(orchestrator.log, saga_types())
         yield orchestrator
     finally:
         await orchestrator.close()

@@ -95,6 +95,8 @@ class CrashingLog:
         *,
         saga_id: str,
         definition: str,
+        definition_version: int,
+        definition_hash: str,
         params: dict[str, Any],
         events: Sequence[SagaEvent],
         status: str = "started",
@@ -105,6 +107,8 @@ class CrashingLog:
         return await self.inner.create(
             saga_id=saga_id,
             definition=definition,
+            definition_version=definition_version,
+            definition_hash=definition_hash,
             params=params,
             events=events,
             status=status,

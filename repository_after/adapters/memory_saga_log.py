@@ -9,11 +9,12 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from repository_after.domain.saga import AT_REST, TERMINAL, SagaEvent
 from repository_after.service_layer.saga_ports import (
+    DefinitionInUse,
     Lease,
     LeaseLost,
     SagaSummary,
@@ -50,6 +51,8 @@ class InMemorySagaLog:
         *,
         saga_id: str,
         definition: str,
+        definition_version: int,
+        definition_hash: str,
         params: dict[str, Any],
         events: Sequence[SagaEvent],
         status: str = "started",
@@ -59,7 +62,16 @@ class InMemorySagaLog:
         if saga_id in self._rows:
             return None
         created_at, updated_at = event_times(events)
-        summary = SagaSummary(saga_id, definition, dict(params), status, created_at, updated_at)
+        summary = SagaSummary(
+            saga_id,
+            definition,
+            definition_version,
+            definition_hash,
+            dict(params),
+            status,
+            created_at,
+            updated_at,
+        )
         row = self._rows[saga_id] = _Row(summary, list(events))
         return row.take(owner, ttl)
 
@@ -78,9 +90,7 @@ class InMemorySagaLog:
         row.events.extend(events)
         if release:
             row.owner, row.lease_until = None, 0.0
-        s = row.summary
-        updated = event_times(events)[1]
-        row.summary = SagaSummary(s.saga_id, s.definition, s.params, status, s.created_at, updated)
+        row.summary = replace(row.summary, status=status, updated_at=event_times(events)[1])
 
     async def claim(
         self,
@@ -127,6 +137,8 @@ class InMemorySagaLog:
         return StoredSaga(
             s.saga_id,
             s.definition,
+            s.definition_version,
+            s.definition_hash,
             s.params,
             s.status,
             s.created_at,
@@ -147,6 +159,14 @@ class InMemorySagaLog:
         rows = [r.summary for r in self._rows.values() if r.summary.status not in AT_REST]
         rows.sort(key=lambda s: s.created_at)  # oldest first, as the SQL backends
         return [s.saga_id for s in rows]
+
+    async def definitions_in_use(self) -> list[DefinitionInUse]:
+        counts = Counter(
+            (s.definition, s.definition_version, s.definition_hash)
+            for s in (r.summary for r in self._rows.values())
+            if s.status not in TERMINAL
+        )
+        return [DefinitionInUse(*key, n) for key, n in sorted(counts.items())]
 
     async def purge_settled(self, *, before: str) -> int:
         old = [

@@ -96,12 +96,31 @@ _PG_SAGAS_V2: Statements = (
     "ALTER TABLE sagas ADD COLUMN fence BIGINT NOT NULL DEFAULT 0",
 )
 
+# Versioned definitions: each saga names the version of its definition it started under and that
+# definition's shape hash (`SagaDefinition.shape_hash`). Every saga logged before this step is a
+# transfer of version 1, whose hash is pinned here as it was then (a test pins it in the domain
+# too); a row of any other name keeps version 0 and no hash, which no registry defines, so the
+# start-up check refuses it rather than guess its shape. The temporary defaults only fill the
+# existing rows: every insert names both columns (PostgreSQL drops the defaults; SQLite cannot).
+_TRANSFER_V1_HASH = "c5a5f5add9f94254"
+_SAGAS_V3: Statements = (
+    "ALTER TABLE sagas ADD COLUMN definition_version INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE sagas ADD COLUMN definition_hash TEXT NOT NULL DEFAULT ''",
+    "UPDATE sagas SET definition_version = 1,"
+    f" definition_hash = '{_TRANSFER_V1_HASH}' WHERE definition = 'transfer'",
+)
+_PG_SAGAS_V3: Statements = (
+    *_SAGAS_V3,
+    "ALTER TABLE sagas ALTER COLUMN definition_version DROP DEFAULT",
+    "ALTER TABLE sagas ALTER COLUMN definition_hash DROP DEFAULT",
+)
+
 #: (component, dialect) -> steps; step i has version i + 1.
 MIGRATIONS: dict[tuple[str, Dialect], tuple[Statements, ...]] = {
     ("accounts", "sqlite"): (_SQLITE_ACCOUNTS_V1, _ACCOUNTS_V2),
-    ("sagas", "sqlite"): (_SQLITE_SAGAS_V1, _SQLITE_SAGAS_V2),
+    ("sagas", "sqlite"): (_SQLITE_SAGAS_V1, _SQLITE_SAGAS_V2, _SAGAS_V3),
     ("accounts", "postgres"): (_PG_ACCOUNTS_V1, _ACCOUNTS_V2),
-    ("sagas", "postgres"): (_PG_SAGAS_V1, _PG_SAGAS_V2),
+    ("sagas", "postgres"): (_PG_SAGAS_V1, _PG_SAGAS_V2, _PG_SAGAS_V3),
 }
 
 #: Key of the PostgreSQL advisory lock that serialises migrations across processes.

@@ -1,7 +1,8 @@
 """The saga log's writes and leases, shared by the SQLite and PostgreSQL adapters.
 
-Tables (`migrations`, component `sagas`): `sagas`, one row per saga with its status, a version
-(the number of events) and the lease columns `owner`, `lease_until`, `fence`; `saga_events`, the
+Tables (`migrations`, component `sagas`): `sagas`, one row per saga with its definition's name,
+`definition_version` and `definition_hash`, its status, a version (the number of events) and the
+lease columns `owner`, `lease_until`, `fence`; `saga_events`, the
 append-only events keyed by (saga_id, seq). Every statement is written here (reads: in
 `sql_saga_reads`) once, with `?` placeholders, inside a plan (`sql_plan`) that holds the
 decisions between statements, so the control flow is written once too. A backend runs plans
@@ -24,11 +25,16 @@ from collections.abc import Sequence
 from typing import Any
 
 from repository_after.adapters.sql_plan import Plan, Rows, Stmt
-from repository_after.adapters.sql_saga_reads import AT_REST_VALUES, SqlSagaReads, encode, marks
-from repository_after.domain.saga import TERMINAL, SagaEvent
+from repository_after.adapters.sql_saga_reads import (
+    AT_REST_VALUES,
+    TERMINAL_VALUES,
+    SqlSagaReads,
+    encode,
+    marks,
+)
+from repository_after.domain.saga import SagaEvent
 from repository_after.service_layer.saga_ports import Lease, LeaseLost, event_times
 
-_TERMINAL = tuple(sorted(s.value for s in TERMINAL))
 _EVENT_COLUMNS = (("seq", "int"), ("data", "text"))
 _HELD_COLUMNS = (("saga_id", "text"), ("owner", "text"), ("fence", "bigint"))
 # Statements at module level, with `?` placeholders: they are data, not logic, and mutation
@@ -43,9 +49,9 @@ _HELD_MATCH = (
     " WHERE sagas.saga_id = held.saga_id AND sagas.owner = held.owner AND sagas.fence = held.fence"
 )
 _CREATE = (
-    "INSERT INTO sagas (saga_id, definition, params, status, version, created_at,"
-    " updated_at, owner, lease_until, fence) VALUES (?, ?, ?, ?, ?, ?, ?, ?,"
-    " {until}, 1) ON CONFLICT DO NOTHING"
+    "INSERT INTO sagas (saga_id, definition, definition_version, definition_hash, params,"
+    " status, version, created_at, updated_at, owner, lease_until, fence)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, {until}, 1) ON CONFLICT DO NOTHING"
 )
 _APPEND = "UPDATE sagas SET version = version + ?, status = ?, updated_at = ?"
 _RELEASING = ", owner = NULL, lease_until = NULL"
@@ -66,7 +72,7 @@ _ACQUIRE = (
 _RENEW = "UPDATE sagas SET lease_until = {until}"
 _RETURNING_SAGA_ID = " RETURNING sagas.saga_id"
 _RELEASE = "UPDATE sagas SET owner = NULL, lease_until = NULL"
-_SETTLED_BEFORE = f"status IN ({marks(_TERMINAL)}) AND updated_at < ?"
+_SETTLED_BEFORE = f"status IN ({marks(TERMINAL_VALUES)}) AND updated_at < ?"
 _PURGE_EVENTS = (
     f"DELETE FROM saga_events WHERE saga_id IN (SELECT saga_id FROM sagas WHERE {_SETTLED_BEFORE})"
 )
@@ -109,6 +115,8 @@ class SqlSagaLog(SqlSagaReads):
         *,
         saga_id: str,
         definition: str,
+        definition_version: int,
+        definition_hash: str,
         params: dict[str, Any],
         events: Sequence[SagaEvent],
         status: str = "started",
@@ -116,7 +124,17 @@ class SqlSagaLog(SqlSagaReads):
         ttl: float = 0.0,
     ) -> Lease | None:
         created_at, updated_at = event_times(events)
-        args = (saga_id, definition, encode(params), status, len(events), created_at, updated_at)
+        args = (
+            saga_id,
+            definition,
+            definition_version,
+            definition_hash,
+            encode(params),
+            status,
+            len(events),
+            created_at,
+            updated_at,
+        )
 
         def plan() -> Plan[Lease | None]:
             inserted = yield self._stmt(self._sql(_CREATE), (*args, owner, ttl))
@@ -193,8 +211,8 @@ class SqlSagaLog(SqlSagaReads):
 
     async def purge_settled(self, *, before: str) -> int:
         def plan() -> Plan[int]:
-            yield self._stmt(_PURGE_EVENTS, (*_TERMINAL, before))
-            purged = yield self._stmt(_PURGE_SAGAS, (*_TERMINAL, before))
+            yield self._stmt(_PURGE_EVENTS, (*TERMINAL_VALUES, before))
+            purged = yield self._stmt(_PURGE_SAGAS, (*TERMINAL_VALUES, before))
             return purged.rowcount
 
         return await self._run(plan, writes=True, on_loop=False)

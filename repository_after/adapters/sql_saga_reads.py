@@ -15,12 +15,13 @@ from typing import Any, TypeVar
 import orjson
 
 from repository_after.adapters.sql_plan import Plan, Stmt
-from repository_after.domain.saga import AT_REST, SagaEvent
-from repository_after.service_layer.saga_ports import SagaSummary, StoredSaga
+from repository_after.domain.saga import AT_REST, TERMINAL, SagaEvent
+from repository_after.service_layer.saga_ports import DefinitionInUse, SagaSummary, StoredSaga
 
 T = TypeVar("T")
 
 AT_REST_VALUES = tuple(sorted(s.value for s in AT_REST))
+TERMINAL_VALUES = tuple(sorted(s.value for s in TERMINAL))
 
 
 def marks(values: Sequence[object]) -> str:
@@ -28,7 +29,10 @@ def marks(values: Sequence[object]) -> str:
     return ", ".join("?" for _ in values)
 
 
-_SUMMARY_COLUMNS = "saga_id, definition, params, status, created_at, updated_at"
+_SUMMARY_COLUMNS = (
+    "saga_id, definition, definition_version, definition_hash, params, status, created_at,"
+    " updated_at"
+)
 # Statements at module level, with `?` placeholders: they are data, not logic, and mutation
 # testing (which mutates only inside functions) then counts the code that picks and binds them,
 # not the letter case of SQL keywords. `{where}` is filled per call.
@@ -40,6 +44,12 @@ _UNSETTLED = (
     f"SELECT saga_id FROM sagas WHERE status NOT IN ({marks(AT_REST_VALUES)}) ORDER BY created_at"
 )
 _COUNT_BY_STATUS = "SELECT status, COUNT(*) FROM sagas GROUP BY status"
+_DEFINITION_COLUMNS = "definition, definition_version, definition_hash"
+_DEFINITIONS_IN_USE = (
+    f"SELECT {_DEFINITION_COLUMNS}, COUNT(*) FROM sagas"
+    f" WHERE status NOT IN ({marks(TERMINAL_VALUES)})"
+    f" GROUP BY {_DEFINITION_COLUMNS} ORDER BY {_DEFINITION_COLUMNS}"
+)
 
 
 def encode(data: dict[str, Any]) -> str:
@@ -49,7 +59,7 @@ def encode(data: dict[str, Any]) -> str:
 
 
 def _summary(row: Sequence[Any]) -> SagaSummary:
-    return SagaSummary(row[0], row[1], orjson.loads(row[2]), row[3], row[4], row[5])
+    return SagaSummary(row[0], row[1], row[2], row[3], orjson.loads(row[4]), row[5], row[6], row[7])
 
 
 class SqlSagaReads:
@@ -75,7 +85,7 @@ class SqlSagaReads:
             stored = yield self._stmt(_EVENTS_OF, (saga_id,))
             s = found.rows[0]
             events = tuple(SagaEvent.from_dict(orjson.loads(data)) for (data,) in stored.rows)
-            return StoredSaga(s[0], s[1], orjson.loads(s[2]), s[3], s[4], s[5], events)
+            return StoredSaga(s[0], s[1], s[2], s[3], orjson.loads(s[4]), s[5], s[6], s[7], events)
 
         return await self._run(plan, writes=False, on_loop=True)
 
@@ -99,6 +109,13 @@ class SqlSagaReads:
         def plan() -> Plan[list[str]]:
             unsettled = yield self._stmt(_UNSETTLED, AT_REST_VALUES)
             return [saga_id for (saga_id,) in unsettled.rows]
+
+        return await self._run(plan, writes=False, on_loop=False)
+
+    async def definitions_in_use(self) -> list[DefinitionInUse]:
+        def plan() -> Plan[list[DefinitionInUse]]:
+            found = yield self._stmt(_DEFINITIONS_IN_USE, TERMINAL_VALUES)
+            return [DefinitionInUse(d, int(v), h, int(n)) for d, v, h, n in found.rows]
 
         return await self._run(plan, writes=False, on_loop=False)
 

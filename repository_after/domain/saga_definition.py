@@ -196,6 +196,8 @@ class SagaDefinition:
     #: step name -> the fields of its answer later steps read (`FromResult`); such a step's
     #: successful answer is logged.
     _results_used: dict[str, frozenset[str]] = field(init=False, repr=False, compare=False)
+    #: `shape_hash()`, computed once: every saga started stores it.
+    _shape_hash: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         _check(self)
@@ -211,6 +213,9 @@ class SagaDefinition:
                 with suppress(InvalidTransition):  # a role this step does not have
                     calls[i, role] = Call.of(i, step, role)
         object.__setattr__(self, "_calls", calls)
+        shape = {"keys": self.keys.value, "steps": [step.shape() for step in self.steps]}
+        text = json.dumps(shape, sort_keys=True, separators=(",", ":"))
+        object.__setattr__(self, "_shape_hash", hashlib.sha256(text.encode()).hexdigest()[:16])
 
     def call(self, step_index: int, role: StepRole) -> Call:
         """The call of that step in that role; InvalidTransition if the step has no such role,
@@ -264,10 +269,9 @@ class SagaDefinition:
 
     def shape_hash(self) -> str:
         """A digest of everything a running saga of this definition depends on: a server whose
-        definition under the same name and version has another hash must not resume its sagas."""
-        shape = {"keys": self.keys.value, "steps": [step.shape() for step in self.steps]}
-        text = json.dumps(shape, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
+        definition under the same name and version has another hash must not resume its sagas.
+        Every saga stores the hash of the definition it started under (`SagaLog.create`)."""
+        return self._shape_hash
 
 
 _ORDER = {StepKind.COMPENSATABLE: 0, StepKind.PIVOT: 1, StepKind.RETRIABLE: 2}

@@ -28,7 +28,13 @@ import uvicorn
 from rich.console import Console
 
 from repository_after.bootstrap import check_services
-from repository_after.config import ConfigurationError, ProcessRole, get_settings, load_settings
+from repository_after.config import (
+    ConfigurationError,
+    ProcessRole,
+    Settings,
+    get_settings,
+    load_settings,
+)
 from repository_after.domain.transfer import DEFINITIONS
 from repository_after.entrypoints import demo, gc_cli, sagas_cli
 from repository_after.entrypoints.logs import configure_logging
@@ -56,6 +62,20 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _refuse_changed_definitions(settings: Settings) -> None:
+    """Exit 2 with the reason if the saga log holds unfinished sagas this server would resume
+    with another shape (`bootstrap.check_saga_versions`; the app's start-up checks it too, but
+    a failed lifespan is a traceback, not a sentence)."""
+    from repository_after.bootstrap import check_saga_versions
+    from repository_after.service_layer.saga_types import DefinitionsChanged
+
+    try:
+        asyncio.run(check_saga_versions(settings))
+    except DefinitionsChanged as exc:
+        console.print(str(exc), style="red", soft_wrap=True, markup=False, highlight=False)
+        raise typer.Exit(2) from None
 
 
 @app.command()
@@ -102,6 +122,7 @@ def serve(
             soft_wrap=True,
         )
         raise typer.Exit(2)
+    _refuse_changed_definitions(settings)
     configure_logging(settings)
     from repository_after.entrypoints.app import create_app
 
@@ -224,7 +245,7 @@ def recover(
 
     Exit 1 if sagas remain that another worker's lease kept from this command."""
     bound = get_settings().lease_ttl + 5.0 if wait is None else wait
-    counts, left = asyncio.run(
+    counts, left = sagas_cli.run_refusing_changed_definitions(
         sagas_cli.with_orchestrator(lambda o: _recover_all(o, wait=bound, take_over=take_over))
     )
     console.print(f"recovered: {counts or 'nothing to do'}")

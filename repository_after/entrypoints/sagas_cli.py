@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
-from typing import Annotated, TypeVar
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -20,6 +20,7 @@ from repository_after.bootstrap import orchestrator_session
 from repository_after.config import get_settings
 from repository_after.domain.saga import InvalidTransition
 from repository_after.service_layer.orchestrator import Orchestrator, SagaNotFound
+from repository_after.service_layer.saga_types import DefinitionsChanged
 from repository_after.service_layer.saga_views import history_rows, saga_view
 
 T = TypeVar("T")
@@ -32,9 +33,19 @@ async def with_orchestrator(fn: Callable[[Orchestrator], Awaitable[T]]) -> T:
         return await fn(orchestrator)
 
 
+def run_refusing_changed_definitions(session: Coroutine[Any, Any, T]) -> T:
+    """Run `session`; a log with sagas this server would resume with another shape than they
+    started with (`DefinitionsChanged`) is one message and exit 2, as `sagabank serve` says it."""
+    try:
+        return asyncio.run(session)
+    except DefinitionsChanged as exc:
+        console.print(str(exc), style="red", soft_wrap=True, markup=False, highlight=False)
+        raise typer.Exit(2) from None
+
+
 def _run(fn: Callable[[Orchestrator], Awaitable[T]]) -> T:
     try:
-        return asyncio.run(with_orchestrator(fn))
+        return run_refusing_changed_definitions(with_orchestrator(fn))
     except SagaNotFound as exc:
         console.print(f"[red]no saga {exc.args[0]!r}[/red]")
         raise typer.Exit(1) from exc

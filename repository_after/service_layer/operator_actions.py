@@ -10,12 +10,9 @@ driven again here; after a resolve the lease is released unless a driver of this
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from repository_after.domain.saga import (
     EventKind,
     InvalidTransition,
-    SagaDefinition,
     SagaEvent,
     SagaState,
     replay,
@@ -23,7 +20,7 @@ from repository_after.domain.saga import (
 from repository_after.service_layer.clock import utc_now as _now
 from repository_after.service_layer.driver_tasks import DriverTasks
 from repository_after.service_layer.leases import LeaseBook
-from repository_after.service_layer.saga_driver import SagaDriver
+from repository_after.service_layer.saga_driver import DefinitionLookup, SagaDriver, definition_of
 
 
 class OperatorActions:
@@ -33,12 +30,12 @@ class OperatorActions:
         driver: SagaDriver,
         drivers: DriverTasks,
         leases: LeaseBook,
-        definitions: Mapping[str, SagaDefinition],
+        versions: DefinitionLookup,
     ) -> None:
         self._driver = driver
         self._drivers = drivers
         self._leases = leases
-        self._definitions = definitions
+        self._versions = versions
 
     async def retry(self, saga_id: str, *, note: str | None = None, wait: bool = True) -> SagaState:
         """Resume a parked saga; with `wait=False` return once it is resumed, still driving."""
@@ -60,7 +57,7 @@ class OperatorActions:
             )
         try:
             stored = await self._driver.load(saga_id)  # read under the lease: nobody else writes
-            definition = self._definitions[stored.definition]
+            definition = definition_of(self._versions, stored)
             state = replay(definition, stored.events)
             event = SagaEvent(kind, at=_now(), note=note)
             state = await self._driver.save(saga_id, definition, state, [event])

@@ -38,8 +38,15 @@ from repository_after.service_layer.leases import LeaseBook
 from repository_after.service_layer.operation_attempts import intent
 from repository_after.service_layer.operator_actions import OperatorActions
 from repository_after.service_layer.retry import RetryPolicy
-from repository_after.service_layer.saga_driver import FreshSaga, SagaDriver, SagaNotFound
+from repository_after.service_layer.saga_driver import (
+    DefinitionLookup,
+    FreshSaga,
+    SagaDriver,
+    SagaNotFound,
+    definition_of,
+)
 from repository_after.service_layer.saga_ports import Participant, SagaLog, StoredSaga
+from repository_after.service_layer.saga_types import UnknownSagaType
 from repository_after.service_layer.transitions import (
     Observer,
     SagaTransition,
@@ -62,6 +69,18 @@ def default_worker_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
+def versions_of(definitions: Mapping[str, SagaDefinition]) -> DefinitionLookup:
+    """The lookup of a server that knows only `definitions`, each under its own version."""
+
+    def lookup(name: str, version: int) -> SagaDefinition:
+        found = definitions.get(name)
+        if found is None or found.version != version:
+            raise UnknownSagaType(f"no saga type {name!r} version {version}")
+        return found
+
+    return lookup
+
+
 class Orchestrator:
     def __init__(
         self,
@@ -71,11 +90,16 @@ class Orchestrator:
         definitions: Mapping[str, SagaDefinition],
         forward: RetryPolicy,
         settle: RetryPolicy,
+        versions: DefinitionLookup | None = None,
         observers: Sequence[Observer] = (log_transition,),
         worker_id: str | None = None,
         lease_ttl: float = 10.0,
         max_sagas: int = 1000,
     ) -> None:
+        """`definitions`: name -> the definition new sagas start with (the latest version).
+        `versions`: (name, version) -> the definition a saga started under resumes with
+        (`SagaTypes.version`); by default only the versions in `definitions`."""
+        versions = versions or versions_of(definitions)
         self.log = log
         self.worker_id = worker_id or default_worker_id()
         self._definitions = definitions
@@ -85,7 +109,7 @@ class Orchestrator:
             log=log,
             participant=participant,
             leases=self._leases,
-            definitions=definitions,
+            versions=versions,
             forward=forward,
             settle=settle,
             observers=self._observers,
@@ -93,8 +117,9 @@ class Orchestrator:
         self._drivers = DriverTasks(self._driver)
         self._worker = Worker(leases=self._leases, drivers=self._drivers, max_sagas=max_sagas)
         self._operator = OperatorActions(
-            driver=self._driver, drivers=self._drivers, leases=self._leases, definitions=definitions
+            driver=self._driver, drivers=self._drivers, leases=self._leases, versions=versions
         )
+        self._versions = versions
 
     # -- starting and waiting -------------------------------------------------------------
 
@@ -102,6 +127,9 @@ class Orchestrator:
         self, definition: str, params: dict[str, Any], *, saga_id: str | None = None
     ) -> tuple[str, bool]:
         """Log a new saga and start driving it; an existing id with the same request is reused.
+
+        A new saga starts on the definition's latest version, and the log keeps that version
+        and its shape hash: the saga resumes with that version, whatever is registered later.
 
         Returns (saga id, created). Raises IdempotencyKeyReused for an id already used for a
         different request.
@@ -120,6 +148,8 @@ class Orchestrator:
             lambda: self.log.create(
                 saga_id=saga_id,
                 definition=definition,
+                definition_version=saga.version,
+                definition_hash=saga.shape_hash(),
                 params=params,
                 events=events,
                 status=state.status,
@@ -169,7 +199,11 @@ class Orchestrator:
         return await self._driver.load(saga_id)
 
     def state_of(self, stored: StoredSaga) -> SagaState:
-        return replay(self._definitions[stored.definition], stored.events)
+        return replay(definition_of(self._versions, stored), stored.events)
+
+    def latest(self, name: str) -> SagaDefinition:
+        """The definition new sagas of type `name` start with."""
+        return self._definitions[name]
 
     # -- the worker loop ------------------------------------------------------------------
 

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from typing import Any, NamedTuple
 
@@ -58,6 +58,7 @@ from repository_after.service_layer.saga_ports import (
     SagaLog,
     StoredSaga,
 )
+from repository_after.service_layer.saga_types import DefinitionsChanged
 from repository_after.service_layer.transitions import LOGGER_NAME, Observer, apply_observed
 
 logger = logging.getLogger(LOGGER_NAME)
@@ -65,6 +66,25 @@ logger = logging.getLogger(LOGGER_NAME)
 
 class SagaNotFound(KeyError):
     pass
+
+
+#: (definition name, version) -> the definition a saga that started under it resumes with
+#: (`SagaTypes.version`); raises KeyError if this server does not define that version.
+DefinitionLookup = Callable[[str, int], SagaDefinition]
+
+
+def definition_of(versions: DefinitionLookup, stored: StoredSaga) -> SagaDefinition:
+    """The definition `stored` started under, which it resumes with; DefinitionsChanged if this
+    server defines that version with another shape (a saga another server started after this
+    one checked the log at start-up: it is left to a server that has its shape)."""
+    definition = versions(stored.definition, stored.definition_version)
+    if definition.shape_hash() != stored.definition_hash:
+        raise DefinitionsChanged(
+            f"saga {stored.saga_id}: saga type {stored.definition!r} version "
+            f"{stored.definition_version} started under shape {stored.definition_hash}, this "
+            f"server defines {definition.shape_hash()}"
+        )
+    return definition
 
 
 class FreshSaga(NamedTuple):
@@ -83,7 +103,7 @@ class SagaDriver:
         log: SagaLog,
         participant: Participant,
         leases: LeaseBook,
-        definitions: Mapping[str, SagaDefinition],
+        versions: DefinitionLookup,
         forward: RetryPolicy,
         settle: RetryPolicy,
         observers: Sequence[Observer],
@@ -91,7 +111,7 @@ class SagaDriver:
         self._log = log
         self._participant = participant
         self._leases = leases
-        self._definitions = definitions
+        self._versions = versions
         self._forward = forward
         self._settle = settle
         self._observers = observers
@@ -104,7 +124,7 @@ class SagaDriver:
 
     async def load_state(self, saga_id: str) -> SagaState:
         stored = await self.load(saga_id)
-        return replay(self._definitions[stored.definition], stored.events)
+        return replay(definition_of(self._versions, stored), stored.events)
 
     async def drive(self, saga_id: str, fresh: FreshSaga | None = None) -> SagaState:
         """Drive the saga until it is terminal or parked; the body of its driver task.
@@ -119,7 +139,7 @@ class SagaDriver:
             else:
                 lease = self._leases.held(saga_id)  # before the read: the view it is built under
                 stored = await self.load(saga_id)
-                definition = self._definitions[stored.definition]
+                definition = definition_of(self._versions, stored)
                 state = replay(definition, stored.events)
                 if next_action(definition, state) is None:
                     await self._leases.release(saga_id)

@@ -1,8 +1,11 @@
 """Ports of the orchestrator: the durable saga log and the participants it calls.
 
 `SagaLog` is append-only: a saga row (definition, parameters, current status) plus its ordered
-events. `append` writes events and the new status in one durable transaction; it is the only
-write after `create`. A saga's `created_at` and `updated_at` are the times of its first and of
+events. The row names the definition the saga started under: its name, version and shape hash
+(`SagaDefinition.shape_hash`); a saga resumes with that version, and a server whose definition
+under that version has another shape refuses to start (`saga_types.check_log_versions`).
+`append` writes events and the new status in one durable transaction; it is the only write after
+`create`. A saga's `created_at` and `updated_at` are the times of its first and of
 its last appended event (`event_times`), so a driver that holds the events can show the saga
 exactly as the log would, without reading it back.
 
@@ -38,6 +41,8 @@ def event_times(events: Sequence[SagaEvent]) -> tuple[str, str]:
 class StoredSaga:
     saga_id: str
     definition: str
+    definition_version: int
+    definition_hash: str
     params: dict[str, Any]
     status: str
     created_at: str
@@ -60,10 +65,22 @@ class LeaseLost(Exception):
 class SagaSummary:
     saga_id: str
     definition: str
+    definition_version: int
+    definition_hash: str
     params: dict[str, Any]
     status: str
     created_at: str
     updated_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class DefinitionInUse:
+    """One (definition, version, shape hash) the log's open sagas started under, and how many."""
+
+    definition: str
+    version: int
+    shape_hash: str
+    sagas: int
 
 
 class SagaLog(Protocol):
@@ -72,6 +89,8 @@ class SagaLog(Protocol):
         *,
         saga_id: str,
         definition: str,
+        definition_version: int,
+        definition_hash: str,
         params: dict[str, Any],
         events: Sequence[SagaEvent],
         status: str = "started",
@@ -138,6 +157,11 @@ class SagaLog(Protocol):
 
     async def unsettled_ids(self) -> list[str]:
         """Ids of sagas no one has driven to a terminal or parked status yet, oldest first."""
+        ...
+
+    async def definitions_in_use(self) -> list[DefinitionInUse]:
+        """Each distinct (definition, version, hash) of the sagas not yet terminal (parked ones
+        included: an operator may retry them), with their count; sorted by those three."""
         ...
 
     async def purge_settled(self, *, before: str) -> int:

@@ -11,17 +11,26 @@ logged (a pydantic `ValidationError`, which the HTTP edge answers with a 422), t
 own rules (`check`: e.g. a transfer's source is not its target, a `BusinessError`), and returns
 them as plain JSON data, as the log stores them. `unserved(urls)` lists the steps whose service
 has no URL, for the start-up check.
+
+Versions: new sagas start on a type's latest version; a saga resumes with the version it started
+under (`version(name, n)`), which the log stores with that definition's shape hash. Before a
+server drives anything, `check_log_versions` compares the (name, version, hash) of every
+unfinished saga in the log (parked ones included: an operator may retry them) with the registry
+and refuses to start (`DefinitionsChanged`, naming the type, the version, both hashes and how
+many sagas) if a version is missing or defines another shape: resuming a saga with steps it did
+not start with could call the wrong operation, under the wrong key, or compensate the wrong steps.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
 
 from repository_after.domain.saga import InvalidDefinition, SagaDefinition
+from repository_after.service_layer.saga_ports import DefinitionInUse, SagaLog
 
 
 class UnknownSagaType(KeyError):
@@ -33,6 +42,11 @@ Check = Callable[[Mapping[str, Any]], None]
 
 def _no_rules(params: Mapping[str, Any]) -> None:
     del params
+
+
+class DefinitionsChanged(Exception):
+    """The log holds unfinished sagas this server cannot resume with the shape they started
+    with: the server must not start (the message says which and what to do)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +140,31 @@ class SagaTypes:
             if step.service not in urls
         ]
 
+    def mismatches(self, in_use: Iterable[DefinitionInUse]) -> list[str]:
+        """One line per (name, version, hash) of unfinished sagas this registry cannot resume
+        as they started: the version is not registered, or is registered with another shape."""
+        lines = []
+        for used in in_use:
+            found = self._types.get((used.definition, used.version))
+            defined = None if found is None else found.definition.shape_hash()
+            if defined == used.shape_hash:
+                continue
+            head = (
+                f"saga type {used.definition!r} version {used.version}: {used.sagas} unfinished "
+                f"saga{'s' if used.sagas != 1 else ''} started under shape {used.shape_hash}, "
+            )
+            if defined is None:
+                lines.append(
+                    head + "a version this server does not define: register that version's "
+                    "definition, unchanged, beside the newer ones"
+                )
+            else:
+                lines.append(
+                    head + f"this server defines {defined}: register the changed definition as "
+                    f"a new version and keep version {used.version} as it was"
+                )
+        return lines
+
     def retry_horizon(self, *, forward_deadline: float, settle_deadline: float) -> float:
         """The longest retry horizon of the registered definitions (see `SagaDefinition`)."""
         return max(
@@ -143,3 +182,14 @@ class SagaTypes:
         if found is None:
             raise UnknownSagaType(f"no saga type {name!r}")
         return found
+
+
+async def check_log_versions(log: SagaLog, types: SagaTypes) -> None:
+    """Refuse to start (`DefinitionsChanged`) if some unfinished saga of `log` started under a
+    (name, version, shape) that `types` does not define; call it before anything is claimed."""
+    lines = types.mismatches(await log.definitions_in_use())
+    if lines:
+        raise DefinitionsChanged(
+            "refusing to start: the saga log holds unfinished sagas this server would resume "
+            "with another shape than they started with\n" + "\n".join(f"  {x}" for x in lines)
+        )

@@ -68,8 +68,17 @@ async def start_and_wait(
         )
     # Driven here from creation to the end: every event is in memory, nothing to read back.
     created_at, updated_at = event_times(state.history)
+    started = orchestrator.latest(saga_type)  # created just now, on the latest version
     stored = StoredSaga(
-        saga_id, saga_type, params, state.status, created_at, updated_at, state.history
+        saga_id,
+        started.name,
+        started.version,
+        started.shape_hash(),
+        params,
+        state.status,
+        created_at,
+        updated_at,
+        state.history,
     )
     return SagaRun(saga_id, created, saga_view(stored=stored, state=state))
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 
 from repository_after.domain.saga import EventKind, SagaEvent
+from repository_after.domain.transfer import TRANSFER
 from repository_after.entrypoints.service_process import free_port
 from repository_after.observability.telemetry import Telemetry
 from tests.integration.observability_support import (
@@ -138,7 +139,14 @@ async def test_metrics_show_parked_sagas_and_the_age_of_the_oldest_unsettled_one
         # A saga logged but not driven (as after a crash before its first step).
         started = SagaEvent(EventKind.STARTED, at="2026-01-01T00:00:00+00:00")
         params = {"source": "acc-01", "target": "acc-02", "amount": 5}
-        await log.create(saga_id="m-old", definition="transfer", params=params, events=[started])
+        await log.create(
+            saga_id="m-old",
+            definition="transfer",
+            definition_version=1,
+            definition_hash=TRANSFER.shape_hash(),
+            params=params,
+            events=[started],
+        )
         parsed = samples((await client.get("/metrics")).text)
 
     t = {"saga": "transfer"}

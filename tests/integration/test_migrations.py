@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 from repository_after.adapters import migrations
 from repository_after.adapters.migrations import latest
 from repository_after.adapters.sqlite_accounts import SqliteAccountStore
 from repository_after.adapters.sqlite_saga_log import SqliteSagaLog
-from repository_after.bootstrap import build_account_store, build_saga_log
+from repository_after.bootstrap import build_account_store, build_saga_log, saga_types
 from repository_after.domain.saga import EventKind, SagaEvent
+from repository_after.domain.transfer import TRANSFER
+from repository_after.service_layer.saga_ports import SagaLog
+from repository_after.service_layer.saga_types import DefinitionsChanged, check_log_versions
 
 # The schema sagabank wrote before versioning existed ("version 0"), verbatim.
 VERSION_0 = """
@@ -52,6 +58,7 @@ async def test_a_version_0_sqlite_file_migrates_forward_and_keeps_its_data(tmp_p
         stored = await log.load("old-1")
         assert stored is not None
         assert (stored.status, stored.params) == ("debiting", {"amount": 5})
+        assert (stored.definition_version, stored.definition_hash) == (1, TRANSFER.shape_hash())
         (lease,) = await log.claim("w", limit=5, ttl=30)  # the new lease columns exist
         await log.append(
             "old-1", [SagaEvent(EventKind.OPERATOR_RETRY, at="x")], status="x", lease=lease
@@ -73,7 +80,7 @@ async def test_reopening_an_up_to_date_file_applies_nothing(tmp_path: Path) -> N
     await SqliteSagaLog(db).close()
     before = versions(db)
     await SqliteSagaLog(db).close()
-    assert versions(db) == before == {"sagas": [1, 2]}
+    assert versions(db) == before == {"sagas": [1, 2, 3]}
 
 
 async def test_postgres_processes_starting_together_apply_each_step_once(postgres_url: str) -> None:
@@ -94,3 +101,81 @@ async def test_postgres_processes_starting_together_apply_each_step_once(postgre
     expected = [(c, v) for c in ("accounts", "sagas") for v in range(1, latest(c, "postgres") + 1)]
     assert rows == expected
     assert len(expected) >= 4
+
+
+def _sagas_at_version_2(execute: Callable[[str], object], dialect: migrations.Dialect) -> None:
+    """The `sagas` tables as sagabank left them before versioned definitions (steps 1 and 2),
+    with two sagas in flight: a transfer, and one of a name no earlier sagabank ran."""
+    execute(migrations.BOOKKEEPING)
+    for version, step in enumerate(migrations.MIGRATIONS[("sagas", dialect)][:2], start=1):
+        for sql in step:
+            execute(sql)
+        execute(f"INSERT INTO schema_migrations VALUES ('sagas', {version}, '2026')")
+    for saga_id, name in (("old-1", "transfer"), ("old-2", "payout")):
+        execute(
+            "INSERT INTO sagas (saga_id, definition, params, status, version, created_at,"
+            f" updated_at) VALUES ('{saga_id}', '{name}', '{{}}', 'debiting', 1, '2026', '2026')"
+        )
+        execute(
+            "INSERT INTO saga_events (saga_id, seq, data)"
+            f' VALUES (\'{saga_id}\', 1, \'{{"kind": "started", "at": "2026"}}\')'
+        )
+
+
+async def _assert_upgraded(log: SagaLog) -> None:
+    """Transfers logged before the step read back as version 1 with the transfer's pinned hash
+    (the server's own definition of it: they resume); any other name as no version at all,
+    which the start-up check refuses rather than guess its shape."""
+    old = await log.load("old-1")
+    other = await log.load("old-2")
+    assert old is not None
+    assert other is not None
+    assert (old.definition_version, old.definition_hash) == (1, "c5a5f5add9f94254")
+    assert old.definition_hash == TRANSFER.shape_hash()
+    assert (old.status, old.events) == ("debiting", (SagaEvent(EventKind.STARTED, at="2026"),))
+    assert (other.definition_version, other.definition_hash) == (0, "")
+    with pytest.raises(DefinitionsChanged) as refused:
+        await check_log_versions(log, saga_types())
+    assert "saga type 'payout' version 0" in str(refused.value)
+    assert "'transfer'" not in str(refused.value)
+
+
+async def test_a_sqlite_log_before_versioned_definitions_upgrades_its_sagas_to_version_1(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "v2.db"
+    conn = sqlite3.connect(db)
+    _sagas_at_version_2(conn.execute, "sqlite")
+    conn.commit()
+    conn.close()
+    log = SqliteSagaLog(db)
+    try:
+        await _assert_upgraded(log)
+    finally:
+        await log.close()
+    assert versions(db)["sagas"] == [1, 2, 3]
+
+
+async def test_a_postgres_log_before_versioned_definitions_upgrades_its_sagas_to_version_1(
+    postgres_url: str,
+) -> None:
+    import psycopg
+
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        _sagas_at_version_2(conn.execute, "postgres")  # type: ignore[arg-type]
+    log = build_saga_log(postgres_url)
+    try:
+        await _assert_upgraded(log)
+    finally:
+        await log.close()
+    with psycopg.connect(postgres_url) as conn:
+        defaults = conn.execute(
+            "SELECT column_name, column_default FROM information_schema.columns"
+            " WHERE table_name = 'sagas' AND column_name LIKE 'definition_%' ORDER BY 1"
+        ).fetchall()
+        applied = conn.execute(
+            "SELECT version FROM schema_migrations WHERE component = 'sagas' ORDER BY 1"
+        ).fetchall()
+    # The step's defaults only filled the old rows: a new row must name its version and hash.
+    assert defaults == [("definition_hash", None), ("definition_version", None)]
+    assert applied == [(1,), (2,), (3,)]

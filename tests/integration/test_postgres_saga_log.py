@@ -13,6 +13,7 @@ import psycopg
 
 from repository_after.bootstrap import build_saga_log
 from repository_after.domain.saga import EventKind, SagaEvent
+from repository_after.domain.transfer import TRANSFER
 
 START = SagaEvent(EventKind.STARTED, at="2026-01-01T00:00:00+00:00")
 NOTE = SagaEvent(EventKind.OPERATOR_RETRY, at="2026-01-01T00:00:01+00:00", note="x")
@@ -27,7 +28,14 @@ async def test_closing_twice_is_harmless_and_the_next_use_opens_a_new_pool(
     next use must open a new pool, not fail on the closed one."""
     log = build_saga_log(postgres_url)
     try:
-        await log.create(saga_id="s1", definition="transfer", params={}, events=[START])
+        await log.create(
+            saga_id="s1",
+            definition="transfer",
+            definition_version=1,
+            definition_hash=TRANSFER.shape_hash(),
+            params={},
+            events=[START],
+        )
         await log.close()
         await log.close()
         assert await log.unsettled_ids() == ["s1"]
@@ -55,7 +63,14 @@ async def test_a_write_blocked_on_a_row_lock_does_not_stall_the_worker_s_other_s
     log = build_saga_log(postgres_url)
     try:
         for saga_id in ("held", "free"):
-            await log.create(saga_id=saga_id, definition="transfer", params={}, events=[START])
+            await log.create(
+                saga_id=saga_id,
+                definition="transfer",
+                definition_version=1,
+                definition_hash=TRANSFER.shape_hash(),
+                params={},
+                events=[START],
+            )
         async with await psycopg.AsyncConnection.connect(postgres_url) as other:
             await other.execute("SELECT 1 FROM sagas WHERE saga_id = 'held' FOR UPDATE")
             blocked = asyncio.create_task(log.append("held", [NOTE], status="debiting"))

@@ -24,6 +24,7 @@ from repository_after.adapters.sqlite_accounts import SqliteAccountStore
 from repository_after.adapters.sqlite_saga_log import SqliteSagaLog
 from repository_after.domain.accounts import Operation, OperationRequest
 from repository_after.domain.saga_definition import EventKind, SagaEvent
+from repository_after.domain.transfer import TRANSFER as TRANSFER_DEFINITION
 from repository_after.service_layer import accounts
 from repository_after.service_layer.audit import AuditReport, audit
 from repository_after.service_layer.reconcile import reconcile
@@ -60,6 +61,8 @@ async def saga(
         await log.create(
             saga_id=saga_id,
             definition=definition,
+            definition_version=1,
+            definition_hash=TRANSFER_DEFINITION.shape_hash(),
             params=params,
             events=[SagaEvent(kind=EventKind.STARTED, at=at)],
             status=status,

@@ -19,6 +19,7 @@ import pytest
 from repository_after.adapters.sqlite_saga_log import SqliteSagaLog
 from repository_after.bootstrap import build_saga_log
 from repository_after.domain.saga import EventKind, SagaEvent
+from repository_after.domain.transfer import TRANSFER
 from repository_after.service_layer.saga_ports import Lease, LeaseLost, SagaLog
 from tests.pg import fresh_database
 
@@ -56,7 +57,14 @@ async def logs(
 
 async def make(log: SagaLog, saga_id: str, *, owner: str = "a", ttl: float = LONG) -> Lease:
     lease = await log.create(
-        saga_id=saga_id, definition="transfer", params={}, events=[START], owner=owner, ttl=ttl
+        saga_id=saga_id,
+        definition="transfer",
+        definition_version=1,
+        definition_hash=TRANSFER.shape_hash(),
+        params={},
+        events=[START],
+        owner=owner,
+        ttl=ttl,
     )
     assert lease is not None
     return lease
@@ -66,7 +74,17 @@ async def test_create_leases_the_new_saga_to_its_creator(logs) -> None:
     log, _ = logs
     lease = await make(log, "s1", owner="w1")
     assert (lease.saga_id, lease.owner) == ("s1", "w1")
-    assert await log.create(saga_id="s1", definition="transfer", params={}, events=[START]) is None
+    assert (
+        await log.create(
+            saga_id="s1",
+            definition="transfer",
+            definition_version=1,
+            definition_hash=TRANSFER.shape_hash(),
+            params={},
+            events=[START],
+        )
+        is None
+    )
 
 
 async def test_a_saga_created_without_an_owner_is_claimable_at_once(logs) -> None:
@@ -74,7 +92,12 @@ async def test_a_saga_created_without_an_owner_is_claimable_at_once(logs) -> Non
     tool that creates one must not strand it behind a lease until some ttl passes."""
     log, twin = logs
     assert await log.create(
-        saga_id="s1", definition="transfer", params={}, events=[START]
+        saga_id="s1",
+        definition="transfer",
+        definition_version=1,
+        definition_hash=TRANSFER.shape_hash(),
+        params={},
+        events=[START],
     ) == Lease("s1", "", 1)
     assert await twin.claim("b", limit=10, ttl=LONG) == [Lease("s1", "b", 2)]
 
@@ -83,7 +106,14 @@ async def make_at(log: SagaLog, saga_id: str, second: int, *, ttl: float) -> Non
     """A saga created at 00:00:`second` (its first event's time is its `created_at`)."""
     started = SagaEvent(EventKind.STARTED, at=f"2026-01-01T00:00:{second:02d}+00:00")
     lease = await log.create(
-        saga_id=saga_id, definition="transfer", params={}, events=[started], owner="a", ttl=ttl
+        saga_id=saga_id,
+        definition="transfer",
+        definition_version=1,
+        definition_hash=TRANSFER.shape_hash(),
+        params={},
+        events=[started],
+        owner="a",
+        ttl=ttl,
     )
     assert lease is not None
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from repository_after.domain.saga import EventKind, Outcome, SagaEvent, StepRole
-from repository_after.service_layer.saga_ports import SagaLog, SagaSummary
+from repository_after.domain.transfer import TRANSFER
+from repository_after.service_layer.saga_ports import DefinitionInUse, SagaLog, SagaSummary
 
 AT = "2026-01-01T00:00:00+00:00"
 START = SagaEvent(EventKind.STARTED, at=AT)
@@ -24,7 +25,12 @@ def attempt(n: int) -> SagaEvent:
 
 async def test_create_then_load_returns_params_and_first_event(saga_log: SagaLog) -> None:
     assert await saga_log.create(
-        saga_id="s1", definition="transfer", params={"a": 1}, events=[START]
+        saga_id="s1",
+        definition="transfer",
+        definition_version=1,
+        definition_hash=TRANSFER.shape_hash(),
+        params={"a": 1},
+        events=[START],
     )
     stored = await saga_log.load("s1")
     assert stored is not None
@@ -33,9 +39,21 @@ async def test_create_then_load_returns_params_and_first_event(saga_log: SagaLog
 
 
 async def test_create_with_an_existing_id_changes_nothing(saga_log: SagaLog) -> None:
-    await saga_log.create(saga_id="s1", definition="transfer", params={"a": 1}, events=[START])
+    await saga_log.create(
+        saga_id="s1",
+        definition="transfer",
+        definition_version=1,
+        definition_hash=TRANSFER.shape_hash(),
+        params={"a": 1},
+        events=[START],
+    )
     again = await saga_log.create(
-        saga_id="s1", definition="transfer", params={"a": 2}, events=[START]
+        saga_id="s1",
+        definition="transfer",
+        definition_version=1,
+        definition_hash=TRANSFER.shape_hash(),
+        params={"a": 2},
+        events=[START],
     )
     assert again is None
     stored = await saga_log.load("s1")
@@ -45,7 +63,14 @@ async def test_create_with_an_existing_id_changes_nothing(saga_log: SagaLog) -> 
 
 
 async def test_appended_events_come_back_in_order_with_the_new_status(saga_log) -> None:
-    await saga_log.create(saga_id="s1", definition="transfer", params={}, events=[START])
+    await saga_log.create(
+        saga_id="s1",
+        definition="transfer",
+        definition_version=1,
+        definition_hash=TRANSFER.shape_hash(),
+        params={},
+        events=[START],
+    )
     await saga_log.append("s1", [attempt(1), attempt(2)], status="debiting")
     await saga_log.append("s1", [attempt(3)], status="compensating")
     stored = await saga_log.load("s1")
@@ -63,7 +88,14 @@ async def test_unsettled_ids_exclude_terminal_and_parked_sagas(saga_log: SagaLog
         ("d", "failed_needs_attention"),
         ("e", "rejected"),
     ]:
-        await saga_log.create(saga_id=saga_id, definition="transfer", params={}, events=[START])
+        await saga_log.create(
+            saga_id=saga_id,
+            definition="transfer",
+            definition_version=1,
+            definition_hash=TRANSFER.shape_hash(),
+            params={},
+            events=[START],
+        )
         await saga_log.append(saga_id, [attempt(1)], status=status)
     assert sorted(await saga_log.unsettled_ids()) == ["a", "c"]
     counts = await saga_log.count_by_status()
@@ -79,7 +111,12 @@ async def test_unsettled_ids_exclude_terminal_and_parked_sagas(saga_log: SagaLog
 async def test_list_recent_filters_by_status_and_limits(saga_log: SagaLog) -> None:
     for i in range(5):
         await saga_log.create(
-            saga_id=f"s{i}", definition="transfer", params={"i": i}, events=[START]
+            saga_id=f"s{i}",
+            definition="transfer",
+            definition_version=1,
+            definition_hash=TRANSFER.shape_hash(),
+            params={"i": i},
+            events=[START],
         )
     await saga_log.append("s3", [attempt(1)], status="completed")
     assert [s.saga_id for s in await saga_log.list_recent(status="completed", limit=10)] == ["s3"]
@@ -98,7 +135,14 @@ async def test_purge_removes_only_old_terminal_sagas(saga_log: SagaLog) -> None:
         ("parked", "failed_needs_attention"),
         ("running", "crediting"),
     ]:
-        await saga_log.create(saga_id=saga_id, definition="transfer", params={}, events=[START])
+        await saga_log.create(
+            saga_id=saga_id,
+            definition="transfer",
+            definition_version=1,
+            definition_hash=TRANSFER.shape_hash(),
+            params={},
+            events=[START],
+        )
         await saga_log.append(saga_id, [attempt(1)], status=status)
     assert await saga_log.purge_settled(before="2000-01-01") == 0
     assert await saga_log.purge_settled(before="9999-01-01") == 2
@@ -114,6 +158,8 @@ async def test_create_can_write_several_first_events_and_their_status(saga_log) 
     assert await saga_log.create(
         saga_id="s1",
         definition="transfer",
+        definition_version=1,
+        definition_hash=TRANSFER.shape_hash(),
         params={},
         events=[START, attempt(1)],
         status="debiting",
@@ -134,7 +180,14 @@ async def test_a_saga_s_times_are_those_of_its_first_and_last_events(saga_log) -
     clock at write time: a driver shows the saga from the events it holds, and purges and the
     listings order by these times. Distinct times, so first/last cannot be confused."""
     first = [SagaEvent(EventKind.STARTED, at=at(1)), attempt(1)._replace(at=at(2))]
-    await saga_log.create(saga_id="s1", definition="transfer", params={"a": 1}, events=first)
+    await saga_log.create(
+        saga_id="s1",
+        definition="transfer",
+        definition_version=1,
+        definition_hash=TRANSFER.shape_hash(),
+        params={"a": 1},
+        events=first,
+    )
     summary = await saga_log.summary("s1")
     assert summary is not None
     assert (summary.saga_id, summary.created_at, summary.updated_at) == ("s1", at(1), at(2))
@@ -151,14 +204,21 @@ async def test_a_saga_s_times_are_those_of_its_first_and_last_events(saga_log) -
     assert (stored.created_at, stored.updated_at) == (at(1), at(4))
     assert stored.events == (*first, *later)
     assert await saga_log.summary("s1") == SagaSummary(
-        "s1", "transfer", {"a": 1}, "debiting", at(1), at(4)
+        "s1", "transfer", 1, TRANSFER.shape_hash(), {"a": 1}, "debiting", at(1), at(4)
     )
 
 
 async def test_loaded_events_carry_their_enum_members(saga_log: SagaLog) -> None:
     """Event readers compare with `is` (`e.role is StepRole.ACTION` in the settlement and the
     metrics code); a str equal to the member's value would silently fail those checks."""
-    await saga_log.create(saga_id="s1", definition="transfer", params={}, events=[START])
+    await saga_log.create(
+        saga_id="s1",
+        definition="transfer",
+        definition_version=1,
+        definition_hash=TRANSFER.shape_hash(),
+        params={},
+        events=[START],
+    )
     await saga_log.append("s1", [attempt(1)], status="debiting")
     stored = await saga_log.load("s1")
     assert stored is not None
@@ -179,7 +239,14 @@ async def test_list_recent_is_newest_first_and_unsettled_ids_oldest_first(saga_l
     its limit keeps the newest); the metrics take `unsettled_ids()[0]` as the oldest in flight."""
     for saga_id, second in [("b", 2), ("d", 4), ("a", 1), ("c", 3)]:
         started = SagaEvent(EventKind.STARTED, at=at(second))
-        await saga_log.create(saga_id=saga_id, definition="transfer", params={}, events=[started])
+        await saga_log.create(
+            saga_id=saga_id,
+            definition="transfer",
+            definition_version=1,
+            definition_hash=TRANSFER.shape_hash(),
+            params={},
+            events=[started],
+        )
     assert [s.saga_id for s in await saga_log.list_recent(limit=10)] == ["d", "c", "b", "a"]
     assert [s.saga_id for s in await saga_log.list_recent(limit=2)] == ["d", "c"]
     assert [s.saga_id for s in await saga_log.list_recent(status="started", limit=3)] == [
@@ -193,9 +260,94 @@ async def test_list_recent_is_newest_first_and_unsettled_ids_oldest_first(saga_l
 async def test_purge_keeps_a_saga_updated_exactly_at_the_cutoff(saga_log: SagaLog) -> None:
     """Purging "updated before `before`" is strict: a retention cut-off deletes nothing of its own
     instant (the boundary of the purge)."""
-    await saga_log.create(saga_id="s1", definition="transfer", params={}, events=[START])
+    await saga_log.create(
+        saga_id="s1",
+        definition="transfer",
+        definition_version=1,
+        definition_hash=TRANSFER.shape_hash(),
+        params={},
+        events=[START],
+    )
     await saga_log.append("s1", [attempt(1)._replace(at=at(5))], status="completed")
     assert await saga_log.purge_settled(before=at(5)) == 0
     assert await saga_log.load("s1") is not None
     assert await saga_log.purge_settled(before=at(6)) == 1
     assert await saga_log.load("s1") is None
+
+
+async def test_each_saga_keeps_the_version_and_shape_hash_it_was_created_with(
+    saga_log: SagaLog,
+) -> None:
+    await saga_log.create(
+        saga_id="t1",
+        definition="transfer",
+        definition_version=1,
+        definition_hash=TRANSFER.shape_hash(),
+        params={"a": 1},
+        events=[START],
+    )
+    await saga_log.create(
+        saga_id="o2",
+        definition="order",
+        definition_version=2,
+        definition_hash="0123456789abcdef",
+        params={},
+        events=[START],
+    )
+    await saga_log.append("o2", [attempt(1)], status="reserving")  # a write keeps them
+    loaded = {}
+    for saga_id in ("t1", "o2"):
+        stored = await saga_log.load(saga_id)
+        summary = await saga_log.summary(saga_id)
+        assert stored is not None
+        assert summary is not None
+        assert (summary.definition, summary.definition_version, summary.definition_hash) == (
+            stored.definition,
+            stored.definition_version,
+            stored.definition_hash,
+        )
+        loaded[saga_id] = (stored.definition, stored.definition_version, stored.definition_hash)
+    assert loaded == {
+        "t1": ("transfer", 1, TRANSFER.shape_hash()),
+        "o2": ("order", 2, "0123456789abcdef"),
+    }
+    recent = {
+        s.saga_id: (s.definition_version, s.definition_hash)
+        for s in await saga_log.list_recent(limit=10)
+    }
+    assert recent == {"t1": (1, TRANSFER.shape_hash()), "o2": (2, "0123456789abcdef")}
+
+
+async def test_definitions_in_use_count_the_unfinished_sagas_of_each_version_and_shape(
+    saga_log: SagaLog,
+) -> None:
+    """Every saga not yet terminal counts, parked ones too (an operator may retry them);
+    terminal sagas never resume and do not count."""
+    assert await saga_log.definitions_in_use() == []
+    sagas = [
+        ("a", "transfer", 1, "h1", "debiting"),
+        ("b", "transfer", 1, "h1", "failed_needs_attention"),
+        ("c", "transfer", 1, "h2", "compensating"),
+        ("d", "transfer", 2, "h1", "crediting"),
+        ("e", "order", 1, "h1", "reserving"),
+        ("f", "transfer", 1, "h3", "completed"),
+        ("g", "transfer", 3, "h4", "compensated"),
+        ("h", "transfer", 3, "h4", "rejected"),
+        ("i", "transfer", 3, "h4", "resolved"),
+    ]
+    for saga_id, definition, version, shape, status in sagas:
+        await saga_log.create(
+            saga_id=saga_id,
+            definition=definition,
+            definition_version=version,
+            definition_hash=shape,
+            params={},
+            events=[START],
+            status=status,
+        )
+    assert await saga_log.definitions_in_use() == [
+        DefinitionInUse("order", 1, "h1", 1),
+        DefinitionInUse("transfer", 1, "h1", 2),
+        DefinitionInUse("transfer", 1, "h2", 1),
+        DefinitionInUse("transfer", 2, "h1", 1),
+    ]

@@ -31,6 +31,7 @@ from repository_after.adapters.sqlite_db import SqliteDatabase
 from repository_after.adapters.sqlite_saga_log import SqliteSagaLog
 from repository_after.bootstrap import build_saga_log
 from repository_after.domain.saga import EventKind, SagaEvent
+from repository_after.domain.transfer import TRANSFER
 from repository_after.service_layer.saga_ports import Lease, SagaLog
 
 START = SagaEvent(EventKind.STARTED, at="2026-01-01T00:00:00+00:00")
@@ -70,10 +71,24 @@ async def log_and_query(
 
 async def test_events_are_numbered_one_to_version_without_gaps(log_and_query) -> None:
     log, query = log_and_query
-    await log.create(saga_id="s1", definition="transfer", params={}, events=[START, NOTE])
+    await log.create(
+        saga_id="s1",
+        definition="transfer",
+        definition_version=1,
+        definition_hash=TRANSFER.shape_hash(),
+        params={},
+        events=[START, NOTE],
+    )
     await log.append("s1", [NOTE], status="debiting")
     await log.append("s1", [NOTE, NOTE], status="crediting")
-    await log.create(saga_id="s2", definition="transfer", params={}, events=[START])
+    await log.create(
+        saga_id="s2",
+        definition="transfer",
+        definition_version=1,
+        definition_hash=TRANSFER.shape_hash(),
+        params={},
+        events=[START],
+    )
     assert query("SELECT saga_id, seq FROM saga_events ORDER BY saga_id, seq") == [
         ("s1", 1),
         ("s1", 2),
@@ -130,7 +145,15 @@ async def test_each_sqlite_operation_runs_as_the_job_its_design_says(
     try:
         lease = await record(
             "create",
-            log.create(saga_id="s1", definition="transfer", params={}, events=[START], ttl=60),
+            log.create(
+                saga_id="s1",
+                definition="transfer",
+                definition_version=1,
+                definition_hash=TRANSFER.shape_hash(),
+                params={},
+                events=[START],
+                ttl=60,
+            ),
         )
         assert lease == Lease("s1", "", 1)
         await record("append", log.append("s1", [NOTE], status="debiting", lease=lease))
@@ -159,7 +182,14 @@ async def test_a_sqlite_log_next_to_the_account_store_shares_its_database(tmp_pa
     try:
         assert isinstance(log, SqliteSagaLog)
         assert log.database is store.database
-        await log.create(saga_id="s1", definition="transfer", params={}, events=[START])
+        await log.create(
+            saga_id="s1",
+            definition="transfer",
+            definition_version=1,
+            definition_hash=TRANSFER.shape_hash(),
+            params={},
+            events=[START],
+        )
         stored = await log.load("s1")
         assert stored is not None
         assert stored.events == (START,)
@@ -186,7 +216,14 @@ async def test_closing_a_postgres_log_hands_its_connections_back(postgres_url: s
             return int(row[0])
 
     log = build_saga_log(postgres_url)
-    await log.create(saga_id="s1", definition="transfer", params={}, events=[START])
+    await log.create(
+        saga_id="s1",
+        definition="transfer",
+        definition_version=1,
+        definition_hash=TRANSFER.shape_hash(),
+        params={},
+        events=[START],
+    )
     assert sessions() >= 1
     await log.close()
     deadline = time.monotonic() + 10.0  # a backend exits just after its client hangs up

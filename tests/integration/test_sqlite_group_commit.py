@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from repository_after.adapters.sqlite_db import SqliteDatabase
+from repository_after.domain.transfer import TRANSFER
 from repository_after.service_layer.ports import StorageError
 
 
@@ -99,7 +100,14 @@ async def test_the_account_store_and_the_saga_log_share_one_writer_in_one_proces
     started = SagaEvent(EventKind.STARTED, at="2026-01-01T00:00:00+00:00")
     await asyncio.gather(
         *(
-            log.create(saga_id=f"s{i}", definition="transfer", params={}, events=[started])
+            log.create(
+                saga_id=f"s{i}",
+                definition="transfer",
+                definition_version=1,
+                definition_hash=TRANSFER.shape_hash(),
+                params={},
+                events=[started],
+            )
             for i in range(20)
         ),
         *(

@@ -38,7 +38,9 @@ def _compensated_transfer() -> dict[str, Any]:
         *_step("credit", Outcome.REJECTED, 404, error="account_not_found"),
     )
     params = {"source": "a", "target": "zürich-✓", "amount": 2**53 + 1}
-    stored = StoredSaga("t-1", TRANSFER.name, params, "compensating", AT, AT, events)
+    stored = StoredSaga(
+        "t-1", TRANSFER.name, 1, TRANSFER.shape_hash(), params, "compensating", AT, AT, events
+    )
     return saga_view(stored=stored, state=replay(TRANSFER, events))
 
 

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from repository_after.adapters.memory_saga_log import InMemorySagaLog
 from repository_after.domain.saga import EventKind, SagaEvent
+from repository_after.domain.transfer import TRANSFER
 from repository_after.service_layer.leases import LeaseBook
 from repository_after.service_layer.saga_ports import Lease
 
@@ -18,6 +19,8 @@ async def test_a_late_create_does_not_replace_the_newer_lease_of_the_start_up_cl
     created = await log.create(
         saga_id="t-1",
         definition="transfer",
+        definition_version=1,
+        definition_hash=TRANSFER.shape_hash(),
         params={},
         events=[SagaEvent(EventKind.STARTED, at="2026-12-04T00:00:00.000000Z")],
         owner="a",
@@ -51,6 +54,8 @@ async def test_renewing_a_lapsed_lease_does_not_replace_a_newer_one_taken_meanwh
     created = await log.create(
         saga_id="t-1",
         definition="transfer",
+        definition_version=1,
+        definition_hash=TRANSFER.shape_hash(),
         params={},
         events=[SagaEvent(EventKind.STARTED, at="2026-12-04T00:00:00.000000Z")],
         owner="a",

@@ -20,6 +20,7 @@ import pytest
 
 from repository_after.adapters.memory_saga_log import InMemorySagaLog
 from repository_after.domain.saga import EventKind, SagaEvent
+from repository_after.domain.transfer import TRANSFER
 from repository_after.service_layer import leases
 from repository_after.service_layer.leases import LeaseBook
 from repository_after.service_layer.saga_ports import Lease, LeaseLost
@@ -85,7 +86,14 @@ class RecordingLog(InMemorySagaLog):
 
 async def new_saga(log: InMemorySagaLog, saga_id: str, *, owner: str = "x", ttl: float = 0.0):
     lease = await log.create(
-        saga_id=saga_id, definition="transfer", params={}, events=[START], owner=owner, ttl=ttl
+        saga_id=saga_id,
+        definition="transfer",
+        definition_version=1,
+        definition_hash=TRANSFER.shape_hash(),
+        params={},
+        events=[START],
+        owner=owner,
+        ttl=ttl,
     )
     assert lease is not None
     return lease

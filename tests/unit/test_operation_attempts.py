@@ -90,7 +90,14 @@ async def test_no_retry_is_made_when_another_worker_held_the_saga_during_the_wai
     leases = LeaseBook(log, owner="a", ttl=60.0)
     lease = await leases.take(
         lambda: log.create(
-            saga_id="t-1", definition=TRANSFER.name, params=PARAMS, events=[], owner="a", ttl=60.0
+            saga_id="t-1",
+            definition=TRANSFER.name,
+            definition_version=1,
+            definition_hash=TRANSFER.shape_hash(),
+            params=PARAMS,
+            events=[],
+            owner="a",
+            ttl=60.0,
         )
     )
     assert lease is not None

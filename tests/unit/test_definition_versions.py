@@ -1,0 +1,299 @@
+"""Versioned definitions: new sagas start on a type's latest version and the log keeps it; a saga
+resumes with the version it started on, even after a newer one is registered; and a server whose
+registry lacks a version its unfinished sagas started on, or defines it with another shape,
+refuses to start, saying which type, which version, both hashes and how many sagas.
+
+In process: an in-memory participant that records each call (and can "die" on one), the memory
+log for the engine, and a real SQLite file for `bootstrap`'s refusal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+
+from repository_after.adapters.memory_saga_log import InMemorySagaLog
+from repository_after.adapters.sqlite_saga_log import SqliteSagaLog
+from repository_after.bootstrap import bootstrap, saga_types
+from repository_after.config import ProcessRole, Settings
+from repository_after.domain.saga import (
+    EventKind,
+    Outcome,
+    SagaDefinition,
+    SagaEvent,
+    SagaStatus,
+    Step,
+    StepKind,
+)
+from repository_after.domain.transfer import TRANSFER
+from repository_after.service_layer.orchestrator import Orchestrator
+from repository_after.service_layer.retry import RetryPolicy
+from repository_after.service_layer.saga_ports import CallResult, DefinitionInUse, SagaLog
+from repository_after.service_layer.saga_types import (
+    DefinitionsChanged,
+    SagaTypes,
+    check_log_versions,
+)
+from tests.fakes import SimulatedCrash
+
+POLICY = RetryPolicy(max_attempts=2, initial_backoff=0.0001, max_backoff=0.0002)
+START = SagaEvent(EventKind.STARTED, at="2026-01-01T00:00:00+00:00")
+
+
+class ShipIn(BaseModel):
+    parcel: str
+
+
+def ship(version: int, send: str) -> SagaDefinition:
+    """A two-step saga; version 2 sends by another operation than version 1."""
+    return SagaDefinition(
+        "ship",
+        (
+            Step(
+                "pack",
+                "depot",
+                "pack",
+                "packing",
+                {"parcel": "parcel"},
+                StepKind.COMPENSATABLE,
+                compensation="unpack",
+            ),
+            Step("send", "carrier", send, "sending", {"parcel": "parcel"}, StepKind.PIVOT),
+        ),
+        version=version,
+    )
+
+
+SHIP_V1, SHIP_V2 = ship(1, "send"), ship(2, "send_express")
+
+
+def registry(*definitions: SagaDefinition) -> SagaTypes:
+    types = SagaTypes()
+    for definition in definitions:
+        types.register(definition, ShipIn)
+    return types
+
+
+@dataclass
+class Carrier:
+    """Answers every call with success; "dies" at the call of `crash_on` (before it lands)."""
+
+    crash_on: str | None = None
+    calls: list[tuple[str, str]] = field(default_factory=list)
+
+    async def call(
+        self,
+        *,
+        service: str,
+        operation: str,
+        transaction_id: str,
+        body: dict[str, Any],
+        timeout: float,
+    ) -> CallResult:
+        if operation == self.crash_on:
+            raise SimulatedCrash(f"before {operation}")
+        self.calls.append((service, operation))
+        return CallResult(Outcome.SUCCEEDED, 200, None, {"status": "ok"})
+
+
+def server(log: SagaLog, carrier: Carrier, types: SagaTypes) -> Orchestrator:
+    return Orchestrator(
+        log=log,
+        participant=carrier,
+        definitions=types.definitions(),
+        versions=types.version,
+        forward=POLICY,
+        settle=POLICY,
+        observers=(),
+    )
+
+
+async def test_a_saga_resumes_with_the_version_it_started_on_after_a_new_one_is_registered() -> (
+    None
+):
+    log = InMemorySagaLog()
+    old = server(log, Carrier(crash_on="send"), registry(SHIP_V1))
+    with pytest.raises(SimulatedCrash):
+        await old.run("ship", {"parcel": "p-1"}, saga_id="s-old")
+    stored = await log.load("s-old")
+    assert stored is not None
+    assert (stored.definition_version, stored.definition_hash) == (1, SHIP_V1.shape_hash())
+
+    # Restarted with version 2 registered beside version 1.
+    carrier = Carrier()
+    new = server(log, carrier, registry(SHIP_V1, SHIP_V2))
+    assert await new.recover() == {SagaStatus.COMPLETED: 1}
+    assert carrier.calls == [("carrier", "send")]  # version 1's step, not version 2's
+
+    carrier.calls.clear()
+    _, state = await new.run("ship", {"parcel": "p-2"}, saga_id="s-new")
+    assert state.status == SagaStatus.COMPLETED
+    assert carrier.calls == [("depot", "pack"), ("carrier", "send_express")]
+    started = await log.summary("s-new")
+    assert started is not None
+    assert (started.definition_version, started.definition_hash) == (2, SHIP_V2.shape_hash())
+    assert SHIP_V1.shape_hash() != SHIP_V2.shape_hash()
+    # Read back, each saga is folded with its own version's steps.
+    stored = await log.load("s-old")
+    assert stored is not None
+    assert new.state_of(stored).status == SagaStatus.COMPLETED
+
+
+async def test_without_a_version_lookup_only_the_definitions_own_versions_resume() -> None:
+    log = InMemorySagaLog()
+    old = server(log, Carrier(crash_on="send"), registry(SHIP_V1))
+    with pytest.raises(SimulatedCrash):
+        await old.run("ship", {"parcel": "p-1"}, saga_id="s-old")
+    stored = await log.load("s-old")
+    assert stored is not None
+    latest_only = Orchestrator(
+        log=log,
+        participant=Carrier(),
+        definitions={"ship": SHIP_V2},
+        forward=POLICY,
+        settle=POLICY,
+        observers=(),
+    )
+    with pytest.raises(KeyError, match="no saga type 'ship' version 1"):
+        latest_only.state_of(stored)
+    same = Orchestrator(
+        log=log,
+        participant=Carrier(),
+        definitions={"ship": SHIP_V1},
+        forward=POLICY,
+        settle=POLICY,
+        observers=(),
+    )
+    assert same.state_of(stored).status == "sending"
+
+
+def test_a_registry_names_each_version_it_cannot_resume_as_it_started() -> None:
+    types = registry(SHIP_V1, SHIP_V2)
+    v1, v2 = SHIP_V1.shape_hash(), SHIP_V2.shape_hash()
+    assert (
+        types.mismatches([DefinitionInUse("ship", 1, v1, 4), DefinitionInUse("ship", 2, v2, 1)])
+        == []
+    )
+    assert types.mismatches(
+        [
+            DefinitionInUse("ship", 1, v2, 3),  # version 1 changed shape since they started
+            DefinitionInUse("ship", 3, "0123456789abcdef", 1),  # a version it lacks
+            DefinitionInUse("order", 1, "fedcba9876543210", 2),  # a type it lacks
+        ]
+    ) == [
+        f"saga type 'ship' version 1: 3 unfinished sagas started under shape {v2}, this server "
+        f"defines {v1}: register the changed definition as a new version and keep version 1 as "
+        "it was",
+        "saga type 'ship' version 3: 1 unfinished saga started under shape 0123456789abcdef, a "
+        "version this server does not define: register that version's definition, unchanged, "
+        "beside the newer ones",
+        "saga type 'order' version 1: 2 unfinished sagas started under shape fedcba9876543210, "
+        "a version this server does not define: register that version's definition, "
+        "unchanged, beside the newer ones",
+    ]
+
+
+async def create(log: SagaLog, saga_id: str, definition: SagaDefinition, hash_: str) -> None:
+    await log.create(
+        saga_id=saga_id,
+        definition=definition.name,
+        definition_version=definition.version,
+        definition_hash=hash_,
+        params={"parcel": saga_id},
+        events=[START],
+        status="packing",
+    )
+
+
+async def test_the_start_up_check_looks_at_every_unfinished_saga_parked_ones_included() -> None:
+    log = InMemorySagaLog()
+    types = registry(SHIP_V1, SHIP_V2)
+    await create(log, "fine", SHIP_V1, SHIP_V1.shape_hash())
+    await check_log_versions(log, types)  # nothing to refuse
+
+    changed = ship(1, "send_by_post").shape_hash()
+    await create(log, "done", SHIP_V1, changed)
+    await log.append("done", [], status=SagaStatus.COMPLETED)
+    await check_log_versions(log, types)  # a finished saga never resumes: not a reason to refuse
+
+    await create(log, "parked", SHIP_V1, changed)
+    await log.append("parked", [], status=SagaStatus.FAILED_NEEDS_ATTENTION)
+    with pytest.raises(DefinitionsChanged) as refused:
+        await check_log_versions(log, types)
+    assert str(refused.value) == (
+        "refusing to start: the saga log holds unfinished sagas this server would resume with "
+        "another shape than they started with\n"
+        f"  saga type 'ship' version 1: 1 unfinished saga started under shape {changed}, this "
+        f"server defines {SHIP_V1.shape_hash()}: register the changed definition as a new "
+        "version and keep version 1 as it was"
+    )
+
+
+async def test_a_server_without_a_version_its_unfinished_sagas_started_on_refuses_to_start(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "sagabank.db"
+    log = SqliteSagaLog(db)
+    try:
+        await create(log, "t-1", TRANSFER, TRANSFER.shape_hash())
+        await log.create(
+            saga_id="t-2",
+            definition="transfer",
+            definition_version=2,
+            definition_hash="0123456789abcdef",
+            params={},
+            events=[START],
+            status="debiting",
+        )
+    finally:
+        await log.close()
+    values: dict[str, object] = {
+        "database_url": f"sqlite:///{db}",
+        "role": ProcessRole.ORCHESTRATOR,
+        "admin_token": None,
+        "service_token": None,
+    }
+    settings = Settings(**values)  # type: ignore[arg-type]
+    with pytest.raises(DefinitionsChanged, match="saga type 'transfer' version 2: 1 unfinished"):
+        await bootstrap(settings)
+    log = SqliteSagaLog(db)
+    try:  # refused before anything was claimed: both sagas are still unleased
+        assert sorted(await log.unsettled_ids()) == ["t-1", "t-2"]
+        assert len(await log.claim("someone", limit=10, ttl=30)) == 2
+    finally:
+        await log.close()
+
+
+def test_the_servers_registry_defines_the_transfer_as_every_existing_log_stored_it() -> None:
+    types = saga_types()
+    in_use = [DefinitionInUse("transfer", 1, "c5a5f5add9f94254", 1)]  # the migration's backfill
+    assert types.mismatches(in_use) == []
+    assert registry(SHIP_V1).mismatches(in_use) != []
+
+
+async def test_a_saga_started_under_another_shape_of_its_version_is_not_driven_here() -> None:
+    """Another server, with another shape under the same version, started it after this one
+    checked the log: this server neither drives it nor shows it with its own steps."""
+    log = InMemorySagaLog()
+    post = ship(1, "send_by_post")
+    other = server(log, Carrier(crash_on="send_by_post"), registry(post))
+    with pytest.raises(SimulatedCrash):
+        await other.run("ship", {"parcel": "p-1"}, saga_id="s-1")
+    carrier = Carrier()
+    here = server(log, carrier, registry(SHIP_V1))
+    refusal = (
+        f"saga s-1: saga type 'ship' version 1 started under shape {post.shape_hash()}, "
+        f"this server defines {SHIP_V1.shape_hash()}"
+    )
+    with pytest.raises(DefinitionsChanged, match=f"^{refusal}$"):
+        await here.drive("s-1")
+    assert carrier.calls == []
+    stored = await log.load("s-1")
+    assert stored is not None
+    with pytest.raises(DefinitionsChanged):
+        here.state_of(stored)
+    assert stored.status == "sending"  # left as it was, for a server that has its shape
