@@ -115,6 +115,7 @@ class SqliteParticipantStore:
     def __init__(self, path: Path, *, schema: Sequence[str] = ()) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
+        self._closed = False
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="participant")
         self._conn = self._executor.submit(self._connect).result()
         try:
@@ -160,6 +161,9 @@ class SqliteParticipantStore:
         return await loop.run_in_executor(self._executor, self._run, fn, False)
 
     async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._executor, self._conn.close)
         self._executor.shutdown(wait=True)
