@@ -113,7 +113,7 @@ async def _call(
 
 
 def _replayed(response: httpx.Response) -> bool:
-    return response.headers.get("idempotent-replayed") == "true"
+    return bool(response.headers.get("idempotent-replayed") == "true")
 
 
 def _status(response: httpx.Response) -> object:
