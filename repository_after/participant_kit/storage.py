@@ -50,6 +50,8 @@ class Tx(Protocol):
     """One open transaction, as a handler sees it."""
 
     dialect: Dialect
+    #: " FOR UPDATE" where a read must lock the rows it will change (PostgreSQL), else "".
+    for_update: str
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         """Run one statement (`?` placeholders); its rows (empty for a write)."""
@@ -78,6 +80,7 @@ class ParticipantStore(Protocol):
 
 class SqliteTx:
     dialect: Dialect = "sqlite"
+    for_update = ""  # the one writer already excludes everyone else
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.connection = conn

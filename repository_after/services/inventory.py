@@ -1,7 +1,8 @@
 """The inventory service, a saga participant built on the participant kit.
 
-Stock per SKU in its own SQLite file. Operations (`participant_kit`: each recorded once per key
-in the same transaction as the stock change, replayed, fenced by tombstones):
+Stock per SKU in its own database: a SQLite file by default, PostgreSQL by URL. Operations
+(`participant_kit`: each recorded once per key in the same transaction as the stock change,
+replayed, fenced by tombstones):
 - `reserve` (action; body: the order's lines `[{"sku", "qty"}]`, 1..50 lines, SKUs distinct):
   every line moves `qty` from available to reserved, under a reservation whose id is the call's
   key; answer `{"status": "reserved", "reservation_id", "lines"}`. Any line short of stock (or
@@ -47,6 +48,7 @@ from repository_after.domain.ids import TRANSACTION_ID_PATTERN
 from repository_after.participant_kit import (
     Compensation,
     ParticipantService,
+    ParticipantStore,
     Refusal,
     SqliteParticipantStore,
     Tx,
@@ -63,10 +65,10 @@ SKU_PATTERN = r"^[A-Za-z0-9._:\-]{1,64}$"
 
 SCHEMA: tuple[str, ...] = (
     "CREATE TABLE IF NOT EXISTS stock (sku TEXT PRIMARY KEY,"
-    " opened INTEGER NOT NULL CHECK (opened >= 0),"
-    " available INTEGER NOT NULL CHECK (available >= 0),"
-    " reserved INTEGER NOT NULL CHECK (reserved >= 0),"
-    " sold INTEGER NOT NULL CHECK (sold >= 0))",
+    " opened BIGINT NOT NULL CHECK (opened >= 0),"
+    " available BIGINT NOT NULL CHECK (available >= 0),"
+    " reserved BIGINT NOT NULL CHECK (reserved >= 0),"
+    " sold BIGINT NOT NULL CHECK (sold >= 0))",
     "CREATE TABLE IF NOT EXISTS reservations (reservation_id TEXT PRIMARY KEY,"
     " state TEXT NOT NULL CHECK (state IN ('reserved', 'released', 'sold')))",
     "CREATE TABLE IF NOT EXISTS reservation_lines (reservation_id TEXT NOT NULL"
@@ -115,14 +117,21 @@ def _lines(tx: Tx, reservation_id: str) -> list[dict[str, Any]]:
 
 
 def _state(tx: Tx, reservation_id: str) -> str | None:
-    rows = tx.execute("SELECT state FROM reservations WHERE reservation_id = ?", (reservation_id,))
+    rows = tx.execute(
+        "SELECT state FROM reservations WHERE reservation_id = ?" + tx.for_update,
+        (reservation_id,),
+    )
     return str(rows[0][0]) if rows else None
 
 
 def reserve(tx: Tx, key: str, body: dict[str, Any]) -> dict[str, Any]:
     lines = body["lines"]
-    for line in lines:  # every line checked before anything moves
-        rows = tx.execute("SELECT available FROM stock WHERE sku = ?", (line["sku"],))
+    # Every line checked (and, on PostgreSQL, its row locked: in SKU order, so two orders never
+    # wait on each other) before anything moves.
+    for line in sorted(lines, key=lambda line: str(line["sku"])):
+        rows = tx.execute(
+            "SELECT available FROM stock WHERE sku = ?" + tx.for_update, (line["sku"],)
+        )
         available = int(rows[0][0]) if rows else 0
         if available < line["qty"]:
             raise Refusal(
@@ -180,7 +189,7 @@ def sell(tx: Tx, _key: str, body: dict[str, Any]) -> dict[str, Any]:
 
 def open_stock(tx: Tx, sku: str, qty: int) -> dict[str, Any]:
     """Open an SKU with `qty`, or add `qty` to it (opened and available)."""
-    rows = tx.execute("SELECT opened FROM stock WHERE sku = ?", (sku,))
+    rows = tx.execute("SELECT opened FROM stock WHERE sku = ?" + tx.for_update, (sku,))
     if rows and int(rows[0][0]) + qty > MAX_STOCK:
         raise Refusal("stock_limit_exceeded", f"sku {sku!r} would pass {MAX_STOCK}")
     if rows:
@@ -286,23 +295,31 @@ def audit(tx: Tx) -> InventoryAudit:
     return report
 
 
-def inventory_service(store: SqliteParticipantStore) -> ParticipantService:
+def inventory_service(store: ParticipantStore) -> ParticipantService:
     service = ParticipantService("inventory", store)
     service.action("reserve", ReserveIn, reserve, compensation=Compensation("release", release))
     service.action("sell", SellIn, sell)
     return service
 
 
-def open_inventory(database_path: Path) -> ParticipantService:
-    return inventory_service(SqliteParticipantStore(database_path, schema=SCHEMA))
+def open_inventory(database: Path | str) -> ParticipantService:
+    """The service over a SQLite file (a path) or a PostgreSQL database (a `postgresql://` URL)."""
+    if isinstance(database, str) and database.startswith(("postgres://", "postgresql://")):
+        from repository_after.participant_kit.postgres import PostgresParticipantStore
+
+        return inventory_service(
+            PostgresParticipantStore(database, schema=SCHEMA, name="inventory")
+        )
+    return inventory_service(SqliteParticipantStore(Path(database), schema=SCHEMA))
 
 
 def _json(status_code: int, body: object) -> Response:
     return Response(orjson.dumps(body), status_code=status_code, media_type="application/json")
 
 
-def create_inventory_app(database_path: Path, token: str | None = None) -> FastAPI:
-    """The inventory service over `database_path`; `token` guards its operations and
+def create_inventory_app(database_path: Path | str, token: str | None = None) -> FastAPI:
+    """The inventory service over `database_path` (a SQLite file, or a PostgreSQL URL); `token`
+    guards its operations and
     `POST /stock` (`Authorization: Bearer <token>`). The store opens now and closes with the
     app's lifespan."""
     service = open_inventory(database_path)
