@@ -19,13 +19,13 @@ TASKS = 24
 
 
 @asynccontextmanager
-async def served(path: Path) -> AsyncIterator[str]:
+async def served(path: Path | str, token: str | None = None) -> AsyncIterator[str]:
     """The inventory app on a free loopback port (bound here, handed to uvicorn)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         sock.listen()
         port = sock.getsockname()[1]
-        app = create_inventory_app(path)
+        app = create_inventory_app(path, token=token)
         server = uvicorn.Server(uvicorn.Config(app, log_config=None, ws="none", lifespan="on"))
         task = asyncio.create_task(server.serve(sockets=[sock]))
         try:
