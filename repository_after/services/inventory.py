@@ -25,7 +25,7 @@ exactly once: released ⇔ one applied `release`, sold ⇔ one applied `sell`, n
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +45,7 @@ from pydantic import (
 )
 
 from repository_after.domain.ids import TRANSACTION_ID_PATTERN
+from repository_after.entrypoints.limits import RequestLimits
 from repository_after.participant_kit import (
     Compensation,
     ParticipantService,
@@ -59,6 +60,9 @@ from repository_after.participant_kit import (
 from repository_after.participant_kit.http import invalid_request, validation_details
 
 MAX_LINES = 50
+#: A batch of 128 orders of 50 lines fits; the product's 64 KiB is sized for account calls.
+MAX_BODY_BYTES = 1024 * 1024
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 MAX_QTY = 1_000_000
 MAX_STOCK = 10**12
 SKU_PATTERN = r"^[A-Za-z0-9._:\-]{1,64}$"
@@ -317,11 +321,17 @@ def _json(status_code: int, body: object) -> Response:
     return Response(orjson.dumps(body), status_code=status_code, media_type="application/json")
 
 
-def create_inventory_app(database_path: Path | str, token: str | None = None) -> FastAPI:
+def create_inventory_app(
+    database_path: Path | str,
+    token: str | None = None,
+    *,
+    trusted_hosts: Iterable[str] = LOOPBACK_HOSTS,
+) -> FastAPI:
     """The inventory service over `database_path` (a SQLite file, or a PostgreSQL URL); `token`
-    guards its operations and
-    `POST /stock` (`Authorization: Bearer <token>`). The store opens now and closes with the
-    app's lifespan."""
+    guards its operations and `POST /stock` (`Authorization: Bearer <token>`). The product's
+    request limits come first (`entrypoints.limits.RequestLimits`: header and body sizes, one
+    `transaction-id`, `Host` among `trusted_hosts` against DNS rebinding, no cross-site writes).
+    The store opens now and closes with the app's lifespan."""
     service = open_inventory(database_path)
     secret = SecretStr(token) if token is not None else None
 
@@ -334,6 +344,9 @@ def create_inventory_app(database_path: Path | str, token: str | None = None) ->
 
     app = FastAPI(title="sagabank inventory", lifespan=lifespan)
     install_error_handlers(app)
+    app.add_middleware(
+        RequestLimits, max_body_bytes=MAX_BODY_BYTES, trusted_hosts=tuple(trusted_hosts)
+    )
     app.state.inventory = service
     app.include_router(participant_router(service, token=secret))
     guard = bearer_guard(secret)

@@ -25,7 +25,7 @@ async def _client(path: Path, token: str | None) -> AsyncIterator[httpx.AsyncCli
     app = create_inventory_app(path, token=token)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://inventory") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
             yield client
 
 
@@ -292,3 +292,24 @@ async def test_the_audit_finds_a_reservation_released_and_sold(tmp_path: Path) -
         report = await audit(client)
         assert not report["ok"]
         assert any("released 1 and sold 1" in v for v in report["violations"])
+
+
+async def test_the_request_limits_come_before_any_operation(inv) -> None:
+    key = new_key()
+    order = lines(("apple", 1))
+    rebound = await inv.post(
+        "/reserve", json=order, headers={"transaction-id": key, "host": "evil.example"}
+    )
+    assert (rebound.status_code, rebound.json()["error"]) == (400, "untrusted_host")
+    twice = await inv.post(
+        "/reserve",
+        json=order,
+        headers=[("transaction-id", key), ("transaction-id", new_key())],
+    )
+    assert (twice.status_code, twice.json()["error"]) == (422, "invalid_transaction_id")
+    huge = {"lines": [{"sku": "apple" + "x" * 50, "qty": 1}] * 20_000}
+    too_large = await call(inv, "reserve", key, huge)
+    assert (too_large.status_code, too_large.json()["error"]) == (413, "body_too_large")
+    assert (await stock(inv))["apple"]["available"] == 10
+    first = await call(inv, "reserve", key, order)  # none of them recorded anything
+    assert (first.status_code, first.headers.get("idempotent-replayed")) == (200, None)

@@ -71,7 +71,7 @@ async def _inventory(tmp_path: Path, token: str | None) -> AsyncIterator[httpx.A
     auth = {} if token is None else {"Authorization": f"Bearer {token}"}
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://inventory") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
             for sku in ("widget", "gadget"):
                 r = await client.post("/stock", json={"sku": sku, "qty": 10_000}, headers=auth)
                 assert r.status_code == 200, r.text

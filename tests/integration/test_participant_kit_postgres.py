@@ -45,7 +45,7 @@ async def test_the_inventory_service_on_postgres_keeps_the_participant_contract(
     app = create_inventory_app(postgres_url)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://inventory") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
             for sku in ("widget", "gadget"):
                 assert (await client.post("/stock", json={"sku": sku, "qty": 10_000})).is_success
             await run_contract(client, INVENTORY)
