@@ -1,0 +1,51 @@
+"""The participant kit: what any FastAPI service needs to be a safe saga participant.
+
+Register operations on a `ParticipantService` (`core`), keep business tables and records in one
+store (`storage`), serve them with `participant_router` (`http`), and check the result with the
+contract suite (`contract`). docs/participant-kit.md walks through the inventory service
+(`repository_after/services/inventory.py`) as the example.
+"""
+
+from repository_after.participant_kit.core import (
+    ALREADY_APPLIED,
+    NOTHING_TO_COMPENSATE,
+    VOIDED,
+    Action,
+    Answer,
+    Compensation,
+    Kind,
+    ParticipantService,
+    Refusal,
+    canonical,
+)
+from repository_after.participant_kit.http import (
+    REPLAYED,
+    bearer_guard,
+    install_error_handlers,
+    participant_router,
+)
+from repository_after.participant_kit.storage import (
+    ParticipantStore,
+    SqliteParticipantStore,
+    Tx,
+)
+
+__all__ = [
+    "ALREADY_APPLIED",
+    "NOTHING_TO_COMPENSATE",
+    "REPLAYED",
+    "VOIDED",
+    "Action",
+    "Answer",
+    "Compensation",
+    "Kind",
+    "ParticipantService",
+    "ParticipantStore",
+    "Refusal",
+    "SqliteParticipantStore",
+    "Tx",
+    "bearer_guard",
+    "canonical",
+    "install_error_handlers",
+    "participant_router",
+]
