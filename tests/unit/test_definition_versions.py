@@ -231,6 +231,18 @@ async def test_the_start_up_check_looks_at_every_unfinished_saga_parked_ones_inc
         f"server defines {SHIP_V1.shape_hash()}: register the changed definition as a new "
         "version and keep version 1 as it was"
     )
+    await create(log, "parked-2", SHIP_V1, "feedfacefeedface")  # a third shape: a line each
+    await log.append("parked-2", [], status=SagaStatus.FAILED_NEEDS_ATTENTION)
+    with pytest.raises(DefinitionsChanged) as refused:
+        await check_log_versions(log, types)
+    header, *lines = str(refused.value).split("\n")
+    assert header.endswith("another shape than they started with")
+    assert sorted(lines) == sorted(
+        f"  saga type 'ship' version 1: 1 unfinished saga started under shape {shape}, this "
+        f"server defines {SHIP_V1.shape_hash()}: register the changed definition as a new "
+        "version and keep version 1 as it was"
+        for shape in (changed, "feedfacefeedface")
+    )
 
 
 async def test_a_server_without_a_version_its_unfinished_sagas_started_on_refuses_to_start(

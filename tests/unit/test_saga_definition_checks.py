@@ -248,6 +248,9 @@ def test_the_transfers_shape_hash_is_pinned() -> None:
     transfer's steps, or to how a shape is written down, must be a new version, never a silent
     change of this digest (which would strand every transfer in flight at the upgrade)."""
     assert TRANSFER.shape_hash() == "c5a5f5add9f94254"
+    # built now, not at import: the digest is computed when a definition is built
+    rebuilt = SagaDefinition(TRANSFER.name, TRANSFER.steps, keys=TRANSFER.keys)
+    assert rebuilt.shape_hash() == "c5a5f5add9f94254"
     assert TRANSFER.steps[0].shape() == {
         "name": "debit",
         "service": "accounts",
