@@ -25,8 +25,7 @@ exactly once: released ⇔ one applied `release`, sold ⇔ one applied `sell`, n
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -45,7 +44,6 @@ from pydantic import (
 )
 
 from repository_after.domain.ids import TRANSACTION_ID_PATTERN
-from repository_after.entrypoints.limits import RequestLimits
 from repository_after.participant_kit import (
     Compensation,
     ParticipantService,
@@ -54,15 +52,16 @@ from repository_after.participant_kit import (
     SqliteParticipantStore,
     Tx,
     bearer_guard,
-    install_error_handlers,
-    participant_router,
 )
 from repository_after.participant_kit.http import invalid_request, validation_details
+from repository_after.services.hosting import (
+    LOOPBACK_HOSTS,
+    json_answer,
+    participant_app,
+    standalone,
+)
 
 MAX_LINES = 50
-#: A batch of 128 orders of 50 lines fits; the product's 64 KiB is sized for account calls.
-MAX_BODY_BYTES = 1024 * 1024
-LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 MAX_QTY = 1_000_000
 MAX_STOCK = 10**12
 SKU_PATTERN = r"^[A-Za-z0-9._:\-]{1,64}$"
@@ -317,8 +316,33 @@ def open_inventory(database: Path | str) -> ParticipantService:
     return inventory_service(SqliteParticipantStore(Path(database), schema=SCHEMA))
 
 
-def _json(status_code: int, body: object) -> Response:
-    return Response(orjson.dumps(body), status_code=status_code, media_type="application/json")
+def inventory_app(service: ParticipantService, token: SecretStr | None) -> FastAPI:
+    """The inventory's routes over `service`, without request limits or a lifespan: what a
+    `sagabank serve` process mounts under `/inventory` (its own limits and lifespan apply).
+    `create_inventory_app` is the standalone service."""
+    app = participant_app("sagabank inventory", service, token)
+    guard = bearer_guard(token)
+
+    @app.post("/stock", response_class=Response)
+    async def post_stock(request: Request) -> Response:
+        if (refused := guard(request)) is not None:
+            return refused
+        try:
+            body = StockIn.model_validate_json(await request.body())
+        except ValidationError as exc:
+            return invalid_request(validation_details(exc))
+        row = await service.store.transaction(lambda tx: open_stock(tx, body.sku, body.qty))
+        return json_answer(200, row)
+
+    @app.get("/stock", response_class=Response)
+    async def get_stock() -> Response:
+        return json_answer(200, {"stock": await service.store.read(list_stock)})
+
+    @app.get("/audit", response_class=Response)
+    async def get_audit() -> Response:
+        return json_answer(200, (await service.store.read(audit)).as_dict())
+
+    return app
 
 
 def create_inventory_app(
@@ -334,40 +358,4 @@ def create_inventory_app(
     The store opens now and closes with the app's lifespan."""
     service = open_inventory(database_path)
     secret = SecretStr(token) if token is not None else None
-
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        try:
-            yield
-        finally:
-            await service.store.close()
-
-    app = FastAPI(title="sagabank inventory", lifespan=lifespan)
-    install_error_handlers(app)
-    app.add_middleware(
-        RequestLimits, max_body_bytes=MAX_BODY_BYTES, trusted_hosts=tuple(trusted_hosts)
-    )
-    app.state.inventory = service
-    app.include_router(participant_router(service, token=secret))
-    guard = bearer_guard(secret)
-
-    @app.post("/stock", response_class=Response)
-    async def post_stock(request: Request) -> Response:
-        if (refused := guard(request)) is not None:
-            return refused
-        try:
-            body = StockIn.model_validate_json(await request.body())
-        except ValidationError as exc:
-            return invalid_request(validation_details(exc))
-        row = await service.store.transaction(lambda tx: open_stock(tx, body.sku, body.qty))
-        return _json(200, row)
-
-    @app.get("/stock", response_class=Response)
-    async def get_stock() -> Response:
-        return _json(200, {"stock": await service.store.read(list_stock)})
-
-    @app.get("/audit", response_class=Response)
-    async def get_audit() -> Response:
-        return _json(200, (await service.store.read(audit)).as_dict())
-
-    return app
+    return standalone(inventory_app(service, secret), service.store, trusted_hosts)
