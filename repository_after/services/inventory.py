@@ -16,7 +16,7 @@ replayed, fenced by tombstones):
   `reservation_not_found`, a released one 409 `reservation_released`, one already sold (under
   another key) 409 `reservation_sold`.
 Plus `POST /stock` (open or top up an SKU; guarded by the service token when one is set),
-`GET /stock` and `GET /audit`.
+`GET /stock`, `GET /reservations/{id}` (its state and lines) and `GET /audit`.
 
 Invariants (`audit`): per SKU, available + reserved + sold = opened, reserved and sold equal the
 quantities of the reservations in that state; every reservation is reserved, released or sold
@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import orjson
-from fastapi import FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI, Request, Response
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -49,7 +49,6 @@ from repository_after.participant_kit import (
     ParticipantService,
     ParticipantStore,
     Refusal,
-    SqliteParticipantStore,
     Tx,
     bearer_guard,
 )
@@ -57,7 +56,8 @@ from repository_after.participant_kit.http import invalid_request, validation_de
 from repository_after.services.hosting import (
     LOOPBACK_HOSTS,
     json_answer,
-    participant_app,
+    open_store,
+    participant_routes,
     standalone,
 )
 
@@ -190,6 +190,15 @@ def sell(tx: Tx, _key: str, body: dict[str, Any]) -> dict[str, Any]:
     return {"status": "sold", "reservation_id": reservation_id, "lines": lines}
 
 
+def reservation(tx: Tx, reservation_id: str) -> dict[str, Any] | None:
+    """The reservation's state and lines, or None (a read: no row lock)."""
+    rows = tx.execute("SELECT state FROM reservations WHERE reservation_id = ?", (reservation_id,))
+    if not rows:
+        return None
+    lines = _lines(tx, reservation_id)
+    return {"reservation_id": reservation_id, "state": str(rows[0][0]), "lines": lines}
+
+
 def open_stock(tx: Tx, sku: str, qty: int) -> dict[str, Any]:
     """Open an SKU with `qty`, or add `qty` to it (opened and available)."""
     rows = tx.execute("SELECT opened FROM stock WHERE sku = ?" + tx.for_update, (sku,))
@@ -307,23 +316,17 @@ def inventory_service(store: ParticipantStore) -> ParticipantService:
 
 def open_inventory(database: Path | str) -> ParticipantService:
     """The service over a SQLite file (a path) or a PostgreSQL database (a `postgresql://` URL)."""
-    if isinstance(database, str) and database.startswith(("postgres://", "postgresql://")):
-        from repository_after.participant_kit.postgres import PostgresParticipantStore
-
-        return inventory_service(
-            PostgresParticipantStore(database, schema=SCHEMA, name="inventory")
-        )
-    return inventory_service(SqliteParticipantStore(Path(database), schema=SCHEMA))
+    return inventory_service(open_store(database, schema=SCHEMA, name="inventory"))
 
 
-def inventory_app(service: ParticipantService, token: SecretStr | None) -> FastAPI:
+def inventory_routes(service: ParticipantService, token: SecretStr | None) -> APIRouter:
     """The inventory's routes over `service`, without request limits or a lifespan: what a
-    `sagabank serve` process mounts under `/inventory` (its own limits and lifespan apply).
+    `sagabank serve` process includes under `/inventory` (its own limits and lifespan apply).
     `create_inventory_app` is the standalone service."""
-    app = participant_app("sagabank inventory", service, token)
+    router = participant_routes(service, token)
     guard = bearer_guard(token)
 
-    @app.post("/stock", response_class=Response)
+    @router.post("/stock", response_class=Response)
     async def post_stock(request: Request) -> Response:
         if (refused := guard(request)) is not None:
             return refused
@@ -334,15 +337,22 @@ def inventory_app(service: ParticipantService, token: SecretStr | None) -> FastA
         row = await service.store.transaction(lambda tx: open_stock(tx, body.sku, body.qty))
         return json_answer(200, row)
 
-    @app.get("/stock", response_class=Response)
+    @router.get("/stock", response_class=Response)
     async def get_stock() -> Response:
         return json_answer(200, {"stock": await service.store.read(list_stock)})
 
-    @app.get("/audit", response_class=Response)
+    @router.get("/reservations/{reservation_id}", response_class=Response)
+    async def get_reservation(reservation_id: str) -> Response:
+        found = await service.store.read(lambda tx: reservation(tx, reservation_id))
+        if found is None:
+            return json_answer(404, {"error": "reservation_not_found", "message": "no such one"})
+        return json_answer(200, found)
+
+    @router.get("/audit", response_class=Response)
     async def get_audit() -> Response:
         return json_answer(200, (await service.store.read(audit)).as_dict())
 
-    return app
+    return router
 
 
 def create_inventory_app(
@@ -358,4 +368,6 @@ def create_inventory_app(
     The store opens now and closes with the app's lifespan."""
     service = open_inventory(database_path)
     secret = SecretStr(token) if token is not None else None
-    return standalone(inventory_app(service, secret), service.store, trusted_hosts)
+    return standalone(
+        "sagabank inventory", inventory_routes(service, secret), service.store, trusted_hosts
+    )

@@ -15,7 +15,8 @@ replayed, fenced by tombstones):
   order becomes `confirmed`; a repeat under the same key replays (the kit). A cancelled order is
   409 `order_cancelled`, one confirmed under another key 409 `order_confirmed`, an unknown one
   409 `order_not_found`.
-Plus `GET /orders/{id}`, `GET /orders` (bounded: `limit` ≤ 1000, `after` an order id) and
+Plus `GET /orders/{id}` (with `created_key`: the key `create` ran under, `<saga id>:create` from
+the orchestrator), `GET /orders` (bounded: `limit` ≤ 1000, `after` an order id) and
 `GET /audit`.
 
 Invariants (`audit`): no order is both confirmed and cancelled; every order was created by one
@@ -32,7 +33,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import orjson
-from fastapi import FastAPI, Query, Response
+from fastapi import APIRouter, FastAPI, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, StrictStr, model_validator
 
 from repository_after.domain.ids import ACCOUNT_ID_PATTERN
@@ -42,13 +43,13 @@ from repository_after.participant_kit import (
     ParticipantService,
     ParticipantStore,
     Refusal,
-    SqliteParticipantStore,
     Tx,
 )
 from repository_after.services.hosting import (
     LOOPBACK_HOSTS,
     json_answer,
-    participant_app,
+    open_store,
+    participant_routes,
     standalone,
 )
 from repository_after.services.inventory import MAX_LINES, Line
@@ -98,13 +99,13 @@ class ConfirmIn(_Strict):
 
 def _order(tx: Tx, order_id: str, *, lock: bool = False) -> dict[str, Any] | None:
     rows = tx.execute(
-        "SELECT order_id, customer, merchant, total, state FROM orders WHERE order_id = ?"
-        + (tx.for_update if lock else ""),
+        "SELECT order_id, created_key, customer, merchant, total, state FROM orders"
+        " WHERE order_id = ?" + (tx.for_update if lock else ""),
         (order_id,),
     )
     if not rows:
         return None
-    keys = ("order_id", "customer", "merchant", "total", "state")
+    keys = ("order_id", "created_key", "customer", "merchant", "total", "state")
     order = dict(zip(keys, rows[0], strict=True))
     lines = tx.execute(
         "SELECT sku, qty FROM order_lines WHERE order_id = ? ORDER BY position", (order_id,)
@@ -226,20 +227,16 @@ def orders_service(store: ParticipantStore) -> ParticipantService:
 
 def open_orders(database: Path | str) -> ParticipantService:
     """The service over a SQLite file (a path) or a PostgreSQL database (a `postgresql://` URL)."""
-    if isinstance(database, str) and database.startswith(("postgres://", "postgresql://")):
-        from repository_after.participant_kit.postgres import PostgresParticipantStore
-
-        return orders_service(PostgresParticipantStore(database, schema=SCHEMA, name="orders"))
-    return orders_service(SqliteParticipantStore(Path(database), schema=SCHEMA))
+    return orders_service(open_store(database, schema=SCHEMA, name="orders"))
 
 
-def orders_app(service: ParticipantService, token: SecretStr | None) -> FastAPI:
+def orders_routes(service: ParticipantService, token: SecretStr | None) -> APIRouter:
     """The orders' routes over `service`, without request limits or a lifespan (what a
-    `sagabank serve` process mounts under `/orders`); `create_orders_app` is the standalone
+    `sagabank serve` process includes under `/orders`); `create_orders_app` is the standalone
     service. The reads are open, like the inventory's `GET /stock` and `/audit`."""
-    app = participant_app("sagabank orders", service, token)
+    router = participant_routes(service, token)
 
-    @app.get("/orders", response_class=Response)
+    @router.get("/orders", response_class=Response)
     async def get_orders(
         limit: Annotated[int, Query(ge=1, le=MAX_LIST)] = 100,
         after: Annotated[str | None, Query(max_length=64)] = None,
@@ -247,18 +244,18 @@ def orders_app(service: ParticipantService, token: SecretStr | None) -> FastAPI:
         found = await service.store.read(lambda tx: list_orders(tx, limit=limit, after=after))
         return json_answer(200, {"orders": found})
 
-    @app.get("/orders/{order_id}", response_class=Response)
+    @router.get("/orders/{order_id}", response_class=Response)
     async def get_order(order_id: str) -> Response:
         found = await service.store.read(lambda tx: _order(tx, order_id))
         if found is None:
             return json_answer(404, {"error": "order_not_found", "message": "no such order"})
         return json_answer(200, found)
 
-    @app.get("/audit", response_class=Response)
+    @router.get("/audit", response_class=Response)
     async def get_audit() -> Response:
         return json_answer(200, (await service.store.read(audit)).as_dict())
 
-    return app
+    return router
 
 
 def create_orders_app(
@@ -272,4 +269,6 @@ def create_orders_app(
     store opens now and closes with the app's lifespan."""
     service = open_orders(database_path)
     secret = SecretStr(token) if token is not None else None
-    return standalone(orders_app(service, secret), service.store, trusted_hosts)
+    return standalone(
+        "sagabank orders", orders_routes(service, secret), service.store, trusted_hosts
+    )

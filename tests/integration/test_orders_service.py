@@ -61,13 +61,15 @@ async def audit(client: httpx.AsyncClient) -> dict[str, Any]:
 
 
 async def test_create_writes_the_order_pending_with_its_lines(orders) -> None:
-    r = await call(orders, "create", new_key(), order("o-1"))
+    key = new_key()
+    r = await call(orders, "create", key, order("o-1"))
     assert r.status_code == 200, r.text
     assert r.json() == {"status": "created", "order_id": "o-1", "state": "pending"}
     got = await orders.get("/orders/o-1")
     assert got.status_code == 200
     assert got.json() == {
         "order_id": "o-1",
+        "created_key": key,
         "customer": "acc-01",
         "merchant": "acc-02",
         "total": 1250,
