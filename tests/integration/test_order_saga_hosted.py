@@ -110,3 +110,20 @@ async def test_an_order_paying_its_own_customer_is_refused_by_the_types_rule(
     refused = await sagabank.post("/sagas/order", json={**ORDER, "merchant": "acc-01"})
     assert (refused.status_code, refused.json()["error"]) == (422, "same_account")
     assert (await sagabank.get("/transfers")).json()["transfers"] == []
+
+
+async def test_the_hosted_participants_take_whole_orders_the_account_routes_do_not(
+    sagabank: httpx.AsyncClient,
+) -> None:
+    # 50 lines of 64-character SKUs, 128 times over: a full batch of the largest orders
+    line = [{"sku": f"{i:02d}" + "s" * 62, "qty": 1} for i in range(50)]
+    items = [
+        {"operation": "reserve", "transaction_id": f"s-{n}:reserve", "lines": line}
+        for n in range(128)
+    ]
+    body = {"operations": items}
+    batch = await sagabank.post("/inventory/batch", json=body)
+    assert batch.status_code == 200, batch.text[:200]  # answered (every item out of stock)
+    assert {r["body"]["error"] for r in batch.json()["results"]} == {"out_of_stock"}
+    too_big = await sagabank.post("/batch", json=body)  # the account service's batch: 64 KiB
+    assert (too_big.status_code, too_big.json()["error"]) == (413, "body_too_large")
