@@ -27,8 +27,10 @@ from repository_after.adapters.sqlite_accounts import SqliteAccountStore
 from repository_after.adapters.sqlite_db import sqlite_path
 from repository_after.adapters.sqlite_saga_log import SqliteSagaLog
 from repository_after.config import ConfigurationError, ProcessRole, Settings
+from repository_after.domain.order import ORDER
 from repository_after.domain.saga_definition import SagaDefinition
-from repository_after.domain.transfer import DEFINITIONS, TRANSFER
+from repository_after.domain.sagas import DEFINITIONS
+from repository_after.domain.transfer import TRANSFER
 from repository_after.entrypoints.schemas import TransferIn
 from repository_after.service_layer import accounts
 from repository_after.service_layer.faults import FaultInjector
@@ -37,7 +39,8 @@ from repository_after.service_layer.ports import AccountStore
 from repository_after.service_layer.retry import RetryPolicy
 from repository_after.service_layer.saga_ports import Participant, SagaLog
 from repository_after.service_layer.saga_types import SagaTypes, check_log_versions
-from repository_after.service_layer.transfers import transfer_rules
+from repository_after.service_layer.transfers import order_rules, transfer_rules
+from repository_after.services.orders import OrderIn
 
 logger = logging.getLogger(__name__)
 
@@ -106,10 +109,11 @@ def retry_policies(settings: Settings) -> tuple[RetryPolicy, RetryPolicy]:
 
 def saga_types() -> SagaTypes:
     """The saga types this server runs, each definition with its parameter model. (The same
-    definitions as `domain.transfer.DEFINITIONS`, whose retry horizon `Settings` checks the
+    definitions as `domain.sagas.DEFINITIONS`, whose retry horizon `Settings` checks the
     retention period against; a test keeps the two equal.)"""
     types = SagaTypes()
     types.register(TRANSFER, TransferIn, transfer_rules)
+    types.register(ORDER, OrderIn, order_rules)
     return types
 
 

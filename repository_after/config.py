@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import lru_cache
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -26,17 +27,38 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
-from repository_after.domain.transfer import ACCOUNTS, DEFINITIONS
+from repository_after.domain.order import INVENTORY, ORDERS
+from repository_after.domain.sagas import DEFINITIONS
+from repository_after.domain.transfer import ACCOUNTS
 from repository_after.service_layer.faults import FaultMode
 
 
 class ProcessRole(StrEnum):
-    """Which half of sagabank a process serves: both, the account service, or the orchestrator.
-    (Not `domain.saga.StepRole`, which says what one call does for its saga step.)"""
+    """What a process serves. `all`: the orchestrator and the participants; `accounts`: the
+    participants (the account service, with the inventory and orders services under `/inventory`
+    and `/orders`); `orchestrator`: the sagas alone; `inventory` / `orders`: that participant
+    alone, at `/`. (Not `domain.saga.StepRole`, which says what one call does for its step.)"""
 
     ALL = "all"
     ACCOUNTS = "accounts"
     ORCHESTRATOR = "orchestrator"
+    INVENTORY = "inventory"
+    ORDERS = "orders"
+
+    @property
+    def runs_sagas(self) -> bool:
+        return self in (ProcessRole.ALL, ProcessRole.ORCHESTRATOR)
+
+    @property
+    def hosts_participants(self) -> bool:
+        """Serves the account service, and the inventory and orders services beside it."""
+        return self in (ProcessRole.ALL, ProcessRole.ACCOUNTS)
+
+
+#: The participants of the built-in sagas besides the account service: where a process that
+#: hosts them mounts each (`ProcessRole.hosts_participants`), which is also where an
+#: orchestrator looks for them by default (the account service's URL + this path).
+HOSTED_PARTICIPANTS = {INVENTORY: "/inventory", ORDERS: "/orders"}
 
 
 class OtelExporter(StrEnum):
@@ -108,6 +130,11 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SAGABANK_", env_file=".env", extra="ignore")
 
     database_url: str = "sqlite:///./data/sagabank.db"
+    # The inventory's and the orders service's databases (`participant_database`): by default a
+    # SQLite file beside `database_url`'s (`sagabank-inventory.db`), its very database on
+    # PostgreSQL, in memory with `memory://`.
+    inventory_database_url: str | None = None
+    orders_database_url: str | None = None
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     role: ProcessRole = ProcessRole.ALL
@@ -165,7 +192,14 @@ class Settings(BaseSettings):
     otel_endpoint: str = "http://127.0.0.1:4318/v1/traces"
 
     @field_validator(
-        "admin_token", "service_token", "read_token", "worker_id", "accounts_url", mode="before"
+        "admin_token",
+        "service_token",
+        "read_token",
+        "worker_id",
+        "accounts_url",
+        "inventory_database_url",
+        "orders_database_url",
+        mode="before",
     )
     @classmethod
     def _empty_token_is_none(cls, value: object) -> object:
@@ -190,10 +224,14 @@ class Settings(BaseSettings):
     def _check(self) -> Settings:
         if self.retry_max_backoff < self.retry_initial_backoff:
             raise ValueError("retry_max_backoff must be >= retry_initial_backoff")
-        if not self.database_url.startswith(
-            ("sqlite:///", "memory://", "postgresql://", "postgres://")
-        ):
-            raise ValueError("database_url must be sqlite:///<path>, postgresql://... or memory://")
+        for url in (self.database_url, self.inventory_database_url, self.orders_database_url):
+            if url is not None and not url.startswith(
+                ("sqlite:///", "memory://", "postgresql://", "postgres://")
+            ):
+                raise ValueError(
+                    "database_url (and inventory_database_url, orders_database_url) must be "
+                    "sqlite:///<path>, postgresql://... or memory://"
+                )
         if self.claim_interval * 2 > self.lease_ttl:
             raise ValueError("claim_interval must be at most half of lease_ttl")
         if self.retention_days * 86_400 < self.retry_horizon():
@@ -247,10 +285,27 @@ class Settings(BaseSettings):
         host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
         return f"http://{host}:{self.port}"
 
+    def participant_database(self, name: str) -> Path | str:
+        """The database of the hosted participant `name` (`inventory`, `orders`): its own
+        setting if given, else derived from `database_url`: a SQLite file beside its file
+        (`data/sagabank.db` -> `data/sagabank-inventory.db`), the same PostgreSQL database (the
+        services' tables differ; their records share the kit's table, under distinct operation
+        names), SQLite in memory for `memory://`. A `Path` for SQLite, the URL for PostgreSQL."""
+        own = {INVENTORY: self.inventory_database_url, ORDERS: self.orders_database_url}[name]
+        url = own or self.database_url
+        if url.startswith(("postgresql://", "postgres://")):
+            return url
+        if url.startswith("memory://"):
+            return Path(":memory:")
+        path = Path(url.removeprefix("sqlite:///"))
+        return path if own else path.with_name(f"{path.stem}-{name}{path.suffix or '.db'}")
+
     def resolved_services(self) -> Mapping[str, ServiceConfig]:
         """Every service this process's sagas may call: `SAGABANK_SERVICES`, plus the account
         service as "accounts" unless the map names it (`accounts_url`, else this very process,
-        as before). A service's token is its own, else `service_token`; batching needs
+        as before), plus `inventory` and `orders` unless the map names them: where the account
+        service hosts them (its URL + `/inventory`, `/orders`, `HOSTED_PARTICIPANTS`). A
+        service's token is its own, else `service_token`; batching needs
         `participant_max_in_flight` > 0 too."""
         on = self.participant_max_in_flight > 0
         services = {
@@ -264,6 +319,12 @@ class Settings(BaseSettings):
         if ACCOUNTS not in services:
             url = self.accounts_url or self._own_url()
             services[ACCOUNTS] = ServiceConfig(url=url, batching=on, token=self.service_token)
+        host = services[ACCOUNTS].url
+        for name, path in HOSTED_PARTICIPANTS.items():
+            if name not in services:
+                services[name] = ServiceConfig(
+                    url=host + path, batching=on, token=self.service_token
+                )
         return services
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from repository_after.bootstrap import check_services
 from repository_after.config import ConfigurationError, ProcessRole, get_settings
-from repository_after.domain.transfer import DEFINITIONS
+from repository_after.domain.sagas import DEFINITIONS
 from repository_after.entrypoints.app import create_app
 from repository_after.entrypoints.logs import configure_logging
 

@@ -39,5 +39,3 @@ TRANSFER = SagaDefinition(
     ),
     keys=KeyScheme.SAGA,
 )
-
-DEFINITIONS = {TRANSFER.name: TRANSFER}

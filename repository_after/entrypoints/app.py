@@ -30,7 +30,7 @@ from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]  #
 from repository_after.bootstrap import Container, bootstrap, check_services, services_needed
 from repository_after.config import ProcessRole, Settings
 from repository_after.domain.saga_definition import SagaDefinition
-from repository_after.domain.transfer import DEFINITIONS
+from repository_after.domain.sagas import DEFINITIONS
 from repository_after.entrypoints import (
     accounts_api,
     admin_api,
@@ -42,10 +42,12 @@ from repository_after.entrypoints import (
 )
 from repository_after.entrypoints.errors import BadRequest, install_error_handlers
 from repository_after.entrypoints.limits import RequestLimits
+from repository_after.entrypoints.participants import close_hosted, hosted_participants, open_hosted
 from repository_after.entrypoints.readiness import Readiness, wait_for_services
 from repository_after.entrypoints.schemas import ERROR_RESPONSES
 from repository_after.observability.telemetry import Telemetry
 from repository_after.service_layer.orchestrator import Orchestrator
+from repository_after.services.hosting import MAX_BODY_BYTES as PARTICIPANT_MAX_BODY
 
 logger = logging.getLogger(__name__)
 
@@ -77,16 +79,22 @@ def create_app(
     """`telemetry` (metrics, traces, live events) is built from the settings unless given;
     `definitions`: the saga types this process runs. With an orchestrator, a step whose service
     has no URL is refused here, before anything is built or logged (`ConfigurationError`)."""
-    has_orchestrator = settings.role in (ProcessRole.ALL, ProcessRole.ORCHESTRATOR)
+    has_orchestrator = settings.role.runs_sagas
     if has_orchestrator:
         check_services(settings, definitions)
     telemetry = telemetry or Telemetry(settings)
+    hosted = hosted_participants(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        container: Container = await bootstrap(
-            settings, observers=telemetry.observers, definitions=definitions
-        )
+        await open_hosted(hosted)
+        try:
+            container: Container = await bootstrap(
+                settings, observers=telemetry.observers, definitions=definitions
+            )
+        except BaseException:
+            await close_hosted(hosted)
+            raise
         app.state.container = container
         telemetry.bind(container)
         recovery: asyncio.Task[None] | None = None
@@ -105,6 +113,7 @@ def create_app(
                 recovery.cancel()
                 await asyncio.gather(recovery, return_exceptions=True)
             await container.close()
+            await close_hosted(hosted)
             telemetry.close()
 
     app = FastAPI(
@@ -122,7 +131,12 @@ def create_app(
     )
     _install_docs(app)
     install_error_handlers(app)
-    app.add_middleware(RequestLimits, trusted_hosts=settings.resolved_trusted_hosts())
+    app.add_middleware(
+        RequestLimits,
+        trusted_hosts=settings.resolved_trusted_hosts(),
+        # the hosted participants take whole orders: a batch of 128 orders of 50 lines
+        larger_bodies={one.prefix or "/": PARTICIPANT_MAX_BODY for one in hosted},
+    )
     app.state.telemetry = telemetry
     app.state.event_streams = Counter()  # open `/ui/events` streams per client (deps)
     telemetry.install(app)  # outermost: sees every answer, also the limits' refusals
@@ -135,10 +149,14 @@ def create_app(
         app.include_router(transfers_api.router)
         app.include_router(sagas_api.router)
         app.include_router(dashboard.router)
+    for one in hosted:
+        app.include_router(one.router, prefix=one.prefix)
 
-    @app.get("/health", tags=["meta"])
-    async def health() -> dict[str, str]:
-        return {"status": "ok", "role": settings.role.value}
+    if settings.role not in (ProcessRole.INVENTORY, ProcessRole.ORDERS):  # theirs is the kit's
+
+        @app.get("/health", tags=["meta"])
+        async def health() -> dict[str, str]:
+            return {"status": "ok", "role": settings.role.value}
 
     @app.get("/", tags=["meta"])
     async def index(request: Request) -> Response:

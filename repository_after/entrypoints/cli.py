@@ -35,7 +35,7 @@ from repository_after.config import (
     get_settings,
     load_settings,
 )
-from repository_after.domain.transfer import DEFINITIONS
+from repository_after.domain.sagas import DEFINITIONS
 from repository_after.entrypoints import demo, gc_cli, sagas_cli
 from repository_after.entrypoints.logs import configure_logging
 from repository_after.entrypoints.runtime_tuning import tune_gc, tune_switch_interval

@@ -10,8 +10,10 @@ In order, each refusal a JSON answer in the house format (`{"error", "message"}`
    (`Sec-Fetch-Site: cross-site`, or an `Origin` whose host is neither the request's own `Host`
    nor trusted): 403 `cross_site_request`. Clients that send neither header (curl, the
    orchestrator's httpx client, server to server) pass: CSRF needs a browser;
-5. bodies larger than `max_body_bytes`: 413 `body_too_large`, whether announced by
-   `content-length` or only discovered while streaming a chunked body.
+5. bodies larger than `max_body_bytes` (or, under a path prefix of `larger_bodies`, that
+   prefix's limit: the participants a `sagabank serve` process hosts take whole orders): 413
+   `body_too_large`, whether announced by `content-length` or only discovered while streaming a
+   chunked body.
 Every refusal comes before the route parses its body or solves a dependency, so a refused
 request records nothing (no idempotency record, no entry, no fault draw).
 
@@ -22,7 +24,7 @@ without copying it, and it splits `Host` on ':' so `[::1]:8000` never matches `:
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from urllib.parse import urlsplit
 
 from fastapi import HTTPException
@@ -107,9 +109,14 @@ class RequestLimits:
         max_body_bytes: int = MAX_BODY_BYTES,
         max_header_bytes: int = MAX_HEADER_BYTES,
         trusted_hosts: Iterable[str] = ("*",),
+        larger_bodies: Mapping[str, int] | None = None,
     ) -> None:
         self.app = app
         self.max_body = max_body_bytes
+        #: path prefix ("/inventory") -> the body limit of the paths under it
+        self.larger_bodies = tuple(
+            (p.rstrip("/") + "/", n) for p, n in (larger_bodies or {}).items()
+        )
         self.max_headers = max_header_bytes
         self.trusted = frozenset(host_name(h) if h != "*" else h for h in trusted_hosts)
 
@@ -126,11 +133,14 @@ class RequestLimits:
         if (problem := _problem(headers, scope["method"], self.trusted)) is not None:
             await _refuse(send, *problem)
             return
+        max_body = self.max_body
+        path: str = scope["path"]
+        for prefix, limit in self.larger_bodies:
+            if path.startswith(prefix):
+                max_body = limit
         length = dict(headers).get(b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.max_body):
-            await _refuse(
-                send, 413, "body_too_large", f"request body exceeds {self.max_body} bytes"
-            )
+        if length is not None and (not length.isdigit() or int(length) > max_body):
+            await _refuse(send, 413, "body_too_large", f"request body exceeds {max_body} bytes")
             return
         received = 0
 
@@ -140,8 +150,8 @@ class RequestLimits:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_body:
-                    raise HTTPException(413, f"request body exceeds {self.max_body} bytes")
+                if received > max_body:
+                    raise HTTPException(413, f"request body exceeds {max_body} bytes")
             return message
 
         await self.app(scope, limited_receive, send)

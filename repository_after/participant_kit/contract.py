@@ -26,6 +26,7 @@ other words says so in its `Contract`.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,6 +38,8 @@ import orjson
 from repository_after.participant_kit.core import ALREADY_APPLIED, NOTHING_TO_COMPENSATE, VOIDED
 
 Body = Mapping[str, Any]
+#: A body value sent as one derived from the call's key (see `ContractAction`).
+PER_KEY = "{per-key}"
 
 
 class ContractViolation(AssertionError):
@@ -49,7 +52,10 @@ class ContractAction:
 
     `body` must be applied every time it is sent under a new key (open enough stock, money…);
     `other_body` is another valid request (key reuse); `invalid_body` fails validation;
-    `refused_body`, if given, is a valid request the service refuses definitely (4xx)."""
+    `refused_body`, if given, is a valid request the service refuses definitely (4xx).
+    A string value `PER_KEY` in a body is sent as a value derived from the call's key (letters,
+    digits and `-`, 26 characters): a field that must be new for every key, such as the id of
+    the order an action creates, while every role of one key still sends the same request."""
 
     name: str
     body: Body
@@ -84,6 +90,15 @@ def _expect(condition: bool, rule: str, response: httpx.Response | None = None) 
     raise ContractViolation(rule + seen)
 
 
+def _fill(body: Body | None, key: str | None) -> Body | None:
+    """`body` with every `PER_KEY` value replaced by one derived from `key` (see
+    `ContractAction`)."""
+    if body is None:
+        return None
+    derived = "k-" + hashlib.sha256(str(key).encode()).hexdigest()[:24]
+    return {name: derived if value == PER_KEY else value for name, value in body.items()}
+
+
 def _key(contract: Contract, what: str) -> str:
     return f"{contract.key_prefix}-{uuid.uuid4().hex[:16]}:{what}"
 
@@ -107,9 +122,10 @@ async def _call(
     token: bool = True,
 ) -> httpx.Response:
     headers = _headers(contract, key, token=token)
-    if body is None:
+    filled = _fill(body, key)
+    if filled is None:
         return await client.post(f"/{operation}", headers=headers)
-    return await client.post(f"/{operation}", headers=headers, json=dict(body))
+    return await client.post(f"/{operation}", headers=headers, json=filled)
 
 
 def _replayed(response: httpx.Response) -> bool:
@@ -255,7 +271,7 @@ async def _batch(
 
 
 def _item(operation: str, key: str, body: Body | None) -> dict[str, Any]:
-    return {"operation": operation, "transaction_id": key, **(body or {})}
+    return {"operation": operation, "transaction_id": key, **(_fill(body, key) or {})}
 
 
 async def check_batch_matches_single(client: httpx.AsyncClient, contract: Contract) -> None:
@@ -312,7 +328,7 @@ async def check_token_required(client: httpx.AsyncClient, contract: Contract) ->
             refused = await client.post(
                 f"/{operation}",
                 headers={**contract.extra_headers, **headers, "transaction-id": key},
-                json=dict(action.body),
+                json=_fill(action.body, key),
             )
             _expect(refused.status_code == 401, f"{operation} without the token is 401", refused)
             _expect(_error(refused) == "unauthorized", "named unauthorized", refused)
@@ -336,7 +352,9 @@ async def check_bad_input(client: httpx.AsyncClient, contract: Contract) -> None
             headers = _headers(contract)
             if bad_key is not None:
                 headers["transaction-id"] = bad_key
-            no_key = await client.post(f"/{action.name}", headers=headers, json=dict(action.body))
+            no_key = await client.post(
+                f"/{action.name}", headers=headers, json=_fill(action.body, bad_key)
+            )
             _expect(no_key.status_code == 422, "a missing or bad key is 422", no_key)
             _expect(_error(no_key) == "invalid_transaction_id", "named", no_key)
         batch = await _batch(

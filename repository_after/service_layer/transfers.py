@@ -26,6 +26,13 @@ def transfer_rules(params: Mapping[str, Any]) -> None:
         raise SameAccount("source and target must differ")
 
 
+def order_rules(params: Mapping[str, Any]) -> None:
+    """The order saga's rule beyond its parameters' types (`POST /sagas/order`): the customer
+    pays someone else."""
+    if params["customer"] == params["merchant"]:
+        raise SameAccount("customer and merchant must differ")
+
+
 async def run_transfer(
     *,
     orchestrator: Orchestrator,

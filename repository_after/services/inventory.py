@@ -16,7 +16,7 @@ replayed, fenced by tombstones):
   `reservation_not_found`, a released one 409 `reservation_released`, one already sold (under
   another key) 409 `reservation_sold`.
 Plus `POST /stock` (open or top up an SKU; guarded by the service token when one is set),
-`GET /stock` and `GET /audit`.
+`GET /stock`, `GET /reservations/{id}` (its state and lines) and `GET /audit`.
 
 Invariants (`audit`): per SKU, available + reserved + sold = opened, reserved and sold equal the
 quantities of the reservations in that state; every reservation is reserved, released or sold
@@ -25,14 +25,13 @@ exactly once: released ⇔ one applied `release`, sold ⇔ one applied `sell`, n
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
 import orjson
-from fastapi import FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI, Request, Response
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -45,24 +44,24 @@ from pydantic import (
 )
 
 from repository_after.domain.ids import TRANSACTION_ID_PATTERN
-from repository_after.entrypoints.limits import RequestLimits
 from repository_after.participant_kit import (
     Compensation,
     ParticipantService,
     ParticipantStore,
     Refusal,
-    SqliteParticipantStore,
     Tx,
     bearer_guard,
-    install_error_handlers,
-    participant_router,
 )
 from repository_after.participant_kit.http import invalid_request, validation_details
+from repository_after.services.hosting import (
+    LOOPBACK_HOSTS,
+    json_answer,
+    open_store,
+    participant_routes,
+    standalone,
+)
 
 MAX_LINES = 50
-#: A batch of 128 orders of 50 lines fits; the product's 64 KiB is sized for account calls.
-MAX_BODY_BYTES = 1024 * 1024
-LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 MAX_QTY = 1_000_000
 MAX_STOCK = 10**12
 SKU_PATTERN = r"^[A-Za-z0-9._:\-]{1,64}$"
@@ -191,6 +190,15 @@ def sell(tx: Tx, _key: str, body: dict[str, Any]) -> dict[str, Any]:
     return {"status": "sold", "reservation_id": reservation_id, "lines": lines}
 
 
+def reservation(tx: Tx, reservation_id: str) -> dict[str, Any] | None:
+    """The reservation's state and lines, or None (a read: no row lock)."""
+    rows = tx.execute("SELECT state FROM reservations WHERE reservation_id = ?", (reservation_id,))
+    if not rows:
+        return None
+    lines = _lines(tx, reservation_id)
+    return {"reservation_id": reservation_id, "state": str(rows[0][0]), "lines": lines}
+
+
 def open_stock(tx: Tx, sku: str, qty: int) -> dict[str, Any]:
     """Open an SKU with `qty`, or add `qty` to it (opened and available)."""
     rows = tx.execute("SELECT opened FROM stock WHERE sku = ?" + tx.for_update, (sku,))
@@ -308,17 +316,43 @@ def inventory_service(store: ParticipantStore) -> ParticipantService:
 
 def open_inventory(database: Path | str) -> ParticipantService:
     """The service over a SQLite file (a path) or a PostgreSQL database (a `postgresql://` URL)."""
-    if isinstance(database, str) and database.startswith(("postgres://", "postgresql://")):
-        from repository_after.participant_kit.postgres import PostgresParticipantStore
-
-        return inventory_service(
-            PostgresParticipantStore(database, schema=SCHEMA, name="inventory")
-        )
-    return inventory_service(SqliteParticipantStore(Path(database), schema=SCHEMA))
+    return inventory_service(open_store(database, schema=SCHEMA, name="inventory"))
 
 
-def _json(status_code: int, body: object) -> Response:
-    return Response(orjson.dumps(body), status_code=status_code, media_type="application/json")
+def inventory_routes(service: ParticipantService, token: SecretStr | None) -> APIRouter:
+    """The inventory's routes over `service`, without request limits or a lifespan: what a
+    `sagabank serve` process includes under `/inventory` (its own limits and lifespan apply).
+    `create_inventory_app` is the standalone service."""
+    router = participant_routes(service, token)
+    guard = bearer_guard(token)
+
+    @router.post("/stock", response_class=Response)
+    async def post_stock(request: Request) -> Response:
+        if (refused := guard(request)) is not None:
+            return refused
+        try:
+            body = StockIn.model_validate_json(await request.body())
+        except ValidationError as exc:
+            return invalid_request(validation_details(exc))
+        row = await service.store.transaction(lambda tx: open_stock(tx, body.sku, body.qty))
+        return json_answer(200, row)
+
+    @router.get("/stock", response_class=Response)
+    async def get_stock() -> Response:
+        return json_answer(200, {"stock": await service.store.read(list_stock)})
+
+    @router.get("/reservations/{reservation_id}", response_class=Response)
+    async def get_reservation(reservation_id: str) -> Response:
+        found = await service.store.read(lambda tx: reservation(tx, reservation_id))
+        if found is None:
+            return json_answer(404, {"error": "reservation_not_found", "message": "no such one"})
+        return json_answer(200, found)
+
+    @router.get("/audit", response_class=Response)
+    async def get_audit() -> Response:
+        return json_answer(200, (await service.store.read(audit)).as_dict())
+
+    return router
 
 
 def create_inventory_app(
@@ -334,40 +368,6 @@ def create_inventory_app(
     The store opens now and closes with the app's lifespan."""
     service = open_inventory(database_path)
     secret = SecretStr(token) if token is not None else None
-
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        try:
-            yield
-        finally:
-            await service.store.close()
-
-    app = FastAPI(title="sagabank inventory", lifespan=lifespan)
-    install_error_handlers(app)
-    app.add_middleware(
-        RequestLimits, max_body_bytes=MAX_BODY_BYTES, trusted_hosts=tuple(trusted_hosts)
+    return standalone(
+        "sagabank inventory", inventory_routes(service, secret), service.store, trusted_hosts
     )
-    app.state.inventory = service
-    app.include_router(participant_router(service, token=secret))
-    guard = bearer_guard(secret)
-
-    @app.post("/stock", response_class=Response)
-    async def post_stock(request: Request) -> Response:
-        if (refused := guard(request)) is not None:
-            return refused
-        try:
-            body = StockIn.model_validate_json(await request.body())
-        except ValidationError as exc:
-            return invalid_request(validation_details(exc))
-        row = await service.store.transaction(lambda tx: open_stock(tx, body.sku, body.qty))
-        return _json(200, row)
-
-    @app.get("/stock", response_class=Response)
-    async def get_stock() -> Response:
-        return _json(200, {"stock": await service.store.read(list_stock)})
-
-    @app.get("/audit", response_class=Response)
-    async def get_audit() -> Response:
-        return _json(200, (await service.store.read(audit)).as_dict())
-
-    return app

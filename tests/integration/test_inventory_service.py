@@ -313,3 +313,18 @@ async def test_the_request_limits_come_before_any_operation(inv) -> None:
     assert (await stock(inv))["apple"]["available"] == 10
     first = await call(inv, "reserve", key, order)  # none of them recorded anything
     assert (first.status_code, first.headers.get("idempotent-replayed")) == (200, None)
+
+
+async def test_a_reservation_reads_back_with_its_state_and_lines(inv) -> None:
+    key = new_key()
+    await call(inv, "reserve", key, lines(("apple", 2), ("pear", 1)))
+    held = await inv.get(f"/reservations/{key}")
+    assert held.json() == {
+        "reservation_id": key,
+        "state": "reserved",
+        "lines": [{"sku": "apple", "qty": 2}, {"sku": "pear", "qty": 1}],
+    }
+    await call(inv, "sell", new_key("sell"), {"reservation_id": key})
+    assert (await inv.get(f"/reservations/{key}")).json()["state"] == "sold"
+    missing = await inv.get("/reservations/nope")
+    assert (missing.status_code, missing.json()["error"]) == (404, "reservation_not_found")

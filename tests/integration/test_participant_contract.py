@@ -1,5 +1,6 @@
 """The participant contract (`participant_kit.contract`) run against the participants: the
-inventory service (on the kit; with and without a service token) and the account service (not
+inventory and orders services (on the kit; with and without a service token) and the account
+service (not
 on the kit yet: same words, so the same checks pass unchanged). And the contract bites: a
 participant that forgets its answers, or ignores its token, fails it."""
 
@@ -14,6 +15,7 @@ from fastapi import FastAPI, Request, Response
 
 from repository_after.participant_kit.contract import (
     CHECKS,
+    PER_KEY,
     Contract,
     ContractAction,
     ContractViolation,
@@ -22,6 +24,7 @@ from repository_after.participant_kit.contract import (
     run_contract,
 )
 from repository_after.services.inventory import create_inventory_app
+from repository_after.services.orders import create_orders_app
 from tests.conftest import accounts_settings, asgi_client
 
 TOKEN = "inv3ntory-t0ken"
@@ -38,6 +41,28 @@ INVENTORY = Contract(
             refused_body={
                 "lines": [{"sku": "widget", "qty": 1}, {"sku": "never-stocked", "qty": 1}]
             },
+        ),
+    ),
+)
+
+#: Every key creates its own order (`PER_KEY`); a second create of a taken id is refused.
+TAKEN = "order-taken"
+_ORDER = {
+    "customer": "acc-01",
+    "merchant": "acc-02",
+    "lines": [{"sku": "widget", "qty": 1}],
+    "total": 500,
+}
+ORDERS = Contract(
+    actions=(
+        ContractAction(
+            name="create",
+            body={"order_id": PER_KEY, **_ORDER},
+            other_body={"order_id": PER_KEY, **_ORDER, "total": 501},
+            invalid_body={"order_id": PER_KEY, **_ORDER, "total": 0},
+            compensation="cancel",
+            compensated="cancelled",
+            refused_body={"order_id": TAKEN, **_ORDER},
         ),
     ),
 )
@@ -92,6 +117,35 @@ async def guarded_inventory(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
+async def _orders(tmp_path: Path, token: str | None) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_orders_app(tmp_path / "orders.db", token=token)
+    auth = {} if token is None else {"Authorization": f"Bearer {token}"}
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
+            taken = await client.post(
+                "/create",
+                json={"order_id": TAKEN, **_ORDER},
+                headers={**auth, "transaction-id": "setup:create"},
+            )
+            assert taken.status_code == 200, taken.text
+            yield client
+            audit = (await client.get("/audit")).json()
+            assert audit["ok"], audit["violations"]
+
+
+@pytest.fixture
+async def orders(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    async for client in _orders(tmp_path, None):
+        yield client
+
+
+@pytest.fixture
+async def guarded_orders(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    async for client in _orders(tmp_path, TOKEN):
+        yield client
+
+
 @pytest.fixture
 async def accounts(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     settings = accounts_settings(
@@ -111,6 +165,18 @@ async def test_the_inventory_service_keeps_the_contract_with_a_service_token(
     guarded_inventory, check
 ) -> None:
     await CHECKS[check](guarded_inventory, Contract(INVENTORY.actions, token=TOKEN))
+
+
+@pytest.mark.parametrize("check", CHECKS)
+async def test_the_orders_service_keeps_the_participant_contract(orders, check) -> None:
+    await CHECKS[check](orders, ORDERS)
+
+
+@pytest.mark.parametrize("check", CHECKS)
+async def test_the_orders_service_keeps_the_contract_with_a_service_token(
+    guarded_orders, check
+) -> None:
+    await CHECKS[check](guarded_orders, Contract(ORDERS.actions, token=TOKEN))
 
 
 @pytest.mark.parametrize("check", CHECKS)

@@ -19,7 +19,7 @@ from repository_after.adapters.http_participant import HttpParticipant
 from repository_after.bootstrap import build_participant
 from repository_after.config import ProcessRole, Settings
 from repository_after.domain.saga import Outcome
-from repository_after.domain.transfer import DEFINITIONS
+from repository_after.domain.sagas import DEFINITIONS
 from repository_after.entrypoints.app import create_app
 from repository_after.entrypoints.deps import require_service
 from tests.conftest import accounts_settings, asgi_client

@@ -25,22 +25,23 @@ from tests.integration.observability_support import served, settings
 
 TOKEN = "s3rvice-t0ken-never-shown"
 
-#: Run `sagabank` (or import the uvicorn target) with an order saga registered beside the
-#: transfer, as a deployment adding a saga type does: its "reserve" step calls "inventory".
+#: Run `sagabank` (or import the uvicorn target) with a delivery saga registered beside the
+#: built-in ones, as a deployment adding a saga type does: its "reserve" step calls "warehouse"
+#: (unlike the order saga's "inventory", no process hosts it by default).
 WITH_ORDER = """
 import sys
 from repository_after.domain.saga_definition import SagaDefinition, Step, StepKind
-from repository_after.domain.transfer import DEFINITIONS
+from repository_after.domain.sagas import DEFINITIONS
 
 def order_step(name, service, kind, **extra):
     request = {"order_id": "order_id"}
     return Step(name=name, service=service, action=name, running_status=name,
                 request=request, kind=kind, **extra)
 
-DEFINITIONS["order"] = SagaDefinition(name="order", steps=(
-    order_step("create", "orders", StepKind.COMPENSATABLE, compensation="cancel"),
-    order_step("reserve", "inventory", StepKind.COMPENSATABLE, compensation="release"),
-    order_step("confirm", "orders", StepKind.RETRIABLE),
+DEFINITIONS["delivery"] = SagaDefinition(name="delivery", steps=(
+    order_step("create", "shipping", StepKind.COMPENSATABLE, compensation="cancel"),
+    order_step("reserve", "warehouse", StepKind.COMPENSATABLE, compensation="release"),
+    order_step("confirm", "shipping", StepKind.RETRIABLE),
 ))
 if sys.argv[1] == "server":
     import repository_after.server
@@ -48,11 +49,11 @@ else:
     from repository_after.entrypoints.cli import main
     main()
 """
-ORDER_REFUSED = (
-    "refusing to start: saga 'order' step 'reserve' calls service 'inventory', which has "
+DELIVERY_REFUSED = (
+    "refusing to start: saga 'delivery' step 'reserve' calls service 'warehouse', which has "
     "no URL: set it in SAGABANK_SERVICES"
 )
-ORDERS_ONLY = json.dumps({"orders": {"url": "http://127.0.0.1:1", "token": TOKEN}})
+SHIPPING_ONLY = json.dumps({"shipping": {"url": "http://127.0.0.1:1", "token": TOKEN}})
 
 
 def run(args: list[str], tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
@@ -91,18 +92,18 @@ def assert_refused_cleanly(done: subprocess.CompletedProcess[str], tmp_path: Pat
 
 @pytest.mark.parametrize("role", ["all", "orchestrator"])
 def test_serve_refuses_a_saga_step_whose_service_has_no_url(tmp_path: Path, role: str) -> None:
-    done = with_order(tmp_path, "serve", SAGABANK_ROLE=role, SAGABANK_SERVICES=ORDERS_ONLY)
+    done = with_order(tmp_path, "serve", SAGABANK_ROLE=role, SAGABANK_SERVICES=SHIPPING_ONLY)
     assert done.returncode == 2
     output = assert_refused_cleanly(done, tmp_path)
     lines = output.strip().splitlines()
-    assert lines == [ORDER_REFUSED], output  # one line: nothing was logged before it
+    assert lines == [DELIVERY_REFUSED], output  # one line: nothing was logged before it
 
 
 def test_the_uvicorn_target_refuses_with_the_message_alone(tmp_path: Path) -> None:
-    done = with_order(tmp_path, "server", SAGABANK_SERVICES=ORDERS_ONLY)
+    done = with_order(tmp_path, "server", SAGABANK_SERVICES=SHIPPING_ONLY)
     assert done.returncode == 1
     assert_refused_cleanly(done, tmp_path)
-    assert done.stderr.strip() == ORDER_REFUSED
+    assert done.stderr.strip() == DELIVERY_REFUSED
     assert done.stdout == ""
 
 

@@ -37,3 +37,32 @@ def test_the_transfer_is_drawn_as_a_compensatable_step_then_its_pivot(
     expect(credit).to_have_class("step kind-pivot")
     expect(credit.locator(".settlement")).to_have_text("⚖ void_credit")
     expect(credit.locator(".compensation")).to_have_count(0)
+
+
+def test_the_order_is_drawn_as_three_compensatable_steps_its_pivot_then_two_retriable(
+    launch: Launcher, page: Page
+) -> None:
+    server = launch(role="all", name="all")
+    page.goto(f"{server.url}/ui")
+    order = page.locator('#saga-types figure[data-type="order"]')
+    expect(order.locator("figcaption")).to_have_text("order v1")
+    steps = order.locator("li.step")
+    expect(steps).to_have_count(6)
+    drawn = [
+        ("create", "compensatable", "orders", "↩ cancel"),
+        ("reserve", "compensatable", "inventory", "↩ release"),
+        ("charge", "compensatable", "accounts", "↩ compensate_debit"),
+    ]
+    for i, (name, kind, service, undo) in enumerate(drawn):
+        step = steps.nth(i)
+        expect(step).to_have_attribute("data-step", name)
+        expect(step.locator(".kind")).to_have_text(kind)
+        expect(step.locator(".service")).to_have_text(service)
+        expect(step.locator(".compensation")).to_have_text(undo)
+    pay = steps.nth(3)
+    expect(pay).to_have_class("step kind-pivot")
+    expect(pay.locator(".settlement")).to_have_text("⚖ void_credit")
+    for i, name in ((4, "sell"), (5, "confirm")):
+        expect(steps.nth(i)).to_have_attribute("data-step", name)
+        expect(steps.nth(i).locator(".kind")).to_have_text("retriable")
+        expect(steps.nth(i).locator(".compensation")).to_have_count(0)

@@ -17,7 +17,8 @@ import pytest
 from repository_after.adapters.memory_accounts import InMemoryAccountStore
 from repository_after.adapters.memory_saga_log import InMemorySagaLog
 from repository_after.domain.saga import EventKind, InvalidTransition, SagaEvent, SagaStatus
-from repository_after.domain.transfer import DEFINITIONS, TRANSFER
+from repository_after.domain.sagas import DEFINITIONS
+from repository_after.domain.transfer import TRANSFER
 from repository_after.service_layer import accounts
 from repository_after.service_layer.audit import audit
 from repository_after.service_layer.orchestrator import Orchestrator, SagaNotFound

@@ -21,7 +21,8 @@ import pytest
 
 from repository_after.adapters.memory_saga_log import InMemorySagaLog
 from repository_after.domain.saga import EventKind, Outcome, SagaEvent, SagaStatus, StepRole
-from repository_after.domain.transfer import DEFINITIONS, TRANSFER
+from repository_after.domain.sagas import DEFINITIONS
+from repository_after.domain.transfer import TRANSFER
 from repository_after.service_layer.clock import utc_now
 from repository_after.service_layer.leases import LeaseBook
 from repository_after.service_layer.operation_attempts import perform

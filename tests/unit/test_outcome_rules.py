@@ -28,7 +28,8 @@ import respx
 from repository_after.adapters.http_participant import HttpParticipant
 from repository_after.adapters.memory_saga_log import InMemorySagaLog
 from repository_after.domain.saga import EventKind, Outcome, SagaState, SagaStatus
-from repository_after.domain.transfer import ACCOUNTS, DEFINITIONS, TRANSFER
+from repository_after.domain.sagas import DEFINITIONS
+from repository_after.domain.transfer import ACCOUNTS, TRANSFER
 from repository_after.service_layer.orchestrator import Orchestrator
 from repository_after.service_layer.retry import RetryPolicy
 

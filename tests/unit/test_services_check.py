@@ -12,7 +12,8 @@ import pytest
 from repository_after.bootstrap import bootstrap, check_services, services_needed
 from repository_after.config import ConfigurationError, ProcessRole, Settings
 from repository_after.domain.saga_definition import SagaDefinition, Step, StepKind
-from repository_after.domain.transfer import DEFINITIONS
+from repository_after.domain.sagas import DEFINITIONS
+from repository_after.domain.transfer import TRANSFER
 from repository_after.entrypoints.app import create_app
 
 
@@ -28,16 +29,19 @@ def step(name: str, service: str, kind: StepKind, **extra: str) -> Step:
     )
 
 
-ORDER = SagaDefinition(
-    name="order",
+#: A saga over services no process hosts by default (the built-in order saga's `inventory` and
+#: `orders` live with the account service unless configured: see the last tests).
+DELIVERY = SagaDefinition(
+    name="delivery",
     steps=(
-        step("create", "orders", StepKind.COMPENSATABLE, compensation="cancel"),
-        step("reserve", "inventory", StepKind.COMPENSATABLE, compensation="release"),
+        step("create", "shipping", StepKind.COMPENSATABLE, compensation="cancel"),
+        step("reserve", "warehouse", StepKind.COMPENSATABLE, compensation="release"),
         step("charge", "accounts", StepKind.PIVOT, settlement="void_credit"),
-        step("confirm", "orders", StepKind.RETRIABLE),
+        step("confirm", "shipping", StepKind.RETRIABLE),
     ),
 )
-REGISTERED = {**DEFINITIONS, ORDER.name: ORDER}
+TRANSFER_ONLY = {TRANSFER.name: TRANSFER}
+REGISTERED = {**TRANSFER_ONLY, DELIVERY.name: DELIVERY}
 
 
 def settings(tmp_path: Path, **overrides: object) -> Settings:
@@ -45,7 +49,7 @@ def settings(tmp_path: Path, **overrides: object) -> Settings:
         "database_url": f"sqlite:///{tmp_path / 'sagas.db'}",
         "role": ProcessRole.ORCHESTRATOR,
         "accounts_url": "http://accounts.test",
-        "services": {"orders": {"url": "http://orders.test"}},
+        "services": {"shipping": {"url": "http://shipping.test"}},
         **overrides,
     }
     return Settings(**values)  # type: ignore[arg-type]
@@ -57,7 +61,7 @@ def test_a_step_whose_service_has_no_url_is_refused_naming_saga_step_and_service
     with pytest.raises(ConfigurationError) as refused:
         check_services(settings(tmp_path), REGISTERED)
     assert str(refused.value) == (
-        "saga 'order' step 'reserve' calls service 'inventory', which has no URL: "
+        "saga 'delivery' step 'reserve' calls service 'warehouse', which has no URL: "
         "set it in SAGABANK_SERVICES"
     )
 
@@ -68,18 +72,18 @@ def test_every_service_named_passes_and_readiness_waits_for_exactly_those(
     complete = settings(
         tmp_path,
         services={
-            "orders": {"url": "http://orders.test/"},
-            "inventory": {"url": "http://inventory.test"},
+            "shipping": {"url": "http://shipping.test/"},
+            "warehouse": {"url": "http://warehouse.test"},
             "unused": {"url": "http://unused.test"},
         },
     )
     check_services(complete, REGISTERED)  # no refusal
     assert services_needed(complete, REGISTERED) == {
         "accounts": "http://accounts.test",
-        "inventory": "http://inventory.test",
-        "orders": "http://orders.test",
+        "shipping": "http://shipping.test",
+        "warehouse": "http://warehouse.test",
     }
-    assert services_needed(complete, DEFINITIONS) == {"accounts": "http://accounts.test"}
+    assert services_needed(complete, TRANSFER_ONLY) == {"accounts": "http://accounts.test"}
     check_services(complete, {})  # no saga registered: nothing to check
 
 
@@ -108,6 +112,43 @@ async def test_an_account_service_alone_runs_no_saga_and_checks_none(tmp_path: P
 
 
 def test_the_app_factory_refuses_before_building_anything(tmp_path: Path) -> None:
-    with pytest.raises(ConfigurationError, match="saga 'order' step 'reserve'"):
+    with pytest.raises(ConfigurationError, match="saga 'delivery' step 'reserve'"):
         create_app(settings(tmp_path), definitions=REGISTERED)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_in_role_all_the_built_in_sagas_need_no_setting_and_call_this_process(
+    tmp_path: Path,
+) -> None:
+    plain = settings(tmp_path, role=ProcessRole.ALL, accounts_url=None, services={}, port=8123)
+    check_services(plain, DEFINITIONS)  # no refusal: transfer and order
+    assert services_needed(plain, DEFINITIONS) == {
+        "accounts": "http://127.0.0.1:8123",
+        "inventory": "http://127.0.0.1:8123/inventory",
+        "orders": "http://127.0.0.1:8123/orders",
+    }
+
+
+def test_an_orchestrator_finds_inventory_and_orders_with_the_account_service_unless_named(
+    tmp_path: Path,
+) -> None:
+    beside = settings(tmp_path, services={})
+    assert services_needed(beside, DEFINITIONS) == {
+        "accounts": "http://accounts.test",
+        "inventory": "http://accounts.test/inventory",
+        "orders": "http://accounts.test/orders",
+    }
+    apart = settings(
+        tmp_path,
+        services={
+            "inventory": {"url": "http://inventory.test:8201"},
+            "orders": {"url": "http://orders.test:8202", "batching": False},
+        },
+    )
+    assert services_needed(apart, DEFINITIONS) == {
+        "accounts": "http://accounts.test",
+        "inventory": "http://inventory.test:8201",
+        "orders": "http://orders.test:8202",
+    }
+    assert apart.resolved_services()["orders"].batching is False
+    assert apart.resolved_services()["inventory"].batching is True

@@ -82,11 +82,20 @@ def test_the_global_service_token_is_the_default_and_an_entry_s_own_token_wins()
         name: service.token.get_secret_value() if service.token else None
         for name, service in settings.resolved_services().items()
     }
-    assert tokens == {"a": "gl0bal", "b": TOKEN, "accounts": "gl0bal"}
+    # inventory and orders, hosted beside the account service by default, take the global one
+    assert tokens == {
+        "a": "gl0bal",
+        "b": TOKEN,
+        "accounts": "gl0bal",
+        "inventory": "gl0bal",
+        "orders": "gl0bal",
+    }
     bare = Settings(services={"a": {"url": "http://a:1", "token": ""}})
     assert {name: s.token for name, s in bare.resolved_services().items()} == {
         "a": None,
         "accounts": None,
+        "inventory": None,
+        "orders": None,
     }
 
 
@@ -142,7 +151,9 @@ def test_a_service_name_outside_the_id_alphabet_is_refused(
 def test_valid_names_use_the_id_alphabet() -> None:
     names = ["inventory", "pay.v2", "a_b:c-d", "x" * 64]
     settings = Settings(services={n: {"url": "http://s:1"} for n in names})
-    assert set(settings.resolved_services()) == {*names, "accounts"}
+    # "orders" is added where the account service hosts it; "inventory" is named here
+    assert set(settings.resolved_services()) == {*names, "accounts", "orders"}
+    assert settings.resolved_services()["inventory"].url == "http://s:1"
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,8 @@ import pytest
 
 from repository_after.adapters.memory_saga_log import InMemorySagaLog
 from repository_after.domain.saga import Outcome, SagaStatus
-from repository_after.domain.transfer import DEFINITIONS, TRANSFER
+from repository_after.domain.sagas import DEFINITIONS
+from repository_after.domain.transfer import TRANSFER
 from repository_after.service_layer.orchestrator import Orchestrator
 from repository_after.service_layer.retry import RetryPolicy
 from repository_after.service_layer.saga_ports import CallResult

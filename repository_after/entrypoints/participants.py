@@ -1,0 +1,82 @@
+"""The participants of the built-in sagas that a `sagabank serve` process hosts beside (or
+instead of) the account service: the inventory and the orders services.
+
+- Roles `all` and `accounts` host both, under `/inventory` and `/orders`
+  (`config.HOSTED_PARTICIPANTS`), each on its own database (`Settings.participant_database`:
+  by default a SQLite file beside the account store's). An orchestrator finds them there by
+  default: the account service's URL + that path (`Settings.resolved_services`), so a default
+  `sagabank serve`, and an orchestrator pointed at an account service, run the order saga with
+  no more settings.
+- Roles `inventory` and `orders` host that one alone, at `/`, so that each participant can run
+  as its own process (`sagabank serve --role inventory`; the orchestrator then names it in
+  `SAGABANK_SERVICES`).
+Their operations take `SAGABANK_SERVICE_TOKEN` when it is set (the kit's bearer check), as the
+account service's do. Their stores open at start-up (the app's lifespan), not when the app is
+built, and close with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+
+from fastapi import APIRouter
+from pydantic import SecretStr
+
+from repository_after.config import HOSTED_PARTICIPANTS, ProcessRole, Settings
+from repository_after.domain.order import INVENTORY, ORDERS
+from repository_after.participant_kit import ParticipantService, ParticipantStore
+from repository_after.services import inventory, orders
+from repository_after.services.hosting import DeferredStore, open_store
+
+_BUILT: dict[
+    str,
+    tuple[
+        tuple[str, ...],
+        Callable[[ParticipantStore], ParticipantService],
+        Callable[[ParticipantService, SecretStr | None], APIRouter],
+    ],
+] = {
+    INVENTORY: (inventory.SCHEMA, inventory.inventory_service, inventory.inventory_routes),
+    ORDERS: (orders.SCHEMA, orders.orders_service, orders.orders_routes),
+}
+
+
+@dataclass(frozen=True)
+class Hosted:
+    """One hosted participant: its routes go under `prefix` ("" for a process of its own)."""
+
+    name: str
+    prefix: str
+    store: DeferredStore
+    router: APIRouter
+
+
+def hosted_participants(settings: Settings) -> list[Hosted]:
+    """The participants this process serves (none for roles `orchestrator`)."""
+    if settings.role.hosts_participants:
+        placed = dict(HOSTED_PARTICIPANTS)
+    elif settings.role in (ProcessRole.INVENTORY, ProcessRole.ORDERS):
+        placed = {settings.role.value: ""}
+    else:
+        return []
+    hosted = []
+    for name, prefix in placed.items():
+        schema, build, routes = _BUILT[name]
+        database = settings.participant_database(name)
+        store = DeferredStore(partial(open_store, database, schema=schema, name=name))
+        router = routes(build(store), settings.service_token)
+        hosted.append(Hosted(name, prefix, store, router))
+    return hosted
+
+
+async def open_hosted(hosted: list[Hosted]) -> None:
+    for one in hosted:
+        await asyncio.to_thread(one.store.open)
+
+
+async def close_hosted(hosted: list[Hosted]) -> None:
+    for one in hosted:
+        await one.store.close()

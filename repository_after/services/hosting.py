@@ -1,0 +1,114 @@
+"""What every participant service built on the kit shares: its router around the kit's
+operations, its store, and the standalone shell (the product's error shapes and request limits,
+a lifespan that closes the store).
+
+A participant's routes (`participant_routes`) are a plain router, so a `sagabank serve` process
+includes them under a prefix (`/inventory`, `/orders`) behind its own limits and lifespan, over a
+store it opens at start-up (`DeferredStore`); `standalone` makes them a service of its own."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import TypeVar
+
+import orjson
+from fastapi import APIRouter, FastAPI, Response
+from pydantic import SecretStr
+
+from repository_after.entrypoints.limits import RequestLimits
+from repository_after.participant_kit import (
+    ParticipantService,
+    ParticipantStore,
+    SqliteParticipantStore,
+    Tx,
+    install_error_handlers,
+    participant_router,
+)
+from repository_after.service_layer.ports import StorageError
+
+T = TypeVar("T")
+
+#: A batch of 128 orders of 50 lines fits; the product's 64 KiB is sized for account calls.
+MAX_BODY_BYTES = 1024 * 1024
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def open_store(database: Path | str, *, schema: Sequence[str], name: str) -> ParticipantStore:
+    """A participant's store: a SQLite file (a path; `:memory:` for tests) or a PostgreSQL
+    database (a `postgresql://` URL)."""
+    if isinstance(database, str) and database.startswith(("postgres://", "postgresql://")):
+        from repository_after.participant_kit.postgres import PostgresParticipantStore
+
+        return PostgresParticipantStore(database, schema=schema, name=name)
+    return SqliteParticipantStore(Path(database), schema=schema)
+
+
+class DeferredStore:
+    """A store opened later (`open`, at a host process's start-up, not when its app is built)
+    and closed with it; until then (and after `close`) every call is a `StorageError`, which
+    the kit answers 503 `storage_unavailable`: an unknown outcome, never recorded."""
+
+    def __init__(self, opener: Callable[[], ParticipantStore]) -> None:
+        self._opener = opener
+        self._store: ParticipantStore | None = None
+
+    def open(self) -> None:
+        if self._store is None:
+            self._store = self._opener()
+
+    def _open_store(self) -> ParticipantStore:
+        if self._store is None:
+            raise StorageError("the store is not open")
+        return self._store
+
+    async def transaction(self, fn: Callable[[Tx], T]) -> T:
+        return await self._open_store().transaction(fn)
+
+    async def read(self, fn: Callable[[Tx], T]) -> T:
+        return await self._open_store().read(fn)
+
+    async def close(self) -> None:
+        store, self._store = self._store, None
+        if store is not None:
+            await store.close()
+
+
+def json_answer(status_code: int, body: object) -> Response:
+    return Response(orjson.dumps(body), status_code=status_code, media_type="application/json")
+
+
+def participant_routes(service: ParticipantService, token: SecretStr | None) -> APIRouter:
+    """A router of `service`'s operations (`participant_router`, guarded by `token`); the
+    service adds its own routes to it. A `sagabank serve` process includes it under a prefix
+    (`/inventory`), a standalone service (`standalone`) at `/`."""
+    router = APIRouter(tags=[service.name])
+    router.include_router(participant_router(service, token=token))
+    return router
+
+
+def standalone(
+    title: str,
+    router: APIRouter,
+    store: ParticipantStore,
+    trusted_hosts: Iterable[str] = LOOPBACK_HOSTS,
+) -> FastAPI:
+    """`router` as a service of its own: the product's error shapes, its request limits before
+    any route (header and body sizes, one `transaction-id`, `Host` among `trusted_hosts`, no
+    cross-site writes), and `store` closed when the app's lifespan ends."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await store.close()
+
+    app = FastAPI(title=title, lifespan=lifespan)
+    install_error_handlers(app)
+    app.include_router(router)
+    app.add_middleware(
+        RequestLimits, max_body_bytes=MAX_BODY_BYTES, trusted_hosts=tuple(trusted_hosts)
+    )
+    return app

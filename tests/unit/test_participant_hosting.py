@@ -1,0 +1,90 @@
+"""Where a `sagabank serve` process keeps the participants it hosts
+(`Settings.participant_database`), which roles host which
+(`entrypoints.participants.hosted_participants`), and a hosted store that is not open yet
+answering as unavailable (an unknown outcome, nothing recorded)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from repository_after.config import ProcessRole, Settings
+from repository_after.entrypoints.participants import hosted_participants
+from repository_after.services.hosting import DeferredStore, open_store
+from repository_after.services.orders import SCHEMA, orders_routes, orders_service
+
+
+def settings(**overrides: object) -> Settings:
+    return Settings(**overrides)  # type: ignore[arg-type]
+
+
+def test_by_default_each_participant_has_a_sqlite_file_beside_the_process_file() -> None:
+    plain = settings(database_url="sqlite:///data/x/books.db")
+    assert plain.participant_database("inventory") == Path("data/x/books-inventory.db")
+    assert plain.participant_database("orders") == Path("data/x/books-orders.db")
+
+
+def test_a_participants_own_url_wins_and_postgres_and_memory_are_kept() -> None:
+    own = settings(
+        database_url="sqlite:///data/books.db",
+        inventory_database_url="sqlite:///elsewhere/stock.db",
+        orders_database_url="postgresql://db/orders",
+    )
+    assert own.participant_database("inventory") == Path("elsewhere/stock.db")
+    assert own.participant_database("orders") == "postgresql://db/orders"
+    pg = settings(database_url="postgresql://db/bank")
+    assert pg.participant_database("inventory") == "postgresql://db/bank"
+    assert settings(database_url="memory://").participant_database("orders") == Path(":memory:")
+
+
+def test_a_participant_database_url_is_checked_like_the_process_one() -> None:
+    with pytest.raises(ValueError, match="inventory_database_url"):
+        settings(inventory_database_url="mysql://db/stock")
+
+
+@pytest.mark.parametrize(
+    ("role", "hosted"),
+    [
+        (ProcessRole.ALL, [("inventory", "/inventory"), ("orders", "/orders")]),
+        (ProcessRole.ACCOUNTS, [("inventory", "/inventory"), ("orders", "/orders")]),
+        (ProcessRole.ORCHESTRATOR, []),
+        (ProcessRole.INVENTORY, [("inventory", "")]),
+        (ProcessRole.ORDERS, [("orders", "")]),
+    ],
+)
+def test_which_roles_host_which_participants_and_where(
+    role: ProcessRole, hosted: list[tuple[str, str]], tmp_path: Path
+) -> None:
+    config = settings(database_url=f"sqlite:///{tmp_path / 'p.db'}", role=role)
+    assert [(h.name, h.prefix) for h in hosted_participants(config)] == hosted
+    assert list(tmp_path.iterdir()) == []  # nothing opened until start-up
+
+
+async def test_a_store_not_open_yet_answers_503_and_records_nothing(tmp_path: Path) -> None:
+    store = DeferredStore(lambda: open_store(tmp_path / "orders.db", schema=SCHEMA, name="o"))
+    app = FastAPI()
+    app.include_router(orders_routes(orders_service(store), None))
+    body = {
+        "order_id": "o-1",
+        "customer": "a",
+        "merchant": "b",
+        "lines": [{"sku": "s", "qty": 1}],
+        "total": 1,
+    }
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
+        early = await client.post("/create", json=body, headers={"transaction-id": "k:create"})
+        assert (early.status_code, early.json()["error"]) == (503, "storage_unavailable")
+        assert (await client.get("/health")).status_code == 503
+        store.open()
+        try:
+            late = await client.post("/create", json=body, headers={"transaction-id": "k:create"})
+            assert late.status_code == 200
+            assert "idempotent-replayed" not in late.headers  # the 503 recorded nothing
+        finally:
+            await store.close()
+        closed = await client.post("/create", json=body, headers={"transaction-id": "k2:create"})
+        assert closed.status_code == 503
