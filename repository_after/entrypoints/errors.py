@@ -8,6 +8,8 @@ InjectedFault           -> 500 injected_fault (the configured fault of `/credit`
 StorageError            -> 503 storage_unavailable (outcome unknown: retry with the same id)
 SagaNotFound            -> 404 transfer_not_found (`/sagas/...` answers 404 saga_not_found itself)
 UnknownSagaType         -> 404 saga_type_not_found
+Refusal                 -> its http_status and code (a hosted participant's refusal, e.g. 409
+                           stock_limit_exceeded on `/inventory/stock`)
 InvalidTransition       -> 409 invalid_transition (e.g. retrying a saga that is not parked)
 StarletteHTTPException  -> its status, code derived from it
 anything else           -> 500 internal_error (logged with its traceback, never sent)
@@ -31,6 +33,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from repository_after.domain.accounts import Reply
 from repository_after.domain.errors import BusinessError, error_body
 from repository_after.domain.saga import InvalidTransition
+from repository_after.participant_kit.core import Refusal
 from repository_after.service_layer.account_operations import InjectedFault
 from repository_after.service_layer.orchestrator import SagaNotFound
 from repository_after.service_layer.ports import StorageError
@@ -88,6 +91,7 @@ _TABLE: dict[type[Exception], Callable[[Any], Reply]] = {
     StorageError: _storage,
     SagaNotFound: lambda e: _reply(404, "transfer_not_found", f"no transfer {e.args[0]!r}"),
     UnknownSagaType: lambda e: _reply(404, "saga_type_not_found", str(e.args[0])),
+    Refusal: lambda e: _reply(e.http_status, e.code, e.message),
     InvalidTransition: lambda e: _reply(409, "invalid_transition", str(e)),
     StarletteHTTPException: _http,
 }

@@ -61,6 +61,9 @@ async def test_a_default_process_hosts_the_participants_and_runs_an_order(
 ) -> None:
     stocked = await sagabank.post("/inventory/stock", json={"sku": "apple", "qty": 5})
     assert stocked.status_code == 200, stocked.text
+    # a hosted participant's refusal is its own 4xx here too, not a 500
+    too_much = await sagabank.post("/inventory/stock", json={"sku": "apple", "qty": 10**12})
+    assert (too_much.status_code, too_much.json()["error"]) == (409, "stock_limit_exceeded")
     done = await sagabank.post("/sagas/order", json=ORDER, headers={"transaction-id": "s-1"})
     assert done.status_code == 200, done.text
     assert done.json()["status"] == "completed"
