@@ -60,9 +60,9 @@ async def wait_for_services(
         while True:
             attempt += 1
             names = sorted(readiness.waiting)
-            # One probe at a time: a cancelled start-up (the app shut down while still waiting)
-            # then interrupts at most one exchange, which the client's exit closes.
-            answers = [await _healthy(client, readiness.services[name]) for name in names]
+            answers = await asyncio.gather(
+                *(_healthy(client, readiness.services[name]) for name in names)
+            )
             readiness.waiting -= {name for name, ok in zip(names, answers, strict=True) if ok}
             if readiness.ready:
                 return
