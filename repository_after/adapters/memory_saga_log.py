@@ -150,8 +150,14 @@ class InMemorySagaLog:
         row = self._rows.get(saga_id)
         return None if row is None else row.summary
 
-    async def list_recent(self, *, status: str | None = None, limit: int) -> list[SagaSummary]:
-        rows = [r.summary for r in self._rows.values() if status in (None, r.summary.status)]
+    async def list_recent(
+        self, *, status: str | None = None, definition: str | None = None, limit: int
+    ) -> list[SagaSummary]:
+        rows = [
+            s
+            for s in (r.summary for r in self._rows.values())
+            if status in (None, s.status) and definition in (None, s.definition)
+        ]
         rows.sort(key=lambda s: s.created_at, reverse=True)
         return rows[:limit]
 
@@ -180,6 +186,13 @@ class InMemorySagaLog:
 
     async def count_by_status(self) -> dict[str, int]:
         return dict(Counter(r.summary.status for r in self._rows.values()))
+
+    async def count_by_definition(self) -> dict[str, dict[str, int]]:
+        counts: dict[str, dict[str, int]] = {}
+        pairs = Counter((r.summary.definition, r.summary.status) for r in self._rows.values())
+        for (definition, status), n in pairs.items():
+            counts.setdefault(definition, {})[status] = n
+        return counts
 
     async def close(self) -> None:
         return None
