@@ -24,6 +24,8 @@ READS = [
     "/audit",
     "/transfers",
     "/transfers/none-such",
+    "/sagas",
+    "/sagas/transfer",
     "/sagas/transfer/none-such",
     "/metrics",
     "/admin/faults",

@@ -103,7 +103,7 @@ async def test_a_bad_order_is_refused_with_422_and_nothing_is_logged_or_created(
     )
     assert (refused.status_code, refused.json()["error"]) == (422, "invalid_request")
     assert (await sagabank.get("/sagas/order/s-2")).status_code == 404
-    assert (await sagabank.get("/transfers")).json()["transfers"] == []  # every saga type
+    assert (await sagabank.get("/sagas")).json()["sagas"] == []  # every saga type
     assert (await sagabank.get("/orders/orders")).json()["orders"] == []
 
 
@@ -112,7 +112,7 @@ async def test_an_order_paying_its_own_customer_is_refused_by_the_types_rule(
 ) -> None:
     refused = await sagabank.post("/sagas/order", json={**ORDER, "merchant": "acc-01"})
     assert (refused.status_code, refused.json()["error"]) == (422, "same_account")
-    assert (await sagabank.get("/transfers")).json()["transfers"] == []
+    assert (await sagabank.get("/sagas")).json()["sagas"] == []
 
 
 async def test_the_hosted_participants_take_whole_orders_the_account_routes_do_not(
