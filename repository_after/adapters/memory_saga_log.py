@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from repository_after.domain.saga import AT_REST, TERMINAL, SagaEvent
+from repository_after.domain.saga import AT_REST, TERMINAL, SagaEvent, SagaStatus
 from repository_after.service_layer.saga_ports import (
     DefinitionInUse,
     Lease,
@@ -173,6 +173,16 @@ class InMemorySagaLog:
             if s.status not in TERMINAL
         )
         return [DefinitionInUse(*key, n) for key, n in sorted(counts.items())]
+
+    async def oldest_unsettled(self) -> dict[str, dict[str, str]]:
+        oldest: dict[str, dict[str, str]] = {}
+        for s in (r.summary for r in self._rows.values()):
+            if s.status in TERMINAL:
+                continue
+            kind = "parked" if s.status == SagaStatus.FAILED_NEEDS_ATTENTION else "in_flight"
+            by_kind = oldest.setdefault(s.definition, {})
+            by_kind[kind] = min(by_kind.get(kind, s.created_at), s.created_at)
+        return oldest
 
     async def purge_settled(self, *, before: str) -> int:
         old = [

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import orjson
 
 from repository_after.adapters.sql_plan import Plan, Stmt
-from repository_after.domain.saga import AT_REST, TERMINAL, SagaEvent
+from repository_after.domain.saga import AT_REST, TERMINAL, SagaEvent, SagaStatus
 from repository_after.service_layer.saga_ports import DefinitionInUse, SagaSummary, StoredSaga
 
 T = TypeVar("T")
@@ -46,6 +46,12 @@ _UNSETTLED = (
 )
 _COUNT_BY_STATUS = "SELECT status, COUNT(*) FROM sagas GROUP BY status"
 _COUNT_BY_DEFINITION = "SELECT definition, status, COUNT(*) FROM sagas GROUP BY definition, status"
+# Non-terminal sagas split as the port's `oldest_unsettled` names them: parked, or in flight.
+_OLDEST_UNSETTLED = (
+    "SELECT definition, CASE WHEN status = ? THEN 'parked' ELSE 'in_flight' END AS kind,"
+    f" MIN(created_at) FROM sagas WHERE status NOT IN ({marks(TERMINAL_VALUES)})"
+    " GROUP BY definition, kind"
+)
 _DEFINITION_COLUMNS = "definition, definition_version, definition_hash"
 _DEFINITIONS_IN_USE = (
     f"SELECT {_DEFINITION_COLUMNS}, COUNT(*) FROM sagas"
@@ -143,5 +149,17 @@ class SqlSagaReads:
             for definition, status, n in found.rows:
                 counts.setdefault(definition, {})[status] = int(n)
             return counts
+
+        return await self._run(plan, writes=False, on_loop=False)
+
+    async def oldest_unsettled(self) -> dict[str, dict[str, str]]:
+        args = (SagaStatus.FAILED_NEEDS_ATTENTION.value, *TERMINAL_VALUES)
+
+        def plan() -> Plan[dict[str, dict[str, str]]]:
+            found = yield self._stmt(_OLDEST_UNSETTLED, args)
+            oldest: dict[str, dict[str, str]] = {}
+            for definition, kind, created_at in found.rows:
+                oldest.setdefault(definition, {})[kind] = created_at
+            return oldest
 
         return await self._run(plan, writes=False, on_loop=False)

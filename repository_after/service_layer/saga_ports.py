@@ -179,6 +179,11 @@ class SagaLog(Protocol):
         that occur (the service layer adds the zeros of the registered types)."""
         ...
 
+    async def oldest_unsettled(self) -> dict[str, dict[str, str]]:
+        """Saga type -> `in_flight` / `parked` -> the `created_at` of its oldest saga not at rest
+        / parked (`failed_needs_attention`); a type or kind with no such saga is absent."""
+        ...
+
     async def close(self) -> None: ...
 
 

@@ -6,19 +6,14 @@ order with 422 before anything is logged or created."""
 
 from __future__ import annotations
 
-import asyncio
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
-from repository_after.config import ProcessRole
-from repository_after.entrypoints.app import create_app
-from tests.integration.observability_support import settings
+from tests.integration.observability_support import served_all
 
 ORDER: dict[str, Any] = {
     "order_id": "o-1",
@@ -32,28 +27,8 @@ ORDER: dict[str, Any] = {
 @pytest.fixture
 async def sagabank(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     """Role `all` on a free loopback port; the client talks to it over HTTP."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen()
-        port = sock.getsockname()[1]
-        config = settings(tmp_path, "sagabank", role=ProcessRole.ALL, port=port, transfer_wait=30)
-        app = create_app(config)
-        server = uvicorn.Server(uvicorn.Config(app, log_config=None, ws="none"))
-        task = asyncio.create_task(server.serve(sockets=[sock]))
-        try:
-            async with asyncio.timeout(30):
-                while not server.started:
-                    assert not task.done(), "uvicorn stopped before it started"
-                    await asyncio.sleep(0.01)
-            url = f"http://127.0.0.1:{port}"
-            async with httpx.AsyncClient(base_url=url, timeout=30) as client:
-                async with asyncio.timeout(30):  # the worker starts once every service answers
-                    while app.state.readiness is None or not app.state.readiness.ready:
-                        await asyncio.sleep(0.01)
-                yield client
-        finally:
-            server.should_exit = True
-            await task
+    async with served_all(tmp_path) as client:
+        yield client
 
 
 async def test_a_default_process_hosts_the_participants_and_runs_an_order(

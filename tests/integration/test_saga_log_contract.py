@@ -419,3 +419,28 @@ async def test_count_by_definition_counts_each_type_and_status_that_occurs(
         "order": {"completed": 2, "failed_needs_attention": 1},
         "transfer": {"completed": 1, "failed_needs_attention": 1},
     }
+
+
+async def test_oldest_unsettled_is_per_type_the_oldest_in_flight_and_the_oldest_parked(
+    saga_log: SagaLog,
+) -> None:
+    """What the age gauges read: per type, the oldest saga not at rest and the oldest parked
+    one; terminal sagas never count, however old. Created in an order unlike their age."""
+    assert await saga_log.oldest_unsettled() == {}
+    await _create_typed(
+        saga_log,
+        [
+            ("t5", "transfer", 5, "debiting"),
+            ("o2", "order", 2, "reserving"),
+            ("t1", "transfer", 1, "completed"),
+            ("t3", "transfer", 3, "crediting"),
+            ("o6", "order", 6, "failed_needs_attention"),
+            ("o4", "order", 4, "failed_needs_attention"),
+            ("o1", "order", 1, "compensated"),
+            ("x0", "legacy", 0, "resolved"),
+        ],
+    )
+    assert await saga_log.oldest_unsettled() == {
+        "transfer": {"in_flight": at(3)},
+        "order": {"in_flight": at(2), "parked": at(4)},
+    }
