@@ -28,6 +28,7 @@ from repository_after.entrypoints.deps import (
     OptionalTransactionId,
     OrchestratorDep,
     Reader,
+    SagaDesk,
     SagaDeskDep,
     SettingsDep,
 )
@@ -36,7 +37,6 @@ from repository_after.entrypoints.json_response import JsonResponse
 from repository_after.entrypoints.schemas import ERROR_RESPONSES
 from repository_after.service_layer.orchestrator import Orchestrator, SagaNotFound
 from repository_after.service_layer.saga_listing import UnknownStatus, list_sagas
-from repository_after.service_layer.saga_types import SagaTypes
 from repository_after.service_layer.sagas import run_saga, saga_of_type
 
 router = APIRouter(tags=["sagas"])
@@ -49,19 +49,14 @@ LimitQuery = Annotated[int, Query(ge=1, le=1000)]
 
 
 async def listing(
-    *,
-    orchestrator: Orchestrator,
-    types: SagaTypes,
-    saga_type: str | None,
-    status: str | None,
-    limit: int,
-    param: str = "status",
+    desk: SagaDesk, saga_type: str | None, status: str | None, limit: int, param: str = "status"
 ) -> dict[str, Any]:
     """`saga_listing.list_sagas`; a status the type cannot be in is answered as any invalid
     query parameter (422 `invalid_request`, naming `param` and the statuses allowed)."""
+    log, types = desk.orchestrator.log, desk.types
     try:
         return await list_sagas(
-            log=orchestrator.log, types=types, saga_type=saga_type, status=status, limit=limit
+            log=log, types=types, saga_type=saga_type, status=status, limit=limit
         )
     except UnknownStatus as exc:
         allowed = ", ".join(repr(s) for s in exc.allowed)
@@ -117,9 +112,7 @@ async def list_every_saga(
 ) -> dict[str, Any]:
     """The newest sagas of every type (each with its `saga` type) and, in `counts`, how many
     sagas each registered type has in each of its statuses, zeros included."""
-    return await listing(
-        orchestrator=desk.orchestrator, types=desk.types, saga_type=None, status=status, limit=limit
-    )
+    return await listing(desk, None, status, limit)
 
 
 @router.get("/sagas/{saga_type}", responses=ERROR_RESPONSES, dependencies=[Reader])
@@ -128,14 +121,7 @@ async def list_sagas_of_type(
 ) -> dict[str, Any]:
     """The newest sagas of `saga_type` and, in `counts`, how many it has in each of its
     statuses, zeros included; 404 `saga_type_not_found` for a type not registered."""
-    listed = await listing(
-        orchestrator=desk.orchestrator,
-        types=desk.types,
-        saga_type=saga_type,
-        status=status,
-        limit=limit,
-    )
-    return {"saga": saga_type, **listed}
+    return {"saga": saga_type, **await listing(desk, saga_type, status, limit)}
 
 
 @router.get("/sagas/{saga_type}/{saga_id}", responses=ERROR_RESPONSES, dependencies=[Reader])

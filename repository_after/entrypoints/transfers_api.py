@@ -80,14 +80,7 @@ async def list_transfers(
 ) -> dict[str, Any]:
     """The newest transfers (no other type's sagas), only those in `state` (a transfer's status,
     else 422), and the count of transfers in each status that has any."""
-    listed = await listing(
-        orchestrator=desk.orchestrator,
-        types=desk.types,
-        saga_type=TRANSFER.name,
-        status=state,
-        limit=limit,
-        param="state",
-    )
+    listed = await listing(desk, TRANSFER.name, state, limit, param="state")
     counts = {status: n for status, n in listed["counts"].items() if n}
     return {"transfers": listed["sagas"], "counts": counts}
 

@@ -24,6 +24,21 @@ from repository_after.config import ProcessRole, Settings
 from repository_after.entrypoints.app import create_app
 from repository_after.observability.telemetry import Telemetry
 
+#: An order `served_all` runs to completion once `stock_apples` stocked its inventory.
+ORDER: dict[str, object] = {
+    "order_id": "o-1",
+    "customer": "acc-01",
+    "merchant": "acc-02",
+    "lines": [{"sku": "apple", "qty": 2}],
+    "total": 300,
+}
+
+
+async def stock_apples(client: httpx.AsyncClient, qty: int = 5) -> None:
+    """Stock the inventory a `served_all` process hosts with `qty` apples."""
+    stocked = await client.post("/inventory/stock", json={"sku": "apple", "qty": qty})
+    assert stocked.status_code == 200, stocked.text
+
 
 def settings(tmp_path: Path, name: str, **overrides: object) -> Settings:
     values: dict[str, object] = {

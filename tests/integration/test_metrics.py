@@ -17,22 +17,16 @@ from repository_after.domain.transfer import TRANSFER
 from repository_after.entrypoints.service_process import free_port
 from repository_after.observability.telemetry import Telemetry
 from tests.integration.observability_support import (
+    ORDER,
     orchestrator_client,
     orchestrator_settings,
     samples,
     served,
     served_all,
     settings,
+    stock_apples,
     value,
 )
-
-ORDER = {
-    "order_id": "o-1",
-    "customer": "acc-01",
-    "merchant": "acc-02",
-    "lines": [{"sku": "apple", "qty": 2}],
-    "total": 300,
-}
 
 
 async def _transfer(client: httpx.AsyncClient, tx_id: str, amount: int) -> httpx.Response:
@@ -187,7 +181,7 @@ async def test_an_order_and_a_transfer_each_have_their_own_series(tmp_path: Path
     """One process in role `all` runs a transfer and an order: each type's sagas, steps and
     outcomes are counted under its own `saga` label, never under the other's."""
     async with served_all(tmp_path) as client:
-        assert (await client.post("/inventory/stock", json={"sku": "apple", "qty": 5})).is_success
+        await stock_apples(client)
         transfer = await _transfer(client, "m-t", 100)
         order = await client.post("/sagas/order", json=ORDER, headers={"transaction-id": "m-o"})
         assert (transfer.json()["status"], order.json()["status"]) == ("completed", "completed")

@@ -13,15 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.observability_support import served_all
-
-ORDER: dict[str, Any] = {
-    "order_id": "o-1",
-    "customer": "acc-01",
-    "merchant": "acc-02",
-    "lines": [{"sku": "apple", "qty": 2}],
-    "total": 300,
-}
+from tests.integration.observability_support import ORDER, served_all
 
 
 @pytest.fixture

@@ -353,6 +353,17 @@ async def test_definitions_in_use_count_the_unfinished_sagas_of_each_version_and
     ]
 
 
+#: Sagas of two types: (id, type, second of its start, status).
+MIXED = [
+    ("o1", "order", 1, "completed"),
+    ("t2", "transfer", 2, "completed"),
+    ("o3", "order", 3, "reserving"),
+    ("o4", "order", 4, "completed"),
+    ("t5", "transfer", 5, "completed"),
+    ("t6", "transfer", 6, "debiting"),
+]
+
+
 async def _create_typed(saga_log: SagaLog, sagas: list[tuple[str, str, int, str]]) -> None:
     """(id, saga type, second of its start, status), created in the order given."""
     for saga_id, definition, second, status in sagas:
@@ -370,17 +381,7 @@ async def _create_typed(saga_log: SagaLog, sagas: list[tuple[str, str, int, str]
 async def test_list_recent_of_one_type_filters_before_the_limit(saga_log: SagaLog) -> None:
     """The type filter runs in the query, before the limit: the newest `limit` sagas OF THAT
     TYPE, however many newer sagas of other types exist; with a status, both filters hold."""
-    await _create_typed(
-        saga_log,
-        [
-            ("o1", "order", 1, "completed"),
-            ("t2", "transfer", 2, "completed"),
-            ("o3", "order", 3, "reserving"),
-            ("o4", "order", 4, "completed"),
-            ("t5", "transfer", 5, "completed"),
-            ("t6", "transfer", 6, "debiting"),
-        ],
-    )
+    await _create_typed(saga_log, MIXED)
 
     async def ids(
         *, limit: int, definition: str | None = None, status: str | None = None
@@ -404,20 +405,11 @@ async def test_count_by_definition_counts_each_type_and_status_that_occurs(
     saga_log: SagaLog,
 ) -> None:
     assert await saga_log.count_by_definition() == {}
-    await _create_typed(
-        saga_log,
-        [
-            ("o1", "order", 1, "completed"),
-            ("t2", "transfer", 2, "completed"),
-            ("o3", "order", 3, "reserving"),
-            ("o4", "order", 4, "completed"),
-            ("t5", "transfer", 5, "failed_needs_attention"),
-        ],
-    )
+    await _create_typed(saga_log, MIXED)
     await saga_log.append("o3", [attempt(1)], status="failed_needs_attention")
     assert await saga_log.count_by_definition() == {
         "order": {"completed": 2, "failed_needs_attention": 1},
-        "transfer": {"completed": 1, "failed_needs_attention": 1},
+        "transfer": {"completed": 2, "debiting": 1},
     }
 
 

@@ -20,32 +20,12 @@ from repository_after.entrypoints.service_process import free_port
 from repository_after.service_layer.saga_ports import SagaLog
 from tests.integration.observability_support import orchestrator_client, orchestrator_settings
 
-ORDER_STATUSES = [
-    "started",
-    "creating",
-    "reserving",
-    "charging",
-    "paying",
-    "selling",
-    "confirming",
-    "compensating",
-    "completed",
-    "compensated",
-    "rejected",
-    "failed_needs_attention",
-    "resolved",
-]
-TRANSFER_STATUSES = [
-    "started",
-    "debiting",
-    "crediting",
-    "compensating",
-    "completed",
-    "compensated",
-    "rejected",
-    "failed_needs_attention",
-    "resolved",
-]
+#: The engine's statuses after a type's steps, in the order a saga meets them.
+AFTER_STEPS = ["compensating", "completed", "compensated", "rejected", "failed_needs_attention"]
+AFTER_STEPS += ["resolved"]
+ORDER_STATUSES = ["started", "creating", "reserving", "charging", "paying", "selling"]
+ORDER_STATUSES += ["confirming", *AFTER_STEPS]
+TRANSFER_STATUSES = ["started", "debiting", "crediting", *AFTER_STEPS]
 ORDER = {"order_id": "", "customer": "acc-01", "merchant": "acc-02", "lines": [], "total": 300}
 TRANSFER = {"source": "acc-01", "target": "acc-02", "amount": 250}
 #: (id, type, second it started at, status), written in this order.

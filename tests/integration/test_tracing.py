@@ -24,11 +24,13 @@ from repository_after.entrypoints.service_process import free_port
 from repository_after.observability.telemetry import Telemetry
 from repository_after.observability.tracing import build_tracer_provider
 from tests.integration.observability_support import (
+    ORDER,
     orchestrator_client,
     orchestrator_settings,
     served,
     served_all,
     settings,
+    stock_apples,
 )
 
 OPERATION_SPANS = frozenset({"POST /debit", "POST /credit"})
@@ -94,16 +96,9 @@ async def test_the_saga_and_step_spans_carry_their_saga_type(tmp_path: Path) -> 
     step spans is labelled with the saga's own type."""
     spans = InMemorySpanExporter()
     async with served_all(tmp_path, span_exporter=spans) as client:
-        assert (await client.post("/inventory/stock", json={"sku": "apple", "qty": 5})).is_success
-        order = {
-            "order_id": "o-1",
-            "customer": "acc-01",
-            "merchant": "acc-02",
-            "lines": [{"sku": "apple", "qty": 1}],
-            "total": 300,
-        }
+        await stock_apples(client)
         sagas = [
-            ("/sagas/order", "tr-o", order),
+            ("/sagas/order", "tr-o", ORDER),
             ("/transfers", "tr-t", {"source": "acc-01", "target": "acc-02", "amount": 100}),
         ]
         for path, tx_id, body in sagas:

@@ -15,17 +15,11 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests.integration.observability_support import ORDER
 from tests.ui.conftest import Launcher
 
 pytestmark = pytest.mark.ui
 
-ORDER = {
-    "order_id": "o-1",
-    "customer": "acc-01",
-    "merchant": "acc-02",
-    "lines": [{"sku": "apple", "qty": 2}],
-    "total": 300,
-}
 STEPS = ["create", "reserve", "charge", "pay", "sell", "confirm"]
 TIMES = "\N{MULTIPLICATION SIGN}"  # an order line reads "2 TIMES apple"
 
