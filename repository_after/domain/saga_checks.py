@@ -12,10 +12,14 @@ Without a pivot the saga is all compensatable steps, optionally followed by retr
 last compensatable step is then the point of no return). This is Garcia-Molina and Salem's
 shape for sagas, checked rather than assumed: Eventuate compensates after an implicit pivot,
 python-cqrs has no pivot, Temporal and DBOS leave compensation order to user code.
+
+Keys: two calls sent to one service under one key (`KeyScheme`, per step or per definition)
+must be different operations, or the participant would take the second for a retry of the first.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from itertools import pairwise
 from typing import TYPE_CHECKING
 
@@ -25,6 +29,7 @@ from repository_after.domain.saga_steps import (
     KeyScheme,
     Step,
     StepKind,
+    StepRole,
 )
 
 if TYPE_CHECKING:
@@ -83,14 +88,36 @@ def check_shape(definition: SagaDefinition) -> None:
                         f"step {step.name!r} reads the answer of {source.step!r}, whose outcome "
                         "may be settled (a settlement's answer does not carry the action's)"
                     )
-    if definition.keys is KeyScheme.SAGA:
-        operations = [op for step in steps for op in _operations(step)]
-        if len(set(operations)) != len(operations):
-            raise refuse(
-                f"an operation is used twice under one key per saga: {operations} "
-                "(use KeyScheme.STEP)"
-            )
+    _check_keys(definition, refuse)
 
 
-def _operations(step: Step) -> list[str]:
-    return [op for op in (step.action, step.compensation, step.settlement) if op is not None]
+def _check_keys(definition: SagaDefinition, refuse: Callable[[str], InvalidDefinition]) -> None:
+    """Two calls to one service under one key must be different operations: the participant
+    records one call per (operation, key) and would answer the second with the first's record
+    (a second `reserve` replaying the first's answer instead of reserving). Under the saga's
+    key that spans steps; under a step's key, the roles of that step."""
+    sent: dict[tuple[str, str | None, str], str] = {}  # (service, key, operation) -> its caller
+    for step in definition.steps:
+        # None: the saga id (`KeyScheme.SAGA`); a step name: `<saga id>:<step>`
+        key = None if definition.scheme(step) is KeyScheme.SAGA else step.name
+        for role, operation in _operations(step):
+            caller = f"step {step.name!r} ({role.value})"
+            first = sent.get((step.service, key, operation))
+            if first is not None:
+                where = "the saga id" if key is None else f"the key '<saga id>:{key}'"
+                raise refuse(
+                    f"{first} and {caller} both send {operation!r} to service "
+                    f"{step.service!r} under {where}: one key carries one call of an operation "
+                    "(key one of them per step, KeyScheme.STEP, or use another operation)"
+                )
+            sent[step.service, key, operation] = caller
+
+
+def _operations(step: Step) -> list[tuple[StepRole, str]]:
+    """(role, operation) of each call the step has."""
+    calls = (
+        (StepRole.ACTION, step.action),
+        (StepRole.COMPENSATION, step.compensation),
+        (StepRole.SETTLEMENT, step.settlement),
+    )
+    return [(role, op) for role, op in calls if op is not None]

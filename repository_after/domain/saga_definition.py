@@ -132,11 +132,23 @@ class SagaDefinition:
                 return i
         raise InvalidTransition(f"{self.name} has no step {step_name!r}")
 
+    def scheme(self, step: Step) -> KeyScheme:
+        """The key scheme of `step`'s calls: its own (`Step.key`) if set, else the definition's."""
+        return self.keys if step.key is None else step.key
+
     def key(self, saga_id: str, call: Call) -> str:
         """The idempotency key `call` is sent under (`KeyScheme`)."""
-        if self.keys is KeyScheme.SAGA:
+        if self.scheme(call.step) is KeyScheme.SAGA:
             return saga_id
         return f"{saga_id}:{call.step.name}"
+
+    def max_saga_id_length(self, limit: int) -> int:
+        """The longest saga id whose every key fits in `limit` characters (a participant's
+        limit on its keys): `limit` less the longest `:<step>` suffix this definition adds."""
+        suffixes = (
+            len(step.name) + 1 for step in self.steps if self.scheme(step) is KeyScheme.STEP
+        )
+        return limit - max(suffixes, default=0)
 
     def result_fields(self, step: Step) -> frozenset[str]:
         """The fields of `step`'s answer that later requests read; when not empty, its

@@ -46,14 +46,17 @@ class StepKind(StrEnum):
 
 
 class KeyScheme(StrEnum):
-    """The idempotency key each call of a saga is sent under.
+    """The idempotency key the calls of a step are sent under.
 
     `step`: `<saga id>:<step name>` for every role of a step (its action, settlement and
     compensation share one key, which is how a participant relates them and fences a late
     action with a tombstone); one saga may then call one operation in several steps.
     `saga`: the saga id for every call, the transfer's scheme since its first version (its
-    account service relates a transfer's debit, credit and their settlements by that id); the
-    operations of such a definition must then all differ."""
+    account service relates a transfer's debit, credit and their settlements by that id); two
+    calls of one service under it must then be different operations.
+    A definition has one scheme (`SagaDefinition.keys`); a step may override it (`Step.key`):
+    the order saga keys its charge and its payment by the saga id, as a transfer's legs, and
+    its other steps per step."""
 
     STEP = "step"
     SAGA = "saga"
@@ -83,6 +86,8 @@ class Step:
     landed_statuses: frozenset[str] = frozenset({"already_applied"})
     #: ... and those that mean it never will; any other answer parks the saga (fail closed)
     fenced_statuses: frozenset[str] = frozenset({"voided"})
+    #: the key scheme of this step's calls; None: the definition's (`SagaDefinition.keys`)
+    key: KeyScheme | None = None
 
     def operation(self, role: StepRole) -> str:
         if role is StepRole.ACTION:
@@ -113,8 +118,10 @@ class Step:
         return frozenset(s for s in self.request.values() if isinstance(s, str))
 
     def shape(self) -> dict[str, Any]:
-        """What a running saga depends on, as plain data (for `SagaDefinition.shape_hash`)."""
-        return {
+        """What a running saga depends on, as plain data (for `SagaDefinition.shape_hash`).
+        `key` appears only when the step overrides its definition's scheme, so the shapes (and
+        hashes) of definitions written before the override existed do not change."""
+        shape = {
             "name": self.name,
             "service": self.service,
             "kind": self.kind.value,
@@ -129,3 +136,6 @@ class Step:
             "landed": sorted(self.landed_statuses),
             "fenced": sorted(self.fenced_statuses),
         }
+        if self.key is not None:
+            shape["key"] = self.key.value
+        return shape
