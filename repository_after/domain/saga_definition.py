@@ -97,6 +97,8 @@ class SagaDefinition:
     _results_used: dict[str, frozenset[str]] = field(init=False, repr=False, compare=False)
     #: `shape_hash()`, computed once: every saga started stores it.
     _shape_hash: str = field(init=False, repr=False, compare=False)
+    #: The longest suffix a key adds to the saga id (`:<step>`; 0 if every key is the saga id).
+    _key_suffix: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         check_shape(self)
@@ -112,6 +114,8 @@ class SagaDefinition:
                 with suppress(InvalidTransition):  # a role this step does not have
                     calls[i, role] = Call.of(i, step, role)
         object.__setattr__(self, "_calls", calls)
+        suffixes = [len(s.name) + 1 for s in self.steps if self.scheme(s) is KeyScheme.STEP]
+        object.__setattr__(self, "_key_suffix", max(suffixes, default=0))
         shape = {"keys": self.keys.value, "steps": [step.shape() for step in self.steps]}
         text = json.dumps(shape, sort_keys=True, separators=(",", ":"))
         object.__setattr__(self, "_shape_hash", hashlib.sha256(text.encode()).hexdigest()[:16])
@@ -145,10 +149,7 @@ class SagaDefinition:
     def max_saga_id_length(self, limit: int) -> int:
         """The longest saga id whose every key fits in `limit` characters (a participant's
         limit on its keys): `limit` less the longest `:<step>` suffix this definition adds."""
-        suffixes = (
-            len(step.name) + 1 for step in self.steps if self.scheme(step) is KeyScheme.STEP
-        )
-        return limit - max(suffixes, default=0)
+        return limit - self._key_suffix
 
     def result_fields(self, step: Step) -> frozenset[str]:
         """The fields of `step`'s answer that later requests read; when not empty, its

@@ -22,7 +22,8 @@ import uuid
 from collections.abc import Coroutine, Mapping, Sequence
 from typing import Any
 
-from repository_after.domain.errors import IdempotencyKeyReused
+from repository_after.domain.errors import IdempotencyKeyReused, TransactionIdTooLong
+from repository_after.domain.ids import MAX_TRANSACTION_ID
 from repository_after.domain.saga import (
     EventKind,
     SagaDefinition,
@@ -132,12 +133,20 @@ class Orchestrator:
         and its shape hash: the saga resumes with that version, whatever is registered later.
 
         Returns (saga id, created). Raises IdempotencyKeyReused for an id already used for a
-        different request.
+        different request, and TransactionIdTooLong, before anything is logged, for an id whose
+        keys would outgrow a participant's limit (every call would be refused after the start).
         """
         if definition not in self._definitions:
             raise KeyError(f"unknown saga definition {definition!r}")
-        saga_id = saga_id or uuid.uuid4().hex
         saga = self._definitions[definition]
+        if not saga_id:
+            saga_id = uuid.uuid4().hex
+        elif len(saga_id) > (longest := saga.max_saga_id_length(MAX_TRANSACTION_ID)):
+            raise TransactionIdTooLong(
+                f"a saga of type {definition!r} takes a transaction id of at most {longest} "
+                f"characters: its keys add up to {MAX_TRANSACTION_ID - longest} to it, and a "
+                f"participant accepts keys of at most {MAX_TRANSACTION_ID}"
+            )
         # The start and the first operation's intent go to disk together, in one write.
         events = [SagaEvent(EventKind.STARTED, at=_now())]
         started = state = replay(saga, events)
