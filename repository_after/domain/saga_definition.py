@@ -81,6 +81,9 @@ class EventKind(StrEnum):
     RETRIES_EXHAUSTED = "retries_exhausted"
     OPERATOR_RETRY = "operator_retry"
     OPERATOR_RESOLVE = "operator_resolve"
+    #: a worker that cannot resume the saga (its definition version is not registered there,
+    #: or has another shape) parked it without driving it; `note` says why
+    PARKED = "parked"
 
 
 @dataclass(frozen=True, slots=True)

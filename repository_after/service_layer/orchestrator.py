@@ -38,14 +38,9 @@ from repository_after.service_layer.driver_tasks import DriverTasks
 from repository_after.service_layer.leases import LeaseBook
 from repository_after.service_layer.operation_attempts import intent
 from repository_after.service_layer.operator_actions import OperatorActions
+from repository_after.service_layer.resumption import DefinitionLookup, definition_of
 from repository_after.service_layer.retry import RetryPolicy
-from repository_after.service_layer.saga_driver import (
-    DefinitionLookup,
-    FreshSaga,
-    SagaDriver,
-    SagaNotFound,
-    definition_of,
-)
+from repository_after.service_layer.saga_driver import FreshSaga, SagaDriver, SagaNotFound
 from repository_after.service_layer.saga_ports import Participant, SagaLog, StoredSaga
 from repository_after.service_layer.saga_types import UnknownSagaType
 from repository_after.service_layer.transitions import (
@@ -169,7 +164,9 @@ class Orchestrator:
         if lease is not None:
             # Observers see the first intent, as before (the start itself is not a transition).
             for first_intent in events[1:]:
-                notify(self._observers, saga_id, saga, first_intent, started.status, state.status)
+                notify(
+                    self._observers, saga_id, saga.name, first_intent, started.status, state.status
+                )
             self._drivers.ensure(saga_id, FreshSaga(saga, state, params, lease))
             return saga_id, True
         existing = await self.log.summary(saga_id)
