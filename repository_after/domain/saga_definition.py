@@ -20,33 +20,15 @@ from enum import StrEnum
 from typing import Any, NamedTuple
 
 from repository_after.domain.saga_checks import check_shape
-from repository_after.domain.saga_steps import (
-    FromResult,
-    InvalidDefinition,
-    InvalidTransition,
-    KeyScheme,
-    Step,
-    StepKind,
-    StepRole,
-)
 
-__all__ = [
-    "AT_REST",
-    "TERMINAL",
-    "Call",
-    "EventKind",
-    "FromResult",
-    "InvalidDefinition",
-    "InvalidTransition",
-    "KeyScheme",
-    "Outcome",
-    "SagaDefinition",
-    "SagaEvent",
-    "SagaStatus",
-    "Step",
-    "StepKind",
-    "StepRole",
-]
+# Re-exported (`X as X`): the step types are imported from here, and from `domain.saga`.
+from repository_after.domain.saga_steps import FromResult as FromResult
+from repository_after.domain.saga_steps import InvalidDefinition as InvalidDefinition
+from repository_after.domain.saga_steps import InvalidTransition as InvalidTransition
+from repository_after.domain.saga_steps import KeyScheme as KeyScheme
+from repository_after.domain.saga_steps import Step as Step
+from repository_after.domain.saga_steps import StepKind as StepKind
+from repository_after.domain.saga_steps import StepRole as StepRole
 
 
 class SagaStatus(StrEnum):

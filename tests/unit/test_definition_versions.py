@@ -10,6 +10,7 @@ log for the engine, and a real SQLite file for `bootstrap`'s refusal.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ from repository_after.domain.saga import (
     StepKind,
 )
 from repository_after.domain.transfer import TRANSFER
-from repository_after.service_layer.orchestrator import Orchestrator, SagaTransition
+from repository_after.service_layer.orchestrator import Observer, Orchestrator, SagaTransition
 from repository_after.service_layer.retry import RetryPolicy
 from repository_after.service_layer.saga_ports import CallResult, DefinitionInUse, Lease, SagaLog
 from repository_after.service_layer.saga_types import (
@@ -101,7 +102,15 @@ class Carrier:
         return CallResult(Outcome.SUCCEEDED, 200, None, {"status": "ok"})
 
 
-def server(log: SagaLog, carrier: Carrier, types: SagaTypes) -> Orchestrator:
+def server(
+    log: SagaLog,
+    carrier: Carrier,
+    types: SagaTypes,
+    *,
+    worker_id: str | None = None,
+    lease_ttl: float = 10.0,
+    observers: Sequence[Observer] = (),
+) -> Orchestrator:
     return Orchestrator(
         log=log,
         participant=carrier,
@@ -109,7 +118,9 @@ def server(log: SagaLog, carrier: Carrier, types: SagaTypes) -> Orchestrator:
         versions=types.version,
         forward=POLICY,
         settle=POLICY,
-        observers=(),
+        observers=observers,
+        worker_id=worker_id,
+        lease_ttl=lease_ttl,
     )
 
 
@@ -288,45 +299,19 @@ def test_the_servers_registry_defines_the_transfer_as_every_existing_log_stored_
     assert registry(SHIP_V1).mismatches(in_use) != []
 
 
-def server_with_free_leases(log: SagaLog, carrier: Carrier, types: SagaTypes) -> Orchestrator:
-    """A server whose leases lapse at once: what it leaves behind (it "dies" in the carrier) is
-    free for another server's next claim, with no wait."""
-    return Orchestrator(
-        log=log,
-        participant=carrier,
-        definitions=types.definitions(),
-        versions=types.version,
-        forward=POLICY,
-        settle=POLICY,
-        observers=(),
-        worker_id="newer",
-        lease_ttl=0.0,
-    )
-
-
 async def test_a_saga_of_a_version_not_registered_here_is_parked_not_claimed_again() -> None:
     """Another server (a newer release) started it on version 2 and died; this one, which
     registers only version 1, claims it: it parks it, naming the type and version, calls
     nothing, and never claims it again. Registered again, an operator's retry finishes it where
     it stopped."""
     log = InMemorySagaLog()
-    newer = server_with_free_leases(
-        log, Carrier(crash_on="send_express"), registry(SHIP_V1, SHIP_V2)
-    )
+    # its leases lapse at once: what it leaves when it "dies" is free for the next claim
+    newer = server(log, Carrier(crash_on="send_express"), registry(SHIP_V1, SHIP_V2), lease_ttl=0.0)
     with pytest.raises(SimulatedCrash):
         await newer.run("ship", {"parcel": "p-1"}, saga_id="s-2")
     seen: list[SagaTransition] = []
     carrier = Carrier()
-    older = Orchestrator(
-        log=log,
-        participant=carrier,
-        definitions=registry(SHIP_V1).definitions(),
-        versions=registry(SHIP_V1).version,
-        forward=POLICY,
-        settle=POLICY,
-        observers=(seen.append,),
-        worker_id="older",
-    )
+    older = server(log, carrier, registry(SHIP_V1), worker_id="older", observers=(seen.append,))
     assert await older.recover() == {SagaStatus.FAILED_NEEDS_ATTENTION: 1}
     assert carrier.calls == []
     stored = await log.load("s-2")
