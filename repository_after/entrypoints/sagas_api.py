@@ -1,7 +1,8 @@
 """HTTP edge of every saga type: start one, inspect it, operate a parked one.
 
 `POST /sagas/{type}` (with an optional `transaction-id`, as `POST /transfers`) validates the
-body against the type's parameter model and rules before anything is logged (422, or the rule's
+body against the type's parameter model and rules, and the id against the type's keys (422
+`transaction_id_too_long`, `Orchestrator.start`), before anything is logged (422, or the rule's
 own 4xx), then answers like `POST /transfers`: 200 once the saga is settled, 202 while it runs,
 `Idempotent-Replayed: true` for a repeated id with the same request. `GET /sagas/{type}/{id}`
 answers a saga only under its own type (another type's id is a 404). `GET /sagas/{type}` lists

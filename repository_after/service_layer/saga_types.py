@@ -22,6 +22,8 @@ unfinished saga in the log (parked ones included: an operator may retry them) wi
 and refuses to start (`DefinitionsChanged`, naming the type, the version, both hashes and how
 many sagas) if a version is missing or defines another shape: resuming a saga with steps it did
 not start with could call the wrong operation, under the wrong key, or compensate the wrong steps.
+A saga of such a version that reaches a server already running (another server started it later)
+is parked by the driver instead (`resumption`).
 """
 
 from __future__ import annotations
