@@ -16,19 +16,13 @@ import pytest
 from repository_after.config import ConfigurationError, load_settings
 from repository_after.entrypoints.participants import hosted_participants
 from tests.conftest import Launcher
-from tests.integration.observability_support import (
-    orchestrator_client,
-    orchestrator_settings,
-    served,
-    settings,
-)
 from tests.integration.test_order_saga_e2e import (
     OPENING,
-    STOCK,
     Stack,
     assert_invariants,
     balances,
     calls,
+    open_stack,
     order,
     run,
     stock,
@@ -83,28 +77,8 @@ def test_faults_for_a_participant_that_does_not_exist_are_refused() -> None:
 @pytest.fixture(params=["before", "after"])
 async def faulty(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Stack]:
     """The order saga's three services, the inventory failing every `reserve` in one mode."""
-    common = {"demo_accounts": 2, "demo_balance": OPENING}
-    inventory_settings = settings(
-        tmp_path, "inventory", role="inventory", participant_faults=reserve_faults(request.param)
-    )
-    async with (
-        served(settings(tmp_path, "accounts", role="accounts", **common)) as accounts_url,
-        served(inventory_settings) as inventory_url,
-        served(settings(tmp_path, "orders", role="orders")) as orders_url,
-    ):
-        services = {"inventory": {"url": inventory_url}, "orders": {"url": orders_url}}
-        config = orchestrator_settings(
-            tmp_path, accounts_url, services=services, retry_attempts=2, transfer_wait=30
-        )
-        async with (
-            orchestrator_client(config) as sagas,
-            httpx.AsyncClient(base_url=accounts_url) as accounts,
-            httpx.AsyncClient(base_url=inventory_url) as inventory,
-            httpx.AsyncClient(base_url=orders_url) as orders,
-        ):
-            for sku, qty in STOCK.items():
-                assert (await inventory.post("/stock", json={"sku": sku, "qty": qty})).is_success
-            yield Stack(sagas, accounts, inventory, orders)
+    async with open_stack(tmp_path, participant_faults=reserve_faults(request.param)) as opened:
+        yield opened
 
 
 async def test_an_unknown_reserve_is_compensated_by_a_release_that_knows_its_tombstone(
@@ -117,8 +91,7 @@ async def test_an_unknown_reserve_is_compensated_by_a_release_that_knows_its_tom
     word = {"after": "released", "before": "nothing_to_compensate"}[mode]
     assert calls(view) == [
         ("create", "create", "created"),
-        ("reserve", "reserve", "injected_fault"),
-        ("reserve", "reserve", "injected_fault"),  # retried under the same key, then given up
+        ("reserve", "reserve", "injected_fault"),  # no retry here: unknown, then compensated
         ("reserve", "release", word),
         ("create", "cancel", "cancelled"),
     ]

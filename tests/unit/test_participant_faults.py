@@ -6,6 +6,7 @@ batch is answered item by item, and the same seed makes the same decisions."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
@@ -149,6 +150,17 @@ async def http(service: ParticipantService) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
+def view(rate: float, mode: str, operations: dict[str, Any]) -> dict[str, Any]:
+    """What `GET /faults` answers for the counter service (no seed)."""
+    return {
+        "service": "counter",
+        "rate": rate,
+        "mode": mode,
+        "seed": None,
+        "operations": operations,
+    }
+
+
 async def test_a_batch_is_answered_item_by_item_and_faults_are_counted(http, service) -> None:
     service.inject_faults(faults("after", 1.0, "credit", seed=None))
     items = [
@@ -161,22 +173,9 @@ async def test_a_batch_is_answered_item_by_item_and_faults_are_counted(http, ser
     assert (lost["status_code"], lost["body"]["error"]) == (500, "injected_fault")
     assert (voided["status_code"], voided["body"]["status"]) == (200, "voided")
     assert await value(service) == 2  # `after`: the batched credit landed
-    seen = (await http.get("/faults")).json()
-    assert seen == {
-        "service": "counter",
-        "rate": 1.0,
-        "mode": "after",
-        "seed": None,
-        "operations": {"credit": {"before": 0, "after": 1}},
-    }
+    counted = {"credit": {"before": 0, "after": 1}}
+    assert (await http.get("/faults")).json() == view(1.0, "after", counted)
 
 
 async def test_faults_reads_none_when_nothing_is_configured(http) -> None:
-    seen = (await http.get("/faults")).json()
-    assert seen == {
-        "service": "counter",
-        "rate": 0.0,
-        "mode": "before",
-        "seed": None,
-        "operations": {},
-    }
+    assert (await http.get("/faults")).json() == view(0.0, "before", {})
