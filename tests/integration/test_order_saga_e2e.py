@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,10 +42,18 @@ class Stack:
 
 @pytest.fixture
 async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
+    async with open_stack(tmp_path) as opened:
+        yield opened
+
+
+@asynccontextmanager
+async def open_stack(tmp_path: Path, **inventory: object) -> AsyncIterator[Stack]:
+    """The three services (`inventory`: more settings of the inventory's) and the orchestrator,
+    with `STOCK` opened."""
     common = {"demo_accounts": 2, "demo_balance": OPENING}
     async with (
         served(settings(tmp_path, "accounts", role="accounts", **common)) as accounts_url,
-        served(settings(tmp_path, "inventory", role="inventory")) as inventory_url,
+        served(settings(tmp_path, "inventory", role="inventory", **inventory)) as inventory_url,
         served(settings(tmp_path, "orders", role="orders")) as orders_url,
     ):
         services = {"inventory": {"url": inventory_url}, "orders": {"url": orders_url}}
