@@ -23,6 +23,7 @@ import pytest
 
 from repository_after.adapters.memory_saga_log import InMemorySagaLog
 from repository_after.domain.saga import EventKind, SagaEvent, SagaStatus
+from repository_after.entrypoints import recover_cli
 from repository_after.service_layer import clock as event_clock
 from repository_after.service_layer.clock import utc_now
 from repository_after.service_layer.orchestrator import Observer, Orchestrator, SagaTransition
@@ -265,3 +266,19 @@ async def test_recover_ends_on_a_saga_it_cannot_drive_and_never_takes_it_back_be
     assert await old.unresumable(["s-2"]) == {"s-2": "saga type 'ship' version 2"}
     clock.advance(GRACE)
     assert await old.recover() == {SagaStatus.FAILED_NEEDS_ATTENTION: 1}
+
+
+async def test_sagabank_recover_reports_such_a_saga_as_left_for_another_server_without_waiting(
+    clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = InMemorySagaLog(clock=clock)
+    await dies_before_its_send(log, "newer-1")
+    await newer(log, Carrier(), "newer-2").run("ship", {"parcel": "p-3"}, saga_id="s-3")
+    clock.advance(TTL)
+
+    async def no_wait(seconds: float) -> None:
+        raise AssertionError(f"recover waited {seconds}s for a saga it cannot drive")
+
+    monkeypatch.setattr(recover_cli.asyncio, "sleep", no_wait)
+    done = await recover_cli.recover_all(older(log, Carrier()), wait=3600.0, take_over=False)
+    assert done == recover_cli.Recovered({"sending": 1}, [], {"s-2": "saga type 'ship' version 2"})
