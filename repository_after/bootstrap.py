@@ -190,6 +190,7 @@ def build_orchestrator(
         observers=observers,
         worker_id=settings.resolved_worker_id(),
         lease_ttl=settings.lease_ttl,
+        unknown_version_grace=settings.resolved_unknown_version_grace(),
     )
 
 

@@ -188,6 +188,9 @@ class Settings(BaseSettings):
     worker_id: str | None = Field(default=None, min_length=1, max_length=200)
     lease_ttl: float = Field(default=10.0, gt=0.0, le=3600.0)
     claim_interval: float = Field(default=1.0, gt=0.0, le=600.0)
+    # A saga of a version this server lacks is parked only after this long without progress
+    # (`service_layer/resumption.py`); unset: 10 lease ttls (`resolved_unknown_version_grace`).
+    unknown_version_grace: float | None = Field(default=None, gt=0.0)
 
     log_json: bool = False
     log_level: str = "INFO"
@@ -204,6 +207,7 @@ class Settings(BaseSettings):
         "accounts_url",
         "inventory_database_url",
         "orders_database_url",
+        "unknown_version_grace",
         mode="before",
     )
     @classmethod
@@ -249,6 +253,10 @@ class Settings(BaseSettings):
                 )
         if self.claim_interval * 2 > self.lease_ttl:
             raise ValueError("claim_interval must be at most half of lease_ttl")
+        if self.resolved_unknown_version_grace() <= self.lease_ttl:
+            # An unrenewed lease lapses after a ttl: a shorter grace would park a saga that a
+            # server with its version was about to claim (docs/operations.md, rolling upgrade).
+            raise ValueError("unknown_version_grace must be longer than lease_ttl")
         if self.retention_days * 86_400 < self.retry_horizon():
             raise ValueError(
                 f"retention_days ({self.retention_days} days) is shorter than the orchestrator's "
@@ -266,6 +274,13 @@ class Settings(BaseSettings):
             )
             for definition in DEFINITIONS.values()
         )
+
+    def resolved_unknown_version_grace(self) -> float:
+        """Seconds without progress after which a saga of a version this server lacks is
+        parked: configured, else 10 lease ttls."""
+        if self.unknown_version_grace is not None:
+            return self.unknown_version_grace
+        return 10 * self.lease_ttl
 
     def resolved_worker_id(self) -> str:
         """This orchestrator worker's lease owner name: configured, else host:port.

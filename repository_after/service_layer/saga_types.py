@@ -23,7 +23,8 @@ and refuses to start (`DefinitionsChanged`, naming the type, the version, both h
 many sagas) if a version is missing or defines another shape: resuming a saga with steps it did
 not start with could call the wrong operation, under the wrong key, or compensate the wrong steps.
 A saga of such a version that reaches a server already running (another server started it later)
-is parked by the driver instead (`resumption`).
+is the driver's to handle instead (`resumption`): another shape is parked at once, a version not
+registered here is left to a server that has it, and parked only after the grace without progress.
 """
 
 from __future__ import annotations
