@@ -2,7 +2,7 @@
 instead of) the account service: the inventory and the orders services.
 
 - Roles `all` and `accounts` host both, under `/inventory` and `/orders`
-  (`config.HOSTED_PARTICIPANTS`), each on its own database (`Settings.participant_database`:
+  (`service_map.HOSTED_PARTICIPANTS`), each on its own database (`Settings.participant_database`:
   by default a SQLite file beside the account store's). An orchestrator finds them there by
   default: the account service's URL + that path (`Settings.resolved_services`), so a default
   `sagabank serve`, and an orchestrator pointed at an account service, run the order saga with
@@ -25,10 +25,11 @@ from functools import partial
 from fastapi import APIRouter
 from pydantic import SecretStr
 
-from repository_after.config import HOSTED_PARTICIPANTS, ProcessRole, Settings
+from repository_after.config import ProcessRole, Settings
 from repository_after.domain.order import INVENTORY, ORDERS
 from repository_after.participant_kit import ParticipantService, ParticipantStore
 from repository_after.services import inventory, orders
+from repository_after.service_map import HOSTED_PARTICIPANTS
 from repository_after.services.hosting import DeferredStore, open_store
 
 _BUILT: dict[
