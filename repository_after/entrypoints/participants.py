@@ -11,8 +11,10 @@ instead of) the account service: the inventory and the orders services.
   as its own process (`sagabank serve --role inventory`; the orchestrator then names it in
   `SAGABANK_SERVICES`).
 Their operations take `SAGABANK_SERVICE_TOKEN` when it is set (the kit's bearer check), as the
-account service's do. Their stores open at start-up (the app's lifespan), not when the app is
-built, and close with it.
+account service's do; their reads (`reads`, a router of its own) go behind the app's `Reader`
+(the read or admin token, as every read of the account service), on every role that hosts them.
+Their stores open at start-up (the app's lifespan), not when the app is built, and close with
+it.
 """
 
 from __future__ import annotations
@@ -28,8 +30,8 @@ from pydantic import SecretStr
 from repository_after.config import ProcessRole, Settings
 from repository_after.domain.order import INVENTORY, ORDERS
 from repository_after.participant_kit import ParticipantService, ParticipantStore
-from repository_after.services import inventory, orders
 from repository_after.service_map import HOSTED_PARTICIPANTS
+from repository_after.services import inventory, inventory_http, orders, orders_http
 from repository_after.services.hosting import DeferredStore, open_store
 
 _BUILT: dict[
@@ -38,21 +40,34 @@ _BUILT: dict[
         tuple[str, ...],
         Callable[[ParticipantStore], ParticipantService],
         Callable[[ParticipantService, SecretStr | None], APIRouter],
+        Callable[[ParticipantService], APIRouter],
     ],
 ] = {
-    INVENTORY: (inventory.SCHEMA, inventory.inventory_service, inventory.inventory_routes),
-    ORDERS: (orders.SCHEMA, orders.orders_service, orders.orders_routes),
+    INVENTORY: (
+        inventory.SCHEMA,
+        inventory.inventory_service,
+        inventory_http.inventory_routes,
+        inventory_http.inventory_reads,
+    ),
+    ORDERS: (
+        orders.SCHEMA,
+        orders.orders_service,
+        orders_http.orders_routes,
+        orders_http.orders_reads,
+    ),
 }
 
 
 @dataclass(frozen=True)
 class Hosted:
-    """One hosted participant: its routes go under `prefix` ("" for a process of its own)."""
+    """One hosted participant: its routes go under `prefix` ("" for a process of its own);
+    `router` holds its operations (service token), `reads` its reads (the host's `Reader`)."""
 
     name: str
     prefix: str
     store: DeferredStore
     router: APIRouter
+    reads: APIRouter
 
 
 def hosted_participants(settings: Settings) -> list[Hosted]:
@@ -65,11 +80,13 @@ def hosted_participants(settings: Settings) -> list[Hosted]:
         return []
     hosted = []
     for name, prefix in placed.items():
-        schema, build, routes = _BUILT[name]
+        schema, build, routes, reads = _BUILT[name]
         database = settings.participant_database(name)
         store = DeferredStore(partial(open_store, database, schema=schema, name=name))
-        router = routes(build(store), settings.service_token)
-        hosted.append(Hosted(name, prefix, store, router))
+        service = build(store)
+        hosted.append(
+            Hosted(name, prefix, store, routes(service, settings.service_token), reads(service))
+        )
     return hosted
 
 

@@ -235,13 +235,19 @@ def _batch_items(
     return items
 
 
-_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}
+_HTTP_CODES = {
+    401: "unauthorized",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "body_too_large",
+}
 
 
 def install_error_handlers(app: FastAPI) -> None:
     """The product's error shapes for a participant app's own routes (the kit's routes answer
     everything themselves): a refusal as itself, 503 for storage, 500 for anything else (logged,
-    never sent), Starlette's 404/405 as `{"error", "message"}`."""
+    never sent), an HTTPException (Starlette's 404/405, a host's read guard's 401
+    `unauthorized`) as `{"error", "message"}`."""
 
     async def refusal(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, Refusal)
