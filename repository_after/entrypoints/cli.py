@@ -41,6 +41,7 @@ from repository_after.entrypoints.logs import configure_logging
 from repository_after.entrypoints.runtime_tuning import tune_gc, tune_switch_interval
 from repository_after.entrypoints.tool_commands import ToolCommandsGroup
 from repository_after.service_layer.orchestrator import Orchestrator
+from repository_after.service_layer.saga_types import DefinitionsChanged
 
 app = typer.Typer(
     help="sagabank: money transfers as idempotent, crash-safe sagas.",
@@ -69,7 +70,6 @@ def _refuse_changed_definitions(settings: Settings) -> None:
     with another shape (`bootstrap.check_saga_versions`; the app's start-up checks it too, but
     a failed lifespan is a traceback, not a sentence)."""
     from repository_after.bootstrap import check_saga_versions
-    from repository_after.service_layer.saga_types import DefinitionsChanged
 
     try:
         asyncio.run(check_saga_versions(settings))
@@ -274,6 +274,9 @@ def main() -> None:
         app()
     except ConfigurationError as exc:  # another command's settings (`get_settings`)
         _say_refused(exc)
+        sys.exit(2)
+    except DefinitionsChanged as exc:  # `demo` over a log of changed sagas: a line, not a trace
+        console.print(exc.one_line(), style="red", soft_wrap=True, markup=False, highlight=False)
         sys.exit(2)
 
 

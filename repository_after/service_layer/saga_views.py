@@ -2,7 +2,12 @@
 
 Built from the saga log (or, right after a driver finished, from the events it holds in memory)
 and shared by every entry point that shows sagas (`GET /transfers/{id}`, the CLI's `sagas show`,
-which adds the full event history of `history_rows`), so they cannot drift apart. The shapes
+which adds the full event history of `history_rows`), so they cannot drift apart.
+
+The CLI's read-only commands read the log alone (`log_view`, `definition_view`): they work when
+the log holds sagas whose definition this server defines with another shape (the moment an
+operator needs them most, while `serve` and the writing commands refuse), and say so. Such a
+saga is never replayed under the other shape: its status is the log's own. The shapes
 are part of the HTTP contract: a saga's parameters are spread at the top level (a transfer's
 `source`, `target`, `amount`), every attempt of every operation is listed in order, and so is
 every operator action.
@@ -12,9 +17,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from repository_after.domain.saga import EventKind, SagaState
+from repository_after.domain.saga import EventKind, SagaState, replay
 from repository_after.service_layer.orchestrator import Orchestrator
 from repository_after.service_layer.saga_ports import StoredSaga
+from repository_after.service_layer.saga_types import SagaTypes
 
 _OPERATOR_ACTIONS = (EventKind.OPERATOR_RETRY, EventKind.OPERATOR_RESOLVE)
 
@@ -71,6 +77,35 @@ def history_rows(stored: StoredSaga) -> list[tuple[str, ...]]:
         )
         for e in stored.events
     ]
+
+
+def definition_view(
+    types: SagaTypes, *, name: str, version: int, shape_hash: str
+) -> dict[str, Any]:
+    """The definition a saga started under, as the log holds it; `changed`: None when this
+    server defines that version with that shape, else how it differs (`shape_differs`)."""
+    return {
+        "name": name,
+        "version": version,
+        "shape_hash": shape_hash,
+        "changed": types.shape_differs(name, version, shape_hash),
+    }
+
+
+def log_view(*, stored: StoredSaga, types: SagaTypes) -> dict[str, Any]:
+    """`saga_view` from the log alone, with its `definition` (`definition_view`). A saga whose
+    shape differs here is not replayed: its status is the log's, its parked reason unknown."""
+    definition = definition_view(
+        types,
+        name=stored.definition,
+        version=stored.definition_version,
+        shape_hash=stored.definition_hash,
+    )
+    if definition["changed"] is None:
+        state = replay(types.version(stored.definition, stored.definition_version), stored.events)
+    else:
+        state = SagaState(status=stored.status)
+    return {**saga_view(stored=stored, state=state), "definition": definition}
 
 
 async def load_saga_view(*, orchestrator: Orchestrator, saga_id: str) -> dict[str, Any]:
