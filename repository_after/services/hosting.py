@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, Protocol, TypeVar
 
 import orjson
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response
@@ -82,6 +82,27 @@ class DeferredStore:
 
 def json_answer(status_code: int, body: object) -> Response:
     return Response(orjson.dumps(body), status_code=status_code, media_type="application/json")
+
+
+def found_or_404(found: object | None, *, error: str, message: str) -> Response:
+    """A read's answer: `found` (200), or 404 `{"error", "message"}` when there is none."""
+    if found is None:
+        return json_answer(404, {"error": error, "message": message})
+    return json_answer(200, found)
+
+
+class _Audit(Protocol):
+    def as_dict(self) -> dict[str, Any]: ...
+
+
+def add_audit_route(
+    router: APIRouter, service: ParticipantService, audit: Callable[[Tx], _Audit]
+) -> None:
+    """`GET /audit` on a participant's reads router: what `audit` finds in its store."""
+
+    @router.get("/audit", response_class=Response)
+    async def get_audit() -> Response:
+        return json_answer(200, (await service.store.read(audit)).as_dict())
 
 
 def secret(token: str | None) -> SecretStr | None:

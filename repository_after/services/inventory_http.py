@@ -21,6 +21,8 @@ from repository_after.participant_kit import ParticipantService, bearer_guard
 from repository_after.participant_kit.http import invalid_request, validation_details
 from repository_after.services.hosting import (
     LOOPBACK_HOSTS,
+    add_audit_route,
+    found_or_404,
     json_answer,
     participant_routes,
     secret,
@@ -68,14 +70,9 @@ def inventory_reads(service: ParticipantService) -> APIRouter:
     @router.get("/reservations/{reservation_id}", response_class=Response)
     async def get_reservation(reservation_id: str) -> Response:
         found = await service.store.read(lambda tx: reservation(tx, reservation_id))
-        if found is None:
-            return json_answer(404, {"error": "reservation_not_found", "message": "no such one"})
-        return json_answer(200, found)
+        return found_or_404(found, error="reservation_not_found", message="no such one")
 
-    @router.get("/audit", response_class=Response)
-    async def get_audit() -> Response:
-        return json_answer(200, (await service.store.read(audit)).as_dict())
-
+    add_audit_route(router, service, audit)
     return router
 
 

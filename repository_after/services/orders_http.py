@@ -21,6 +21,8 @@ from pydantic import SecretStr
 from repository_after.participant_kit import ParticipantService
 from repository_after.services.hosting import (
     LOOPBACK_HOSTS,
+    add_audit_route,
+    found_or_404,
     json_answer,
     participant_routes,
     secret,
@@ -51,14 +53,9 @@ def orders_reads(service: ParticipantService) -> APIRouter:
     @router.get("/orders/{order_id}", response_class=Response)
     async def get_order(order_id: str) -> Response:
         found = await service.store.read(lambda tx: find_order(tx, order_id))
-        if found is None:
-            return json_answer(404, {"error": "order_not_found", "message": "no such order"})
-        return json_answer(200, found)
+        return found_or_404(found, error="order_not_found", message="no such order")
 
-    @router.get("/audit", response_class=Response)
-    async def get_audit() -> Response:
-        return json_answer(200, (await service.store.read(audit)).as_dict())
-
+    add_audit_route(router, service, audit)
     return router
 
 
