@@ -13,8 +13,9 @@ instead of) the account service: the inventory and the orders services.
 Their operations take `SAGABANK_SERVICE_TOKEN` when it is set (the kit's bearer check), as the
 account service's do; their reads (`reads`, a router of its own) go behind the app's `Reader`
 (the read or admin token, as every read of the account service), on every role that hosts them.
-Their stores open at start-up (the app's lifespan), not when the app is built, and close with
-it.
+`SAGABANK_PARTICIPANT_FAULTS` fails the operations it names on purpose (`participant_kit.faults`;
+an operation the service lacks refuses the start). Their stores open at start-up (the app's
+lifespan), not when the app is built, and close with it.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from functools import partial
 from fastapi import APIRouter
 from pydantic import SecretStr
 
-from repository_after.config import ProcessRole, Settings
+from repository_after.config import ConfigurationError, ProcessRole, Settings
 from repository_after.domain.order import INVENTORY, ORDERS
 from repository_after.participant_kit import ParticipantService, ParticipantStore
 from repository_after.service_map import HOSTED_PARTICIPANTS
@@ -84,6 +85,11 @@ def hosted_participants(settings: Settings) -> list[Hosted]:
         database = settings.participant_database(name)
         store = DeferredStore(partial(open_store, database, schema=schema, name=name))
         service = build(store)
+        if (faults := settings.participant_faults.get(name)) is not None:
+            try:
+                service.inject_faults(faults)
+            except ValueError as exc:
+                raise ConfigurationError(f"SAGABANK_PARTICIPANT_FAULTS: {exc}") from None
         hosted.append(
             Hosted(name, prefix, store, routes(service, settings.service_token), reads(service))
         )

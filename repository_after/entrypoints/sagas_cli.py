@@ -3,7 +3,9 @@
 Run them against the orchestrator's database (`SAGABANK_DATABASE_URL`). `list` and `show` only
 read: they open the saga log alone (no participant, no service settings) and work even when the
 log holds sagas whose definition this server defines with another shape, showing each saga's
-stored definition (name, version, shape hash) and marking those that differ (`saga_views`).
+stored definition (name, version, shape hash) and marking those that differ. `list [--type T]
+[--status S]` shows what `GET /sagas` and `GET /sagas/{type}` answer (`saga_listing`): a type
+column, the parameters, and the counts by type and status, with each saga's definition.
 `retry` and `resolve` go through the same `Orchestrator` methods as the HTTP admin endpoints and
 refuse such a log, exit 2, as `sagabank serve` does (`DefinitionsChanged`); `retry` calls the
 services the saga's steps name. Retry a parked saga only while no other process drives it.
@@ -24,10 +26,16 @@ from rich.text import Text
 from repository_after.bootstrap import build_saga_log, orchestrator_session, saga_types
 from repository_after.config import get_settings
 from repository_after.domain.saga import InvalidTransition
+from repository_after.service_layer import saga_listing
 from repository_after.service_layer.orchestrator import Orchestrator, SagaNotFound
 from repository_after.service_layer.saga_ports import SagaLog
-from repository_after.service_layer.saga_types import DefinitionsChanged, SagaTypes
-from repository_after.service_layer.saga_views import definition_view, history_rows, log_view
+from repository_after.service_layer.saga_types import (
+    VIEW_FIELDS,
+    DefinitionsChanged,
+    SagaTypes,
+    UnknownSagaType,
+)
+from repository_after.service_layer.saga_views import history_rows, log_view
 
 T = TypeVar("T")
 app = typer.Typer(help="Inspect and operate sagas.", no_args_is_help=True)
@@ -73,9 +81,10 @@ def _read(fn: Callable[[SagaLog, SagaTypes], Awaitable[T]]) -> T:
     return asyncio.run(go())
 
 
-def _definition(view: dict[str, Any]) -> Text:
-    """`transfer v1 <shape hash>`, and below it, in red, how this server's differs."""
-    text = Text(f"{view['name']} v{view['version']} {view['shape_hash']}")
+def _definition(view: dict[str, Any], *, sep: str = " ") -> Text:
+    """`transfer v1 <shape hash>` (`sep` between the type and the rest), and below it, in red,
+    how this server's definition differs."""
+    text = Text(f"{view['name']}{sep}v{view['version']} {view['shape_hash']}")
     if view["changed"]:
         text.append(f"\n{view['changed']}", style="red")
     return text
@@ -83,31 +92,53 @@ def _definition(view: dict[str, Any]) -> Text:
 
 @app.command("list")
 def list_sagas(
-    state: Annotated[str | None, typer.Option(help="only this status")] = None,
+    saga_type: Annotated[
+        str | None, typer.Option("--type", help="only sagas of this type (e.g. order)")
+    ] = None,
+    status: Annotated[
+        str | None, typer.Option("--status", "--state", help="only sagas in this status")
+    ] = None,
     limit: Annotated[int, typer.Option(min=1, help="at most this many sagas")] = 50,
 ) -> None:
-    """Recent sagas, newest first, and the count in each status; each saga's definition (name,
-    version, shape hash), marked when this server defines it with another shape."""
+    """Recent sagas (of every type, or of `--type`), newest first, and how many sagas each
+    type has in each status; each saga's definition (name, version, shape hash), marked when
+    this server defines it with another shape. A type or a status no saga can have: exit 2."""
 
-    async def go(log: SagaLog, types: SagaTypes) -> None:
-        rows = await log.list_recent(status=state, limit=limit)
-        table = Table("transaction id", "definition", "status", "parameters", "created", "updated")
-        for r in rows:
-            definition = definition_view(
-                types, name=r.definition, version=r.definition_version, shape_hash=r.definition_hash
-            )
-            table.add_row(
-                r.saga_id,
-                _definition(definition),
-                r.status,
-                Text(json.dumps(r.params)),
-                r.created_at,
-                r.updated_at,
-            )
-        console.print(table)
-        console.print(await log.count_by_status())
+    async def go(log: SagaLog, types: SagaTypes) -> dict[str, Any]:
+        return await saga_listing.list_sagas(
+            log=log,
+            types=types,
+            saga_type=saga_type,
+            status=status,
+            limit=limit,
+            with_definitions=True,
+        )
 
-    _read(go)
+    try:
+        listed = _read(go)
+    except (UnknownSagaType, saga_listing.UnknownStatus) as exc:
+        console.print(exc.args[0], style="red", markup=False, highlight=False)
+        raise typer.Exit(2) from None
+    # The type, and below it the definition the saga started under (version, shape hash).
+    table = Table("type", "transaction id", "status", "parameters", "created", "updated")
+    for view in listed["sagas"]:
+        params = {k: v for k, v in view.items() if k not in VIEW_FIELDS}
+        table.add_row(
+            _definition(listed["definitions"][view["transaction_id"]], sep="\n"),
+            view["transaction_id"],
+            view["status"],
+            Text(json.dumps(params)),
+            view["created_at"],
+            view["updated_at"],
+        )
+    console.print(table)
+    by_type = listed["counts"] if saga_type is None else {saga_type: listed["counts"]}
+    counts = Table("type", "status", "sagas")
+    for name, by_status in by_type.items():
+        for state, n in by_status.items():
+            if n:
+                counts.add_row(name, state, str(n))
+    console.print(counts if counts.rows else "no sagas")
 
 
 @app.command()

@@ -1,16 +1,18 @@
-"""What an operator sees of sagas: one saga in full, or the recent ones in short.
+"""What an operator sees of one saga, in full (the listings are in `saga_listing`).
 
 Built from the saga log (or, right after a driver finished, from the events it holds in memory)
-and shared by every entry point that shows sagas (`GET /transfers/{id}`, the CLI's `sagas show`,
-which adds the full event history of `history_rows`), so they cannot drift apart.
+and shared by every entry point that shows a saga (`GET /transfers/{id}`,
+`GET /sagas/{type}/{id}`, the CLI's `sagas show`, which adds the full event history of
+`history_rows`), so they cannot drift apart. The shapes are part of the HTTP contract: a saga's
+type and the version of its definition it runs on (the dashboard draws its steps from it), its
+parameters spread at the top level (a transfer's `source`, `target`, `amount`; no parameter
+takes a name of the view's own fields, `saga_types.VIEW_FIELDS`), every attempt of every
+operation in order, and every operator action.
 
-The CLI's read-only commands read the log alone (`log_view`, `definition_view`): they work when
-the log holds sagas whose definition this server defines with another shape (the moment an
-operator needs them most, while `serve` and the writing commands refuse), and say so. Such a
-saga is never replayed under the other shape: its status is the log's own. The shapes
-are part of the HTTP contract: a saga's parameters are spread at the top level (a transfer's
-`source`, `target`, `amount`), every attempt of every operation is listed in order, and so is
-every operator action.
+The CLI's read-only commands read the log alone (`log_view`, `saga_listing.definition_view`):
+they work when the log holds sagas whose definition this server defines with another shape (the
+moment an operator needs them most, while `serve` and the writing commands refuse), and say so.
+Such a saga is never replayed under the other shape: its status is the log's own.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 
 from repository_after.domain.saga import EventKind, SagaState, replay
 from repository_after.service_layer.orchestrator import Orchestrator
+from repository_after.service_layer.saga_listing import definition_view
 from repository_after.service_layer.saga_ports import StoredSaga
 from repository_after.service_layer.saga_types import SagaTypes
 
@@ -51,6 +54,7 @@ def saga_view(*, stored: StoredSaga, state: SagaState) -> dict[str, Any]:
     return {
         "transaction_id": stored.saga_id,
         "saga": stored.definition,
+        "version": stored.definition_version,
         **stored.params,
         "status": state.status,
         "parked_reason": state.parked_reason,
@@ -79,19 +83,6 @@ def history_rows(stored: StoredSaga) -> list[tuple[str, ...]]:
     ]
 
 
-def definition_view(
-    types: SagaTypes, *, name: str, version: int, shape_hash: str
-) -> dict[str, Any]:
-    """The definition a saga started under, as the log holds it; `changed`: None when this
-    server defines that version with that shape, else how it differs (`shape_differs`)."""
-    return {
-        "name": name,
-        "version": version,
-        "shape_hash": shape_hash,
-        "changed": types.shape_differs(name, version, shape_hash),
-    }
-
-
 def log_view(*, stored: StoredSaga, types: SagaTypes) -> dict[str, Any]:
     """`saga_view` from the log alone, with its `definition` (`definition_view`). A saga whose
     shape differs here is not replayed: its status is the log's, its parked reason unknown."""
@@ -112,24 +103,3 @@ async def load_saga_view(*, orchestrator: Orchestrator, saga_id: str) -> dict[st
     """`saga_view` of the saga as the log holds it; raises `SagaNotFound` for an unknown id."""
     stored = await orchestrator.get(saga_id)
     return saga_view(stored=stored, state=orchestrator.state_of(stored))
-
-
-async def list_saga_summaries(
-    *, orchestrator: Orchestrator, status: str | None, limit: int
-) -> dict[str, Any]:
-    """The `limit` most recent sagas (optionally of one status) and the count of each status."""
-    log = orchestrator.log
-    rows = await log.list_recent(status=status, limit=limit)
-    return {
-        "transfers": [
-            {
-                "transaction_id": r.saga_id,
-                **r.params,
-                "status": r.status,
-                "created_at": r.created_at,
-                "updated_at": r.updated_at,
-            }
-            for r in rows
-        ],
-        "counts": await log.count_by_status(),
-    }

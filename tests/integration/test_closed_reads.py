@@ -36,6 +36,8 @@ READS = [
     "/audit",
     "/transfers",
     "/transfers/none-such",
+    "/sagas",
+    "/sagas/transfer",
     "/sagas/transfer/none-such",
     "/metrics",
     "/admin/faults",
@@ -44,7 +46,14 @@ READS = [
     "/ui/api/saga-types",
     "/ui/events",
 ]
-OPEN = ["/health", "/ui", "/ui/transfers/x", "/ui/static/dashboard.js"]
+OPEN = [
+    "/health",
+    "/ui",
+    "/ui/transfers/x",
+    "/ui/sagas/order/x",
+    "/ui/static/dashboard.js",
+    "/ui/static/saga_list.js",
+]
 #: The GET routes open to anyone: health checks, the API's description and its viewer, the
 #: dashboard's page and assets (the page asks for the token), the index of links.
 OPEN_GETS = {
@@ -59,7 +68,12 @@ OPEN_GETS = {
     "/redoc",
     "/ui",
     "/ui/transfers/{transaction_id}",
+    "/ui/sagas/{saga_type}/{saga_id}",
     "/ui/static/{name}",
+    # the kit's injected faults, open like `/health` when they came (participant_kit.http)
+    "/faults",
+    "/inventory/faults",
+    "/orders/faults",
 }
 #: The participants' reads, as each role serves them (the walk below must find them closed).
 PARTICIPANT_READS = {
