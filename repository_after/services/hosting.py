@@ -29,6 +29,7 @@ from repository_after.participant_kit import (
     Tx,
     bearer_guard,
     install_error_handlers,
+    participant_reads,
     participant_router,
 )
 from repository_after.service_layer.ports import StorageError
@@ -120,6 +121,14 @@ def read_guard(token: SecretStr | None) -> Callable[[Request], Awaitable[None]]:
             raise HTTPException(401, "this endpoint requires the read token")
 
     return require_read_token
+
+
+def participant_reads_router(service: ParticipantService) -> APIRouter:
+    """A reads router for `service`, holding the kit's reads (`GET /faults`) to begin with; the
+    service adds its own reads to it. Its host includes it behind its read guard."""
+    router = APIRouter(tags=[service.name])
+    router.include_router(participant_reads(service))
+    return router
 
 
 def participant_routes(service: ParticipantService, token: SecretStr | None) -> APIRouter:

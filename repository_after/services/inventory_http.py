@@ -4,7 +4,8 @@ Two routers, so that no read can be added outside the read guard by forgetting i
 - `inventory_routes`: the kit's operations (`reserve`, `release`, `sell`, `/batch`, `/health`)
   and `POST /stock` (open or top up an SKU), all guarded by the service token when one is set
   (`/health` excepted: it is open).
-- `inventory_reads`: `GET /stock`, `GET /reservations/{id}` (its state and lines), `GET /audit`.
+- `inventory_reads`: `GET /stock`, `GET /reservations/{id}` (its state and lines), `GET /audit`,
+  and the kit's `GET /faults` (`hosting.participant_reads_router`).
   It carries no guard of its own: its host includes it behind its read guard (`sagabank serve`:
   `entrypoints.deps.Reader`, the read or admin token; `create_inventory_app`: `read_token`).
 """
@@ -24,6 +25,7 @@ from repository_after.services.hosting import (
     add_audit_route,
     found_or_404,
     json_answer,
+    participant_reads_router,
     participant_routes,
     secret,
     standalone,
@@ -61,7 +63,7 @@ def inventory_routes(service: ParticipantService, token: SecretStr | None) -> AP
 
 def inventory_reads(service: ParticipantService) -> APIRouter:
     """The inventory's reads; the host puts the whole router behind its read guard."""
-    router = APIRouter(tags=[service.name])
+    router = participant_reads_router(service)
 
     @router.get("/stock", response_class=Response)
     async def get_stock() -> Response:

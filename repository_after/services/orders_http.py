@@ -5,8 +5,9 @@ Two routers, as the inventory's (`services.inventory_http`):
   guarded by the service token when one is set (`/health` excepted: it is open).
 - `orders_reads`: `GET /orders/{id}` (with `created_key`: the key `create` ran under,
   `<saga id>:create` from the orchestrator), `GET /orders` (bounded: `limit` ≤ 1000, `after` an
-  order id) and `GET /audit`. No guard of its own: its host includes it behind its read guard
-  (`sagabank serve`: `entrypoints.deps.Reader`; `create_orders_app`: `read_token`).
+  order id), `GET /audit` and the kit's `GET /faults`. No guard of its own: its host includes
+  it behind its read guard (`sagabank serve`: `entrypoints.deps.Reader`; `create_orders_app`:
+  `read_token`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from repository_after.services.hosting import (
     add_audit_route,
     found_or_404,
     json_answer,
+    participant_reads_router,
     participant_routes,
     secret,
     standalone,
@@ -40,7 +42,7 @@ def orders_routes(service: ParticipantService, token: SecretStr | None) -> APIRo
 
 def orders_reads(service: ParticipantService) -> APIRouter:
     """The orders' reads; the host puts the whole router behind its read guard."""
-    router = APIRouter(tags=[service.name])
+    router = participant_reads_router(service)
 
     @router.get("/orders", response_class=Response)
     async def get_orders(
