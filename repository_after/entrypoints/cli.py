@@ -39,6 +39,7 @@ from repository_after.entrypoints import demo, gc_cli, recover_cli, sagas_cli
 from repository_after.entrypoints.logs import configure_logging
 from repository_after.entrypoints.runtime_tuning import tune_gc, tune_switch_interval
 from repository_after.entrypoints.tool_commands import ToolCommandsGroup
+from repository_after.service_layer.saga_types import DefinitionsChanged
 
 app = typer.Typer(
     help="sagabank: money transfers as idempotent, crash-safe sagas.",
@@ -67,7 +68,6 @@ def _refuse_changed_definitions(settings: Settings) -> None:
     with another shape (`bootstrap.check_saga_versions`; the app's start-up checks it too, but
     a failed lifespan is a traceback, not a sentence)."""
     from repository_after.bootstrap import check_saga_versions
-    from repository_after.service_layer.saga_types import DefinitionsChanged
 
     try:
         asyncio.run(check_saga_versions(settings))
@@ -213,6 +213,9 @@ def main() -> None:
         app()
     except ConfigurationError as exc:  # another command's settings (`get_settings`)
         _say_refused(exc)
+        sys.exit(2)
+    except DefinitionsChanged as exc:  # `demo` over a log of changed sagas: a line, not a trace
+        console.print(exc.one_line(), style="red", soft_wrap=True, markup=False, highlight=False)
         sys.exit(2)
 
 

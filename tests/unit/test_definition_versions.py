@@ -210,6 +210,20 @@ def test_a_registry_names_each_version_it_cannot_resume_as_it_started() -> None:
     ]
 
 
+def test_a_registry_says_in_a_few_words_how_one_saga_s_definition_differs() -> None:
+    types = registry(SHIP_V1, SHIP_V2)
+    v1, v2 = SHIP_V1.shape_hash(), SHIP_V2.shape_hash()
+    assert types.shape_differs("ship", 1, v1) is None
+    assert types.shape_differs("ship", 1, v2) == f"definition changed: this server defines {v1}"
+    assert types.shape_differs("ship", 3, v1) == "version not defined here"
+    assert types.shape_differs("order", 1, v1) == "version not defined here"
+
+
+def test_the_refusal_fits_on_one_line_for_the_demo() -> None:
+    refusal = DefinitionsChanged("refusing to start: head\n  first mismatch\n  second one")
+    assert refusal.one_line() == "refusing to start: head: first mismatch; second one"
+
+
 async def create(log: SagaLog, saga_id: str, definition: SagaDefinition, hash_: str) -> None:
     await log.create(
         saga_id=saga_id,
