@@ -38,7 +38,7 @@ from repository_after.service_layer.orchestrator import Observer, Orchestrator, 
 from repository_after.service_layer.ports import AccountStore
 from repository_after.service_layer.retry import RetryPolicy
 from repository_after.service_layer.saga_ports import Participant, SagaLog
-from repository_after.service_layer.saga_types import SagaTypes, check_log_versions
+from repository_after.service_layer.saga_types import SagaTypes, check_log_versions, unserved_steps
 from repository_after.service_layer.transfers import order_rules, transfer_rules
 from repository_after.service_map import services_without_token
 from repository_after.services.orders import OrderIn
@@ -132,14 +132,9 @@ def check_services(settings: Settings, definitions: Mapping[str, SagaDefinition]
             "(the account service's credential) goes to no service listed with its own URL: "
             'give each its own "token", or "token": null for one that takes none'
         )
-    services = settings.resolved_services()
-    for definition in definitions.values():
-        for step in definition.steps:
-            if step.service not in services:
-                raise ConfigurationError(
-                    f"saga {definition.name!r} step {step.name!r} calls service "
-                    f"{step.service!r}, which has no URL: set it in SAGABANK_SERVICES"
-                )
+    unserved = unserved_steps(definitions.values(), settings.resolved_services())
+    if unserved:
+        raise ConfigurationError(f"{unserved[0]}: set it in SAGABANK_SERVICES")
 
 
 def services_needed(

@@ -202,13 +202,7 @@ class SagaTypes:
 
     def unserved(self, urls: Collection[str]) -> list[str]:
         """One line per step (of every registered version) whose service is not in `urls`."""
-        return [
-            f"saga {t.definition.name!r} step {step.name!r} calls service {step.service!r}, "
-            "which has no URL"
-            for t in self._types.values()
-            for step in t.definition.steps
-            if step.service not in urls
-        ]
+        return unserved_steps((t.definition for t in self._types.values()), urls)
 
     def mismatches(self, in_use: Iterable[DefinitionInUse]) -> list[str]:
         """One line per (name, version, hash) of unfinished sagas this registry cannot resume
@@ -263,3 +257,15 @@ async def check_log_versions(log: SagaLog, types: SagaTypes) -> None:
             "refusing to start: the saga log holds unfinished sagas this server would resume "
             "with another shape than they started with\n" + "\n".join(f"  {x}" for x in lines)
         )
+
+
+def unserved_steps(definitions: Iterable[SagaDefinition], urls: Collection[str]) -> list[str]:
+    """One line per step of `definitions` whose service is not in `urls` (what
+    `bootstrap.check_services` refuses to start on)."""
+    return [
+        f"saga {definition.name!r} step {step.name!r} calls service {step.service!r}, "
+        "which has no URL"
+        for definition in definitions
+        for step in definition.steps
+        if step.service not in urls
+    ]
