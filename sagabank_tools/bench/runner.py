@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from sagabank_tools.bench import scenarios
-from sagabank_tools.bench.measure import median_of
+from sagabank_tools.bench.measure import median_of, paired_ratios_of, ratios_of
 
 console = Console()
 
@@ -103,21 +103,11 @@ def _ratio_keys() -> list[tuple[str, str, str]]:
 
 
 def ratios(results: dict[str, Any]) -> dict[str, float]:
-    return {
-        name: results[after]["per_second"] / results[other]["per_second"]
-        for name, after, other in _ratio_keys()
-    }
+    return ratios_of(results, _ratio_keys())
 
 
 def paired_ratios(each: dict[str, list[dict[str, float]]]) -> dict[str, list[float]]:
-    """The same ratios within each repetition, whose systems ran minutes apart in one spell of
-    the machine: their spread shows how far the ratio of medians can be trusted."""
-    return {
-        name: [
-            a["per_second"] / o["per_second"] for a, o in zip(each[after], each[other], strict=True)
-        ]
-        for name, after, other in _ratio_keys()
-    }
+    return paired_ratios_of(each, _ratio_keys())
 
 
 def floors(results: dict[str, Any]) -> list[tuple[str, float, float, bool]]:
