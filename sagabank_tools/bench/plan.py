@@ -1,15 +1,30 @@
-"""The bench's seeded transfer plan, shared by every system it measures.
+"""The bench's seeded plans, shared by every system it measures.
 
-`scenarios` (sagabank and the naive design) and `cqrs_saga` (python-cqrs) load the same plan for
-the same seed, so their figures compare like with like. The accounts are the account service's
-demo accounts (`SAGABANK_DEMO_ACCOUNTS`, ten by default).
+`scenarios` (sagabank and the naive design) and `cqrs_saga` (python-cqrs) load the same transfer
+plan for the same seed, and `orders` and `cqrs_order` the same order plan, so their figures
+compare like with like. The accounts are the account service's demo accounts
+(`SAGABANK_DEMO_ACCOUNTS`, ten by default).
+
+An order buys 1-3 distinct SKUs (1-3 of each) from a merchant, both among the demo accounts and
+never the same; its total is the lines at each SKU's price. The order bench opens every account
+with `ORDER_BALANCE` and every SKU with `STOCK`, more than any plan here spends or sells, so
+neither a customer's funds nor the stock runs out: no outcome depends on which order comes first,
+and the two systems face the same refusals (none) and the same injected faults.
 """
 
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
+from typing import Any
 
 ACCOUNTS = [f"acc-{i:02d}" for i in range(1, 11)]
+#: SKU -> its unit price in minor units
+PRICES = {f"sku-{i:02d}": 100 + 50 * i for i in range(1, 21)}
+#: Each SKU's opening stock (`POST /inventory/stock`)
+STOCK = 1_000_000
+#: Each demo account's opening balance in the order bench (`SAGABANK_DEMO_BALANCE`)
+ORDER_BALANCE = 10**10
 
 
 def transfer_plan(n: int, seed: int) -> list[tuple[str, str, int]]:
@@ -20,3 +35,35 @@ def transfer_plan(n: int, seed: int) -> list[tuple[str, str, int]]:
         source, target = rng.sample(ACCOUNTS, 2)
         transfers.append((source, target, rng.randint(1, 3_000)))
     return transfers
+
+
+@dataclass(frozen=True)
+class PlannedOrder:
+    customer: str
+    merchant: str
+    lines: tuple[tuple[str, int], ...]  # (sku, qty)
+
+    @property
+    def total(self) -> int:
+        return sum(PRICES[sku] * qty for sku, qty in self.lines)
+
+    def params(self, order_id: str) -> dict[str, Any]:
+        """The order saga's parameters (`services.orders.OrderIn`)."""
+        return {
+            "order_id": order_id,
+            "customer": self.customer,
+            "merchant": self.merchant,
+            "lines": [{"sku": sku, "qty": qty} for sku, qty in self.lines],
+            "total": self.total,
+        }
+
+
+def order_plan(n: int, seed: int) -> list[PlannedOrder]:
+    """n orders, each from a customer to a merchant, two distinct demo accounts."""
+    rng = random.Random(seed)
+    orders: list[PlannedOrder] = []
+    for _ in range(n):
+        customer, merchant = rng.sample(ACCOUNTS, 2)
+        skus = rng.sample(sorted(PRICES), rng.randint(1, 3))
+        orders.append(PlannedOrder(customer, merchant, tuple((s, rng.randint(1, 3)) for s in skus)))
+    return orders
