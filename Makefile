@@ -63,6 +63,12 @@ CHAOS_TRANSFERS ?= 2000
 chaos: $(STAMP)
 	$(VENV)/bin/sagabank chaos --seed $(CHAOS_SEED) --transfers $(CHAOS_TRANSFERS)
 
+# The same for the order saga (docs/chaos.md, "The order saga"): every family of the order saga.
+.PHONY: chaos-order
+CHAOS_ORDERS ?= 2000
+chaos-order: $(STAMP)
+	$(VENV)/bin/sagabank chaos --saga order --seed $(CHAOS_SEED) --orders $(CHAOS_ORDERS)
+
 # Mutation testing (docs/testing.md): mutmut breaks the guarantee-bearing modules listed in
 # pyproject.toml ([tool.mutmut]) one change at a time and runs the unit and integration tests
 # that reach each change; then the share killed per module, and every survivor not explained

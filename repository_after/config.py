@@ -30,6 +30,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 from repository_after.domain.order import INVENTORY, ORDERS
 from repository_after.domain.sagas import DEFINITIONS
 from repository_after.domain.transfer import ACCOUNTS
+from repository_after.participant_kit.faults import ParticipantFaults
 from repository_after.service_layer.faults import FaultMode
 
 
@@ -156,6 +157,10 @@ class Settings(BaseSettings):
     credit_failure_rate: float = Field(default=0.3, ge=0.0, le=1.0)
     credit_failure_mode: FaultMode = FaultMode.BEFORE
     fault_seed: int | None = None
+    # `SAGABANK_PARTICIPANT_FAULTS` (JSON): the inventory's and the orders service's injected
+    # faults, name -> {"operations", "rate", "mode", "seed"} (`participant_kit.faults`); none
+    # by default.
+    participant_faults: dict[str, ParticipantFaults] = Field(default_factory=dict)
 
     demo_accounts: int = Field(default=10, ge=0, le=10_000)
     demo_balance: int = Field(default=100_000, ge=0, le=10**12)
@@ -218,6 +223,16 @@ class Settings(BaseSettings):
                 raise ValueError(
                     f"service name {name[:64]!r} is not 1-64 letters, digits or '._:-'"
                 )
+        return value
+
+    @field_validator("participant_faults")
+    @classmethod
+    def _faulty_participants(
+        cls, value: dict[str, ParticipantFaults]
+    ) -> dict[str, ParticipantFaults]:
+        for name in value:
+            if name not in HOSTED_PARTICIPANTS:
+                raise ValueError(f"no participant {name[:64]!r}: {', '.join(HOSTED_PARTICIPANTS)}")
         return value
 
     @model_validator(mode="after")

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from repository_after.domain.saga import AT_REST, TERMINAL, SagaEvent
+from repository_after.domain.saga import AT_REST, TERMINAL, SagaEvent, SagaStatus
 from repository_after.service_layer.saga_ports import (
     DefinitionInUse,
     Lease,
@@ -150,8 +150,14 @@ class InMemorySagaLog:
         row = self._rows.get(saga_id)
         return None if row is None else row.summary
 
-    async def list_recent(self, *, status: str | None = None, limit: int) -> list[SagaSummary]:
-        rows = [r.summary for r in self._rows.values() if status in (None, r.summary.status)]
+    async def list_recent(
+        self, *, status: str | None = None, definition: str | None = None, limit: int
+    ) -> list[SagaSummary]:
+        rows = [
+            s
+            for s in (r.summary for r in self._rows.values())
+            if status in (None, s.status) and definition in (None, s.definition)
+        ]
         rows.sort(key=lambda s: s.created_at, reverse=True)
         return rows[:limit]
 
@@ -168,6 +174,16 @@ class InMemorySagaLog:
         )
         return [DefinitionInUse(*key, n) for key, n in sorted(counts.items())]
 
+    async def oldest_unsettled(self) -> dict[str, dict[str, str]]:
+        oldest: dict[str, dict[str, str]] = {}
+        for s in (r.summary for r in self._rows.values()):
+            if s.status in TERMINAL:
+                continue
+            kind = "parked" if s.status == SagaStatus.FAILED_NEEDS_ATTENTION else "in_flight"
+            by_kind = oldest.setdefault(s.definition, {})
+            by_kind[kind] = min(by_kind.get(kind, s.created_at), s.created_at)
+        return oldest
+
     async def purge_settled(self, *, before: str) -> int:
         old = [
             k
@@ -180,6 +196,13 @@ class InMemorySagaLog:
 
     async def count_by_status(self) -> dict[str, int]:
         return dict(Counter(r.summary.status for r in self._rows.values()))
+
+    async def count_by_definition(self) -> dict[str, dict[str, int]]:
+        counts: dict[str, dict[str, int]] = {}
+        pairs = Counter((r.summary.definition, r.summary.status) for r in self._rows.values())
+        for (definition, status), n in pairs.items():
+            counts.setdefault(definition, {})[status] = n
+        return counts
 
     async def close(self) -> None:
         return None

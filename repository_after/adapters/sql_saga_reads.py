@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import orjson
 
 from repository_after.adapters.sql_plan import Plan, Stmt
-from repository_after.domain.saga import AT_REST, TERMINAL, SagaEvent
+from repository_after.domain.saga import AT_REST, TERMINAL, SagaEvent, SagaStatus
 from repository_after.service_layer.saga_ports import DefinitionInUse, SagaSummary, StoredSaga
 
 T = TypeVar("T")
@@ -39,11 +39,19 @@ _SUMMARY_COLUMNS = (
 _SUMMARY_OF = f"SELECT {_SUMMARY_COLUMNS} FROM sagas WHERE saga_id = ?"
 _EVENTS_OF = "SELECT data FROM saga_events WHERE saga_id = ? ORDER BY seq"
 _RECENT = f"SELECT {_SUMMARY_COLUMNS} FROM sagas{{where}} ORDER BY created_at DESC LIMIT ?"
-_WITH_STATUS = " WHERE status = ?"
+_STATUS_IS = "status = ?"
+_DEFINITION_IS = "definition = ?"
 _UNSETTLED = (
     f"SELECT saga_id FROM sagas WHERE status NOT IN ({marks(AT_REST_VALUES)}) ORDER BY created_at"
 )
 _COUNT_BY_STATUS = "SELECT status, COUNT(*) FROM sagas GROUP BY status"
+_COUNT_BY_DEFINITION = "SELECT definition, status, COUNT(*) FROM sagas GROUP BY definition, status"
+# Non-terminal sagas split as the port's `oldest_unsettled` names them: parked, or in flight.
+_OLDEST_UNSETTLED = (
+    "SELECT definition, CASE WHEN status = ? THEN 'parked' ELSE 'in_flight' END AS kind,"
+    f" MIN(created_at) FROM sagas WHERE status NOT IN ({marks(TERMINAL_VALUES)})"
+    " GROUP BY definition, kind"
+)
 _DEFINITION_COLUMNS = "definition, definition_version, definition_hash"
 _DEFINITIONS_IN_USE = (
     f"SELECT {_DEFINITION_COLUMNS}, COUNT(*) FROM sagas"
@@ -96,8 +104,16 @@ class SqlSagaReads:
 
         return await self._run(plan, writes=False, on_loop=True)
 
-    async def list_recent(self, *, status: str | None = None, limit: int) -> list[SagaSummary]:
-        where, args = ("", (limit,)) if status is None else (_WITH_STATUS, (status, limit))
+    async def list_recent(
+        self, *, status: str | None = None, definition: str | None = None, limit: int
+    ) -> list[SagaSummary]:
+        filters = [
+            (sql, value)
+            for sql, value in ((_STATUS_IS, status), (_DEFINITION_IS, definition))
+            if value is not None
+        ]
+        where = " WHERE " + " AND ".join(sql for sql, _ in filters) if filters else ""
+        args = (*(value for _, value in filters), limit)
 
         def plan() -> Plan[list[SagaSummary]]:
             recent = yield self._stmt(_RECENT.format(where=where), args)
@@ -123,5 +139,27 @@ class SqlSagaReads:
         def plan() -> Plan[dict[str, int]]:
             counts = yield self._stmt(_COUNT_BY_STATUS)
             return {status: int(n) for status, n in counts.rows}
+
+        return await self._run(plan, writes=False, on_loop=False)
+
+    async def count_by_definition(self) -> dict[str, dict[str, int]]:
+        def plan() -> Plan[dict[str, dict[str, int]]]:
+            found = yield self._stmt(_COUNT_BY_DEFINITION)
+            counts: dict[str, dict[str, int]] = {}
+            for definition, status, n in found.rows:
+                counts.setdefault(definition, {})[status] = int(n)
+            return counts
+
+        return await self._run(plan, writes=False, on_loop=False)
+
+    async def oldest_unsettled(self) -> dict[str, dict[str, str]]:
+        args = (SagaStatus.FAILED_NEEDS_ATTENTION.value, *TERMINAL_VALUES)
+
+        def plan() -> Plan[dict[str, dict[str, str]]]:
+            found = yield self._stmt(_OLDEST_UNSETTLED, args)
+            oldest: dict[str, dict[str, str]] = {}
+            for definition, kind, created_at in found.rows:
+                oldest.setdefault(definition, {})[kind] = created_at
+            return oldest
 
         return await self._run(plan, writes=False, on_loop=False)

@@ -96,11 +96,11 @@ class LedgerEntry:
 
 
 def saga_of(transaction_id: str) -> str:
-    """The saga an operation belongs to. Today every step of a transfer uses the transfer's id
-    as its key, so the transaction id IS the saga id; the write-time saga rules (a credit after
-    the compensation, a compensation after the credit) relate operations through this function
-    and `step_key`, so a later scheme of one key per step (`<saga>:<step>`) changes only these
-    two functions."""
+    """The saga an operation belongs to. Every saga's money steps (a transfer's debit and credit,
+    an order's charge and payment) use the saga id as their key, so the transaction id IS the
+    saga id; the write-time saga rules (a credit after the compensation, a compensation after
+    the credit) relate operations through this function and `step_key`, so a later scheme of one
+    key per step (`<saga>:<step>`) changes only these two functions."""
     return transaction_id
 
 

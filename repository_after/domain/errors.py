@@ -14,7 +14,8 @@ itself never imports a web framework.
     ├── TransferCompensated      409 transfer_compensated      (credit after the compensation)
     ├── BalanceLimitExceeded     409 balance_limit_exceeded    (credit past MAX_BALANCE)
     ├── IdempotencyKeyReused     422 idempotency_key_reused    (same id, different request)
-    └── SameAccount              422 same_account              (a transfer to its own source)
+    ├── SameAccount              422 same_account              (a transfer to its own source)
+    └── TransactionIdTooLong     422 transaction_id_too_long   (a saga id its keys outgrow)
 """
 
 from __future__ import annotations
@@ -82,6 +83,14 @@ class SameAccount(BusinessError):
     """A transfer whose source is its target: refused before a saga is logged."""
 
     code = "same_account"
+    http_status = 422
+
+
+class TransactionIdTooLong(BusinessError):
+    """A saga id too long for the keys its saga type sends (`<id>:<step>` past a participant's
+    limit): refused before the saga is logged, or every call would be refused after."""
+
+    code = "transaction_id_too_long"
     http_status = 422
 
 

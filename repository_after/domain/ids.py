@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import re
 
-TRANSACTION_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+#: The longest key a participant accepts. A saga's own id may have to be shorter: a per-step key
+#: adds `:<step>` to it (`SagaDefinition.max_saga_id_length`).
+MAX_TRANSACTION_ID = 128
+TRANSACTION_ID_PATTERN = re.compile(rf"^[A-Za-z0-9._:\-]{{1,{MAX_TRANSACTION_ID}}}$")
 ACCOUNT_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:\-]{1,64}$")
 
 

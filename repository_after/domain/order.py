@@ -1,14 +1,14 @@
 """The order saga: create the order, reserve its stock, charge the customer, pay the merchant,
 then sell the stock and confirm the order. Pure data; docs/sagas.md walks through it.
 
-| step | service | kind | undo / decide |
-|---|---|---|---|
-| create | orders | compensatable | `cancel` (the order `cancelled`) |
-| reserve | inventory | compensatable | `release`; `sell` reads its `reservation_id` |
-| charge | accounts `debit` (customer) | compensatable | `compensate_debit` (the money back) |
-| pay | accounts `credit` (merchant) | PIVOT | `void_credit` settles an unknown outcome |
-| sell | inventory | retriable | (after the pivot: retried until it succeeds, or parks) |
-| confirm | orders | retriable | |
+| step | service | kind | key | undo / decide |
+|---|---|---|---|---|
+| create | orders | compensatable | `<saga>:create` | `cancel` (the order `cancelled`) |
+| reserve | inventory | compensatable | `<saga>:reserve` | `release`; `sell` reads its id |
+| charge | accounts `debit` (customer) | compensatable | `<saga>` | `compensate_debit` |
+| pay | accounts `credit` (merchant) | PIVOT | `<saga>` | `void_credit` settles an unknown one |
+| sell | inventory | retriable | `<saga>:sell` | (after the pivot: retried, or parks) |
+| confirm | orders | retriable | `<saga>:confirm` | |
 
 Why these kinds: everything before the payment can be undone, and each participant fences a late
 action behind its compensation's tombstone, so an unknown outcome there is simply compensated.
@@ -19,12 +19,17 @@ stock and confirming a pending order are business-wise certain to succeed, so th
 (each under its own key) and never compensated; a refusal there parks the saga for an operator.
 
 Every call is keyed `<saga id>:<step>` (`KeyScheme.STEP`): an action, its compensation and its
-settlement share that key.
+settlement share that key. Except the money: `charge` and `pay` are keyed by the saga id alone
+(`key=KeyScheme.SAGA`), exactly as a transfer's debit and credit, because the account service's
+protocol relates a saga's money operations (debit, credit, compensate_debit, void_credit) by one
+transaction id: its write-time rules (no compensation of the debit once the credit under the same
+id landed, no credit once the debit was compensated, the tombstones) and its audit (a credit
+never exceeds its debit) depend on it. Per-step keys would make it see a payment without a debit.
 """
 
 from __future__ import annotations
 
-from repository_after.domain.saga import FromResult, SagaDefinition, Step, StepKind
+from repository_after.domain.saga import FromResult, KeyScheme, SagaDefinition, Step, StepKind
 from repository_after.domain.transfer import ACCOUNTS
 
 ORDERS = "orders"
@@ -65,6 +70,7 @@ ORDER = SagaDefinition(
             request={"account_id": "customer", "amount": "total"},
             kind=StepKind.COMPENSATABLE,
             compensation="compensate_debit",
+            key=KeyScheme.SAGA,
         ),
         Step(
             name="pay",
@@ -74,6 +80,7 @@ ORDER = SagaDefinition(
             request={"account_id": "merchant", "amount": "total"},
             kind=StepKind.PIVOT,
             settlement="void_credit",
+            key=KeyScheme.SAGA,
         ),
         Step(
             name="sell",

@@ -14,7 +14,10 @@ Rules, for every step in order:
                           the step has a settlement, else count it as possibly applied and
                           compensate it with the rest (tombstones make that safe), else park;
 - compensations        -> retried until they succeed; a definite refusal or exhausted retries
-                          park the saga in `failed_needs_attention` for an operator.
+                          park the saga in `failed_needs_attention` for an operator;
+- parked (an event)    -> a worker that cannot resume the saga (its definition version is not
+                          registered there) parks it as it stands, from any state not at rest;
+                          an operator's retry resumes exactly where it stopped.
 A retriable step (after the point of no return, `StepKind`) is never compensated: a definite
 refusal or exhausted retries park the saga. A successful answer that lacks a field a later
 step's request needs parks it too (the action landed; guessing the field is not an option).
@@ -141,6 +144,10 @@ def _transition(definition: SagaDefinition, state: SagaState, event: SagaEvent) 
         if state.status != SagaStatus.FAILED_NEEDS_ATTENTION:
             raise InvalidTransition(f"only a parked saga can be resolved, not {state.status}")
         return state._replace(status=SagaStatus.RESOLVED)
+    if kind is EventKind.PARKED:
+        if state.at_rest:
+            raise InvalidTransition(f"only a saga in progress can be parked, not {state.status}")
+        return _park(state, event.note or "parked")
     call = next_action(definition, state)
     if call is None:
         raise InvalidTransition(f"{kind.value} on a {state.status} saga")

@@ -1,7 +1,7 @@
 """The `sagabank` command: serve, demo, audit, recover, and the saga admin commands.
 
 sagabank serve [--host H] [--port P] [--role all|accounts|orchestrator] [--insecure]
-sagabank demo  [--transfers N] [--fault-mode before|after|mixed] [--retries N] ...
+sagabank demo  [--saga transfer|order] [--transfers N] [--fault-mode before|after|mixed] ...
 sagabank audit [--json]              check the books and reconcile them with the saga log;
                                      exit 1 on any violation (or orphaned money)
 sagabank recover [--wait S] [--take-over]   drive every unsettled saga to a terminal state;

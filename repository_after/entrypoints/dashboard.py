@@ -1,8 +1,12 @@
 """The operator dashboard at `/ui`: static page + JSON helpers + a server-sent event stream.
 
-- `/ui`, `/ui/transfers/{id}`: the single page (plain HTML/JS/CSS shipped in `static/`, nothing
-  fetched from elsewhere, so it works offline); it reads the existing JSON API (`/transfers`,
-  `/transfers/{id}`, `POST /transfers/{id}/retry|resolve`).
+- `/ui`, `/ui/sagas/{type}/{id}` (and `/ui/transfers/{id}`, a transfer's older address): the
+  single page (plain HTML/JS/CSS shipped in `static/`, nothing fetched from elsewhere, so it works
+  offline); it reads the JSON API (`/sagas`, `/sagas/{type}`, `/sagas/{type}/{id}`,
+  `POST /sagas/{type}/{id}/retry|resolve`, `POST /transfers` for its form). It shows every saga
+  type: each row as its type reads (a transfer's route and amount, an order's customer, merchant,
+  total and lines, any other type's parameters), and a saga's timeline from the steps of its
+  definition's version (`/ui/api/saga-types`).
 - `/ui/events`: saga transitions as they happen (`TransitionHub`). A stream ends by itself after
   `STREAM_SECONDS` and the browser reconnects (`retry:`): uvicorn's graceful shutdown waits for
   open responses, so an endless stream would hold a shutdown hostage. Each client (peer address)
@@ -48,6 +52,9 @@ router = APIRouter(prefix="/ui", tags=["dashboard"])
 STATIC = Path(__file__).parent / "static"
 _ASSETS = {
     "dashboard.js": "text/javascript",
+    "saga_list.js": "text/javascript",
+    "saga_detail.js": "text/javascript",
+    "dashboard_app.js": "text/javascript",
     "dashboard.css": "text/css",
     "favicon.svg": "image/svg+xml",
 }
@@ -67,6 +74,11 @@ async def dashboard() -> FileResponse:
 
 @router.get("/transfers/{transaction_id}", include_in_schema=False)
 async def transfer_page(transaction_id: str) -> FileResponse:  # noqa: ARG001 - routed client-side
+    return _page()
+
+
+@router.get("/sagas/{saga_type}/{saga_id}", include_in_schema=False)
+async def saga_page(saga_type: str, saga_id: str) -> FileResponse:  # noqa: ARG001 - client-side
     return _page()
 
 

@@ -1,5 +1,8 @@
 """The client demo: run N transfers as sagas and show that total money is conserved.
 
+`--saga order` runs the order saga instead, over three services of its own (`order_demo`); what
+follows is the transfer demo, the default.
+
 The orchestrator runs in this process and reaches the account service over HTTP. With no
 `--accounts-url` it starts its own account service (a child process on a free loopback port, the
 requested fault settings). Both keep their data in a durable, named place: `--data-dir` (`./data`:
@@ -22,18 +25,17 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import random
 import sys
 import uuid
 from collections import Counter
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
 import httpx
 import typer
-from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
@@ -41,13 +43,21 @@ from rich.table import Table
 from repository_after.bootstrap import orchestrator_session
 from repository_after.config import load_settings
 from repository_after.domain.money import format_minor
+from repository_after.domain.order import ORDER
 from repository_after.domain.saga import AT_REST, SagaStatus
 from repository_after.domain.transfer import TRANSFER
+from repository_after.entrypoints import order_demo
+from repository_after.entrypoints.demo_support import (
+    console,
+    describe,
+    durable_url,
+    injected_faults,
+    resume,
+)
+from repository_after.entrypoints.order_demo import MAX_ORDERS, OrderDemoOptions
 from repository_after.entrypoints.service_process import ServiceProcess
 from repository_after.service_layer.faults import FaultMode
 from repository_after.service_layer.settlements import Settlements
-
-console = Console(stderr=True)
 
 
 @dataclass(frozen=True)
@@ -67,39 +77,8 @@ async def _books(client: httpx.AsyncClient, url: str) -> tuple[dict[str, Any], d
     return accounts, audit
 
 
-async def _injected_faults(client: httpx.AsyncClient, url: str) -> dict[str, int]:
-    """Credit faults the account service injected since it started, by point (before/after).
-
-    Read from `GET /admin/faults` where the service has it, else from its `/metrics` counter
-    (both with the read token the demo already sends)."""
-    reply = await client.get(f"{url}/admin/faults")
-    if reply.status_code == 200:
-        return {k: int(v) for k, v in reply.json()["injected"].items()}
-    text = (await client.get(f"{url}/metrics")).raise_for_status().text
-    counts = {"before": 0, "after": 0}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name.startswith("sagabank_injected_faults") and "point" in sample.labels:
-                counts[sample.labels["point"]] = int(sample.value)
-    return counts
-
-
 #: The demo's lease owner: stable across runs, so a restarted demo takes its own leases at once.
 DEMO_WORKER_ID = "sagabank-demo"
-
-
-def saga_log_url(data_dir: Path) -> str:
-    """The saga log: `SAGABANK_DATABASE_URL` if the user set one, else `data_dir/demo-sagas.db`."""
-    return os.environ.get("SAGABANK_DATABASE_URL") or f"sqlite:///{data_dir / 'demo-sagas.db'}"
-
-
-def accounts_db_url(data_dir: Path) -> str:
-    """The embedded account service's books, durable beside the saga log."""
-    return os.environ.get("SAGABANK_DATABASE_URL") or f"sqlite:///{data_dir / 'demo-accounts.db'}"
-
-
-def _describe(counts: dict[str, int]) -> str:
-    return ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "none"
 
 
 async def run_transfers(
@@ -124,13 +103,7 @@ async def run_transfers(
         async with orchestrator_session(settings, observers=()) as orchestrator:
             # Before anything else: sagas a killed previous run left in flight own money that is
             # debited and not yet credited or refunded; drive them to an end first.
-            resumed = await orchestrator.recover()
-            if resumed:
-                console.print(
-                    f"resumed {sum(resumed.values())} unsettled sagas from a previous run: "
-                    f"{_describe(resumed)}"
-                )
-            left_over = len(await orchestrator.log.unsettled_ids())
+            resumed, left_over = await resume(orchestrator)
             before, _ = await _books(client, accounts_url)
             ids = [a["account_id"] for a in before["accounts"]]
             if len(ids) < 2:
@@ -142,7 +115,7 @@ async def run_transfers(
             gate = asyncio.Semaphore(opts.concurrency)
             statuses: Counter[str] = Counter()
             settlements = Settlements()
-            faults_before = await _injected_faults(client, accounts_url)
+            faults_before = await injected_faults(client, accounts_url)
             with Progress(console=console, transient=False) as progress:
                 bar = progress.add_task("transfers", total=len(plan))
 
@@ -163,7 +136,7 @@ async def run_transfers(
 
                 await asyncio.gather(*(one(i, *p) for i, p in enumerate(plan)))
         after, audit = await _books(client, accounts_url)
-        faults_after = await _injected_faults(client, accounts_url)
+        faults_after = await injected_faults(client, accounts_url)
     unsettled = sum(n for s, n in statuses.items() if s not in AT_REST) + left_over
     return {
         "implementation": "after",
@@ -215,7 +188,7 @@ def _print_summary(result: dict[str, Any]) -> None:
     for key, label in SETTLEMENT_LABELS.items():
         table.add_row(label, str(result["settlements"][key]))
     if result["resumed"]:
-        table.add_row("resumed from a previous run", _describe(result["resumed"]))
+        table.add_row("resumed from a previous run", describe(result["resumed"]))
     table.add_row("total money before (in units)", format_minor(result["total_before"]))
     table.add_row("total money after (in units)", format_minor(result["total_after"]))
     table.add_row("audit", "ok" if result["audit_ok"] else "; ".join(result["audit_violations"]))
@@ -223,29 +196,49 @@ def _print_summary(result: dict[str, Any]) -> None:
     Console().print(table)
 
 
+class DemoSaga(StrEnum):
+    TRANSFER = TRANSFER.name
+    ORDER = ORDER.name
+
+
 def demo(
+    saga: Annotated[
+        DemoSaga,
+        typer.Option(
+            help="transfers between the demo accounts, or orders over the account, inventory "
+            "and orders services (started as three processes)"
+        ),
+    ] = DemoSaga.TRANSFER,
     transfers: Annotated[int, typer.Option(min=1, max=1_000_000, help="transfers to run")] = 100,
-    concurrency: Annotated[
-        int, typer.Option(min=1, max=512, help="transfers in flight at once")
-    ] = 8,
+    orders: Annotated[
+        int, typer.Option(min=1, max=MAX_ORDERS, help="orders to run (--saga order)")
+    ] = 100,
+    concurrency: Annotated[int, typer.Option(min=1, max=512, help="sagas in flight at once")] = 8,
     fault_rate: Annotated[
         float,
-        typer.Option(min=0.0, max=1.0, help="share of credits the started service fails"),
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="share of credits (and of the inventory's reserve and release, for orders) the "
+            "started services fail",
+        ),
     ] = 0.3,
     fault_mode: Annotated[
-        FaultMode,
+        FaultMode | None,
         typer.Option(
-            help="a failed credit is not applied (before), applied with its answer lost "
-            "(after), or either (mixed)"
+            help="a failed call is not applied (before), applied with its answer lost "
+            "(after), or either (mixed); default: before for transfers, mixed for orders",
+            show_default=False,
         ),
-    ] = FaultMode.BEFORE,
-    seed: Annotated[int, typer.Option(help="seed of the transfer plan and of the faults")] = 42,
+    ] = None,
+    seed: Annotated[int, typer.Option(help="seed of the plan and of the faults")] = 42,
     retries: Annotated[int, typer.Option(min=0, max=50, help="retries of an unknown outcome")] = 0,
     max_amount: Annotated[
         int, typer.Option(min=1, help="largest transfer, in minor units (cents)")
     ] = 30_000,
     accounts_url: Annotated[
-        str | None, typer.Option(help="use this account service instead of starting one")
+        str | None,
+        typer.Option(help="use this account service instead of starting one (transfers only)"),
     ] = None,
     data_dir: Annotated[
         Path,
@@ -256,14 +249,22 @@ def demo(
     ] = Path("data"),
     json_output: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
 ) -> None:
-    """Run transfers as sagas between the demo accounts and check that money is conserved."""
+    """Run transfers (or orders) as sagas and check that money (and stock) is conserved."""
     logging.basicConfig(level=logging.WARNING)
-    opts = DemoOptions(transfers, concurrency, fault_rate, fault_mode, seed, retries, max_amount)
     data_dir.mkdir(parents=True, exist_ok=True)
-    log_url = saga_log_url(data_dir)
+    if saga is DemoSaga.ORDER:
+        if accounts_url is not None:
+            raise typer.BadParameter("the order demo starts its own services", param_hint="--saga")
+        mode = fault_mode or FaultMode.MIXED
+        order_opts = OrderDemoOptions(orders, concurrency, fault_rate, mode, seed, retries)
+        order_demo.main(order_opts, data_dir, json_output=json_output)
+        return
+    fault_mode = fault_mode or FaultMode.BEFORE
+    opts = DemoOptions(transfers, concurrency, fault_rate, fault_mode, seed, retries, max_amount)
+    log_url = durable_url(data_dir, "demo-sagas.db")
     if accounts_url is None:
         env = {
-            "SAGABANK_DATABASE_URL": accounts_db_url(data_dir),
+            "SAGABANK_DATABASE_URL": durable_url(data_dir, "demo-accounts.db"),
             "SAGABANK_CREDIT_FAILURE_RATE": str(fault_rate),
             "SAGABANK_CREDIT_FAILURE_MODE": fault_mode.value,
             "SAGABANK_FAULT_SEED": str(seed),

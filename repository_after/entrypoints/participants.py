@@ -11,8 +11,9 @@ instead of) the account service: the inventory and the orders services.
   as its own process (`sagabank serve --role inventory`; the orchestrator then names it in
   `SAGABANK_SERVICES`).
 Their operations take `SAGABANK_SERVICE_TOKEN` when it is set (the kit's bearer check), as the
-account service's do. Their stores open at start-up (the app's lifespan), not when the app is
-built, and close with it.
+account service's do; `SAGABANK_PARTICIPANT_FAULTS` fails the operations it names on purpose
+(`participant_kit.faults`; an operation the service lacks refuses the start). Their stores open
+at start-up (the app's lifespan), not when the app is built, and close with it.
 """
 
 from __future__ import annotations
@@ -25,7 +26,12 @@ from functools import partial
 from fastapi import APIRouter
 from pydantic import SecretStr
 
-from repository_after.config import HOSTED_PARTICIPANTS, ProcessRole, Settings
+from repository_after.config import (
+    HOSTED_PARTICIPANTS,
+    ConfigurationError,
+    ProcessRole,
+    Settings,
+)
 from repository_after.domain.order import INVENTORY, ORDERS
 from repository_after.participant_kit import ParticipantService, ParticipantStore
 from repository_after.services import inventory, orders
@@ -67,7 +73,13 @@ def hosted_participants(settings: Settings) -> list[Hosted]:
         schema, build, routes = _BUILT[name]
         database = settings.participant_database(name)
         store = DeferredStore(partial(open_store, database, schema=schema, name=name))
-        router = routes(build(store), settings.service_token)
+        service = build(store)
+        if (faults := settings.participant_faults.get(name)) is not None:
+            try:
+                service.inject_faults(faults)
+            except ValueError as exc:
+                raise ConfigurationError(f"SAGABANK_PARTICIPANT_FAULTS: {exc}") from None
+        router = routes(service, settings.service_token)
         hosted.append(Hosted(name, prefix, store, router))
     return hosted
 

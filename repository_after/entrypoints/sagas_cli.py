@@ -1,5 +1,8 @@
 """`sagabank sagas list|show|retry|resolve`: the operator's view of the saga log.
 
+`list [--type T] [--status S]` shows what `GET /sagas` and `GET /sagas/{type}` answer
+(`service_layer.saga_listing`): a type column, the parameters, and the counts by type and status.
+
 These go through the same `Orchestrator` methods as the HTTP admin endpoints. Run them against
 the orchestrator's database (`SAGABANK_DATABASE_URL`); `retry` calls the account service at
 `SAGABANK_ACCOUNTS_URL`. Retry a parked saga only while no other process drives it.
@@ -16,11 +19,16 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from repository_after.bootstrap import orchestrator_session
+from repository_after.bootstrap import orchestrator_session, saga_types
 from repository_after.config import get_settings
 from repository_after.domain.saga import InvalidTransition
+from repository_after.service_layer import saga_listing
 from repository_after.service_layer.orchestrator import Orchestrator, SagaNotFound
-from repository_after.service_layer.saga_types import DefinitionsChanged
+from repository_after.service_layer.saga_types import (
+    VIEW_FIELDS,
+    DefinitionsChanged,
+    UnknownSagaType,
+)
 from repository_after.service_layer.saga_views import history_rows, saga_view
 
 T = TypeVar("T")
@@ -56,20 +64,46 @@ def _run(fn: Callable[[Orchestrator], Awaitable[T]]) -> T:
 
 @app.command("list")
 def list_sagas(
-    state: Annotated[str | None, typer.Option(help="only this status")] = None,
+    saga_type: Annotated[
+        str | None, typer.Option("--type", help="only sagas of this type (e.g. order)")
+    ] = None,
+    status: Annotated[
+        str | None, typer.Option("--status", "--state", help="only sagas in this status")
+    ] = None,
     limit: Annotated[int, typer.Option(min=1, help="at most this many sagas")] = 50,
 ) -> None:
-    """Recent sagas, newest first, and the count in each status."""
+    """Recent sagas (of every type, or of `--type`), newest first, and how many sagas each
+    type has in each status. A type or a status no saga can have: exit 2."""
 
-    async def go(o: Orchestrator) -> None:
-        rows = await o.log.list_recent(status=state, limit=limit)
-        table = Table("transaction id", "status", "parameters", "created", "updated")
-        for r in rows:
-            table.add_row(r.saga_id, r.status, json.dumps(r.params), r.created_at, r.updated_at)
-        console.print(table)
-        console.print(await o.log.count_by_status())
+    async def go(o: Orchestrator) -> dict[str, Any]:
+        return await saga_listing.list_sagas(
+            log=o.log, types=saga_types(), saga_type=saga_type, status=status, limit=limit
+        )
 
-    _run(go)
+    try:
+        listed = _run(go)
+    except (UnknownSagaType, saga_listing.UnknownStatus) as exc:
+        console.print(exc.args[0], style="red", markup=False, highlight=False)
+        raise typer.Exit(2) from None
+    table = Table("type", "transaction id", "status", "parameters", "created", "updated")
+    for view in listed["sagas"]:
+        params = {k: v for k, v in view.items() if k not in VIEW_FIELDS}
+        table.add_row(
+            view["saga"],
+            view["transaction_id"],
+            view["status"],
+            json.dumps(params),
+            view["created_at"],
+            view["updated_at"],
+        )
+    console.print(table)
+    by_type = listed["counts"] if saga_type is None else {saga_type: listed["counts"]}
+    counts = Table("type", "status", "sagas")
+    for name, by_status in by_type.items():
+        for state, n in by_status.items():
+            if n:
+                counts.add_row(name, state, str(n))
+    console.print(counts if counts.rows else "no sagas")
 
 
 @app.command()

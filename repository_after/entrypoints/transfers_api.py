@@ -1,8 +1,9 @@
 """HTTP edge of the orchestrator: start a transfer saga, inspect it, operate a parked one.
 
 The rules and the views live in the service layer (`service_layer.transfers`,
-`service_layer.saga_views`); a route picks the status: 200 once the saga is settled (completed,
-failed, or parked for an operator), 202 while it still runs. Operator actions need the admin
+`service_layer.saga_views`, `service_layer.saga_listing`); a route picks the status: 200 once the
+saga is settled (completed, failed, or parked for an operator), 202 while it still runs. The
+listing shows transfers only (`GET /sagas` lists every type). Operator actions need the admin
 bearer token when one is configured (`Admin`).
 """
 
@@ -10,22 +11,25 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path
 
 from repository_after.domain.ids import TRANSACTION_ID_PATTERN
-from repository_after.domain.saga import AT_REST, SagaStatus
+from repository_after.domain.saga import AT_REST
+from repository_after.domain.transfer import TRANSFER
 from repository_after.entrypoints.deps import (
     Admin,
     OptionalTransactionId,
     OrchestratorDep,
     Reader,
+    SagaDeskDep,
     SettingsDep,
     TransferDeskDep,
 )
 from repository_after.entrypoints.json_response import JsonResponse
+from repository_after.entrypoints.sagas_api import LimitQuery, StatusQuery, listing
 from repository_after.entrypoints.schemas import ERROR_RESPONSES, TransferIn
 from repository_after.service_layer.orchestrator import Orchestrator
-from repository_after.service_layer.saga_views import list_saga_summaries, load_saga_view
+from repository_after.service_layer.saga_views import load_saga_view
 from repository_after.service_layer.transfers import run_transfer
 
 router = APIRouter(tags=["transfers"])
@@ -72,11 +76,13 @@ async def get_transfer(
 
 @router.get("/transfers", dependencies=[Reader])
 async def list_transfers(
-    orchestrator: OrchestratorDep,
-    state: Annotated[SagaStatus | None, Query()] = None,  # a saga status, else 422
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    desk: SagaDeskDep, state: StatusQuery = None, limit: LimitQuery = 100
 ) -> dict[str, Any]:
-    return await list_saga_summaries(orchestrator=orchestrator, status=state, limit=limit)
+    """The newest transfers (no other type's sagas), only those in `state` (a transfer's status,
+    else 422), and the count of transfers in each status that has any."""
+    listed = await listing(desk, TRANSFER.name, state, limit, param="state")
+    counts = {status: n for status, n in listed["counts"].items() if n}
+    return {"transfers": listed["sagas"], "counts": counts}
 
 
 @router.post("/transfers/{transaction_id}/retry", responses=ERROR_RESPONSES, dependencies=[Admin])

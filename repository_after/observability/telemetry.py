@@ -54,6 +54,8 @@ class Telemetry:
     def bind(self, container: Container) -> None:
         self.container = container
         self.metrics.faults = container.faults if container.account_store is not None else None
+        types = container.saga_types
+        self.metrics.saga_types = () if types is None else tuple(sorted(types.definitions()))
         self.recent_logs.attach()
 
     def close(self) -> None:

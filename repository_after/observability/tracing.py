@@ -12,8 +12,10 @@ A step span starts at `operation_started` and is *attached* as the current conte
 driver task until the operation's decisive event; the HTTP participant injects that context as
 `traceparent` (for a batched call, into its batch item), so the account service's server spans
 become its children and one trace shows the whole transfer. Attempts are span events with their
-outcome and status code. Both transitions of a pair happen in the same driver task (the shell
-always logs a fresh intent before a call), which is what makes attach/detach safe.
+outcome and status code. The saga span and every step span carry the saga type
+(`sagabank.saga`), so a trace backend can select one type's sagas or steps. Both transitions of
+a pair happen in the same driver task (the shell always logs a fresh intent before a call),
+which is what makes attach/detach safe.
 """
 
 from __future__ import annotations
@@ -92,6 +94,7 @@ class SagaTracer:
                 start_time=_ns(e.at),
                 attributes={
                     "sagabank.transaction_id": t.saga_id,
+                    "sagabank.saga": t.definition,
                     "sagabank.step": e.step or "",
                     "sagabank.operation": e.operation or "",
                     "sagabank.role": e.role.value if e.role else "",

@@ -1,8 +1,9 @@
 """The participant kit: what any FastAPI service needs to be a safe saga participant.
 
 Register operations on a `ParticipantService` (`core`), keep business tables and records in one
-store (`storage`), serve them with `participant_router` (`http`), and check the result with the
-contract suite (`contract`). docs/participant-kit.md walks through the inventory service
+store (`storage`), serve them with `participant_router` (`http`), check the result with the
+contract suite (`contract`), and fail chosen operations on purpose (`faults`).
+docs/participant-kit.md walks through the inventory service
 (`repository_after/services/inventory.py`) as the example.
 """
 
@@ -11,19 +12,19 @@ from repository_after.participant_kit.core import (
     NOTHING_TO_COMPENSATE,
     VOIDED,
     Action,
-    Answer,
     Compensation,
     Kind,
     ParticipantService,
     Refusal,
-    canonical,
 )
+from repository_after.participant_kit.faults import ParticipantFaults
 from repository_after.participant_kit.http import (
     REPLAYED,
     bearer_guard,
     install_error_handlers,
     participant_router,
 )
+from repository_after.participant_kit.records import Answer, canonical
 from repository_after.participant_kit.storage import (
     ParticipantStore,
     SqliteParticipantStore,
@@ -39,6 +40,7 @@ __all__ = [
     "Answer",
     "Compensation",
     "Kind",
+    "ParticipantFaults",
     "ParticipantService",
     "ParticipantStore",
     "Refusal",

@@ -21,7 +21,10 @@ settlement share it) in ONE local transaction, in this order:
 (e) a `Refusal` undoes the handler's partial work (a savepoint) and is recorded and replayed like
     a success; any other exception rolls the whole transaction back and answers 500
     `internal_error` (503 `storage_unavailable` for a storage failure): an unknown outcome, never
-    recorded, so a retry with the same key decides afresh. No traceback or SQL is ever answered.
+    recorded, so a retry with the same key decides afresh. No traceback or SQL is ever answered;
+(f) an operation the service's fault settings name (`inject_faults`, `faults`) may fail on
+    purpose, 500 `injected_fault`: `before` anything is decided (nothing changes), or `after`
+    the transaction above COMMITTED (the lost answer: a retry under the key replays it).
 
 A compensation or settlement given a body (the orchestrator sends the step's request to every
 role of a step) must agree with the applied action's request, else 422 `idempotency_key_reused`.
@@ -35,14 +38,17 @@ import logging
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, NamedTuple
 
 import orjson
 from pydantic import BaseModel
 
+from repository_after.participant_kit import records
+from repository_after.participant_kit.faults import OperationFaults, ParticipantFaults
+from repository_after.participant_kit.records import Answer, canonical, error, error_body
 from repository_after.participant_kit.storage import ParticipantStore, Tx
+from repository_after.service_layer.faults import FaultPoint
 from repository_after.service_layer.ports import StorageError
 
 logger = logging.getLogger(__name__)
@@ -53,7 +59,7 @@ Handler = Callable[[Tx, str, Body], Body]
 #: An operation's name is its route (`POST /<name>`): lower-case words joined by underscores.
 OPERATION_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 #: Routes the kit's router owns; no operation may take their names.
-RESERVED_NAMES = frozenset({"batch", "health"})
+RESERVED_NAMES = frozenset({"batch", "faults", "health"})
 
 NOTHING_TO_COMPENSATE = "nothing_to_compensate"
 ALREADY_APPLIED = "already_applied"
@@ -103,67 +109,6 @@ class Action:
     settlement: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Answer:
-    """What the caller is told: the status, the exact body bytes, and whether it is a replay."""
-
-    status_code: int
-    body: bytes
-    replayed: bool = False
-
-    def json(self) -> Body:
-        value: Body = orjson.loads(self.body)
-        return value
-
-
-class _Record(NamedTuple):
-    request: str
-    status_code: int
-    body: str
-    applied: bool
-
-    def answer(self) -> Answer:
-        return Answer(self.status_code, self.body.encode(), replayed=True)
-
-
-def error_body(code: str, message: str) -> Body:
-    return {"error": code, "message": message}
-
-
-def _error(status_code: int, code: str, message: str) -> Answer:
-    return Answer(status_code, orjson.dumps(error_body(code, message)))
-
-
-def canonical(body: Mapping[str, Any] | None) -> str:
-    """The request as recorded: sorted keys, no spaces; `null` for a call without a body."""
-    return orjson.dumps(body, option=orjson.OPT_SORT_KEYS).decode()
-
-
-_GET = "SELECT request, status_code, body, applied FROM participant_records"
-_GET += " WHERE operation = ? AND key = ?"
-_PUT = (
-    "INSERT INTO participant_records (operation, key, request, status_code, body, applied,"
-    " created_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
-)
-
-
-def _get(tx: Tx, operation: str, key: str) -> _Record | None:
-    rows = tx.execute(_GET, (operation, key))
-    if not rows:
-        return None
-    request, status_code, body, applied = rows[0]
-    return _Record(str(request), int(status_code), str(body), bool(applied))
-
-
-def _put(
-    tx: Tx, operation: str, key: str, request: str, status_code: int, body: Body, applied: bool
-) -> Answer:
-    raw = orjson.dumps(body)
-    now = datetime.now(UTC).isoformat(timespec="microseconds")
-    tx.execute(_PUT, (operation, key, request, status_code, raw.decode(), int(applied), now))
-    return Answer(status_code, raw)
-
-
 def _checked(answer: object, operation: str) -> Body:
     if not isinstance(answer, dict) or not isinstance(answer.get("status"), str):
         raise TypeError(f"{operation}: a handler answers a dict with a 'status' string")
@@ -178,6 +123,7 @@ class ParticipantService:
         self.name = name
         self.store = store
         self._operations: dict[str, tuple[Kind, Action]] = {}
+        self.faults = OperationFaults(name)  # none until `inject_faults`
 
     def action(
         self,
@@ -212,6 +158,11 @@ class ParticipantService:
         """Operation name -> its kind and the action it belongs to, in registration order."""
         return dict(self._operations)
 
+    def inject_faults(self, settings: ParticipantFaults) -> None:
+        """Fail the operations `settings` names on purpose (rule (f)); a ValueError names an
+        operation this service does not have."""
+        self.faults.configure(settings, known=self._operations)
+
     def model(self, operation: str) -> type[BaseModel]:
         return self._operations[operation][1].model
 
@@ -227,31 +178,41 @@ class ParticipantService:
         return action.model.model_validate(raw)
 
     async def perform(self, operation: str, key: str, body: BaseModel | None) -> Answer:
-        """Decide one call in one transaction (rules (a)-(e) above); never raises."""
+        """Decide one call in one transaction (rules (a)-(f) above); never raises."""
         kind, action = self._operations[operation]
         data = None if body is None else body.model_dump(mode="json")
+        point = self.faults.draw(operation, key)
+        if point is FaultPoint.BEFORE:
+            return error(500, "injected_fault", f"injected fault before the {operation}")
 
         def decide(tx: Tx) -> Answer:
             tx.lock(key)
             return _decide(tx, kind, action, operation, key, data)
 
         try:
-            return await self.store.transaction(decide)
+            answer = await self.store.transaction(decide)
         except _Rejected as exc:
-            return _error(exc.status_code, exc.code, exc.message)
+            return error(exc.status_code, exc.code, exc.message)
         except StorageError as exc:
             logger.error("%s %s: storage failure: %s", self.name, operation, exc)
-            return _error(503, "storage_unavailable", "storage is unavailable; retry later")
+            return error(503, "storage_unavailable", "storage is unavailable; retry later")
         except Exception:
             logger.exception("%s %s failed for key %r", self.name, operation, key)
-            return _error(500, "internal_error", "internal error")
+            return error(500, "internal_error", "internal error")
+        if point is FaultPoint.AFTER:  # committed: the caller learns it only by asking again
+            return error(
+                500,
+                "injected_fault",
+                "injected fault: the answer was lost after the request was processed",
+            )
+        return answer
 
 
 def _decide(
     tx: Tx, kind: Kind, action: Action, operation: str, key: str, data: Body | None
 ) -> Answer:
     request = canonical(data)
-    previous = _get(tx, operation, key)
+    previous = records.get(tx, operation, key)
     if previous is not None:
         if previous.request != request:
             raise _Rejected(
@@ -264,7 +225,7 @@ def _decide(
         assert data is not None  # an action's body is required (`parse`)
         _fence(tx, action, key)
         return _run(tx, action.handler, operation, key, request, data)
-    done = _get(tx, action.name, key)
+    done = records.get(tx, action.name, key)
     applied = done if done is not None and done.applied else None
     if applied is not None and data is not None and request != applied.request:
         raise _Rejected(
@@ -276,7 +237,7 @@ def _decide(
     if kind is Kind.COMPENSATION:
         assert action.compensation is not None
         if applied is None:
-            return _put(
+            return records.put(
                 tx,
                 operation,
                 key,
@@ -288,20 +249,23 @@ def _decide(
         answer = orjson.loads(applied.body)
         return _run(tx, action.compensation.handler, operation, key, request, answer)
     if applied is None:
-        return _put(tx, operation, key, request, 200, {**tombstone, "status": VOIDED}, False)
+        return records.put(tx, operation, key, request, 200, {**tombstone, "status": VOIDED}, False)
     answer = {**orjson.loads(applied.body), "status": ALREADY_APPLIED}
-    return _put(tx, operation, key, request, 200, answer, False)
+    return records.put(tx, operation, key, request, 200, answer, False)
 
 
 def _fence(tx: Tx, action: Action, key: str) -> None:
     """Refuse an action whose compensation or settlement already answered for this key."""
-    if action.compensation is not None and _get(tx, action.compensation.name, key) is not None:
+    if (
+        action.compensation is not None
+        and records.get(tx, action.compensation.name, key) is not None
+    ):
         raise _Rejected(
             409,
             "transaction_compensated",
             f"{action.compensation.name} already ran for {key!r}; its {action.name} is refused",
         )
-    if action.settlement is not None and _get(tx, action.settlement, key) is not None:
+    if action.settlement is not None and records.get(tx, action.settlement, key) is not None:
         raise _Rejected(
             409,
             "transaction_voided",
@@ -322,5 +286,5 @@ def _run(
             answer = _checked(handler(tx, key, body), operation)
     except Refusal as refusal:
         refused = error_body(refusal.code, refusal.message)
-        return _put(tx, operation, key, request, refusal.http_status, refused, False)
-    return _put(tx, operation, key, request, 200, answer, True)
+        return records.put(tx, operation, key, request, refusal.http_status, refused, False)
+    return records.put(tx, operation, key, request, 200, answer, True)

@@ -11,6 +11,8 @@ Routes:
   in order, its body the very bytes the single endpoint sends (a `traceparent` is accepted and
   not used yet).
 - `GET /health`: 200 when the store answers a read, else 503.
+- `GET /faults`: the injected faults (`faults.OperationFaults.view`): settings and counts per
+  operation. Open, like `/health`: it says how the service was started, and changes nothing.
 
 The service token (optional): when set, every operation and `/batch` need
 `Authorization: Bearer <token>`, compared in constant time; anyone else gets 401 `unauthorized`
@@ -35,7 +37,8 @@ from pydantic import BaseModel, SecretStr, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from repository_after.domain.ids import TRANSACTION_ID_PATTERN
-from repository_after.participant_kit.core import Answer, ParticipantService, Refusal, error_body
+from repository_after.participant_kit.core import ParticipantService, Refusal
+from repository_after.participant_kit.records import Answer, error_body
 from repository_after.service_layer.ports import StorageError
 
 logger = logging.getLogger(__name__)
@@ -178,6 +181,11 @@ def participant_router(
         return _json(200, {"status": "ok", "service": service.name})
 
     router.add_api_route("/health", health, methods=["GET"], response_class=Response)
+
+    async def faults() -> Response:
+        return _json(200, {"service": service.name, **service.faults.view()})
+
+    router.add_api_route("/faults", faults, methods=["GET"], response_class=Response)
     return router
 
 

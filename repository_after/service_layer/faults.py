@@ -1,4 +1,6 @@
-"""Seeded fault injection for `/credit`, to show compensation and settlement at work.
+"""Seeded fault injection, to show compensation and settlement at work: the account service's
+`/credit` (`SAGABANK_CREDIT_FAILURE_*`) and the operations a participant built on the kit names
+(`participant_kit.faults`), one `FaultInjector` per operation.
 
 Modes: `before` fails the request before anything changes; `after` commits the credit and then
 answers 500 (the lost response: the dangerous case); `mixed` picks one of the two per fault.
@@ -35,7 +37,10 @@ class FaultCounts:
 
 
 class FaultInjector:
-    def __init__(self, *, rate: float, mode: FaultMode, seed: int | None) -> None:
+    def __init__(
+        self, *, rate: float, mode: FaultMode, seed: int | None, operation: str = "credit"
+    ) -> None:
+        self.operation = operation  # what the log lines name
         self._lock = threading.Lock()
         self.counts = FaultCounts()
         self.configure(rate=rate, mode=mode, seed=seed)
@@ -49,7 +54,7 @@ class FaultInjector:
             self._rng = random.Random(seed)
 
     def draw(self, transaction_id: str) -> FaultPoint:
-        """Decide the fate of one `/credit` request."""
+        """Decide the fate of one request of the operation."""
         with self._lock:
             if self.rate == 0.0 or self._rng.random() >= self.rate:
                 return FaultPoint.NONE
@@ -61,7 +66,10 @@ class FaultInjector:
         # INFO, not WARNING: an injected fault is the configured behaviour (and counted in
         # /metrics); at 30 % of credits, a warning each cost the service ~6 % of its CPU.
         logger.info(
-            "injected fault %s on credit", point.value, extra={"transaction_id": transaction_id}
+            "injected fault %s on %s",
+            point.value,
+            self.operation,
+            extra={"transaction_id": transaction_id},
         )
         return point
 

@@ -20,7 +20,8 @@ from repository_after.domain.saga import (
 from repository_after.service_layer.clock import utc_now as _now
 from repository_after.service_layer.driver_tasks import DriverTasks
 from repository_after.service_layer.leases import LeaseBook
-from repository_after.service_layer.saga_driver import DefinitionLookup, SagaDriver, definition_of
+from repository_after.service_layer.resumption import DefinitionLookup, definition_of
+from repository_after.service_layer.saga_driver import SagaDriver
 
 
 class OperatorActions:

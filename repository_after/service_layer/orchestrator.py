@@ -22,7 +22,8 @@ import uuid
 from collections.abc import Coroutine, Mapping, Sequence
 from typing import Any
 
-from repository_after.domain.errors import IdempotencyKeyReused
+from repository_after.domain.errors import IdempotencyKeyReused, TransactionIdTooLong
+from repository_after.domain.ids import MAX_TRANSACTION_ID
 from repository_after.domain.saga import (
     EventKind,
     SagaDefinition,
@@ -37,14 +38,9 @@ from repository_after.service_layer.driver_tasks import DriverTasks
 from repository_after.service_layer.leases import LeaseBook
 from repository_after.service_layer.operation_attempts import intent
 from repository_after.service_layer.operator_actions import OperatorActions
+from repository_after.service_layer.resumption import DefinitionLookup, definition_of
 from repository_after.service_layer.retry import RetryPolicy
-from repository_after.service_layer.saga_driver import (
-    DefinitionLookup,
-    FreshSaga,
-    SagaDriver,
-    SagaNotFound,
-    definition_of,
-)
+from repository_after.service_layer.saga_driver import FreshSaga, SagaDriver, SagaNotFound
 from repository_after.service_layer.saga_ports import Participant, SagaLog, StoredSaga
 from repository_after.service_layer.saga_types import UnknownSagaType
 from repository_after.service_layer.transitions import (
@@ -132,12 +128,20 @@ class Orchestrator:
         and its shape hash: the saga resumes with that version, whatever is registered later.
 
         Returns (saga id, created). Raises IdempotencyKeyReused for an id already used for a
-        different request.
+        different request, and TransactionIdTooLong, before anything is logged, for an id whose
+        keys would outgrow a participant's limit (every call would be refused after the start).
         """
         if definition not in self._definitions:
             raise KeyError(f"unknown saga definition {definition!r}")
-        saga_id = saga_id or uuid.uuid4().hex
         saga = self._definitions[definition]
+        if not saga_id:
+            saga_id = uuid.uuid4().hex
+        elif len(saga_id) > (longest := saga.max_saga_id_length(MAX_TRANSACTION_ID)):
+            raise TransactionIdTooLong(
+                f"a saga of type {definition!r} takes a transaction id of at most {longest} "
+                f"characters: its keys add up to {MAX_TRANSACTION_ID - longest} to it, and a "
+                f"participant accepts keys of at most {MAX_TRANSACTION_ID}"
+            )
         # The start and the first operation's intent go to disk together, in one write.
         events = [SagaEvent(EventKind.STARTED, at=_now())]
         started = state = replay(saga, events)
@@ -160,7 +164,9 @@ class Orchestrator:
         if lease is not None:
             # Observers see the first intent, as before (the start itself is not a transition).
             for first_intent in events[1:]:
-                notify(self._observers, saga_id, saga, first_intent, started.status, state.status)
+                notify(
+                    self._observers, saga_id, saga.name, first_intent, started.status, state.status
+                )
             self._drivers.ensure(saga_id, FreshSaga(saga, state, params, lease))
             return saga_id, True
         existing = await self.log.summary(saga_id)

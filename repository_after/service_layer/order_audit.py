@@ -7,20 +7,18 @@ invariant:
 1. money is conserved: the account balances sum to what was opened;
 2. per SKU, available + reserved + sold = opened (and the inventory's own audit is clean);
 3. every confirmed order has exactly its reservation sold, its customer charged the total (the
-   debit under `<saga>:charge`, not compensated) and its merchant paid it (the credit under
-   `<saga>:pay`);
+   debit under the saga id, not compensated) and its merchant paid it (the credit under the
+   saga id);
 4. every cancelled order holds no reservation (none, or released) and moved no money (no net
    debit, no credit);
 5. no order is left pending once its saga settled (at rest: terminal, or parked for an
    operator) — and the orders service's own audit is clean (no order both confirmed and
-   cancelled, every state matching its records).
+   cancelled, every state matching its records);
+6. the account service's own audit is clean: an order's charge and payment are keyed by its
+   saga id (`domain/order.py`), as a transfer's debit and credit, so the account service relates
+   them like any transfer's and any finding of its audit is a violation.
 
-The order's saga id is the key its `create` ran under, less `:create` (`KeyScheme.STEP`). The
-account service's book audit relates a debit and its credit by ONE transaction id (the
-transfer's scheme), so it reads an order's payment (`<saga>:pay` credited, `<saga>:charge`
-debited) as `money_created` on the credit's key; that finding is accepted here only for an order
-whose charge debited exactly what the payment credited (docs/sagas.md, "Per-step keys and the
-account service"). Any other finding of any service's audit is a violation.
+The order's saga id is the key its `create` ran under, less `:create` (`KeyScheme.STEP`).
 """
 
 from __future__ import annotations
@@ -85,15 +83,15 @@ def audit_orders(books: OrderBooks) -> list[str]:
             )
     violations += [f"inventory: {v}" for v in books.inventory_audit["violations"]]
     violations += [f"orders: {v}" for v in books.orders_audit["violations"]]
+    violations += [f"accounts: {v}" for v in books.account_audit["violations"]]
 
     moved = _moved(books.entries)
-    paid_orders: dict[str, int] = {}
     for order in books.orders:
         saga = saga_of_order(order)
         name = f"order {order['order_id']!r} (saga {saga!r})"
         total = int(order["total"])
-        charged = -(moved[f"{saga}:charge", "debit"] + moved[f"{saga}:charge", "compensate_debit"])
-        paid = moved[f"{saga}:pay", "credit"]
+        charged = -(moved[saga, "debit"] + moved[saga, "compensate_debit"])
+        paid = moved[saga, "credit"]
         held = books.reservations.get(f"{saga}:reserve")
         state = order["state"]
         if state == "confirmed":
@@ -112,19 +110,4 @@ def audit_orders(books: OrderBooks) -> list[str]:
             status = books.sagas.get(saga)
             if status is None or status in AT_REST:
                 violations.append(f"{name} is pending but its saga is {status or 'unknown'}")
-        if paid and charged == paid:
-            paid_orders[f"{saga}:pay"] = paid
-    for finding in books.account_audit["violations"]:
-        if not _explained(str(finding), paid_orders):
-            violations.append(f"accounts: {finding}")
     return violations
-
-
-def _explained(finding: str, paid_orders: Mapping[str, int]) -> bool:
-    """A book-audit finding that is an order's payment read by the transfer's pairing:
-    `money_created: <saga>:pay credited N against a net debit of 0`, where that order's charge
-    debited exactly N."""
-    for key, amount in paid_orders.items():
-        if finding == f"money_created: {key} credited {amount} against a net debit of 0":
-            return True
-    return False

@@ -17,6 +17,8 @@ compensated is five (docs/performance.md). The write points are named after thes
 `operation_attempts.perform`.
 So after a crash at any instant, folding the log gives a state whose next action is safe to
 (re)issue. Every call of one step carries that step's idempotency key (`SagaDefinition.key`).
+A saga is driven with the definition it started under; one this server lacks (a version not
+registered here, or of another shape) is parked with one write and no call (`resumption`).
 
 Leases: the driver acts only while this worker holds the saga's lease (`LeaseBook`). Every write
 carries the lease and is refused (`LeaseLost`) once another worker has taken over; before each
@@ -36,20 +38,30 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Sequence
 from functools import partial
 from typing import Any, NamedTuple
 
 from repository_after.domain.saga import (
+    AT_REST,
     SagaDefinition,
     SagaEvent,
     SagaState,
+    SagaStatus,
     StepRole,
     next_action,
     replay,
 )
 from repository_after.service_layer.leases import LeaseBook
 from repository_after.service_layer.operation_attempts import intent, perform
+from repository_after.service_layer.resumption import (
+    UNRESUMABLE,
+    DefinitionLookup,
+    definition_of,
+    parked_event,
+    parked_state,
+    state_without_definition,
+)
 from repository_after.service_layer.retry import RetryPolicy
 from repository_after.service_layer.saga_ports import (
     Lease,
@@ -58,7 +70,6 @@ from repository_after.service_layer.saga_ports import (
     SagaLog,
     StoredSaga,
 )
-from repository_after.service_layer.saga_types import DefinitionsChanged
 from repository_after.service_layer.transitions import LOGGER_NAME, Observer, apply_observed
 
 logger = logging.getLogger(LOGGER_NAME)
@@ -66,25 +77,6 @@ logger = logging.getLogger(LOGGER_NAME)
 
 class SagaNotFound(KeyError):
     pass
-
-
-#: (definition name, version) -> the definition a saga that started under it resumes with
-#: (`SagaTypes.version`); raises KeyError if this server does not define that version.
-DefinitionLookup = Callable[[str, int], SagaDefinition]
-
-
-def definition_of(versions: DefinitionLookup, stored: StoredSaga) -> SagaDefinition:
-    """The definition `stored` started under, which it resumes with; DefinitionsChanged if this
-    server defines that version with another shape (a saga another server started after this
-    one checked the log at start-up: it is left to a server that has its shape)."""
-    definition = versions(stored.definition, stored.definition_version)
-    if definition.shape_hash() != stored.definition_hash:
-        raise DefinitionsChanged(
-            f"saga {stored.saga_id}: saga type {stored.definition!r} version "
-            f"{stored.definition_version} started under shape {stored.definition_hash}, this "
-            f"server defines {definition.shape_hash()}"
-        )
-    return definition
 
 
 class FreshSaga(NamedTuple):
@@ -139,7 +131,10 @@ class SagaDriver:
             else:
                 lease = self._leases.held(saga_id)  # before the read: the view it is built under
                 stored = await self.load(saga_id)
-                definition = definition_of(self._versions, stored)
+                try:
+                    definition = definition_of(self._versions, stored)
+                except UNRESUMABLE as exc:
+                    return await self._park_unresumable(stored, lease, exc)
                 state = replay(definition, stored.events)
                 if next_action(definition, state) is None:
                     await self._leases.release(saga_id)
@@ -171,6 +166,28 @@ class SagaDriver:
             raise
         await self._leases.release(saga_id)  # a no-op when the last write released it
         return state
+
+    async def _park_unresumable(
+        self, stored: StoredSaga, lease: Lease | None, error: Exception
+    ) -> SagaState:
+        """Park a saga `error` says this server cannot resume (`resumption`), under its lease.
+        One at rest, or held by another worker, is left as it is (and answered as the log has
+        it: the driver of a saga that just settled may be joined late)."""
+        saga_id = stored.saga_id
+        if (
+            lease is None
+            and stored.status not in AT_REST
+            and (lease := await self._leases.acquire(saga_id)) is not None
+        ):
+            stored = await self.load(saga_id)  # what the last holder wrote
+        if lease is None or stored.status in AT_REST:
+            await self._leases.release(saga_id)  # a lease taken for nothing: give it back
+            return state_without_definition(stored)
+        event = parked_event(stored, error, self._leases.owner)
+        status = SagaStatus.FAILED_NEEDS_ATTENTION
+        await self.write(saga_id, [event], status, lease=lease, release=True)
+        logger.warning("saga %s parked: %s", saga_id, event.note, extra={"transaction_id": saga_id})
+        return parked_state(self._observers, stored, event)
 
     async def _run_operations(
         self,

@@ -151,8 +151,11 @@ class SagaLog(Protocol):
 
     async def summary(self, saga_id: str) -> SagaSummary | None: ...
 
-    async def list_recent(self, *, status: str | None = None, limit: int) -> list[SagaSummary]:
-        """The `limit` newest sagas (by `created_at`), newest first; only `status` if given."""
+    async def list_recent(
+        self, *, status: str | None = None, definition: str | None = None, limit: int
+    ) -> list[SagaSummary]:
+        """The `limit` newest sagas (by `created_at`), newest first; only those in `status` and
+        only those of the saga type `definition`, when given."""
         ...
 
     async def unsettled_ids(self) -> list[str]:
@@ -170,6 +173,16 @@ class SagaLog(Protocol):
         ...
 
     async def count_by_status(self) -> dict[str, int]: ...
+
+    async def count_by_definition(self) -> dict[str, dict[str, int]]:
+        """Saga type (definition name) -> status -> how many sagas the log holds; only the pairs
+        that occur (the service layer adds the zeros of the registered types)."""
+        ...
+
+    async def oldest_unsettled(self) -> dict[str, dict[str, str]]:
+        """Saga type -> `in_flight` / `parked` -> the `created_at` of its oldest saga not at rest
+        / parked (`failed_needs_attention`); a type or kind with no such saga is absent."""
+        ...
 
     async def close(self) -> None: ...
 

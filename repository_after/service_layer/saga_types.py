@@ -5,12 +5,15 @@ parameters. Registering one checks what the definition alone cannot:
 - every parameter its steps read is a field of the model (a missing one would fail only in the
   driver, after the saga was logged, and be retried at every lease expiry);
 - one (name, version) is registered once: a second definition under the same version is refused
-  (a running saga must resume with the shape it started with; a new shape is a new version).
+  (a running saga must resume with the shape it started with; a new shape is a new version);
+- no parameter takes a name of `VIEW_FIELDS`: the saga's JSON views spread its parameters beside
+  those fields, so such a parameter would overwrite, say, the `status` a route answers by.
 `parameters(name, raw)` validates a request's parameters against the model before anything is
 logged (a pydantic `ValidationError`, which the HTTP edge answers with a 422), then the type's
 own rules (`check`: e.g. a transfer's source is not its target, a `BusinessError`), and returns
 them as plain JSON data, as the log stores them. `unserved(urls)` lists the steps whose service
-has no URL, for the start-up check.
+has no URL, for the start-up check. `statuses(name)` lists every status a saga of the type can
+be in (what a listing may be filtered by).
 
 Versions: new sagas start on a type's latest version; a saga resumes with the version it started
 under (`version(name, n)`), which the log stores with that definition's shape hash. Before a
@@ -19,6 +22,8 @@ unfinished saga in the log (parked ones included: an operator may retry them) wi
 and refuses to start (`DefinitionsChanged`, naming the type, the version, both hashes and how
 many sagas) if a version is missing or defines another shape: resuming a saga with steps it did
 not start with could call the wrong operation, under the wrong key, or compensate the wrong steps.
+A saga of such a version that reaches a server already running (another server started it later)
+is parked by the driver instead (`resumption`).
 """
 
 from __future__ import annotations
@@ -29,8 +34,38 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from repository_after.domain.saga import InvalidDefinition, SagaDefinition
+from repository_after.domain.saga import InvalidDefinition, SagaDefinition, SagaStatus
 from repository_after.service_layer.saga_ports import DefinitionInUse, SagaLog
+
+#: What a saga's JSON views (`saga_views`) put beside its parameters, which they spread at the
+#: top level (as `/transfers` always did): no parameter may take one of these names.
+VIEW_FIELDS = frozenset(
+    {
+        "transaction_id",
+        "saga",
+        "version",
+        "status",
+        "parked_reason",
+        "created_at",
+        "updated_at",
+        "attempts",
+        "operator_actions",
+    }
+)
+#: The engine's own statuses, in the order a saga meets them; the running statuses of a type's
+#: steps come after `started` (`SagaTypes.statuses`).
+_BEFORE_STEPS = (SagaStatus.STARTED.value,)
+_AFTER_STEPS = tuple(
+    s.value
+    for s in (
+        SagaStatus.COMPENSATING,
+        SagaStatus.COMPLETED,
+        SagaStatus.COMPENSATED,
+        SagaStatus.REJECTED,
+        SagaStatus.FAILED_NEEDS_ATTENTION,
+        SagaStatus.RESOLVED,
+    )
+)
 
 
 class UnknownSagaType(KeyError):
@@ -76,6 +111,12 @@ class SagaTypes:
                 f"saga {definition.name!r}: its steps read {missing}, which its parameter model "
                 f"{params.__name__} does not have"
             )
+        taken = sorted(VIEW_FIELDS & set(params.model_fields))
+        if taken:
+            raise InvalidDefinition(
+                f"saga {definition.name!r}: its parameter model {params.__name__} has {taken}, "
+                "names the saga's views use beside its parameters: rename them"
+            )
         saga_type = SagaType(definition, params, check)
         self._types[key] = saga_type
         latest = self._latest.get(definition.name)
@@ -99,6 +140,18 @@ class SagaTypes:
     def definitions(self) -> dict[str, SagaDefinition]:
         """Name -> the latest definition of each type."""
         return {name: t.definition for name, t in self._latest.items()}
+
+    def statuses(self, name: str) -> list[str]:
+        """Every status a saga of type `name` can be in, in the order a saga meets them:
+        `started`, the running status of each step (every registered version's, the latest
+        first), `compensating`, then the terminal and parked ones."""
+        self._type(name)  # UnknownSagaType
+        versions = sorted(
+            (t.definition for (n, _), t in self._types.items() if n == name),
+            key=lambda d: -d.version,
+        )
+        running = [step.running_status for d in versions for step in d.steps]
+        return list(dict.fromkeys((*_BEFORE_STEPS, *running, *_AFTER_STEPS)))
 
     def parameters(self, name: str, raw: Mapping[str, Any]) -> dict[str, Any]:
         """`raw` validated by the type's model and rules, as the JSON data the log stores."""

@@ -1,11 +1,13 @@
-"""What an operator sees of sagas: one saga in full, or the recent ones in short.
+"""What an operator sees of one saga, in full (the listings are in `saga_listing`).
 
 Built from the saga log (or, right after a driver finished, from the events it holds in memory)
-and shared by every entry point that shows sagas (`GET /transfers/{id}`, the CLI's `sagas show`,
-which adds the full event history of `history_rows`), so they cannot drift apart. The shapes
-are part of the HTTP contract: a saga's parameters are spread at the top level (a transfer's
-`source`, `target`, `amount`), every attempt of every operation is listed in order, and so is
-every operator action.
+and shared by every entry point that shows a saga (`GET /transfers/{id}`,
+`GET /sagas/{type}/{id}`, the CLI's `sagas show`, which adds the full event history of
+`history_rows`), so they cannot drift apart. The shapes are part of the HTTP contract: a saga's
+type and the version of its definition it runs on (the dashboard draws its steps from it), its
+parameters spread at the top level (a transfer's `source`, `target`, `amount`; no parameter
+takes a name of the view's own fields, `saga_types.VIEW_FIELDS`), every attempt of every
+operation in order, and every operator action.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ def saga_view(*, stored: StoredSaga, state: SagaState) -> dict[str, Any]:
     return {
         "transaction_id": stored.saga_id,
         "saga": stored.definition,
+        "version": stored.definition_version,
         **stored.params,
         "status": state.status,
         "parked_reason": state.parked_reason,
@@ -77,24 +80,3 @@ async def load_saga_view(*, orchestrator: Orchestrator, saga_id: str) -> dict[st
     """`saga_view` of the saga as the log holds it; raises `SagaNotFound` for an unknown id."""
     stored = await orchestrator.get(saga_id)
     return saga_view(stored=stored, state=orchestrator.state_of(stored))
-
-
-async def list_saga_summaries(
-    *, orchestrator: Orchestrator, status: str | None, limit: int
-) -> dict[str, Any]:
-    """The `limit` most recent sagas (optionally of one status) and the count of each status."""
-    log = orchestrator.log
-    rows = await log.list_recent(status=status, limit=limit)
-    return {
-        "transfers": [
-            {
-                "transaction_id": r.saga_id,
-                **r.params,
-                "status": r.status,
-                "created_at": r.created_at,
-                "updated_at": r.updated_at,
-            }
-            for r in rows
-        ],
-        "counts": await log.count_by_status(),
-    }

@@ -55,13 +55,15 @@ def log_transition(t: SagaTransition) -> None:
 def notify(
     observers: Sequence[Observer],
     saga_id: str,
-    definition: SagaDefinition,
+    definition: str,
     event: SagaEvent,
     before: str,
     after: str,
 ) -> None:
+    """Pass one transition of saga `saga_id` (of the definition named `definition`) to each
+    observer."""
     if observers:  # none in the bench and many tests: not even the tuple is built
-        transition = SagaTransition(saga_id, definition.name, event, before, after)
+        transition = SagaTransition(saga_id, definition, event, before, after)
         for observer in observers:
             observer(transition)
 
@@ -77,5 +79,5 @@ def apply_observed(
     for event in events:
         before = state.status
         state = apply(definition, state, event)
-        notify(observers, saga_id, definition, event, before, state.status)
+        notify(observers, saga_id, definition.name, event, before, state.status)
     return state

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from enum import StrEnum
 from typing import Annotated
 
 import typer
@@ -12,36 +13,45 @@ from rich.console import Console
 
 from sagabank_tools.chaos.report import render
 from sagabank_tools.chaos.runner import ChaosConfig, run
-from sagabank_tools.chaos.schedule import ALL_FAMILIES, parse_families
+from sagabank_tools.chaos.schedule import parse_families
 
-ALL = ",".join(family.value for family in ALL_FAMILIES)
+
+class Saga(StrEnum):
+    TRANSFER = "transfer"
+    ORDER = "order"
 
 
 def chaos(
-    seed: Annotated[int, typer.Option(help="seed of the fault schedule and the transfer plan")] = 1,
-    transfers: Annotated[
-        int, typer.Option(min=1, max=1_000_000, help="transfers in the seeded plan")
+    seed: Annotated[int, typer.Option(help="seed of the fault schedule and the plan")] = 1,
+    saga: Annotated[Saga, typer.Option(help="the saga type the load runs")] = Saga.TRANSFER,
+    sagas: Annotated[
+        int,
+        typer.Option(
+            "--transfers", "--orders", min=1, max=1_000_000, help="sagas in the seeded plan"
+        ),
     ] = 500,
-    faults: Annotated[str, typer.Option(help="comma-separated fault families")] = ALL,
-    concurrency: Annotated[
-        int, typer.Option(min=1, max=256, help="transfers in flight at once")
-    ] = 16,
+    faults: Annotated[
+        str | None,
+        typer.Option(help="comma-separated fault families (default: every one of the saga)"),
+    ] = None,
+    concurrency: Annotated[int, typer.Option(min=1, max=256, help="sagas in flight at once")] = 16,
     json_output: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
     database_url: Annotated[
         str | None,
         typer.Option(help="an empty PostgreSQL database for both services (default: SQLite)"),
     ] = None,
 ) -> None:
-    """Transfers through injected faults and SIGKILLs on loopback; audit and match the books."""
+    """Sagas through injected faults and SIGKILLs on loopback; audit and match the books."""
     try:
-        families = parse_families(faults)
+        families = None if faults is None else parse_families(faults, saga.value)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--faults") from exc
     if database_url is not None and not database_url.startswith(("postgresql://", "postgres://")):
         raise typer.BadParameter("expected postgresql://…", param_hint="--database-url")
     config = ChaosConfig(
         seed=seed,
-        transfers=transfers,
+        sagas=sagas,
+        saga=saga.value,
         families=families,
         concurrency=concurrency,
         database_url=database_url,

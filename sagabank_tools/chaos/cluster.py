@@ -2,8 +2,10 @@
 
 Every child gets its configuration from `service_env` only: the database URL of each process
 comes from `Databases`, so a run against another backend (a PostgreSQL URL, say) changes that
-one value and nothing else. The account service keeps its port and database across SIGKILLs;
-the orchestrator keeps its port and saga log, and runs recovery when it starts again.
+one value and nothing else. The account service's process also hosts the order saga's inventory
+and orders services (under `/inventory`, `/orders`), each on the database `Databases` names.
+The account service keeps its port and databases across SIGKILLs; the orchestrator keeps its
+port and saga log, and runs recovery when it starts again.
 Both run with one service token (`SAGABANK_SERVICE_TOKEN`, fresh per run): the account service
 moves money only for the orchestrator, as in a configured deployment, and the fault proxy
 between them passes the `Authorization` header on (also into the items of a split batch).
@@ -23,15 +25,21 @@ from repository_after.entrypoints.service_process import ServiceProcess
 class Databases:
     accounts: str  # SAGABANK_DATABASE_URL of the account service
     sagas: str  # SAGABANK_DATABASE_URL of the orchestrator (its saga log)
+    inventory: str  # SAGABANK_INVENTORY_DATABASE_URL of the account service's process
+    orders: str  # SAGABANK_ORDERS_DATABASE_URL of the account service's process
 
     @classmethod
     def sqlite_in(cls, workdir: Path) -> Databases:
-        return cls(f"sqlite:///{workdir / 'accounts.db'}", f"sqlite:///{workdir / 'sagas.db'}")
+        accounts, sagas, inventory, orders = (
+            f"sqlite:///{workdir / name}.db"
+            for name in ("accounts", "sagas", "inventory", "orders")
+        )
+        return cls(accounts, sagas, inventory, orders)
 
     @classmethod
     def shared(cls, database_url: str) -> Databases:
-        """One (empty) PostgreSQL database for both services: their tables do not overlap."""
-        return cls(database_url, database_url)
+        """One (empty) PostgreSQL database for every service: their tables do not overlap."""
+        return cls(database_url, database_url, database_url, database_url)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +75,13 @@ def service_env(
         "SAGABANK_LOG_JSON": "false",
     }
     if role == "accounts":
-        return {**env, "SAGABANK_DATABASE_URL": databases.accounts, "SAGABANK_LOG_LEVEL": "WARNING"}
+        return {
+            **env,
+            "SAGABANK_DATABASE_URL": databases.accounts,
+            "SAGABANK_INVENTORY_DATABASE_URL": databases.inventory,
+            "SAGABANK_ORDERS_DATABASE_URL": databases.orders,
+            "SAGABANK_LOG_LEVEL": "WARNING",
+        }
     return {
         **env,
         "SAGABANK_DATABASE_URL": databases.sagas,

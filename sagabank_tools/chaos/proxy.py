@@ -1,13 +1,19 @@
-"""The fault-injecting HTTP proxy between the orchestrator and the account service.
+"""The fault-injecting HTTP proxy between the orchestrator and the account service's process.
 
 A Starlette app served by uvicorn inside the chaos process (`serving.py`), forwarding with an
-`httpx.AsyncClient`; the proxy itself only decides faults. `POST /debit|/credit|/compensate_debit|
-/void_credit` with a `transaction-id` is numbered per (transaction id, operation) and its fate is
-asked of the `Schedule`; a `POST /batch` is split into such operations (`_unbatch`); everything
-else (`/health`) passes through untouched.
+`httpx.AsyncClient`; the proxy itself only decides faults. The process behind it serves the
+account service at `/` and hosts the order saga's participants under `/inventory` and `/orders`
+(`config.HOSTED_PARTICIPANTS`), where the orchestrator reaches them by default, so one proxy
+stands in front of all three. A `POST` of a saga operation (`OPERATIONS`: every action,
+compensation and settlement of the built-in sagas, at its path: `/credit`, `/inventory/reserve`,
+`/orders/cancel`) with a `transaction-id` is numbered per (transaction id, operation) and its
+fate is asked of the `Schedule`; a `POST /batch` (also `/inventory/batch`, `/orders/batch`) is
+split into such operations (`_unbatch`); everything else (`/health`, reads) passes untouched.
 
-- credit-before: answer 500 `injected_fault` without forwarding (nothing was applied);
-- credit-after: forward, wait for the answer, drop it and answer 500 (the lost response);
+- credit-before / reserve-before: answer 500 `injected_fault` without forwarding (nothing was
+  applied);
+- credit-after / reserve-after: forward, wait for the answer, drop it and answer 500 (the lost
+  response);
 - delay: hold the request `delay` seconds, then forward it anyway — the orchestrator timed out
   long ago, so it lands late (after a retry, a compensation or a void). Recorded in `late`;
 - duplicate: forward the request twice concurrently, answer with the first reply.
@@ -39,12 +45,22 @@ from starlette.requests import Request as HttpRequest
 from starlette.responses import Response
 from starlette.routing import Route
 
+from repository_after.config import HOSTED_PARTICIPANTS
+from repository_after.domain.sagas import DEFINITIONS
 from sagabank_tools.chaos.messages import Reply, Request, error_reply
-from sagabank_tools.chaos.schedule import NO_FAULT, Family, Schedule
+from sagabank_tools.chaos.schedule import AFTER, BEFORE, NO_FAULT, Family, Schedule
 from sagabank_tools.chaos.serving import LoopbackServer
 
 _METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
-OPERATIONS = frozenset({"debit", "credit", "compensate_debit", "void_credit"})
+#: Every operation a built-in saga calls, named by its path without the leading slash.
+OPERATIONS = frozenset(
+    f"{HOSTED_PARTICIPANTS.get(step.service, '')}/{operation}".lstrip("/")
+    for definition in DEFINITIONS.values()
+    for step in definition.steps
+    for operation in (step.action, step.compensation, step.settlement)
+    if operation is not None
+)
+_BATCH = "/batch"
 _PASSED_HEADERS = ("content-type", "transaction-id", "authorization", "traceparent")
 #: What a batch item says in its own fields and its single request says in headers.
 _ITEM_HEADERS = ("transaction_id", "traceparent")
@@ -67,16 +83,17 @@ class LateDelivery:
     replayed: bool
 
 
-def _single(item: dict[str, Any], authorization: str | None) -> Request:
-    """The single request a batch item stands for: its id and trace context become headers,
-    and it carries the batch's credential (the service token), as the batch did."""
+def _single(item: dict[str, Any], prefix: str, authorization: str | None) -> Request:
+    """The single request a batch item stands for (at `prefix`, the batch's own: `/inventory`
+    for `/inventory/batch`): its id and trace context become headers, and it carries the
+    batch's credential (the service token), as the batch did."""
     headers = {"content-type": "application/json", "transaction-id": item["transaction_id"]}
     if authorization is not None:
         headers["authorization"] = authorization
     if isinstance(item.get("traceparent"), str):
         headers["traceparent"] = item["traceparent"]
     body = {k: v for k, v in item.items() if k != "operation" and k not in _ITEM_HEADERS}
-    return Request("POST", f"/{item['operation']}", headers, json.dumps(body).encode())
+    return Request("POST", f"{prefix}/{item['operation']}", headers, json.dumps(body).encode())
 
 
 class FaultProxy:
@@ -91,6 +108,7 @@ class FaultProxy:
         app = Starlette(routes=[Route("/{path:path}", self._endpoint, methods=_METHODS)])
         self._server = LoopbackServer(app)
         self.counts: Counter[Family] = Counter()
+        self.targets: Counter[tuple[Family, str]] = Counter()  # (family, operation) injected
         self.late: list[LateDelivery] = []
         self.batched = 0  # operations that arrived inside a `POST /batch`
         self.url = ""
@@ -123,7 +141,7 @@ class FaultProxy:
         return Response(reply.body, reply.status, replayed, media_type="application/json")
 
     async def _handle(self, request: Request) -> Reply:
-        if request.method == "POST" and request.path == "/batch":
+        if request.method == "POST" and request.path.endswith(_BATCH):
             return await self._unbatch(request)
         return await self._handle_one(request)
 
@@ -135,7 +153,8 @@ class FaultProxy:
         try:
             items = json.loads(request.body)["operations"]
             authorization = request.headers.get("authorization")
-            singles = [_single(item, authorization) for item in items]
+            prefix = request.path.removesuffix(_BATCH)
+            singles = [_single(item, prefix, authorization) for item in items]
         except (ValueError, KeyError, TypeError):
             return await self._handle_one(request)  # the account service answers it (422)
         self.batched += len(singles)
@@ -156,8 +175,11 @@ class FaultProxy:
             fault = self._schedule.proxy_fault(tx_id, operation, delivery)
         if fault.family is not None:
             self.counts[fault.family] += 1
-        if fault.family is Family.CREDIT_BEFORE:
-            return error_reply(500, "injected_fault", "chaos: credit failed before the change")
+            self.targets[fault.family, operation] += 1
+        if fault.family in BEFORE:
+            return error_reply(
+                500, "injected_fault", f"chaos: {operation} failed before the change"
+            )
         if fault.family is Family.DELAY:
             late = self._late(request, fault.delay, tx_id, operation, delivery)
             return await asyncio.shield(self._track(late))
@@ -168,8 +190,8 @@ class FaultProxy:
             )
             return first
         reply = await asyncio.shield(self._track(self._forward(request)))
-        if fault.family is Family.CREDIT_AFTER:
-            return error_reply(500, "injected_fault", "chaos: credit applied, answer lost")
+        if fault.family in AFTER:
+            return error_reply(500, "injected_fault", f"chaos: {operation} applied, answer lost")
         if self._on_answer is not None and delivery:
             await self._on_answer(tx_id, operation, reply)
         return reply

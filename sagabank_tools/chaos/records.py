@@ -1,6 +1,8 @@
 """The account service's own records, read after it stopped, checked against each saga's end.
 
-For every transfer, what the account service applied must match the orchestrator's verdict:
+`query` reads any service's database (the order saga's check, `order_records.py`, reads the
+inventory's and the orders service's with it). For every transfer, what the account service
+applied must match the orchestrator's verdict:
 - completed   => debit and credit applied, no compensation;
 - compensated => credit not applied; compensation recorded, and it reversed money iff the debit
                  was applied (`compensated`) — else it left a tombstone (`nothing_to_compensate`);
@@ -18,7 +20,7 @@ from typing import Any
 Operations = dict[tuple[str, str], str]  # (operation, transaction id) -> recorded status
 
 
-def _query(database_url: str, sql: str) -> list[tuple[Any, ...]]:
+def query(database_url: str, sql: str) -> list[tuple[Any, ...]]:
     if database_url.startswith("sqlite:///"):
         conn = sqlite3.connect(database_url.removeprefix("sqlite:///"))
         try:
@@ -34,12 +36,12 @@ def _query(database_url: str, sql: str) -> list[tuple[Any, ...]]:
 
 
 def read_operations(database_url: str) -> Operations:
-    rows = _query(database_url, "SELECT operation, transaction_id, status FROM operations")
+    rows = query(database_url, "SELECT operation, transaction_id, status FROM operations")
     return {(op, tx): status for op, tx, status in rows}
 
 
 def applied_twice(database_url: str) -> list[str]:
-    rows = _query(
+    rows = query(
         database_url,
         "SELECT operation, transaction_id, COUNT(*) FROM ledger_entries"
         " GROUP BY operation, transaction_id HAVING COUNT(*) > 1",

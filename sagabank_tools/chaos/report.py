@@ -1,9 +1,11 @@
 """The report of a chaos run: figures, violations, and how to replay it.
 
 A run is green only if nothing in `violations` is listed: money conserved, no negative balance,
-every saga terminal, nothing applied twice, a clean audit, every saga matching the account
-service's records, every transfer answered as the API promises, and the account service
-refusing a money call made without the service token (so the run proves the token was on).
+every saga terminal, nothing applied twice, a clean account audit, every saga matching the
+services' records, every saga's POST answered as the API promises, and the account service's
+process refusing calls made without the service token (so the run proves the token was on).
+An order run adds the order audit (`service_layer.order_audit`: stock, orders and money per
+order) and shows the stock's totals. The same fields, table and JSON for every saga type.
 """
 
 from __future__ import annotations
@@ -21,10 +23,12 @@ from sagabank_tools.chaos.schedule import Family
 @dataclass
 class ChaosReport:
     seed: int
-    transfers: int
+    saga: str  # the saga type driven: "transfer" or "order"
+    sagas: int  # how many the plan holds
     families: list[str]
     concurrency: int
     outcomes: dict[str, int] = field(default_factory=dict)
+    refusals: dict[str, int] = field(default_factory=dict)  # business refusals met, by error
     faults: dict[str, int] = field(default_factory=dict)
     late_deliveries: dict[str, int] = field(default_factory=dict)  # what a late request met
     batched_operations: int = 0  # operations the orchestrator sent inside a `POST /batch`
@@ -36,7 +40,9 @@ class ChaosReport:
     negative_balances: list[str] = field(default_factory=list)
     non_terminal: list[str] = field(default_factory=list)
     applied_twice: list[str] = field(default_factory=list)
-    audit_violations: list[str] = field(default_factory=list)
+    audit_violations: list[str] = field(default_factory=list)  # the account service's audit
+    order_audit_violations: list[str] = field(default_factory=list)
+    stock: dict[str, int] = field(default_factory=dict)  # an order run's totals over its SKUs
     record_mismatches: list[str] = field(default_factory=list)
     unexpected_answers: list[str] = field(default_factory=list)
     # A call without the service token was refused (401): the run had the credential on.
@@ -54,10 +60,11 @@ class ChaosReport:
         found += [f"not terminal: {v}" for v in self.non_terminal]
         found += [f"applied twice: {v}" for v in self.applied_twice]
         found += [f"audit: {v}" for v in self.audit_violations]
+        found += [f"order audit: {v}" for v in self.order_audit_violations]
         found += [f"records: {v}" for v in self.record_mismatches]
         found += [f"answer: {v}" for v in self.unexpected_answers]
         if not self.strangers_refused:
-            found.append("the account service took a money call without the service token")
+            found.append("the account service's process took a call without the service token")
         return found
 
     @property
@@ -65,8 +72,13 @@ class ChaosReport:
         return not self.violations
 
     def replay_command(self) -> str:
+        count = (
+            f"--transfers {self.sagas}"
+            if self.saga == "transfer"
+            else (f"--saga {self.saga} --orders {self.sagas}")
+        )
         return (
-            f"sagabank chaos --seed {self.seed} --transfers {self.transfers} "
+            f"sagabank chaos --seed {self.seed} {count} "
             f"--faults {','.join(self.families)} --concurrency {self.concurrency}"
             + (" --database-url <an empty PostgreSQL database>" if self.backend != "sqlite" else "")
         )
@@ -87,22 +99,24 @@ def _count_rows(table: Table, title: str, counts: dict[str, int]) -> None:
 
 def render(report: ChaosReport, console: Console) -> None:
     table = Table(
-        title=f"chaos seed {report.seed}: {report.transfers} transfers, "
+        title=f"chaos seed {report.seed}: {report.sagas} {report.saga}s, "
         f"concurrency {report.concurrency}, {report.elapsed_seconds:.1f} s"
     )
     table.add_column("")
     table.add_column("value", justify="right")
     _count_rows(table, "outcome", report.outcomes)
+    _count_rows(table, "refused", report.refusals)
     for family in Family:
         if family.value in report.families:
             table.add_row(f"fault: {family.value}", str(report.faults.get(family.value, 0)))
     _count_rows(table, "late delivery met", report.late_deliveries)
     table.add_row("operations sent in batches", str(report.batched_operations))
-    table.add_row("transfers re-submitted (orchestrator died)", str(report.resubmitted))
+    table.add_row(f"{report.saga}s re-submitted (orchestrator died)", str(report.resubmitted))
     table.add_row("sagas recovered at restart", str(report.recovered_after_restart))
     table.add_row("parked, retried by operator", str(report.parked_then_retried))
     table.add_row("money before", format_minor(report.money_before))
     table.add_row("money after", format_minor(report.money_after))
+    _count_rows(table, "stock", report.stock)
     refused = "yes" if report.strangers_refused else "[red]no[/red]"
     table.add_row("calls without the service token refused", refused)
     rows = [
@@ -110,6 +124,11 @@ def render(report: ChaosReport, console: Console) -> None:
         ("non-terminal sagas", report.non_terminal),
         ("operations applied twice", report.applied_twice),
         ("audit violations", report.audit_violations),
+        *(
+            [("order audit violations", report.order_audit_violations)]
+            if report.saga == "order"
+            else []
+        ),
         ("sagas contradicting the records", report.record_mismatches),
         ("unexpected answers", report.unexpected_answers),
     ]

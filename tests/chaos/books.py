@@ -13,6 +13,7 @@ raw rows with `sqlite3` or psycopg, and check in this file, independently of the
 - a completed saga debited its source and credited its target by its amount, nothing else;
   a compensated one has no credit, and its debit (if it landed) is exactly undone; a rejected
   one moved nothing.
+The first four are `ledger_problems`, which an order run's check (`order_books.py`) shares.
 """
 
 from __future__ import annotations
@@ -40,23 +41,22 @@ def _select(database_url: str, sql: str) -> Rows:
         return list(pg.execute(sql.encode()))
 
 
-def problems(*, accounts_url: str, sagas_url: str, transfers: int) -> list[str]:
-    """Everything wrong with the books after a chaos run of `transfers` transfers ([] if none)."""
+def ledger_problems(accounts_url: str) -> list[str]:
+    """Everything wrong with the account service's books alone ([] if none): money conserved,
+    every balance its opening plus its ledger and none negative, each (operation, key) recorded
+    once. (Also what an order run's check, `order_books.py`, starts from.)"""
     accounts = _select(accounts_url, "SELECT account_id, opening_balance, balance FROM accounts")
     ledger = _select(
-        accounts_url, "SELECT account_id, transaction_id, operation, delta FROM ledger_entries"
+        accounts_url, "SELECT transaction_id, operation, delta, account_id FROM ledger_entries"
     )
     operations = _select(accounts_url, "SELECT operation, transaction_id FROM operations")
-    saga_rows = _select(sagas_url, "SELECT saga_id, status, params FROM sagas")
-    sagas = {saga_id: (status, json.loads(params)) for saga_id, status, params in saga_rows}
     found: list[str] = []
-
     opening = sum(row[1] for row in accounts)
     total = sum(row[2] for row in accounts)
     if not accounts or total != opening:
         found.append(f"money not conserved: {len(accounts)} accounts, {opening} -> {total}")
     moved = Counter[str]()
-    for account_id, _, _, delta in ledger:
+    for _, _, delta, account_id in ledger:
         moved[account_id] += delta
     for account_id, opening_balance, balance in accounts:
         if balance < 0:
@@ -66,14 +66,24 @@ def problems(*, accounts_url: str, sagas_url: str, transfers: int) -> list[str]:
                 f"{account_id}: balance {balance} != opening {opening_balance}"
                 f" + ledger {moved[account_id]}"
             )
+    recorded = {"ledger": [(op, tx) for tx, op, _, _ in ledger], "operations": operations}
+    for name, keys in recorded.items():
+        found += [f"{name}: {key} recorded {n} times" for key, n in Counter(keys).items() if n > 1]
+    return found
+
+
+def problems(*, accounts_url: str, sagas_url: str, transfers: int) -> list[str]:
+    """Everything wrong with the books after a chaos run of `transfers` transfers ([] if none)."""
+    ledger = _select(
+        accounts_url, "SELECT account_id, transaction_id, operation, delta FROM ledger_entries"
+    )
+    saga_rows = _select(sagas_url, "SELECT saga_id, status, params FROM sagas")
+    sagas = {saga_id: (status, json.loads(params)) for saga_id, status, params in saga_rows}
+    found = ledger_problems(accounts_url)
 
     if len(sagas) != transfers:
         found.append(f"{len(sagas)} sagas in the log for {transfers} transfers")
     found += [f"not terminal: {t} {s}" for t, (s, _) in sorted(sagas.items()) if s not in SETTLED]
-
-    recorded = {"ledger": [(op, tx) for _, tx, op, _ in ledger], "operations": operations}
-    for name, keys in recorded.items():
-        found += [f"{name}: {key} recorded {n} times" for key, n in Counter(keys).items() if n > 1]
 
     entries: dict[str, dict[str, tuple[str, int]]] = {}
     for account_id, tx_id, operation, delta in ledger:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from sagabank_tools.chaos.runner import ChaosConfig, run
-from sagabank_tools.chaos.schedule import ALL_FAMILIES
+from sagabank_tools.chaos.schedule import TRANSFER_FAMILIES
 from tests.chaos import books
 from tests.pg import fresh_database
 
@@ -29,13 +29,13 @@ pytestmark = [pytest.mark.chaos, pytest.mark.timeout(600)]
 async def test_a_chaos_run_with_every_fault_family_conserves_money(
     seed: int, tmp_path: Path
 ) -> None:
-    outcome = await run(ChaosConfig(seed=seed, transfers=100, workdir=tmp_path, settle_timeout=60))
+    outcome = await run(ChaosConfig(seed=seed, sagas=100, workdir=tmp_path, settle_timeout=60))
     report = outcome.report
 
     assert report.violations == [], report.replay_command()
     assert sum(report.outcomes.values()) == 100
     assert report.money_after == report.money_before
-    assert {f.value for f in ALL_FAMILIES} <= {f for f, n in report.faults.items() if n > 0}
+    assert {f.value for f in TRANSFER_FAMILIES} <= {f for f, n in report.faults.items() if n > 0}
     assert report.late_deliveries, "no delayed request reached the account service"
     assert report.batched_operations > 0, "no batch went through the faults"
     assert report.strangers_refused, "the run was made without the service token on"
@@ -49,9 +49,7 @@ async def test_a_chaos_run_with_every_fault_family_conserves_money(
 async def test_a_chaos_run_on_postgresql_conserves_money(tmp_path: Path) -> None:
     with fresh_database() as url:
         outcome = await run(
-            ChaosConfig(
-                seed=4, transfers=100, workdir=tmp_path, settle_timeout=90, database_url=url
-            )
+            ChaosConfig(seed=4, sagas=100, workdir=tmp_path, settle_timeout=90, database_url=url)
         )
         # Both services' tables share the one database; read before it is dropped.
         found = books.problems(accounts_url=url, sagas_url=url, transfers=100)
@@ -59,6 +57,6 @@ async def test_a_chaos_run_on_postgresql_conserves_money(tmp_path: Path) -> None
     assert report.backend == "postgresql"
     assert report.violations == [], report.replay_command()
     assert sum(report.outcomes.values()) == 100
-    assert {f.value for f in ALL_FAMILIES} <= {f for f, n in report.faults.items() if n > 0}
+    assert {f.value for f in TRANSFER_FAMILIES} <= {f for f, n in report.faults.items() if n > 0}
     assert "--database-url" in report.replay_command()
     assert found == [], report.replay_command()

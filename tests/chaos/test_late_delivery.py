@@ -26,7 +26,7 @@ async def test_a_delayed_request_lands_after_the_orchestrator_timed_out_and_is_f
 ) -> None:
     config = ChaosConfig(
         seed=5,
-        transfers=40,
+        sagas=40,
         families=(Family.DELAY,),
         rates=Rates(delay=0.5, delay_range=(1.5, 2.5)),
         workdir=tmp_path,

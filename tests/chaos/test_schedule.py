@@ -1,12 +1,18 @@
-"""The fault schedule is a pure function of the seed: same seed, same faults and kill points."""
+"""The fault schedule and the plans are pure functions of the seed: same seed, same faults, kill
+points, transfers, orders and stock."""
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 
-from sagabank_tools.chaos.load import plan
+from sagabank_tools.chaos.load import ACCOUNTS, plan
+from sagabank_tools.chaos.order_plan import LUXURY, SKUS, plan_orders
+from sagabank_tools.chaos.proxy import OPERATIONS as EVERY_OPERATION
 from sagabank_tools.chaos.schedule import (
-    ALL_FAMILIES,
+    ORDER_FAMILIES,
+    TRANSFER_FAMILIES,
     Family,
     Rates,
     Schedule,
@@ -14,29 +20,54 @@ from sagabank_tools.chaos.schedule import (
 )
 
 OPERATIONS = ("debit", "credit", "compensate_debit", "void_credit")
+ORDER_OPERATIONS = tuple(sorted(EVERY_OPERATION - set(OPERATIONS)))
 
 
-def fingerprint(schedule: Schedule) -> list[object]:
+def fingerprint(schedule: Schedule, operations: tuple[str, ...] = OPERATIONS) -> list[object]:
     faults = [
         schedule.proxy_fault(f"chaos-{i:06d}", op, n)
         for i in range(300)
-        for op in OPERATIONS
+        for op in operations
         for n in (1, 2, 3)
     ]
-    kills = [schedule.kill_points(f, 2000) for f in ALL_FAMILIES]
+    kills = [schedule.kill_points(f, 2000) for f in schedule.families]
     return [*faults, *kills]
 
 
-def test_the_same_seed_gives_the_same_schedule() -> None:
-    assert fingerprint(Schedule(7, ALL_FAMILIES)) == fingerprint(Schedule(7, ALL_FAMILIES))
+@pytest.mark.parametrize(
+    ("families", "operations"),
+    [(TRANSFER_FAMILIES, OPERATIONS), (ORDER_FAMILIES, (*OPERATIONS, *ORDER_OPERATIONS))],
+    ids=["transfer", "order"],
+)
+def test_the_same_seed_gives_the_same_schedule_and_another_seed_another(
+    families: tuple[Family, ...], operations: tuple[str, ...]
+) -> None:
+    seven = fingerprint(Schedule(7, families), operations)
+    assert seven == fingerprint(Schedule(7, families), operations)
+    assert seven != fingerprint(Schedule(8, families), operations)
 
 
-def test_different_seeds_give_different_schedules() -> None:
-    assert fingerprint(Schedule(7, ALL_FAMILIES)) != fingerprint(Schedule(8, ALL_FAMILIES))
+def test_the_order_families_leave_the_transfer_operations_faults_as_they_were() -> None:
+    """The reserve families hit `inventory/reserve` alone: with the order's families on, the
+    transfer's operations meet the very faults they meet under the transfer's families."""
+    transfer = fingerprint(Schedule(7, TRANSFER_FAMILIES))
+    faults = len(transfer) - len(TRANSFER_FAMILIES)
+    assert fingerprint(Schedule(7, ORDER_FAMILIES))[:faults] == transfer[:faults]
+
+
+def test_the_proxy_faults_every_operation_of_the_order_saga_at_its_path() -> None:
+    assert ORDER_OPERATIONS == (
+        "inventory/release",
+        "inventory/reserve",
+        "inventory/sell",
+        "orders/cancel",
+        "orders/confirm",
+        "orders/create",
+    )
 
 
 def test_a_fault_depends_on_the_delivery_not_on_the_order_of_questions() -> None:
-    schedule = Schedule(3, ALL_FAMILIES)
+    schedule = Schedule(3, TRANSFER_FAMILIES)
     keys = [(f"tx-{i}", op, n) for i in range(50) for op in OPERATIONS for n in (1, 2)]
     forward = {k: schedule.proxy_fault(*k) for k in keys}
     backward = {k: schedule.proxy_fault(*k) for k in reversed(keys)}
@@ -49,21 +80,48 @@ def test_the_transfer_plan_replays_from_the_seed() -> None:
     assert all(t.source != t.target for t in plan(5, 100))
 
 
-def test_credit_faults_only_hit_credits_and_every_family_occurs() -> None:
-    schedule = Schedule(11, ALL_FAMILIES)
-    seen: dict[str, set[Family]] = {op: set() for op in OPERATIONS}
+def test_the_order_plan_and_its_stock_replay_from_the_seed() -> None:
+    assert plan_orders(5, 100) == plan_orders(5, 100)
+    assert plan_orders(5, 100) != plan_orders(6, 100)
+    planned = plan_orders(5, 100)
+    asked = Counter[str]()
+    for order in planned.orders:
+        assert order.customer != order.merchant
+        assert {order.customer, order.merchant} <= set(ACCOUNTS)
+        skus = [sku for sku, _ in order.lines]
+        assert len(set(skus)) == len(skus)
+        assert order.total > 0
+        asked.update(dict(order.lines))
+    assert len({o.transaction_id for o in planned.orders}) == 100
+    assert len({o.order_id for o in planned.orders}) == 100
+    # Two SKUs are scarce (a third of what is asked), the rest opened with what is asked; the
+    # luxury orders cost more than all the demo accounts hold, so they are refused for funds.
+    assert set(planned.stock) == {*SKUS, LUXURY}
+    short = {sku for sku, qty in planned.stock.items() if qty < asked[sku]}
+    assert len(short) == 2
+    assert LUXURY not in short
+    assert all(planned.stock[sku] == asked[sku] for sku in planned.stock.keys() - short)
+    luxury = [o for o in planned.orders if LUXURY in dict(o.lines)]
+    assert len(luxury) == 5
+    assert all(o.total > len(ACCOUNTS) * 100_000 for o in luxury)
+
+
+def test_before_and_after_faults_only_hit_their_action_and_every_family_occurs() -> None:
+    schedule = Schedule(11, ORDER_FAMILIES)
+    seen: dict[str, set[Family]] = {op: set() for op in EVERY_OPERATION}
     for i in range(500):
-        for op in OPERATIONS:
+        for op in EVERY_OPERATION:
             fault = schedule.proxy_fault(f"tx-{i}", op, 1)
             if fault.family is not None:
                 seen[op].add(fault.family)
-    assert seen["credit"] == {
-        Family.CREDIT_BEFORE,
-        Family.CREDIT_AFTER,
-        Family.DELAY,
-        Family.DUPLICATE,
+    anywhere = {Family.DELAY, Family.DUPLICATE}
+    assert seen.pop("credit") == {Family.CREDIT_BEFORE, Family.CREDIT_AFTER, *anywhere}
+    assert seen.pop("inventory/reserve") == {
+        Family.RESERVE_BEFORE,
+        Family.RESERVE_AFTER,
+        *anywhere,
     }
-    assert seen["debit"] == {Family.DELAY, Family.DUPLICATE}
+    assert all(families == anywhere for families in seen.values()), seen
 
 
 def test_a_delay_exceeds_the_attempt_timeout_range() -> None:
@@ -82,7 +140,7 @@ def test_families_that_are_off_are_never_scheduled() -> None:
 
 
 def test_kill_points_are_within_the_run_and_at_least_one_per_family() -> None:
-    schedule = Schedule(4, ALL_FAMILIES)
+    schedule = Schedule(4, TRANSFER_FAMILIES)
     for family in (Family.KILL_ORCHESTRATOR, Family.KILL_ACCOUNTS):
         points = schedule.kill_points(family, 50)
         assert len(points) >= 1
@@ -96,3 +154,12 @@ def test_parse_families_accepts_a_list_and_refuses_unknown_names() -> None:
         parse_families("delay,nope")
     with pytest.raises(ValueError, match="no fault family"):
         parse_families(" , ")
+
+
+def test_each_saga_takes_its_own_families_only() -> None:
+    assert parse_families("reserve-after,credit-before", "order") == (
+        Family.CREDIT_BEFORE,
+        Family.RESERVE_AFTER,
+    )
+    with pytest.raises(ValueError, match="not a transfer family: reserve-before"):
+        parse_families("delay,reserve-before")

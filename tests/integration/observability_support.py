@@ -16,11 +16,28 @@ from pathlib import Path
 
 import httpx
 import uvicorn
+from fastapi import FastAPI
+from opentelemetry.sdk.trace.export import SpanExporter
 from prometheus_client.parser import text_string_to_metric_families
 
 from repository_after.config import ProcessRole, Settings
 from repository_after.entrypoints.app import create_app
 from repository_after.observability.telemetry import Telemetry
+
+#: An order `served_all` runs to completion once `stock_apples` stocked its inventory.
+ORDER: dict[str, object] = {
+    "order_id": "o-1",
+    "customer": "acc-01",
+    "merchant": "acc-02",
+    "lines": [{"sku": "apple", "qty": 2}],
+    "total": 300,
+}
+
+
+async def stock_apples(client: httpx.AsyncClient, qty: int = 5) -> None:
+    """Stock the inventory a `served_all` process hosts with `qty` apples."""
+    stocked = await client.post("/inventory/stock", json={"sku": "apple", "qty": qty})
+    assert stocked.status_code == 200, stocked.text
 
 
 def settings(tmp_path: Path, name: str, **overrides: object) -> Settings:
@@ -39,28 +56,64 @@ def settings(tmp_path: Path, name: str, **overrides: object) -> Settings:
 
 
 @asynccontextmanager
-async def served(settings: Settings, telemetry: Telemetry | None = None) -> AsyncIterator[str]:
-    """Serve the app on a free loopback port until the block ends; yields its URL."""
-    # Bound here (port 0) and handed to uvicorn: no moment where the port is free for another
-    # process to take, as there would be between a `free_port()` and uvicorn's own bind.
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen()
-        port = sock.getsockname()[1]
-        app = create_app(settings, telemetry=telemetry)
-        config = uvicorn.Config(app, log_config=None, ws="none")
-        server = uvicorn.Server(config)
-        task = asyncio.create_task(server.serve(sockets=[sock]))
-        try:
+async def _serving(sock: socket.socket, app: FastAPI) -> AsyncIterator[str]:
+    """Serve `app` on the bound, listening `sock` until the block ends; yields its URL."""
+    server = uvicorn.Server(uvicorn.Config(app, log_config=None, ws="none"))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        async with asyncio.timeout(30):
             while not server.started:
                 if task.done():
                     task.result()
                     raise RuntimeError("uvicorn stopped before it started")
                 await asyncio.sleep(0.01)
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            server.should_exit = True
-            await task
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+def _loopback_socket() -> socket.socket:
+    # Bound here (port 0) and handed to uvicorn: no moment where the port is free for another
+    # process to take, as there would be between a `free_port()` and uvicorn's own bind.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+    return sock
+
+
+@asynccontextmanager
+async def served(settings: Settings, telemetry: Telemetry | None = None) -> AsyncIterator[str]:
+    """Serve the app on a free loopback port until the block ends; yields its URL."""
+    with _loopback_socket() as sock:
+        async with _serving(sock, create_app(settings, telemetry=telemetry)) as url:
+            yield url
+
+
+@asynccontextmanager
+async def served_all(
+    tmp_path: Path, *, span_exporter: SpanExporter | None = None, **overrides: object
+) -> AsyncIterator[httpx.AsyncClient]:
+    """Role `all` (the account service, the inventory and orders it hosts, the orchestrator
+    calling them over HTTP at its own URL) on a free loopback port, on SQLite files in
+    `tmp_path`, tracing to `span_exporter` if given; yields a client on its URL once its worker
+    is ready (every service answered)."""
+    with _loopback_socket() as sock:
+        port = sock.getsockname()[1]
+        config = settings(
+            tmp_path, "sagabank", role=ProcessRole.ALL, port=port, transfer_wait=30, **overrides
+        )
+        telemetry = Telemetry(config, span_exporter=span_exporter) if span_exporter else None
+        app = create_app(config, telemetry=telemetry)
+        async with (
+            _serving(sock, app) as url,
+            httpx.AsyncClient(base_url=url, timeout=30) as client,
+        ):
+            async with asyncio.timeout(30):
+                while app.state.readiness is None or not app.state.readiness.ready:
+                    await asyncio.sleep(0.01)
+            client.app = app  # type: ignore[attr-defined]
+            yield client
 
 
 class _Recovered(logging.Handler):

@@ -24,6 +24,8 @@ READS = [
     "/audit",
     "/transfers",
     "/transfers/none-such",
+    "/sagas",
+    "/sagas/transfer",
     "/sagas/transfer/none-such",
     "/metrics",
     "/admin/faults",
@@ -32,7 +34,14 @@ READS = [
     "/ui/api/saga-types",
     "/ui/events",
 ]
-OPEN = ["/health", "/ui", "/ui/transfers/x", "/ui/static/dashboard.js"]
+OPEN = [
+    "/health",
+    "/ui",
+    "/ui/transfers/x",
+    "/ui/sagas/order/x",
+    "/ui/static/dashboard.js",
+    "/ui/static/saga_list.js",
+]
 
 
 @pytest.fixture(autouse=True)

@@ -19,10 +19,11 @@ async def test_the_page_and_every_asset_it_references_are_served_locally(tmp_pat
         assert page.status_code == 200
         assert page.headers["content-type"].startswith("text/html")
         assets = re.findall(r'(?:href|src)="(/ui/static/[^"]+)"', page.text)
-        assert len(assets) == 3
+        assert len(assets) == 6  # a stylesheet, an icon and four scripts
         for asset in assets:
             assert (await client.get(asset)).status_code == 200
         assert (await client.get("/ui/transfers/any-id")).text == page.text
+        assert (await client.get("/ui/sagas/order/any-id")).text == page.text
         missing = await client.get("/ui/static/../../config.py")
         assert missing.status_code == 404
         assert missing.json()["error"] == "not_found"

@@ -1,5 +1,6 @@
 """`GET /metrics`: saga outcomes, step latencies, retries, voids, compensations, parked sagas,
-the age of the oldest unsettled saga, injected faults, idempotent replays and HTTP requests.
+the age of the oldest unsettled saga, injected faults, idempotent replays and HTTP requests;
+every saga series labelled by its saga type.
 
 Real transfers over real loopback HTTP: the orchestrator app (ASGITransport) calls an account
 service served by uvicorn in the test's event loop, each app with its own registry.
@@ -16,11 +17,14 @@ from repository_after.domain.transfer import TRANSFER
 from repository_after.entrypoints.service_process import free_port
 from repository_after.observability.telemetry import Telemetry
 from tests.integration.observability_support import (
+    ORDER,
     orchestrator_client,
     orchestrator_settings,
     samples,
     served,
+    served_all,
     settings,
+    stock_apples,
     value,
 )
 
@@ -63,7 +67,7 @@ async def test_metrics_count_outcomes_retries_voids_compensations_faults_and_rep
     t = {"saga": "transfer"}
     for outcome in ("completed", "compensated", "rejected"):
         assert value(orch, "sagabank_saga_outcomes_total", outcome=outcome, **t) == 1
-        assert value(orch, "sagabank_sagas", status=outcome) == 1
+        assert value(orch, "sagabank_sagas", status=outcome, **t) == 1
     assert value(orch, "sagabank_sagas_started_total", **t) == 3
     # m-void: three unknown credits (two retries), then void_credit answers "voided", then the
     # debit is compensated.
@@ -108,7 +112,9 @@ async def test_metrics_count_outcomes_retries_voids_compensations_faults_and_rep
         )
         == 1
     )
-    assert value(orch, "sagabank_parked_sagas") == 0
+    # a series for every type this server runs, parked sagas or not
+    assert value(orch, "sagabank_parked_sagas", saga="transfer") == 0
+    assert value(orch, "sagabank_parked_sagas", saga="order") == 0
     assert value(orch, "sagabank_idempotent_replays_total", route="/transfers") == 1
     assert (
         value(orch, "sagabank_http_requests_total", method="POST", route="/transfers", status="200")
@@ -150,8 +156,8 @@ async def test_metrics_show_parked_sagas_and_the_age_of_the_oldest_unsettled_one
         parsed = samples((await client.get("/metrics")).text)
 
     t = {"saga": "transfer"}
-    assert value(parsed, "sagabank_parked_sagas") == 1
-    assert value(parsed, "sagabank_sagas", status="failed_needs_attention") == 1
+    assert value(parsed, "sagabank_parked_sagas", **t) == 1
+    assert value(parsed, "sagabank_sagas", status="failed_needs_attention", **t) == 1
     assert value(parsed, "sagabank_saga_outcomes_total", outcome="failed_needs_attention", **t) == 1
     assert (
         value(
@@ -163,10 +169,45 @@ async def test_metrics_show_parked_sagas_and_the_age_of_the_oldest_unsettled_one
         )
         == 1
     )
-    assert value(parsed, "sagabank_oldest_unsettled_saga_age_seconds", kind="parked") > 0
-    # created_at is stamped by the log when the row is written, so only "positive" is known.
-    assert value(parsed, "sagabank_oldest_unsettled_saga_age_seconds", kind="in_flight") > 0
-    assert value(parsed, "sagabank_sagas", status="started") == 1
+    age = "sagabank_oldest_unsettled_saga_age_seconds"
+    assert value(parsed, age, kind="parked", **t) > 0
+    # m-old started at its event's time, 2026-01-01: older than anything this run creates.
+    assert value(parsed, age, kind="in_flight", **t) > value(parsed, age, kind="parked", **t)
+    assert value(parsed, age, kind="in_flight", saga="order") == 0  # no order at all
+    assert value(parsed, "sagabank_sagas", status="started", **t) == 1
+
+
+async def test_an_order_and_a_transfer_each_have_their_own_series(tmp_path: Path) -> None:
+    """One process in role `all` runs a transfer and an order: each type's sagas, steps and
+    outcomes are counted under its own `saga` label, never under the other's."""
+    async with served_all(tmp_path) as client:
+        await stock_apples(client)
+        transfer = await _transfer(client, "m-t", 100)
+        order = await client.post("/sagas/order", json=ORDER, headers={"transaction-id": "m-o"})
+        assert (transfer.json()["status"], order.json()["status"]) == ("completed", "completed")
+        parsed = samples((await client.get("/metrics")).text)
+
+    o, t = {"saga": "order"}, {"saga": "transfer"}
+    for labels in (o, t):
+        assert value(parsed, "sagabank_sagas", status="completed", **labels) == 1
+        assert value(parsed, "sagabank_saga_outcomes_total", outcome="completed", **labels) == 1
+        assert value(parsed, "sagabank_sagas_started_total", **labels) == 1
+        assert value(parsed, "sagabank_parked_sagas", **labels) == 0
+        assert (
+            value(parsed, "sagabank_oldest_unsettled_saga_age_seconds", kind="in_flight", **labels)
+            == 0
+        )
+    step = "sagabank_step_duration_seconds_count"
+    for operation in ("create", "reserve", "debit", "credit", "sell", "confirm"):
+        assert value(parsed, step, operation=operation, outcome="succeeded", **o) == 1
+    for operation in ("debit", "credit"):
+        assert value(parsed, step, operation=operation, outcome="succeeded", **t) == 1
+    for operation in ("create", "reserve"):  # an order's operations never count as a transfer's
+        assert (
+            step,
+            frozenset({**t, "operation": operation, "outcome": "succeeded"}.items()),
+        ) not in parsed
+    assert sum(v for (name, _), v in parsed.items() if name == "sagabank_sagas") == 2
 
 
 async def test_every_app_has_its_own_registry(tmp_path: Path) -> None:

@@ -5,19 +5,18 @@ included: no compensation after the credit applied, no credit after the compensa
 
 from __future__ import annotations
 
-import asyncio
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from repository_after.entrypoints.app import create_app
 from tests.conftest import accounts_settings
+from tests.integration.model_support import SyncClient
 
 TX_IDS = st.sampled_from([f"t{i}" for i in range(6)])
 ACCOUNTS = st.sampled_from(["a", "b", "ghost"])
@@ -55,33 +54,11 @@ def agrees(account: str | None, amount: int | None, rec: Record) -> bool:
     )
 
 
-class SyncClient:
-    """The app with its lifespan, driven from synchronous code through its own event loop."""
-
-    def __init__(self, directory: Path) -> None:
-        self.loop = asyncio.new_event_loop()
-        app = create_app(accounts_settings(directory))
-        self._lifespan = app.router.lifespan_context(app)
-        self.loop.run_until_complete(self._lifespan.__aenter__())
-        self.http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
-
-    def get(self, path: str) -> httpx.Response:
-        return self.loop.run_until_complete(self.http.get(path))
-
-    def post(self, path: str, **kwargs: Any) -> httpx.Response:
-        return self.loop.run_until_complete(self.http.post(path, **kwargs))
-
-    def close(self) -> None:
-        self.loop.run_until_complete(self.http.aclose())
-        self.loop.run_until_complete(self._lifespan.__aexit__(None, None, None))
-        self.loop.close()
-
-
 class AccountServiceMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self._dir = tempfile.TemporaryDirectory()
-        self.client = SyncClient(Path(self._dir.name))
+        self.client = SyncClient(create_app(accounts_settings(Path(self._dir.name))))
         for name, balance in OPENING.items():
             self.client.post("/accounts", json={"account_id": name, "initial_balance": balance})
         self.model = Model()

@@ -3,12 +3,15 @@ the orders services each served by uvicorn as its own app (roles `accounts`, `in
 `orders`, each on its own SQLite file), and an orchestrator (role `orchestrator`) that finds
 the two new services through `SAGABANK_SERVICES`. A happy order; out of stock; insufficient
 funds; an unknown credit settled by `void_credit` both ways. After each, the order saga's
-invariants across the three services' own reads (`service_layer.order_audit`)."""
+invariants across the three services' own reads (`service_layer.order_audit`), the account
+service's own audit among them: clean, as after transfers (the order's money is keyed by its
+saga id)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,10 +42,18 @@ class Stack:
 
 @pytest.fixture
 async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
+    async with open_stack(tmp_path) as opened:
+        yield opened
+
+
+@asynccontextmanager
+async def open_stack(tmp_path: Path, **inventory: object) -> AsyncIterator[Stack]:
+    """The three services (`inventory`: more settings of the inventory's) and the orchestrator,
+    with `STOCK` opened."""
     common = {"demo_accounts": 2, "demo_balance": OPENING}
     async with (
         served(settings(tmp_path, "accounts", role="accounts", **common)) as accounts_url,
-        served(settings(tmp_path, "inventory", role="inventory")) as inventory_url,
+        served(settings(tmp_path, "inventory", role="inventory", **inventory)) as inventory_url,
         served(settings(tmp_path, "orders", role="orders")) as orders_url,
     ):
         services = {"inventory": {"url": inventory_url}, "orders": {"url": orders_url}}
@@ -123,7 +134,11 @@ async def state(stack: Stack, order_id: str) -> str:
 
 
 async def assert_invariants(stack: Stack) -> None:
+    """The order audit, and the account service's own audit: clean (an order's money is keyed
+    by its saga id, so the account service relates its debit and its credit as a transfer's)."""
     assert audit_orders(await books(stack)) == []
+    report = (await stack.accounts.get("/audit")).json()
+    assert (report["ok"], report["violations"]) == (True, []), report
 
 
 def calls(view: dict[str, Any]) -> list[tuple[str, str, str]]:
@@ -151,14 +166,6 @@ async def test_a_happy_order_sells_the_stock_moves_the_money_and_confirms(stack:
     held = (await stack.inventory.get("/reservations/s-happy:reserve")).json()
     assert held["state"] == "sold"
     await assert_invariants(stack)
-    # The account service's own book audit pairs a debit with its credit by one transaction id
-    # (the transfer's keys), so it reads this payment as money created on `<saga>:pay`: the
-    # order audit accepts exactly that finding, for a payment its charge matches.
-    report = (await stack.accounts.get("/audit")).json()
-    assert report["violations"] == [
-        "money_created: s-happy:pay credited 300 against a net debit of 0"
-    ]
-    assert report["total_balance"] == report["total_opened"]
 
 
 async def test_out_of_stock_cancels_the_order_and_reserves_or_charges_nothing(
@@ -249,3 +256,47 @@ async def test_an_unknown_credit_already_applied_goes_forward(stack: Stack) -> N
     assert (await stock(stack))["pear"]["sold"] == 2
     await faults(stack, "before", 0.0)
     await assert_invariants(stack)
+
+
+async def test_the_account_services_own_audit_and_rules_relate_an_orders_charge_and_payment(
+    stack: Stack,
+) -> None:
+    """Orders paid, refused and voided, then the account service's own audit: clean, every
+    entry under its order's saga id; and its write-time rule binds an order's charge to its
+    payment (no refund of a charge once the payment under the same id landed)."""
+    await run(stack, "s-paid", order("o-10", 300, apple=1))
+    await run(stack, "s-poor", order("o-11", OPENING + 1, apple=1))
+    await faults(stack, "before", 1.0)
+    await run(stack, "s-void", order("o-12", 200, pear=1))
+    await faults(stack, "before", 0.0)
+    await run(stack, "s-paid-2", order("o-13", 150, pear=1))
+    assert {o: await state(stack, o) for o in ("o-10", "o-11", "o-12", "o-13")} == {
+        "o-10": "confirmed",
+        "o-11": "cancelled",
+        "o-12": "cancelled",
+        "o-13": "confirmed",
+    }
+    report = (await stack.accounts.get("/audit")).json()
+    assert (report["ok"], report["violations"]) == (True, []), report
+    assert report["total_balance"] == report["total_opened"]
+    entries = (await stack.accounts.get("/accounts/acc-01/entries")).json()
+    entries += (await stack.accounts.get("/accounts/acc-02/entries")).json()
+    moved = sorted((e["transaction_id"], e["operation"], e["delta"]) for e in entries)
+    assert moved == [
+        ("s-paid", "credit", 300),
+        ("s-paid", "debit", -300),
+        ("s-paid-2", "credit", 150),
+        ("s-paid-2", "debit", -150),
+        ("s-void", "compensate_debit", 200),
+        ("s-void", "debit", -200),
+    ]
+    await assert_invariants(stack)
+    # Someone refunding a paid order's charge by hand: the account service relates it to the
+    # payment under the same id and refuses it, as it would for a transfer.
+    refund = await stack.accounts.post(
+        "/compensate_debit",
+        json={"account_id": "acc-01", "amount": 300},
+        headers={"transaction-id": "s-paid"},
+    )
+    assert (refund.status_code, refund.json()["error"]) == (409, "transfer_credited")
+    assert await balances(stack) == {"acc-01": OPENING - 450, "acc-02": OPENING + 450}

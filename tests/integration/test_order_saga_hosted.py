@@ -6,54 +6,21 @@ order with 422 before anything is logged or created."""
 
 from __future__ import annotations
 
-import asyncio
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
-from repository_after.config import ProcessRole
-from repository_after.entrypoints.app import create_app
-from tests.integration.observability_support import settings
-
-ORDER: dict[str, Any] = {
-    "order_id": "o-1",
-    "customer": "acc-01",
-    "merchant": "acc-02",
-    "lines": [{"sku": "apple", "qty": 2}],
-    "total": 300,
-}
+from tests.integration.observability_support import ORDER, served_all
 
 
 @pytest.fixture
 async def sagabank(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     """Role `all` on a free loopback port; the client talks to it over HTTP."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen()
-        port = sock.getsockname()[1]
-        config = settings(tmp_path, "sagabank", role=ProcessRole.ALL, port=port, transfer_wait=30)
-        app = create_app(config)
-        server = uvicorn.Server(uvicorn.Config(app, log_config=None, ws="none"))
-        task = asyncio.create_task(server.serve(sockets=[sock]))
-        try:
-            async with asyncio.timeout(30):
-                while not server.started:
-                    assert not task.done(), "uvicorn stopped before it started"
-                    await asyncio.sleep(0.01)
-            url = f"http://127.0.0.1:{port}"
-            async with httpx.AsyncClient(base_url=url, timeout=30) as client:
-                async with asyncio.timeout(30):  # the worker starts once every service answers
-                    while app.state.readiness is None or not app.state.readiness.ready:
-                        await asyncio.sleep(0.01)
-                yield client
-        finally:
-            server.should_exit = True
-            await task
+    async with served_all(tmp_path) as client:
+        yield client
 
 
 async def test_a_default_process_hosts_the_participants_and_runs_an_order(
@@ -103,7 +70,7 @@ async def test_a_bad_order_is_refused_with_422_and_nothing_is_logged_or_created(
     )
     assert (refused.status_code, refused.json()["error"]) == (422, "invalid_request")
     assert (await sagabank.get("/sagas/order/s-2")).status_code == 404
-    assert (await sagabank.get("/transfers")).json()["transfers"] == []  # every saga type
+    assert (await sagabank.get("/sagas")).json()["sagas"] == []  # every saga type
     assert (await sagabank.get("/orders/orders")).json()["orders"] == []
 
 
@@ -112,7 +79,7 @@ async def test_an_order_paying_its_own_customer_is_refused_by_the_types_rule(
 ) -> None:
     refused = await sagabank.post("/sagas/order", json={**ORDER, "merchant": "acc-01"})
     assert (refused.status_code, refused.json()["error"]) == (422, "same_account")
-    assert (await sagabank.get("/transfers")).json()["transfers"] == []
+    assert (await sagabank.get("/sagas")).json()["sagas"] == []
 
 
 async def test_the_hosted_participants_take_whole_orders_the_account_routes_do_not(

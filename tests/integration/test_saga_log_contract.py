@@ -351,3 +351,88 @@ async def test_definitions_in_use_count_the_unfinished_sagas_of_each_version_and
         DefinitionInUse("transfer", 1, "h2", 1),
         DefinitionInUse("transfer", 2, "h1", 1),
     ]
+
+
+#: Sagas of two types: (id, type, second of its start, status).
+MIXED = [
+    ("o1", "order", 1, "completed"),
+    ("t2", "transfer", 2, "completed"),
+    ("o3", "order", 3, "reserving"),
+    ("o4", "order", 4, "completed"),
+    ("t5", "transfer", 5, "completed"),
+    ("t6", "transfer", 6, "debiting"),
+]
+
+
+async def _create_typed(saga_log: SagaLog, sagas: list[tuple[str, str, int, str]]) -> None:
+    """(id, saga type, second of its start, status), created in the order given."""
+    for saga_id, definition, second, status in sagas:
+        await saga_log.create(
+            saga_id=saga_id,
+            definition=definition,
+            definition_version=1,
+            definition_hash="h",
+            params={"n": second},
+            events=[SagaEvent(EventKind.STARTED, at=at(second))],
+            status=status,
+        )
+
+
+async def test_list_recent_of_one_type_filters_before_the_limit(saga_log: SagaLog) -> None:
+    """The type filter runs in the query, before the limit: the newest `limit` sagas OF THAT
+    TYPE, however many newer sagas of other types exist; with a status, both filters hold."""
+    await _create_typed(saga_log, MIXED)
+
+    async def ids(
+        *, limit: int, definition: str | None = None, status: str | None = None
+    ) -> list[str]:
+        found = await saga_log.list_recent(definition=definition, status=status, limit=limit)
+        return [s.saga_id for s in found]
+
+    assert await ids(definition="order", limit=10) == ["o4", "o3", "o1"]
+    assert await ids(definition="order", limit=2) == ["o4", "o3"]
+    assert await ids(definition="transfer", limit=1) == ["t6"]
+    assert await ids(definition="order", status="completed", limit=10) == ["o4", "o1"]
+    assert await ids(definition="transfer", status="completed", limit=1) == ["t5"]
+    assert await ids(definition="order", status="debiting", limit=10) == []
+    assert await ids(definition="none_such", limit=10) == []
+    assert await ids(status="completed", limit=10) == ["t5", "o4", "t2", "o1"]
+    summaries = await saga_log.list_recent(definition="order", limit=1)
+    assert (summaries[0].definition, summaries[0].params) == ("order", {"n": 4})
+
+
+async def test_count_by_definition_counts_each_type_and_status_that_occurs(
+    saga_log: SagaLog,
+) -> None:
+    assert await saga_log.count_by_definition() == {}
+    await _create_typed(saga_log, MIXED)
+    await saga_log.append("o3", [attempt(1)], status="failed_needs_attention")
+    assert await saga_log.count_by_definition() == {
+        "order": {"completed": 2, "failed_needs_attention": 1},
+        "transfer": {"completed": 2, "debiting": 1},
+    }
+
+
+async def test_oldest_unsettled_is_per_type_the_oldest_in_flight_and_the_oldest_parked(
+    saga_log: SagaLog,
+) -> None:
+    """What the age gauges read: per type, the oldest saga not at rest and the oldest parked
+    one; terminal sagas never count, however old. Created in an order unlike their age."""
+    assert await saga_log.oldest_unsettled() == {}
+    await _create_typed(
+        saga_log,
+        [
+            ("t5", "transfer", 5, "debiting"),
+            ("o2", "order", 2, "reserving"),
+            ("t1", "transfer", 1, "completed"),
+            ("t3", "transfer", 3, "crediting"),
+            ("o6", "order", 6, "failed_needs_attention"),
+            ("o4", "order", 4, "failed_needs_attention"),
+            ("o1", "order", 1, "compensated"),
+            ("x0", "legacy", 0, "resolved"),
+        ],
+    )
+    assert await saga_log.oldest_unsettled() == {
+        "transfer": {"in_flight": at(3)},
+        "order": {"in_flight": at(2), "parked": at(4)},
+    }

@@ -118,3 +118,43 @@ async def test_a_saga_is_found_and_operated_only_under_its_own_type(
     # the generic operator routes act under the right type, with the transfer's own rules
     refused = await client.post("/sagas/transfer/s-4/retry")
     assert (refused.status_code, refused.json()["error"]) == (409, "invalid_transition")
+
+
+ORDER = {
+    "order_id": "o-1",
+    "customer": "acc-01",
+    "merchant": "acc-02",
+    "lines": [{"sku": "apple", "qty": 1}],
+    "total": 100,
+}
+
+
+async def test_a_saga_id_too_long_for_its_types_keys_is_refused_before_anything_is_logged(
+    client: httpx.AsyncClient,
+) -> None:
+    """A participant accepts keys of at most 128 characters, and the order keys most steps
+    `<id>:<step>` (`:confirm`, `:reserve`: 8 more): its ids may have 120."""
+    too_long = "o" * 121
+    refused = await client.post("/sagas/order", json=ORDER, headers={"transaction-id": too_long})
+    assert (refused.status_code, refused.json()["error"]) == (422, "transaction_id_too_long")
+    assert refused.json()["message"] == (
+        "a saga of type 'order' takes a transaction id of at most 120 characters: its keys add "
+        "up to 8 to it, and a participant accepts keys of at most 128"
+    )
+    assert too_long not in refused.text
+    assert await sagas_logged(client) == 0
+    # the longest id that fits is run, and every participant takes its keys (no stock here:
+    # the inventory refuses the reservation itself, not its key)
+    longest = "o" * 120
+    fits = await client.post("/sagas/order", json=ORDER, headers={"transaction-id": longest})
+    assert fits.status_code == 200, fits.text
+    assert [(a["operation"], a["result"] or a["error"]) for a in fits.json()["attempts"]] == [
+        ("create", "created"),
+        ("reserve", "out_of_stock"),
+        ("cancel", "cancelled"),
+    ]
+    # a transfer keys every call by its id: any id the header allows fits
+    full = await client.post(
+        "/sagas/transfer", json=TRANSFER, headers={"transaction-id": "t" * 128}
+    )
+    assert (full.status_code, full.json()["status"]) == (200, "completed")

@@ -114,6 +114,8 @@ SCHEDULE = {
     "list_recent": (False, False),
     "unsettled_ids": (False, False),
     "count_by_status": (False, False),
+    "count_by_definition": (False, False),
+    "oldest_unsettled": (False, False),
     "definitions_in_use": (False, False),
 }
 
@@ -168,6 +170,8 @@ async def test_each_sqlite_operation_runs_as_the_job_its_design_says(
         await record("list_recent", log.list_recent(limit=10))
         await record("unsettled_ids", log.unsettled_ids())
         await record("count_by_status", log.count_by_status())
+        await record("count_by_definition", log.count_by_definition())
+        await record("oldest_unsettled", log.oldest_unsettled())
         await record("definitions_in_use", log.definitions_in_use())
         await record("purge_settled", log.purge_settled(before="2000-01-01"))
     finally:

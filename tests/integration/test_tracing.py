@@ -24,10 +24,13 @@ from repository_after.entrypoints.service_process import free_port
 from repository_after.observability.telemetry import Telemetry
 from repository_after.observability.tracing import build_tracer_provider
 from tests.integration.observability_support import (
+    ORDER,
     orchestrator_client,
     orchestrator_settings,
     served,
+    served_all,
     settings,
+    stock_apples,
 )
 
 OPERATION_SPANS = frozenset({"POST /debit", "POST /credit"})
@@ -86,6 +89,36 @@ async def test_one_transfer_is_one_trace_across_orchestrator_and_account_service
     assert saga.attributes["sagabank.transaction_id"] == "trace-1"
     assert debit.attributes["sagabank.outcome"] == "succeeded"
     assert [e.attributes["http.response.status_code"] for e in credit.events] == [200]
+
+
+async def test_the_saga_and_step_spans_carry_their_saga_type(tmp_path: Path) -> None:
+    """One process in role `all` runs an order and a transfer: each saga span and each of its
+    step spans is labelled with the saga's own type."""
+    spans = InMemorySpanExporter()
+    async with served_all(tmp_path, span_exporter=spans) as client:
+        await stock_apples(client)
+        sagas = [
+            ("/sagas/order", "tr-o", ORDER),
+            ("/transfers", "tr-t", {"source": "acc-01", "target": "acc-02", "amount": 100}),
+        ]
+        for path, tx_id, body in sagas:
+            answer = await client.post(path, json=body, headers={"transaction-id": tx_id})
+            assert answer.json()["status"] == "completed", answer.text
+
+    saga_of = {
+        (s.attributes["sagabank.transaction_id"], s.name): s.attributes.get("sagabank.saga")
+        for s in spans.get_finished_spans()
+        if s.attributes and s.name.startswith(("saga ", "order ", "transfer "))
+    }
+    order_steps = ["create create", "reserve reserve", "charge debit", "pay credit"]
+    order_steps += ["sell sell", "confirm confirm"]
+    assert saga_of == {
+        ("tr-o", "saga order"): "order",
+        **{("tr-o", f"order {step}"): "order" for step in order_steps},
+        ("tr-t", "saga transfer"): "transfer",
+        ("tr-t", "transfer debit debit"): "transfer",
+        ("tr-t", "transfer credit credit"): "transfer",
+    }
 
 
 async def test_a_parked_saga_ends_its_span_in_error_with_every_attempt_recorded(

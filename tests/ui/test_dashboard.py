@@ -82,27 +82,28 @@ def test_operator_watches_transfers_live_and_operates_parked_sagas(
         assert transfer(orchestrator.url, f"ui-live-{i}")["status"] == "completed"
     # Rows appear and reach `completed` without a reload; the feed shows the live transitions.
     for i in range(3):
-        row = page.locator(f'#transfers tr[data-id="ui-live-{i}"]')
+        row = page.locator(f'#sagas tr[data-id="ui-live-{i}"]')
         expect(row.locator(".state")).to_have_text("completed")
     expect(page.locator('#feed li[data-id="ui-live-2"][data-after="crediting"]')).to_have_count(1)
     expect(page.locator('#feed li[data-id="ui-live-2"][data-after="completed"]')).to_have_count(1)
     expect(page.locator("#conservation")).to_have_text("✓ money conserved")
     expect(page.locator("#total-balance")).to_have_text("4,000.00")
-    expect(page.locator('#counts button[data-state="completed"]')).to_contain_text("3")
+    completed = page.locator('#counts [data-type="transfer"] button[data-state="completed"]')
+    expect(completed).to_contain_text("3")
     assert page.evaluate("window.__sameDocument") is True
     screenshot("2-live-transfers")
 
     page.select_option("#state-filter", "completed")
-    expect(page.locator("#transfers tbody tr")).to_have_count(3)
+    expect(page.locator("#sagas tbody tr")).to_have_count(3)
     page.select_option("#state-filter", "")
-    expect(page.locator("#transfers tbody tr")).to_have_count(5)
+    expect(page.locator("#sagas tbody tr")).to_have_count(5)
 
     # The parked transfer's history: every attempt, with its outcome and error.
     page.click(f'#parked tr[data-id="{form_id}"] a')
-    expect(page).to_have_url(re.compile(f"/ui/transfers/{form_id}$"))
+    expect(page).to_have_url(re.compile(f"/ui/sagas/transfer/{form_id}$"))
     expect(page.locator("#list-view")).to_be_hidden()
     expect(page.locator("#d-status")).to_have_text("failed_needs_attention")
-    expect(page.locator("#d-amount")).to_have_text("2.50")
+    expect(page.locator('#d-params dd[data-param="amount"]')).to_have_text("2.50")
     attempts = page.locator("#attempts tbody tr")
     expect(attempts).to_have_count(3)  # debit once, compensate_debit twice
     expect(attempts.nth(1)).to_contain_text("compensate_debit")
@@ -128,7 +129,7 @@ def test_operator_watches_transfers_live_and_operates_parked_sagas(
     row.locator("input.note").fill("checked the ledger by hand")
     row.locator("button.resolve").click()
     expect(page.locator("#parked-empty")).to_be_visible()
-    expect(page.locator('#transfers tr[data-id="ui-park-2"] .state')).to_have_text("resolved")
+    expect(page.locator('#sagas tr[data-id="ui-park-2"] .state')).to_have_text("resolved")
     resolved = httpx.get(
         f"{orchestrator.url}/transfers/ui-park-2",
         headers={"Authorization": f"Bearer {READ_TOKEN}"},

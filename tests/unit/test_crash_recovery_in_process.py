@@ -10,7 +10,6 @@ with the balances.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -18,16 +17,18 @@ import pytest
 from repository_after.adapters.memory_accounts import InMemoryAccountStore
 from repository_after.adapters.memory_saga_log import InMemorySagaLog
 from repository_after.domain.saga import SagaStatus
-from repository_after.domain.sagas import DEFINITIONS
 from repository_after.domain.transfer import TRANSFER
-from repository_after.service_layer import accounts
 from repository_after.service_layer.audit import audit
-from repository_after.service_layer.orchestrator import Orchestrator
-from repository_after.service_layer.retry import RetryPolicy
-from repository_after.service_layer.saga_ports import CallResult, Participant, SagaLog
-from tests.fakes import CrashingLog, LocalParticipant, SimulatedCrash
-
-Faults = Callable[[str, int], str | None]
+from repository_after.service_layer.saga_ports import CallResult
+from tests.crash_matrix import (
+    Shape,
+    call_points,
+    crash_then_recover,
+    open_accounts,
+    orchestrator,
+    write_points,
+)
+from tests.fakes import CrashingLog, Faults, LocalParticipant
 
 SCENARIOS: dict[str, Faults] = {
     "no faults": lambda _op, _n: None,
@@ -40,7 +41,7 @@ SCENARIOS: dict[str, Faults] = {
 #: really fires (asserted), and the no-crash test checks these counts stay true. The first write
 #: holds the start and the first intent; the happy path is three writes for two calls. An unknown
 #: attempt is written alone only when a retry follows; the last one goes with the next intent.
-SHAPES = {
+SHAPES: dict[str, Shape] = {
     "no faults": (2, 3),
     "credit lost before, always": (5, 6),
     "credit lost after, always": (4, 5),
@@ -48,47 +49,28 @@ SHAPES = {
     "debit lost after, always": (3, 4),
 }
 PARAMS = {"source": "alice", "target": "bob", "amount": 300}
-POLICY = RetryPolicy(max_attempts=2, initial_backoff=0.0001, max_backoff=0.0002)
 
 
 async def open_books() -> InMemoryAccountStore:
-    store = InMemoryAccountStore()
-    for name, balance in (("alice", 1000), ("bob", 0)):
-        await store.transaction(
-            lambda tx, n=name, b=balance: accounts.open_account(tx, account_id=n, initial_balance=b)
-        )
-    return store
+    return await open_accounts({"alice": 1000, "bob": 0})
 
 
-def orchestrator(log: SagaLog, participant: Participant) -> Orchestrator:
-    return Orchestrator(
-        log=log,
-        participant=participant,
-        definitions=DEFINITIONS,
-        forward=POLICY,
-        settle=POLICY,
-        observers=(),
-    )
-
-
-async def crash_then_recover(
-    faults: Faults, *, call: int | None = None, after_apply: bool = False, write: int | None = None
+async def recovered(
+    scenario: str, *, call: int | None = None, after_apply: bool = False, write: int | None = None
 ) -> tuple[InMemoryAccountStore, str, bool]:
     store = await open_books()
-    log = InMemorySagaLog()
-    first = orchestrator(
-        CrashingLog(log, crash_at=write),
-        LocalParticipant(store, faults, crash_at_call=call, crash_after_apply=after_apply),
+    status, crashed = await crash_then_recover(
+        lambda at, after: LocalParticipant(
+            store, SCENARIOS[scenario], crash_at_call=at, crash_after_apply=after
+        ),
+        TRANSFER.name,
+        PARAMS,
+        saga_id="t-1",
+        call=call,
+        after_apply=after_apply,
+        write=write,
     )
-    crashed = False
-    try:
-        await first.run(TRANSFER.name, PARAMS, saga_id="t-1")
-    except SimulatedCrash:
-        crashed = True
-    second = orchestrator(log, LocalParticipant(store, faults))
-    await second.recover()
-    _, state = await second.run(TRANSFER.name, PARAMS, saga_id="t-1")
-    return store, state.status, crashed
+    return store, status, crashed
 
 
 async def assert_books_balance(store: InMemoryAccountStore, status: str) -> None:
@@ -112,28 +94,20 @@ async def test_without_a_crash_every_scenario_settles(scenario: str) -> None:
     await assert_books_balance(store, state.status)
 
 
-@pytest.mark.parametrize(
-    ("scenario", "call", "after_apply"),
-    [(s, c, a) for s in SCENARIOS for c in range(1, SHAPES[s][0] + 1) for a in (False, True)],
-)
+@pytest.mark.parametrize(("scenario", "call", "after_apply"), call_points(SHAPES))
 async def test_crash_at_any_remote_call_recovers_with_money_conserved(
     scenario: str, call: int, after_apply: bool
 ) -> None:
-    store, status, crashed = await crash_then_recover(
-        SCENARIOS[scenario], call=call, after_apply=after_apply
-    )
+    store, status, crashed = await recovered(scenario, call=call, after_apply=after_apply)
     assert crashed
     await assert_books_balance(store, status)
 
 
-@pytest.mark.parametrize(
-    ("scenario", "write"),
-    [(s, w) for s in SCENARIOS for w in range(1, SHAPES[s][1] + 1)],
-)
+@pytest.mark.parametrize(("scenario", "write"), write_points(SHAPES))
 async def test_crash_before_any_log_write_recovers_with_money_conserved(
     scenario: str, write: int
 ) -> None:
-    store, status, crashed = await crash_then_recover(SCENARIOS[scenario], write=write)
+    store, status, crashed = await recovered(scenario, write=write)
     assert crashed
     await assert_books_balance(store, status)
 

@@ -1,7 +1,8 @@
 """Versioned definitions: new sagas start on a type's latest version and the log keeps it; a saga
 resumes with the version it started on, even after a newer one is registered; and a server whose
 registry lacks a version its unfinished sagas started on, or defines it with another shape,
-refuses to start, saying which type, which version, both hashes and how many sagas.
+refuses to start, saying which type, which version, both hashes and how many sagas; and a saga
+of such a version that reaches a running server is parked there, not claimed again and again.
 
 In process: an in-memory participant that records each call (and can "die" on one), the memory
 log for the engine, and a real SQLite file for `bootstrap`'s refusal.
@@ -9,6 +10,7 @@ log for the engine, and a real SQLite file for `bootstrap`'s refusal.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,9 +32,9 @@ from repository_after.domain.saga import (
     StepKind,
 )
 from repository_after.domain.transfer import TRANSFER
-from repository_after.service_layer.orchestrator import Orchestrator
+from repository_after.service_layer.orchestrator import Observer, Orchestrator, SagaTransition
 from repository_after.service_layer.retry import RetryPolicy
-from repository_after.service_layer.saga_ports import CallResult, DefinitionInUse, SagaLog
+from repository_after.service_layer.saga_ports import CallResult, DefinitionInUse, Lease, SagaLog
 from repository_after.service_layer.saga_types import (
     DefinitionsChanged,
     SagaTypes,
@@ -100,7 +102,15 @@ class Carrier:
         return CallResult(Outcome.SUCCEEDED, 200, None, {"status": "ok"})
 
 
-def server(log: SagaLog, carrier: Carrier, types: SagaTypes) -> Orchestrator:
+def server(
+    log: SagaLog,
+    carrier: Carrier,
+    types: SagaTypes,
+    *,
+    worker_id: str | None = None,
+    lease_ttl: float = 10.0,
+    observers: Sequence[Observer] = (),
+) -> Orchestrator:
     return Orchestrator(
         log=log,
         participant=carrier,
@@ -108,7 +118,9 @@ def server(log: SagaLog, carrier: Carrier, types: SagaTypes) -> Orchestrator:
         versions=types.version,
         forward=POLICY,
         settle=POLICY,
-        observers=(),
+        observers=observers,
+        worker_id=worker_id,
+        lease_ttl=lease_ttl,
     )
 
 
@@ -287,9 +299,49 @@ def test_the_servers_registry_defines_the_transfer_as_every_existing_log_stored_
     assert registry(SHIP_V1).mismatches(in_use) != []
 
 
-async def test_a_saga_started_under_another_shape_of_its_version_is_not_driven_here() -> None:
+async def test_a_saga_of_a_version_not_registered_here_is_parked_not_claimed_again() -> None:
+    """Another server (a newer release) started it on version 2 and died; this one, which
+    registers only version 1, claims it: it parks it, naming the type and version, calls
+    nothing, and never claims it again. Registered again, an operator's retry finishes it where
+    it stopped."""
+    log = InMemorySagaLog()
+    # its leases lapse at once: what it leaves when it "dies" is free for the next claim
+    newer = server(log, Carrier(crash_on="send_express"), registry(SHIP_V1, SHIP_V2), lease_ttl=0.0)
+    with pytest.raises(SimulatedCrash):
+        await newer.run("ship", {"parcel": "p-1"}, saga_id="s-2")
+    seen: list[SagaTransition] = []
+    carrier = Carrier()
+    older = server(log, carrier, registry(SHIP_V1), worker_id="older", observers=(seen.append,))
+    assert await older.recover() == {SagaStatus.FAILED_NEEDS_ATTENTION: 1}
+    assert carrier.calls == []
+    stored = await log.load("s-2")
+    assert stored is not None
+    reason = (
+        "saga type 'ship' version 2 is not registered on this server (worker older): retry it "
+        "on a server that registers that version unchanged"
+    )
+    assert stored.status == SagaStatus.FAILED_NEEDS_ATTENTION
+    assert (stored.events[-1].kind, stored.events[-1].note) == (EventKind.PARKED, reason)
+    assert [(t.definition, t.before, t.after) for t in seen] == [
+        ("ship", "sending", SagaStatus.FAILED_NEEDS_ATTENTION)
+    ]
+    # Parked and its lease released: no worker claims it again, at any lease expiry.
+    assert await older.recover() == {}
+    assert await log.claim("anyone", limit=10, ttl=30, take_over=True) == []
+
+    # A server that registers version 2 again shows the reason, and its retry resumes the send.
+    carrier = Carrier()
+    again = server(log, carrier, registry(SHIP_V1, SHIP_V2))
+    assert again.state_of(stored).parked_reason == reason
+    assert (await again.retry("s-2", note="version 2 is back")).status == SagaStatus.COMPLETED
+    assert carrier.calls == [("carrier", "send_express")]  # not packed twice
+
+
+async def test_a_saga_started_under_another_shape_of_its_version_is_parked_here() -> None:
     """Another server, with another shape under the same version, started it after this one
-    checked the log: this server neither drives it nor shows it with its own steps."""
+    checked the log: this server neither drives it nor shows it with its own steps. While the
+    other holds its lease, it is left alone; once the lease is free, it is parked, both shapes
+    named, for an operator to retry on a server with its shape."""
     log = InMemorySagaLog()
     post = ship(1, "send_by_post")
     other = server(log, Carrier(crash_on="send_by_post"), registry(post))
@@ -301,11 +353,39 @@ async def test_a_saga_started_under_another_shape_of_its_version_is_not_driven_h
         f"saga s-1: saga type 'ship' version 1 started under shape {post.shape_hash()}, "
         f"this server defines {SHIP_V1.shape_hash()}"
     )
-    with pytest.raises(DefinitionsChanged, match=f"^{refusal}$"):
-        await here.drive("s-1")
+    # the other server's lease still holds: not touched, answered as the log has it
+    assert (await here.drive("s-1")).status == "sending"
     assert carrier.calls == []
     stored = await log.load("s-1")
     assert stored is not None
-    with pytest.raises(DefinitionsChanged):
+    with pytest.raises(DefinitionsChanged, match=f"^{refusal}$"):
         here.state_of(stored)
-    assert stored.status == "sending"  # left as it was, for a server that has its shape
+    assert (stored.status, stored.events[-1].kind) == ("sending", EventKind.OPERATION_STARTED)
+
+    await log.release([Lease("s-1", other.worker_id, 1)])  # the other server's lease lapses
+    state = await here.drive("s-1")
+    assert state.status == SagaStatus.FAILED_NEEDS_ATTENTION
+    assert state.parked_reason == (
+        f"saga type 'ship' version 1 started under shape {post.shape_hash()}, this server "
+        f"defines {SHIP_V1.shape_hash()} (worker {here.worker_id}): retry it on a server that "
+        "registers that version unchanged"
+    )
+    assert carrier.calls == []
+    assert await log.claim("anyone", limit=10, ttl=30, take_over=True) == []
+    resumed = server(log, Carrier(), registry(post))
+    assert (await resumed.retry("s-1")).status == SagaStatus.COMPLETED
+
+
+async def test_a_finished_saga_of_an_unknown_version_is_left_as_it_is() -> None:
+    """Nothing to park: asked to drive it, this server answers it as the log has it and leaves
+    no lease behind."""
+    log = InMemorySagaLog()
+    done = server(log, Carrier(), registry(SHIP_V1, SHIP_V2))
+    await done.run("ship", {"parcel": "p-1"}, saga_id="s-9")
+    here = server(log, Carrier(), registry(SHIP_V1))
+    state = await here.drive("s-9")
+    stored = await log.load("s-9")
+    assert stored is not None
+    assert (state.status, state.history) == (SagaStatus.COMPLETED, stored.events)
+    assert (stored.status, stored.events[-1].kind) == (SagaStatus.COMPLETED, EventKind.ATTEMPT)
+    assert await log.acquire("s-9", "operator", ttl=30) is not None  # no lease left behind

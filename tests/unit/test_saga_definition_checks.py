@@ -31,6 +31,7 @@ def step(
     request: dict[str, str | FromResult] | None = None,
     landed: frozenset[str] = frozenset({"already_applied"}),
     fenced: frozenset[str] = frozenset({"voided"}),
+    key: KeyScheme | None = None,
 ) -> Step:
     if kind is C and compensation is None:
         compensation = f"undo_{name}"
@@ -45,6 +46,7 @@ def step(
         settlement=settlement,
         landed_statuses=landed,
         fenced_statuses=fenced,
+        key=key,
     )
 
 
@@ -148,19 +150,105 @@ def test_a_request_may_read_only_an_earlier_steps_answer_that_no_settlement_deci
     )
 
 
-def test_one_key_per_saga_forbids_calling_one_operation_twice() -> None:
+def test_one_key_per_saga_forbids_calling_one_operation_of_a_service_twice() -> None:
     """Under one key per saga two calls of `reserve` would be one record at the participant:
     the second would replay the first's answer instead of reserving."""
     twice = (step("a", C, action="reserve"), step("b", C, action="reserve"))
     assert refusal(twice, keys=KeyScheme.SAGA) == (
-        "saga 'order': an operation is used twice under one key per saga: "
-        "['reserve', 'undo_a', 'reserve', 'undo_b'] (use KeyScheme.STEP)"
+        "saga 'order': step 'a' (action) and step 'b' (action) both send 'reserve' to service "
+        "'svc' under the saga id: one key carries one call of an operation (key one of them "
+        "per step, KeyScheme.STEP, or use another operation)"
     )
     per_step = SagaDefinition("order", twice)  # the default: one key per step
     assert [per_step.key("o-1", per_step.call(i, StepRole.ACTION)) for i in (0, 1)] == [
         "o-1:a",
         "o-1:b",
     ]
+    # the same operation of two services is two records, one at each
+    apart = (step("a", C, action="reserve"), step("b", C, action="reserve", service="other"))
+    assert len(SagaDefinition("order", apart, keys=KeyScheme.SAGA).steps) == 2
+
+
+def test_a_step_keyed_by_the_saga_id_overrides_its_definitions_per_step_keys() -> None:
+    definition = SagaDefinition(
+        "order",
+        (
+            step("reserve", C),
+            step("charge", C, key=KeyScheme.SAGA),
+            step("pay", P, settlement="void_pay", key=KeyScheme.SAGA),
+            step("ship", R),
+        ),
+    )
+    keys = {
+        (name, role): definition.key("o-7", definition.call(definition.index(name), role))
+        for name, role in [
+            ("reserve", StepRole.ACTION),
+            ("charge", StepRole.ACTION),
+            ("charge", StepRole.COMPENSATION),
+            ("pay", StepRole.ACTION),
+            ("pay", StepRole.SETTLEMENT),
+            ("ship", StepRole.ACTION),
+        ]
+    }
+    assert keys == {
+        ("reserve", StepRole.ACTION): "o-7:reserve",
+        ("charge", StepRole.ACTION): "o-7",
+        ("charge", StepRole.COMPENSATION): "o-7",
+        ("pay", StepRole.ACTION): "o-7",
+        ("pay", StepRole.SETTLEMENT): "o-7",
+        ("ship", StepRole.ACTION): "o-7:ship",
+    }
+    # and the other way round: a step keyed per step in a saga keyed by its id
+    mixed = SagaDefinition(
+        "order", (step("a", C), step("b", P, key=KeyScheme.STEP)), keys=KeyScheme.SAGA
+    )
+    assert [mixed.key("o-7", mixed.call(i, StepRole.ACTION)) for i in (0, 1)] == ["o-7", "o-7:b"]
+
+
+def test_two_steps_keyed_by_the_saga_id_may_not_send_one_operation_to_one_service() -> None:
+    twice = (
+        step("hold", C, service="accounts", action="debit", key=KeyScheme.SAGA),
+        step("charge", C, service="accounts", action="debit", key=KeyScheme.SAGA),
+    )
+    assert refusal(twice) == (
+        "saga 'order': step 'hold' (action) and step 'charge' (action) both send 'debit' to "
+        "service 'accounts' under the saga id: one key carries one call of an operation (key "
+        "one of them per step, KeyScheme.STEP, or use another operation)"
+    )
+    # a compensation counts too: it is sent under the same key as its action
+    undo = (
+        step("hold", C, service="accounts", action="debit", key=KeyScheme.SAGA),
+        step("refund", C, service="accounts", compensation="debit", key=KeyScheme.SAGA),
+    )
+    assert "step 'hold' (action) and step 'refund' (compensation) both send 'debit'" in (
+        refusal(undo)
+    )
+    # allowed: on two services, or with one of them keyed per step
+    services = (twice[0], step("charge", C, service="cards", action="debit", key=KeyScheme.SAGA))
+    assert len(SagaDefinition("order", services).steps) == 2
+    one_per_step = (twice[0], step("charge", C, service="accounts", action="debit"))
+    assert len(SagaDefinition("order", one_per_step).steps) == 2
+
+
+def test_one_step_may_not_send_one_operation_in_two_roles_under_its_key() -> None:
+    """A step's roles share its key: a settlement that is its action's operation would be
+    answered with the action's own record."""
+    same = step("pay", P, action="pay", settlement="pay")
+    assert refusal((same,)) == (
+        "saga 'order': step 'pay' (action) and step 'pay' (settlement) both send 'pay' to "
+        "service 'svc' under the key '<saga id>:pay': one key carries one call of an operation "
+        "(key one of them per step, KeyScheme.STEP, or use another operation)"
+    )
+
+
+def test_the_longest_saga_id_leaves_room_for_the_longest_step_suffix() -> None:
+    per_step = SagaDefinition("order", (step("a", C), step("longest", P), step("mid", R)))
+    assert per_step.max_saga_id_length(128) == 128 - len(":longest")
+    money_only = SagaDefinition(
+        "order", (step("a", C), step("longest", P, key=KeyScheme.SAGA)), keys=KeyScheme.STEP
+    )
+    assert money_only.max_saga_id_length(128) == 128 - len(":a")
+    assert TRANSFER.max_saga_id_length(128) == 128  # every key is the bare saga id
 
 
 def test_every_role_of_a_step_shares_its_key_and_the_transfer_keeps_the_saga_id() -> None:
@@ -236,11 +324,15 @@ def test_the_shape_hash_changes_with_anything_a_running_saga_depends_on() -> Non
         order(action="charge"),
         order(landed=frozenset({"done"})),
         order(fenced=frozenset({"cancelled"})),
+        order(key=KeyScheme.SAGA),
     ]
     hashes = [variant.shape_hash() for variant in variants]
     assert base not in hashes
     assert len(set(hashes)) == len(hashes)
     assert SagaDefinition("order", order().steps, keys=KeyScheme.SAGA).shape_hash() != base
+    # a step's own scheme is part of its shape, and only when it has one
+    assert order(key=KeyScheme.SAGA).steps[1].shape()["key"] == "saga"
+    assert "key" not in order().steps[1].shape()
 
 
 def test_the_transfers_shape_hash_is_pinned() -> None:

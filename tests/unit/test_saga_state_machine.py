@@ -209,6 +209,37 @@ def test_operator_resolve_closes_a_parked_saga() -> None:
     assert next_action(TRANSFER, resolved) is None
 
 
+def test_a_parked_event_parks_the_saga_as_it_stands_and_a_retry_resumes_it_there() -> None:
+    """A worker without the saga's definition parks it mid-credit; a server with it resumes the
+    credit, the same call under the same key, as after a crash."""
+    mid_credit = run(intent("debit", A), attempt("debit", A, OK), intent("credit", A))
+    why = "saga type 'transfer' version 2 is not registered on this server"
+    parked = apply(TRANSFER, mid_credit, SagaEvent(EventKind.PARKED, at=AT, note=why))
+    assert (parked.status, parked.parked_reason) == (SagaStatus.FAILED_NEEDS_ATTENTION, why)
+    assert next_action(TRANSFER, parked) is None
+    resumed = apply(TRANSFER, parked, SagaEvent(EventKind.OPERATOR_RETRY, at=AT))
+    assert (resumed.status, resumed.parked_reason) == ("crediting", None)
+    call = next_action(TRANSFER, resumed)
+    assert call is not None
+    assert (call.step.name, call.role) == ("credit", A)
+    assert resumed.applied == mid_credit.applied == (0,)
+    compensating_then_parked = apply(
+        TRANSFER, run(*compensating()), SagaEvent(EventKind.PARKED, at=AT, note=why)
+    )
+    again = apply(TRANSFER, compensating_then_parked, SagaEvent(EventKind.OPERATOR_RETRY, at=AT))
+    assert again.status == SagaStatus.COMPENSATING
+
+
+def test_only_a_saga_in_progress_can_be_parked() -> None:
+    parked = SagaEvent(EventKind.PARKED, at=AT, note="x")
+    for at_rest in (
+        run(intent("debit", A), attempt("debit", A, NO)),  # rejected
+        run(*compensating(), exhausted("debit", C)),  # already parked
+    ):
+        with pytest.raises(InvalidTransition, match="only a saga in progress can be parked"):
+            apply(TRANSFER, at_rest, parked)
+
+
 @pytest.mark.parametrize("kind", [EventKind.OPERATOR_RETRY, EventKind.OPERATOR_RESOLVE])
 def test_operator_actions_are_refused_unless_parked(kind: EventKind) -> None:
     with pytest.raises(InvalidTransition):

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 
 import pytest
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ValidationError, create_model
 
 from repository_after.bootstrap import saga_types
 from repository_after.config import Settings
@@ -17,13 +17,17 @@ from repository_after.domain.saga import (
     FromResult,
     InvalidDefinition,
     SagaDefinition,
+    SagaState,
     Step,
     StepKind,
 )
 from repository_after.domain.sagas import DEFINITIONS
 from repository_after.domain.transfer import TRANSFER
 from repository_after.entrypoints.schemas import TransferIn
-from repository_after.service_layer.saga_types import SagaTypes, UnknownSagaType
+from repository_after.service_layer.saga_listing import summary_view
+from repository_after.service_layer.saga_ports import SagaSummary, StoredSaga
+from repository_after.service_layer.saga_types import VIEW_FIELDS, SagaTypes, UnknownSagaType
+from repository_after.service_layer.saga_views import saga_view
 
 
 class OrderIn(BaseModel):
@@ -210,3 +214,50 @@ def test_each_version_is_described_step_by_step_for_people() -> None:
         },
     ]
     assert described[1]["steps"][1]["service"] == "payments"
+
+
+def test_a_types_statuses_are_the_engines_and_its_steps_of_every_version_in_order() -> None:
+    """What a listing of the type may be filtered by: a saga of an older version still runs
+    through its own steps' statuses (here `confirming`), so those count too (the latest
+    version's first)."""
+    types = registry()
+    v1 = order()
+    shipping = Step("ship", "shipping", "ship", "shipping", {}, StepKind.RETRIABLE)
+    types.register(SagaDefinition("order", (*v1.steps[:2], shipping), version=2), OrderIn)
+    engine_after = ["compensating", "completed", "compensated", "rejected"]
+    at_rest = ["failed_needs_attention", "resolved"]
+    assert types.statuses("order") == [
+        "started",
+        *["reserving", "paying", "shipping", "confirming"],
+        *engine_after,
+        *at_rest,
+    ]
+    assert types.statuses("transfer") == [
+        "started",
+        "debiting",
+        "crediting",
+        *engine_after,
+        *at_rest,
+    ]
+    with pytest.raises(UnknownSagaType):
+        types.statuses("refund")
+
+
+@pytest.mark.parametrize("taken", sorted(VIEW_FIELDS))
+def test_a_parameter_named_like_a_field_of_the_sagas_views_is_refused(taken: str) -> None:
+    """The views spread the parameters beside their own fields: a parameter `status` would
+    overwrite the status a route answers 200 or 202 by."""
+    model = create_model(
+        "Clashing", customer=(str, ...), total=(int, ...), lines=(list, ...), **{taken: (str, "")}
+    )
+    types = SagaTypes()
+    with pytest.raises(InvalidDefinition, match=rf"has \['{taken}'\], names the saga's views use"):
+        types.register(order(), model)
+    assert "order" not in types
+
+
+def test_the_view_fields_are_exactly_what_the_views_put_beside_the_parameters() -> None:
+    stored = StoredSaga("s", "transfer", 1, TRANSFER.shape_hash(), {}, "started", "t0", "t1", ())
+    assert set(saga_view(stored=stored, state=SagaState())) == VIEW_FIELDS
+    summary = SagaSummary("s", "transfer", 1, TRANSFER.shape_hash(), {}, "started", "t0", "t1")
+    assert set(summary_view(summary)) <= VIEW_FIELDS

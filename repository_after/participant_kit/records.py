@@ -1,0 +1,82 @@
+"""Answers and the records that replay them: one row of `participant_records` per (operation,
+key), the request it answered (canonical JSON) and the exact bytes sent back.
+
+A record is written (`put`) in the transaction of the business change it answers, so the two
+commit together or not at all (`storage`); `get` finds it again for a replay, a fence or a
+compensation. `ParticipantService` (`core`) decides what to record; this module only reads and
+writes the rows and builds the answers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
+
+import orjson
+
+from repository_after.participant_kit.storage import Tx
+
+Body = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What the caller is told: the status, the exact body bytes, and whether it is a replay."""
+
+    status_code: int
+    body: bytes
+    replayed: bool = False
+
+    def json(self) -> Body:
+        value: Body = orjson.loads(self.body)
+        return value
+
+
+class Record(NamedTuple):
+    request: str
+    status_code: int
+    body: str
+    applied: bool
+
+    def answer(self) -> Answer:
+        return Answer(self.status_code, self.body.encode(), replayed=True)
+
+
+def error_body(code: str, message: str) -> Body:
+    return {"error": code, "message": message}
+
+
+def error(status_code: int, code: str, message: str) -> Answer:
+    return Answer(status_code, orjson.dumps(error_body(code, message)))
+
+
+def canonical(body: Mapping[str, Any] | None) -> str:
+    """The request as recorded: sorted keys, no spaces; `null` for a call without a body."""
+    return orjson.dumps(body, option=orjson.OPT_SORT_KEYS).decode()
+
+
+_GET = "SELECT request, status_code, body, applied FROM participant_records"
+_GET += " WHERE operation = ? AND key = ?"
+_PUT = (
+    "INSERT INTO participant_records (operation, key, request, status_code, body, applied,"
+    " created_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def get(tx: Tx, operation: str, key: str) -> Record | None:
+    rows = tx.execute(_GET, (operation, key))
+    if not rows:
+        return None
+    request, status_code, body, applied = rows[0]
+    return Record(str(request), int(status_code), str(body), bool(applied))
+
+
+def put(
+    tx: Tx, operation: str, key: str, request: str, status_code: int, body: Body, applied: bool
+) -> Answer:
+    raw = orjson.dumps(body)
+    now = datetime.now(UTC).isoformat(timespec="microseconds")
+    tx.execute(_PUT, (operation, key, request, status_code, raw.decode(), int(applied), now))
+    return Answer(status_code, raw)
