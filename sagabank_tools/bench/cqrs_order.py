@@ -20,7 +20,8 @@ that sagabank's orchestrator calls for it, with the same body:
 | ConfirmOrder | `/orders/confirm` | nothing: the orders service offers no undo |
 
 Every call of a step (its action and its compensation) is keyed as sagabank keys it
-(`order_books.step_key`: `<saga id>:<step>` today), the saga id being python-cqrs's UUID.
+(`order_books.step_key`: `<saga id>:<step>`, but the saga id alone for the charge and the
+payment), the saga id being python-cqrs's UUID.
 
 What python-cqrs does, precisely, and where it differs from sagabank:
 - It never retries a step: a failed call (a non-2xx, e.g. an injected 500 on the payment) fails
@@ -184,7 +185,7 @@ def cqrs_orders(*, n: int, concurrency: int, seed: int) -> dict[str, float]:
     (`order_books.with_audit`)."""
     require_cqrs()
     plan, saga = order_plan(n, seed), OrderSaga()
-    sagas = [order_saga(saga, order.params(f"order-{i}")) for i, order in enumerate(plan)]
+    sagas = [order_saga(saga, order.params()) for order in plan]
     with tempfile.TemporaryDirectory(prefix="sagabank-bench-cqrs-orders-") as tmp:
         env = accounts_env(Path(tmp), seed, ORDER_BALANCE)
         with ServiceProcess(env=env, role="accounts") as server:
@@ -200,5 +201,5 @@ def cqrs_orders(*, n: int, concurrency: int, seed: int) -> dict[str, float]:
                     outcomes=OUTCOMES,
                 )
             )
-            books = asyncio.run(audit(server.url))
-    return with_audit(figures, books)
+            violations = asyncio.run(audit(server.url, [o.order_id for o in plan]))
+    return with_audit(figures, violations)

@@ -9,11 +9,11 @@ saga log shares the account service's). The load generator (`loads.post_all`, ai
 each order to `/sagas/order` under its own saga id (`transaction-id`) and waits for the answer,
 which comes once the saga is settled. What sagabank does per order (domain/order.py): it logs
 every intent before its call and every outcome (fsynced, group commit); create, reserve, charge,
-pay, sell, confirm, each under `<saga id>:<step>`; one attempt per call (`SAGABANK_RETRY_ATTEMPTS`
-1, as python-cqrs retries nothing); a failed payment (an injected 500: an unknown outcome) is
-settled with `void_credit` before the charge, the reservation and the order are compensated.
-Anything but 200 with `completed` or `compensated` stops the run. After it, the books are
-audited (`order_books.audit`).
+pay, sell, confirm, each under `<saga id>:<step>` but the charge and the payment, under the saga
+id; one attempt per call (`SAGABANK_RETRY_ATTEMPTS` 1, as python-cqrs retries nothing); a failed
+payment (an injected 500: an unknown outcome) is settled with `void_credit` before the charge,
+the reservation and the order are compensated. Anything but 200 with `completed` or
+`compensated` stops the run. After it, the books are audited (`order_books.audit`).
 
 Figures: `LoadFigures` (CPU per order: server = the one process, client = the load generator),
 each outcome's count, `log_entries_per_saga` (rows of the saga log's `saga_events`, written
@@ -28,7 +28,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import httpx
 import orjson
 
 from repository_after.entrypoints.service_process import ServiceProcess
@@ -39,11 +38,6 @@ from sagabank_tools.bench.plan import ORDER_BALANCE, order_plan
 from sagabank_tools.bench.scenarios import server_env, server_pid
 
 
-async def _saga_status(client: httpx.AsyncClient, saga_id: str) -> str | None:
-    answer = await client.get(f"/sagas/order/{saga_id}")
-    return str(answer.json()["status"]) if answer.status_code in (200, 202) else None
-
-
 def _log_entries(database: Path) -> int:
     with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as conn:
         return int(conn.execute("SELECT COUNT(*) FROM saga_events").fetchone()[0])
@@ -51,9 +45,8 @@ def _log_entries(database: Path) -> int:
 
 def sagabank_orders(*, n: int, concurrency: int, seed: int) -> dict[str, float]:
     """The figures of n planned orders, `concurrency` in flight, on a fresh server."""
-    requests = [
-        (f"bench-order-{i}", o.params(f"order-{i}")) for i, o in enumerate(order_plan(n, seed))
-    ]
+    plan = order_plan(n, seed)
+    requests = [(f"bench-order-{i}", order.params()) for i, order in enumerate(plan)]
     outcomes = dict.fromkeys(OUTCOMES, 0)
 
     def settled(saga_id: str, status: int, body: bytes) -> None:
@@ -78,10 +71,10 @@ def sagabank_orders(*, n: int, concurrency: int, seed: int) -> dict[str, float]:
             )
             server_cpu, client_cpu = cpu_seconds(pid) - server0, time.process_time() - client0
             entries = _log_entries(database)
-            books = asyncio.run(audit(server.url, _saga_status))
+            violations = asyncio.run(audit(server.url, [o.order_id for o in plan]))
     figures = {
         **vars(LoadFigures.of(latencies, wall, client_cpu, server_cpu)),
         **{name: float(count) for name, count in outcomes.items()},
         "log_entries_per_saga": entries / n,
     }
-    return with_audit(figures, books)
+    return with_audit(figures, violations)

@@ -39,6 +39,7 @@ def transfer_plan(n: int, seed: int) -> list[tuple[str, str, int]]:
 
 @dataclass(frozen=True)
 class PlannedOrder:
+    order_id: str
     customer: str
     merchant: str
     lines: tuple[tuple[str, int], ...]  # (sku, qty)
@@ -47,10 +48,10 @@ class PlannedOrder:
     def total(self) -> int:
         return sum(PRICES[sku] * qty for sku, qty in self.lines)
 
-    def params(self, order_id: str) -> dict[str, Any]:
+    def params(self) -> dict[str, Any]:
         """The order saga's parameters (`services.orders.OrderIn`)."""
         return {
-            "order_id": order_id,
+            "order_id": self.order_id,
             "customer": self.customer,
             "merchant": self.merchant,
             "lines": [{"sku": sku, "qty": qty} for sku, qty in self.lines],
@@ -59,11 +60,12 @@ class PlannedOrder:
 
 
 def order_plan(n: int, seed: int) -> list[PlannedOrder]:
-    """n orders, each from a customer to a merchant, two distinct demo accounts."""
+    """n orders (`order-<i>`), each from a customer to a merchant, two distinct demo accounts."""
     rng = random.Random(seed)
     orders: list[PlannedOrder] = []
-    for _ in range(n):
+    for i in range(n):
         customer, merchant = rng.sample(ACCOUNTS, 2)
         skus = rng.sample(sorted(PRICES), rng.randint(1, 3))
-        orders.append(PlannedOrder(customer, merchant, tuple((s, rng.randint(1, 3)) for s in skus)))
+        lines = tuple((sku, rng.randint(1, 3)) for sku in skus)
+        orders.append(PlannedOrder(f"order-{i}", customer, merchant, lines))
     return orders
