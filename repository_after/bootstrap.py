@@ -40,6 +40,7 @@ from repository_after.service_layer.retry import RetryPolicy
 from repository_after.service_layer.saga_ports import Participant, SagaLog
 from repository_after.service_layer.saga_types import SagaTypes, check_log_versions
 from repository_after.service_layer.transfers import order_rules, transfer_rules
+from repository_after.service_map import services_without_token
 from repository_after.services.orders import OrderIn
 
 logger = logging.getLogger(__name__)
@@ -119,7 +120,18 @@ def saga_types() -> SagaTypes:
 
 def check_services(settings: Settings, definitions: Mapping[str, SagaDefinition]) -> None:
     """Refuse to start (`ConfigurationError`) when a step of a registered saga calls a service
-    that has no URL: found now, not as a KeyError in the driver after its saga was logged."""
+    that has no URL: found now, not as a KeyError in the driver after its saga was logged; and
+    when, with a service token set, a service listed with its own URL does not say its token
+    (`service_map.services_without_token`): it gets none, so its calls would be refused (401)
+    mid-saga, after money moved; fail closed at start-up instead, naming it, never a token."""
+    tokenless = services_without_token(settings.services, service_token=settings.service_token)
+    if tokenless:
+        raise ConfigurationError(
+            f"SAGABANK_SERVICES: {', '.join(repr(name) for name in tokenless)} "
+            f"{'has' if len(tokenless) == 1 else 'have'} no token, and SAGABANK_SERVICE_TOKEN "
+            "(the account service's credential) goes to no service listed with its own URL: "
+            'give each its own "token", or "token": null for one that takes none'
+        )
     services = settings.resolved_services()
     for definition in definitions.values():
         for step in definition.steps:
@@ -190,6 +202,7 @@ def build_orchestrator(
         observers=observers,
         worker_id=settings.resolved_worker_id(),
         lease_ttl=settings.lease_ttl,
+        unknown_version_grace=settings.resolved_unknown_version_grace(),
     )
 
 

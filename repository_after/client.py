@@ -5,7 +5,8 @@ unless `--accounts-url` is given) and shows that total money is conserved; with 
 100 orders over the account, inventory and orders services it starts (`entrypoints/order_demo.py`).
 
 Run by a Python without the project's dependencies (a system `python3`), it prints one line
-saying how to get them and exits 2, rather than a traceback.
+saying how to get them and exits 2, rather than a traceback; so does a bad setting, and a saga
+log that holds unfinished sagas this code defines with another shape (`DefinitionsChanged`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ try:
 
     from repository_after.config import ConfigurationError
     from repository_after.entrypoints.demo import demo
+    from repository_after.service_layer.saga_types import DefinitionsChanged
 except ModuleNotFoundError as missing:
     if (missing.name or "").partition(".")[0] in ("repository_after", "repository_before"):
         raise  # the project itself is broken: that traceback is the useful answer
@@ -38,6 +40,9 @@ def main() -> None:
         app()
     except ConfigurationError as exc:  # a bad setting: its message, not a traceback
         sys.stderr.write(f"refusing to start: {exc}\n")
+        raise SystemExit(2) from None
+    except DefinitionsChanged as exc:  # the saga log holds sagas of another shape: the same
+        sys.stderr.write(f"{exc.one_line()}\n")
         raise SystemExit(2) from None
 
 

@@ -10,15 +10,11 @@ import os
 import re
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     SecretStr,
     ValidationError,
@@ -32,6 +28,16 @@ from repository_after.domain.sagas import DEFINITIONS
 from repository_after.domain.transfer import ACCOUNTS
 from repository_after.participant_kit.faults import ParticipantFaults
 from repository_after.service_layer.faults import FaultMode
+from repository_after.service_map import (
+    HOSTED_PARTICIPANTS as HOSTED_PARTICIPANTS,  # re-exported: sagabank_tools reads it here
+)
+from repository_after.service_map import (
+    SERVICE_NAME_PATTERN,
+    ServiceConfig,
+    ServiceEntry,
+    check_service_url,
+    resolve_services,
+)
 
 
 class ProcessRole(StrEnum):
@@ -56,68 +62,10 @@ class ProcessRole(StrEnum):
         return self in (ProcessRole.ALL, ProcessRole.ACCOUNTS)
 
 
-#: The participants of the built-in sagas besides the account service: where a process that
-#: hosts them mounts each (`ProcessRole.hosts_participants`), which is also where an
-#: orchestrator looks for them by default (the account service's URL + this path).
-HOSTED_PARTICIPANTS = {INVENTORY: "/inventory", ORDERS: "/orders"}
-
-
 class OtelExporter(StrEnum):
     NONE = "none"
     CONSOLE = "console"
     OTLP = "otlp"
-
-
-#: A service's name in `SAGABANK_SERVICES` (and in a saga step): as safe to log as an id.
-SERVICE_NAME_PATTERN = re.compile(r"^[A-Za-z0-9._:\-]{1,64}$")
-
-
-def check_service_url(url: str) -> str:
-    """`url` if it names an http(s) service by host alone, without its trailing slash; else a
-    ValueError that does not repeat it (a URL with a password in it must not reach a log)."""
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018  # a port that is not a number raises here
-    except ValueError:
-        raise ValueError("not a URL") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("must be an http:// or https:// URL with a host")
-    if "@" in parts.netloc:
-        raise ValueError("must not carry a user or password (the token goes in `token`)")
-    if parts.query or parts.fragment or url.endswith(("?", "#")):
-        raise ValueError("must not carry a query or a fragment")
-    return url.rstrip("/")
-
-
-class ServiceEntry(BaseModel):
-    """One service of `SAGABANK_SERVICES`: where it is, whether it takes `POST /batch`, and the
-    token sent to it alone (else `SAGABANK_SERVICE_TOKEN`)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    url: str
-    batching: bool = True
-    token: SecretStr | None = None
-
-    @field_validator("url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        return check_service_url(value)
-
-    @field_validator("token", mode="before")
-    @classmethod
-    def _empty_token_is_none(cls, value: object) -> object:
-        return None if value == "" else value
-
-
-@dataclass(frozen=True, slots=True)
-class ServiceConfig:
-    """A service the orchestrator calls, resolved: its URL (no trailing slash), whether its calls
-    may leave as one `POST /batch`, and the token sent to it alone (None: no `Authorization`)."""
-
-    url: str
-    batching: bool
-    token: SecretStr | None
 
 
 #: `SAGABANK_GC_THRESHOLD`'s default (`entrypoints/runtime_tuning.py`): 20,000 and 100,000
@@ -141,11 +89,14 @@ class Settings(BaseSettings):
     role: ProcessRole = ProcessRole.ALL
     accounts_url: str | None = None
     # The services sagas call (`SAGABANK_SERVICES`, JSON): name -> {"url", "batching", "token"};
-    # the account service is added as "accounts" (`accounts_url`) unless named here.
+    # the account service is added as "accounts" (`accounts_url`) unless named here
+    # (`service_map`: where each token goes).
     services: dict[str, ServiceEntry] = Field(default_factory=dict)
     admin_token: SecretStr | None = None
-    # What the orchestrator presents to the account service's money-moving endpoints (and what
-    # those endpoints ask for, when set); never the admin token, which opens no money route.
+    # What the orchestrator presents to the account service's money-moving endpoints and to the
+    # participants that service hosts (and what those endpoints ask for, when set); never to a
+    # service listed with its own URL (`service_map`); never the admin token, which opens no
+    # money route.
     service_token: SecretStr | None = None
     # With either this or `admin_token` set, the reads (accounts, entries, transfers, audit,
     # metrics, dashboard data) need one of the two; this one opens nothing that changes state.
@@ -188,6 +139,9 @@ class Settings(BaseSettings):
     worker_id: str | None = Field(default=None, min_length=1, max_length=200)
     lease_ttl: float = Field(default=10.0, gt=0.0, le=3600.0)
     claim_interval: float = Field(default=1.0, gt=0.0, le=600.0)
+    # A saga of a version this server lacks is parked only after this long without progress
+    # (`service_layer/resumption.py`); unset: 10 lease ttls (`resolved_unknown_version_grace`).
+    unknown_version_grace: float | None = Field(default=None, gt=0.0)
 
     log_json: bool = False
     log_level: str = "INFO"
@@ -204,6 +158,7 @@ class Settings(BaseSettings):
         "accounts_url",
         "inventory_database_url",
         "orders_database_url",
+        "unknown_version_grace",
         mode="before",
     )
     @classmethod
@@ -249,6 +204,10 @@ class Settings(BaseSettings):
                 )
         if self.claim_interval * 2 > self.lease_ttl:
             raise ValueError("claim_interval must be at most half of lease_ttl")
+        if self.resolved_unknown_version_grace() <= self.lease_ttl:
+            # An unrenewed lease lapses after a ttl: a shorter grace would park a saga that a
+            # server with its version was about to claim (docs/operations.md, rolling upgrade).
+            raise ValueError("unknown_version_grace must be longer than lease_ttl")
         if self.retention_days * 86_400 < self.retry_horizon():
             raise ValueError(
                 f"retention_days ({self.retention_days} days) is shorter than the orchestrator's "
@@ -266,6 +225,13 @@ class Settings(BaseSettings):
             )
             for definition in DEFINITIONS.values()
         )
+
+    def resolved_unknown_version_grace(self) -> float:
+        """Seconds without progress after which a saga of a version this server lacks is
+        parked: configured, else 10 lease ttls."""
+        if self.unknown_version_grace is not None:
+            return self.unknown_version_grace
+        return 10 * self.lease_ttl
 
     def resolved_worker_id(self) -> str:
         """This orchestrator worker's lease owner name: configured, else host:port.
@@ -316,31 +282,18 @@ class Settings(BaseSettings):
         return path if own else path.with_name(f"{path.stem}-{name}{path.suffix or '.db'}")
 
     def resolved_services(self) -> Mapping[str, ServiceConfig]:
-        """Every service this process's sagas may call: `SAGABANK_SERVICES`, plus the account
-        service as "accounts" unless the map names it (`accounts_url`, else this very process,
-        as before), plus `inventory` and `orders` unless the map names them: where the account
-        service hosts them (its URL + `/inventory`, `/orders`, `HOSTED_PARTICIPANTS`). A
-        service's token is its own, else `service_token`; batching needs
-        `participant_max_in_flight` > 0 too."""
-        on = self.participant_max_in_flight > 0
-        services = {
-            name: ServiceConfig(
-                url=entry.url,
-                batching=entry.batching and on,
-                token=entry.token or self.service_token,
-            )
-            for name, entry in self.services.items()
-        }
-        if ACCOUNTS not in services:
-            url = self.accounts_url or self._own_url()
-            services[ACCOUNTS] = ServiceConfig(url=url, batching=on, token=self.service_token)
-        host = services[ACCOUNTS].url
-        for name, path in HOSTED_PARTICIPANTS.items():
-            if name not in services:
-                services[name] = ServiceConfig(
-                    url=host + path, batching=on, token=self.service_token
-                )
-        return services
+        """Every service this process's sagas may call (`service_map.resolve_services`):
+        `SAGABANK_SERVICES`, plus the account service as "accounts" unless the map names it
+        (`accounts_url`, else this very process, as before), plus `inventory` and `orders`
+        unless the map names them, where the account service hosts them. `service_token` goes
+        to the account service and those it hosts, never to a service listed with its own URL;
+        batching needs `participant_max_in_flight` > 0 too."""
+        return resolve_services(
+            self.services,
+            accounts_url=self.accounts_url or self._own_url(),
+            service_token=self.service_token,
+            batching=self.participant_max_in_flight > 0,
+        )
 
 
 class ConfigurationError(Exception):

@@ -1,15 +1,18 @@
 """In-memory saga log: the fake for unit tests and the reference for the contract suite.
 
 Leases follow the port's rules (owner, expiry, fence) so a test can run two orchestrators on one
-log; every method runs without an await, hence atomically on the event loop.
+log; every method runs without an await, hence atomically on the event loop. Its clock (`clock`,
+`time.time` by default) is the lease clock and `now()`'s, as the database's is for the SQL
+backends: a test that steps it sees leases lapse and sagas age without sleeping.
 """
 
 from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any
 
 from repository_after.domain.saga import AT_REST, TERMINAL, SagaEvent, SagaStatus
@@ -23,6 +26,10 @@ from repository_after.service_layer.saga_ports import (
 )
 
 
+def _wall_clock() -> float:
+    return time.time()
+
+
 @dataclass
 class _Row:
     summary: SagaSummary
@@ -31,20 +38,26 @@ class _Row:
     lease_until: float = 0.0
     fence: int = 0
 
-    def take(self, owner: str, ttl: float) -> Lease:
-        self.owner, self.lease_until, self.fence = owner, time.time() + ttl, self.fence + 1
+    def take(self, owner: str, ttl: float, now: float) -> Lease:
+        self.owner, self.lease_until, self.fence = owner, now + ttl, self.fence + 1
         return Lease(self.summary.saga_id, owner, self.fence)
 
-    def free(self) -> bool:
-        return self.owner is None or self.lease_until <= time.time()  # as the SQL backends
+    def free(self, now: float) -> bool:
+        return self.owner is None or self.lease_until <= now  # as the SQL backends
 
     def holds(self, lease: Lease) -> bool:
         return (self.owner, self.fence) == (lease.owner, lease.fence)
 
 
 class InMemorySagaLog:
-    def __init__(self) -> None:
+    def __init__(self, *, clock: Callable[[], float] | None = None) -> None:
+        """`clock`: seconds since the epoch, the lease clock; `time.time()` (looked up at each
+        reading) by default, a test's fake clock otherwise."""
         self._rows: dict[str, _Row] = {}
+        self._clock = clock or _wall_clock
+
+    async def now(self) -> datetime:
+        return datetime.fromtimestamp(self._clock(), UTC)
 
     async def create(
         self,
@@ -73,7 +86,7 @@ class InMemorySagaLog:
             updated_at,
         )
         row = self._rows[saga_id] = _Row(summary, list(events))
-        return row.take(owner, ttl)
+        return row.take(owner, ttl, self._clock())
 
     async def append(
         self,
@@ -101,25 +114,27 @@ class InMemorySagaLog:
         include_own: bool = False,
         take_over: bool = False,
     ) -> list[Lease]:
+        now = self._clock()
         rows = [
             r
             for r in self._rows.values()
             if r.summary.status not in AT_REST
-            and (take_over or r.free() or (include_own and r.owner == owner))
+            and (take_over or r.free(now) or (include_own and r.owner == owner))
         ]
         rows.sort(key=lambda r: r.summary.created_at)
-        return [r.take(owner, ttl) for r in rows[:limit]]
+        return [r.take(owner, ttl, now) for r in rows[:limit]]
 
     async def acquire(self, saga_id: str, owner: str, *, ttl: float) -> Lease | None:
         row = self._rows.get(saga_id)
-        return row.take(owner, ttl) if row is not None and row.free() else None
+        now = self._clock()
+        return row.take(owner, ttl, now) if row is not None and row.free(now) else None
 
     async def renew(self, leases: Sequence[Lease], *, ttl: float) -> set[str]:
         held = set()
         for lease in leases:
             row = self._rows.get(lease.saga_id)
             if row is not None and row.holds(lease):
-                row.lease_until = time.time() + ttl
+                row.lease_until = self._clock() + ttl
                 held.add(lease.saga_id)
         return held
 

@@ -9,6 +9,7 @@ decisions between statements, so the control flow is written once too. A backend
 (`_run`) and fills the hooks where the engines differ:
 - `now_sql`: the lease clock, always THE DATABASE'S, so workers on different machines (or with
   a stepped process clock) agree on when a lease ends; `_until()`: that clock plus ? seconds;
+  `now()` reads it (epoch seconds on SQLite, a timestamptz on PostgreSQL: `_utc`);
 - `_rows(sql, args, rows)`: a statement over many rows (events to insert, leases to renew);
 - `skip_locked`: the row-lock clause that lets concurrent claimers pass each other.
 
@@ -22,6 +23,7 @@ ttl of 0 has expired at once even on a clock that ticks in milliseconds (SQLite'
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from repository_after.adapters.sql_plan import Plan, Rows, Stmt
@@ -72,11 +74,19 @@ _ACQUIRE = (
 _RENEW = "UPDATE sagas SET lease_until = {until}"
 _RETURNING_SAGA_ID = " RETURNING sagas.saga_id"
 _RELEASE = "UPDATE sagas SET owner = NULL, lease_until = NULL"
+_NOW = "SELECT {now}"
 _SETTLED_BEFORE = f"status IN ({marks(TERMINAL_VALUES)}) AND updated_at < ?"
 _PURGE_EVENTS = (
     f"DELETE FROM saga_events WHERE saga_id IN (SELECT saga_id FROM sagas WHERE {_SETTLED_BEFORE})"
 )
 _PURGE_SAGAS = f"DELETE FROM sagas WHERE {_SETTLED_BEFORE}"
+
+
+def _utc(value: datetime | float) -> datetime:
+    """The lease clock's reading as an aware UTC time, from either engine's representation."""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC)
+    return datetime.fromtimestamp(float(value), UTC)
 
 
 class SqlSagaLog(SqlSagaReads):
@@ -208,6 +218,13 @@ class SqlSagaLog(SqlSagaReads):
 
         if leases:
             await self._run(plan, writes=True, on_loop=True)
+
+    async def now(self) -> datetime:
+        def plan() -> Plan[datetime]:
+            read = yield self._stmt(self._sql(_NOW))
+            return _utc(read.rows[0][0])
+
+        return await self._run(plan, writes=False, on_loop=True)
 
     async def purge_settled(self, *, before: str) -> int:
         def plan() -> Plan[int]:

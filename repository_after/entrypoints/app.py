@@ -40,6 +40,7 @@ from repository_after.entrypoints import (
     sagas_api,
     transfers_api,
 )
+from repository_after.entrypoints.deps import Reader
 from repository_after.entrypoints.errors import BadRequest, install_error_handlers
 from repository_after.entrypoints.limits import RequestLimits
 from repository_after.entrypoints.participants import close_hosted, hosted_participants, open_hosted
@@ -151,6 +152,8 @@ def create_app(
         app.include_router(dashboard.router)
     for one in hosted:
         app.include_router(one.router, prefix=one.prefix)
+        # Every read of a hosted participant, as every read of the account service.
+        app.include_router(one.reads, prefix=one.prefix, dependencies=[Reader])
 
     if settings.role not in (ProcessRole.INVENTORY, ProcessRole.ORDERS):  # theirs is the kit's
 

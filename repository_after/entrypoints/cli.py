@@ -5,7 +5,8 @@ sagabank demo  [--saga transfer|order] [--transfers N] [--fault-mode before|afte
 sagabank audit [--json]              check the books and reconcile them with the saga log;
                                      exit 1 on any violation (or orphaned money)
 sagabank recover [--wait S] [--take-over]   drive every unsettled saga to a terminal state;
-                                     exit 1 if some stay under another worker's live lease
+                                     exit 1 if some stay under another worker's live lease, or
+                                     are of a version this server lacks (entrypoints/recover_cli.py)
 sagabank sagas list|show|retry|resolve
 sagabank gc                          drop records older than the retention horizon
 sagabank chaos | bench               developer tools from `sagabank_tools`, found through the
@@ -19,8 +20,6 @@ import ipaddress
 import json
 import logging
 import sys
-import time
-from collections import Counter
 from typing import Annotated, NoReturn
 
 import typer
@@ -36,11 +35,11 @@ from repository_after.config import (
     load_settings,
 )
 from repository_after.domain.sagas import DEFINITIONS
-from repository_after.entrypoints import demo, gc_cli, sagas_cli
+from repository_after.entrypoints import demo, gc_cli, recover_cli, sagas_cli
 from repository_after.entrypoints.logs import configure_logging
 from repository_after.entrypoints.runtime_tuning import tune_gc, tune_switch_interval
 from repository_after.entrypoints.tool_commands import ToolCommandsGroup
-from repository_after.service_layer.orchestrator import Orchestrator
+from repository_after.service_layer.saga_types import DefinitionsChanged
 
 app = typer.Typer(
     help="sagabank: money transfers as idempotent, crash-safe sagas.",
@@ -69,7 +68,6 @@ def _refuse_changed_definitions(settings: Settings) -> None:
     with another shape (`bootstrap.check_saga_versions`; the app's start-up checks it too, but
     a failed lifespan is a traceback, not a sentence)."""
     from repository_after.bootstrap import check_saga_versions
-    from repository_after.service_layer.saga_types import DefinitionsChanged
 
     try:
         asyncio.run(check_saga_versions(settings))
@@ -197,66 +195,7 @@ def audit(
         raise typer.Exit(1)
 
 
-async def _recover_all(
-    o: Orchestrator, *, wait: float, take_over: bool
-) -> tuple[dict[str, int], list[str]]:
-    """Drive what can be taken; while sagas remain under another worker's live lease, wait
-    (bounded by `wait` seconds) for those leases to expire and try again. Returns the final
-    status counts and the ids still unsettled at the end."""
-    counts: Counter[str] = Counter()
-    deadline = time.monotonic() + wait
-    said: tuple[int, int] | None = None
-    while True:
-        counts.update(await o.recover(take_over=take_over))
-        left = await o.log.unsettled_ids()
-        remaining = deadline - time.monotonic()
-        if not left or remaining <= 0:
-            return dict(counts), left
-        # A progress line when the count changes, else every 5 s: the operator sees it move.
-        if said is None or said[0] != len(left) or said[1] - remaining >= 5:
-            said = (len(left), int(remaining))
-            console.print(
-                f"waiting for the leases of {len(left)} unsettled saga(s) to expire "
-                f"(another worker holds them; giving up in {remaining:.0f}s)"
-            )
-        # Polling the log: a lease's end is only visible there (the database's clock).
-        await asyncio.sleep(min(1.0, remaining))
-
-
-@app.command()
-def recover(
-    wait: Annotated[
-        float | None,
-        typer.Option(
-            min=0.0,
-            help="seconds to wait for other workers' leases to expire "
-            "(default: SAGABANK_LEASE_TTL + 5)",
-        ),
-    ] = None,
-    take_over: Annotated[
-        bool,
-        typer.Option(
-            help="take the sagas at once despite live leases: only when their worker is surely "
-            "dead (fencing still stops it if it is not)"
-        ),
-    ] = False,
-) -> None:
-    """Drive every unsettled saga in the log to a terminal (or parked) state, then exit.
-
-    Exit 1 if sagas remain that another worker's lease kept from this command."""
-    bound = get_settings().lease_ttl + 5.0 if wait is None else wait
-    counts, left = sagas_cli.run_refusing_changed_definitions(
-        sagas_cli.with_orchestrator(lambda o: _recover_all(o, wait=bound, take_over=take_over))
-    )
-    console.print(f"recovered: {counts or 'nothing to do'}")
-    if left:
-        console.print(
-            f"[red]{len(left)} saga(s) still unsettled after {bound:g}s, leased by another "
-            f"worker:[/red] {', '.join(left)}\nIf that worker is running, it drives them; if it "
-            "is surely dead, run `sagabank recover --take-over`.",
-            soft_wrap=True,
-        )
-        raise typer.Exit(1)
+app.command(name="recover")(recover_cli.recover)  # after audit: the order `--help` lists
 
 
 def _say_refused(exc: ConfigurationError) -> None:
@@ -274,6 +213,9 @@ def main() -> None:
         app()
     except ConfigurationError as exc:  # another command's settings (`get_settings`)
         _say_refused(exc)
+        sys.exit(2)
+    except DefinitionsChanged as exc:  # `demo` over a log of changed sagas: a line, not a trace
+        console.print(exc.one_line(), style="red", soft_wrap=True, markup=False, highlight=False)
         sys.exit(2)
 
 

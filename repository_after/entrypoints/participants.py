@@ -2,7 +2,7 @@
 instead of) the account service: the inventory and the orders services.
 
 - Roles `all` and `accounts` host both, under `/inventory` and `/orders`
-  (`config.HOSTED_PARTICIPANTS`), each on its own database (`Settings.participant_database`:
+  (`service_map.HOSTED_PARTICIPANTS`), each on its own database (`Settings.participant_database`:
   by default a SQLite file beside the account store's). An orchestrator finds them there by
   default: the account service's URL + that path (`Settings.resolved_services`), so a default
   `sagabank serve`, and an orchestrator pointed at an account service, run the order saga with
@@ -11,9 +11,11 @@ instead of) the account service: the inventory and the orders services.
   as its own process (`sagabank serve --role inventory`; the orchestrator then names it in
   `SAGABANK_SERVICES`).
 Their operations take `SAGABANK_SERVICE_TOKEN` when it is set (the kit's bearer check), as the
-account service's do; `SAGABANK_PARTICIPANT_FAULTS` fails the operations it names on purpose
-(`participant_kit.faults`; an operation the service lacks refuses the start). Their stores open
-at start-up (the app's lifespan), not when the app is built, and close with it.
+account service's do; their reads (`reads`, a router of its own) go behind the app's `Reader`
+(the read or admin token, as every read of the account service), on every role that hosts them.
+`SAGABANK_PARTICIPANT_FAULTS` fails the operations it names on purpose (`participant_kit.faults`;
+an operation the service lacks refuses the start). Their stores open at start-up (the app's
+lifespan), not when the app is built, and close with it.
 """
 
 from __future__ import annotations
@@ -26,15 +28,11 @@ from functools import partial
 from fastapi import APIRouter
 from pydantic import SecretStr
 
-from repository_after.config import (
-    HOSTED_PARTICIPANTS,
-    ConfigurationError,
-    ProcessRole,
-    Settings,
-)
+from repository_after.config import ConfigurationError, ProcessRole, Settings
 from repository_after.domain.order import INVENTORY, ORDERS
 from repository_after.participant_kit import ParticipantService, ParticipantStore
-from repository_after.services import inventory, orders
+from repository_after.service_map import HOSTED_PARTICIPANTS
+from repository_after.services import inventory, inventory_http, orders, orders_http
 from repository_after.services.hosting import DeferredStore, open_store
 
 _BUILT: dict[
@@ -43,21 +41,34 @@ _BUILT: dict[
         tuple[str, ...],
         Callable[[ParticipantStore], ParticipantService],
         Callable[[ParticipantService, SecretStr | None], APIRouter],
+        Callable[[ParticipantService], APIRouter],
     ],
 ] = {
-    INVENTORY: (inventory.SCHEMA, inventory.inventory_service, inventory.inventory_routes),
-    ORDERS: (orders.SCHEMA, orders.orders_service, orders.orders_routes),
+    INVENTORY: (
+        inventory.SCHEMA,
+        inventory.inventory_service,
+        inventory_http.inventory_routes,
+        inventory_http.inventory_reads,
+    ),
+    ORDERS: (
+        orders.SCHEMA,
+        orders.orders_service,
+        orders_http.orders_routes,
+        orders_http.orders_reads,
+    ),
 }
 
 
 @dataclass(frozen=True)
 class Hosted:
-    """One hosted participant: its routes go under `prefix` ("" for a process of its own)."""
+    """One hosted participant: its routes go under `prefix` ("" for a process of its own);
+    `router` holds its operations (service token), `reads` its reads (the host's `Reader`)."""
 
     name: str
     prefix: str
     store: DeferredStore
     router: APIRouter
+    reads: APIRouter
 
 
 def hosted_participants(settings: Settings) -> list[Hosted]:
@@ -70,7 +81,7 @@ def hosted_participants(settings: Settings) -> list[Hosted]:
         return []
     hosted = []
     for name, prefix in placed.items():
-        schema, build, routes = _BUILT[name]
+        schema, build, routes, reads = _BUILT[name]
         database = settings.participant_database(name)
         store = DeferredStore(partial(open_store, database, schema=schema, name=name))
         service = build(store)
@@ -79,8 +90,9 @@ def hosted_participants(settings: Settings) -> list[Hosted]:
                 service.inject_faults(faults)
             except ValueError as exc:
                 raise ConfigurationError(f"SAGABANK_PARTICIPANT_FAULTS: {exc}") from None
-        router = routes(service, settings.service_token)
-        hosted.append(Hosted(name, prefix, store, router))
+        hosted.append(
+            Hosted(name, prefix, store, routes(service, settings.service_token), reads(service))
+        )
     return hosted
 
 

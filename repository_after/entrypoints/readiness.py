@@ -3,7 +3,7 @@ its registered sagas call answers `GET {url}/health` with a 2xx.
 
 The wait has no deadline: giving up would leave this worker without recovery or takeover. While
 it waits, `Readiness.waiting` names the services that have not answered yet, and each round
-logs them by name and URL (URLs carry no credentials: `config.check_service_url`). A service
+logs them by name and URL (URLs carry no credentials: `service_map.check_service_url`). A service
 that answered once is not asked again. The probe carries no token: `/health` is open, and a
 service's credential goes only with that service's calls.
 """

@@ -22,6 +22,7 @@ from repository_after.participant_kit.http import (
     REPLAYED,
     bearer_guard,
     install_error_handlers,
+    participant_reads,
     participant_router,
 )
 from repository_after.participant_kit.records import Answer, canonical
@@ -49,5 +50,6 @@ __all__ = [
     "bearer_guard",
     "canonical",
     "install_error_handlers",
+    "participant_reads",
     "participant_router",
 ]

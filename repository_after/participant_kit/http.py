@@ -1,4 +1,5 @@
-"""The HTTP edge of a participant: `participant_router(service, token=...)`.
+"""The HTTP edge of a participant: `participant_router(service, token=...)`, its operations, and
+`participant_reads(service)`, the kit's reads.
 
 Routes:
 - `POST /{operation}` for every registered operation: header `transaction-id` (the key,
@@ -10,9 +11,12 @@ Routes:
   item runs as its single endpoint would and is answered `{"status_code", "body", "replayed"}`
   in order, its body the very bytes the single endpoint sends (a `traceparent` is accepted and
   not used yet).
-- `GET /health`: 200 when the store answers a read, else 503.
-- `GET /faults`: the injected faults (`faults.OperationFaults.view`): settings and counts per
-  operation. Open, like `/health`: it says how the service was started, and changes nothing.
+- `GET /health`: 200 when the store answers a read, else 503. Open: a health check.
+- `participant_reads`: `GET /faults`, the injected faults (`faults.OperationFaults.view`):
+  settings and counts per operation. A read like the service's own (its stock, its audit): a
+  router of its own, for its host to include behind its read guard, as the account service's
+  `GET /admin/faults` is behind the read token (`sagabank serve` and the standalone services
+  include it in their reads router; `services/hosting.py`).
 
 The service token (optional): when set, every operation and `/batch` need
 `Authorization: Bearer <token>`, compared in constant time; anyone else gets 401 `unauthorized`
@@ -181,6 +185,12 @@ def participant_router(
         return _json(200, {"status": "ok", "service": service.name})
 
     router.add_api_route("/health", health, methods=["GET"], response_class=Response)
+    return router
+
+
+def participant_reads(service: ParticipantService) -> APIRouter:
+    """The kit's reads (`GET /faults`), without a guard: include it behind your read guard."""
+    router = APIRouter(tags=[service.name])
 
     async def faults() -> Response:
         return _json(200, {"service": service.name, **service.faults.view()})
@@ -243,13 +253,19 @@ def _batch_items(
     return items
 
 
-_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}
+_HTTP_CODES = {
+    401: "unauthorized",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "body_too_large",
+}
 
 
 def install_error_handlers(app: FastAPI) -> None:
     """The product's error shapes for a participant app's own routes (the kit's routes answer
     everything themselves): a refusal as itself, 503 for storage, 500 for anything else (logged,
-    never sent), Starlette's 404/405 as `{"error", "message"}`."""
+    never sent), an HTTPException (Starlette's 404/405, a host's read guard's 401
+    `unauthorized`) as `{"error", "message"}`."""
 
     async def refusal(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, Refusal)

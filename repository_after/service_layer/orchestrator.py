@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import Coroutine, Iterable, Mapping, Sequence
 from typing import Any
 
 from repository_after.domain.errors import IdempotencyKeyReused, TransactionIdTooLong
@@ -38,7 +38,11 @@ from repository_after.service_layer.driver_tasks import DriverTasks
 from repository_after.service_layer.leases import LeaseBook
 from repository_after.service_layer.operation_attempts import intent
 from repository_after.service_layer.operator_actions import OperatorActions
-from repository_after.service_layer.resumption import DefinitionLookup, definition_of
+from repository_after.service_layer.resumption import (
+    UNRESUMABLE,
+    DefinitionLookup,
+    definition_of,
+)
 from repository_after.service_layer.retry import RetryPolicy
 from repository_after.service_layer.saga_driver import FreshSaga, SagaDriver, SagaNotFound
 from repository_after.service_layer.saga_ports import Participant, SagaLog, StoredSaga
@@ -91,16 +95,22 @@ class Orchestrator:
         worker_id: str | None = None,
         lease_ttl: float = 10.0,
         max_sagas: int = 1000,
+        unknown_version_grace: float | None = None,
     ) -> None:
         """`definitions`: name -> the definition new sagas start with (the latest version).
         `versions`: (name, version) -> the definition a saga started under resumes with
-        (`SagaTypes.version`); by default only the versions in `definitions`."""
+        (`SagaTypes.version`); by default only the versions in `definitions`.
+        `unknown_version_grace`: seconds without progress after which a saga of a version this
+        server lacks is parked (`resumption`); 10 lease ttls by default."""
         versions = versions or versions_of(definitions)
         self.log = log
         self.worker_id = worker_id or default_worker_id()
         self._definitions = definitions
         self._observers = list(observers)
         self._leases = LeaseBook(log, owner=self.worker_id, ttl=lease_ttl)
+        if unknown_version_grace is None:
+            unknown_version_grace = 10 * lease_ttl
+        self.unknown_version_grace = unknown_version_grace
         self._driver = SagaDriver(
             log=log,
             participant=participant,
@@ -109,6 +119,7 @@ class Orchestrator:
             forward=forward,
             settle=settle,
             observers=self._observers,
+            unknown_version_grace=unknown_version_grace,
         )
         self._drivers = DriverTasks(self._driver)
         self._worker = Worker(leases=self._leases, drivers=self._drivers, max_sagas=max_sagas)
@@ -217,9 +228,25 @@ class Orchestrator:
         """Claim and drive every saga left unsettled by a crash; returns final status counts.
 
         Claims come in batches of at most `max_sagas` leases, so this repeats until a claim
-        finds nothing left (sagas another live worker holds are not taken, unless `take_over`:
-        the operator knows that worker is dead; fencing still stops it if it is not)."""
+        finds nothing new (sagas another live worker holds are not taken, unless `take_over`:
+        the operator knows that worker is dead; fencing still stops it if it is not). A saga of
+        a version this server lacks that is not overdue is left to a server that has it
+        (`resumption`), counted under the status the log has for it (`unresumable`)."""
         return await self._worker.recover(take_over=take_over)
+
+    async def unresumable(self, saga_ids: Iterable[str]) -> dict[str, str]:
+        """Those of `saga_ids` this server cannot drive (a version it lacks, or another shape):
+        id -> their type and version (`saga type 'order' version 2`)."""
+        found = {}
+        for saga_id in saga_ids:
+            saga = await self.log.summary(saga_id)
+            if saga is None:
+                continue  # purged meanwhile: settled
+            try:
+                definition_of(self._versions, saga)
+            except UNRESUMABLE:
+                found[saga_id] = f"saga type {saga.definition!r} version {saga.definition_version}"
+        return found
 
     async def claim(self, *, include_own: bool = False) -> list[str]:
         """Renew the leases this worker holds, then claim and start driving free sagas.

@@ -17,8 +17,10 @@ compensated is five (docs/performance.md). The write points are named after thes
 `operation_attempts.perform`.
 So after a crash at any instant, folding the log gives a state whose next action is safe to
 (re)issue. Every call of one step carries that step's idempotency key (`SagaDefinition.key`).
-A saga is driven with the definition it started under; one this server lacks (a version not
-registered here, or of another shape) is parked with one write and no call (`resumption`).
+A saga is driven with the definition it started under; one this server lacks is never driven
+here (`resumption.Unresumable`): another shape under its version is parked at once, a version not
+registered here is left, its lease unrenewed, to a server that has it, and parked only after
+making no progress for the grace. Nothing is called either way.
 
 Leases: the driver acts only while this worker holds the saga's lease (`LeaseBook`). Every write
 carries the lease and is refused (`LeaseLost`) once another worker has taken over; before each
@@ -43,11 +45,9 @@ from functools import partial
 from typing import Any, NamedTuple
 
 from repository_after.domain.saga import (
-    AT_REST,
     SagaDefinition,
     SagaEvent,
     SagaState,
-    SagaStatus,
     StepRole,
     next_action,
     replay,
@@ -57,10 +57,8 @@ from repository_after.service_layer.operation_attempts import intent, perform
 from repository_after.service_layer.resumption import (
     UNRESUMABLE,
     DefinitionLookup,
+    Unresumable,
     definition_of,
-    parked_event,
-    parked_state,
-    state_without_definition,
 )
 from repository_after.service_layer.retry import RetryPolicy
 from repository_after.service_layer.saga_ports import (
@@ -99,7 +97,10 @@ class SagaDriver:
         forward: RetryPolicy,
         settle: RetryPolicy,
         observers: Sequence[Observer],
+        unknown_version_grace: float,
     ) -> None:
+        """`unknown_version_grace`: seconds without progress after which a saga of a version
+        not registered here is parked (`resumption`)."""
         self._log = log
         self._participant = participant
         self._leases = leases
@@ -107,6 +108,15 @@ class SagaDriver:
         self._forward = forward
         self._settle = settle
         self._observers = observers
+        self._unresumable = Unresumable(
+            log=log,
+            leases=leases,
+            observers=observers,
+            grace=unknown_version_grace,
+            write_and_release=lambda saga_id, events, status, lease: self.write(
+                saga_id, events, status, lease=lease, release=True
+            ),
+        )
 
     async def load(self, saga_id: str) -> StoredSaga:
         stored = await self._log.load(saga_id)
@@ -134,7 +144,7 @@ class SagaDriver:
                 try:
                     definition = definition_of(self._versions, stored)
                 except UNRESUMABLE as exc:
-                    return await self._park_unresumable(stored, lease, exc)
+                    return await self._unresumable.handle(stored, lease, exc)
                 state = replay(definition, stored.events)
                 if next_action(definition, state) is None:
                     await self._leases.release(saga_id)
@@ -166,28 +176,6 @@ class SagaDriver:
             raise
         await self._leases.release(saga_id)  # a no-op when the last write released it
         return state
-
-    async def _park_unresumable(
-        self, stored: StoredSaga, lease: Lease | None, error: Exception
-    ) -> SagaState:
-        """Park a saga `error` says this server cannot resume (`resumption`), under its lease.
-        One at rest, or held by another worker, is left as it is (and answered as the log has
-        it: the driver of a saga that just settled may be joined late)."""
-        saga_id = stored.saga_id
-        if (
-            lease is None
-            and stored.status not in AT_REST
-            and (lease := await self._leases.acquire(saga_id)) is not None
-        ):
-            stored = await self.load(saga_id)  # what the last holder wrote
-        if lease is None or stored.status in AT_REST:
-            await self._leases.release(saga_id)  # a lease taken for nothing: give it back
-            return state_without_definition(stored)
-        event = parked_event(stored, error, self._leases.owner)
-        status = SagaStatus.FAILED_NEEDS_ATTENTION
-        await self.write(saga_id, [event], status, lease=lease, release=True)
-        logger.warning("saga %s parked: %s", saga_id, event.note, extra={"transaction_id": saga_id})
-        return parked_state(self._observers, stored, event)
 
     async def _run_operations(
         self,

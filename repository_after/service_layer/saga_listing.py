@@ -13,6 +13,10 @@
   sagas remain), so the counts always add up to every saga in the log.
 A summary spreads the saga's parameters at the top level, as the full view does
 (`saga_views.saga_view`); `SagaTypes.register` keeps parameter names off its other fields.
+With `with_definitions` (the operator's `sagabank sagas list`), the listing also gives each
+saga's stored definition (`definition_view`: name, version, shape hash) and how this server's
+differs, if it does: the CLI reads the log alone, and works when the log holds sagas of a
+changed shape, which `serve` refuses.
 """
 
 from __future__ import annotations
@@ -53,6 +57,19 @@ def summary_view(row: SagaSummary) -> dict[str, Any]:
     }
 
 
+def definition_view(
+    types: SagaTypes, *, name: str, version: int, shape_hash: str
+) -> dict[str, Any]:
+    """The definition a saga started under, as the log holds it; `changed`: None when this
+    server defines that version with that shape, else how it differs (`shape_differs`)."""
+    return {
+        "name": name,
+        "version": version,
+        "shape_hash": shape_hash,
+        "changed": types.shape_differs(name, version, shape_hash),
+    }
+
+
 async def count_sagas(*, log: SagaLog, types: SagaTypes) -> dict[str, dict[str, int]]:
     """Type -> status -> how many sagas: every registered type with all its statuses (zeros
     included), then any other type or status the log holds."""
@@ -64,16 +81,31 @@ async def count_sagas(*, log: SagaLog, types: SagaTypes) -> dict[str, dict[str, 
 
 
 async def list_sagas(
-    *, log: SagaLog, types: SagaTypes, saga_type: str | None, status: str | None, limit: int
+    *,
+    log: SagaLog,
+    types: SagaTypes,
+    saga_type: str | None,
+    status: str | None,
+    limit: int,
+    with_definitions: bool = False,
 ) -> dict[str, Any]:
     """`{"sagas": [summary, ...], "counts": ...}`: the counts of `saga_type` by status, or, for
-    every type (None), by type and status."""
+    every type (None), by type and status; `with_definitions`: and `"definitions"`, saga id ->
+    `definition_view`."""
     allowed = statuses(types, saga_type)
     if status is not None and status not in allowed:
         raise UnknownStatus(status, allowed)
     rows = await log.list_recent(status=status, definition=saga_type, limit=limit)
     counts = await count_sagas(log=log, types=types)
-    return {
+    listed = {
         "sagas": [summary_view(r) for r in rows],
         "counts": counts if saga_type is None else counts[saga_type],
     }
+    if with_definitions:
+        listed["definitions"] = {
+            r.saga_id: definition_view(
+                types, name=r.definition, version=r.definition_version, shape_hash=r.definition_hash
+            )
+            for r in rows
+        }
+    return listed

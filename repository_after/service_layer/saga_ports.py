@@ -14,6 +14,8 @@ lease, `Lease(saga_id, owner, fence)`. Every claim by a new holder bumps the sag
 `append` with a lease writes only if the row's owner and fence still match, in the same
 transaction, and raises `LeaseLost` otherwise (a paused "zombie" cannot write after a takeover).
 An expired lease whose fence is unchanged still writes: nobody else has touched the saga.
+`now()` reads the clock leases run on (the database's), for a rule that must not depend on the
+reading worker's own clock (`resumption`: how long a saga has made no progress).
 `Participant.call` performs one attempt of one remote operation and
 classifies the answer; it never raises for a remote failure.
 """
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 from repository_after.domain.saga import Outcome, SagaEvent
@@ -145,6 +148,10 @@ class SagaLog(Protocol):
 
     async def release(self, leases: Sequence[Lease]) -> None:
         """Give up leases that still hold, so another worker may claim them at once."""
+        ...
+
+    async def now(self) -> datetime:
+        """The current time (UTC) by the clock leases expire on: the database's."""
         ...
 
     async def load(self, saga_id: str) -> StoredSaga | None: ...

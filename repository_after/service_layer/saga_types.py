@@ -23,7 +23,8 @@ and refuses to start (`DefinitionsChanged`, naming the type, the version, both h
 many sagas) if a version is missing or defines another shape: resuming a saga with steps it did
 not start with could call the wrong operation, under the wrong key, or compensate the wrong steps.
 A saga of such a version that reaches a server already running (another server started it later)
-is parked by the driver instead (`resumption`).
+is the driver's to handle instead (`resumption`): another shape is parked at once, a version not
+registered here is left to a server that has it, and parked only after the grace without progress.
 """
 
 from __future__ import annotations
@@ -82,6 +83,11 @@ def _no_rules(params: Mapping[str, Any]) -> None:
 class DefinitionsChanged(Exception):
     """The log holds unfinished sagas this server cannot resume with the shape they started
     with: the server must not start (the message says which and what to do)."""
+
+    def one_line(self) -> str:
+        """The message on one line: its head, then each of its indented lines after a `;`."""
+        head, *lines = str(self).splitlines()
+        return head + "".join(f"{':' if i == 0 else ';'} {x.strip()}" for i, x in enumerate(lines))
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +188,17 @@ class SagaTypes:
                 self._types.values(), key=lambda t: (t.definition.name, t.definition.version)
             )
         ]
+
+    def shape_differs(self, name: str, version: int, shape_hash: str) -> str | None:
+        """None when this registry defines `name` `version` with `shape_hash` (a saga that
+        started under it resumes here as it started); else how it differs, in a few words."""
+        found = self._types.get((name, version))
+        if found is None:
+            return "version not defined here"
+        defined = found.definition.shape_hash()
+        return (
+            None if defined == shape_hash else f"definition changed: this server defines {defined}"
+        )
 
     def unserved(self, urls: Collection[str]) -> list[str]:
         """One line per step (of every registered version) whose service is not in `urls`."""

@@ -8,15 +8,22 @@ type and the version of its definition it runs on (the dashboard draws its steps
 parameters spread at the top level (a transfer's `source`, `target`, `amount`; no parameter
 takes a name of the view's own fields, `saga_types.VIEW_FIELDS`), every attempt of every
 operation in order, and every operator action.
+
+The CLI's read-only commands read the log alone (`log_view`, `saga_listing.definition_view`):
+they work when the log holds sagas whose definition this server defines with another shape (the
+moment an operator needs them most, while `serve` and the writing commands refuse), and say so.
+Such a saga is never replayed under the other shape: its status is the log's own.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from repository_after.domain.saga import EventKind, SagaState
+from repository_after.domain.saga import EventKind, SagaState, replay
 from repository_after.service_layer.orchestrator import Orchestrator
+from repository_after.service_layer.saga_listing import definition_view
 from repository_after.service_layer.saga_ports import StoredSaga
+from repository_after.service_layer.saga_types import SagaTypes
 
 _OPERATOR_ACTIONS = (EventKind.OPERATOR_RETRY, EventKind.OPERATOR_RESOLVE)
 
@@ -74,6 +81,22 @@ def history_rows(stored: StoredSaga) -> list[tuple[str, ...]]:
         )
         for e in stored.events
     ]
+
+
+def log_view(*, stored: StoredSaga, types: SagaTypes) -> dict[str, Any]:
+    """`saga_view` from the log alone, with its `definition` (`definition_view`). A saga whose
+    shape differs here is not replayed: its status is the log's, its parked reason unknown."""
+    definition = definition_view(
+        types,
+        name=stored.definition,
+        version=stored.definition_version,
+        shape_hash=stored.definition_hash,
+    )
+    if definition["changed"] is None:
+        state = replay(types.version(stored.definition, stored.definition_version), stored.events)
+    else:
+        state = SagaState(status=stored.status)
+    return {**saga_view(stored=stored, state=state), "definition": definition}
 
 
 async def load_saga_view(*, orchestrator: Orchestrator, saga_id: str) -> dict[str, Any]:

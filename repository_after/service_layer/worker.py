@@ -2,9 +2,13 @@
 
 Its first claim is crash recovery: it also takes the sagas still leased under this worker's id
 (`include_own`), left by a previous process with the same stable id, without waiting for their
-leases to expire. Invariants: at most `max_sagas` leases are held at once; a lease found lost at
-renewal is only logged (its driver stops at its next step with LeaseLost); a failed round (a
-database hiccup) is logged and the loop carries on, since the next round repeats it.
+leases to expire. Once such a claim has taken fewer sagas than it could, none of those is left,
+and later claims no longer ask for them: a saga leased under this id from then on is one this
+process dropped on purpose, e.g. one of a version it lacks, left unrenewed to lapse for a server
+that has it (`resumption`), which it must not take back before the ttl. Invariants: at most
+`max_sagas` leases are held at once; a lease found lost at renewal is only logged (its driver
+stops at its next step with LeaseLost); a failed round (a database hiccup) is logged and the
+loop carries on, since the next round repeats it.
 """
 
 from __future__ import annotations
@@ -24,10 +28,18 @@ class Worker:
         self._leases = leases
         self._drivers = drivers
         self._max_sagas = max_sagas
+        self._own_taken = False  # every saga a previous process left under this id is taken
 
     async def claim(self, *, include_own: bool = False, take_over: bool = False) -> list[str]:
         """Renew the leases this worker holds, then claim and start driving free sagas
         (with `take_over`, leased ones too: see `SagaLog.claim`)."""
+        ids = await self._take(include_own=include_own, take_over=take_over)
+        for saga_id in ids:
+            self._drivers.ensure(saga_id)
+        return ids
+
+    async def _take(self, *, include_own: bool, take_over: bool) -> list[str]:
+        """`claim` without starting the drivers."""
         for saga_id in await self._leases.renew():
             # Its driver stops at its next step (LeaseLost); nothing to cancel here.
             logger.warning(
@@ -38,9 +50,10 @@ class Worker:
         room = self._max_sagas - len(self._leases)
         if room <= 0:
             return []
+        include_own = include_own and not self._own_taken
         leases = await self._leases.claim(limit=room, include_own=include_own, take_over=take_over)
-        for lease in leases:
-            self._drivers.ensure(lease.saga_id)
+        if include_own and len(leases) < room:
+            self._own_taken = True
         if include_own:
             logger.info("recovery: %d unsettled saga(s) claimed", len(leases))
         elif leases:
@@ -50,12 +63,21 @@ class Worker:
     async def recover(self, *, take_over: bool = False) -> dict[str, int]:
         """Claim and drive every unsettled saga, batch after batch; final status counts."""
         counts: dict[str, int] = {}
-        # Each batch is driven to the end (and its leases released) before the next claim: a
-        # saga a driver gave up on (LeaseLost) is not unsettled-and-leased-by-us, so this ends.
-        while ids := await self.claim(include_own=True, take_over=take_over):
+        driven: set[str] = set()
+        # Each batch is driven to the end before the next claim, and each saga once: a claim
+        # that brings back only sagas already driven ends it. Such a saga was left unsettled
+        # under a lease this worker no longer renews (its version is not registered here, or
+        # `take_over` took it back from the worker it was lost to): its new lease is left to
+        # lapse too, for the worker loop or another server to claim.
+        while True:
+            claimed = await self._take(include_own=True, take_over=take_over)
+            for saga_id in driven.intersection(claimed):
+                self._leases.forget(saga_id)
+            if not (ids := [i for i in claimed if i not in driven]):
+                return counts
+            driven.update(ids)
             for state in await asyncio.gather(*(self._drivers.drive(i) for i in ids)):
                 counts[str(state.status)] = counts.get(str(state.status), 0) + 1
-        return counts
 
     async def work(self, *, interval: float) -> None:
         """Recovery first, then renew and claim every `interval` seconds, until cancelled."""

@@ -1,20 +1,24 @@
 """What every participant service built on the kit shares: its router around the kit's
 operations, its store, and the standalone shell (the product's error shapes and request limits,
-a lifespan that closes the store).
+a read guard, a lifespan that closes the store).
 
-A participant's routes (`participant_routes`) are a plain router, so a `sagabank serve` process
-includes them under a prefix (`/inventory`, `/orders`) behind its own limits and lifespan, over a
-store it opens at start-up (`DeferredStore`); `standalone` makes them a service of its own."""
+A participant's routes are two plain routers: its operations (`participant_routes`, guarded by
+the service token) and its reads (no guard of their own). A `sagabank serve` process includes
+both under a prefix (`/inventory`, `/orders`, or `/` for a process of its own) behind its own
+limits and lifespan, the reads behind its read guard (`entrypoints.deps.Reader`), over a store it
+opens at start-up (`DeferredStore`); `standalone` makes them a service of its own, the reads
+behind `read_guard`. Either way no read is served without the host's read credential, when one
+is set, and a read added to a reads router is guarded without being told."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, Protocol, TypeVar
 
 import orjson
-from fastapi import APIRouter, FastAPI, Response
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response
 from pydantic import SecretStr
 
 from repository_after.entrypoints.limits import RequestLimits
@@ -23,7 +27,9 @@ from repository_after.participant_kit import (
     ParticipantStore,
     SqliteParticipantStore,
     Tx,
+    bearer_guard,
     install_error_handlers,
+    participant_reads,
     participant_router,
 )
 from repository_after.service_layer.ports import StorageError
@@ -79,10 +85,57 @@ def json_answer(status_code: int, body: object) -> Response:
     return Response(orjson.dumps(body), status_code=status_code, media_type="application/json")
 
 
+def found_or_404(found: object | None, *, error: str, message: str) -> Response:
+    """A read's answer: `found` (200), or 404 `{"error", "message"}` when there is none."""
+    if found is None:
+        return json_answer(404, {"error": error, "message": message})
+    return json_answer(200, found)
+
+
+class _Audit(Protocol):
+    def as_dict(self) -> dict[str, Any]: ...
+
+
+def add_audit_route(
+    router: APIRouter, service: ParticipantService, audit: Callable[[Tx], _Audit]
+) -> None:
+    """`GET /audit` on a participant's reads router: what `audit` finds in its store."""
+
+    @router.get("/audit", response_class=Response)
+    async def get_audit() -> Response:
+        return json_answer(200, (await service.store.read(audit)).as_dict())
+
+
+def secret(token: str | None) -> SecretStr | None:
+    return SecretStr(token) if token is not None else None
+
+
+def read_guard(token: SecretStr | None) -> Callable[[Request], Awaitable[None]]:
+    """A standalone participant's read guard, a dependency of its reads router: with `token`
+    set, `Authorization: Bearer <token>` (the kit's constant-time check) or 401 `unauthorized`
+    before the route runs; unset, the reads are open."""
+    check = bearer_guard(token)
+
+    async def require_read_token(request: Request) -> None:
+        if check(request) is not None:
+            raise HTTPException(401, "this endpoint requires the read token")
+
+    return require_read_token
+
+
+def participant_reads_router(service: ParticipantService) -> APIRouter:
+    """A reads router for `service`, holding the kit's reads (`GET /faults`) to begin with; the
+    service adds its own reads to it. Its host includes it behind its read guard."""
+    router = APIRouter(tags=[service.name])
+    router.include_router(participant_reads(service))
+    return router
+
+
 def participant_routes(service: ParticipantService, token: SecretStr | None) -> APIRouter:
     """A router of `service`'s operations (`participant_router`, guarded by `token`); the
-    service adds its own routes to it. A `sagabank serve` process includes it under a prefix
-    (`/inventory`), a standalone service (`standalone`) at `/`."""
+    service adds its own writes to it, never a read (those go on its reads router). A `sagabank
+    serve` process includes it under a prefix (`/inventory`), a standalone service
+    (`standalone`) at `/`."""
     router = APIRouter(tags=[service.name])
     router.include_router(participant_router(service, token=token))
     return router
@@ -91,12 +144,16 @@ def participant_routes(service: ParticipantService, token: SecretStr | None) -> 
 def standalone(
     title: str,
     router: APIRouter,
+    reads: APIRouter,
     store: ParticipantStore,
+    *,
+    read_token: SecretStr | None,
     trusted_hosts: Iterable[str] = LOOPBACK_HOSTS,
 ) -> FastAPI:
-    """`router` as a service of its own: the product's error shapes, its request limits before
-    any route (header and body sizes, one `transaction-id`, `Host` among `trusted_hosts`, no
-    cross-site writes), and `store` closed when the app's lifespan ends."""
+    """`router` and `reads` (behind `read_guard(read_token)`) as a service of its own: the
+    product's error shapes, its request limits before any route (header and body sizes, one
+    `transaction-id`, `Host` among `trusted_hosts`, no cross-site writes), and `store` closed
+    when the app's lifespan ends."""
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -108,6 +165,7 @@ def standalone(
     app = FastAPI(title=title, lifespan=lifespan)
     install_error_handlers(app)
     app.include_router(router)
+    app.include_router(reads, dependencies=[Depends(read_guard(read_token))])
     app.add_middleware(
         RequestLimits, max_body_bytes=MAX_BODY_BYTES, trusted_hosts=tuple(trusted_hosts)
     )

@@ -15,8 +15,8 @@ replayed, fenced by tombstones):
   reservation's quantities move from reserved to sold; an unknown reservation is 409
   `reservation_not_found`, a released one 409 `reservation_released`, one already sold (under
   another key) 409 `reservation_sold`.
-Plus `POST /stock` (open or top up an SKU; guarded by the service token when one is set),
-`GET /stock`, `GET /reservations/{id}` (its state and lines) and `GET /audit`.
+Plus `open_stock` (open or top up an SKU), `list_stock`, `reservation` (its state and lines)
+and `audit`, which its HTTP edge serves (`services.inventory_http`).
 
 Invariants (`audit`): per SKU, available + reserved + sold = opened, reserved and sold equal the
 quantities of the reservations in that state; every reservation is reserved, released or sold
@@ -25,23 +25,12 @@ exactly once: released ⇔ one applied `release`, sold ⇔ one applied `sell`, n
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, FastAPI, Request, Response
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    SecretStr,
-    StrictInt,
-    StrictStr,
-    ValidationError,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, model_validator
 
 from repository_after.domain.ids import TRANSACTION_ID_PATTERN
 from repository_after.participant_kit import (
@@ -50,16 +39,8 @@ from repository_after.participant_kit import (
     ParticipantStore,
     Refusal,
     Tx,
-    bearer_guard,
 )
-from repository_after.participant_kit.http import invalid_request, validation_details
-from repository_after.services.hosting import (
-    LOOPBACK_HOSTS,
-    json_answer,
-    open_store,
-    participant_routes,
-    standalone,
-)
+from repository_after.services.hosting import open_store
 
 MAX_LINES = 50
 MAX_QTY = 1_000_000
@@ -317,57 +298,3 @@ def inventory_service(store: ParticipantStore) -> ParticipantService:
 def open_inventory(database: Path | str) -> ParticipantService:
     """The service over a SQLite file (a path) or a PostgreSQL database (a `postgresql://` URL)."""
     return inventory_service(open_store(database, schema=SCHEMA, name="inventory"))
-
-
-def inventory_routes(service: ParticipantService, token: SecretStr | None) -> APIRouter:
-    """The inventory's routes over `service`, without request limits or a lifespan: what a
-    `sagabank serve` process includes under `/inventory` (its own limits and lifespan apply).
-    `create_inventory_app` is the standalone service."""
-    router = participant_routes(service, token)
-    guard = bearer_guard(token)
-
-    @router.post("/stock", response_class=Response)
-    async def post_stock(request: Request) -> Response:
-        if (refused := guard(request)) is not None:
-            return refused
-        try:
-            body = StockIn.model_validate_json(await request.body())
-        except ValidationError as exc:
-            return invalid_request(validation_details(exc))
-        row = await service.store.transaction(lambda tx: open_stock(tx, body.sku, body.qty))
-        return json_answer(200, row)
-
-    @router.get("/stock", response_class=Response)
-    async def get_stock() -> Response:
-        return json_answer(200, {"stock": await service.store.read(list_stock)})
-
-    @router.get("/reservations/{reservation_id}", response_class=Response)
-    async def get_reservation(reservation_id: str) -> Response:
-        found = await service.store.read(lambda tx: reservation(tx, reservation_id))
-        if found is None:
-            return json_answer(404, {"error": "reservation_not_found", "message": "no such one"})
-        return json_answer(200, found)
-
-    @router.get("/audit", response_class=Response)
-    async def get_audit() -> Response:
-        return json_answer(200, (await service.store.read(audit)).as_dict())
-
-    return router
-
-
-def create_inventory_app(
-    database_path: Path | str,
-    token: str | None = None,
-    *,
-    trusted_hosts: Iterable[str] = LOOPBACK_HOSTS,
-) -> FastAPI:
-    """The inventory service over `database_path` (a SQLite file, or a PostgreSQL URL); `token`
-    guards its operations and `POST /stock` (`Authorization: Bearer <token>`). The product's
-    request limits come first (`entrypoints.limits.RequestLimits`: header and body sizes, one
-    `transaction-id`, `Host` among `trusted_hosts` against DNS rebinding, no cross-site writes).
-    The store opens now and closes with the app's lifespan."""
-    service = open_inventory(database_path)
-    secret = SecretStr(token) if token is not None else None
-    return standalone(
-        "sagabank inventory", inventory_routes(service, secret), service.store, trusted_hosts
-    )

@@ -15,9 +15,8 @@ replayed, fenced by tombstones):
   order becomes `confirmed`; a repeat under the same key replays (the kit). A cancelled order is
   409 `order_cancelled`, one confirmed under another key 409 `order_confirmed`, an unknown one
   409 `order_not_found`.
-Plus `GET /orders/{id}` (with `created_key`: the key `create` ran under, `<saga id>:create` from
-the orchestrator), `GET /orders` (bounded: `limit` ≤ 1000, `after` an order id) and
-`GET /audit`.
+Plus `find_order` (with `created_key`: the key `create` ran under), `list_orders` (a page by
+id) and `audit`, which its HTTP edge serves (`services.orders_http`).
 
 Invariants (`audit`): no order is both confirmed and cancelled; every order was created by one
 applied `create` (and every applied `create` has its order); pending ⇔ neither an applied
@@ -27,14 +26,12 @@ one applied `confirm`, no `cancel`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, FastAPI, Query, Response
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, StrictStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, model_validator
 
 from repository_after.domain.ids import ACCOUNT_ID_PATTERN
 from repository_after.entrypoints.schemas import AccountId, Amount
@@ -46,11 +43,7 @@ from repository_after.participant_kit import (
     Tx,
 )
 from repository_after.services.hosting import (
-    LOOPBACK_HOSTS,
-    json_answer,
     open_store,
-    participant_routes,
-    standalone,
 )
 from repository_after.services.inventory import MAX_LINES, Line
 
@@ -97,7 +90,7 @@ class ConfirmIn(_Strict):
     order_id: OrderId
 
 
-def _order(tx: Tx, order_id: str, *, lock: bool = False) -> dict[str, Any] | None:
+def find_order(tx: Tx, order_id: str, *, lock: bool = False) -> dict[str, Any] | None:
     rows = tx.execute(
         "SELECT order_id, created_key, customer, merchant, total, state FROM orders"
         " WHERE order_id = ?" + (tx.for_update if lock else ""),
@@ -116,7 +109,7 @@ def _order(tx: Tx, order_id: str, *, lock: bool = False) -> dict[str, Any] | Non
 
 def create(tx: Tx, key: str, body: dict[str, Any]) -> dict[str, Any]:
     order_id = body["order_id"]
-    if _order(tx, order_id, lock=True) is not None:
+    if find_order(tx, order_id, lock=True) is not None:
         raise Refusal("order_exists", f"order {order_id!r} already exists")
     tx.execute(
         "INSERT INTO orders (order_id, created_key, customer, merchant, total, state)"
@@ -138,7 +131,7 @@ def _move(tx: Tx, order_id: str, state: str) -> None:
 def cancel(tx: Tx, _key: str, created: dict[str, Any]) -> dict[str, Any]:
     """Compensation of `create`: `created` is create's recorded answer."""
     order_id = created["order_id"]
-    order = _order(tx, order_id, lock=True)
+    order = find_order(tx, order_id, lock=True)
     assert order is not None  # create wrote it in the transaction that recorded its answer
     if order["state"] == "confirmed":
         raise Refusal("order_confirmed", f"order {order_id!r} is confirmed")
@@ -148,7 +141,7 @@ def cancel(tx: Tx, _key: str, created: dict[str, Any]) -> dict[str, Any]:
 
 def confirm(tx: Tx, _key: str, body: dict[str, Any]) -> dict[str, Any]:
     order_id = body["order_id"]
-    order = _order(tx, order_id, lock=True)
+    order = find_order(tx, order_id, lock=True)
     if order is None:
         raise Refusal("order_not_found", f"no order {order_id!r}")
     if order["state"] != "pending":
@@ -162,7 +155,7 @@ def list_orders(tx: Tx, *, limit: int, after: str | None) -> list[dict[str, Any]
         "SELECT order_id FROM orders WHERE order_id > ? ORDER BY order_id LIMIT ?",
         (after or "", limit),
     )
-    return [order for (order_id,) in rows if (order := _order(tx, str(order_id))) is not None]
+    return [order for (order_id,) in rows if (order := find_order(tx, str(order_id))) is not None]
 
 
 @dataclass
@@ -228,47 +221,3 @@ def orders_service(store: ParticipantStore) -> ParticipantService:
 def open_orders(database: Path | str) -> ParticipantService:
     """The service over a SQLite file (a path) or a PostgreSQL database (a `postgresql://` URL)."""
     return orders_service(open_store(database, schema=SCHEMA, name="orders"))
-
-
-def orders_routes(service: ParticipantService, token: SecretStr | None) -> APIRouter:
-    """The orders' routes over `service`, without request limits or a lifespan (what a
-    `sagabank serve` process includes under `/orders`); `create_orders_app` is the standalone
-    service. The reads are open, like the inventory's `GET /stock` and `/audit`."""
-    router = participant_routes(service, token)
-
-    @router.get("/orders", response_class=Response)
-    async def get_orders(
-        limit: Annotated[int, Query(ge=1, le=MAX_LIST)] = 100,
-        after: Annotated[str | None, Query(max_length=64)] = None,
-    ) -> Response:
-        found = await service.store.read(lambda tx: list_orders(tx, limit=limit, after=after))
-        return json_answer(200, {"orders": found})
-
-    @router.get("/orders/{order_id}", response_class=Response)
-    async def get_order(order_id: str) -> Response:
-        found = await service.store.read(lambda tx: _order(tx, order_id))
-        if found is None:
-            return json_answer(404, {"error": "order_not_found", "message": "no such order"})
-        return json_answer(200, found)
-
-    @router.get("/audit", response_class=Response)
-    async def get_audit() -> Response:
-        return json_answer(200, (await service.store.read(audit)).as_dict())
-
-    return router
-
-
-def create_orders_app(
-    database_path: Path | str,
-    token: str | None = None,
-    *,
-    trusted_hosts: Iterable[str] = LOOPBACK_HOSTS,
-) -> FastAPI:
-    """The orders service over `database_path` (a SQLite file, or a PostgreSQL URL); `token`
-    guards its operations. The product's request limits come first (as the inventory's). The
-    store opens now and closes with the app's lifespan."""
-    service = open_orders(database_path)
-    secret = SecretStr(token) if token is not None else None
-    return standalone(
-        "sagabank orders", orders_routes(service, secret), service.store, trusted_hosts
-    )

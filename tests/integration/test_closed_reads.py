@@ -2,21 +2,33 @@
 (the admin token, or the read-only `SAGABANK_READ_TOKEN`); `/health` and the dashboard's page
 and assets stay open; `/ui/events` also takes the token as `?token=` (EventSource sends no
 headers); the read token opens no write. Without any token every read stays open. The app in
-role `all` on SQLite files, through ASGITransport."""
+role `all` on SQLite files, through ASGITransport.
+
+Every GET route of every role, found by walking the app's routes (so a read added later is
+checked without being listed here), is either open by name (`OPEN_GETS`) or refuses a caller
+without a token, with a wrong one or with the service token, and opens to the read and the
+admin token: the hosted participants' reads (`/inventory/...`, `/orders/...`) and those of a
+participant in a process of its own included. A standalone participant app
+(`create_inventory_app`, `create_orders_app`) guards its reads with its `read_token`."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import re
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import httpx
 import pytest
+from fastapi import FastAPI
+from fastapi.routing import iter_route_contexts
 
 from repository_after.config import ProcessRole
 from repository_after.entrypoints import dashboard
+from repository_after.services.inventory_http import create_inventory_app
+from repository_after.services.orders_http import create_orders_app
 from tests.conftest import Launcher, accounts_settings, asgi_client
 
-ADMIN, READ = "adm1n", "r3ad"
+ADMIN, READ, SERVICE = "adm1n", "r3ad", "s3rvice"
 READS = [
     "/accounts",
     "/accounts/acc-01",
@@ -42,6 +54,39 @@ OPEN = [
     "/ui/static/dashboard.js",
     "/ui/static/saga_list.js",
 ]
+#: The GET routes open to anyone: health checks, the API's description and its viewer, the
+#: dashboard's page and assets (the page asks for the token), the index of links.
+OPEN_GETS = {
+    "/",
+    "/health",
+    "/inventory/health",
+    "/orders/health",
+    "/openapi.json",
+    "/docs",
+    "/docs/oauth2-redirect",
+    "/docs/static/{name}",
+    "/redoc",
+    "/ui",
+    "/ui/transfers/{transaction_id}",
+    "/ui/sagas/{saga_type}/{saga_id}",
+    "/ui/static/{name}",
+}
+#: The participants' reads, as each role serves them (the walk below must find them closed).
+PARTICIPANT_READS = {
+    ProcessRole.ALL: {
+        "/inventory/faults",
+        "/orders/faults",
+        "/inventory/stock",
+        "/inventory/reservations/{reservation_id}",
+        "/inventory/audit",
+        "/orders/orders",
+        "/orders/orders/{order_id}",
+        "/orders/audit",
+    },
+    ProcessRole.INVENTORY: {"/faults", "/stock", "/reservations/{reservation_id}", "/audit"},
+    ProcessRole.ORDERS: {"/faults", "/orders", "/orders/{order_id}", "/audit"},
+}
+PARTICIPANT_READS[ProcessRole.ACCOUNTS] = PARTICIPANT_READS[ProcessRole.ALL]
 
 
 @pytest.fixture(autouse=True)
@@ -140,3 +185,68 @@ async def test_the_dashboard_books_pass_the_callers_token_to_the_account_service
         assert reply.status_code == 200, reply.text
         assert reply.json()["total"] == 1400
         assert reply.json()["audit"]["ok"] is True
+
+
+def get_routes(app: FastAPI) -> set[str]:
+    """Every GET route's path template, those of included routers (and their prefixes) too."""
+    return {
+        route.path
+        for route in iter_route_contexts(app.routes)
+        if route.path is not None and "GET" in (route.methods or ())
+    }
+
+
+async def assert_closed_to_all_but_the_readers(
+    client: httpx.AsyncClient, template: str, readers: list[str]
+) -> None:
+    path = re.sub(r"\{[^}]+\}", "x", template)
+    refused = await client.get(path) if path != "/ui/events" else None
+    if refused is not None:
+        assert refused.status_code == 401, path
+        assert refused.json()["error"] == "unauthorized", path
+    for wrong in (None, "nope", SERVICE):
+        headers = {"Authorization": f"Bearer {wrong}"} if wrong else {}
+        assert await _status(client, path, headers=headers) == 401, (path, wrong)
+    for token in readers:
+        status = await _status(client, path, headers={"Authorization": f"Bearer {token}"})
+        assert status in (200, 404, 503), (path, status)  # 404: x; 503: books over loopback
+
+
+@pytest.mark.parametrize("role", list(ProcessRole))
+async def test_every_get_route_of_every_role_is_open_by_name_or_closed_to_all_but_readers(
+    tmp_path: Path, role: ProcessRole
+) -> None:
+    settings = accounts_settings(
+        tmp_path,
+        role=role,
+        demo_accounts=1,
+        admin_token=ADMIN,
+        read_token=READ,
+        service_token=SERVICE,
+    )
+    async for client in asgi_client(settings):
+        routes = get_routes(client.app)  # type: ignore[attr-defined]
+        closed = routes - OPEN_GETS
+        assert "/metrics" in closed  # the walk sees every role's routes, included ones too
+        assert PARTICIPANT_READS.get(role, set()) <= closed
+        for template in sorted(closed):
+            await assert_closed_to_all_but_the_readers(client, template, [READ, ADMIN])
+        for template in sorted(routes & OPEN_GETS):  # open indeed, not merely unlisted
+            path = re.sub(r"\{[^}]+\}", "x", template)
+            assert (await client.get(path)).status_code != 401, path
+
+
+@pytest.mark.parametrize("make", [create_inventory_app, create_orders_app])
+async def test_a_standalone_participant_app_guards_its_reads_with_its_read_token(
+    tmp_path: Path, make: Callable[..., FastAPI]
+) -> None:
+    app = make(tmp_path / "participant.db", token=SERVICE, read_token=READ)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
+            routes = get_routes(app)
+            closed = routes - OPEN_GETS
+            assert {"/audit", "/faults"} <= closed
+            for template in sorted(closed):
+                await assert_closed_to_all_but_the_readers(client, template, [READ])
+            assert (await client.get("/health")).status_code == 200

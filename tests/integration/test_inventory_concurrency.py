@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import uvicorn
 
-from repository_after.services.inventory import create_inventory_app
+from repository_after.services.inventory_http import create_inventory_app
 
 TASKS = 24
 

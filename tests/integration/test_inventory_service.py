@@ -12,7 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from repository_after.services.inventory import MAX_LINES, create_inventory_app
+from repository_after.services.inventory import MAX_LINES
+from repository_after.services.inventory_http import create_inventory_app
 
 TOKEN = "inv-t0ken"
 

@@ -18,7 +18,7 @@ from fastapi import FastAPI
 from hypothesis import strategies as st
 from hypothesis.stateful import invariant, precondition, rule
 
-from repository_after.services.orders import create_orders_app
+from repository_after.services.orders_http import create_orders_app
 from tests.integration.model_support import (
     SETTINGS,
     Body,

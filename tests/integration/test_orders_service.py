@@ -13,7 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
-from repository_after.services.orders import MAX_LIST, create_orders_app
+from repository_after.services.orders import MAX_LIST
+from repository_after.services.orders_http import create_orders_app
 
 TOKEN = "ord3rs-t0ken"
 

@@ -23,8 +23,8 @@ from repository_after.participant_kit.contract import (
     check_token_required,
     run_contract,
 )
-from repository_after.services.inventory import create_inventory_app
-from repository_after.services.orders import create_orders_app
+from repository_after.services.inventory_http import create_inventory_app
+from repository_after.services.orders_http import create_orders_app
 from tests.conftest import accounts_settings, asgi_client
 
 TOKEN = "inv3ntory-t0ken"

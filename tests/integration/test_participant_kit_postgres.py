@@ -13,13 +13,8 @@ import pytest
 from repository_after.participant_kit import ParticipantService
 from repository_after.participant_kit.contract import run_contract
 from repository_after.participant_kit.postgres import translate
-from repository_after.services.inventory import (
-    ReserveIn,
-    audit,
-    create_inventory_app,
-    open_inventory,
-    open_stock,
-)
+from repository_after.services.inventory import ReserveIn, audit, open_inventory, open_stock
+from repository_after.services.inventory_http import create_inventory_app
 from tests.integration.test_participant_contract import INVENTORY
 
 

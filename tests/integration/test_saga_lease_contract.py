@@ -12,10 +12,12 @@ import asyncio
 import sqlite3
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from repository_after.adapters.memory_saga_log import InMemorySagaLog
 from repository_after.adapters.sqlite_saga_log import SqliteSagaLog
 from repository_after.bootstrap import build_saga_log
 from repository_after.domain.saga import EventKind, SagaEvent
@@ -269,6 +271,34 @@ async def test_leases_run_on_the_database_clock_not_the_process_clock(
     await make(log, "live", ttl=LONG)
     assert await twin.claim("c", limit=10, ttl=LONG) == []
     assert await twin.acquire("live", "c", ttl=LONG) is None
+
+
+@pytest.mark.parametrize("logs", ["sqlite", "postgres"], indirect=True)
+async def test_now_reads_the_database_clock_not_the_process_clock(
+    logs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`now()` is the lease clock (`resumption` ages sagas by it): a process clock an hour off
+    changes nothing (the database runs on this host: its clock is the real one here)."""
+    log, _ = logs
+    real = time.time
+    for step in (-3600, 3600):
+        monkeypatch.setattr(time, "time", lambda step=step: real() + step)
+        before = real()
+        now = (await log.now()).timestamp()
+        assert before - 1 <= now <= real() + 1  # SQLite's clock ticks in milliseconds
+        assert (await log.now()).utcoffset() == timedelta(0)
+
+
+async def test_memory_now_and_leases_follow_the_log_s_own_clock() -> None:
+    """The memory fake's clock (a test's fake one) drives its leases and `now()` together."""
+    ticks = [1_000_000.0]
+    log = InMemorySagaLog(clock=lambda: ticks[0])
+    assert await log.now() == datetime.fromtimestamp(1_000_000.0, UTC)
+    await make(log, "s1", ttl=LONG)
+    assert await log.claim("b", limit=10, ttl=LONG) == []
+    ticks[0] += LONG
+    assert await log.now() == datetime.fromtimestamp(1_000_000.0 + LONG, UTC)
+    assert [c.saga_id for c in await log.claim("b", limit=10, ttl=LONG)] == ["s1"]
 
 
 async def test_sqlite_leases_written_by_an_older_version_s_process_clock_still_read_right(

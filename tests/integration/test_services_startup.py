@@ -132,6 +132,28 @@ def test_serve_refuses_services_that_are_not_json(tmp_path: Path) -> None:
     assert output.strip() == "refusing to start: SAGABANK_SERVICES: not valid JSON"
 
 
+@pytest.mark.parametrize("role", ["all", "orchestrator"])
+def test_serve_refuses_a_listed_service_without_a_token_while_a_service_token_is_set(
+    tmp_path: Path, role: str
+) -> None:
+    """Fail closed: the service token no longer goes to a separately run service, so one that
+    does not say its token would be refused (401) mid-saga; the operator learns it now."""
+    listed = {"inventory": {"url": "http://127.0.0.1:1"}, "orders": {"url": "http://127.0.0.1:2"}}
+    done = serve(
+        tmp_path,
+        SAGABANK_ROLE=role,
+        SAGABANK_SERVICE_TOKEN=TOKEN,
+        SAGABANK_SERVICES=json.dumps(listed),
+    )
+    assert done.returncode == 2
+    output = assert_refused_cleanly(done, tmp_path)
+    assert output.strip().splitlines() == [
+        "refusing to start: SAGABANK_SERVICES: 'inventory', 'orders' have no token, and "
+        "SAGABANK_SERVICE_TOKEN (the account service's credential) goes to no service listed "
+        'with its own URL: give each its own "token", or "token": null for one that takes none'
+    ]
+
+
 def test_other_commands_refuse_bad_settings_the_same_way(tmp_path: Path) -> None:
     done = run(
         ["-m", "repository_after.entrypoints.cli", "audit"],

@@ -14,7 +14,8 @@ from fastapi import FastAPI
 from repository_after.config import ProcessRole, Settings
 from repository_after.entrypoints.participants import hosted_participants
 from repository_after.services.hosting import DeferredStore, open_store
-from repository_after.services.orders import SCHEMA, orders_routes, orders_service
+from repository_after.services.orders import SCHEMA, orders_service
+from repository_after.services.orders_http import orders_routes
 
 
 def settings(**overrides: object) -> Settings:

@@ -24,6 +24,7 @@ from repository_after.participant_kit import (
     SqliteParticipantStore,
     Tx,
     canonical,
+    participant_reads,
     participant_router,
 )
 from repository_after.participant_kit.contract import Contract, ContractAction, run_contract
@@ -300,6 +301,7 @@ def _app(service: ParticipantService, token: str | None = None) -> FastAPI:
 
     app = FastAPI()
     app.include_router(participant_router(service, token=SecretStr(token) if token else None))
+    app.include_router(participant_reads(service))  # its host's read guard: none here
     return app
 
 

@@ -16,13 +16,14 @@ import respx
 
 from repository_after.adapters.http_participant import Endpoint, HttpParticipant
 from repository_after.bootstrap import build_participant
-from repository_after.config import ProcessRole, Settings
+from repository_after.config import ConfigurationError, ProcessRole, Settings
 from repository_after.domain.saga import Outcome
 from repository_after.domain.saga_definition import SagaDefinition, Step, StepKind
 from repository_after.service_layer.saga_ports import CallResult
 
 A, B, C = "http://a.test", "http://b.test:8100/api", "http://c.test"
 TOKEN_A, TOKEN_B = "t0ken-of-a", "t0ken-of-b"
+ACCOUNTS_URL = "http://accounts.test"
 
 
 def step(name: str, service: str, kind: StepKind = StepKind.RETRIABLE) -> Step:
@@ -73,7 +74,7 @@ async def alone_then_together(p: HttpParticipant, service: str) -> list[CallResu
 def three_services(**overrides: object) -> Settings:
     values: dict[str, object] = {
         "role": ProcessRole.ORCHESTRATOR,
-        "accounts_url": "http://accounts.test",
+        "accounts_url": ACCOUNTS_URL,
         "service_token": None,
         "services": {
             "a": {"url": A, "token": TOKEN_A},
@@ -107,18 +108,60 @@ async def test_each_service_s_token_goes_to_that_service_alone_on_singles_and_ba
     assert authorizations(*c) == {None}
 
 
-async def test_the_global_service_token_goes_only_to_services_without_their_own(
+async def test_a_listed_service_without_a_token_never_gets_the_service_token(
     mock: respx.MockRouter,
 ) -> None:
+    """The service token opens the account service's money routes: it goes to that service and
+    to the participants its process hosts, never to a service listed with its own URL that
+    takes no token ("token": null), neither alone nor in a batch."""
     a, c = routes(mock, A), routes(mock, C)
-    participant = build_participant(three_services(service_token="gl0bal"), THREE)
+    accounts = routes(mock, ACCOUNTS_URL)
+    hosted = routes(mock, f"{ACCOUNTS_URL}/inventory")
+    settings = three_services(
+        service_token="gl0bal",
+        services={
+            "a": {"url": A, "token": TOKEN_A},
+            "b": {"url": B, "token": TOKEN_B},
+            "c": {"url": C, "token": None},
+        },
+    )
+    participant = build_participant(settings, THREE)
     try:
-        await call(participant, "a", "a-1")
-        await call(participant, "c", "c-1")
+        results = [
+            r
+            for service in ("a", "c", "accounts", "inventory")
+            for r in await alone_then_together(participant, service)
+        ]
     finally:
         await participant.close()
+    assert {r.outcome for r in results} == {Outcome.SUCCEEDED}
+    # Every service was reached both ways (a single POST and a batch), so both ways are checked.
+    assert [(one.call_count, batch.call_count) for one, batch in (c, accounts, hosted)] == [
+        (1, 1)
+    ] * 3
+    assert authorizations(*c) == {None}
     assert authorizations(*a) == {f"Bearer {TOKEN_A}"}
-    assert authorizations(*c) == {"Bearer gl0bal"}
+    assert authorizations(*accounts) == {"Bearer gl0bal"}
+    assert authorizations(*hosted) == {"Bearer gl0bal"}
+
+
+async def test_a_listed_service_that_does_not_say_its_token_is_refused_with_a_service_token() -> (
+    None
+):
+    settings = three_services(
+        service_token="gl0bal-s3cret",
+        services={"a": {"url": A, "token": TOKEN_A}, "b": {"url": B}, "c": {"url": C}},
+    )
+    with pytest.raises(ConfigurationError) as refused:
+        build_participant(settings, THREE)
+    message = str(refused.value)
+    assert message.startswith("SAGABANK_SERVICES: 'b', 'c' have no token")
+    assert "SAGABANK_SERVICE_TOKEN" in message
+    assert '"token": null' in message
+    for secret in ("gl0bal-s3cret", TOKEN_A, A, B, C):
+        assert secret not in message
+    # Without a service token there is nothing to withhold: the same map starts.
+    await build_participant(three_services(services=settings.services), THREE).close()
 
 
 async def test_a_service_whose_batching_is_off_gets_only_single_calls(

@@ -1,7 +1,8 @@
 """`SAGABANK_SERVICES`: the services sagas call, as configuration. Each is a URL, whether it
 takes `POST /batch` and its own token; the account service is added as "accounts" as before
-(`SAGABANK_ACCOUNTS_URL`, or this process in role `all`) unless the map names it; the global
-service token is the default token. Bad input refuses to start with a message that names the
+(`SAGABANK_ACCOUNTS_URL`, or this process in role `all`) unless the map names it; the service
+token goes to the account service and the participants it hosts, never to a service listed with
+its own URL. Bad input refuses to start with a message that names the
 setting and never repeats a token or a URL."""
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ import pytest
 from repository_after.config import (
     ConfigurationError,
     ProcessRole,
-    ServiceConfig,
     Settings,
     load_settings,
 )
+from repository_after.service_map import ServiceConfig, services_without_token
 
 TOKEN = "inv-s3cret-t0ken"
 
@@ -72,31 +73,62 @@ def test_the_account_service_is_added_as_before_unless_the_map_names_it() -> Non
     assert named.resolved_accounts_url() == "http://books:3"
 
 
-def test_the_global_service_token_is_the_default_and_an_entry_s_own_token_wins() -> None:
-    settings = Settings(
-        service_token="gl0bal",
-        accounts_url="http://acc:2",
-        services={"a": {"url": "http://a:1"}, "b": {"url": "http://b:1", "token": TOKEN}},
-    )
-    tokens = {
+def tokens(settings: Settings) -> dict[str, str | None]:
+    return {
         name: service.token.get_secret_value() if service.token else None
         for name, service in settings.resolved_services().items()
     }
-    # inventory and orders, hosted beside the account service by default, take the global one
-    assert tokens == {
-        "a": "gl0bal",
-        "b": TOKEN,
+
+
+def test_the_service_token_goes_only_to_the_account_service_and_the_participants_it_hosts() -> None:
+    settings = Settings(
+        service_token="gl0bal",
+        accounts_url="http://acc:2",
+        services={"a": {"url": "http://a:1", "token": None}, "b": {"url": "http://b:1"}},
+    )
+    # inventory and orders, hosted in the account service's process by default, take its
+    # credential; a service listed with its own URL never does, whoever runs it
+    assert tokens(settings) == {
+        "a": None,
+        "b": None,
         "accounts": "gl0bal",
         "inventory": "gl0bal",
         "orders": "gl0bal",
     }
+    own = Settings(
+        service_token="gl0bal",
+        services={"b": {"url": "http://b:1", "token": TOKEN}, "accounts": {"url": "http://a:3"}},
+    )
+    assert tokens(own)["b"] == TOKEN
+    assert tokens(own)["accounts"] == "gl0bal"  # the account service, even when listed
     bare = Settings(services={"a": {"url": "http://a:1", "token": ""}})
-    assert {name: s.token for name, s in bare.resolved_services().items()} == {
-        "a": None,
-        "accounts": None,
-        "inventory": None,
-        "orders": None,
+    assert tokens(bare) == {"a": None, "accounts": None, "inventory": None, "orders": None}
+
+
+def test_the_hosted_participants_take_the_account_service_s_own_token() -> None:
+    """Same process, same credential: the account service's entry's token, when it has one."""
+    settings = Settings(
+        service_token="gl0bal",
+        services={"accounts": {"url": "http://books:3", "token": TOKEN}},
+    )
+    assert tokens(settings) == {"accounts": TOKEN, "inventory": TOKEN, "orders": TOKEN}
+    assert settings.resolved_services()["inventory"].url == "http://books:3/inventory"
+
+
+def test_a_listed_service_that_does_not_say_its_token_is_named_only_with_a_service_token() -> None:
+    listed = {
+        "inventory": {"url": "http://inv:1"},  # says nothing: refused at start-up
+        "orders": {"url": "http://ord:1", "token": None},  # takes none, on purpose
+        "shipping": {"url": "http://shp:1", "token": ""},  # the same, as an empty string
+        "pay": {"url": "http://pay:1", "token": TOKEN},
+        "accounts": {"url": "http://acc:1"},  # the account service: the service token
     }
+    guarded = Settings(service_token="gl0bal", services=listed)
+    assert services_without_token(guarded.services, service_token=guarded.service_token) == [
+        "inventory"
+    ]
+    open_ = Settings(services=listed)
+    assert services_without_token(open_.services, service_token=open_.service_token) == []
 
 
 def test_batching_off_for_the_process_is_off_for_every_service() -> None:
