@@ -76,7 +76,7 @@ from sagabank_tools.bench.scenarios import server_pid
 @dataclasses.dataclass
 class OrderContext(SagaContext):
     saga_id: str
-    order: dict[str, Any]  # the order saga's parameters (`PlannedOrder.params`)
+    order: dict[str, Any]  # the order saga's parameters (`PlannedOrder.body`)
     reservation_id: str | None = None
     done: list[str] = dataclasses.field(default_factory=list)  # steps acted
     undone: list[str] = dataclasses.field(default_factory=list)  # steps compensated
@@ -163,7 +163,7 @@ class OrderSaga(cqrs.Saga[OrderContext]):
     steps = list(STEPS)  # noqa: RUF012 - python-cqrs declares it a ClassVar
 
 
-def order_saga(saga: OrderSaga, params: dict[str, Any]) -> RunSaga:
+def order_saga(saga: OrderSaga, params: dict[str, object]) -> RunSaga:
     """One order: a fresh saga id; answers how it ended."""
 
     async def run(steps: StepContainer, storage: Any) -> str:
@@ -185,7 +185,7 @@ def cqrs_orders(*, n: int, concurrency: int, seed: int) -> dict[str, float]:
     (`order_books.with_audit`)."""
     require_cqrs()
     plan, saga = order_plan(n, seed), OrderSaga()
-    sagas = [order_saga(saga, order.params()) for order in plan]
+    sagas = [order_saga(saga, order.body()) for order in plan]
     with tempfile.TemporaryDirectory(prefix="sagabank-bench-cqrs-orders-") as tmp:
         env = accounts_env(Path(tmp), seed, ORDER_BALANCE)
         with ServiceProcess(env=env, role="accounts") as server:

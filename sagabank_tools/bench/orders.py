@@ -46,7 +46,7 @@ def _log_entries(database: Path) -> int:
 def sagabank_orders(*, n: int, concurrency: int, seed: int) -> dict[str, float]:
     """The figures of n planned orders, `concurrency` in flight, on a fresh server."""
     plan = order_plan(n, seed)
-    requests = [(f"bench-order-{i}", order.params()) for i, order in enumerate(plan)]
+    requests = [(order.transaction_id, order.body()) for order in plan]
     outcomes = dict.fromkeys(OUTCOMES, 0)
 
     def settled(saga_id: str, status: int, body: bytes) -> None:

@@ -15,8 +15,8 @@ and the two systems face the same refusals (none) and the same injected faults.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
-from typing import Any
+
+from sagabank_tools.chaos.order_plan import PlannedOrder
 
 ACCOUNTS = [f"acc-{i:02d}" for i in range(1, 11)]
 #: SKU -> its unit price in minor units
@@ -37,35 +37,18 @@ def transfer_plan(n: int, seed: int) -> list[tuple[str, str, int]]:
     return transfers
 
 
-@dataclass(frozen=True)
-class PlannedOrder:
-    order_id: str
-    customer: str
-    merchant: str
-    lines: tuple[tuple[str, int], ...]  # (sku, qty)
-
-    @property
-    def total(self) -> int:
-        return sum(PRICES[sku] * qty for sku, qty in self.lines)
-
-    def params(self) -> dict[str, Any]:
-        """The order saga's parameters (`services.orders.OrderIn`)."""
-        return {
-            "order_id": self.order_id,
-            "customer": self.customer,
-            "merchant": self.merchant,
-            "lines": [{"sku": sku, "qty": qty} for sku, qty in self.lines],
-            "total": self.total,
-        }
-
-
 def order_plan(n: int, seed: int) -> list[PlannedOrder]:
-    """n orders (`order-<i>`), each from a customer to a merchant, two distinct demo accounts."""
+    """n orders (order id `order-<i>`, saga id `bench-order-<i>`), each from a customer to a
+    merchant, two distinct demo accounts; the chaos run's `PlannedOrder`, whose `body()` is the
+    order saga's parameters."""
     rng = random.Random(seed)
     orders: list[PlannedOrder] = []
     for i in range(n):
         customer, merchant = rng.sample(ACCOUNTS, 2)
         skus = rng.sample(sorted(PRICES), rng.randint(1, 3))
         lines = tuple((sku, rng.randint(1, 3)) for sku in skus)
-        orders.append(PlannedOrder(f"order-{i}", customer, merchant, lines))
+        total = sum(PRICES[sku] * qty for sku, qty in lines)
+        orders.append(
+            PlannedOrder(f"bench-order-{i}", f"order-{i}", customer, merchant, lines, total)
+        )
     return orders

@@ -62,7 +62,7 @@ async def test_the_audit_reads_clean_books_and_sees_money_moved_outside_an_order
             plan = order_plan(5, seed=3)
             for i, order in enumerate(plan):
                 started = await client.post(
-                    "/sagas/order", json=order.params(), headers={"transaction-id": f"audited-{i}"}
+                    "/sagas/order", json=order.body(), headers={"transaction-id": f"audited-{i}"}
                 )
                 assert started.status_code == 200, started.text
             order_ids = [order.order_id for order in plan]
