@@ -1,11 +1,14 @@
-"""Measuring helpers: latency percentiles, process CPU time and resident memory (Linux /proc)."""
+"""Measuring helpers: latency percentiles, process CPU time and resident memory (Linux /proc),
+medians and ratios."""
 
 from __future__ import annotations
 
 import os
 import statistics
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 _TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -52,3 +55,23 @@ class LoadFigures:
 
 def median_of(runs: list[dict[str, float]]) -> dict[str, float]:
     return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+
+
+#: (ratio name, sagabank's scenario, the other system's scenario)
+RatioKey = tuple[str, str, str]
+
+
+def ratios_of(results: dict[str, Any], keys: Iterable[RatioKey]) -> dict[str, float]:
+    """Each ratio of throughputs (`per_second`) between the two scenarios' medians."""
+    return {name: results[a]["per_second"] / results[b]["per_second"] for name, a, b in keys}
+
+
+def paired_ratios_of(
+    each: dict[str, list[dict[str, float]]], keys: Iterable[RatioKey]
+) -> dict[str, list[float]]:
+    """The same ratios within each repetition, whose systems ran minutes apart in one spell of
+    the machine: their spread shows how far the ratio of medians can be trusted."""
+    return {
+        name: [x["per_second"] / y["per_second"] for x, y in zip(each[a], each[b], strict=True)]
+        for name, a, b in keys
+    }

@@ -1,10 +1,12 @@
 """`sagabank bench`: run every scenario side by side, repeat, print medians and ratios, save JSON.
 
-    sagabank bench [--repetitions 3] [--transfers 2000] [--smoke] [--output bench/report.json]
+    sagabank bench [--repetitions 3] [--transfers 2000] [--orders 500] [--smoke]
+                   [--output bench/report.json]
 
 A fresh server per repetition; the naive `repository_before` and python-cqrs's saga engine (the
 `bench` extra) run under the same load in the same invocation, so ratios compare like with like
-on whatever machine runs them. The JSON keeps each repetition's figures beside the medians.
+on whatever machine runs them. The order saga runs on sagabank and on python-cqrs in the same
+repetitions (`order_report`). The JSON keeps each repetition's figures beside the medians.
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from sagabank_tools.bench import scenarios
-from sagabank_tools.bench.measure import median_of
+from sagabank_tools.bench import order_report, scenarios
+from sagabank_tools.bench.measure import median_of, paired_ratios_of, ratios_of
 
 console = Console()
 
@@ -72,7 +74,13 @@ def _one_run(system: str, n: int, concurrency: int, seed: int) -> dict[str, floa
 
 
 def run_all(
-    *, repetitions: int, transfers: int, noop: int, recover_n: int, memory_counts: tuple[int, int]
+    *,
+    repetitions: int,
+    transfers: int,
+    orders: int,
+    noop: int,
+    recover_n: int,
+    memory_counts: tuple[int, int],
 ) -> tuple[dict[str, Any], dict[str, list[dict[str, float]]]]:
     """(medians, each repetition's figures by scenario). Repetition-major: each repetition runs
     every system once, so a slow spell on the machine hits all of them alike instead of one
@@ -85,6 +93,7 @@ def run_all(
                 n = transfers if concurrency > 1 else max(transfers // 4, 50)
                 console.print(f"[dim]repetition {rep + 1}/{repetitions}: {key}, {n} transfers")
                 runs.setdefault(key, []).append(_one_run(system, n, concurrency, seed=rep))
+        order_report.run_repetition(runs, rep=rep, orders=orders, console=console)
     console.print("[dim]no-op sagas, recovery, memory")
     runs["noop_sagas"] = [scenarios.noop_sagas(n=noop) for _ in range(repetitions)]
     runs["recovery"] = [scenarios.recovery(n=recover_n) for _ in range(repetitions)]
@@ -103,21 +112,11 @@ def _ratio_keys() -> list[tuple[str, str, str]]:
 
 
 def ratios(results: dict[str, Any]) -> dict[str, float]:
-    return {
-        name: results[after]["per_second"] / results[other]["per_second"]
-        for name, after, other in _ratio_keys()
-    }
+    return ratios_of(results, _ratio_keys())
 
 
 def paired_ratios(each: dict[str, list[dict[str, float]]]) -> dict[str, list[float]]:
-    """The same ratios within each repetition, whose systems ran minutes apart in one spell of
-    the machine: their spread shows how far the ratio of medians can be trusted."""
-    return {
-        name: [
-            a["per_second"] / o["per_second"] for a, o in zip(each[after], each[other], strict=True)
-        ]
-        for name, after, other in _ratio_keys()
-    }
+    return paired_ratios_of(each, _ratio_keys())
 
 
 def floors(results: dict[str, Any]) -> list[tuple[str, float, float, bool]]:
@@ -190,6 +189,7 @@ def print_table(
     for name, value, bound, met in floors(results):
         mark = "[green]met" if met else "[red]not met"
         console.print(f"floor (issue 19) {name}: {value:.2f}x against {bound:.1f}x — {mark}")
+    order_report.print_orders(results, each, console)
 
 
 def bench(
@@ -197,19 +197,24 @@ def bench(
         int, typer.Option(min=1, help="runs of every scenario; the figures are their medians")
     ] = 3,
     transfers: Annotated[int, typer.Option(min=10, help="transfers per run at c=32")] = 2000,
+    orders: Annotated[
+        int, typer.Option(min=10, max=3000, help="order sagas per run at c=32")
+    ] = 500,
     smoke: Annotated[
         bool, typer.Option(help="one tiny repetition, to keep the bench working")
     ] = False,
     output: Annotated[Path, typer.Option(help="JSON report")] = Path("bench/report.json"),
 ) -> None:
-    """Benchmark sagabank against the naive design, side by side; print medians and ratios."""
+    """Benchmark sagabank against the naive design and python-cqrs, side by side (transfers, and
+    the order saga against python-cqrs); print medians and ratios."""
     if smoke:
-        repetitions, transfers = 1, 60
+        repetitions, transfers, orders = 1, 60, 20
     counts = (300, 1_000) if smoke else (10_000, 200_000)
     started = time.perf_counter()
     results, each = run_all(
         repetitions=repetitions,
         transfers=transfers,
+        orders=orders,
         noop=100 if smoke else 5_000,
         recover_n=100 if smoke else 10_000,
         memory_counts=counts,
@@ -224,6 +229,7 @@ def bench(
         "each_repetition": each,
         "ratios": ratios(results),
         "ratios_within_each_repetition": paired_ratios(each),
+        **order_report.report(results, each),
         "targets": [
             {"target": name, "measured": value, "bound": bound, "met": met}
             for name, value, bound, met in targets(results)

@@ -35,13 +35,12 @@ from sagabank_tools.bench.measure import LoadFigures, cpu_seconds, rss_mib
 T = TypeVar("T")
 
 
-def _servers(stack: ExitStack, impl: str, tmp: Path, seed: int) -> tuple[str, list[int]]:
-    """Start the system under test; returns the URL the load goes to and the server pids.
-
-    `after`: sagabank as deployed, two services (account service, orchestrator), each with its
-    own durable SQLite file; `after_all`: both in one process (`--role all`, one shared SQLite
-    writer); `before`: the naive server."""
-    env = {
+def server_env(seed: int) -> dict[str, str]:
+    """Every sagabank server of the bench: 30 % of credits fail before anything changes (the
+    default fault mode), seeded; one attempt per call (no retries, so the figures compare with
+    the naive client and python-cqrs, which retry nothing); an answer waits up to 60 s for the
+    saga to settle; no tokens."""
+    return {
         "SAGABANK_CREDIT_FAILURE_RATE": "0.3",
         "SAGABANK_FAULT_SEED": str(seed),
         "SAGABANK_RETRY_ATTEMPTS": "1",
@@ -50,13 +49,22 @@ def _servers(stack: ExitStack, impl: str, tmp: Path, seed: int) -> tuple[str, li
         "SAGABANK_ADMIN_TOKEN": "",
         "SAGABANK_SERVICE_TOKEN": "",  # the bench measures the open loopback default
     }
+
+
+def _servers(stack: ExitStack, impl: str, tmp: Path, seed: int) -> tuple[str, list[int]]:
+    """Start the system under test; returns the URL the load goes to and the server pids.
+
+    `after`: sagabank as deployed, two services (account service, orchestrator), each with its
+    own durable SQLite file; `after_all`: both in one process (`--role all`, one shared SQLite
+    writer); `before`: the naive server."""
+    env = server_env(seed)
     if impl == "before":
         naive = stack.enter_context(ServiceProcess(env=env, module="repository_before.server"))
-        return naive.url, [_pid(naive)]
+        return naive.url, [server_pid(naive)]
     if impl == "after_all":
         env["SAGABANK_DATABASE_URL"] = f"sqlite:///{tmp / 'bank.db'}"
         one = stack.enter_context(ServiceProcess(env=env, role="all"))
-        return one.url, [_pid(one)]
+        return one.url, [server_pid(one)]
     accounts_env = {**env, "SAGABANK_DATABASE_URL": f"sqlite:///{tmp / 'accounts.db'}"}
     accounts = stack.enter_context(ServiceProcess(env=accounts_env, role="accounts"))
     orchestrator_env = {
@@ -65,10 +73,10 @@ def _servers(stack: ExitStack, impl: str, tmp: Path, seed: int) -> tuple[str, li
         "SAGABANK_ACCOUNTS_URL": accounts.url,
     }
     orchestrator = stack.enter_context(ServiceProcess(env=orchestrator_env, role="orchestrator"))
-    return orchestrator.url, [_pid(accounts), _pid(orchestrator)]
+    return orchestrator.url, [server_pid(accounts), server_pid(orchestrator)]
 
 
-def _pid(server: ServiceProcess) -> int:
+def server_pid(server: ServiceProcess) -> int:
     assert server.proc is not None
     return server.proc.pid
 

@@ -42,6 +42,15 @@ def test_bench_smoke_run_reports_every_scenario(tmp_path: Path) -> None:
         assert figures["per_second"] > 0
         assert 0 < figures["p50_ms"] <= figures["p99_ms"]
         assert figures["server_cpu_ms"] > 0
+    for system in ("after_all", "cqrs"):  # the order saga, 10 orders at c=1 and 20 at c=32
+        for c, n in ((1, 10), (32, 20)):
+            figures = results[f"orders_{system}_c{c}"]
+            assert figures["per_second"] > 0
+            assert 0 < figures["p50_ms"] <= figures["p99_ms"]
+            assert figures["server_cpu_ms"] > 0
+            assert figures["completed"] + figures["compensated"] == n
+            assert figures["audit_violations"] == 0  # the books are clean
+            assert figures["log_entries_per_saga"] > 0
     assert results["noop_sagas"]["sagas_per_second"] > 0
     each = report["each_repetition"]  # one repetition in smoke mode: the median is that run
     assert set(each) == set(results) - {"memory"}
@@ -54,6 +63,12 @@ def test_bench_smoke_run_reports_every_scenario(tmp_path: Path) -> None:
     assert all(r > 0 for r in report["ratios"].values())
     paired = report["ratios_within_each_repetition"]  # one repetition: the same ratios
     assert paired == {name: [ratio] for name, ratio in report["ratios"].items()}
+    assert set(report["order_ratios"]) == {f"orders sagabank/python-cqrs at c={c}" for c in (1, 32)}
+    assert all(r > 0 for r in report["order_ratios"].values())
+    assert report["order_ratios_within_each_repetition"] == {
+        name: [ratio] for name, ratio in report["order_ratios"].items()
+    }
+    assert "order saga end to end" in result.stdout
     assert len(report["targets"]) == 6
     assert all(isinstance(t["met"], bool) for t in report["targets"])
     assert "no-op saga overhead" in result.stdout
