@@ -15,6 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from repository_after.adapters.sqlite_saga_log import SqliteSagaLog
+from repository_after.domain.saga import EventKind, SagaEvent
 from tests.integration.observability_support import (
     orchestrator_client,
     orchestrator_settings,
@@ -158,3 +160,31 @@ async def test_a_saga_id_too_long_for_its_types_keys_is_refused_before_anything_
         "/sagas/transfer", json=TRANSFER, headers={"transaction-id": "t" * 128}
     )
     assert (full.status_code, full.json()["status"]) == (200, "completed")
+
+
+async def test_a_saga_another_server_started_under_another_shape_is_a_409_not_a_500(
+    client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    """A saga written to the shared log after this server's start-up check, by a server whose
+    transfer has another shape: reading or operating it here says why, as JSON, never a 500."""
+    log = SqliteSagaLog(tmp_path / "sagas.db")
+    try:
+        await log.create(
+            saga_id="s-other",
+            definition="transfer",
+            definition_version=1,
+            definition_hash="0123456789abcdef",
+            params={"source": "acc-01", "target": "acc-02", "amount": 5},
+            events=[SagaEvent(EventKind.STARTED, at="2026-01-01T00:00:00+00:00")],
+            status="completed",
+        )
+    finally:
+        await log.close()
+    for method, path in [
+        ("GET", "/sagas/transfer/s-other"),
+        ("GET", "/transfers/s-other"),
+        ("POST", "/sagas/transfer/s-other/retry"),
+    ]:
+        reply = await client.request(method, path)
+        assert (reply.status_code, reply.json()["error"]) == (409, "definition_changed"), path
+        assert "0123456789abcdef" in reply.json()["message"], path
