@@ -11,6 +11,8 @@ UnknownSagaType         -> 404 saga_type_not_found
 DefinitionsChanged      -> 409 definition_changed (a saga another server started under another
                            shape of its type's version: named with both hashes; `sagas show`
                            reads it from the log alone)
+VersionNotRegistered    -> 409 version_not_registered (a saga that exists, of a type's version
+                           this server does not register: never a 404 "no such saga")
 Refusal                 -> its http_status and code (a hosted participant's refusal, e.g. 409
                            stock_limit_exceeded on `/inventory/stock`)
 InvalidTransition       -> 409 invalid_transition (e.g. retrying a saga that is not parked)
@@ -40,7 +42,11 @@ from repository_after.participant_kit.core import Refusal
 from repository_after.service_layer.account_operations import InjectedFault
 from repository_after.service_layer.orchestrator import SagaNotFound
 from repository_after.service_layer.ports import StorageError
-from repository_after.service_layer.saga_types import DefinitionsChanged, UnknownSagaType
+from repository_after.service_layer.saga_types import (
+    DefinitionsChanged,
+    UnknownSagaType,
+    VersionNotRegistered,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +101,7 @@ _TABLE: dict[type[Exception], Callable[[Any], Reply]] = {
     SagaNotFound: lambda e: _reply(404, "transfer_not_found", f"no transfer {e.args[0]!r}"),
     UnknownSagaType: lambda e: _reply(404, "saga_type_not_found", str(e.args[0])),
     DefinitionsChanged: lambda e: _reply(409, "definition_changed", e.one_line()),
+    VersionNotRegistered: lambda e: _reply(409, "version_not_registered", str(e.args[0])),
     Refusal: lambda e: _reply(e.http_status, e.code, e.message),
     InvalidTransition: lambda e: _reply(409, "invalid_transition", str(e)),
     StarletteHTTPException: _http,

@@ -53,7 +53,11 @@ from repository_after.domain.saga import (
 from repository_after.service_layer.clock import utc_now
 from repository_after.service_layer.leases import LeaseBook
 from repository_after.service_layer.saga_ports import Lease, SagaLog, SagaSummary, StoredSaga
-from repository_after.service_layer.saga_types import DefinitionsChanged, UnknownSagaType
+from repository_after.service_layer.saga_types import (
+    DefinitionsChanged,
+    UnknownSagaType,
+    VersionNotRegistered,
+)
 from repository_after.service_layer.transitions import LOGGER_NAME, Observer, notify
 
 logger = logging.getLogger(LOGGER_NAME)
@@ -67,10 +71,18 @@ UNRESUMABLE = (UnknownSagaType, DefinitionsChanged)
 
 
 def definition_of(versions: DefinitionLookup, stored: StoredSaga | SagaSummary) -> SagaDefinition:
-    """The definition `stored` started under, which it resumes with; `UnknownSagaType` if this
-    server does not define that version, `DefinitionsChanged` if it defines it with another
-    shape (a saga another server started after this one checked the log at start-up)."""
-    definition = versions(stored.definition, stored.definition_version)
+    """The definition `stored` started under, which it resumes with; `VersionNotRegistered` (an
+    `UnknownSagaType`) if this server does not define that version, `DefinitionsChanged` if it
+    defines it with another shape (a saga another server started after this one checked the log
+    at start-up)."""
+    try:
+        definition = versions(stored.definition, stored.definition_version)
+    except KeyError as exc:  # the saga exists: its type's version is another server's
+        raise VersionNotRegistered(
+            f"saga {stored.saga_id}: saga type {stored.definition!r} version "
+            f"{stored.definition_version} is not registered on this server (a server that "
+            "registers it drives this saga)"
+        ) from exc
     if definition.shape_hash() != stored.definition_hash:
         raise DefinitionsChanged(
             f"saga {stored.saga_id}: saga type {stored.definition!r} version "

@@ -73,6 +73,12 @@ class UnknownSagaType(KeyError):
     """No saga type of that name (or version) is registered."""
 
 
+class VersionNotRegistered(UnknownSagaType):
+    """A saga exists, but the (type, version) it started under is not registered here (another
+    server, e.g. a newer release, started it): not "no such saga", which is what a 404 would
+    tell a client replaying its request (answered 409 `version_not_registered`)."""
+
+
 Check = Callable[[Mapping[str, Any]], None]
 
 

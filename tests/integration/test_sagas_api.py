@@ -188,3 +188,36 @@ async def test_a_saga_another_server_started_under_another_shape_is_a_409_not_a_
         reply = await client.request(method, path)
         assert (reply.status_code, reply.json()["error"]) == (409, "definition_changed"), path
         assert "0123456789abcdef" in reply.json()["message"], path
+
+
+async def test_a_running_saga_of_a_version_this_server_lacks_is_never_answered_as_missing(
+    client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    """A saga a newer server started (version 2 of the transfer, in flight): reading it, operating
+    it, or replaying its request here is a 409 that says why, never a 404 that would tell the
+    client its transfer does not exist (an unknown outcome read as "did not happen")."""
+    params = {"source": "acc-01", "target": "acc-02", "amount": 5}
+    log = SqliteSagaLog(tmp_path / "sagas.db")
+    try:
+        await log.create(
+            saga_id="s-v2",
+            definition="transfer",
+            definition_version=2,
+            definition_hash="fedcba9876543210",
+            params=params,
+            events=[SagaEvent(EventKind.STARTED, at="2026-01-01T00:00:00+00:00")],
+            status="debiting",
+        )
+    finally:
+        await log.close()
+    replay = {"json": params, "headers": {"transaction-id": "s-v2"}}
+    for method, path, extra in [
+        ("GET", "/sagas/transfer/s-v2", {}),
+        ("GET", "/transfers/s-v2", {}),
+        ("POST", "/sagas/transfer/s-v2/retry", {}),
+        ("POST", "/transfers", replay),
+        ("POST", "/sagas/transfer", replay),
+    ]:
+        reply = await client.request(method, path, **extra)
+        assert (reply.status_code, reply.json()["error"]) == (409, "version_not_registered"), path
+        assert "version 2 is not registered" in reply.json()["message"], path

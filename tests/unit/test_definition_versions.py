@@ -171,7 +171,7 @@ async def test_without_a_version_lookup_only_the_definitions_own_versions_resume
         settle=POLICY,
         observers=(),
     )
-    with pytest.raises(KeyError, match="no saga type 'ship' version 1"):
+    with pytest.raises(KeyError, match="saga type 'ship' version 1 is not registered"):
         latest_only.state_of(stored)
     same = Orchestrator(
         log=log,
