@@ -127,9 +127,15 @@ async def test_confirm_is_idempotent_per_key_and_refuses_a_cancelled_order(order
     await call(orders, "create", created, order("o-2"))
     await call(orders, "cancel", created, order("o-2"))
     refused = await call(orders, "confirm", new_key("confirm"), {"order_id": "o-2"})
-    assert (refused.status_code, refused.json()["error"]) == (409, "order_cancelled")
+    assert (refused.status_code, refused.json()) == (
+        409,
+        {"error": "order_cancelled", "message": "order 'o-2' is cancelled"},
+    )
     unknown = await call(orders, "confirm", new_key("confirm"), {"order_id": "o-3"})
-    assert (unknown.status_code, unknown.json()["error"]) == (409, "order_not_found")
+    assert (unknown.status_code, unknown.json()) == (
+        409,
+        {"error": "order_not_found", "message": "no order 'o-3'"},
+    )
     report = await audit(orders)
     assert report == {"ok": True, "orders": {"confirmed": 1, "cancelled": 1}, "violations": []}
 

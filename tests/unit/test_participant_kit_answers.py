@@ -20,6 +20,7 @@ from tests.unit.test_participant_kit import records
 from tests.unit.test_participant_kit import service as service
 
 OK = {"operation": "credit", "transaction_id": "fine", "name": "c", "amount": 1}
+LOC = ("body", "operations")
 SHAPE = {"loc": ["body"], "msg": "expected {'operations': [...]}", "type": "batch_shape"}
 SIZE = {
     "loc": ["body", "operations"],
@@ -28,9 +29,9 @@ SIZE = {
 }
 
 
-def _at(field: str | None, msg: str, type_: str) -> dict[str, Any]:
-    """A detail about the second item of a batch (the first is `OK`)."""
-    loc: list[Any] = ["body", "operations", 1]
+def _at(field: str | None, msg: str, type_: str, item: int = 1) -> dict[str, Any]:
+    """A detail about an item of a batch (by default the second: the first is `OK`)."""
+    loc: list[Any] = [*LOC, item]
     return {"loc": [*loc, field] if field else loc, "msg": msg, "type": type_}
 
 
@@ -71,6 +72,23 @@ def invalid(*details: dict[str, Any]) -> dict[str, Any]:
         (
             {"operations": [OK, {"operation": "credit", "transaction_id": "k", "name": "c"}]},
             [_at("amount", "Field required", "missing")],
+        ),
+        (  # every item is judged, not only up to the first bad one
+            {
+                "operations": [
+                    OK,
+                    "credit",
+                    {"operation": "nope", "transaction_id": "k"},
+                    {"operation": "credit", "transaction_id": "k", "name": "c"},
+                    {**OK, "transaction_id": "bad key"},
+                ]
+            },
+            [
+                _at(None, "expected an object", "dict_type"),
+                _at("operation", "unknown operation", "operation", 2),
+                _at("amount", "Field required", "missing", 3),
+                _at("transaction_id", "invalid transaction id", "transaction_id", 4),
+            ],
         ),
     ],
 )
