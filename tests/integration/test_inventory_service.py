@@ -342,4 +342,7 @@ async def test_a_reservation_reads_back_with_its_state_and_lines(inv) -> None:
     await call(inv, "sell", new_key("sell"), {"reservation_id": key})
     assert (await inv.get(f"/reservations/{key}")).json()["state"] == "sold"
     missing = await inv.get("/reservations/nope")
-    assert (missing.status_code, missing.json()["error"]) == (404, "reservation_not_found")
+    assert (missing.status_code, missing.json()) == (
+        404,
+        {"error": "reservation_not_found", "message": "no such one"},
+    )

@@ -183,7 +183,11 @@ async def test_the_order_list_is_bounded_and_pages_by_order_id(orders) -> None:
     assert [o["order_id"] for o in rest] == ["o-2", "o-3", "o-4"]
     too_many = await orders.get("/orders", params={"limit": MAX_LIST + 1})
     assert too_many.status_code == 422
-    assert (await orders.get("/orders/nope")).status_code == 404
+    missing = await orders.get("/orders/nope")
+    assert (missing.status_code, missing.json()) == (
+        404,
+        {"error": "order_not_found", "message": "no such order"},
+    )
 
 
 async def test_with_a_token_operations_need_it_and_reads_do_not(tmp_path: Path) -> None:
