@@ -163,12 +163,6 @@ class ParticipantService:
         operation this service does not have."""
         self.faults.configure(settings, known=self._operations)
 
-    def model(self, operation: str) -> type[BaseModel]:
-        return self._operations[operation][1].model
-
-    def kind(self, operation: str) -> Kind:
-        return self._operations[operation][0]
-
     def parse(self, operation: str, raw: object) -> BaseModel | None:
         """The body, validated by the operation's model (raises pydantic's `ValidationError`).
         A compensation or settlement may come without one (None)."""

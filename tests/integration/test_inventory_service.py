@@ -58,6 +58,10 @@ async def call(
     return await client.post(f"/{operation}", json=body, headers={"transaction-id": key})
 
 
+def refused(code: str, message: str) -> dict[str, str]:
+    return {"error": code, "message": message}
+
+
 def lines(*pairs: tuple[str, int]) -> dict[str, Any]:
     return {"lines": [{"sku": sku, "qty": qty} for sku, qty in pairs]}
 
@@ -185,16 +189,23 @@ async def test_sell_moves_the_reservation_from_reserved_to_sold(inv) -> None:
 
 async def test_sell_refuses_an_unknown_released_or_already_sold_reservation(inv) -> None:
     r = await call(inv, "sell", new_key("sell"), {"reservation_id": "nope"})
-    assert (r.status_code, r.json()["error"]) == (409, "reservation_not_found")
+    assert (r.status_code, r.json()) == (
+        409,
+        refused("reservation_not_found", "no reservation 'nope'"),
+    )
     released, sold = new_key(), new_key()
     await call(inv, "reserve", released, lines(("apple", 1)))
     await call(inv, "release", released, lines(("apple", 1)))
     r = await call(inv, "sell", new_key("sell"), {"reservation_id": released})
-    assert (r.status_code, r.json()["error"]) == (409, "reservation_released")
+    message = f"reservation {released!r} is released"
+    assert (r.status_code, r.json()) == (409, refused("reservation_released", message))
     await call(inv, "reserve", sold, lines(("apple", 1)))
     assert (await call(inv, "sell", new_key("sell"), {"reservation_id": sold})).status_code == 200
     r = await call(inv, "sell", new_key("sell"), {"reservation_id": sold})
-    assert (r.status_code, r.json()["error"]) == (409, "reservation_sold")
+    assert (r.status_code, r.json()) == (
+        409,
+        refused("reservation_sold", f"reservation {sold!r} is sold"),
+    )
     assert (await stock(inv))["apple"] == {"opened": 10, "available": 9, "reserved": 0, "sold": 1}
     report = await audit(inv)
     assert report["ok"], report
@@ -205,7 +216,10 @@ async def test_a_release_after_the_sale_is_refused_and_gives_nothing_back(inv) -
     await call(inv, "reserve", key, lines(("pear", 2)))
     await call(inv, "sell", new_key("sell"), {"reservation_id": key})
     r = await call(inv, "release", key, lines(("pear", 2)))
-    assert (r.status_code, r.json()["error"]) == (409, "reservation_sold")
+    assert (r.status_code, r.json()) == (
+        409,
+        refused("reservation_sold", f"reservation {key!r} is sold"),
+    )
     assert (await stock(inv))["pear"] == {"opened": 5, "available": 3, "reserved": 0, "sold": 2}
     assert (await audit(inv))["ok"]
 
@@ -328,4 +342,7 @@ async def test_a_reservation_reads_back_with_its_state_and_lines(inv) -> None:
     await call(inv, "sell", new_key("sell"), {"reservation_id": key})
     assert (await inv.get(f"/reservations/{key}")).json()["state"] == "sold"
     missing = await inv.get("/reservations/nope")
-    assert (missing.status_code, missing.json()["error"]) == (404, "reservation_not_found")
+    assert (missing.status_code, missing.json()) == (
+        404,
+        {"error": "reservation_not_found", "message": "no such one"},
+    )

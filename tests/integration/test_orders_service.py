@@ -127,9 +127,15 @@ async def test_confirm_is_idempotent_per_key_and_refuses_a_cancelled_order(order
     await call(orders, "create", created, order("o-2"))
     await call(orders, "cancel", created, order("o-2"))
     refused = await call(orders, "confirm", new_key("confirm"), {"order_id": "o-2"})
-    assert (refused.status_code, refused.json()["error"]) == (409, "order_cancelled")
+    assert (refused.status_code, refused.json()) == (
+        409,
+        {"error": "order_cancelled", "message": "order 'o-2' is cancelled"},
+    )
     unknown = await call(orders, "confirm", new_key("confirm"), {"order_id": "o-3"})
-    assert (unknown.status_code, unknown.json()["error"]) == (409, "order_not_found")
+    assert (unknown.status_code, unknown.json()) == (
+        409,
+        {"error": "order_not_found", "message": "no order 'o-3'"},
+    )
     report = await audit(orders)
     assert report == {"ok": True, "orders": {"confirmed": 1, "cancelled": 1}, "violations": []}
 
@@ -177,7 +183,11 @@ async def test_the_order_list_is_bounded_and_pages_by_order_id(orders) -> None:
     assert [o["order_id"] for o in rest] == ["o-2", "o-3", "o-4"]
     too_many = await orders.get("/orders", params={"limit": MAX_LIST + 1})
     assert too_many.status_code == 422
-    assert (await orders.get("/orders/nope")).status_code == 404
+    missing = await orders.get("/orders/nope")
+    assert (missing.status_code, missing.json()) == (
+        404,
+        {"error": "order_not_found", "message": "no such order"},
+    )
 
 
 async def test_with_a_token_operations_need_it_and_reads_do_not(tmp_path: Path) -> None:

@@ -1,20 +1,33 @@
 """The participant kit on PostgreSQL (`participant_kit.postgres`): the inventory service keeps
 the whole participant contract there too, and two replicas on one database (two stores, two
-pools) apply concurrent duplicates once and never oversell the last units."""
+pools) apply concurrent duplicates once and never oversell the last units; an order's confirm
+and its cancel, under different keys, are ordered by the order's row lock."""
 
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
+import psycopg
 import pytest
 
-from repository_after.participant_kit import ParticipantService
+from repository_after.adapters.postgres_db import postgres_conninfo
+from repository_after.participant_kit import ParticipantService, Refusal, Tx
 from repository_after.participant_kit.contract import run_contract
 from repository_after.participant_kit.postgres import translate
 from repository_after.services.inventory import ReserveIn, audit, open_inventory, open_stock
 from repository_after.services.inventory_http import create_inventory_app
+from repository_after.services.orders import (
+    OrderIn,
+    cancel,
+    confirm,
+    create,
+    find_order,
+    open_orders,
+)
 from tests.integration.test_participant_contract import INVENTORY
 
 
@@ -83,3 +96,58 @@ async def test_two_replicas_never_oversell_the_last_units(replicas) -> None:
     report = await a.store.read(audit)
     assert report.ok, report.violations
     assert report.reservations == {"reserved": 5}
+
+
+async def _lock_waiters(postgres_url: str) -> int:
+    """How many sessions of this database wait on a lock (another transaction's row lock)."""
+
+    def count() -> int:
+        with psycopg.connect(postgres_conninfo(postgres_url), autocommit=True) as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            ).fetchone()
+            return int(row[0]) if row else 0
+
+    return await asyncio.to_thread(count)
+
+
+async def test_a_confirm_waits_for_a_cancel_of_its_order_under_another_key_and_refuses(
+    postgres_url: str,
+) -> None:
+    """An order's `cancel` (the compensation of `create`, key `<saga>:create`) and its `confirm`
+    (key `<saga>:confirm`) hold different kit locks: the order's row lock (`FOR UPDATE`) is what
+    orders them on PostgreSQL. A confirm that reads the order while a cancel holds it waits,
+    then sees it cancelled: never both."""
+    store = open_orders(postgres_url).store
+    try:
+        order = {"order_id": "o-1", "customer": "acc-01", "merchant": "acc-02"}
+        body = {**order, "lines": [{"sku": "apple", "qty": 1}], "total": 5}
+        await store.transaction(lambda tx: create(tx, "s-1:create", OrderIn(**body).model_dump()))
+        held, go = threading.Event(), threading.Event()
+
+        def cancel_and_hold(tx: Tx) -> dict[str, Any]:
+            answer = cancel(tx, "s-1:create", {"order_id": "o-1"})
+            held.set()
+            assert go.wait(30)
+            return answer
+
+        cancelling = asyncio.ensure_future(store.transaction(cancel_and_hold))
+        assert await asyncio.to_thread(held.wait, 30)
+        confirming = asyncio.ensure_future(
+            store.transaction(lambda tx: confirm(tx, "s-1:confirm", {"order_id": "o-1"}))
+        )
+        deadline = asyncio.get_running_loop().time() + 30
+        while await _lock_waiters(postgres_url) == 0:  # the confirm waits on the order's row
+            assert asyncio.get_running_loop().time() < deadline, "the confirm never waited"
+            await asyncio.sleep(0.01)
+        go.set()
+        assert (await cancelling)["status"] == "cancelled"
+        with pytest.raises(Refusal) as refused:
+            await confirming
+        assert refused.value.code == "order_cancelled"
+        found = await store.read(lambda tx: find_order(tx, "o-1"))
+        assert found is not None
+        assert found["state"] == "cancelled"
+    finally:
+        await store.close()

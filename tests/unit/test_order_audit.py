@@ -57,6 +57,15 @@ def test_clean_books_pass() -> None:
 
 def test_the_same_entry_read_twice_counts_once() -> None:
     assert audit_orders(replace(CLEAN, entries=[*CLEAN.entries, *CLEAN.entries])) == []
+    # read twice in a row (an account listed twice, its pages interleaved): every other entry
+    # still counts
+    twice = [e for e in CLEAN.entries for _ in range(2)]
+    assert audit_orders(replace(CLEAN, entries=twice)) == []
+
+
+def test_stock_held_in_every_column_adds_up() -> None:
+    row = {"sku": "pear", "opened": 10, "available": 5, "reserved": 3, "sold": 2}
+    assert audit_orders(replace(CLEAN, stock=[*CLEAN.stock, row])) == []
 
 
 @pytest.mark.parametrize(
@@ -79,6 +88,10 @@ def test_the_same_entry_read_twice_counts_once() -> None:
         (
             {"entries": CLEAN.entries[:1] + CLEAN.entries[2:]},
             "order 'o-1' (saga 's-1') is confirmed for 300 but charged 300 and paid 0",
+        ),
+        (  # charged twice under its saga id: two debit entries, each of the total
+            {"entries": [*CLEAN.entries, entry(5, "s-1", "debit", -300)]},
+            "order 'o-1' (saga 's-1') is confirmed for 300 but charged 600 and paid 300",
         ),
         (
             {"reservations": {**CLEAN.reservations, "s-2:reserve": {"state": "reserved"}}},

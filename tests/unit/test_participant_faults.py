@@ -5,6 +5,7 @@ batch is answered item by item, and the same seed makes the same decisions."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -109,7 +110,8 @@ async def test_only_the_named_operations_fail(service) -> None:
 
 def test_an_operation_the_service_lacks_is_refused_and_changes_nothing(service) -> None:
     service.inject_faults(faults("before", 1.0, "credit"))
-    with pytest.raises(ValueError, match="counter has no operation 'refund'"):
+    it_has = r"\(it has: credit, uncredit, void_credit\)"
+    with pytest.raises(ValueError, match=rf"^counter has no operation 'refund' {it_has}$"):
         service.inject_faults(faults("after", 1.0, "credit", "refund"))
     assert service.faults.view()["mode"] == "before"
 
@@ -179,3 +181,14 @@ async def test_a_batch_is_answered_item_by_item_and_faults_are_counted(http, ser
 
 async def test_faults_reads_none_when_nothing_is_configured(http) -> None:
     assert (await http.get("/faults")).json() == view(0.0, "before", {})
+
+
+async def test_faults_reads_the_seed_and_each_fault_names_its_service_and_operation(
+    http, service, caplog: pytest.LogCaptureFixture
+) -> None:
+    service.inject_faults(faults("before", 1.0, "credit", seed=7))
+    with caplog.at_level(logging.INFO, logger="repository_after.service_layer.faults"):
+        assert (await service.perform("credit", "k1", body(1))).status_code == 500
+    assert [r.getMessage() for r in caplog.records] == ["injected fault before on counter credit"]
+    counted = {"credit": {"before": 1, "after": 0}}
+    assert (await http.get("/faults")).json() == {**view(1.0, "before", counted), "seed": 7}

@@ -5,6 +5,7 @@ answering as unavailable (an unknown outcome, nothing recorded)."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import httpx
@@ -64,7 +65,9 @@ def test_which_roles_host_which_participants_and_where(
     assert list(tmp_path.iterdir()) == []  # nothing opened until start-up
 
 
-async def test_a_store_not_open_yet_answers_503_and_records_nothing(tmp_path: Path) -> None:
+async def test_a_store_not_open_yet_answers_503_and_records_nothing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     store = DeferredStore(lambda: open_store(tmp_path / "orders.db", schema=SCHEMA, name="o"))
     app = FastAPI()
     app.include_router(orders_routes(orders_service(store), None))
@@ -77,8 +80,13 @@ async def test_a_store_not_open_yet_answers_503_and_records_nothing(tmp_path: Pa
     }
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
-        early = await client.post("/create", json=body, headers={"transaction-id": "k:create"})
+        with caplog.at_level(logging.ERROR, logger="repository_after.participant_kit.core"):
+            early = await client.post("/create", json=body, headers={"transaction-id": "k:create"})
         assert (early.status_code, early.json()["error"]) == (503, "storage_unavailable")
+        # the log says why (the answer does not: no storage detail leaves the service)
+        assert [r.getMessage() for r in caplog.records] == [
+            "orders create: storage failure: the store is not open"
+        ]
         assert (await client.get("/health")).status_code == 503
         store.open()
         try:

@@ -1,0 +1,162 @@
+"""The participant kit's HTTP edge, answer by answer: the exact 4xx body of every way a request
+or a batch can be refused (where it was wrong and why, the input never echoed), and the edges of
+what a batch accepts (1 and `max_batch` items, a `traceparent` up to 256 characters). The rules
+themselves (exactly once, tombstones, replay) are in test_participant_kit.py, over the same
+small counter service."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from repository_after.participant_kit import ParticipantService
+from repository_after.participant_kit.http import MAX_BATCH
+from tests.unit.test_participant_kit import (
+    http as http,  # the counter service's HTTP client and the service (fixtures)
+)
+from tests.unit.test_participant_kit import records
+from tests.unit.test_participant_kit import service as service
+
+OK = {"operation": "credit", "transaction_id": "fine", "name": "c", "amount": 1}
+LOC = ("body", "operations")
+SHAPE = {"loc": ["body"], "msg": "expected {'operations': [...]}", "type": "batch_shape"}
+SIZE = {
+    "loc": ["body", "operations"],
+    "msg": f"a batch holds 1 to {MAX_BATCH} operations",
+    "type": "batch_size",
+}
+
+
+def _at(field: str | None, msg: str, type_: str, item: int = 1) -> dict[str, Any]:
+    """A detail about an item of a batch (by default the second: the first is `OK`)."""
+    loc: list[Any] = [*LOC, item]
+    return {"loc": [*loc, field] if field else loc, "msg": msg, "type": type_}
+
+
+def invalid(*details: dict[str, Any]) -> dict[str, Any]:
+    return {"error": "invalid_request", "message": "the request is invalid", "details": [*details]}
+
+
+@pytest.mark.parametrize(
+    ("payload", "details"),
+    [
+        ({}, [SHAPE]),
+        ([], [SHAPE]),
+        ({"operations": "credit"}, [SHAPE]),  # the right key, not a list
+        ({"operations": [], "extra": 1}, [SHAPE]),
+        ({"operations": []}, [SIZE]),
+        ({"operations": [OK] * (MAX_BATCH + 1)}, [SIZE]),
+        ({"operations": [OK, "credit"]}, [_at(None, "expected an object", "dict_type")]),
+        (
+            {"operations": [OK, {"operation": "nope", "transaction_id": "k"}]},
+            [_at("operation", "unknown operation", "operation")],
+        ),
+        (
+            {"operations": [OK, {**OK, "transaction_id": "bad key"}]},
+            [_at("transaction_id", "invalid transaction id", "transaction_id")],
+        ),
+        (
+            {"operations": [OK, {**OK, "traceparent": "x" * 257}]},
+            [_at("traceparent", "invalid traceparent", "traceparent")],
+        ),
+        (
+            {"operations": [OK, {"operation": 7, "transaction_id": 7, "traceparent": 7}]},
+            [
+                _at("operation", "unknown operation", "operation"),
+                _at("transaction_id", "invalid transaction id", "transaction_id"),
+                _at("traceparent", "invalid traceparent", "traceparent"),
+            ],
+        ),
+        (
+            {"operations": [OK, {"operation": "credit", "transaction_id": "k", "name": "c"}]},
+            [_at("amount", "Field required", "missing")],
+        ),
+        (  # every item is judged, not only up to the first bad one
+            {
+                "operations": [
+                    OK,
+                    "credit",
+                    {"operation": "nope", "transaction_id": "k"},
+                    {"operation": "credit", "transaction_id": "k", "name": "c"},
+                    {**OK, "transaction_id": "bad key"},
+                ]
+            },
+            [
+                _at(None, "expected an object", "dict_type"),
+                _at("operation", "unknown operation", "operation", 2),
+                _at("amount", "Field required", "missing", 3),
+                _at("transaction_id", "invalid transaction id", "transaction_id", 4),
+            ],
+        ),
+    ],
+)
+async def test_an_invalid_batch_says_where_and_why_and_runs_nothing(
+    http: httpx.AsyncClient, service: ParticipantService, payload: Any, details: list[Any]
+) -> None:
+    r = await http.post("/batch", json=payload)
+    assert (r.status_code, r.json()) == (422, invalid(*details))
+    assert r.headers["content-type"] == "application/json"
+    assert await records(service) == []
+
+
+@pytest.mark.parametrize("size", [1, MAX_BATCH])
+async def test_a_batch_of_one_and_of_the_most_items_runs(
+    http: httpx.AsyncClient, service: ParticipantService, size: int
+) -> None:
+    items = [{**OK, "transaction_id": f"k{i}", "traceparent": "t" * 256} for i in range(size)]
+    r = await http.post("/batch", json={"operations": items})
+    assert r.status_code == 200
+    results = r.json()["results"]
+    assert [(x["status_code"], x["replayed"], x["body"]["value"]) for x in results] == [
+        (200, False, i + 1) for i in range(size)
+    ]
+    assert len(await records(service)) == size
+
+
+@pytest.mark.parametrize("path", ["/credit", "/batch"])
+async def test_a_body_that_is_not_json_is_named_as_such(
+    http: httpx.AsyncClient, service: ParticipantService, path: str
+) -> None:
+    r = await http.post(path, content=b'{"name": ', headers={"transaction-id": "k1"})
+    assert (r.status_code, r.json()) == (
+        422,
+        invalid({"loc": ["body"], "msg": "JSON decode error", "type": "json_invalid"}),
+    )
+    assert await records(service) == []
+
+
+@pytest.mark.parametrize("headers", [{}, {"transaction-id": "bad key"}])
+async def test_a_missing_or_bad_key_says_what_a_key_is(
+    http: httpx.AsyncClient, service: ParticipantService, headers: dict[str, str]
+) -> None:
+    r = await http.post("/credit", json={"name": "c", "amount": 1}, headers=headers)
+    assert (r.status_code, r.json()) == (
+        422,
+        {
+            "error": "invalid_transaction_id",
+            "message": "header 'transaction-id' is required: 1-128 characters of letters, "
+            "digits, '.', '_', ':' or '-'",
+        },
+    )
+    assert await records(service) == []
+
+
+async def test_an_invalid_body_names_the_field_not_the_input(
+    http: httpx.AsyncClient, service: ParticipantService
+) -> None:
+    r = await http.post(
+        "/credit", json={"name": "c", "amount": 1.5}, headers={"transaction-id": "k1"}
+    )
+    assert (r.status_code, r.json()) == (
+        422,
+        invalid(
+            {
+                "loc": ["body", "amount"],
+                "msg": "Input should be a valid integer",
+                "type": "int_type",
+            }
+        ),
+    )
+    assert await records(service) == []
