@@ -10,9 +10,11 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
-from repository_after.participant_kit import ParticipantService
+from repository_after.participant_kit import ParticipantService, Refusal, install_error_handlers
 from repository_after.participant_kit.http import MAX_BATCH
+from repository_after.service_layer.ports import StorageError
 from tests.unit.test_participant_kit import (
     http as http,  # the counter service's HTTP client and the service (fixtures)
 )
@@ -160,3 +162,31 @@ async def test_an_invalid_body_names_the_field_not_the_input(
         ),
     )
     assert await records(service) == []
+
+
+async def test_a_participant_app_answers_its_own_routes_errors_in_the_products_shape() -> None:
+    """`install_error_handlers`: a host's own route that raises a `Refusal` or a storage
+    failure is answered like the kit's operations (the code, the message, no driver text)."""
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.get("/refused")
+    async def refused() -> None:
+        raise Refusal("stock_limit_exceeded", "sku 'a' would pass 10", 409)
+
+    @app.get("/storage")
+    async def storage() -> None:
+        raise StorageError("sqlite: database is locked")
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://kit") as client:
+        r = await client.get("/refused")
+        assert (r.status_code, r.json()) == (
+            409,
+            {"error": "stock_limit_exceeded", "message": "sku 'a' would pass 10"},
+        )
+        r = await client.get("/storage")
+        assert (r.status_code, r.json()) == (
+            503,
+            {"error": "storage_unavailable", "message": "storage is unavailable; retry later"},
+        )
