@@ -145,7 +145,10 @@ async def test_a_confirmed_order_cannot_be_cancelled(orders) -> None:
     await call(orders, "create", key, order("o-1"))
     await call(orders, "confirm", new_key("confirm"), {"order_id": "o-1"})
     refused = await call(orders, "cancel", key, order("o-1"))
-    assert (refused.status_code, refused.json()["error"]) == (409, "order_confirmed")
+    assert (refused.status_code, refused.json()) == (
+        409,
+        {"error": "order_confirmed", "message": "order 'o-1' is confirmed"},
+    )
     assert (await orders.get("/orders/o-1")).json()["state"] == "confirmed"
     assert (await audit(orders))["ok"]
 
