@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
+from fastapi import FastAPI, HTTPException
 
 from repository_after.participant_kit import ParticipantService, Refusal, install_error_handlers
 from repository_after.participant_kit.http import MAX_BATCH
@@ -164,9 +164,15 @@ async def test_an_invalid_body_names_the_field_not_the_input(
     assert await records(service) == []
 
 
+def _error(code: str, message: str) -> dict[str, str]:
+    return {"error": code, "message": message}
+
+
 async def test_a_participant_app_answers_its_own_routes_errors_in_the_products_shape() -> None:
-    """`install_error_handlers`: a host's own route that raises a `Refusal` or a storage
-    failure is answered like the kit's operations (the code, the message, no driver text)."""
+    """`install_error_handlers`: a host's own routes' failures are answered like the kit's
+    operations: a `Refusal` and a storage failure as the kit does, Starlette's 404/405 and an
+    HTTPException by code, a bad query parameter as `invalid_request`, anything else 500 (no
+    driver text, no traceback)."""
     app = FastAPI()
     install_error_handlers(app)
 
@@ -178,15 +184,46 @@ async def test_a_participant_app_answers_its_own_routes_errors_in_the_products_s
     async def storage() -> None:
         raise StorageError("sqlite: database is locked")
 
-    transport = httpx.ASGITransport(app=app)
+    @app.get("/teapot")
+    async def teapot() -> None:
+        raise HTTPException(418, "short and stout")
+
+    @app.get("/limited")
+    async def limited(limit: int) -> dict[str, int]:
+        return {"limit": limit}
+
+    @app.get("/bug")
+    async def bug() -> None:
+        raise RuntimeError("SELECT secret FROM internals")
+
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://kit") as client:
-        r = await client.get("/refused")
+        answers = {
+            "/refused": (409, _error("stock_limit_exceeded", "sku 'a' would pass 10")),
+            "/storage": (
+                503,
+                _error("storage_unavailable", "storage is unavailable; retry later"),
+            ),
+            "/teapot": (418, _error("http_error", "short and stout")),
+            "/nowhere": (404, _error("not_found", "Not Found")),
+            "/limited?limit=x": (
+                422,
+                invalid(
+                    {
+                        "loc": ["query", "limit"],
+                        "msg": "Input should be a valid integer, unable to parse string as an "
+                        "integer",
+                        "type": "int_parsing",
+                    }
+                ),
+            ),
+            "/bug": (500, _error("internal_error", "internal error")),
+        }
+        for path, answer in answers.items():
+            r = await client.get(path)
+            assert (r.status_code, r.json()) == answer, path
+        r = await client.post("/refused")
         assert (r.status_code, r.json()) == (
-            409,
-            {"error": "stock_limit_exceeded", "message": "sku 'a' would pass 10"},
-        )
-        r = await client.get("/storage")
-        assert (r.status_code, r.json()) == (
-            503,
-            {"error": "storage_unavailable", "message": "storage is unavailable; retry later"},
+            405,
+            _error("method_not_allowed", "Method Not Allowed"),
         )
