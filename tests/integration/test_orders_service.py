@@ -86,7 +86,10 @@ async def test_an_order_id_taken_under_another_key_is_refused_and_changes_nothin
 ) -> None:
     assert (await call(orders, "create", new_key(), order("o-1"))).status_code == 200
     again = await call(orders, "create", new_key(), order("o-1", total=1))
-    assert (again.status_code, again.json()["error"]) == (409, "order_exists")
+    assert (again.status_code, again.json()) == (
+        409,
+        {"error": "order_exists", "message": "order 'o-1' already exists"},
+    )
     assert (await orders.get("/orders/o-1")).json()["total"] == 1250
 
 
