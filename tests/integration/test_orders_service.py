@@ -183,8 +183,10 @@ async def test_a_malformed_order_is_refused_and_records_nothing(orders, changes)
 async def test_the_order_list_is_bounded_and_pages_by_order_id(orders) -> None:
     for n in range(5):
         await call(orders, "create", new_key(), order(f"o-{n}"))
+    await call(orders, "create", new_key(), order("A-0"))  # sorts before lower case
     page = (await orders.get("/orders", params={"limit": 2})).json()["orders"]
-    assert [o["order_id"] for o in page] == ["o-0", "o-1"]
+    assert [o["order_id"] for o in page] == ["A-0", "o-0"]
+    assert (await audit(orders))["orders"] == {"pending": 6}
     rest = (await orders.get("/orders", params={"after": "o-1"})).json()["orders"]
     assert [o["order_id"] for o in rest] == ["o-2", "o-3", "o-4"]
     too_many = await orders.get("/orders", params={"limit": MAX_LIST + 1})
