@@ -117,6 +117,14 @@ async def test_a_batch_of_one_and_of_the_most_items_runs(
     assert len(await records(service)) == size
 
 
+async def test_an_operation_s_answer_and_its_replay_are_json(http: httpx.AsyncClient) -> None:
+    for _ in range(2):
+        r = await http.post(
+            "/credit", json={"name": "c", "amount": 1}, headers={"transaction-id": "k"}
+        )
+        assert (r.status_code, r.headers["content-type"]) == (200, "application/json")
+
+
 @pytest.mark.parametrize("path", ["/credit", "/batch"])
 async def test_a_body_that_is_not_json_is_named_as_such(
     http: httpx.AsyncClient, service: ParticipantService, path: str
