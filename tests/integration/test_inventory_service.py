@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from repository_after.services.inventory import MAX_LINES
+from repository_after.services.inventory import MAX_LINES, MAX_STOCK
 from repository_after.services.inventory_http import create_inventory_app
 
 TOKEN = "inv-t0ken"
@@ -184,7 +184,7 @@ async def test_sell_moves_the_reservation_from_reserved_to_sold(inv) -> None:
     assert (await stock(inv))["apple"] == {"opened": 10, "available": 7, "reserved": 0, "sold": 3}
     report = await audit(inv)
     assert report["ok"], report
-    assert report["reservations"] == {"sold": 1}
+    assert (report["skus"], report["reservations"]) == (3, {"sold": 1})  # apple, pear, plum
 
 
 async def test_sell_refuses_an_unknown_released_or_already_sold_reservation(inv) -> None:
@@ -230,9 +230,12 @@ async def test_stock_tops_up_and_refuses_bad_input(inv) -> None:
     for bad in ({"sku": "apple", "qty": 0}, {"sku": "apple"}, {"sku": "a b", "qty": 1}):
         r = await inv.post("/stock", json=bad)
         assert (r.status_code, r.json()["error"]) == (422, "invalid_request")
-    r = await inv.post("/stock", json={"sku": "apple", "qty": 10**12})
-    assert (r.status_code, r.json()["error"]) == (409, "stock_limit_exceeded")
-    assert (await stock(inv))["apple"]["opened"] == 15
+    r = await inv.post("/stock", json={"sku": "apple", "qty": MAX_STOCK - 15})  # the limit itself
+    assert (r.status_code, r.json()["opened"]) == (200, MAX_STOCK)
+    r = await inv.post("/stock", json={"sku": "apple", "qty": 1})
+    message = f"sku 'apple' would pass {MAX_STOCK}"
+    assert (r.status_code, r.json()) == (409, refused("stock_limit_exceeded", message))
+    assert (await stock(inv))["apple"]["opened"] == MAX_STOCK
 
 
 async def test_with_a_token_stock_and_operations_need_it_and_reads_do_not(tmp_path: Path) -> None:

@@ -86,7 +86,10 @@ async def test_an_order_id_taken_under_another_key_is_refused_and_changes_nothin
 ) -> None:
     assert (await call(orders, "create", new_key(), order("o-1"))).status_code == 200
     again = await call(orders, "create", new_key(), order("o-1", total=1))
-    assert (again.status_code, again.json()["error"]) == (409, "order_exists")
+    assert (again.status_code, again.json()) == (
+        409,
+        {"error": "order_exists", "message": "order 'o-1' already exists"},
+    )
     assert (await orders.get("/orders/o-1")).json()["total"] == 1250
 
 
@@ -145,7 +148,10 @@ async def test_a_confirmed_order_cannot_be_cancelled(orders) -> None:
     await call(orders, "create", key, order("o-1"))
     await call(orders, "confirm", new_key("confirm"), {"order_id": "o-1"})
     refused = await call(orders, "cancel", key, order("o-1"))
-    assert (refused.status_code, refused.json()["error"]) == (409, "order_confirmed")
+    assert (refused.status_code, refused.json()) == (
+        409,
+        {"error": "order_confirmed", "message": "order 'o-1' is confirmed"},
+    )
     assert (await orders.get("/orders/o-1")).json()["state"] == "confirmed"
     assert (await audit(orders))["ok"]
 
@@ -177,8 +183,10 @@ async def test_a_malformed_order_is_refused_and_records_nothing(orders, changes)
 async def test_the_order_list_is_bounded_and_pages_by_order_id(orders) -> None:
     for n in range(5):
         await call(orders, "create", new_key(), order(f"o-{n}"))
+    await call(orders, "create", new_key(), order("A-0"))  # sorts before lower case
     page = (await orders.get("/orders", params={"limit": 2})).json()["orders"]
-    assert [o["order_id"] for o in page] == ["o-0", "o-1"]
+    assert [o["order_id"] for o in page] == ["A-0", "o-0"]
+    assert (await audit(orders))["orders"] == {"pending": 6}
     rest = (await orders.get("/orders", params={"after": "o-1"})).json()["orders"]
     assert [o["order_id"] for o in rest] == ["o-2", "o-3", "o-4"]
     too_many = await orders.get("/orders", params={"limit": MAX_LIST + 1})
@@ -242,10 +250,11 @@ async def test_the_audit_finds_books_that_break_an_invariant(
         assert any(violation in v for v in report["violations"]), report
 
 
-async def test_the_audit_finds_an_order_whose_create_was_lost(tmp_path: Path) -> None:
+@pytest.mark.parametrize("key", ["s-1:create", "XXXX"])  # any key, however short
+async def test_the_audit_finds_an_order_whose_create_was_lost(tmp_path: Path, key: str) -> None:
     path = tmp_path / "orders.db"
     async for client in _client(path):
-        await call(client, "create", new_key(), order("o-1"))
+        await call(client, "create", key, order("o-1"))
     _tamper(path, "DELETE FROM order_lines")
     _tamper(path, "DELETE FROM orders")
     async for client in _client(path):

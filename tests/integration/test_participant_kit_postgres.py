@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
@@ -112,13 +112,33 @@ async def _lock_waiters(postgres_url: str) -> int:
     return await asyncio.to_thread(count)
 
 
-async def test_a_confirm_waits_for_a_cancel_of_its_order_under_another_key_and_refuses(
+def _cancel(tx: Tx) -> dict[str, Any]:
+    return cancel(tx, "s-1:create", {"order_id": "o-1"})
+
+
+def _confirm(tx: Tx) -> dict[str, Any]:
+    return confirm(tx, "s-1:confirm", {"order_id": "o-1"})
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "state", "refusal"),
+    [
+        (_cancel, _confirm, "cancelled", "order_cancelled"),
+        (_confirm, _cancel, "confirmed", "order_confirmed"),
+    ],
+    ids=["cancel-first", "confirm-first"],
+)
+async def test_a_confirm_and_a_cancel_of_one_order_under_two_keys_never_both_apply(
     postgres_url: str,
+    first: Callable[[Tx], dict[str, Any]],
+    second: Callable[[Tx], dict[str, Any]],
+    state: str,
+    refusal: str,
 ) -> None:
     """An order's `cancel` (the compensation of `create`, key `<saga>:create`) and its `confirm`
     (key `<saga>:confirm`) hold different kit locks: the order's row lock (`FOR UPDATE`) is what
-    orders them on PostgreSQL. A confirm that reads the order while a cancel holds it waits,
-    then sees it cancelled: never both."""
+    orders them on PostgreSQL. The one that reads the order while the other holds it waits,
+    then sees what the other did and refuses: never both."""
     store = open_orders(postgres_url).store
     try:
         order = {"order_id": "o-1", "customer": "acc-01", "merchant": "acc-02"}
@@ -126,28 +146,26 @@ async def test_a_confirm_waits_for_a_cancel_of_its_order_under_another_key_and_r
         await store.transaction(lambda tx: create(tx, "s-1:create", OrderIn(**body).model_dump()))
         held, go = threading.Event(), threading.Event()
 
-        def cancel_and_hold(tx: Tx) -> dict[str, Any]:
-            answer = cancel(tx, "s-1:create", {"order_id": "o-1"})
+        def first_and_hold(tx: Tx) -> dict[str, Any]:
+            answer = first(tx)
             held.set()
             assert go.wait(30)
             return answer
 
-        cancelling = asyncio.ensure_future(store.transaction(cancel_and_hold))
+        holding = asyncio.ensure_future(store.transaction(first_and_hold))
         assert await asyncio.to_thread(held.wait, 30)
-        confirming = asyncio.ensure_future(
-            store.transaction(lambda tx: confirm(tx, "s-1:confirm", {"order_id": "o-1"}))
-        )
+        waiting = asyncio.ensure_future(store.transaction(second))
         deadline = asyncio.get_running_loop().time() + 30
-        while await _lock_waiters(postgres_url) == 0:  # the confirm waits on the order's row
-            assert asyncio.get_running_loop().time() < deadline, "the confirm never waited"
+        while await _lock_waiters(postgres_url) == 0:  # the second waits on the order's row
+            assert asyncio.get_running_loop().time() < deadline, "the second never waited"
             await asyncio.sleep(0.01)
         go.set()
-        assert (await cancelling)["status"] == "cancelled"
+        assert (await holding)["status"] == state
         with pytest.raises(Refusal) as refused:
-            await confirming
-        assert refused.value.code == "order_cancelled"
+            await waiting
+        assert refused.value.code == refusal
         found = await store.read(lambda tx: find_order(tx, "o-1"))
         assert found is not None
-        assert found["state"] == "cancelled"
+        assert found["state"] == state
     finally:
         await store.close()

@@ -272,11 +272,18 @@ def test_operation_names_are_checked_when_registered(tmp_path: Path) -> None:
     assert "debit" not in svc.operations  # a refused registration registers nothing
 
 
-@pytest.mark.parametrize("status", [200, 302, 408, 429, 500, 503])
+@pytest.mark.parametrize("status", [200, 302, 399, 408, 429, 500, 503])
 def test_a_refusal_is_a_definite_4xx(status) -> None:
     with pytest.raises(ValueError, match="definite 4xx"):
         Refusal("x", "y", status)
-    assert Refusal("x", "y", 404).http_status == 404
+    for definite in (400, 401, 404, 499):
+        refusal = Refusal("x", "y", definite)
+        assert (refusal.http_status, refusal.code, refusal.message, str(refusal)) == (
+            definite,
+            "x",
+            "y",
+            "y",
+        )
 
 
 async def test_two_connections_on_one_file_apply_a_key_once(tmp_path: Path) -> None:

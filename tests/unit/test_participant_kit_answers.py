@@ -10,9 +10,11 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI, HTTPException
 
-from repository_after.participant_kit import ParticipantService
+from repository_after.participant_kit import ParticipantService, Refusal, install_error_handlers
 from repository_after.participant_kit.http import MAX_BATCH
+from repository_after.service_layer.ports import StorageError
 from tests.unit.test_participant_kit import (
     http as http,  # the counter service's HTTP client and the service (fixtures)
 )
@@ -115,6 +117,14 @@ async def test_a_batch_of_one_and_of_the_most_items_runs(
     assert len(await records(service)) == size
 
 
+async def test_an_operation_s_answer_and_its_replay_are_json(http: httpx.AsyncClient) -> None:
+    for _ in range(2):
+        r = await http.post(
+            "/credit", json={"name": "c", "amount": 1}, headers={"transaction-id": "k"}
+        )
+        assert (r.status_code, r.headers["content-type"]) == (200, "application/json")
+
+
 @pytest.mark.parametrize("path", ["/credit", "/batch"])
 async def test_a_body_that_is_not_json_is_named_as_such(
     http: httpx.AsyncClient, service: ParticipantService, path: str
@@ -160,3 +170,68 @@ async def test_an_invalid_body_names_the_field_not_the_input(
         ),
     )
     assert await records(service) == []
+
+
+def _error(code: str, message: str) -> dict[str, str]:
+    return {"error": code, "message": message}
+
+
+async def test_a_participant_app_answers_its_own_routes_errors_in_the_products_shape() -> None:
+    """`install_error_handlers`: a host's own routes' failures are answered like the kit's
+    operations: a `Refusal` and a storage failure as the kit does, Starlette's 404/405 and an
+    HTTPException by code, a bad query parameter as `invalid_request`, anything else 500 (no
+    driver text, no traceback)."""
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.get("/refused")
+    async def refused() -> None:
+        raise Refusal("stock_limit_exceeded", "sku 'a' would pass 10", 409)
+
+    @app.get("/storage")
+    async def storage() -> None:
+        raise StorageError("sqlite: database is locked")
+
+    @app.get("/teapot")
+    async def teapot() -> None:
+        raise HTTPException(418, "short and stout")
+
+    @app.get("/limited")
+    async def limited(limit: int) -> dict[str, int]:
+        return {"limit": limit}
+
+    @app.get("/bug")
+    async def bug() -> None:
+        raise RuntimeError("SELECT secret FROM internals")
+
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://kit") as client:
+        answers = {
+            "/refused": (409, _error("stock_limit_exceeded", "sku 'a' would pass 10")),
+            "/storage": (
+                503,
+                _error("storage_unavailable", "storage is unavailable; retry later"),
+            ),
+            "/teapot": (418, _error("http_error", "short and stout")),
+            "/nowhere": (404, _error("not_found", "Not Found")),
+            "/limited?limit=x": (
+                422,
+                invalid(
+                    {
+                        "loc": ["query", "limit"],
+                        "msg": "Input should be a valid integer, unable to parse string as an "
+                        "integer",
+                        "type": "int_parsing",
+                    }
+                ),
+            ),
+            "/bug": (500, _error("internal_error", "internal error")),
+        }
+        for path, answer in answers.items():
+            r = await client.get(path)
+            assert (r.status_code, r.json()) == answer, path
+        r = await client.post("/refused")
+        assert (r.status_code, r.json()) == (
+            405,
+            _error("method_not_allowed", "Method Not Allowed"),
+        )

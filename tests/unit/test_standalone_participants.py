@@ -11,13 +11,17 @@ from pathlib import Path
 
 import httpx
 import pytest
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI, Request
 
+from repository_after.services.hosting import MAX_BODY_BYTES, standalone
 from repository_after.services.inventory_http import create_inventory_app
 from repository_after.services.orders_http import create_orders_app
 
 FACTORIES = {"sagabank inventory": create_inventory_app, "sagabank orders": create_orders_app}
 SERVICE, READ = "service-token-0123456789", "read-token-0123456789"
+
+
+UNAUTHORIZED = {"error": "unauthorized", "message": "this endpoint requires the read token"}
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -33,9 +37,10 @@ async def test_a_standalone_participant_takes_its_title_tokens_and_trusted_hosts
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://svc.internal") as c:
-            for token, status in [(None, 401), (SERVICE, 401), (READ, 200)]:
+            for token in (None, SERVICE):
                 r = await c.get("/faults", headers=bearer(token) if token else None)
-                assert r.status_code == status, token
+                assert (r.status_code, r.json()) == (401, UNAUTHORIZED), token
+            assert (await c.get("/faults", headers=bearer(READ))).status_code == 200
             assert (await c.post("/batch", json={}, headers=bearer(READ))).status_code == 401
             assert (await c.post("/batch", json={}, headers=bearer(SERVICE))).status_code == 422
             r = await c.get("/faults", headers={**bearer(READ), "host": "localhost"})
@@ -53,3 +58,34 @@ async def test_a_standalone_participant_without_tokens_is_open_on_loopback(
             async with httpx.AsyncClient(transport=transport, base_url=f"http://{host}") as c:
                 assert (await c.get("/faults")).status_code == 200
                 assert (await c.post("/batch", json={})).status_code == 422
+
+
+class Store:
+    """A store that only says whether it was closed."""
+
+    closed = False
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+async def test_a_standalone_participant_closes_its_store_and_takes_a_megabyte_body() -> None:
+    store = Store()
+    router = APIRouter()
+
+    @router.post("/echo")
+    async def echo(request: Request) -> dict[str, int]:
+        return {"bytes": len(await request.body())}
+
+    app = standalone("t", router, APIRouter(), store, read_token=None)  # type: ignore[arg-type]
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as c:
+            # a batch of 128 orders of 50 lines is far above the product's 64 KiB
+            assert (await c.post("/echo", content=b"x" * MAX_BODY_BYTES)).json() == {
+                "bytes": MAX_BODY_BYTES
+            }
+            too_big = await c.post("/echo", content=b"x" * (MAX_BODY_BYTES + 1))
+            assert too_big.status_code == 413
+        assert not store.closed
+    assert store.closed
