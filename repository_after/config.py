@@ -27,6 +27,7 @@ from repository_after.domain.order import INVENTORY, ORDERS
 from repository_after.domain.sagas import DEFINITIONS
 from repository_after.domain.transfer import ACCOUNTS
 from repository_after.participant_kit.faults import ParticipantFaults
+from repository_after.process_role import ProcessRole as ProcessRole  # re-exported
 from repository_after.service_layer.faults import FaultMode
 from repository_after.service_map import (
     HOSTED_PARTICIPANTS as HOSTED_PARTICIPANTS,  # re-exported: sagabank_tools reads it here
@@ -38,28 +39,10 @@ from repository_after.service_map import (
     check_service_url,
     resolve_services,
 )
-
-
-class ProcessRole(StrEnum):
-    """What a process serves. `all`: the orchestrator and the participants; `accounts`: the
-    participants (the account service, with the inventory and orders services under `/inventory`
-    and `/orders`); `orchestrator`: the sagas alone; `inventory` / `orders`: that participant
-    alone, at `/`. (Not `domain.saga.StepRole`, which says what one call does for its step.)"""
-
-    ALL = "all"
-    ACCOUNTS = "accounts"
-    ORCHESTRATOR = "orchestrator"
-    INVENTORY = "inventory"
-    ORDERS = "orders"
-
-    @property
-    def runs_sagas(self) -> bool:
-        return self in (ProcessRole.ALL, ProcessRole.ORCHESTRATOR)
-
-    @property
-    def hosts_participants(self) -> bool:
-        """Serves the account service, and the inventory and orders services beside it."""
-        return self in (ProcessRole.ALL, ProcessRole.ACCOUNTS)
+from repository_after.settings_errors import (
+    ConfigurationError as ConfigurationError,  # re-exported: where settings are loaded
+)
+from repository_after.settings_errors import describe
 
 
 class OtelExporter(StrEnum):
@@ -294,26 +277,6 @@ class Settings(BaseSettings):
             service_token=self.service_token,
             batching=self.participant_max_in_flight > 0,
         )
-
-
-class ConfigurationError(Exception):
-    """Settings this process cannot start with. The message names the setting and what is
-    wrong, and is safe to print: it never repeats a value given (a token, a URL)."""
-
-
-def describe(error: ValidationError) -> str:
-    """One line per problem, `SAGABANK_<FIELD>[: <where inside>]: <what is wrong>`, without
-    pydantic's `input_value=...` (which would print a token)."""
-    lines = []
-    for e in error.errors(include_url=False, include_context=False, include_input=False):
-        what = e["msg"].removeprefix("Value error, ")
-        if not e["loc"]:  # a rule across settings: its message names them
-            lines.append(what)
-            continue
-        field, *inside = (str(part) for part in e["loc"])
-        where = f"SAGABANK_{field.upper()}" + (f": {'.'.join(inside)}" if inside else "")
-        lines.append(f"{where}: {what}")
-    return "\n".join(lines)
 
 
 def load_settings(**overrides: object) -> Settings:
