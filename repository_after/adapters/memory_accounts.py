@@ -10,7 +10,8 @@ retention's cutoff compares the same way) and refuses a negative balance with `S
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
@@ -44,6 +45,20 @@ class _State:
 class _MemoryAccountsTx:
     def __init__(self, state: _State) -> None:
         self._s = state
+
+    def lock(self, key: str) -> None:
+        """Nothing to do: a transaction runs inline, alone on the event loop."""
+        del key
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A nested scope: an exception leaving it restores the state as it was on entry."""
+        saved = copy.deepcopy(self._s)
+        try:
+            yield
+        except BaseException:
+            self._s.__dict__.update(saved.__dict__)
+            raise
 
     def get_account(self, account_id: str) -> Account | None:
         return self._s.accounts.get(account_id)

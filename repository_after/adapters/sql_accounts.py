@@ -16,7 +16,8 @@ non-negative; a use case's record, ledger entry and balance change commit in one
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, Protocol
 
 from repository_after.domain.accounts import (
@@ -107,6 +108,29 @@ class SqlAccountsTx:
 
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
+        self._depth = 0
+
+    # -- what the kit's rules need (participant_kit.rules.KitTx) ----------------------------
+
+    def lock(self, key: str) -> None:
+        self._guard(key)
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A nested scope (SQL SAVEPOINT): an exception leaving it undoes only its own writes."""
+        self._depth += 1
+        name = f"accounts_{self._depth}"
+        self._run(f"SAVEPOINT {name}")
+        try:
+            yield
+        except BaseException:
+            self._run(f"ROLLBACK TO SAVEPOINT {name}")
+            self._run(f"RELEASE SAVEPOINT {name}")
+            raise
+        else:
+            self._run(f"RELEASE SAVEPOINT {name}")
+        finally:
+            self._depth -= 1
 
     # -- hooks ---------------------------------------------------------------------------
 

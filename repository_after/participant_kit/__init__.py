@@ -14,8 +14,10 @@ from repository_after.participant_kit.core import (
     Action,
     Compensation,
     Kind,
+    Operations,
     ParticipantService,
     Refusal,
+    Rejected,
 )
 from repository_after.participant_kit.faults import ParticipantFaults
 from repository_after.participant_kit.http import (
@@ -25,7 +27,7 @@ from repository_after.participant_kit.http import (
     participant_reads,
     participant_router,
 )
-from repository_after.participant_kit.records import Answer, canonical
+from repository_after.participant_kit.records import Answer, Book, Record, canonical
 from repository_after.participant_kit.storage import (
     ParticipantStore,
     SqliteParticipantStore,
@@ -39,12 +41,16 @@ __all__ = [
     "VOIDED",
     "Action",
     "Answer",
+    "Book",
     "Compensation",
     "Kind",
+    "Operations",
     "ParticipantFaults",
     "ParticipantService",
     "ParticipantStore",
+    "Record",
     "Refusal",
+    "Rejected",
     "SqliteParticipantStore",
     "Tx",
     "bearer_guard",

@@ -12,13 +12,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 import orjson
 
 from repository_after.participant_kit.storage import Tx
 
 Body = dict[str, Any]
+TxB = TypeVar("TxB", contravariant=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +66,29 @@ _PUT = (
 )
 
 
+class Book(Protocol[TxB]):
+    """Where a participant's records live (the rules read and write them only through this).
+
+    `get` returns the record of (operation, key), or None; `put` records an answer and returns
+    it as sent. Both run inside the call's transaction `tx`. The kit's own book is
+    `SQL_BOOK` (the `participant_records` table); a service with records of its own (the
+    account service, whose purged records are rebuilt from its ledger) brings its own."""
+
+    def get(self, tx: TxB, operation: str, key: str, /) -> Record | None: ...
+
+    def put(
+        self,
+        tx: TxB,
+        operation: str,
+        key: str,
+        request: str,
+        status_code: int,
+        body: Body,
+        applied: bool,
+        /,
+    ) -> Answer: ...
+
+
 def get(tx: Tx, operation: str, key: str) -> Record | None:
     rows = tx.execute(_GET, (operation, key))
     if not rows:
@@ -80,3 +104,26 @@ def put(
     now = datetime.now(UTC).isoformat(timespec="microseconds")
     tx.execute(_PUT, (operation, key, request, status_code, raw.decode(), int(applied), now))
     return Answer(status_code, raw)
+
+
+class SqlBook:
+    """The kit's records in `participant_records`, through the service's SQL `Tx`."""
+
+    def get(self, tx: Tx, operation: str, key: str, /) -> Record | None:
+        return get(tx, operation, key)
+
+    def put(
+        self,
+        tx: Tx,
+        operation: str,
+        key: str,
+        request: str,
+        status_code: int,
+        body: Body,
+        applied: bool,
+        /,
+    ) -> Answer:
+        return put(tx, operation, key, request, status_code, body, applied)
+
+
+SQL_BOOK = SqlBook()

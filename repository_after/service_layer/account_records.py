@@ -1,104 +1,47 @@
-"""The account service's durable answers: storing a reply, replaying it, rebuilding it.
+"""The account service's durable answers: its `records.Book` for the kit's rules.
 
 One `OperationRecord` per (operation, transaction id) holds the exact answer given, written in the
 same local transaction as any balance change it causes, so a duplicate replays it byte for byte.
-Once retention purged a record, an applied operation's answer is rebuilt from its ledger entry
-(kept forever); purged refusals are forgotten and decided afresh.
+The records live in the account store's `operations` table (not the kit's `participant_records`):
+beside them the ledger keeps every applied operation forever, and once retention purged a record,
+an applied operation's answer is rebuilt from its ledger entry (`original`); purged refusals are
+forgotten and decided afresh.
+
+What the kit's rules compare a repeated call with (`Record.request`) is the record's account and
+amount: for an action, the request's; for an applied compensation, the debit it refunded (so a
+compensation that names another account or amount is refused even on replay).
 """
 
 from __future__ import annotations
 
-from repository_after.domain import errors
-from repository_after.domain.accounts import (
-    Operation,
-    OperationRecord,
-    OperationRequest,
-    OperationStatus,
-    Reply,
-)
+from typing import Any
+
+import orjson
+
+from repository_after.domain.accounts import Operation, OperationRecord, OperationStatus
+from repository_after.participant_kit.records import Answer, Record, canonical
 from repository_after.service_layer.ports import AccountsTx
 
+Body = dict[str, Any]
 
-def _reply_body(
-    request: OperationRequest,
+
+def reply_body(
+    transaction_id: str,
+    operation: Operation,
     status: OperationStatus,
-    *,
     account_id: str | None,
     amount: int | None,
     balance_after: int | None,
-) -> dict[str, object]:
+) -> Body:
+    """The one shape of every answer that is not a refusal."""
     return {
-        "transaction_id": request.transaction_id,
-        "operation": request.operation.value,
+        "transaction_id": transaction_id,
+        "operation": operation.value,
         "account_id": account_id,
         "amount": amount,
         "balance_after": balance_after,
         "status": status.value,
     }
-
-
-def record(
-    tx: AccountsTx,
-    request: OperationRequest,
-    status: OperationStatus,
-    *,
-    account_id: str | None,
-    amount: int | None,
-    balance_after: int | None = None,
-    applied: bool = False,
-) -> Reply:
-    body = _reply_body(
-        request, status, account_id=account_id, amount=amount, balance_after=balance_after
-    )
-    return _store(
-        tx,
-        request,
-        status,
-        body=body,
-        status_code=200,
-        applied=applied,
-        account_id=account_id,
-        amount=amount,
-    )
-
-
-def reject(tx: AccountsTx, request: OperationRequest, error: errors.BusinessError) -> Reply:
-    body = errors.error_body(error.code, error.message)
-    return _store(
-        tx,
-        request,
-        OperationStatus.REJECTED,
-        body=body,
-        status_code=error.http_status,
-        account_id=request.account_id,
-        amount=request.amount,
-    )
-
-
-def _store(
-    tx: AccountsTx,
-    request: OperationRequest,
-    status: OperationStatus,
-    *,
-    body: dict[str, object],
-    status_code: int,
-    account_id: str | None,
-    amount: int | None,
-    applied: bool = False,
-) -> Reply:
-    tx.insert_record(
-        OperationRecord(
-            operation=request.operation,
-            transaction_id=request.transaction_id,
-            account_id=account_id,
-            amount=amount,
-            status=status,
-            applied=applied,
-            status_code=status_code,
-            body=body,
-        )
-    )
-    return Reply(status_code, body)
 
 
 def original(tx: AccountsTx, operation: Operation, transaction_id: str) -> OperationRecord | None:
@@ -119,34 +62,50 @@ def original(tx: AccountsTx, operation: Operation, transaction_id: str) -> Opera
         if operation is Operation.COMPENSATE_DEBIT
         else OperationStatus.APPLIED
     )
-    body = {
-        "transaction_id": transaction_id,
-        "operation": operation.value,
-        "account_id": entry.account_id,
-        "amount": abs(entry.delta),
-        "balance_after": entry.balance_after,
-        "status": status.value,
-    }
+    body = reply_body(
+        transaction_id, operation, status, entry.account_id, abs(entry.delta), entry.balance_after
+    )
     return OperationRecord(
         operation, transaction_id, entry.account_id, abs(entry.delta), status, True, 200, body
     )
 
 
-def replay_if_recorded(tx: AccountsTx, request: OperationRequest) -> Reply | None:
-    previous = original(tx, request.operation, request.transaction_id)
-    if previous is None:
-        return None
-    if not request.agrees_with(account_id=previous.account_id, amount=previous.amount):
-        raise errors.IdempotencyKeyReused(
-            f"transaction id {request.transaction_id!r} was already used for a different "
-            f"{request.operation.value} request"
-        )
-    return previous.replay()
+class AccountsBook:
+    """The kit's `Book` over an `AccountsTx`: records in the account store, with ledger recall."""
 
+    def get(self, tx: AccountsTx, operation: str, key: str, /) -> Record | None:
+        found = original(tx, Operation(operation), key)
+        if found is None:
+            return None
+        request = canonical({"account_id": found.account_id, "amount": found.amount})
+        body = orjson.dumps(found.body).decode()
+        return Record(request, found.status_code, body, found.applied)
 
-def require_agreement(request: OperationRequest, original: OperationRecord) -> None:
-    if not request.agrees_with(account_id=original.account_id, amount=original.amount):
-        raise errors.IdempotencyKeyReused(
-            f"{request.operation.value} for {request.transaction_id!r} disagrees with the "
-            f"{original.operation.value} recorded for that id"
+    def put(
+        self,
+        tx: AccountsTx,
+        operation: str,
+        key: str,
+        request: str,
+        status_code: int,
+        body: Body,
+        applied: bool,
+        /,
+    ) -> Answer:
+        # An answer names the account and amount it is about (the debit's, for a refund); a
+        # refusal does not, so its record keeps the request's.
+        about: Body = body if status_code == 200 else (orjson.loads(request) or {})
+        status = OperationStatus(body["status"]) if status_code == 200 else OperationStatus.REJECTED
+        tx.insert_record(
+            OperationRecord(
+                operation=Operation(operation),
+                transaction_id=key,
+                account_id=about.get("account_id"),
+                amount=about.get("amount"),
+                status=status,
+                applied=applied,
+                status_code=status_code,
+                body=body,
+            )
         )
+        return Answer(status_code, orjson.dumps(body))

@@ -1,31 +1,41 @@
-"""Account-service use cases: debit, credit and their settlements, exactly once per key.
+"""Account-service use cases: debit, credit and their settlements, exactly once per key, decided
+by the participant kit's rules (`participant_kit.rules`) over the account service's own books.
 
-Each function runs inside one `AccountStore` transaction (see `ports`). The order inside is the
-whole point:
-1. an existing record for (operation, transaction id) answers first: the same request replays the
-   stored reply, a different one is `idempotency_key_reused`;
-2. tombstones fence late deliveries: a debit after its compensation, or a credit after its void, is
-   refused and changes nothing;
-3. write-time saga rules, for the operations of one saga (`saga_of`) on this database: a
-   `compensate_debit` after the saga's credit applied is refused (`transfer_credited`), and a
-   `credit` after the saga's debit was compensated (or tombstoned, `nothing_to_compensate`) is
-   refused (`transfer_compensated`). Either would leave one transfer both refunded and paid:
-   money created, which the audit reports as `compensated_and_credited` and now cannot happen
-   through the API. The orchestrator never meets these refusals: it compensates only after a
-   definite credit refusal or a `voided` settlement, and never credits after compensating;
-4. business rejections (unknown account, insufficient funds, the saga rules of 3) are recorded
-   like successes, so a retry with the same id gets the same answer even if circumstances changed.
-Raised `BusinessError`s roll the transaction back (nothing recorded); returned `Reply`s commit.
-Every check reads through the `AccountsTx` port inside the one transaction that writes, so every
-backend (memory, SQLite, PostgreSQL) enforces the same rules without a race.
+The account service is a kit participant (`OPERATIONS`): `debit`, compensated by
+`compensate_debit`, and `credit`, settled by `void_credit`. What every participant gets from the
+kit, in ONE transaction per call: a recorded answer is replayed (or the key's reuse refused,
+422); a late debit after its compensation, or a late credit after its void, is fenced out (409)
+and changes nothing; a compensation with no applied debit leaves the tombstone
+`nothing_to_compensate`, a void with no applied credit the tombstone `voided`; a void of an
+applied credit answers `already_applied`; refusals are recorded and replayed like successes.
+
+What is the account service's own:
+- the books (`AccountsBook`): records live in its `operations` table beside the ledger, and a
+  record purged by retention is rebuilt from its ledger entry (kept forever), so a duplicate, a
+  compensation or a void still sees an applied operation after `sagabank gc`;
+- the answer shape: every answer, tombstones included, names the transaction, the operation,
+  the account, the amount and the balance after (None when no balance changed);
+- write-time saga rules for the operations of one saga (`saga_of`): a `compensate_debit` after
+  the saga's credit applied is refused (`transfer_credited`, the compensation's `guard`), and a
+  `credit` after the saga's debit was rolled back (compensated, or tombstoned) is refused
+  (`transfer_compensated`). Either would leave one transfer both refunded and paid: money
+  created, which the audit reports as `compensated_and_credited` and now cannot happen through
+  the API. The orchestrator never meets these refusals: it compensates only after a definite
+  credit refusal or a `voided` settlement, and never credits after compensating.
+`HANDLERS[op](tx, request)` runs one request inside the caller's transaction: a `Reply` commits;
+a raised `BusinessError` (key reuse, a fence) must roll it back (nothing recorded).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
 from repository_after.domain import errors
 from repository_after.domain.accounts import (
     Operation,
-    OperationRecord,
     OperationRequest,
     OperationStatus,
     Reply,
@@ -33,171 +43,154 @@ from repository_after.domain.accounts import (
     step_key,
 )
 from repository_after.domain.money import MAX_BALANCE
-from repository_after.service_layer.account_records import (
-    original,
-    record,
-    reject,
-    replay_if_recorded,
-    require_agreement,
-)
+from repository_after.participant_kit.core import Operations
+from repository_after.participant_kit.records import Answer
+from repository_after.participant_kit.rules import Compensation, Refusal, Rejected
+from repository_after.service_layer.account_records import AccountsBook, original, reply_body
 from repository_after.service_layer.ports import AccountsTx
+
+Body = dict[str, Any]
 
 #: Outcomes of a `compensate_debit` that roll its saga back: the debit was refunded, or it never
 #: landed and a tombstone fences it out. (A refused compensation rolls nothing back.)
 _ROLLED_BACK = frozenset({OperationStatus.COMPENSATED, OperationStatus.NOTHING_TO_COMPENSATE})
 
 
-def _sibling(
-    tx: AccountsTx, request: OperationRequest, operation: Operation
-) -> OperationRecord | None:
-    """The record of `operation` in the same saga as `request` (rebuilt from the ledger if
-    retention purged it)."""
-    return original(tx, operation, step_key(saga_of(request.transaction_id), operation))
+def _refusal(error: errors.BusinessError) -> Refusal:
+    return Refusal(error.code, error.message, error.http_status)
 
 
-def _apply(tx: AccountsTx, request: OperationRequest, sign: int) -> Reply:
-    assert request.account_id is not None
-    assert request.amount is not None
-    account = tx.get_account(request.account_id)
+def _applied(tx: AccountsTx, operation: Operation, key: str, body: Body) -> Body:
+    account_id, amount = body["account_id"], body["amount"]
+    sign = -1 if operation is Operation.DEBIT else 1
+    account = tx.get_account(account_id)
     if account is None:
-        return reject(
-            tx, request, errors.AccountNotFound(f"account {request.account_id!r} does not exist")
+        raise _refusal(errors.AccountNotFound(f"account {account_id!r} does not exist"))
+    if sign < 0 and account.balance < amount:
+        raise _refusal(errors.InsufficientFunds(f"account {account_id!r} cannot cover {amount}"))
+    if sign > 0 and account.balance + amount > MAX_BALANCE:
+        raise _refusal(
+            errors.BalanceLimitExceeded(f"account {account_id!r} would exceed the limit")
         )
-    if sign < 0 and account.balance < request.amount:
-        return reject(
-            tx,
-            request,
-            errors.InsufficientFunds(
-                f"account {request.account_id!r} cannot cover {request.amount}"
-            ),
-        )
-    if sign > 0 and account.balance + request.amount > MAX_BALANCE:
-        return reject(
-            tx,
-            request,
-            errors.BalanceLimitExceeded(f"account {request.account_id!r} would exceed the limit"),
-        )
-    balance = tx.change_balance(
-        request.account_id,
-        sign * request.amount,
-        operation=request.operation,
-        transaction_id=request.transaction_id,
-    )
-    return record(
-        tx,
-        request,
-        OperationStatus.APPLIED,
-        account_id=request.account_id,
-        amount=request.amount,
-        balance_after=balance,
-        applied=True,
-    )
+    balance = tx.change_balance(account_id, sign * amount, operation=operation, transaction_id=key)
+    return reply_body(key, operation, OperationStatus.APPLIED, account_id, amount, balance)
 
 
-def debit(tx: AccountsTx, request: OperationRequest) -> Reply:
-    if (replay := replay_if_recorded(tx, request)) is not None:
-        return replay
-    compensation = _sibling(tx, request, Operation.COMPENSATE_DEBIT)
-    if compensation is not None and compensation.status in _ROLLED_BACK:
-        raise errors.TransactionCompensated(
-            f"transaction {request.transaction_id!r} was compensated; its debit is refused"
-        )
-    return _apply(tx, request, -1)
+def _sibling_status(tx: AccountsTx, key: str, operation: Operation) -> OperationStatus | None:
+    """The status of `operation` in the same saga as the call under `key` (rebuilt from the
+    ledger if retention purged it), or None."""
+    found = original(tx, operation, step_key(saga_of(key), operation))
+    return None if found is None else found.status
 
 
-def credit(tx: AccountsTx, request: OperationRequest) -> Reply:
-    if (replay := replay_if_recorded(tx, request)) is not None:
-        return replay
-    void = _sibling(tx, request, Operation.VOID_CREDIT)
-    if void is not None and void.status is OperationStatus.VOIDED:
-        raise errors.TransactionVoided(
-            f"transaction {request.transaction_id!r} was voided; its credit is refused"
-        )
-    compensation = _sibling(tx, request, Operation.COMPENSATE_DEBIT)
-    if compensation is not None and compensation.status in _ROLLED_BACK:
-        return reject(
-            tx,
-            request,
+def _debit(tx: AccountsTx, key: str, body: Body) -> Body:
+    return _applied(tx, Operation.DEBIT, key, body)
+
+
+def _credit(tx: AccountsTx, key: str, body: Body) -> Body:
+    if _sibling_status(tx, key, Operation.COMPENSATE_DEBIT) in _ROLLED_BACK:
+        raise _refusal(
             errors.TransferCompensated(
-                f"the debit of transfer {saga_of(request.transaction_id)!r} was compensated; "
-                "its credit is refused"
-            ),
+                f"the debit of transfer {saga_of(key)!r} was compensated; its credit is refused"
+            )
         )
-    return _apply(tx, request, +1)
+    return _applied(tx, Operation.CREDIT, key, body)
 
 
-def compensate_debit(tx: AccountsTx, request: OperationRequest) -> Reply:
-    """Reverse the debit recorded for this id, once; with no applied debit, leave a tombstone."""
-    if (replay := replay_if_recorded(tx, request)) is not None:
-        return replay
-    credit_record = _sibling(tx, request, Operation.CREDIT)
-    if credit_record is not None and credit_record.applied:
-        return reject(
-            tx,
-            request,
+def _not_after_the_credit(tx: AccountsTx, key: str, body: Body | None) -> None:
+    """A compensation's guard: once the saga's credit applied, its debit stays."""
+    del body  # the rule is about the saga, not this call's account or amount
+    credit = original(tx, Operation.CREDIT, step_key(saga_of(key), Operation.CREDIT))
+    if credit is not None and credit.applied:
+        raise _refusal(
             errors.TransferCredited(
-                f"transfer {saga_of(request.transaction_id)!r} was credited; "
-                "its debit cannot be compensated"
-            ),
+                f"transfer {saga_of(key)!r} was credited; its debit cannot be compensated"
+            )
         )
-    debit_record = _sibling(tx, request, Operation.DEBIT)
-    if debit_record is None or not debit_record.applied:
-        return record(
-            tx,
-            request,
-            OperationStatus.NOTHING_TO_COMPENSATE,
-            account_id=request.account_id,
-            amount=request.amount,
-        )
-    require_agreement(request, debit_record)
-    assert debit_record.account_id is not None
-    assert debit_record.amount is not None
+
+
+def _compensate_debit(tx: AccountsTx, key: str, debit: Body) -> Body:
+    """Refund the applied debit (the kit passes its recorded answer), once."""
+    account_id, amount = debit["account_id"], debit["amount"]
     balance = tx.change_balance(
-        debit_record.account_id,
-        debit_record.amount,
-        operation=Operation.COMPENSATE_DEBIT,
-        transaction_id=request.transaction_id,
+        account_id, amount, operation=Operation.COMPENSATE_DEBIT, transaction_id=key
     )
-    return record(
-        tx,
-        request,
-        OperationStatus.COMPENSATED,
-        account_id=debit_record.account_id,
-        amount=debit_record.amount,
-        balance_after=balance,
-        applied=True,
+    return reply_body(
+        key, Operation.COMPENSATE_DEBIT, OperationStatus.COMPENSATED, account_id, amount, balance
     )
 
 
-def void_credit(tx: AccountsTx, request: OperationRequest) -> Reply:
-    """Settle an unknown credit: `already_applied` if it landed, else a tombstone (`voided`)."""
-    if (replay := replay_if_recorded(tx, request)) is not None:
-        return replay
-    credit_record = _sibling(tx, request, Operation.CREDIT)
-    if credit_record is not None and credit_record.applied:
-        require_agreement(request, credit_record)
-        return record(
-            tx,
-            request,
-            OperationStatus.ALREADY_APPLIED,
-            account_id=credit_record.account_id,
-            amount=credit_record.amount,
-        )
-    return record(
-        tx,
-        request,
-        OperationStatus.VOIDED,
-        account_id=request.account_id,
-        amount=request.amount,
+def _tombstone(
+    operation: str, key: str, status: str, data: Body | None, applied: Body | None
+) -> Body:
+    """A tombstone names the request's account and amount; `already_applied` the credit's."""
+    source = applied if applied is not None else (data or {})
+    return reply_body(
+        key,
+        Operation(operation),
+        OperationStatus(status),
+        source.get("account_id"),
+        source.get("amount"),
+        None,
     )
 
 
-HANDLERS = {
-    Operation.DEBIT: debit,
-    Operation.CREDIT: credit,
-    Operation.COMPENSATE_DEBIT: compensate_debit,
-    Operation.VOID_CREDIT: void_credit,
+OPERATIONS: Operations[AccountsTx] = Operations("accounts", AccountsBook())
+OPERATIONS.action(
+    Operation.DEBIT.value,
+    None,
+    _debit,
+    compensation=Compensation(
+        Operation.COMPENSATE_DEBIT.value, _compensate_debit, _not_after_the_credit
+    ),
+    tombstone=_tombstone,
+)
+OPERATIONS.action(
+    Operation.CREDIT.value,
+    None,
+    _credit,
+    settlement=Operation.VOID_CREDIT.value,
+    tombstone=_tombstone,
+)
+
+#: What a kit rule's unrecorded refusal is, in the account service's own errors.
+_REJECTIONS: dict[str, type[errors.BusinessError]] = {
+    errors.IdempotencyKeyReused.code: errors.IdempotencyKeyReused,
+    errors.TransactionCompensated.code: errors.TransactionCompensated,
+    errors.TransactionVoided.code: errors.TransactionVoided,
 }
+
+
+_SETTLEMENTS = frozenset({Operation.COMPENSATE_DEBIT, Operation.VOID_CREDIT})
+
+
+def request_data(request: OperationRequest) -> Body | None:
+    """The call's body as the rules see it; a settlement sent without one has none."""
+    if request.operation in _SETTLEMENTS and request.account_id is None and request.amount is None:
+        return None
+    return {"account_id": request.account_id, "amount": request.amount}
+
+
+def answer(tx: AccountsTx, request: OperationRequest) -> Answer:
+    """Decide `request` inside `tx` (which the caller commits); the answer's exact bytes.
+    Raises the `BusinessError` of a refusal that must not be recorded (roll back)."""
+    try:
+        return OPERATIONS.decide(
+            tx, request.operation.value, request.transaction_id, request_data(request)
+        )
+    except Rejected as rejected:
+        raise _REJECTIONS[rejected.code](rejected.message) from None
+
+
+def perform(tx: AccountsTx, request: OperationRequest) -> Reply:
+    """`answer`, as a `Reply` (its body parsed)."""
+    found = answer(tx, request)
+    return Reply(found.status_code, orjson.loads(found.body), found.replayed)
+
+
+HANDLERS: dict[Operation, Callable[[AccountsTx, OperationRequest], Reply]] = dict.fromkeys(
+    Operation, perform
+)
 
 
 def open_account(tx: AccountsTx, *, account_id: str, initial_balance: int) -> None:

@@ -9,6 +9,7 @@ transactions per account store, so a use case may read, decide and write without
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
@@ -50,6 +51,15 @@ class AccountsReader(Protocol):
 
 
 class AccountsTx(AccountsReader, Protocol):
+    def lock(self, key: str) -> None:
+        """Serialise, until the transaction ends, with every other transaction locking `key`
+        (what the participant kit's rules call first)."""
+        ...
+
+    def savepoint(self) -> AbstractContextManager[None]:
+        """A nested scope: an exception leaving it undoes only what was done inside."""
+        ...
+
     def insert_account(self, account_id: str, opening_balance: int) -> None: ...
 
     def insert_record(self, record: OperationRecord) -> None: ...

@@ -424,7 +424,7 @@ async def test_two_debits_racing_on_one_account_never_overdraw(
 
         def work(tx: accounts.AccountsTx) -> Reply:
             line.cross(who)
-            return accounts.debit(tx, call)
+            return accounts.perform(tx, call)
 
         try:
             return await store.transaction(work)

@@ -46,7 +46,7 @@ async def test_a_duplicate_after_the_purge_replays_the_first_answer_exactly() ->
     assert (again.status_code, again.body, again.replayed) == (200, first.body, True)
     reused = OperationRequest(Operation.DEBIT, "t1", "a", 999)
     with pytest.raises(errors.IdempotencyKeyReused):
-        await store.transaction(lambda t: accounts.debit(t, reused))
+        await store.transaction(lambda t: accounts.perform(t, reused))
     balances = {x.account_id: x.balance for x in await store.read(lambda r: r.list_accounts())}
     assert balances["a"] == 705
 
@@ -107,7 +107,7 @@ async def test_a_compensation_disagreeing_with_a_purged_debit_is_refused() -> No
     await store.transaction(lambda t: t.purge_records(before=FUTURE))
     wrong = OperationRequest(Operation.COMPENSATE_DEBIT, "t1", "a", 299)
     with pytest.raises(errors.IdempotencyKeyReused) as refused:
-        await store.transaction(lambda t: accounts.compensate_debit(t, wrong))
+        await store.transaction(lambda t: accounts.perform(t, wrong))
     assert refused.value.message == (
         "compensate_debit for 't1' disagrees with the debit recorded for that id"
     )
@@ -127,11 +127,11 @@ async def test_tombstones_survive_the_purge_and_keep_fencing() -> None:
     assert await store.transaction(lambda t: t.purge_records(before=FUTURE)) == 0
     with pytest.raises(errors.TransactionCompensated):
         await store.transaction(
-            lambda t: accounts.debit(t, OperationRequest(Operation.DEBIT, "t1", "a", 10))
+            lambda t: accounts.perform(t, OperationRequest(Operation.DEBIT, "t1", "a", 10))
         )
     with pytest.raises(errors.TransactionVoided):
         await store.transaction(
-            lambda t: accounts.credit(t, OperationRequest(Operation.CREDIT, "t2", "b", 10))
+            lambda t: accounts.perform(t, OperationRequest(Operation.CREDIT, "t2", "b", 10))
         )
 
 
