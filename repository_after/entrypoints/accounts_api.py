@@ -2,8 +2,8 @@
 
 The operations (`/debit`, `/credit`, `/compensate_debit`, `/void_credit`) are one use case,
 `service_layer.account_operations.perform_operation` (also behind each item of `/batch`): its
-`Reply` is the answer, with `Idempotent-Replayed: true` when it was replayed; what it raises
-(business refusal, injected fault, storage failure) is answered by the error table
+`Answer` is sent as it is (its exact bytes), with `Idempotent-Replayed: true` on a replay; what
+it raises (business refusal, injected fault, storage failure) is answered by the error table
 (`entrypoints.errors`). The admin guard (`Admin`) protects opening accounts; the service guard
 (`Service`, a dependency of each operation route) lets only the service token's holder move
 money when one is configured, and refuses anyone else before anything is recorded.
@@ -14,9 +14,9 @@ from __future__ import annotations
 import logging
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Path, Query
+from fastapi import APIRouter, Body, Path, Query, Response
 
-from repository_after.domain.accounts import Operation, OperationRequest, Reply
+from repository_after.domain.accounts import Operation, OperationRequest
 from repository_after.domain.errors import AccountNotFound
 from repository_after.domain.ids import ACCOUNT_ID_PATTERN
 from repository_after.entrypoints.deps import (
@@ -29,7 +29,6 @@ from repository_after.entrypoints.deps import (
     Service,
     TransactionId,
 )
-from repository_after.entrypoints.json_response import JsonResponse
 from repository_after.entrypoints.schemas import (
     ERROR_RESPONSES,
     AccountOut,
@@ -40,6 +39,7 @@ from repository_after.entrypoints.schemas import (
     OperationOut,
     SettlementIn,
 )
+from repository_after.participant_kit.http import respond
 from repository_after.service_layer import accounts
 from repository_after.service_layer.account_operations import perform_operation
 from repository_after.service_layer.audit import AuditReport, audit
@@ -50,29 +50,22 @@ logger = logging.getLogger(__name__)
 
 router = APIRouter(tags=["accounts"])
 
-_REPLAYED = {"Idempotent-Replayed": "true"}
-
 #: A path id is checked before any query: a NUL byte or an over-long id is a 422, never a storage
 #: error (PostgreSQL's driver rejects NUL in text).
 AccountIdPath = Annotated[str, Path(pattern=ACCOUNT_ID_PATTERN.pattern, max_length=64)]
 
 
-def _response(reply: Reply) -> JsonResponse:
-    headers = _REPLAYED if reply.replayed else None
-    return JsonResponse(reply.body, status_code=reply.status_code, headers=headers)
-
-
-async def _serve(service: AccountService, request: OperationRequest) -> JsonResponse:
-    reply = await perform_operation(store=service.store, faults=service.faults, request=request)
-    return _response(reply)
+async def _serve(service: AccountService, request: OperationRequest) -> Response:
+    """The answer's exact bytes (a replay's are the first answer's), `Idempotent-Replayed`
+    on a replay."""
+    answer = await perform_operation(store=service.store, faults=service.faults, request=request)
+    return respond(answer)
 
 
 @router.post(
     "/debit", response_model=OperationOut, responses=ERROR_RESPONSES, dependencies=[Service]
 )
-async def debit(
-    service: AccountServiceDep, tx_id: TransactionId, body: OperationIn
-) -> JsonResponse:
+async def debit(service: AccountServiceDep, tx_id: TransactionId, body: OperationIn) -> Response:
     request = OperationRequest(Operation.DEBIT, tx_id, body.account_id, body.amount)
     return await _serve(service, request)
 
@@ -80,9 +73,7 @@ async def debit(
 @router.post(
     "/credit", response_model=OperationOut, responses=ERROR_RESPONSES, dependencies=[Service]
 )
-async def credit(
-    service: AccountServiceDep, tx_id: TransactionId, body: OperationIn
-) -> JsonResponse:
+async def credit(service: AccountServiceDep, tx_id: TransactionId, body: OperationIn) -> Response:
     request = OperationRequest(Operation.CREDIT, tx_id, body.account_id, body.amount)
     return await _serve(service, request)
 
@@ -100,7 +91,7 @@ async def compensate_debit(
     service: AccountServiceDep,
     tx_id: TransactionId,
     body: _OptionalSettlement = None,
-) -> JsonResponse:
+) -> Response:
     body = body or SettlementIn()
     request = OperationRequest(Operation.COMPENSATE_DEBIT, tx_id, body.account_id, body.amount)
     return await _serve(service, request)
@@ -113,7 +104,7 @@ async def void_credit(
     service: AccountServiceDep,
     tx_id: TransactionId,
     body: _OptionalSettlement = None,
-) -> JsonResponse:
+) -> Response:
     body = body or SettlementIn()
     request = OperationRequest(Operation.VOID_CREDIT, tx_id, body.account_id, body.amount)
     return await _serve(service, request)

@@ -21,12 +21,13 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import orjson
 from fastapi import APIRouter
 from opentelemetry import propagate, trace
 from opentelemetry.context import Context
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
-from repository_after.domain.accounts import Operation, OperationRequest, Reply
+from repository_after.domain.accounts import Operation, OperationRequest
 from repository_after.domain.errors import BusinessError
 from repository_after.entrypoints.deps import (
     AccountService,
@@ -44,6 +45,7 @@ from repository_after.entrypoints.schemas import (
 )
 from repository_after.observability.context import current_transaction_id
 from repository_after.observability.telemetry import Telemetry
+from repository_after.participant_kit.records import Answer
 from repository_after.service_layer.account_operations import InjectedFault, perform_operation
 
 router = APIRouter(tags=["accounts"])
@@ -57,8 +59,8 @@ class _Item:
     def __init__(self, service: AccountService, telemetry: Telemetry) -> None:
         self.service, self.telemetry = service, telemetry
 
-    async def perform(self, request: OperationRequest) -> Reply:
-        """The single endpoint's answer: its reply, or the error table's answer to its refusal.
+    async def perform(self, request: OperationRequest) -> Answer:
+        """The single endpoint's answer: its bytes, or the error table's answer to its refusal.
         Anything else (a storage failure) fails the whole batch: every outcome is unknown."""
         try:
             service = self.service
@@ -68,7 +70,7 @@ class _Item:
         except (BusinessError, InjectedFault) as exc:
             reply = answer_for(exc)
             assert reply is not None  # the table answers both
-            return reply
+            return Answer(reply.status_code, orjson.dumps(reply.body))
 
 
 async def _one(item: _Item, body: BatchOperationIn) -> dict[str, Any]:
@@ -84,7 +86,9 @@ async def _one(item: _Item, body: BatchOperationIn) -> dict[str, Any]:
         reply = await _traced(telemetry.tracer, item, body, op_request)
     if reply.replayed:
         telemetry.http_metrics.replays_by(f"/{body.operation}").inc()
-    return {"status_code": reply.status_code, "body": reply.body, "replayed": reply.replayed}
+    # The item's exact bytes, as the single endpoint sends them (a Fragment is not re-encoded).
+    sent = orjson.Fragment(reply.body)
+    return {"status_code": reply.status_code, "body": sent, "replayed": reply.replayed}
 
 
 def _caller(traceparent: str | None) -> Context | None:
@@ -97,7 +101,7 @@ def _caller(traceparent: str | None) -> Context | None:
 
 async def _traced(
     tracer: trace.Tracer, item: _Item, body: BatchOperationIn, op_request: OperationRequest
-) -> Reply:
+) -> Answer:
     batch_span = trace.get_current_span().get_span_context()
     with tracer.start_as_current_span(
         f"POST /{body.operation}",

@@ -23,9 +23,10 @@ and orders services through `ParticipantService.perform`, the account service th
     tombstone `voided`;
 (e) a `Refusal` undoes the handler's partial work (a savepoint) and is recorded and replayed like
     a success.
-A compensation or settlement given a body must agree with the applied action's request, else 422
-`idempotency_key_reused`. The bodies of (c)'s and (d)'s own answers are the action's `tombstone`
-(default `tombstone_body`), so a service can keep its own answer shape.
+A compensation or settlement given a body must agree with the applied action's request, on its
+first call and on every repeat, else 422 `idempotency_key_reused`. The bodies of (c)'s and (d)'s
+own answers are the action's `tombstone` (default `tombstone_body`), so a service can keep its
+own answer shape.
 
 Where records live is the `Book` (`records.Book`): the kit's `participant_records` table by
 default; the account service keeps its own records and rebuilds purged ones from its ledger.
@@ -173,6 +174,8 @@ def decide(
                 "idempotency_key_reused",
                 f"transaction id {key!r} was already used for a different {operation} request",
             )
+        if kind is not Kind.ACTION and data is not None:
+            _applied_action(tx, book, action, operation, key, data)
         return previous.answer()
     if kind is Kind.ACTION:
         assert data is not None  # an action's body is required
@@ -184,14 +187,7 @@ def decide(
             compensation.guard(tx, key, data)
         except Refusal as refusal:
             return _refused(tx, book, refusal, operation, key, request)
-    done = book.get(tx, action.name, key)
-    applied = done if done is not None and done.applied else None
-    if applied is not None and not agrees(Kind.COMPENSATION, applied.request, data):
-        raise Rejected(
-            422,
-            "idempotency_key_reused",
-            f"{operation} for {key!r} disagrees with the {action.name} recorded for that id",
-        )
+    applied = _applied_action(tx, book, action, operation, key, data)
     answer = None if applied is None else orjson.loads(applied.body)
     if compensation is not None:
         if answer is None:
@@ -201,6 +197,22 @@ def decide(
     status = VOIDED if answer is None else ALREADY_APPLIED
     body = action.tombstone(operation, key, status, data, answer)
     return book.put(tx, operation, key, request, 200, body, False)
+
+
+def _applied_action(
+    tx: TxT, book: Book[TxT], action: Action[TxT], operation: str, key: str, data: Body | None
+) -> Record | None:
+    """The applied action of a compensation or settlement; refused (422) if the call's body
+    disagrees with it, first call or repeat (a repeat first sent without a body recorded none)."""
+    done = book.get(tx, action.name, key)
+    applied = done if done is not None and done.applied else None
+    if applied is not None and not agrees(Kind.COMPENSATION, applied.request, data):
+        raise Rejected(
+            422,
+            "idempotency_key_reused",
+            f"{operation} for {key!r} disagrees with the {action.name} recorded for that id",
+        )
+    return applied
 
 
 def _fences(record: Record | None) -> bool:

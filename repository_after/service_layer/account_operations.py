@@ -3,7 +3,8 @@
 
 The use case is: draw `/credit`'s injected fault, run the operation in ONE local transaction of
 the store (`service_layer.accounts`: replay, tombstones, rules), log what was served. Outcomes:
-- a `Reply` (applied, replayed, or a recorded business refusal): the transaction committed;
+- an `Answer` (applied, replayed, or a recorded business refusal; the exact bytes to send, as
+  the participant kit's rules decided them, `service_layer.accounts.answer`): committed;
 - `BusinessError` raised: the transaction rolled back, nothing recorded;
 - `InjectedFault` raised: the configured fault. `before` fires before the store is touched;
   `after` fires once the transaction COMMITTED — the lost answer, the case sagas must survive:
@@ -16,7 +17,8 @@ from __future__ import annotations
 
 import logging
 
-from repository_after.domain.accounts import Operation, OperationRequest, Reply
+from repository_after.domain.accounts import Operation, OperationRequest
+from repository_after.participant_kit.records import Answer
 from repository_after.service_layer import accounts
 from repository_after.service_layer.faults import FaultInjector, FaultPoint
 from repository_after.service_layer.ports import AccountStore
@@ -36,13 +38,12 @@ _AFTER = "injected fault: the answer was lost after the request was processed"
 
 async def perform_operation(
     *, store: AccountStore, faults: FaultInjector, request: OperationRequest
-) -> Reply:
+) -> Answer:
     """Run `request` once, in one transaction, with `/credit`'s fault injection (see above)."""
     point = faults.draw(request.transaction_id) if request.operation is Operation.CREDIT else None
     if point is FaultPoint.BEFORE:
         raise InjectedFault(_BEFORE)
-    handler = accounts.HANDLERS[request.operation]
-    reply = await store.transaction(lambda tx: handler(tx, request))
+    reply = await store.transaction(lambda tx: accounts.answer(tx, request))
     logger.info(
         "%s %s -> %s%s",
         request.operation.value,

@@ -95,6 +95,18 @@ def succeeded(reply: httpx.Response, expected: Body) -> bool:
     return True
 
 
+def fields_agree(recorded: Body | None, body: Body | None) -> bool:
+    """A compensation's or settlement's body repeats `recorded` when every field given on both
+    sides agrees (participant_kit/rules.py `agrees`): it is a check, and may be absent."""
+    if recorded is None or body is None:
+        return True
+    return all(
+        recorded[name] == value
+        for name, value in body.items()
+        if value is not None and recorded.get(name) is not None
+    )
+
+
 def assert_replay_or_reuse(recorded: Recorded, request: Body | None, reply: httpx.Response) -> None:
     """A participant-kit repeat: the same request gets the recorded answer, byte for byte and
     marked replayed; another one under the key is refused and changes nothing."""
@@ -108,7 +120,7 @@ def assert_replay_or_reuse(recorded: Recorded, request: Body | None, reply: http
 class ParticipantMachine(RuleBasedStateMachine):
     """A participant-kit service under random calls; subclasses build its app (`open`) and add
     the rules of its operations, each checked against their model. `act` and `compensate` check
-    the kit's rules (participant_kit/core.py (a)-(c)) and hand what is left, the handler's own
+    the kit's rules (participant_kit/rules.py (a)-(c)) and hand what is left, the handler's own
     answer, to the subclass's model."""
 
     def __init__(self) -> None:
@@ -161,7 +173,8 @@ class ParticipantMachine(RuleBasedStateMachine):
         the key; else `decide` checks the handler's answer on the model (True: it applied)."""
         reply = self.send(action, key, body)
         if not self.answered(action, key, body, reply):
-            if fenced_by is not None and (fenced_by, key) in self.records:
+            fence = self.records.get((fenced_by, key)) if fenced_by is not None else None
+            if fence is not None and fence.status == 200:  # a refused compensation fences nothing
                 assert error(reply) == (409, "transaction_compensated")
             else:
                 self.keep(action, key, body, reply, decide(reply))
@@ -175,19 +188,24 @@ class ParticipantMachine(RuleBasedStateMachine):
         body: Body | None,
         undo: Callable[[httpx.Response, Body], bool],
     ) -> None:
-        """One call of a compensation: replayed when answered before; with no applied action, the
-        tombstone; a body disagreeing with the action's request is 422, unrecorded; else `undo`
-        checks the handler's answer on the model, given the action's request."""
+        """One call of a compensation: a body disagreeing with the applied action's request is
+        422, unrecorded, first call or repeat; else replayed when answered before (its body
+        compared field by field, `fields_agree`); with no applied action, the tombstone; else
+        `undo` checks the handler's answer on the model, given the action's request."""
         reply = self.send(compensation, key, body)
-        if self.answered(compensation, key, body, reply):
-            return
         done = self.applied(action, key)
+        if done is not None and not fields_agree(done.request, body):
+            assert error(reply) == (422, "idempotency_key_reused")
+            return
+        recorded = self.records.get((compensation, key))
+        if recorded is not None:
+            same = fields_agree(recorded.request, body)
+            assert_replay_or_reuse(recorded, recorded.request if same else body, reply)
+            return
         if done is None or done.request is None:
             tombstone = {"operation": compensation, "transaction_id": key}
             succeeded(reply, tombstone | {"status": NOTHING_TO_COMPENSATE})
             self.keep(compensation, key, body, reply, False)
-        elif body is not None and body != done.request:
-            assert error(reply) == (422, "idempotency_key_reused")
         else:
             self.keep(compensation, key, body, reply, undo(reply, done.request))
 

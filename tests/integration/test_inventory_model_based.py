@@ -2,7 +2,7 @@
 few keys, duplicate deliveries, a release before its reserve (the tombstone) and the late
 reserve it fences out, key reuse with another body, restocking and malformed orders, against
 the real service (HTTP through `ASGITransport`, a real SQLite file), each answer checked
-against a small model of the rules (services/inventory.py, participant_kit/core.py).
+against a small model of the rules (services/inventory.py, participant_kit/rules.py).
 
 After every step: per SKU, available + reserved + sold = opened, none negative, and each the
 model's; every reservation in the model's state; the service's own audit clean.

@@ -2,7 +2,7 @@
 keys and order ids, duplicate deliveries, a cancel before its create (the tombstone) and the
 late create it fences out, key reuse with another body, against the real service (HTTP through
 `ASGITransport`, a real SQLite file), each answer checked against a small model of the rules
-(services/orders.py, participant_kit/core.py).
+(services/orders.py, participant_kit/rules.py).
 
 After every step: every order in the model's state under the key that created it, and the
 service's own audit clean (pending, cancelled, confirmed each matching one applied call).

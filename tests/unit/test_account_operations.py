@@ -81,7 +81,7 @@ async def test_a_recorded_refusal_is_a_reply() -> None:
     faults = FaultInjector(rate=0.0, mode=FaultMode.BEFORE, seed=None)
     unknown = OperationRequest(Operation.DEBIT, "t1", "nobody", 1)
     reply = await perform_operation(store=store, faults=faults, request=unknown)
-    assert (reply.status_code, reply.body["error"]) == (404, "account_not_found")
+    assert (reply.status_code, reply.json()["error"]) == (404, "account_not_found")
 
 
 def test_the_error_table_answers_an_injected_fault_500() -> None:

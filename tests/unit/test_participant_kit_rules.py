@@ -1,0 +1,170 @@
+"""The kit's rules that the account service needed from it (`participant_kit.rules`), on the
+small counter service of `test_participant_kit` over a real SQLite file: a compensation's guard,
+a refused compensation that fences nothing, a settlement's or compensation's body checked field
+by field, a service's own tombstone bodies, and the exact words of every unrecorded refusal."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from repository_after.participant_kit import (
+    Compensation,
+    ParticipantService,
+    Refusal,
+    SqliteParticipantStore,
+    Tx,
+)
+from tests.unit.test_participant_kit import SCHEMA, CreditIn, credit, records, uncredit, value
+
+
+def locked_out(tx: Tx, key: str, body: dict[str, Any] | None) -> None:
+    """A guard: a key starting with 'locked' may not be compensated (a pivot passed)."""
+    del tx, body
+    if key.startswith("locked"):
+        raise Refusal("too_late", f"{key} may no longer be compensated")
+
+
+def shaped(
+    operation: str, key: str, status: str, data: dict[str, Any] | None, applied: Any
+) -> dict[str, Any]:
+    source = applied if applied is not None else (data or {})
+    return {"id": key, "op": operation, "status": status, "name": source.get("name")}
+
+
+def build(path: Path, *, tombstone: bool = False) -> ParticipantService:
+    service = ParticipantService("counter", SqliteParticipantStore(path, schema=SCHEMA))
+    extra = {"tombstone": shaped} if tombstone else {}
+    service.action(
+        "credit",
+        CreditIn,
+        credit,
+        compensation=Compensation("uncredit", uncredit, locked_out),
+        settlement="void_credit",
+        **extra,
+    )
+    return service
+
+
+@pytest.fixture
+async def service(tmp_path: Path) -> AsyncIterator[ParticipantService]:
+    svc = build(tmp_path / "counter.db")
+    yield svc
+    await svc.store.close()
+
+
+def body(amount: int, name: str = "c") -> CreditIn:
+    return CreditIn(name=name, amount=amount)
+
+
+async def test_a_guard_refuses_the_compensation_records_it_and_undoes_nothing(service) -> None:
+    await service.perform("credit", "locked-1", body(5))
+    refused = await service.perform("uncredit", "locked-1", body(5))
+    assert (refused.status_code, refused.json()) == (
+        409,
+        {"error": "too_late", "message": "locked-1 may no longer be compensated"},
+    )
+    again = await service.perform("uncredit", "locked-1", None)
+    assert (again.status_code, again.body, again.replayed) == (409, refused.body, True)
+    assert await value(service) == 5
+
+
+async def test_a_guard_runs_before_the_tombstone(service) -> None:
+    refused = await service.perform("uncredit", "locked-2", None)
+    assert refused.json()["error"] == "too_late"
+    assert [r[0] for r in await records(service)] == ["uncredit"]
+
+
+async def test_a_refused_compensation_fences_nothing_the_late_action_applies(service) -> None:
+    """A compensation that undid nothing must not refuse its action: the saga past its pivot
+    goes forward, and refusing the late action would leave it half done."""
+    await service.perform("uncredit", "locked-3", None)
+    late = await service.perform("credit", "locked-3", body(5))
+    assert (late.status_code, late.json()["status"]) == (200, "credited")
+    assert await value(service) == 5
+
+
+async def test_a_compensation_body_agrees_field_by_field_on_replay(service) -> None:
+    await service.perform("credit", "k1", body(5))
+    first = await service.perform("uncredit", "k1", None)
+    assert first.json()["status"] == "uncredited"
+    same = await service.perform("uncredit", "k1", body(5))
+    assert (same.body, same.replayed) == (first.body, True)
+    other = await service.perform("uncredit", "k1", body(6))
+    assert (other.status_code, other.json()) == (
+        422,
+        {
+            "error": "idempotency_key_reused",
+            "message": "uncredit for 'k1' disagrees with the credit recorded for that id",
+        },
+    )
+    assert await value(service) == 0
+
+
+async def test_a_settlement_body_agrees_field_by_field_with_the_action(service) -> None:
+    await service.perform("credit", "k1", body(5))
+    wrong = await service.perform("void_credit", "k1", body(5, name="d"))
+    assert (wrong.status_code, wrong.json()) == (
+        422,
+        {
+            "error": "idempotency_key_reused",
+            "message": "void_credit for 'k1' disagrees with the credit recorded for that id",
+        },
+    )
+    assert (await service.perform("void_credit", "k1", None)).json()["status"] == "already_applied"
+
+
+async def test_the_fences_say_which_rule_refused(service) -> None:
+    await service.perform("uncredit", "k1", None)
+    await service.perform("void_credit", "k2", None)
+    compensated = await service.perform("credit", "k1", body(5))
+    voided = await service.perform("credit", "k2", body(5))
+    assert (compensated.status_code, compensated.json()) == (
+        409,
+        {
+            "error": "transaction_compensated",
+            "message": "transaction 'k1' was compensated; its credit is refused",
+        },
+    )
+    assert (voided.status_code, voided.json()) == (
+        409,
+        {
+            "error": "transaction_voided",
+            "message": "transaction 'k2' was voided; its credit is refused",
+        },
+    )
+
+
+async def test_a_service_shapes_its_own_tombstones(tmp_path: Path) -> None:
+    service = build(tmp_path / "shaped.db", tombstone=True)
+    try:
+        tomb = await service.perform("uncredit", "k1", body(5, name="x"))
+        void = await service.perform("void_credit", "k2", None)
+        await service.perform("credit", "k3", body(5, name="y"))
+        settled = await service.perform("void_credit", "k3", None)
+    finally:
+        await service.store.close()
+    assert tomb.json() == {
+        "id": "k1",
+        "op": "uncredit",
+        "status": "nothing_to_compensate",
+        "name": "x",
+    }
+    assert void.json() == {"id": "k2", "op": "void_credit", "status": "voided", "name": None}
+    assert settled.json() == {
+        "id": "k3",
+        "op": "void_credit",
+        "status": "already_applied",
+        "name": "y",
+    }
+
+
+def test_a_kit_service_needs_a_request_model(tmp_path: Path) -> None:
+    service = ParticipantService(
+        "counter", SqliteParticipantStore(tmp_path / "m.db", schema=SCHEMA)
+    )
+    with pytest.raises(ValueError, match="needs its request model"):
+        service.action("credit", None, credit)
