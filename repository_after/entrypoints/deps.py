@@ -29,7 +29,6 @@ time, and an unset token leaves its routes open: the embedded loopback default, 
 
 from __future__ import annotations
 
-import secrets
 from collections import Counter
 from dataclasses import dataclass
 from typing import Annotated
@@ -42,6 +41,7 @@ from repository_after.config import Settings
 from repository_after.domain.ids import TRANSACTION_ID_PATTERN
 from repository_after.entrypoints.errors import BadRequest
 from repository_after.observability.telemetry import Telemetry
+from repository_after.participant_kit.http import bearer_matches
 from repository_after.service_layer.faults import FaultInjector
 from repository_after.service_layer.orchestrator import Orchestrator
 from repository_after.service_layer.ports import AccountStore
@@ -156,12 +156,7 @@ EventStreamsDep = Annotated[Counter[str], Depends(get_event_streams)]
 
 def _check_bearer(token: SecretStr | None, authorization: str | None, which: str) -> None:
     """Pass when no token is configured or `authorization` is exactly `Bearer <token>`."""
-    if token is None:
-        return
-    expected = f"Bearer {token.get_secret_value()}".encode()
-    given = (authorization or "").encode("utf-8", "surrogateescape")
-    # compare_digest: the time taken says nothing about how much of the token matched.
-    if not secrets.compare_digest(given, expected):
+    if token is not None and not bearer_matches(token, authorization):
         raise BadRequest("unauthorized", f"this endpoint requires the {which} bearer token", 401)
 
 
@@ -175,11 +170,8 @@ def _check_reader(settings: Settings, given: str) -> None:
     tokens = [t for t in (settings.admin_token, settings.read_token) if t is not None]
     if not tokens:
         return
-    raw = given.encode("utf-8", "surrogateescape")
     # Every token is compared (no short cut), each in constant time.
-    matches = [
-        secrets.compare_digest(raw, f"Bearer {t.get_secret_value()}".encode()) for t in tokens
-    ]
+    matches = [bearer_matches(t, given) for t in tokens]
     if not any(matches):
         raise BadRequest(
             "unauthorized", "this endpoint requires the read or admin bearer token", 401

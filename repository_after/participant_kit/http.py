@@ -12,11 +12,9 @@ Routes:
   in order, its body the very bytes the single endpoint sends (a `traceparent` is accepted and
   not used yet).
 - `GET /health`: 200 when the store answers a read, else 503. Open: a health check.
-- `participant_reads`: `GET /faults`, the injected faults (`faults.OperationFaults.view`):
-  settings and counts per operation. A read like the service's own (its stock, its audit): a
-  router of its own, for its host to include behind its read guard, as the account service's
-  `GET /admin/faults` is behind the read token (`sagabank serve` and the standalone services
-  include it in their reads router; `services/hosting.py`).
+- `participant_reads`: `GET /faults`, the injected faults (`faults.OperationFaults.view`), a
+  read like the service's own: a router for its host to include behind its read guard
+  (`services/hosting.py`), as the account service's `GET /admin/faults` is.
 
 The service token (optional): when set, every operation and `/batch` need
 `Authorization: Bearer <token>`, compared in constant time; anyone else gets 401 `unauthorized`
@@ -90,16 +88,19 @@ def _bad_key() -> Response:
     )
 
 
+def bearer_matches(token: SecretStr, authorization: str | None) -> bool:
+    """Whether `authorization` is exactly `Bearer <token>`, in constant time (the time says
+    nothing of how much matched): every bearer check of sagabank (`entrypoints.deps` too)."""
+    expected = f"Bearer {token.get_secret_value()}".encode()
+    given = (authorization or "").encode("utf-8", "surrogateescape")
+    return secrets.compare_digest(given, expected)
+
+
 def bearer_guard(token: SecretStr | None) -> Callable[[Request], Response | None]:
     """None when the request may pass; else the 401 answer. No token configured: all pass."""
 
     def check(request: Request) -> Response | None:
-        if token is None:
-            return None
-        expected = f"Bearer {token.get_secret_value()}".encode()
-        given = request.headers.get("authorization", "").encode("utf-8", "surrogateescape")
-        # compare_digest: the time taken says nothing about how much of the token matched.
-        if secrets.compare_digest(given, expected):
+        if token is None or bearer_matches(token, request.headers.get("authorization")):
             return None
         return _json(401, error_body("unauthorized", "this endpoint requires the service token"))
 
