@@ -1,7 +1,9 @@
 """Group commit in the participant kit's SQLite store (real files): concurrent calls share one
 COMMIT, yet each keeps the kit's guarantees alone: a call that raises undoes only its own writes,
-a refusal's savepoint undoes only its handler's, and an answer is never sent before its COMMIT
-(a SIGKILLed process, restarted, replays every answer it gave).
+a refusal's savepoint undoes only its handler's, and an answer is never given before its COMMIT.
+That last one two ways: in process, another connection must see a call's record the moment its
+answer arrives (an answer sent before the COMMIT, whose fsync outlasts the check, fails it); and a
+SIGKILLed inventory process, restarted, must replay every answer it gave.
 
 COMMITs are counted with SQLite's statement trace on the store's connection, not timed. Calls
 started by one `asyncio.gather` all queue before the first group starts (the engine starts it
@@ -73,6 +75,29 @@ async def test_concurrent_reserves_share_commits_and_each_is_committed(tmp_path:
         (1_000 - reserved, reserved)
     ]
     assert committed(path, "SELECT COUNT(*) FROM participant_records") == [(calls,)]
+
+
+async def test_every_answer_is_committed_when_it_arrives(tmp_path: Path) -> None:
+    path = tmp_path / "inventory.db"
+    service = inventory.open_inventory(path)
+    unseen: list[str] = []
+
+    async def reserve(key: str) -> None:
+        answer = await service.perform("reserve", key, _reserve(qty=1))
+        assert answer.status_code == 200
+        # at once, before anything else runs on this loop: another connection sees the record
+        sql = f"SELECT 1 FROM participant_records WHERE key = '{key}'"
+        if not committed(path, sql):
+            unseen.append(key)
+
+    try:
+        await service.store.transaction(lambda tx: inventory.open_stock(tx, "apple", 1_000))
+        statements = traced(service.store)
+        await asyncio.gather(*(reserve(f"s-{i}:reserve") for i in range(64)))
+        assert commits(statements) < 64
+    finally:
+        await service.store.close()
+    assert unseen == []
 
 
 async def test_a_raising_call_in_a_group_undoes_only_its_own_writes(counter, tmp_path) -> None:
