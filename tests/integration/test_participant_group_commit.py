@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ import httpx
 import pytest
 
 from repository_after.participant_kit import ParticipantService, SqliteParticipantStore, Tx
+from repository_after.service_layer.ports import StorageError
 from repository_after.services import inventory
 from tests.conftest import Launcher
 from tests.unit.test_participant_kit import body, build
@@ -193,6 +195,13 @@ async def test_a_closed_store_answers_storage_unavailable(tmp_path: Path) -> Non
     await service.store.close()  # twice is fine
     answer = await service.perform("credit", "k1", body(1))  # not queued forever
     assert (answer.status_code, answer.json()["error"]) == (503, "storage_unavailable")
+
+
+def test_a_bad_schema_leaves_no_thread_behind(tmp_path: Path) -> None:
+    before = set(threading.enumerate())
+    with pytest.raises(StorageError, match="sqlite"):
+        SqliteParticipantStore(tmp_path / "x.db", schema=("CREATE TABLE oops (",))
+    assert [t.name for t in set(threading.enumerate()) - before] == []
 
 
 async def test_answers_given_by_a_sigkilled_inventory_are_all_replayed_after_restart(
