@@ -44,8 +44,7 @@ def sqlite_path(database_url: str) -> Path:
 
 
 class _Job(NamedTuple):
-    """One queued transaction (a named tuple: one is built per write, and a frozen dataclass
-    costs several times as much to build)."""
+    """One queued transaction (a named tuple: built per write, far cheaper than a dataclass)."""
 
     fn: Callable[[sqlite3.Connection], Any]
     future: asyncio.Future[Any]
@@ -96,8 +95,14 @@ def _settle_all(
         loop.call_soon(then)
 
 
+Migrate = Callable[[sqlite3.Connection, str], object]  # (autocommit connection, component)
+
+
 class SqliteDatabase:
-    def __init__(self, path: Path, *, component: str) -> None:
+    """`migrate`: the numbered steps of `migrations`, or a user's own schema (the participant
+    kit's: each service gives its tables at run time). If it fails, the file is left free."""
+
+    def __init__(self, path: Path, *, component: str, migrate: Migrate = migrate_sqlite) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
@@ -106,8 +111,13 @@ class SqliteDatabase:
         self._busy = False  # a batch is running or committing; the queue waits for it
         self._users = 1
         self._conn: sqlite3.Connection = self._executor.submit(self._connect).result()
-        self._components = {component}
-        self._executor.submit(migrate_sqlite, self._conn, component).result()
+        self._components, self._migrate = {component}, migrate
+        try:
+            self._executor.submit(migrate, self._conn, component).result()
+        except BaseException:
+            self._executor.submit(self._conn.close).result()
+            self._executor.shutdown()
+            raise
 
     def share(self, component: str) -> SqliteDatabase:
         """Let another component (same file, same process) use this connection and thread.
@@ -116,7 +126,7 @@ class SqliteDatabase:
         sleeps), and one group commit, one fsync, covers both components' writes. Each user
         calls `close`; the last one closes the connection."""
         if component not in self._components:
-            self._executor.submit(migrate_sqlite, self._conn, component).result()
+            self._executor.submit(self._migrate, self._conn, component).result()
             self._components.add(component)
         self._users += 1
         return self

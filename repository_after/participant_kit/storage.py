@@ -11,29 +11,45 @@ work but keeps the transaction), and `lock(key)`, which serialises everything do
 key (an action, its compensation and its settlement share it): a no-op on SQLite, where one
 writer at a time is the rule (`BEGIN IMMEDIATE`), an advisory transaction lock on PostgreSQL.
 
-SQLite (`SqliteParticipantStore`): a real file, WAL, `synchronous=FULL` (a committed answer is
-on disk before it is sent), a busy timeout so another process's transaction is waited for, one
-connection on one dedicated thread so the event loop never blocks. Every driver error becomes
-`StorageError` (an unknown outcome for the caller: 503, nothing recorded).
+SQLite (`SqliteParticipantStore`): a real file (or `:memory:`), WAL, `synchronous=FULL` (a
+committed answer is on disk before it is sent), a busy timeout so another process's transaction
+is waited for, one connection on one dedicated thread so the event loop never blocks. Every
+driver error becomes `StorageError` (an unknown outcome for the caller: 503, nothing recorded).
+
+Group commit: the store runs on the account service's engine, `adapters.sqlite_db.SqliteDatabase`
+(not a second one): calls that queue while a transaction commits run together as the next one,
+with one COMMIT, one fsync, for the group, and nobody is answered before it. A call that raises
+(anything but a `Refusal`, which the kit records) undoes only its own writes: the engine runs the
+group again with one savepoint per call, so a handler may run twice for one call; only what it
+does through `tx` counts, which is the kit's rule anyway. The kit's own savepoints (`Tx.savepoint`)
+nest inside the engine's; their names count depth per call (`kit_1`, `kit_2`, ...), and the calls
+of a group run one after the other, so a name is never open twice. Calls run on the writer thread
+(not `on_loop`): a handler is the service's code and may scan (`audit`); the thread also waits,
+not fails, on another process's lock.
+
+Schema: the store hands the engine its own `migrate` (the kit's records table and the service's
+tables, `CREATE ... IF NOT EXISTS`, in one transaction) rather than a `participant` component in
+`adapters.migrations`: the business tables are given by each service at run time, not numbered
+steps the product ships, and the PostgreSQL store creates them the same way.
 """
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, Literal, Protocol, TypeVar
 
+from repository_after.adapters.sqlite_db import Migrate, SqliteDatabase
 from repository_after.service_layer.ports import StorageError
 
 T = TypeVar("T")
 Row = tuple[Any, ...]
 Dialect = Literal["sqlite", "postgres"]
 
-#: How long a transaction waits for another process's write lock on the same SQLite file.
+#: How long the schema's creation waits for another process's write lock on the same file (the
+#: engine's writer thread waits as long for every group).
 BUSY_TIMEOUT_MS = 10_000
 
 #: The kit's own table: one row per (operation, key), the exact answer given and the request it
@@ -116,62 +132,47 @@ class SqliteParticipantStore:
     """A participant's SQLite file: its `schema` (the service's tables) and the kit's records."""
 
     def __init__(self, path: Path, *, schema: Sequence[str] = ()) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._closed = False
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="participant")
-        self._conn = self._executor.submit(self._connect).result()
         try:
-            self._executor.submit(self._run, lambda tx: _create(tx, schema), True).result()
-        except BaseException:
-            self._executor.submit(self._conn.close).result()
-            self._executor.shutdown()
-            raise
-
-    def _connect(self) -> sqlite3.Connection:
-        try:
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = FULL")
-            conn.execute("PRAGMA foreign_keys = ON")
+            self._db = SqliteDatabase(path, component="participant", migrate=_creator(schema))
         except sqlite3.Error as exc:
             raise StorageError(f"sqlite: {exc}") from exc
-        return conn
 
-    def _run(self, fn: Callable[[Tx], T], writes: bool) -> T:
-        """On the store's thread: BEGIN, `fn`, COMMIT; any exception rolls everything back."""
-        conn = self._conn
-        try:
-            conn.execute("BEGIN IMMEDIATE" if writes else "BEGIN")
-            try:
-                value = fn(SqliteTx(conn))
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-        except sqlite3.Error as exc:
-            raise StorageError(f"sqlite: {exc}") from exc
-        return value
+    def _engine(self) -> SqliteDatabase:
+        if self._closed:  # the engine would never answer a call queued after its close
+            raise StorageError("the store is closed")
+        return self._db
 
     async def transaction(self, fn: Callable[[Tx], T]) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._run, fn, True)
+        return await self._engine().write(lambda conn: fn(SqliteTx(conn)))
 
     async def read(self, fn: Callable[[Tx], T]) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._run, fn, False)
+        return await self._engine().read(lambda conn: fn(SqliteTx(conn)))
 
     async def close(self) -> None:
         if self._closed:
             return
         self._closed = True
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._executor, self._conn.close)
-        self._executor.shutdown(wait=True)
+        await self._db.close()
 
 
-def _create(tx: Tx, schema: Sequence[str]) -> None:
-    for sql in (*RECORDS_SCHEMA, *schema):
-        tx.execute(sql)
+def _creator(schema: Sequence[str]) -> Migrate:
+    """The kit's `migrate`: its records and the service's tables, all or nothing, waiting for
+    another process's write lock as every other write of the store does."""
+
+    def create(conn: sqlite3.Connection, _component: str) -> None:
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for sql in (*RECORDS_SCHEMA, *schema):
+                    conn.execute(sql)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        finally:
+            conn.execute("PRAGMA busy_timeout = 0")  # as the engine keeps it between batches
+
+    return create
