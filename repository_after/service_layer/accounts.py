@@ -62,17 +62,22 @@ def _refusal(error: errors.BusinessError) -> Refusal:
 
 def _applied(tx: AccountsTx, operation: Operation, key: str, body: Body) -> Body:
     account_id, amount = body["account_id"], body["amount"]
-    sign = -1 if operation is Operation.DEBIT else 1
     account = tx.get_account(account_id)
     if account is None:
         raise _refusal(errors.AccountNotFound(f"account {account_id!r} does not exist"))
-    if sign < 0 and account.balance < amount:
-        raise _refusal(errors.InsufficientFunds(f"account {account_id!r} cannot cover {amount}"))
-    if sign > 0 and account.balance + amount > MAX_BALANCE:
-        raise _refusal(
-            errors.BalanceLimitExceeded(f"account {account_id!r} would exceed the limit")
-        )
-    balance = tx.change_balance(account_id, sign * amount, operation=operation, transaction_id=key)
+    if operation is Operation.DEBIT:
+        if account.balance < amount:
+            raise _refusal(
+                errors.InsufficientFunds(f"account {account_id!r} cannot cover {amount}")
+            )
+        delta = -amount
+    else:
+        if account.balance + amount > MAX_BALANCE:
+            raise _refusal(
+                errors.BalanceLimitExceeded(f"account {account_id!r} would exceed the limit")
+            )
+        delta = amount
+    balance = tx.change_balance(account_id, delta, operation=operation, transaction_id=key)
     return reply_body(key, operation, OperationStatus.APPLIED, account_id, amount, balance)
 
 
@@ -161,13 +166,9 @@ _REJECTIONS: dict[str, type[errors.BusinessError]] = {
 }
 
 
-_SETTLEMENTS = frozenset({Operation.COMPENSATE_DEBIT, Operation.VOID_CREDIT})
-
-
-def request_data(request: OperationRequest) -> Body | None:
-    """The call's body as the rules see it; a settlement sent without one has none."""
-    if request.operation in _SETTLEMENTS and request.account_id is None and request.amount is None:
-        return None
+def request_data(request: OperationRequest) -> Body:
+    """The call's body as the rules see it. A settlement's fields are optional checks: one not
+    given is None, which the rules compare with nothing (`rules.agrees`)."""
     return {"account_id": request.account_id, "amount": request.amount}
 
 

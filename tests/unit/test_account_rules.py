@@ -408,6 +408,33 @@ async def test_a_void_of_a_refused_credit_leaves_a_tombstone() -> None:
     assert await balance(store, "b") == MAX_BALANCE
 
 
+# -- settlement bodies: optional checks, each field on its own ---------------------------------
+
+
+async def test_a_settlement_may_name_only_some_fields_and_its_tombstone_keeps_them() -> None:
+    store = await books(a=100, b=0)
+    assert await send(store, COMPENSATE, "t1", "a") == answer(
+        COMPENSATE, "t1", "nothing_to_compensate", "a", None
+    )
+    assert await send(store, VOID, "t2", None, 7) == answer(VOID, "t2", "voided", None, 7)
+
+
+async def test_a_compensation_naming_only_the_account_refunds_the_debit() -> None:
+    store = await books(a=100)
+    await send(store, DEBIT, "t1", "a", 10)
+    assert await send(store, COMPENSATE, "t1", "a") == answer(
+        COMPENSATE, "t1", "compensated", "a", 10, 100
+    )
+    assert await send(store, COMPENSATE, "t1", None, 10) == replayed(
+        answer(COMPENSATE, "t1", "compensated", "a", 10, 100)
+    )
+    assert await raised(store, COMPENSATE, "t1", "b") == (
+        "idempotency_key_reused",
+        422,
+        "transaction id 't1' was already used for a different compensate_debit request",
+    )
+
+
 # -- opening accounts -----------------------------------------------------------------------
 
 

@@ -53,7 +53,13 @@ async def test_after_applies_once_and_a_retry_replays_the_first_answer(service) 
     service.inject_faults(faults("after"))
     for _ in range(3):  # the answer is lost every time; the credit lands once
         lost = await service.perform("credit", "k1", body(5))
-        assert (lost.status_code, lost.json()["error"]) == (500, "injected_fault")
+        assert (lost.status_code, lost.json()) == (
+            500,
+            {
+                "error": "injected_fault",
+                "message": "injected fault: the answer was lost after the request was processed",
+            },
+        )
     assert (await value(service), await handler_calls(service)) == (5, 1)
     assert await records(service) == [("credit", "k1", 200)]
     service.inject_faults(off())

@@ -10,21 +10,26 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr
 
 from repository_after.participant_kit import (
     Compensation,
+    Kind,
     ParticipantService,
     Refusal,
     SqliteParticipantStore,
     Tx,
+    canonical,
 )
+from repository_after.participant_kit.rules import agrees
 from tests.unit.test_participant_kit import SCHEMA, CreditIn, credit, records, uncredit, value
 
 
 def locked_out(tx: Tx, key: str, body: dict[str, Any] | None) -> None:
-    """A guard: a key starting with 'locked' may not be compensated (a pivot passed)."""
-    del tx, body
-    if key.startswith("locked"):
+    """A guard: a key starting with 'locked' may not be compensated (a pivot passed), nor a
+    counter named 'frozen' (the guard sees the call's body)."""
+    del tx
+    if key.startswith("locked") or (body or {}).get("name") == "frozen":
         raise Refusal("too_late", f"{key} may no longer be compensated")
 
 
@@ -76,6 +81,11 @@ async def test_a_guard_runs_before_the_tombstone(service) -> None:
     refused = await service.perform("uncredit", "locked-2", None)
     assert refused.json()["error"] == "too_late"
     assert [r[0] for r in await records(service)] == ["uncredit"]
+
+
+async def test_a_guard_sees_the_calls_body(service) -> None:
+    refused = await service.perform("uncredit", "k7", body(5, name="frozen"))
+    assert refused.json() == {"error": "too_late", "message": "k7 may no longer be compensated"}
 
 
 async def test_a_refused_compensation_fences_nothing_the_late_action_applies(service) -> None:
@@ -168,3 +178,30 @@ def test_a_kit_service_needs_a_request_model(tmp_path: Path) -> None:
     )
     with pytest.raises(ValueError, match="needs its request model"):
         service.action("credit", None, credit)
+
+
+class NotedIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    name: StrictStr
+    amount: StrictInt
+    note: StrictStr | None = None
+
+
+def noted_credit(tx: Tx, key: str, body: dict[str, Any]) -> dict[str, Any]:
+    return {"status": "credited", "note": body["note"]}
+
+
+async def test_an_actions_body_is_compared_whole_an_unset_field_included(tmp_path: Path) -> None:
+    """Field by field is for settlement checks only: an action repeated with a field it left
+    unset now set is another request (a compensation would agree with it)."""
+    service = ParticipantService("noted", SqliteParticipantStore(tmp_path / "n.db", schema=SCHEMA))
+    service.action("credit", NotedIn, noted_credit)
+    try:
+        first = await service.perform("credit", "k1", NotedIn(name="c", amount=5))
+        other = await service.perform("credit", "k1", NotedIn(name="c", amount=5, note="x"))
+    finally:
+        await service.store.close()
+    assert first.json() == {"status": "credited", "note": None}
+    assert (other.status_code, other.json()["error"]) == (422, "idempotency_key_reused")
+    assert agrees(Kind.ACTION, canonical({"a": 1, "b": None}), {"a": 1, "b": 2}) is False
+    assert agrees(Kind.SETTLEMENT, canonical({"a": 1, "b": None}), {"a": 1, "b": 2}) is True
