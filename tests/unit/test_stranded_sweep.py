@@ -193,3 +193,21 @@ async def test_handed_a_saga_it_cannot_drive_a_worker_leaves_it_unrenewed_to_lap
     assert await log.claim("someone", limit=10, ttl=TTL) == []
     clock.advance(TTL)
     assert [x.saga_id for x in await log.claim("someone", limit=10, ttl=TTL)] == ["s-2"]
+
+
+async def test_the_sweep_leaves_the_sagas_this_server_can_drive_to_its_claims(
+    clock: Clock,
+) -> None:
+    """Idle and free past the grace, but of a version this server registers: not the sweep's
+    (it would drive it inside the sweep, past `max_sagas`); the next claim takes it."""
+    log = InMemorySagaLog(clock=clock)
+    dying = server(log, Carrier(crash_on="send"), registry(SHIP_V1), worker_id="dying")
+    with pytest.raises(SimulatedCrash):
+        await dying.run("ship", {"parcel": "p-1"}, saga_id="s-1")
+    clock.advance(GRACE + TTL)
+    carrier = Carrier()
+    here = server(log, carrier, registry(SHIP_V1), worker_id="here")
+    assert await here.sweep() == []
+    assert carrier.calls == []
+    assert await here.claim() == ["s-1"]
+    assert (await here.drive("s-1")).status == SagaStatus.COMPLETED
