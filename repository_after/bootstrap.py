@@ -191,7 +191,7 @@ def build_orchestrator(
         log=build_saga_log(settings.database_url, next_to=next_to),
         participant=participant,
         definitions=definitions,
-        versions=types.version,
+        versions=types,
         forward=forward,
         settle=settle,
         observers=observers,
@@ -203,9 +203,10 @@ def build_orchestrator(
 
 async def check_saga_versions(settings: Settings) -> None:
     """Refuse to start (`DefinitionsChanged`) if the saga log of `settings` holds unfinished
-    sagas started under a definition version this server does not define as it was
-    (`saga_types.check_log_versions`). `bootstrap` checks this itself; `sagabank serve` asks
-    first, so that it can say why in one line instead of a failed lifespan's traceback."""
+    sagas started under a definition version this server defines with another shape
+    (`saga_types.check_log_versions`). `bootstrap` checks this itself (and logs the versions
+    this server lacks); `sagabank serve` asks first, so that it can say why in one line instead
+    of a failed lifespan's traceback."""
     if settings.role not in (ProcessRole.ALL, ProcessRole.ORCHESTRATOR):
         return
     log = build_saga_log(settings.database_url)
@@ -213,6 +214,13 @@ async def check_saga_versions(settings: Settings) -> None:
         await check_log_versions(log, saga_types())
     finally:
         await log.close()
+
+
+def warn_unregistered(lines: list[str]) -> None:
+    """Log the versions of unfinished sagas this server does not register, one line each: it
+    starts beside them (it never claims them), and the operator sees what it leaves."""
+    for line in lines:
+        logger.warning("unfinished sagas of a version this server does not register: %s", line)
 
 
 async def bootstrap(
@@ -258,7 +266,7 @@ async def bootstrap(
             definitions=definitions,
         )
         try:
-            await check_log_versions(container.orchestrator.log, types)
+            warn_unregistered(await check_log_versions(container.orchestrator.log, types))
         except BaseException:
             await container.close()
             raise
@@ -279,7 +287,7 @@ async def orchestrator_session(
         settings, participant=participant, observers=observers, definitions=definitions
     )
     try:
-        await check_log_versions(orchestrator.log, saga_types())
+        warn_unregistered(await check_log_versions(orchestrator.log, saga_types()))
         yield orchestrator
     finally:
         await orchestrator.close()

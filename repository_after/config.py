@@ -188,8 +188,9 @@ class Settings(BaseSettings):
         if self.claim_interval * 2 > self.lease_ttl:
             raise ValueError("claim_interval must be at most half of lease_ttl")
         if self.resolved_unknown_version_grace() <= self.lease_ttl:
-            # An unrenewed lease lapses after a ttl: a shorter grace would park a saga that a
-            # server with its version was about to claim (docs/operations.md, rolling upgrade).
+            # A saga whose server died is free only a ttl after its last renewal: a shorter
+            # grace would let the sweep park it before a server with its version could claim it
+            # (docs/operations.md, rolling upgrade).
             raise ValueError("unknown_version_grace must be longer than lease_ttl")
         if self.retention_days * 86_400 < self.retry_horizon():
             raise ValueError(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -18,6 +18,7 @@ from typing import Any
 from repository_after.domain.saga import AT_REST, TERMINAL, SagaEvent, SagaStatus
 from repository_after.service_layer.saga_ports import (
     DefinitionInUse,
+    DefinitionKey,
     Lease,
     LeaseLost,
     SagaSummary,
@@ -47,6 +48,10 @@ class _Row:
 
     def holds(self, lease: Lease) -> bool:
         return (self.owner, self.fence) == (lease.owner, lease.fence)
+
+    def started_under(self) -> DefinitionKey:
+        s = self.summary
+        return DefinitionKey(s.definition, s.definition_version, s.definition_hash)
 
 
 class InMemorySagaLog:
@@ -111,6 +116,7 @@ class InMemorySagaLog:
         *,
         limit: int,
         ttl: float,
+        drivable: Collection[DefinitionKey] | None = None,
         include_own: bool = False,
         take_over: bool = False,
     ) -> list[Lease]:
@@ -119,10 +125,26 @@ class InMemorySagaLog:
             r
             for r in self._rows.values()
             if r.summary.status not in AT_REST
+            and (drivable is None or r.started_under() in drivable)
             and (take_over or r.free(now) or (include_own and r.owner == owner))
         ]
         rows.sort(key=lambda r: r.summary.created_at)
         return [r.take(owner, ttl, now) for r in rows[:limit]]
+
+    async def stranded(
+        self, *, drivable: Collection[DefinitionKey], idle_before: str, limit: int
+    ) -> list[str]:
+        now = self._clock()
+        rows = [
+            r.summary
+            for r in self._rows.values()
+            if r.summary.status not in AT_REST
+            and r.started_under() not in drivable
+            and r.free(now)
+            and r.summary.updated_at < idle_before
+        ]
+        rows.sort(key=lambda s: s.updated_at)
+        return [s.saga_id for s in rows[:limit]]
 
     async def acquire(self, saga_id: str, owner: str, *, ttl: float) -> Lease | None:
         row = self._rows.get(saga_id)

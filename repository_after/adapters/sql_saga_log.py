@@ -13,6 +13,14 @@ decisions between statements, so the control flow is written once too. A backend
 - `_rows(sql, args, rows)`: a statement over many rows (events to insert, leases to renew);
 - `skip_locked`: the row-lock clause that lets concurrent claimers pass each other.
 
+A claim's `drivable` keys and the sweep's (`stranded`) are a row-value list, `(definition,
+definition_version, definition_hash) [NOT] IN (VALUES (?, ?, ?), ...)`, one row per key (a server
+registers a handful), which both engines run as written. No index and no migration step for
+it, by choice: nearly every saga has one of the few keys a server registers, so an index on them
+would narrow nothing, and would be written with every saga. The claim reads the rows it read
+before (its `status NOT IN` finds no index either: EXPLAIN shows a scan on both engines) and
+compares three more columns in each; the sweep's statement is the same scan, once per ttl.
+
 Invariants: the status moves in the same statement as the version and in the same transaction as
 the events it summarises, so it never disagrees with them (the events are the truth). Every
 fenced write checks `owner` and `fence` in the statement that writes, so a write under a lost
@@ -22,7 +30,7 @@ ttl of 0 has expired at once even on a clock that ticks in milliseconds (SQLite'
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,7 +43,12 @@ from repository_after.adapters.sql_saga_reads import (
     marks,
 )
 from repository_after.domain.saga import SagaEvent
-from repository_after.service_layer.saga_ports import Lease, LeaseLost, event_times
+from repository_after.service_layer.saga_ports import (
+    DefinitionKey,
+    Lease,
+    LeaseLost,
+    event_times,
+)
 
 _EVENT_COLUMNS = (("seq", "int"), ("data", "text"))
 _HELD_COLUMNS = (("saga_id", "text"), ("owner", "text"), ("fence", "bigint"))
@@ -64,8 +77,17 @@ _CLAIM = (
     "UPDATE sagas SET owner = ?, lease_until = {until}, fence = fence + 1"
     " WHERE saga_id IN (SELECT saga_id FROM sagas"
     f" WHERE status NOT IN ({marks(AT_REST_VALUES)}) AND (owner IS NULL"
-    " OR lease_until <= {now} OR (? AND owner = ?) OR ?)"
+    " OR lease_until <= {now} OR (? AND owner = ?) OR ?){keys}"
     " ORDER BY created_at LIMIT ?{skip_locked}) RETURNING saga_id, fence"
+)
+_KEY_COLUMNS = " AND (definition, definition_version, definition_hash)"
+_IN_KEYS = _KEY_COLUMNS + " IN (VALUES {rows})"
+_NOT_IN_KEYS = _KEY_COLUMNS + " NOT IN (VALUES {rows})"
+_KEY_ROW = "(?, ?, ?)"
+_STRANDED = (
+    f"SELECT saga_id FROM sagas WHERE status NOT IN ({marks(AT_REST_VALUES)})"
+    " AND (owner IS NULL OR lease_until <= {now}) AND updated_at < ?{keys}"
+    " ORDER BY updated_at LIMIT ?"
 )
 _ACQUIRE = (
     "UPDATE sagas SET owner = ?, lease_until = {until}, fence = fence + 1"
@@ -80,6 +102,12 @@ _PURGE_EVENTS = (
     f"DELETE FROM saga_events WHERE saga_id IN (SELECT saga_id FROM sagas WHERE {_SETTLED_BEFORE})"
 )
 _PURGE_SAGAS = f"DELETE FROM sagas WHERE {_SETTLED_BEFORE}"
+
+
+def _keys(template: str, keys: Collection[DefinitionKey]) -> tuple[str, tuple[object, ...]]:
+    """The clause `template` (`_IN_KEYS`, `_NOT_IN_KEYS`) over `keys`, and its arguments."""
+    rows = ", ".join(_KEY_ROW for _ in keys)
+    return template.format(rows=rows), tuple(value for key in keys for value in key)
 
 
 def _utc(value: datetime | float) -> datetime:
@@ -98,9 +126,12 @@ class SqlSagaLog(SqlSagaReads):
     def _until(self) -> str:
         return f"{self.now_sql} + ?"
 
-    def _sql(self, template: str) -> str:
-        """`template` with the backend's lease clock and row-lock clause filled in."""
-        return template.format(until=self._until(), now=self.now_sql, skip_locked=self.skip_locked)
+    def _sql(self, template: str, keys: str = "") -> str:
+        """`template` with the backend's lease clock and row-lock clause filled in, and `keys`
+        (a `_keys` clause) where it has `{keys}`."""
+        return template.format(
+            until=self._until(), now=self.now_sql, skip_locked=self.skip_locked, keys=keys
+        )
 
     def _rows(self, sql: str, args: Sequence[Any], rows: Rows) -> Stmt:
         """`sql` with `{rows}` standing for the relation `rows`; `args` bind the placeholders
@@ -184,17 +215,33 @@ class SqlSagaLog(SqlSagaReads):
         *,
         limit: int,
         ttl: float,
+        drivable: Collection[DefinitionKey] | None = None,
         include_own: bool = False,
         take_over: bool = False,
     ) -> list[Lease]:
+        keys, key_args = ("", ()) if drivable is None else _keys(_IN_KEYS, drivable)
+        args = (owner, ttl, *AT_REST_VALUES, include_own, owner, take_over, *key_args, limit)
+
         def plan() -> Plan[list[Lease]]:
-            claimed = yield self._stmt(
-                self._sql(_CLAIM),
-                (owner, ttl, *AT_REST_VALUES, include_own, owner, take_over, limit),
-            )
+            claimed = yield self._stmt(self._sql(_CLAIM, keys), args)
             return [Lease(saga_id, owner, fence) for saga_id, fence in claimed.rows]
 
+        if drivable is not None and not drivable:
+            return []  # drives nothing: `IN (VALUES)` with no row is not SQL
         return await self._run(plan, writes=True, on_loop=False)
+
+    async def stranded(
+        self, *, drivable: Collection[DefinitionKey], idle_before: str, limit: int
+    ) -> list[str]:
+        keys, key_args = _keys(_NOT_IN_KEYS, drivable) if drivable else ("", ())
+
+        def plan() -> Plan[list[str]]:
+            found = yield self._stmt(
+                self._sql(_STRANDED, keys), (*AT_REST_VALUES, idle_before, *key_args, limit)
+            )
+            return [saga_id for (saga_id,) in found.rows]
+
+        return await self._run(plan, writes=False, on_loop=False)
 
     async def acquire(self, saga_id: str, owner: str, *, ttl: float) -> Lease | None:
         def plan() -> Plan[Lease | None]:

@@ -7,8 +7,10 @@ stored definition (name, version, shape hash) and marking those that differ. `li
 [--status S]` shows what `GET /sagas` and `GET /sagas/{type}` answer (`saga_listing`): a type
 column, the parameters, and the counts by type and status, with each saga's definition.
 `retry` and `resolve` go through the same `Orchestrator` methods as the HTTP admin endpoints and
-refuse such a log, exit 2, as `sagabank serve` does (`DefinitionsChanged`); `retry` calls the
-services the saga's steps name. Retry a parked saga only while no other process drives it.
+refuse such a log, exit 2, as `sagabank serve` does (`DefinitionsChanged`); a saga of a version
+this server does not register is refused alone (exit 1: retry it on a server that has it).
+`retry` calls the services the saga's steps name. Retry a parked saga only while no other
+process drives it.
 """
 
 from __future__ import annotations
@@ -66,6 +68,9 @@ def _run(fn: Callable[[Orchestrator], Awaitable[T]]) -> T:
     except InvalidTransition as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from exc
+    except UnknownSagaType as exc:  # a version this server does not register: it starts beside
+        console.print(exc.args[0], style="red", markup=False, highlight=False)  # such sagas
+        raise typer.Exit(1) from None
 
 
 def _read(fn: Callable[[SagaLog, SagaTypes], Awaitable[T]]) -> T:

@@ -5,7 +5,9 @@
   discipline (intent before call, outcome with the next intent, the last write releases the
   lease) that makes every crash instant recoverable;
 - `driver_tasks.DriverTasks` keeps at most one driver task per saga in this process;
-- `worker.Worker` is the worker loop (recovery as the first claim, then renew + claim);
+- `worker.Worker` is the worker loop (recovery as the first claim, then renew + claim), whose
+  claims take only the sagas of the definitions registered here (`versions.registered()`);
+- `stranded.StrandedSweep` parks the sagas nobody can drive once idle past the grace;
 - `operator_actions.OperatorActions` retries or resolves parked sagas;
 - `leases.LeaseBook` holds this worker's leases; `transitions` notifies the observers.
 
@@ -40,13 +42,14 @@ from repository_after.service_layer.operation_attempts import intent
 from repository_after.service_layer.operator_actions import OperatorActions
 from repository_after.service_layer.resumption import (
     UNRESUMABLE,
-    DefinitionLookup,
+    DefinitionRegistry,
+    OwnVersions,
     definition_of,
 )
 from repository_after.service_layer.retry import RetryPolicy
 from repository_after.service_layer.saga_driver import FreshSaga, SagaDriver, SagaNotFound
 from repository_after.service_layer.saga_ports import Participant, SagaLog, StoredSaga
-from repository_after.service_layer.saga_types import UnknownSagaType
+from repository_after.service_layer.stranded import SWEEP_BATCH, StrandedSweep
 from repository_after.service_layer.transitions import (
     Observer,
     SagaTransition,
@@ -69,18 +72,6 @@ def default_worker_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
-def versions_of(definitions: Mapping[str, SagaDefinition]) -> DefinitionLookup:
-    """The lookup of a server that knows only `definitions`, each under its own version."""
-
-    def lookup(name: str, version: int) -> SagaDefinition:
-        found = definitions.get(name)
-        if found is None or found.version != version:
-            raise UnknownSagaType(f"no saga type {name!r} version {version}")
-        return found
-
-    return lookup
-
-
 class Orchestrator:
     def __init__(
         self,
@@ -90,19 +81,22 @@ class Orchestrator:
         definitions: Mapping[str, SagaDefinition],
         forward: RetryPolicy,
         settle: RetryPolicy,
-        versions: DefinitionLookup | None = None,
+        versions: DefinitionRegistry | None = None,
         observers: Sequence[Observer] = (log_transition,),
         worker_id: str | None = None,
         lease_ttl: float = 10.0,
         max_sagas: int = 1000,
         unknown_version_grace: float | None = None,
+        sweep_batch: int = SWEEP_BATCH,
     ) -> None:
         """`definitions`: name -> the definition new sagas start with (the latest version).
-        `versions`: (name, version) -> the definition a saga started under resumes with
-        (`SagaTypes.version`); by default only the versions in `definitions`.
+        `versions`: every registered version (`SagaTypes`): what a saga started under one
+        resumes with, and what claims are limited to; by default only those in `definitions`.
         `unknown_version_grace`: seconds without progress after which a saga of a version this
-        server lacks is parked (`resumption`); 10 lease ttls by default."""
-        versions = versions or versions_of(definitions)
+        server lacks is parked (`resumption`, `stranded`); 10 lease ttls by default.
+        `sweep_batch`: how many stranded sagas one pass of the sweep looks at, at most."""
+        registry = versions or OwnVersions(definitions)
+        lookup = registry.version
         self.log = log
         self.worker_id = worker_id or default_worker_id()
         self._definitions = definitions
@@ -115,18 +109,32 @@ class Orchestrator:
             log=log,
             participant=participant,
             leases=self._leases,
-            versions=versions,
+            versions=lookup,
             forward=forward,
             settle=settle,
             observers=self._observers,
             unknown_version_grace=unknown_version_grace,
         )
         self._drivers = DriverTasks(self._driver)
-        self._worker = Worker(leases=self._leases, drivers=self._drivers, max_sagas=max_sagas)
-        self._operator = OperatorActions(
-            driver=self._driver, drivers=self._drivers, leases=self._leases, versions=versions
+        drivable = registry.registered()
+        self._sweep = StrandedSweep(
+            log=log,
+            drivers=self._drivers,
+            drivable=drivable,
+            grace=unknown_version_grace,
+            batch=sweep_batch,
         )
-        self._versions = versions
+        self._worker = Worker(
+            leases=self._leases,
+            drivers=self._drivers,
+            max_sagas=max_sagas,
+            drivable=drivable,
+            sweep=self._sweep,
+        )
+        self._operator = OperatorActions(
+            driver=self._driver, drivers=self._drivers, leases=self._leases, versions=lookup
+        )
+        self._versions = lookup
 
     # -- starting and waiting -------------------------------------------------------------
 
@@ -230,9 +238,16 @@ class Orchestrator:
         Claims come in batches of at most `max_sagas` leases, so this repeats until a claim
         finds nothing new (sagas another live worker holds are not taken, unless `take_over`:
         the operator knows that worker is dead; fencing still stops it if it is not). A saga of
-        a version this server lacks that is not overdue is left to a server that has it
-        (`resumption`), counted under the status the log has for it (`unresumable`)."""
+        a version this server lacks is never claimed: it is left to a server that has it
+        (`unresumable` names it), unless it made no progress for the grace, when the sweep that
+        ends the recovery parks it (`stranded`; counted as `failed_needs_attention`)."""
         return await self._worker.recover(take_over=take_over)
+
+    async def sweep(self) -> list[str]:
+        """One pass of the sweep (`stranded`): park the sagas this server cannot drive that
+        no server has driven for the grace; returns the ids found that are parked once it is
+        done. The worker loop runs it once per lease ttl."""
+        return await self._sweep.sweep()
 
     async def unresumable(self, saga_ids: Iterable[str]) -> dict[str, str]:
         """Those of `saga_ids` this server cannot drive (a version it lacks, or another shape):

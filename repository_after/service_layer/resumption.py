@@ -1,27 +1,28 @@
 """Which definition a logged saga resumes with, and what becomes of one this server cannot resume.
 
 A saga resumes with the definition it started under: its (name, version) looked up in this
-server's registry (`DefinitionLookup`, `SagaTypes.version`), whose shape hash must be the one
-the log stored (`definition_of`). The start-up check (`saga_types.check_log_versions`) refuses to
-start a server that lacks the definition of an unfinished saga; a saga started later by another
-server (a newer release during a rolling upgrade, an older one that still runs, or another shape
-under the same version) can still reach this one at run time, when this worker claims it.
-`Unresumable.handle` decides what becomes of it; nothing is called either way:
+server's registry (`DefinitionRegistry.version`, `SagaTypes`), whose shape hash must be the one
+the log stored (`definition_of`). A worker claims only the sagas of the keys its registry
+`registered()` (the same test, done by the log: `SagaLog.claim(drivable=...)`), so a claim never
+hands it one of these; such a saga still reaches it when asked to drive it by id (a duplicate
+request, an operator action) or by the sweep (`stranded`), which drives through here the sagas
+that have waited longest for a server that can, and a claim through a log that ignored the
+filter would too. `Unresumable.handle` decides what becomes of it; nothing is called either way:
 
 - **Another shape under the same version** (`DefinitionsChanged`): two servers disagree about
-  what the saga is, a deployment error. It is parked at once: one `parked` event (its note names
-  the type, the version, both hashes and this worker) and the status `failed_needs_attention`,
-  written under the saga's lease, which the same write releases.
+  what the saga is, a deployment error. It is parked as soon as it reaches here (the sweep
+  brings it only once stranded, as any saga this server cannot drive: a server with its shape
+  may be driving it): one `parked` event (its note names the type, the version, both hashes and
+  this worker) and the status `failed_needs_attention`, written under the saga's lease, which
+  the same write releases.
 - **A version (or type) not registered here** (`UnknownSagaType`): in a rolling upgrade another
-  server drives it. This worker stops without renewing the lease (`LeaseBook.forget`) and without
-  releasing it: the lease lapses after the ttl, any server may claim it then, and this one does
-  not take it back sooner (no claim-and-drop loop; nor does its own recovery, `worker.Worker`,
-  which stops asking for the sagas leased under its id once it has taken those a previous process
-  left). One warning per claim names the type, the
-  version and the worker. Only a saga that has made NO PROGRESS for longer than the grace
-  (`unknown_version_grace`, longer than the lease ttl) is parked, with that reason: one that a
+  server drives it. Unless it has made NO PROGRESS for longer than the grace
+  (`unknown_version_grace`, longer than the lease ttl), it is left as it is: not leased, or, if
+  this worker holds it (claimed), its lease neither renewed (`LeaseBook.forget`) nor released, so
+  it lapses after the ttl and this worker does not take it back sooner (one warning names the
+  type, the version and the worker). Past the grace it is parked, with that reason: one that a
   server with its version keeps driving never is; one that no running server can drive waits
-  for an operator instead of being claimed forever.
+  for an operator instead of waiting forever.
 
 Progress is the saga's `updated_at`, the time of its last event as the log stores it, and its
 age is read on the log's clock (`SagaLog.now`, the database's, the one leases expire on), so the
@@ -38,9 +39,10 @@ as the log has it: the driver of a saga that just settled may be joined late).
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
+from typing import Protocol
 
 from repository_after.domain.saga import (
     AT_REST,
@@ -52,7 +54,13 @@ from repository_after.domain.saga import (
 )
 from repository_after.service_layer.clock import utc_now
 from repository_after.service_layer.leases import LeaseBook
-from repository_after.service_layer.saga_ports import Lease, SagaLog, SagaSummary, StoredSaga
+from repository_after.service_layer.saga_ports import (
+    DefinitionKey,
+    Lease,
+    SagaLog,
+    SagaSummary,
+    StoredSaga,
+)
 from repository_after.service_layer.saga_types import (
     DefinitionsChanged,
     UnknownSagaType,
@@ -68,6 +76,35 @@ DefinitionLookup = Callable[[str, int], SagaDefinition]
 
 #: What `definition_of` raises for a saga this server cannot resume.
 UNRESUMABLE = (UnknownSagaType, DefinitionsChanged)
+
+
+class DefinitionRegistry(Protocol):
+    """The definitions a server registers (`SagaTypes`): what a saga resumes with, and the keys
+    of them all, which its claims are limited to; one object, so the two cannot disagree."""
+
+    def version(self, name: str, version: int) -> SagaDefinition:
+        """The definition `name` `version`; KeyError if it is not registered."""
+        ...
+
+    def registered(self) -> frozenset[DefinitionKey]: ...
+
+
+class OwnVersions:
+    """The registry of a server that knows only `definitions`, each under its own version."""
+
+    def __init__(self, definitions: Mapping[str, SagaDefinition]) -> None:
+        self._definitions = dict(definitions)
+
+    def version(self, name: str, version: int) -> SagaDefinition:
+        found = self._definitions.get(name)
+        if found is None or found.version != version:
+            raise UnknownSagaType(f"no saga type {name!r} version {version}")
+        return found
+
+    def registered(self) -> frozenset[DefinitionKey]:
+        return frozenset(
+            DefinitionKey(d.name, d.version, d.shape_hash()) for d in self._definitions.values()
+        )
 
 
 def definition_of(versions: DefinitionLookup, stored: StoredSaga | SagaSummary) -> SagaDefinition:

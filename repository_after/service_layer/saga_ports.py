@@ -14,6 +14,10 @@ lease, `Lease(saga_id, owner, fence)`. Every claim by a new holder bumps the sag
 `append` with a lease writes only if the row's owner and fence still match, in the same
 transaction, and raises `LeaseLost` otherwise (a paused "zombie" cannot write after a takeover).
 An expired lease whose fence is unchanged still writes: nobody else has touched the saga.
+A claim takes only the sagas whose (name, version, shape hash), a `DefinitionKey`, is one the
+claimer can drive (`drivable`): a worker never holds a saga it would have to leave (a newer
+version during a rolling upgrade), so it takes no turn from the servers that can drive it.
+`stranded` finds the sagas that have waited longest for a server that can (`stranded.py`).
 `now()` reads the clock leases run on (the database's), for a rule that must not depend on the
 reading worker's own clock (`resumption`: how long a saga has made no progress).
 `Participant.call` performs one attempt of one remote operation and
@@ -22,10 +26,10 @@ classifies the answer; it never raises for a remote failure.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from repository_after.domain.saga import Outcome, SagaEvent
 from repository_after.service_layer.clock import utc_now
@@ -74,6 +78,15 @@ class SagaSummary:
     status: str
     created_at: str
     updated_at: str
+
+
+class DefinitionKey(NamedTuple):
+    """What a saga started under, as its log row names it; a server can drive the sagas of
+    exactly the keys it registers (`SagaTypes.registered`, `resumption.definition_of`)."""
+
+    definition: str
+    version: int
+    shape_hash: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,15 +140,26 @@ class SagaLog(Protocol):
         *,
         limit: int,
         ttl: float,
+        drivable: Collection[DefinitionKey] | None = None,
         include_own: bool = False,
         take_over: bool = False,
     ) -> list[Lease]:
         """Lease up to `limit` unsettled sagas nobody holds (no owner or lease expired).
 
-        Oldest first; concurrent claimers never get the same saga. `include_own` also takes
-        sagas still leased under `owner`'s name (a restarted worker with a stable id).
-        `take_over` takes them whatever their lease (an operator who knows the holder is dead):
-        the fence still moves on, so a holder that is alive after all is fenced out."""
+        Oldest first; concurrent claimers never get the same saga. Only sagas that started
+        under one of `drivable`, when given (none if it is empty); every saga when None (a tool
+        or test that drives no definition). `include_own` also takes sagas still leased under
+        `owner`'s name (a restarted worker with a stable id). `take_over` takes them whatever
+        their lease (an operator who knows the holder is dead): the fence still moves on, so a
+        holder that is alive after all is fenced out. `drivable` limits both."""
+        ...
+
+    async def stranded(
+        self, *, drivable: Collection[DefinitionKey], idle_before: str, limit: int
+    ) -> list[str]:
+        """Ids of up to `limit` unsettled sagas nobody holds (no owner or lease expired) that
+        started under none of `drivable` and whose last event (`updated_at`) is before
+        `idle_before` (ISO time), longest idle first: those the sweep parks (`stranded.py`)."""
         ...
 
     async def acquire(self, saga_id: str, owner: str, *, ttl: float) -> Lease | None:

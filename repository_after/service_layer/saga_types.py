@@ -16,15 +16,20 @@ has no URL, for the start-up check. `statuses(name)` lists every status a saga o
 be in (what a listing may be filtered by).
 
 Versions: new sagas start on a type's latest version; a saga resumes with the version it started
-under (`version(name, n)`), which the log stores with that definition's shape hash. Before a
-server drives anything, `check_log_versions` compares the (name, version, hash) of every
-unfinished saga in the log (parked ones included: an operator may retry them) with the registry
-and refuses to start (`DefinitionsChanged`, naming the type, the version, both hashes and how
-many sagas) if a version is missing or defines another shape: resuming a saga with steps it did
-not start with could call the wrong operation, under the wrong key, or compensate the wrong steps.
-A saga of such a version that reaches a server already running (another server started it later)
-is the driver's to handle instead (`resumption`): another shape is parked at once, a version not
-registered here is left to a server that has it, and parked only after the grace without progress.
+under (`version(name, n)`), which the log stores with that definition's shape hash. A server
+claims only the sagas of the (name, version, hash) keys it registers (`registered`). Before it
+drives anything, `check_log_versions` compares the key of every unfinished saga in the log
+(parked ones included: an operator may retry them) with the registry:
+- a version registered here with ANOTHER SHAPE refuses the start (`DefinitionsChanged`, naming the
+  type, the version, both hashes and how many sagas): that is always a deployment error (a
+  definition changed without a new version number), never a rolling upgrade, and a server
+  running with it would split the fleet: its sagas and the others' under one version number,
+  each drivable by half of it, and a request for one of the others' that reaches this server
+  parks it (`resumption`);
+- a version NOT registered here is only reported (the lines returned, which the caller logs):
+  this server never claims those sagas, so running beside them is safe, and it cannot tell
+  whether a running server registers that version (a rolling upgrade, in either direction). A
+  server that does drives them; if none does, the sweep (`stranded`) parks them after the grace.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from repository_after.domain.saga import InvalidDefinition, SagaDefinition, SagaStatus
-from repository_after.service_layer.saga_ports import DefinitionInUse, SagaLog
+from repository_after.service_layer.saga_ports import DefinitionInUse, DefinitionKey, SagaLog
 
 #: What a saga's JSON views (`saga_views`) put beside its parameters, which they spread at the
 #: top level (as `/transfers` always did): no parameter may take one of these names.
@@ -149,6 +154,13 @@ class SagaTypes:
             raise UnknownSagaType(f"no saga type {name!r} version {version}")
         return found.definition
 
+    def registered(self) -> frozenset[DefinitionKey]:
+        """The key of every registered definition: exactly the sagas this server can drive."""
+        return frozenset(
+            DefinitionKey(d.name, d.version, d.shape_hash())
+            for d in (t.definition for t in self._types.values())
+        )
+
     def definitions(self) -> dict[str, SagaDefinition]:
         """Name -> the latest definition of each type."""
         return {name: t.definition for name, t in self._latest.items()}
@@ -210,10 +222,11 @@ class SagaTypes:
         """One line per step (of every registered version) whose service is not in `urls`."""
         return unserved_steps((t.definition for t in self._types.values()), urls)
 
-    def mismatches(self, in_use: Iterable[DefinitionInUse]) -> list[str]:
-        """One line per (name, version, hash) of unfinished sagas this registry cannot resume
-        as they started: the version is not registered, or is registered with another shape."""
-        lines = []
+    def mismatches(self, in_use: Iterable[DefinitionInUse]) -> tuple[list[str], list[str]]:
+        """Lines about the (name, version, hash) of unfinished sagas this registry cannot
+        resume as they started: (versions registered with another shape, versions not
+        registered), one line per key (see the module docstring for what each means)."""
+        changed, elsewhere = [], []
         for used in in_use:
             found = self._types.get((used.definition, used.version))
             defined = None if found is None else found.definition.shape_hash()
@@ -224,16 +237,17 @@ class SagaTypes:
                 f"saga{'s' if used.sagas != 1 else ''} started under shape {used.shape_hash}, "
             )
             if defined is None:
-                lines.append(
-                    head + "a version this server does not define: register that version's "
-                    "definition, unchanged, beside the newer ones"
+                elsewhere.append(
+                    head + "a version this server does not register: left to the servers that "
+                    "do (never claimed here; parked after the unknown-version grace without "
+                    "progress if none drives them)"
                 )
             else:
-                lines.append(
+                changed.append(
                     head + f"this server defines {defined}: register the changed definition as "
                     f"a new version and keep version {used.version} as it was"
                 )
-        return lines
+        return changed, elsewhere
 
     def retry_horizon(self, *, forward_deadline: float, settle_deadline: float) -> float:
         """The longest retry horizon of the registered definitions (see `SagaDefinition`)."""
@@ -254,15 +268,17 @@ class SagaTypes:
         return found
 
 
-async def check_log_versions(log: SagaLog, types: SagaTypes) -> None:
+async def check_log_versions(log: SagaLog, types: SagaTypes) -> list[str]:
     """Refuse to start (`DefinitionsChanged`) if some unfinished saga of `log` started under a
-    (name, version, shape) that `types` does not define; call it before anything is claimed."""
-    lines = types.mismatches(await log.definitions_in_use())
-    if lines:
+    version `types` defines with another shape; call it before anything is claimed. Returns a
+    line per version of unfinished sagas that `types` does not register, for the caller to log."""
+    changed, elsewhere = types.mismatches(await log.definitions_in_use())
+    if changed:
         raise DefinitionsChanged(
             "refusing to start: the saga log holds unfinished sagas this server would resume "
-            "with another shape than they started with\n" + "\n".join(f"  {x}" for x in lines)
+            "with another shape than they started with\n" + "\n".join(f"  {x}" for x in changed)
         )
+    return elsewhere
 
 
 def unserved_steps(definitions: Iterable[SagaDefinition], urls: Collection[str]) -> list[str]:

@@ -1,11 +1,17 @@
-"""The worker loop: renew the leases held and claim free sagas, every interval.
+"""The worker loop: renew the leases held and claim free sagas, every interval; sweep stranded ones.
+
+Claims take only the sagas of the definitions this server registers (`drivable`, the keys of its
+registry): a saga of another version (a rolling upgrade) is left to the servers that register it,
+never held here for a ttl in their place. About once per lease ttl the loop also runs the sweep
+(`stranded`), which parks the sagas nobody can drive once they have made no progress for the
+grace; `recover` runs it after its claims, until a pass finds less than a batch.
 
 Its first claim is crash recovery: it also takes the sagas still leased under this worker's id
 (`include_own`), left by a previous process with the same stable id, without waiting for their
 leases to expire. Once such a claim has taken fewer sagas than it could, none of those is left,
 and later claims no longer ask for them: a saga leased under this id from then on is one this
-process dropped on purpose, e.g. one of a version it lacks, left unrenewed to lapse for a server
-that has it (`resumption`), which it must not take back before the ttl. Invariants: at most
+process dropped on purpose (a lease `recover --take-over` took back from a worker that holds it
+again, left to lapse), which it must not take back before the ttl. Invariants: at most
 `max_sagas` leases are held at once; a lease found lost at renewal is only logged (its driver
 stops at its next step with LeaseLost); a failed round (a database hiccup) is logged and the
 loop carries on, since the next round repeats it.
@@ -14,20 +20,35 @@ loop carries on, since the next round repeats it.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+import math
 
+from repository_after.domain.saga import SagaStatus
 from repository_after.service_layer.driver_tasks import DriverTasks
 from repository_after.service_layer.leases import LeaseBook
+from repository_after.service_layer.saga_ports import DefinitionKey
+from repository_after.service_layer.stranded import StrandedSweep
 from repository_after.service_layer.transitions import LOGGER_NAME
 
 logger = logging.getLogger(LOGGER_NAME)
 
 
 class Worker:
-    def __init__(self, *, leases: LeaseBook, drivers: DriverTasks, max_sagas: int) -> None:
+    def __init__(
+        self,
+        *,
+        leases: LeaseBook,
+        drivers: DriverTasks,
+        max_sagas: int,
+        drivable: frozenset[DefinitionKey],
+        sweep: StrandedSweep,
+    ) -> None:
         self._leases = leases
         self._drivers = drivers
         self._max_sagas = max_sagas
+        self._drivable = drivable
+        self._sweep = sweep
         self._own_taken = False  # every saga a previous process left under this id is taken
 
     async def claim(self, *, include_own: bool = False, take_over: bool = False) -> list[str]:
@@ -51,7 +72,9 @@ class Worker:
         if room <= 0:
             return []
         include_own = include_own and not self._own_taken
-        leases = await self._leases.claim(limit=room, include_own=include_own, take_over=take_over)
+        leases = await self._leases.claim(
+            limit=room, include_own=include_own, take_over=take_over, drivable=self._drivable
+        )
         if include_own and len(leases) < room:
             self._own_taken = True
         if include_own:
@@ -61,31 +84,45 @@ class Worker:
         return [lease.saga_id for lease in leases]
 
     async def recover(self, *, take_over: bool = False) -> dict[str, int]:
-        """Claim and drive every unsettled saga, batch after batch; final status counts."""
+        """Claim and drive every unsettled saga this server can drive, batch after batch, then
+        park the stranded ones (`stranded`); final status counts."""
         counts: dict[str, int] = {}
         driven: set[str] = set()
         # Each batch is driven to the end before the next claim, and each saga once: a claim
         # that brings back only sagas already driven ends it. Such a saga was left unsettled
-        # under a lease this worker no longer renews (its version is not registered here, or
-        # `take_over` took it back from the worker it was lost to): its new lease is left to
-        # lapse too, for the worker loop or another server to claim.
+        # under a lease this worker no longer renews (`take_over` took it back from the worker
+        # it was lost to): its new lease is left to lapse too, for the worker loop or another
+        # server to claim.
         while True:
             claimed = await self._take(include_own=True, take_over=take_over)
             for saga_id in driven.intersection(claimed):
                 self._leases.forget(saga_id)
             if not (ids := [i for i in claimed if i not in driven]):
-                return counts
+                break
             driven.update(ids)
             for state in await asyncio.gather(*(self._drivers.drive(i) for i in ids)):
                 counts[str(state.status)] = counts.get(str(state.status), 0) + 1
+        parked_status = str(SagaStatus.FAILED_NEEDS_ATTENTION)
+        while parked := await self._sweep.sweep():
+            counts[parked_status] = counts.get(parked_status, 0) + len(parked)
+            if len(parked) < self._sweep.batch:
+                break
+        return counts
 
     async def work(self, *, interval: float) -> None:
-        """Recovery first, then renew and claim every `interval` seconds, until cancelled."""
+        """Recovery first, then renew and claim every `interval` seconds, and sweep once every
+        lease ttl (rounded up to whole rounds; the first round sweeps), until cancelled."""
         recovered = False
-        while True:
+        sweep_every = max(1, math.ceil(self._leases.ttl / interval))
+        for round_ in itertools.count():  # ends when cancelled
             try:
                 await self.claim(include_own=not recovered)
                 recovered = True
             except Exception as exc:  # a database hiccup must not end the loop
                 logger.warning("lease maintenance failed: %s", exc)
+            if round_ % sweep_every == 0:
+                try:
+                    await self._sweep.sweep()
+                except Exception as exc:  # nor must one in the sweep: the next one repeats it
+                    logger.warning("sweep of stranded sagas failed: %s", exc)
             await asyncio.sleep(interval)

@@ -163,3 +163,41 @@ async def test_the_demo_on_a_changed_log_says_so_in_one_line_and_exits_2(
         "register the changed definition as a new version and keep version 1 as it was"
     ]
     await _untouched(db)
+
+
+@pytest.mark.parametrize("action", ["retry", "resolve"])
+async def test_an_operator_action_on_a_saga_of_a_version_this_server_lacks_is_refused_alone(
+    tmp_path: Path, action: str
+) -> None:
+    """The server starts beside it (a newer release's saga, parked there by the sweep) and
+    refuses only that action, in a sentence, exit 1; the saga is left as it was, unleased."""
+    db = tmp_path / "sagabank.db"
+    log = SqliteSagaLog(db)
+    try:
+        await log.create(
+            saga_id="t-9",
+            definition=TRANSFER.name,
+            definition_version=2,
+            definition_hash=CHANGED,
+            params={"source": "acc-01", "target": "acc-02", "amount": 5},
+            events=[SagaEvent(EventKind.STARTED, at="2026-01-01T00:00:00+00:00")],
+            status="failed_needs_attention",
+        )
+    finally:
+        await log.close()
+    result = await asyncio.to_thread(_sagabank, db, "sagas", action, "t-9")
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    assert "Traceback" not in output
+    assert result.stdout.strip() == (
+        "saga t-9: saga type 'transfer' version 2 is not registered on this server (a server "
+        "that registers it drives this saga)"
+    )
+    log = SqliteSagaLog(db)
+    try:
+        stored = await log.load("t-9")
+        assert stored is not None
+        assert (stored.status, len(stored.events)) == ("failed_needs_attention", 1)
+        assert await log.acquire("t-9", "someone", ttl=30) is not None
+    finally:
+        await log.close()

@@ -22,7 +22,7 @@ from repository_after.adapters.sqlite_saga_log import SqliteSagaLog
 from repository_after.bootstrap import build_saga_log
 from repository_after.domain.saga import EventKind, SagaEvent
 from repository_after.domain.transfer import TRANSFER
-from repository_after.service_layer.saga_ports import Lease, LeaseLost, SagaLog
+from repository_after.service_layer.saga_ports import DefinitionKey, Lease, LeaseLost, SagaLog
 from tests.pg import fresh_database
 
 AT = "2026-01-01T00:00:00+00:00"
@@ -334,3 +334,91 @@ async def test_memory_lease_of_ttl_zero_has_expired_even_if_the_clock_did_not_ti
     await make(log, "s1", ttl=0)
     assert [c.saga_id for c in await log.claim("b", limit=10, ttl=0)] == ["s1"]
     assert await log.acquire("s1", "c", ttl=LONG) is not None
+
+
+# -- claims take only the sagas the claimer can drive (a rolling upgrade on one log) -----------
+
+V1 = DefinitionKey("transfer", 1, TRANSFER.shape_hash())
+V2 = DefinitionKey("transfer", 2, "0123456789abcdef")
+
+
+async def make_of(
+    log: SagaLog, saga_id: str, key: DefinitionKey, *, owner: str = "a", ttl: float
+) -> Lease:
+    """A saga started under `key`, leased to `owner` for `ttl` (0: lapsed at once)."""
+    lease = await log.create(
+        saga_id=saga_id,
+        definition=key.definition,
+        definition_version=key.version,
+        definition_hash=key.shape_hash,
+        params={},
+        events=[START],
+        owner=owner,
+        ttl=ttl,
+    )
+    assert lease is not None
+    return lease
+
+
+async def test_a_claim_never_takes_a_saga_of_a_definition_it_cannot_drive_even_lapsed(
+    logs,
+) -> None:
+    """An older worker (version 1 only) and a newer saga whose server died (its lease lapsed):
+    the older worker's claim passes it by, whatever the version, name or shape that differs; a
+    newer worker's claim takes it."""
+    log, twin = logs
+    await make_of(log, "v2", V2, ttl=0)  # the newer server died: its lease lapsed at once
+    await make_of(log, "other-shape", V1._replace(shape_hash="feedfacefeedface"), ttl=0)
+    await make_of(log, "other-type", V1._replace(definition="order"), ttl=0)
+    await make_of(log, "v1", V1, ttl=0)
+    older = frozenset({V1})
+    assert [c.saga_id for c in await twin.claim("old", limit=10, ttl=LONG, drivable=older)] == [
+        "v1"
+    ]
+    assert await twin.claim("old", limit=10, ttl=LONG, drivable=older) == []
+    (taken,) = await twin.claim("new", limit=10, ttl=LONG, drivable=frozenset({V1, V2}))
+    assert (taken.saga_id, taken.owner) == ("v2", "new")
+    assert await twin.claim("none", limit=10, ttl=LONG, drivable=frozenset()) == []
+    # Without a filter (a tool that drives nothing), every free saga: the two left.
+    unfiltered = await log.claim("tool", limit=10, ttl=LONG)
+    assert {c.saga_id for c in unfiltered} == {"other-shape", "other-type"}
+
+
+async def test_neither_its_own_recovery_nor_a_take_over_takes_a_saga_it_cannot_drive(
+    logs,
+) -> None:
+    log, twin = logs
+    await make_of(log, "v2-mine", V2, owner="old", ttl=LONG)  # leased under the claimer's id
+    await make_of(log, "v2-theirs", V2, owner="new", ttl=LONG)
+    await make_of(log, "v1-theirs", V1, owner="new", ttl=LONG)
+    older = frozenset({V1})
+    assert await twin.claim("old", limit=10, ttl=LONG, drivable=older, include_own=True) == []
+    taken = await twin.claim("old", limit=10, ttl=LONG, drivable=older, take_over=True)
+    assert [c.saga_id for c in taken] == ["v1-theirs"]
+    mine = await twin.claim("old", limit=10, ttl=LONG, drivable=frozenset({V2}), include_own=True)
+    assert [c.saga_id for c in mine] == ["v2-mine"]
+
+
+async def test_a_filtered_claim_still_takes_the_oldest_drivable_sagas_first_up_to_the_limit(
+    logs,
+) -> None:
+    """The filter applies before the limit and the order: older sagas of another version do
+    not use up the claim."""
+    log, twin = logs
+    for second, (saga_id, key) in enumerate(
+        [("v2-a", V2), ("v2-b", V2), ("v1-old", V1), ("v2-c", V2), ("v1-new", V1)]
+    ):
+        started = SagaEvent(EventKind.STARTED, at=f"2026-01-01T00:00:0{second}+00:00")
+        await log.create(
+            saga_id=saga_id,
+            definition=key.definition,
+            definition_version=key.version,
+            definition_hash=key.shape_hash,
+            params={},
+            events=[started],
+            owner="a",
+            ttl=0,
+        )
+    older = frozenset({V1})
+    rounds = [await twin.claim("old", limit=1, ttl=LONG, drivable=older) for _ in range(3)]
+    assert [[c.saga_id for c in claimed] for claimed in rounds] == [["v1-old"], ["v1-new"], []]

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from repository_after.domain.saga import EventKind, Outcome, SagaEvent, StepRole
 from repository_after.domain.transfer import TRANSFER
-from repository_after.service_layer.saga_ports import DefinitionInUse, SagaLog, SagaSummary
+from repository_after.service_layer.saga_ports import (
+    DefinitionInUse,
+    DefinitionKey,
+    SagaLog,
+    SagaSummary,
+)
 
 AT = "2026-01-01T00:00:00+00:00"
 START = SagaEvent(EventKind.STARTED, at=AT)
@@ -436,3 +441,50 @@ async def test_oldest_unsettled_is_per_type_the_oldest_in_flight_and_the_oldest_
         "transfer": {"in_flight": at(3)},
         "order": {"in_flight": at(2), "parked": at(4)},
     }
+
+
+V1 = DefinitionKey("transfer", 1, TRANSFER.shape_hash())
+V2 = DefinitionKey("transfer", 2, "0123456789abcdef")
+LONG = 60.0
+
+
+async def test_stranded_lists_the_free_sagas_of_other_definitions_idle_since_before_a_time(
+    saga_log: SagaLog,
+) -> None:
+    """What the sweep parks: unsettled, nobody holds it (a lapsed lease counts as free), started
+    under a key the sweeper does not register, last event (not first) before the time; longest
+    idle first, up to the limit. Created in an order unlike their idleness."""
+    sagas = [  # id, key, second of its last event, status, lease ttl (0: lapsed at once)
+        ("old-v2", V2, 10, "debiting", 0.0),
+        ("live-v2", V2, 1, "debiting", LONG),  # another worker holds it
+        ("v1", V1, 2, "debiting", 0.0),  # the sweeper can drive it: claimed, not swept
+        ("older-v2", V2, 5, "crediting", 0.0),
+        ("recent-v2", V2, 40, "debiting", 0.0),  # not idle long enough
+        ("parked-v2", V2, 3, "failed_needs_attention", 0.0),  # at rest
+        ("done-v2", V2, 4, "completed", 0.0),
+        ("other-type", DefinitionKey("order", 1, "h"), 12, "reserving", 0.0),
+        ("moved-v2", V2, 6, "debiting", 0.0),  # its last event, appended below, is recent
+    ]
+    for saga_id, key, second, status, ttl in sagas:
+        await saga_log.create(
+            saga_id=saga_id,
+            definition=key.definition,
+            definition_version=key.version,
+            definition_hash=key.shape_hash,
+            params={},
+            events=[SagaEvent(EventKind.STARTED, at=at(second))],
+            status=status,
+            owner="a",
+            ttl=ttl,
+        )
+    await saga_log.append("moved-v2", [attempt(1)._replace(at=at(50))], status="debiting")
+    cutoff = "2026-01-01T00:00:30.000000+00:00"  # the sweep's format: the log's, microseconds
+
+    async def stranded(drivable: frozenset[DefinitionKey], limit: int = 10) -> list[str]:
+        return await saga_log.stranded(drivable=drivable, idle_before=cutoff, limit=limit)
+
+    assert await stranded(frozenset({V1})) == ["older-v2", "old-v2", "other-type"]
+    assert await stranded(frozenset({V1}), limit=2) == ["older-v2", "old-v2"]
+    assert await stranded(frozenset({V1, V2})) == ["other-type"]
+    assert await stranded(frozenset()) == ["v1", "older-v2", "old-v2", "other-type"]
+    assert await saga_log.stranded(drivable={V1}, idle_before=at(0), limit=10) == []

@@ -1,9 +1,10 @@
 """Versioned definitions: new sagas start on a type's latest version and the log keeps it; a saga
-resumes with the version it started on, even after a newer one is registered; and a server whose
-registry lacks a version its unfinished sagas started on, or defines it with another shape,
-refuses to start, saying which type, which version, both hashes and how many sagas; and a saga
-started under another shape of its version that reaches a running server is parked there at
-once, not claimed again and again. (A version the running server lacks: test_rolling_upgrade.py.)
+resumes with the version it started on, even after a newer one is registered; a server whose
+registry defines a version its unfinished sagas started on with another shape refuses to start,
+saying which type, which version, both hashes and how many sagas, while one that lacks the
+version starts beside them, says so, and never claims them; and a saga started under another
+shape of its version that a running server is asked to drive is parked there at once. (A version
+the running server lacks: test_rolling_upgrade.py, test_stranded_sweep.py.)
 
 In process: an in-memory participant that records each call (and can "die" on one), the memory
 log for the engine, and a real SQLite file for `bootstrap`'s refusal.
@@ -11,6 +12,7 @@ log for the engine, and a real SQLite file for `bootstrap`'s refusal.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +37,13 @@ from repository_after.domain.saga import (
 from repository_after.domain.transfer import TRANSFER
 from repository_after.service_layer.orchestrator import Observer, Orchestrator
 from repository_after.service_layer.retry import RetryPolicy
-from repository_after.service_layer.saga_ports import CallResult, DefinitionInUse, Lease, SagaLog
+from repository_after.service_layer.saga_ports import (
+    CallResult,
+    DefinitionInUse,
+    DefinitionKey,
+    Lease,
+    SagaLog,
+)
 from repository_after.service_layer.saga_types import (
     DefinitionsChanged,
     SagaTypes,
@@ -116,7 +124,7 @@ def server(
         log=log,
         participant=carrier,
         definitions=types.definitions(),
-        versions=types.version,
+        versions=types,
         forward=POLICY,
         settle=POLICY,
         observers=observers,
@@ -185,11 +193,16 @@ async def test_without_a_version_lookup_only_the_definitions_own_versions_resume
 
 
 def test_a_registry_names_each_version_it_cannot_resume_as_it_started() -> None:
+    """(another shape under a registered version: refuses the start; a version or type not
+    registered: reported, left to the servers that register it)."""
     types = registry(SHIP_V1, SHIP_V2)
     v1, v2 = SHIP_V1.shape_hash(), SHIP_V2.shape_hash()
-    assert (
-        types.mismatches([DefinitionInUse("ship", 1, v1, 4), DefinitionInUse("ship", 2, v2, 1)])
-        == []
+    assert types.mismatches(
+        [DefinitionInUse("ship", 1, v1, 4), DefinitionInUse("ship", 2, v2, 1)]
+    ) == ([], [])
+    elsewhere = (
+        "a version this server does not register: left to the servers that do (never claimed "
+        "here; parked after the unknown-version grace without progress if none drives them)"
     )
     assert types.mismatches(
         [
@@ -197,17 +210,28 @@ def test_a_registry_names_each_version_it_cannot_resume_as_it_started() -> None:
             DefinitionInUse("ship", 3, "0123456789abcdef", 1),  # a version it lacks
             DefinitionInUse("order", 1, "fedcba9876543210", 2),  # a type it lacks
         ]
-    ) == [
-        f"saga type 'ship' version 1: 3 unfinished sagas started under shape {v2}, this server "
-        f"defines {v1}: register the changed definition as a new version and keep version 1 as "
-        "it was",
-        "saga type 'ship' version 3: 1 unfinished saga started under shape 0123456789abcdef, a "
-        "version this server does not define: register that version's definition, unchanged, "
-        "beside the newer ones",
-        "saga type 'order' version 1: 2 unfinished sagas started under shape fedcba9876543210, "
-        "a version this server does not define: register that version's definition, "
-        "unchanged, beside the newer ones",
-    ]
+    ) == (
+        [
+            f"saga type 'ship' version 1: 3 unfinished sagas started under shape {v2}, this "
+            f"server defines {v1}: register the changed definition as a new version and keep "
+            "version 1 as it was"
+        ],
+        [
+            "saga type 'ship' version 3: 1 unfinished saga started under shape "
+            f"0123456789abcdef, {elsewhere}",
+            "saga type 'order' version 1: 2 unfinished sagas started under shape "
+            f"fedcba9876543210, {elsewhere}",
+        ],
+    )
+
+
+def test_a_registry_s_keys_are_every_registered_version_with_its_shape() -> None:
+    """What its claims are limited to: each version, not only the latest."""
+    assert registry(SHIP_V1, SHIP_V2).registered() == {
+        DefinitionKey("ship", 1, SHIP_V1.shape_hash()),
+        DefinitionKey("ship", 2, SHIP_V2.shape_hash()),
+    }
+    assert registry().registered() == frozenset()
 
 
 def test_a_registry_says_in_a_few_words_how_one_saga_s_definition_differs() -> None:
@@ -272,9 +296,11 @@ async def test_the_start_up_check_looks_at_every_unfinished_saga_parked_ones_inc
     )
 
 
-async def test_a_server_without_a_version_its_unfinished_sagas_started_on_refuses_to_start(
-    tmp_path: Path,
+async def test_a_server_starts_beside_unfinished_sagas_of_a_version_it_lacks_and_never_claims_them(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """A newer release's saga (transfer version 2) in the log: this server (version 1) starts,
+    says what it leaves (one warning per version), and its claims take its own version only."""
     db = tmp_path / "sagabank.db"
     log = SqliteSagaLog(db)
     try:
@@ -297,21 +323,26 @@ async def test_a_server_without_a_version_its_unfinished_sagas_started_on_refuse
         "service_token": None,
     }
     settings = Settings(**values)  # type: ignore[arg-type]
-    with pytest.raises(DefinitionsChanged, match="saga type 'transfer' version 2: 1 unfinished"):
-        await bootstrap(settings)
-    log = SqliteSagaLog(db)
-    try:  # refused before anything was claimed: both sagas are still unleased
-        assert sorted(await log.unsettled_ids()) == ["t-1", "t-2"]
-        assert len(await log.claim("someone", limit=10, ttl=30)) == 2
+    with caplog.at_level(logging.WARNING, logger="repository_after.bootstrap"):
+        container = await bootstrap(settings)
+    try:
+        assert container.orchestrator is not None
+        assert [r.getMessage() for r in caplog.records] == [
+            "unfinished sagas of a version this server does not register: saga type 'transfer' "
+            "version 2: 1 unfinished saga started under shape 0123456789abcdef, a version this "
+            "server does not register: left to the servers that do (never claimed here; parked "
+            "after the unknown-version grace without progress if none drives them)"
+        ]
+        assert await container.orchestrator.claim() == ["t-1"]
     finally:
-        await log.close()
+        await container.close()
 
 
 def test_the_servers_registry_defines_the_transfer_as_every_existing_log_stored_it() -> None:
     types = saga_types()
     in_use = [DefinitionInUse("transfer", 1, "c5a5f5add9f94254", 1)]  # the migration's backfill
-    assert types.mismatches(in_use) == []
-    assert registry(SHIP_V1).mismatches(in_use) != []
+    assert types.mismatches(in_use) == ([], [])
+    assert registry(SHIP_V1).mismatches(in_use) != ([], [])
 
 
 async def test_a_saga_started_under_another_shape_of_its_version_is_parked_here() -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from types import SimpleNamespace
 from typing import Any
 
@@ -23,10 +23,11 @@ from repository_after.domain.saga import EventKind, SagaEvent
 from repository_after.domain.transfer import TRANSFER
 from repository_after.service_layer import leases
 from repository_after.service_layer.leases import LeaseBook
-from repository_after.service_layer.saga_ports import Lease, LeaseLost
+from repository_after.service_layer.saga_ports import DefinitionKey, Lease, LeaseLost
 
 START = SagaEvent(EventKind.STARTED, at="2026-12-04T00:00:00.000000Z")
 TTL = 60.0
+TRANSFER_ONLY = frozenset({DefinitionKey("transfer", 1, TRANSFER.shape_hash())})
 
 
 class Clock:
@@ -62,12 +63,18 @@ class RecordingLog(InMemorySagaLog):
         *,
         limit: int,
         ttl: float,
+        drivable: Collection[DefinitionKey] | None = None,
         include_own: bool = False,
         take_over: bool = False,
     ) -> list[Lease]:
-        self.calls.append(("claim", owner, limit, ttl, include_own, take_over))
+        self.calls.append(("claim", owner, limit, ttl, include_own, take_over, drivable))
         return await super().claim(
-            owner, limit=limit, ttl=ttl, include_own=include_own, take_over=take_over
+            owner,
+            limit=limit,
+            ttl=ttl,
+            drivable=drivable,
+            include_own=include_own,
+            take_over=take_over,
         )
 
     async def renew(self, leases: Sequence[Lease], *, ttl: float) -> set[str]:
@@ -144,11 +151,11 @@ async def test_claim_passes_its_limit_and_flags_and_holds_what_it_got(clock: Clo
     first = await book.claim(limit=2, include_own=False)
     assert len(first) == 2
     rest = await book.claim(limit=10, include_own=True)
-    taken = await book.claim(limit=10, include_own=False, take_over=True)
+    taken = await book.claim(limit=10, include_own=False, take_over=True, drivable=TRANSFER_ONLY)
     assert log.calls == [
-        ("claim", "w1", 2, TTL, False, False),
-        ("claim", "w1", 10, TTL, True, False),
-        ("claim", "w1", 10, TTL, False, True),
+        ("claim", "w1", 2, TTL, False, False, None),
+        ("claim", "w1", 10, TTL, True, False, None),
+        ("claim", "w1", 10, TTL, False, True, TRANSFER_ONLY),
     ]
     assert {x.saga_id for x in first + rest} == {"a", "b", "c", "mine"}
     # take_over takes every unsettled saga, its own ones again (their fences move on) included.

@@ -1,13 +1,15 @@
 """A rolling upgrade: old and new servers on one saga log, a saga of a version one of them lacks.
 
-A newer server (versions 1 and 2 of `ship`) starts a saga on version 2 and dies before its send;
-an older one (version 1 only) claims it once the lease lapses. The older one must not park it
-(a newer server would finish it): it calls nothing, stops without renewing or releasing the lease
-(so nobody, itself included, claims it before the ttl), says so once per claim, and a newer server
-that claims it next completes it. Only a saga that has made no progress for longer than the grace
-(`unknown_version_grace`, by the log's clock, since its LAST event) is parked, with that reason,
-for an operator to retry on a server that has its version. `recover()` ends on such a saga, and
-`sagabank recover` reports it as left for another server (exit 1) instead of waiting for it.
+A newer server (versions 1 and 2 of `ship`) starts a saga on version 2 and dies before its send.
+An older one (version 1 only) never claims it, not even once its lease has lapsed, nor by its own
+recovery or a take-over (claims take only the keys a server registers): it takes no turn from a
+newer server, which claims it next and completes it, however many older workers claim first.
+Only a saga that no running server drives, one that has made no progress for longer than the
+grace (`unknown_version_grace`, by the log's clock, since its LAST event), is parked, by the
+sweep any worker runs (`Orchestrator.sweep`, in its loop once per lease ttl), with the reason,
+for an operator to retry on a server that has its version. `recover()` never claims such a saga
+and sweeps at its end; `sagabank recover` reports the saga as left for another server (exit 1)
+instead of waiting for it.
 
 One stepped `Clock` for the whole fleet (the memory log's lease clock and `now()`, and the time
 events are stamped with): leases lapse and sagas age without sleeping.
@@ -87,7 +89,7 @@ def left_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records if "left for a server" in r.getMessage()]
 
 
-async def test_an_older_worker_leaves_a_newer_version_s_saga_to_lapse_and_a_newer_one_ends_it(
+async def test_an_older_worker_never_claims_a_newer_version_s_saga_and_a_newer_one_ends_it(
     clock: Clock, caplog: pytest.LogCaptureFixture
 ) -> None:
     log = InMemorySagaLog(clock=clock)
@@ -96,65 +98,83 @@ async def test_an_older_worker_leaves_a_newer_version_s_saga_to_lapse_and_a_newe
     carrier = Carrier()
     old = older(log, carrier)
     with caplog.at_level(logging.WARNING, logger=LOGGER_NAME):
-        assert await old.claim() == ["s-2"]
-        state = await old.drive("s-2")
-    assert (state.status, state.parked_reason) == ("sending", None)
+        assert await old.claim(include_own=True) == []  # its start-up claim
+        assert await old.claim() == []
+        assert await old.recover(take_over=True) == {}
+        assert await old.sweep() == []  # within the grace
     assert carrier.calls == []
+    assert left_warnings(caplog) == []  # nothing taken, nothing to say
     stored = await log.load("s-2")
     assert stored is not None
     assert (stored.status, stored.events[-1].kind) == ("sending", EventKind.OPERATION_STARTED)
-    assert left_warnings(caplog) == [
-        "saga s-2: saga type 'ship' version 2 is not registered on this server (worker older): "
-        "left for a server that registers it; parked if it makes no progress for 100s (its last "
-        "event is 10s old)"
-    ]
-
-    # Not released: until its lease lapses, no claim takes it, the older worker's included (no
-    # claim-and-drop loop), and the older worker renews nothing.
-    assert await old.claim() == []
-    assert await log.claim("someone", limit=10, ttl=TTL) == []
-    clock.advance(TTL)
+    # Free all along: a newer server claims it at once, not one ttl later.
     ends = Carrier()
     last = newer(log, ends, "newer-2")
-    assert await last.claim() == ["s-2"]  # the older worker did not renew it
+    assert await last.claim() == ["s-2"]
     assert (await last.drive("s-2")).status == SagaStatus.COMPLETED
     assert ends.calls == [("carrier", "send_express")]  # the version 2 step, resent once
-    assert len(left_warnings(caplog)) == 1  # once per claim
 
 
-async def test_a_saga_no_running_server_can_drive_is_parked_after_the_grace_with_the_reason(
-    clock: Clock, caplog: pytest.LogCaptureFixture
+async def test_many_older_workers_claiming_first_leave_the_saga_to_the_one_newer_worker(
+    clock: Clock,
+) -> None:
+    """The known limit this fixes: every claim of an older worker used to hold the saga one
+    ttl unrenewed, a turn the newer servers did not get; with many older workers claiming first,
+    a saga reached the grace and parked although a newer server was up. Here ten older workers
+    claim before the newer one every round, for longer than the grace."""
+    log = InMemorySagaLog(clock=clock)
+    await dies_before_its_send(log, "newer-1")
+    olds = [server(log, Carrier(), registry(SHIP_V1), worker_id=f"older-{i}") for i in range(10)]
+    up = newer(log, Carrier(crash_on="send_express"), "newer-2")  # up, but loses every send
+    for _ in range(int(2 * GRACE / TTL)):
+        clock.advance(TTL)
+        for old in olds:
+            assert await old.claim() == []
+            assert await old.sweep() == []
+        assert await up.claim() == ["s-2"]  # its turn, every round: the saga makes progress
+        with pytest.raises(SimulatedCrash):
+            await up.drive("s-2")  # its lease left to lapse, as after a crash
+    stored = await log.load("s-2")
+    assert stored is not None
+    assert EventKind.PARKED not in {e.kind for e in stored.events}
+    clock.advance(TTL)
+    last = newer(log, Carrier(), "newer-3")
+    assert await last.claim() == ["s-2"]
+    assert (await last.drive("s-2")).status == SagaStatus.COMPLETED
+
+
+async def test_a_saga_no_running_server_can_drive_is_parked_by_the_sweep_after_the_grace(
+    clock: Clock,
 ) -> None:
     log = InMemorySagaLog(clock=clock)
     await dies_before_its_send(log, "newer-1")
     seen: list[SagaTransition] = []
     carrier = Carrier()
     old = older(log, carrier, (seen.append,))
-    with caplog.at_level(logging.WARNING, logger=LOGGER_NAME):
-        for _ in range(2):  # within the grace: left, claim after claim
-            clock.advance(TTL)
-            assert await old.claim() == ["s-2"]
-            assert (await old.drive("s-2")).status == "sending"
-    assert len(left_warnings(caplog)) == 2
-    clock.advance(GRACE)  # no progress for 120 s: longer than the grace
-    assert await old.claim() == ["s-2"]
-    state = await old.drive("s-2")
-    assert state.status == SagaStatus.FAILED_NEEDS_ATTENTION
+    clock.advance(GRACE)  # no progress for exactly the grace: not longer than it
+    assert await old.sweep() == []
+    assert await old.claim() == []
+    clock.advance(20.0)
+    assert await old.sweep() == ["s-2"]
+    stored = await log.load("s-2")
+    assert stored is not None
     reason = (
         "saga type 'ship' version 2 is not registered on this server, and the saga made no "
         "progress for 120s (worker older): retry it on a server that registers that version "
         "unchanged"
     )
-    assert state.parked_reason == reason
-    stored = await log.load("s-2")
-    assert stored is not None
-    assert (stored.events[-1].kind, stored.events[-1].note) == (EventKind.PARKED, reason)
+    assert (stored.status, stored.events[-1].kind) == (
+        SagaStatus.FAILED_NEEDS_ATTENTION,
+        EventKind.PARKED,
+    )
+    assert stored.events[-1].note == reason
     assert [(t.definition, t.before, t.after) for t in seen] == [
         ("ship", "sending", SagaStatus.FAILED_NEEDS_ATTENTION)
     ]
     assert carrier.calls == []  # nothing was called before parking
-    # Parked, its lease released: no worker claims it again, at any lease expiry.
+    # Parked, its lease released: no worker claims it again, nor sweeps it twice.
     assert await log.claim("anyone", limit=10, ttl=TTL, take_over=True) == []
+    assert await old.sweep() == []
 
     # A server with version 2 shows the reason, and its retry resumes where it stopped.
     carrier = Carrier()
@@ -164,45 +184,60 @@ async def test_a_saga_no_running_server_can_drive_is_parked_after_the_grace_with
     assert carrier.calls == [("carrier", "send_express")]  # not packed twice
 
 
+async def test_the_sweep_never_parks_a_saga_another_worker_holds(clock: Clock) -> None:
+    """Held (its lease renewed) by a server that has its version, however long since its last
+    event: the sweep leaves it; once the lease lapses and nobody takes it, it is parked."""
+    log = InMemorySagaLog(clock=clock)
+    await dies_before_its_send(log, "newer-1")
+    (held,) = await log.claim("newer-2", limit=1, ttl=3 * GRACE, take_over=True)
+    clock.advance(2 * GRACE)
+    old = older(log, Carrier())
+    assert await old.sweep() == []
+    stored = await log.load("s-2")
+    assert stored is not None
+    assert stored.status == "sending"
+    assert await log.renew([held], ttl=TTL) == {"s-2"}  # still the holder's
+    clock.advance(TTL)
+    assert await old.sweep() == ["s-2"]
+
+
 async def test_a_saga_newer_servers_keep_driving_never_parks_however_old_it_is(
     clock: Clock,
 ) -> None:
     """The grace counts from the saga's last event, not from its start: each time a newer
-    server drives it (and dies again), the older workers' count starts over."""
+    server drives it (and dies again), the sweep's count starts over."""
     log = InMemorySagaLog(clock=clock)
     await dies_before_its_send(log, "newer-1")
     old = older(log, Carrier())
     for round_ in range(3):
         clock.advance(0.6 * GRACE)  # its lease long lapsed; 60 s without progress
-        assert await old.claim() == ["s-2"]
-        assert (await old.drive("s-2")).status == "sending"
+        assert await old.sweep() == []
         clock.advance(TTL)
         await dies_before_its_send(log, f"newer-{round_ + 2}")  # progress: the intent, again
     assert clock.now - START > 2 * GRACE  # started long before: only the last event counts
-    clock.advance(TTL)
-    assert await old.claim() == ["s-2"]
-    assert (await old.drive("s-2")).status == "sending"
+    clock.advance(0.9 * GRACE)
+    assert await old.sweep() == []
     stored = await log.load("s-2")
     assert stored is not None
     assert EventKind.PARKED not in {e.kind for e in stored.events}
-    clock.advance(TTL)
     last = newer(log, Carrier(), "newer-9")
     assert await last.claim() == ["s-2"]
     assert (await last.drive("s-2")).status == SagaStatus.COMPLETED
 
 
 async def test_a_worker_whose_clock_runs_ahead_does_not_park_it_early(clock: Clock) -> None:
-    """The age is read on the log's clock (the one leases expire on), not the parking worker's:
+    """The age is read on the log's clock (the one leases expire on), not the sweeping worker's:
     an older worker an hour ahead still sees a saga 10 s without progress."""
     log = InMemorySagaLog(clock=clock)
     await dies_before_its_send(log, "newer-1")  # stamped by a clock on time
     clock.advance(TTL)
     clock.skew = 3600.0  # the older worker's clock
     old = older(log, Carrier())
-    assert await old.claim() == ["s-2"]
-    assert (await old.drive("s-2")).status == "sending"
+    assert await old.sweep() == []
     clock.skew = 0.0
-    clock.advance(TTL)
+    probe = await log.acquire("s-2", "probe", ttl=0.0)
+    assert probe is not None
+    assert probe.fence == 2  # the sweep did not even take the lease (1 was the creator's)
     last = newer(log, Carrier(), "newer-2")
     assert await last.claim() == ["s-2"]
     assert (await last.drive("s-2")).status == SagaStatus.COMPLETED
@@ -235,8 +270,9 @@ class ProgressBeforeAcquire(InMemorySagaLog):
         return await super().acquire(saga_id, owner, ttl=ttl)
 
 
+@pytest.mark.parametrize("how", ["drive", "sweep"])
 async def test_a_saga_that_progressed_while_its_lease_was_taken_to_park_it_is_given_back(
-    clock: Clock,
+    clock: Clock, how: str
 ) -> None:
     """Overdue when read, but another worker wrote before the lease was taken: judged again on
     what it wrote, the saga is not parked, and the lease taken for nothing is released."""
@@ -244,25 +280,25 @@ async def test_a_saga_that_progressed_while_its_lease_was_taken_to_park_it_is_gi
     await dies_before_its_send(log, "newer-1")
     clock.advance(GRACE + TTL)
     old = older(log, Carrier())
-    assert (await old.drive("s-2")).status == "sending"
+    if how == "drive":
+        assert (await old.drive("s-2")).status == "sending"
+    else:
+        assert await old.sweep() == []
     stored = await log.load("s-2")
     assert stored is not None
     assert stored.events[-1].kind is EventKind.ATTEMPT  # not parked
     assert await InMemorySagaLog.acquire(log, "s-2", "probe", ttl=TTL) is not None  # released
 
 
-async def test_recover_ends_on_a_saga_it_cannot_drive_and_never_takes_it_back_before_the_ttl(
+async def test_recover_never_claims_a_saga_it_cannot_drive_and_parks_it_once_stranded(
     clock: Clock,
 ) -> None:
     log = InMemorySagaLog(clock=clock)
     await dies_before_its_send(log, "newer-1")
     clock.advance(TTL)
     old = older(log, Carrier())
-    # Counted under the status the log has for it; its own recovery claims (which take the
-    # sagas leased under this worker's id) do not take it back, nor does a take-over twice.
-    assert await old.recover() == {"sending": 1}
     assert await old.recover() == {}
-    assert await old.recover(take_over=True) == {"sending": 1}
+    assert await old.recover(take_over=True) == {}
     assert await old.unresumable(["s-2"]) == {"s-2": "saga type 'ship' version 2"}
     clock.advance(GRACE)
     assert await old.recover() == {SagaStatus.FAILED_NEEDS_ATTENTION: 1}
@@ -281,4 +317,4 @@ async def test_sagabank_recover_reports_such_a_saga_as_left_for_another_server_w
 
     monkeypatch.setattr(recover_cli.asyncio, "sleep", no_wait)
     done = await recover_cli.recover_all(older(log, Carrier()), wait=3600.0, take_over=False)
-    assert done == recover_cli.Recovered({"sending": 1}, [], {"s-2": "saga type 'ship' version 2"})
+    assert done == recover_cli.Recovered({}, [], {"s-2": "saga type 'ship' version 2"})

@@ -41,9 +41,10 @@ async def test_a_saga_idle_for_exactly_the_grace_is_left_not_parked(clock: Clock
     # Asked to drive it (no claim): not overdue, so it does not even take the lease.
     assert (await old.drive("s-2")).status == "sending"
     assert log.owners == []
-    # Claimed: left for another server, not parked.
-    assert await old.claim() == ["s-2"]
-    assert (await old.drive("s-2")).status == "sending"
+    # Nor does its claim take it, nor its sweep park it.
+    assert await old.claim() == []
+    assert await old.sweep() == []
+    assert log.owners == []
     stored = await log.load("s-2")
     assert stored is not None
     assert stored.events[-1].kind is EventKind.OPERATION_STARTED
