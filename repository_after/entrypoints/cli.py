@@ -8,7 +8,8 @@ sagabank recover [--wait S] [--take-over]   drive every unsettled saga to a term
                                      exit 1 if some stay under another worker's live lease, or
                                      are of a version this server lacks (entrypoints/recover_cli.py)
 sagabank sagas list|show|retry|resolve
-sagabank gc                          drop records older than the retention horizon
+sagabank gc [--participant NAME]     drop records older than the retention horizon (the account
+                                     service's, the sagas', the participants'; gc_cli.py)
 sagabank chaos | bench               developer tools from `sagabank_tools`, found through the
                                      `sagabank.commands` entry points (entrypoints/tool_commands.py)
 """

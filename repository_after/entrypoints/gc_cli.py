@@ -1,13 +1,21 @@
-"""`sagabank gc`: run the retention use case (`service_layer/retention.py`) on this database.
+"""`sagabank gc`: run the retention use case (`service_layer/retention.py`) on this deployment's
+databases.
 
-The account store and the saga log share `SAGABANK_DATABASE_URL` (their own tables); both come
-from bootstrap and are closed whatever happens. The horizon is refused (exit 2) if shorter than
-the orchestrator's retry horizon.
+Without `--participant`: the account store and the saga log of `SAGABANK_DATABASE_URL` (their
+own tables), then the hosted participants' databases (`Settings.participant_database`: the
+inventory's and the orders service's, as a process of role `all` or `accounts` opens them), each
+cutoff held back by the sagas that log still has unsettled. With `--participant NAME`: that
+participant's database alone, as `sagabank serve --role NAME` opens it with the same settings:
+how the operator of a participant run as its own process purges it. A participant database that
+does not exist yet (or holds no records) is skipped, never created. Every store is closed
+whatever happens. The horizon is refused (exit 2) if shorter than the orchestrator's retry
+horizon, before anything is opened.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -16,29 +24,96 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from repository_after.bootstrap import build_account_store, build_saga_log
-from repository_after.config import get_settings
+from repository_after.config import HOSTED_PARTICIPANTS, Settings, get_settings
+from repository_after.domain.sagas import DEFINITIONS
+from repository_after.entrypoints.participants import existing_participant
 from repository_after.service_layer import retention
+from repository_after.service_layer.ports import StorageError
 
 console = Console()
 
 
-async def collect(database_url: str, *, before: str) -> retention.Collected:
+async def _collect_accounts(
+    database_url: str, *, before: str
+) -> tuple[retention.Collected, dict[str, dict[str, str]]]:
+    """The account store's and the saga log's purge, and the log's unsettled sagas."""
     store = build_account_store(database_url)
     log = build_saga_log(database_url)
     try:
-        return await retention.collect(store, log, before=before)
+        collected = await retention.collect(store, log, before=before)
+        return collected, await log.oldest_unsettled()
     finally:
         await store.close()
         await log.close()
+
+
+async def _collect_participant(
+    settings: Settings,
+    name: str,
+    *,
+    before: str,
+    oldest_unsettled: dict[str, dict[str, str]],
+) -> retention.ParticipantCollected | None:
+    service = await asyncio.to_thread(existing_participant, settings, name)
+    if service is None:
+        return None
+    try:
+        return await retention.collect_participant(
+            service, before=before, oldest_unsettled=oldest_unsettled, definitions=DEFINITIONS
+        )
+    finally:
+        await service.store.close()
+
+
+def say(line: str) -> None:
+    """One line of the report, never wrapped (it is read by scripts and cron mail)."""
+    console.print(line, soft_wrap=True, markup=False, highlight=False)
+
+
+async def _run(settings: Settings, *, before: str, only: Sequence[str]) -> None:
+    oldest: dict[str, dict[str, str]] = {}
+    if not only:
+        done, oldest = await _collect_accounts(settings.database_url, before=before)
+        say(
+            f"purged {done.records} operation record(s) and {done.sagas} settled saga(s) "
+            f"older than {before}"
+        )
+    for name in only or tuple(HOSTED_PARTICIPANTS):
+        purged = await _collect_participant(settings, name, before=before, oldest_unsettled=oldest)
+        if purged is None:
+            say(f"{name}: no database with its records yet, nothing to purge")
+        elif purged.held_back(before):
+            say(
+                f"{name}: purged {purged.records} record(s) older than {purged.before} "
+                "(held back by a saga not yet settled)"
+            )
+        else:
+            say(f"{name}: purged {purged.records} record(s) older than {before}")
 
 
 def gc(
     retention_days: Annotated[
         float | None, typer.Option(help="override SAGABANK_RETENTION_DAYS for this run")
     ] = None,
+    participant: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="NAME",
+            help="purge only this participant's database (inventory or orders; repeatable), as "
+            "`sagabank serve --role NAME` opens it with the same settings",
+        ),
+    ] = None,
 ) -> None:
-    """Remove records older than the retention horizon; the audit is unchanged."""
+    """Remove records older than the retention horizon; the audits are unchanged."""
     settings = get_settings()
+    only = list(participant or ())
+    unknown = sorted(set(only) - set(HOSTED_PARTICIPANTS))
+    if unknown:
+        console.print(
+            f"[red]no participant {', '.join(map(repr, unknown))}: "
+            f"{', '.join(HOSTED_PARTICIPANTS)}[/red]"
+        )
+        raise typer.Exit(2)
     if retention_days is not None:
         try:
             settings = settings.model_validate(
@@ -48,8 +123,14 @@ def gc(
             console.print(f"[red]{exc.errors()[0]['msg']}[/red]")
             raise typer.Exit(2) from exc
     before = retention.horizon(datetime.now(UTC), retention_days=settings.retention_days)
-    done = asyncio.run(collect(settings.database_url, before=before))
-    console.print(
-        f"purged {done.records} operation record(s) and {done.sagas} settled saga(s) "
-        f"older than {before}"
-    )
+    try:
+        asyncio.run(_run(settings, before=before, only=list(dict.fromkeys(only))))
+    except StorageError as exc:
+        console.print(
+            f"storage unavailable: {exc}",
+            style="red",
+            soft_wrap=True,
+            markup=False,
+            highlight=False,
+        )
+        raise typer.Exit(1) from exc

@@ -33,7 +33,7 @@ from repository_after.domain.order import INVENTORY, ORDERS
 from repository_after.participant_kit import ParticipantService, ParticipantStore
 from repository_after.service_map import HOSTED_PARTICIPANTS
 from repository_after.services import inventory, inventory_http, orders, orders_http
-from repository_after.services.hosting import DeferredStore, open_store
+from repository_after.services.hosting import DeferredStore, holds_records, open_store
 
 _BUILT: dict[
     str,
@@ -104,3 +104,14 @@ async def open_hosted(hosted: list[Hosted]) -> None:
 async def close_hosted(hosted: list[Hosted]) -> None:
     for one in hosted:
         await one.store.close()
+
+
+def existing_participant(settings: Settings, name: str) -> ParticipantService | None:
+    """The participant `name` over its database as these settings place it (the database its
+    process opens, hosted or alone), opened now; None if no such database holds its records yet
+    (`hosting.holds_records`), so that a tool like `sagabank gc` never creates one."""
+    database = settings.participant_database(name)
+    if not holds_records(database):
+        return None
+    schema, build, _, _ = _BUILT[name]
+    return build(open_store(database, schema=schema, name=name))

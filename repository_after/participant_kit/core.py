@@ -16,6 +16,7 @@ reuse, fences, tombstones, recorded refusals), and adds:
 
 `perform` never raises: every outcome is an `Answer` (status, exact body bytes, replayed), which
 is what the HTTP edge (`http.participant_router`) sends, alone or as an item of `/batch`.
+`purge` is retention (`retention`): the records older than a cutoff, except those that fence.
 
 `Operations` is the registry alone, generic in the transaction type: a service with its own
 store and HTTP edge (the account service, `service_layer/accounts.py`) registers its operations
@@ -31,6 +32,7 @@ from typing import Any, Generic
 
 from pydantic import BaseModel
 
+from repository_after.participant_kit import retention
 from repository_after.participant_kit.faults import OperationFaults, ParticipantFaults
 from repository_after.participant_kit.records import SQL_BOOK, Answer, Book, error
 from repository_after.participant_kit.rules import (
@@ -169,6 +171,15 @@ class ParticipantService(Operations[Tx]):
             return None
         assert action.model is not None  # `action` refuses a kit service's action without one
         return action.model.model_validate(raw)
+
+    async def purge(self, *, before: str) -> int:
+        """Drop this service's records created before `before` except those that fence
+        (`retention.purge`: the tombstones among them), in one transaction; how many went.
+        `before` must be at least the orchestrator's retry horizon ago."""
+        operations = self.operations
+        return await self.store.transaction(
+            lambda tx: retention.purge(tx, operations, before=before)
+        )
 
     async def perform(self, operation: str, key: str, body: BaseModel | None) -> Answer:
         """Decide one call in one transaction (rules (a)-(f) above); never raises."""

@@ -46,6 +46,17 @@ def translate(sql: str) -> str:
     return sql.replace("%", "%%").replace("?", "%s")
 
 
+def holds_records(database_url: str) -> bool:
+    """Whether the database has the kit's records table (a tool that only purges them, as
+    `sagabank gc`, must not create the kit's tables where no participant ever ran)."""
+    try:
+        with psycopg.connect(postgres_conninfo(database_url)) as conn:
+            row = conn.execute("SELECT to_regclass('participant_records') IS NOT NULL").fetchone()
+    except psycopg.Error as exc:
+        raise StorageError(f"postgres: {exc}") from exc
+    return bool(row and row[0])
+
+
 class PostgresTx:
     dialect: Dialect = "postgres"
     for_update = " FOR UPDATE"

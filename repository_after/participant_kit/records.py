@@ -97,6 +97,16 @@ def get(tx: Tx, operation: str, key: str) -> Record | None:
     return Record(str(request), int(status_code), str(body), bool(applied))
 
 
+def applied_records(tx: Tx, operation: str) -> list[tuple[str, str]]:
+    """(key, answer body) of every applied call of `operation` still recorded (retention may
+    have purged older ones: `retention.Unrecorded`)."""
+    rows = tx.execute(
+        "SELECT key, body FROM participant_records WHERE operation = ? AND applied = 1",
+        (operation,),
+    )
+    return [(str(key), str(body)) for key, body in rows]
+
+
 def put(
     tx: Tx, operation: str, key: str, request: str, status_code: int, body: Body, applied: bool
 ) -> Answer:

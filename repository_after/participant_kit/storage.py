@@ -52,13 +52,16 @@ Dialect = Literal["sqlite", "postgres"]
 #: engine's writer thread waits as long for every group).
 BUSY_TIMEOUT_MS = 10_000
 
-#: The kit's own table: one row per (operation, key), the exact answer given and the request it
-#: answered (canonical JSON), written in the same transaction as the business change.
+#: The kit's own tables: one row per (operation, key), the exact answer given and the request it
+#: answered (canonical JSON), written in the same transaction as the business change; and per
+#: operation the records retention purged, as running totals (`participant_kit.retention`).
 RECORDS_SCHEMA: tuple[str, ...] = (
     "CREATE TABLE IF NOT EXISTS participant_records (operation TEXT NOT NULL,"
     " key TEXT NOT NULL, request TEXT NOT NULL, status_code INTEGER NOT NULL,"
     " body TEXT NOT NULL, applied INTEGER NOT NULL, created_at TEXT NOT NULL,"
     " PRIMARY KEY (operation, key))",
+    "CREATE TABLE IF NOT EXISTS participant_retention (operation TEXT PRIMARY KEY,"
+    " purged BIGINT NOT NULL, purged_applied BIGINT NOT NULL)",
 )
 
 

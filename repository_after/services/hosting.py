@@ -51,6 +51,16 @@ def open_store(database: Path | str, *, schema: Sequence[str], name: str) -> Par
     return SqliteParticipantStore(Path(database), schema=schema)
 
 
+def holds_records(database: Path | str) -> bool:
+    """Whether `database` (as `open_store` takes it) already holds a participant's records: a
+    SQLite file that exists, a PostgreSQL database with the kit's table; never `:memory:`."""
+    if isinstance(database, str) and database.startswith(("postgres://", "postgresql://")):
+        from repository_after.participant_kit.postgres import holds_records as pg_holds_records
+
+        return pg_holds_records(database)
+    return str(database) != ":memory:" and Path(database).is_file()
+
+
 class DeferredStore:
     """A store opened later (`open`, at a host process's start-up, not when its app is built)
     and closed with it; until then (and after `close`) every call is a `StorageError`, which

@@ -20,7 +20,8 @@ and `audit`, which its HTTP edge serves (`services.inventory_http`).
 
 Invariants (`audit`): per SKU, available + reserved + sold = opened, reserved and sold equal the
 quantities of the reservations in that state; every reservation is reserved, released or sold
-exactly once: released ⇔ one applied `release`, sold ⇔ one applied `sell`, never both.
+exactly once: released ⇔ one applied `release`, sold ⇔ one applied `sell`, never both (a record
+retention purged counts against its totals: `participant_kit.retention.Unrecorded`).
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ from repository_after.participant_kit import (
     Refusal,
     Tx,
 )
+from repository_after.participant_kit.records import applied_records
+from repository_after.participant_kit.retention import Unrecorded
 from repository_after.services.hosting import open_store
 
 MAX_LINES = 50
@@ -232,12 +235,9 @@ class InventoryAudit:
         }
 
 
-def _applied_keys(tx: Tx, operation: str) -> list[tuple[str, str]]:
-    rows = tx.execute(
-        "SELECT key, body FROM participant_records WHERE operation = ? AND applied = 1",
-        (operation,),
-    )
-    return [(str(key), str(body)) for key, body in rows]
+def _times(reservation_id: str, state: str, times: tuple[int, int]) -> str:
+    did = f"released {times[0]} and sold {times[1]} times"
+    return f"reservation {reservation_id!r} is {state} but was {did}"
 
 
 def audit(tx: Tx) -> InventoryAudit:
@@ -269,20 +269,20 @@ def audit(tx: Tx) -> InventoryAudit:
     }
     for state in states.values():
         report.reservations[state] = report.reservations.get(state, 0) + 1
-    reserved_by = {key for key, _ in _applied_keys(tx, "reserve")}
-    released = [key for key, _ in _applied_keys(tx, "release")]
-    sold = [orjson.loads(body)["reservation_id"] for _, body in _applied_keys(tx, "sell")]
+    reserved_by = {key for key, _ in applied_records(tx, "reserve")}
+    released = [key for key, _ in applied_records(tx, "release")]
+    sold = [orjson.loads(body)["reservation_id"] for _, body in applied_records(tx, "sell")]
+    unrecorded = Unrecorded(tx, ("reserve", "release", "sell"))
     for reservation_id, state in sorted(states.items()):
         if reservation_id not in reserved_by:
-            report.violations.append(f"reservation {reservation_id!r} has no applied reserve")
-        times_released = released.count(reservation_id)
-        times_sold = sold.count(reservation_id)
-        expected = {"reserved": (0, 0), "released": (1, 0), "sold": (0, 1)}[state]
-        if (times_released, times_sold) != expected:
-            report.violations.append(
-                f"reservation {reservation_id!r} is {state} but was released {times_released}"
-                f" and sold {times_sold} times"
-            )
+            unrecorded.add("reserve", f"reservation {reservation_id!r} has no applied reserve")
+        times = (released.count(reservation_id), sold.count(reservation_id))
+        if times == (0, 0) and state != "reserved":
+            done = "release" if state == "released" else "sell"
+            unrecorded.add(done, _times(reservation_id, state, times))
+        elif times != {"reserved": (0, 0), "released": (1, 0), "sold": (0, 1)}[state]:
+            report.violations.append(_times(reservation_id, state, times))
+    report.violations += unrecorded.violations()
     for key in sorted(reserved_by - states.keys()):
         report.violations.append(f"reserve {key!r} applied but no reservation exists")
     return report

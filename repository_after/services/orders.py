@@ -21,7 +21,8 @@ id) and `audit`, which its HTTP edge serves (`services.orders_http`).
 Invariants (`audit`): no order is both confirmed and cancelled; every order was created by one
 applied `create` (and every applied `create` has its order); pending ⇔ neither an applied
 `cancel` nor an applied `confirm`; cancelled ⇔ one applied `cancel`, no `confirm`; confirmed ⇔
-one applied `confirm`, no `cancel`.
+one applied `confirm`, no `cancel`. An order whose `create`, `cancel` or `confirm` record retention
+purged counts against the purged totals (`participant_kit.retention.Unrecorded`).
 """
 
 from __future__ import annotations
@@ -42,9 +43,9 @@ from repository_after.participant_kit import (
     Refusal,
     Tx,
 )
-from repository_after.services.hosting import (
-    open_store,
-)
+from repository_after.participant_kit.records import applied_records
+from repository_after.participant_kit.retention import Unrecorded
+from repository_after.services.hosting import open_store
 from repository_after.services.inventory import MAX_LINES, Line
 
 MAX_LIST = 1000
@@ -174,12 +175,8 @@ class OrdersAudit:
 
 
 def _applied(tx: Tx, operation: str) -> list[tuple[str, dict[str, Any]]]:
-    """(key, answer) of every applied call of `operation`."""
-    rows = tx.execute(
-        "SELECT key, body FROM participant_records WHERE operation = ? AND applied = 1",
-        (operation,),
-    )
-    return [(str(key), orjson.loads(body)) for key, body in rows]
+    """(key, answer) of every applied call of `operation` still recorded."""
+    return [(key, orjson.loads(body)) for key, body in applied_records(tx, operation)]
 
 
 def audit(tx: Tx) -> OrdersAudit:
@@ -193,18 +190,26 @@ def audit(tx: Tx) -> OrdersAudit:
     created = {key: answer["order_id"] for key, answer in _applied(tx, "create")}
     cancelled = [answer["order_id"] for _, answer in _applied(tx, "cancel")]
     confirmed = [answer["order_id"] for _, answer in _applied(tx, "confirm")]
+    # an order whose record retention purged counts against the purged totals
+    unrecorded = Unrecorded(tx, ("create", "cancel", "confirm"))
     for order_id, (key, state) in sorted(orders.items()):
-        if created.get(key) != order_id:
+        if key not in created:
+            unrecorded.add("create", f"order {order_id!r} has no applied create")
+        elif created[key] != order_id:
             report.violations.append(f"order {order_id!r} has no applied create")
         times = (cancelled.count(order_id), confirmed.count(order_id))
         if times[0] and times[1]:
             report.violations.append(f"order {order_id!r} was both confirmed and cancelled")
         expected = {"pending": (0, 0), "cancelled": (1, 0), "confirmed": (0, 1)}[state]
-        if times != expected:
-            report.violations.append(
-                f"order {order_id!r} is {state} but was cancelled {times[0]} and confirmed "
-                f"{times[1]} times"
-            )
+        found = (
+            f"order {order_id!r} is {state} but was cancelled {times[0]} and confirmed "
+            f"{times[1]} times"
+        )
+        if times == (0, 0) and state != "pending":
+            unrecorded.add("cancel" if state == "cancelled" else "confirm", found)
+        elif times != expected:
+            report.violations.append(found)
+    report.violations += unrecorded.violations()
     for key, order_id in sorted(created.items()):
         if orders.get(order_id, ("", ""))[0] != key:
             report.violations.append(f"create {key!r} applied but order {order_id!r} is not its")

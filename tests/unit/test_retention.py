@@ -1,5 +1,6 @@
 """Retention: after `purge_records`, applied operations still answer exactly as they did, through
-the ledger; tombstones still fence; the audit's figures do not move; short horizons are refused."""
+the ledger; tombstones still fence; the audit's figures do not move; short horizons are refused;
+a kit participant's cutoff is held back by the unsettled sagas that may call it."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from repository_after.adapters.memory_saga_log import InMemorySagaLog
 from repository_after.config import Settings
 from repository_after.domain import errors
 from repository_after.domain.accounts import Operation, OperationRequest, Reply
+from repository_after.domain.sagas import DEFINITIONS
 from repository_after.service_layer import account_records, accounts, retention
 from repository_after.service_layer.audit import audit
 
@@ -168,3 +170,38 @@ async def test_collect_purges_only_what_is_older_than_the_horizon() -> None:
     assert (kept.records, kept.sagas) == (0, 0)
     purged = await retention.collect(store, log, before=FUTURE)
     assert (purged.before, purged.records, purged.sagas) == (FUTURE, 1, 0)
+
+
+#: (saga type -> parked / in_flight -> created_at), as `SagaLog.oldest_unsettled` answers
+PARKED_ORDER = {"order": {"parked": "2026-01-10T08:00:00.000000+00:00"}}
+
+
+def cutoff(service: str, oldest: dict[str, dict[str, str]], before: str = "2026-02-01") -> str:
+    return retention.participant_cutoff(
+        before, service=service, oldest_unsettled=oldest, definitions=DEFINITIONS
+    )
+
+
+def test_a_participant_cutoff_is_the_horizon_without_unsettled_sagas() -> None:
+    before = "2026-02-01T00:00:00.000000+00:00"
+    assert cutoff("inventory", {}, before) == before
+
+
+def test_an_unsettled_saga_that_calls_the_participant_holds_its_cutoff_back() -> None:
+    # a day before the parked order started: an operator's retry still finds its records
+    assert cutoff("inventory", PARKED_ORDER) == "2026-01-09T08:00:00.000000+00:00"
+    in_flight = {"order": {"parked": "2026-01-20T00:00:00.000000+00:00"}}
+    in_flight["order"]["in_flight"] = "2026-01-15T00:00:00.000000+00:00"
+    assert cutoff("orders", in_flight) == "2026-01-14T00:00:00.000000+00:00"
+
+
+def test_a_saga_that_never_calls_the_participant_does_not_hold_it_back() -> None:
+    transfer = {"transfer": {"parked": "2020-01-01T00:00:00.000000+00:00"}}
+    assert cutoff("inventory", transfer, "2026-02-01") == "2026-02-01"
+    # a type this server does not define might call it
+    unknown = {"gone": {"parked": "2020-01-01T00:00:00.000000+00:00"}}
+    assert cutoff("inventory", unknown) == "2019-12-31T00:00:00.000000+00:00"
+
+
+def test_an_unsettled_saga_younger_than_the_horizon_changes_nothing() -> None:
+    assert cutoff("inventory", PARKED_ORDER, "2025-12-01") == "2025-12-01"
