@@ -111,14 +111,20 @@ class AccountEdge:
         return True
 
 
-def account_router(edge: AccountEdge, settings: Settings, telemetry: Telemetry) -> APIRouter:
-    """The kit's router over `edge`: the process's service token, its telemetry's tracer and
-    replay counter; no `/health` (the app has its own, for every role)."""
+def edge_hooks(telemetry: Telemetry) -> EdgeHooks:
+    """What this app observes of every kit router's batches it serves (the account service's
+    and the hosted participants'): its tracer, and its replay counter by route."""
     replays = telemetry.http_metrics.replays_by
+    return EdgeHooks(tracer=telemetry.tracer, on_replay=lambda route: replays(route).inc())
+
+
+def account_router(edge: AccountEdge, settings: Settings, telemetry: Telemetry) -> APIRouter:
+    """The kit's router over `edge`: the process's service token, its telemetry's hooks; no
+    `/health` (the app has its own, for every role)."""
     return participant_router(
         edge,
         token=settings.service_token,
-        hooks=EdgeHooks(tracer=telemetry.tracer, on_replay=lambda route: replays(route).inc()),
+        hooks=edge_hooks(telemetry),
         response_models=dict.fromkeys(_MODELS, OperationOut),
         max_batch=MAX_BATCH,
         health=False,

@@ -39,7 +39,7 @@ from repository_after.entrypoints import (
     sagas_api,
     transfers_api,
 )
-from repository_after.entrypoints.account_edge import AccountEdge, account_router
+from repository_after.entrypoints.account_edge import AccountEdge, account_router, edge_hooks
 from repository_after.entrypoints.deps import Reader
 from repository_after.entrypoints.errors import BadRequest, install_error_handlers
 from repository_after.entrypoints.limits import RequestLimits
@@ -84,7 +84,7 @@ def create_app(
     if has_orchestrator:
         check_services(settings, definitions)
     telemetry = telemetry or Telemetry(settings)
-    hosted = hosted_participants(settings)
+    hosted = hosted_participants(settings, edge_hooks(telemetry))
     edge = AccountEdge()  # the account service's operations, bound to its store at start-up
 
     @asynccontextmanager

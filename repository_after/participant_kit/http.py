@@ -33,6 +33,7 @@ from typing import Any, Protocol
 
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, SecretStr, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -186,7 +187,7 @@ def participant_router(
             methods=["POST"],
             name=operation,
             summary=f"{kind.value} of {action.name}",
-            response_class=Response,
+            response_class=JSONResponse,  # for the document: the answer is sent as it is
             response_model=answers.get(operation),
             openapi_extra=_operation_doc(service, operation, kind),
         )
@@ -200,8 +201,10 @@ def participant_router(
         items = batch_items(service, raw, max_batch)
         if isinstance(items, Response):
             return items
-        # The single endpoints are the batch route's siblings (under the host's prefix).
-        base = request.scope["route"].path.removesuffix("batch")
+        # The single endpoints are the batch route's siblings, under the host's prefix: the
+        # path as routed (the kit's routes have no parameters, so it is the route's template).
+        scope = request.scope
+        base = scope["path"].removeprefix(scope.get("root_path", "")).removesuffix("batch")
         results = await asyncio.gather(
             *(run_item(service.perform, i, route=base + i.operation, hooks=seen) for i in items)
         )
@@ -211,7 +214,7 @@ def participant_router(
         "/batch",
         batch,
         methods=["POST"],
-        response_class=Response,
+        response_class=JSONResponse,
         response_model=BatchOut,
         summary=f"several operations of {service.name} in one exchange",
         openapi_extra={
