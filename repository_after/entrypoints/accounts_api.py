@@ -1,12 +1,8 @@
-"""HTTP edge of the account service: parse, call one use case, answer.
+"""HTTP edge of the account service's own routes: opening and reading accounts, the audit.
 
-The operations (`/debit`, `/credit`, `/compensate_debit`, `/void_credit`) are one use case,
-`service_layer.account_operations.perform_operation` (also behind each item of `/batch`): its
-`Answer` is sent as it is (its exact bytes), with `Idempotent-Replayed: true` on a replay; what
-it raises (business refusal, injected fault, storage failure) is answered by the error table
-(`entrypoints.errors`). The admin guard (`Admin`) protects opening accounts; the service guard
-(`Service`, a dependency of each operation route) lets only the service token's holder move
-money when one is configured, and refuses anyone else before anything is recorded.
+Its operations (`/debit`, `/credit`, `/compensate_debit`, `/void_credit`) and `/batch` are served
+by the participant kit's router, as every participant's are (`entrypoints.account_edge`). The
+admin guard (`Admin`) protects opening accounts; the read guard (`Reader`) the reads.
 """
 
 from __future__ import annotations
@@ -14,20 +10,15 @@ from __future__ import annotations
 import logging
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Path, Query, Response
+from fastapi import APIRouter, Path, Query
 
-from repository_after.domain.accounts import Operation, OperationRequest
 from repository_after.domain.errors import AccountNotFound
 from repository_after.domain.ids import ACCOUNT_ID_PATTERN
 from repository_after.entrypoints.deps import (
-    AccountService,
-    AccountServiceDep,
     AccountStoreDep,
     Admin,
     OptionalOrchestratorDep,
     Reader,
-    Service,
-    TransactionId,
 )
 from repository_after.entrypoints.schemas import (
     ERROR_RESPONSES,
@@ -35,13 +26,8 @@ from repository_after.entrypoints.schemas import (
     AccountsOut,
     EntryOut,
     OpenAccountIn,
-    OperationIn,
-    OperationOut,
-    SettlementIn,
 )
-from repository_after.participant_kit.http import respond
 from repository_after.service_layer import accounts
-from repository_after.service_layer.account_operations import perform_operation
 from repository_after.service_layer.audit import AuditReport, audit
 from repository_after.service_layer.ports import AccountsReader
 from repository_after.service_layer.reconcile import reconcile
@@ -53,61 +39,6 @@ router = APIRouter(tags=["accounts"])
 #: A path id is checked before any query: a NUL byte or an over-long id is a 422, never a storage
 #: error (PostgreSQL's driver rejects NUL in text).
 AccountIdPath = Annotated[str, Path(pattern=ACCOUNT_ID_PATTERN.pattern, max_length=64)]
-
-
-async def _serve(service: AccountService, request: OperationRequest) -> Response:
-    """The answer's exact bytes (a replay's are the first answer's), `Idempotent-Replayed`
-    on a replay."""
-    answer = await perform_operation(store=service.store, faults=service.faults, request=request)
-    return respond(answer)
-
-
-@router.post(
-    "/debit", response_model=OperationOut, responses=ERROR_RESPONSES, dependencies=[Service]
-)
-async def debit(service: AccountServiceDep, tx_id: TransactionId, body: OperationIn) -> Response:
-    request = OperationRequest(Operation.DEBIT, tx_id, body.account_id, body.amount)
-    return await _serve(service, request)
-
-
-@router.post(
-    "/credit", response_model=OperationOut, responses=ERROR_RESPONSES, dependencies=[Service]
-)
-async def credit(service: AccountServiceDep, tx_id: TransactionId, body: OperationIn) -> Response:
-    request = OperationRequest(Operation.CREDIT, tx_id, body.account_id, body.amount)
-    return await _serve(service, request)
-
-
-_OptionalSettlement = Annotated[SettlementIn | None, Body()]
-
-
-@router.post(
-    "/compensate_debit",
-    response_model=OperationOut,
-    responses=ERROR_RESPONSES,
-    dependencies=[Service],
-)
-async def compensate_debit(
-    service: AccountServiceDep,
-    tx_id: TransactionId,
-    body: _OptionalSettlement = None,
-) -> Response:
-    body = body or SettlementIn()
-    request = OperationRequest(Operation.COMPENSATE_DEBIT, tx_id, body.account_id, body.amount)
-    return await _serve(service, request)
-
-
-@router.post(
-    "/void_credit", response_model=OperationOut, responses=ERROR_RESPONSES, dependencies=[Service]
-)
-async def void_credit(
-    service: AccountServiceDep,
-    tx_id: TransactionId,
-    body: _OptionalSettlement = None,
-) -> Response:
-    body = body or SettlementIn()
-    request = OperationRequest(Operation.VOID_CREDIT, tx_id, body.account_id, body.amount)
-    return await _serve(service, request)
 
 
 @router.post(

@@ -34,12 +34,12 @@ from repository_after.domain.sagas import DEFINITIONS
 from repository_after.entrypoints import (
     accounts_api,
     admin_api,
-    batch_api,
     dashboard,
     metrics_api,
     sagas_api,
     transfers_api,
 )
+from repository_after.entrypoints.account_edge import AccountEdge, account_router, edge_hooks
 from repository_after.entrypoints.deps import Reader
 from repository_after.entrypoints.errors import BadRequest, install_error_handlers
 from repository_after.entrypoints.limits import RequestLimits
@@ -84,7 +84,8 @@ def create_app(
     if has_orchestrator:
         check_services(settings, definitions)
     telemetry = telemetry or Telemetry(settings)
-    hosted = hosted_participants(settings)
+    hosted = hosted_participants(settings, edge_hooks(telemetry))
+    edge = AccountEdge()  # the account service's operations, bound to its store at start-up
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -98,6 +99,8 @@ def create_app(
             raise
         app.state.container = container
         telemetry.bind(container)
+        if container.account_store is not None:
+            edge.bind(container.account_store, container.faults)
         recovery: asyncio.Task[None] | None = None
         app.state.readiness = None
         if container.orchestrator is not None:
@@ -113,6 +116,7 @@ def create_app(
             if recovery is not None:
                 recovery.cancel()
                 await asyncio.gather(recovery, return_exceptions=True)
+            edge.unbind()
             await container.close()
             await close_hosted(hosted)
             telemetry.close()
@@ -143,8 +147,8 @@ def create_app(
     telemetry.install(app)  # outermost: sees every answer, also the limits' refusals
     app.include_router(metrics_api.router)
     if settings.role in (ProcessRole.ALL, ProcessRole.ACCOUNTS):
+        app.include_router(account_router(edge, settings, telemetry))
         app.include_router(accounts_api.router)
-        app.include_router(batch_api.router)
         app.include_router(admin_api.router)
     if settings.role in (ProcessRole.ALL, ProcessRole.ORCHESTRATOR):
         app.include_router(transfers_api.router)

@@ -1,8 +1,7 @@
 """The dependency providers of the routes: the one place the API reads `app.state`.
 
 Routes declare what they need with the `Annotated` aliases below (`OrchestratorDep`,
-`TransferDeskDep`, `AccountStoreDep`, `AccountServiceDep`, `FaultsDep`, `SettingsDep`,
-`TelemetryDep`) and FastAPI
+`TransferDeskDep`, `AccountStoreDep`, `FaultsDep`, `SettingsDep`, `TelemetryDep`) and FastAPI
 solves them per request; a test or a second app can swap a provider with
 `app.dependency_overrides`. Nothing else in the API reads `app.state`: a collaborator a route
 needs is a parameter of the route, visible in its signature.
@@ -10,15 +9,14 @@ The container exists from the lifespan's start-up on (`app.state.container`), th
 `create_app` on (`app.state.telemetry`). Every provider is `async def` on purpose: FastAPI runs a
 plain `def` dependency in a worker thread, a thread hop per request for a dictionary lookup.
 
-Two bearer tokens, two guards, neither opening the other's routes (each compares in constant
+Bearer tokens and their guards, none opening another's routes (each compares in constant
 time, and an unset token leaves its routes open: the embedded loopback default, curl-able):
 - `Admin` guards the routes that change the service (opening accounts, faults, operator
   actions): with `admin_token` set they need `Authorization: Bearer <admin token>`.
-- `Service` guards the five money-moving participant routes (`/debit`, `/credit`,
-  `/compensate_debit`, `/void_credit`, `/batch`): with `service_token` set they need
-  `Authorization: Bearer <service token>`, which only the orchestrator holds. As a route
-  dependency it is solved before the route's body runs, so a refused call (401
-  `unauthorized`) records nothing: no idempotency record, no entry, no fault draw.
+- The service token (`service_token`) guards the five money-moving routes (`/debit`,
+  `/credit`, `/compensate_debit`, `/void_credit`, `/batch`), which only the orchestrator
+  calls. They are the participant kit's router (`entrypoints.account_edge`), whose guard
+  refuses a call without it (401 `unauthorized`) before the body is read: nothing recorded.
 - `Reader` guards the reads (accounts, entries, transfers, audit, metrics, faults, the
   dashboard's data and live events): with `admin_token` or `read_token` set they need either
   one (the read token opens no write). `/health`, `/ui` and its static assets stay open: health
@@ -81,25 +79,10 @@ async def get_orchestrator(request: Request) -> Orchestrator:
 
 
 @dataclass(frozen=True, slots=True)
-class AccountService:
-    """What an account operation needs (`account_operations.perform_operation`), as ONE
-    dependency: FastAPI spends ~70 Python calls per dependency per request, and the operation
-    routes are the service's hot path (one call per saga step)."""
-
-    store: AccountStore
-    faults: FaultInjector
-
-
-async def get_account_service(request: Request) -> AccountService:
-    container = _container(request)
-    assert container.account_store is not None  # as in `get_account_store`
-    return AccountService(container.account_store, container.faults)
-
-
-@dataclass(frozen=True, slots=True)
 class TransferDesk:
     """What `POST /transfers` needs (`transfers.run_transfer`), as ONE dependency for the same
-    reason as `AccountService`: it is the orchestrator's hot path (one request per transfer)."""
+    reason: FastAPI spends ~70 Python calls per dependency per request, and this is the
+    orchestrator's hot path (one request per transfer)."""
 
     orchestrator: Orchestrator
     wait: float  # `Settings.transfer_wait`
@@ -145,7 +128,6 @@ async def get_telemetry(request: Request) -> Telemetry:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 FaultsDep = Annotated[FaultInjector, Depends(get_faults)]
 AccountStoreDep = Annotated[AccountStore, Depends(get_account_store)]
-AccountServiceDep = Annotated[AccountService, Depends(get_account_service)]
 OrchestratorDep = Annotated[Orchestrator, Depends(get_orchestrator)]
 TransferDeskDep = Annotated[TransferDesk, Depends(get_transfer_desk)]
 SagaDeskDep = Annotated[SagaDesk, Depends(get_saga_desk)]
@@ -193,22 +175,12 @@ async def require_stream_reader(
     _check_reader(settings, authorization or (f"Bearer {token}" if token else ""))
 
 
-async def require_service(
-    request: Request, authorization: Annotated[str | None, Header()] = None
-) -> None:
-    # Reads the container itself rather than depending on `get_settings`: these are the hot
-    # routes, and a nested dependency costs a recursive solve per request (see above).
-    _check_bearer(_container(request).settings.service_token, authorization, "service")
-
-
 _TX_HEADER = Header(
     alias="transaction-id",
     pattern=TRANSACTION_ID_PATTERN.pattern,
     description="idempotency key: 1-128 of letters, digits, '.', '_', ':', '-'",
 )
-TransactionId = Annotated[str, _TX_HEADER]
 OptionalTransactionId = Annotated[str | None, _TX_HEADER]
 Admin = Depends(require_admin)
-Service = Depends(require_service)
 Reader = Depends(require_reader)
 StreamReader = Depends(require_stream_reader)

@@ -31,6 +31,7 @@ from pydantic import SecretStr
 from repository_after.config import ConfigurationError, ProcessRole, Settings
 from repository_after.domain.order import INVENTORY, ORDERS
 from repository_after.participant_kit import ParticipantService, ParticipantStore
+from repository_after.participant_kit.http import EdgeHooks
 from repository_after.service_map import HOSTED_PARTICIPANTS
 from repository_after.services import inventory, inventory_http, orders, orders_http
 from repository_after.services.hosting import DeferredStore, holds_records, open_store
@@ -40,7 +41,7 @@ _BUILT: dict[
     tuple[
         tuple[str, ...],
         Callable[[ParticipantStore], ParticipantService],
-        Callable[[ParticipantService, SecretStr | None], APIRouter],
+        Callable[[ParticipantService, SecretStr | None, EdgeHooks | None], APIRouter],
         Callable[[ParticipantService], APIRouter],
     ],
 ] = {
@@ -71,8 +72,9 @@ class Hosted:
     reads: APIRouter
 
 
-def hosted_participants(settings: Settings) -> list[Hosted]:
-    """The participants this process serves (none for roles `orchestrator`)."""
+def hosted_participants(settings: Settings, hooks: EdgeHooks | None = None) -> list[Hosted]:
+    """The participants this process serves (none for roles `orchestrator`); `hooks`: what
+    the host observes of their batches (its tracer, its replay counter)."""
     if settings.role.hosts_participants:
         placed = dict(HOSTED_PARTICIPANTS)
     elif settings.role in (ProcessRole.INVENTORY, ProcessRole.ORDERS):
@@ -91,7 +93,13 @@ def hosted_participants(settings: Settings) -> list[Hosted]:
             except ValueError as exc:
                 raise ConfigurationError(f"SAGABANK_PARTICIPANT_FAULTS: {exc}") from None
         hosted.append(
-            Hosted(name, prefix, store, routes(service, settings.service_token), reads(service))
+            Hosted(
+                name,
+                prefix,
+                store,
+                routes(service, settings.service_token, hooks),
+                reads(service),
+            )
         )
     return hosted
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
-from repository_after.domain.accounts import MAX_BATCH
-from repository_after.domain.ids import ACCOUNT_ID_PATTERN, TRANSACTION_ID_PATTERN
+from repository_after.domain.ids import ACCOUNT_ID_PATTERN
 from repository_after.domain.money import MAX_AMOUNT, MAX_BALANCE, MIN_AMOUNT
 
 AccountId = Annotated[
@@ -72,47 +71,6 @@ class ErrorOut(BaseModel):
     error: str
     message: str
     details: list[dict[str, object]] | None = None
-
-
-class BatchOperationIn(_Strict):
-    """One operation of a batch: what the single endpoint takes as header and body."""
-
-    operation: Literal["debit", "credit", "compensate_debit", "void_credit"]
-    transaction_id: Annotated[
-        StrictStr, Field(pattern=TRANSACTION_ID_PATTERN.pattern, description="idempotency key")
-    ]
-    account_id: AccountId | None = None
-    amount: Amount | None = None
-    traceparent: Annotated[
-        StrictStr | None,
-        Field(
-            max_length=256,
-            description="W3C trace context of the call this item stands for (what the single "
-            "endpoint takes as the `traceparent` header; ignored if malformed, as there)",
-        ),
-    ] = None
-
-    @model_validator(mode="after")
-    def _debit_and_credit_name_both(self) -> BatchOperationIn:
-        if self.operation in ("debit", "credit") and (
-            self.account_id is None or self.amount is None
-        ):
-            raise ValueError("a debit or a credit needs account_id and amount")
-        return self
-
-
-class BatchIn(_Strict):
-    operations: Annotated[list[BatchOperationIn], Field(min_length=1, max_length=MAX_BATCH)]
-
-
-class BatchResultOut(BaseModel):
-    status_code: int
-    body: dict[str, object]
-    replayed: bool
-
-
-class BatchOut(BaseModel):
-    results: list[BatchResultOut]
 
 
 class TransferIn(_Strict):

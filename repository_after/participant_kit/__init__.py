@@ -22,6 +22,8 @@ from repository_after.participant_kit.core import (
 from repository_after.participant_kit.faults import ParticipantFaults
 from repository_after.participant_kit.http import (
     REPLAYED,
+    EdgeHooks,
+    Served,
     bearer_guard,
     install_error_handlers,
     participant_reads,
@@ -43,6 +45,7 @@ __all__ = [
     "Answer",
     "Book",
     "Compensation",
+    "EdgeHooks",
     "Kind",
     "Operations",
     "ParticipantFaults",
@@ -51,6 +54,7 @@ __all__ = [
     "Record",
     "Refusal",
     "Rejected",
+    "Served",
     "SqliteParticipantStore",
     "Tx",
     "bearer_guard",

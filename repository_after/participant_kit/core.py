@@ -181,6 +181,18 @@ class ParticipantService(Operations[Tx]):
             lambda tx: retention.purge(tx, operations, before=before)
         )
 
+    def request_model(self, operation: str) -> type[BaseModel] | None:
+        """The body's model (a compensation's or settlement's: its action's, and optional)."""
+        return self._operations[operation][1].model
+
+    async def check_health(self) -> bool:
+        """Whether the store answers a read (`GET /health`)."""
+        try:
+            await self.store.read(lambda tx: tx.execute("SELECT 1"))
+        except Exception:
+            return False
+        return True
+
     async def perform(self, operation: str, key: str, body: BaseModel | None) -> Answer:
         """Decide one call in one transaction (rules (a)-(f) above); never raises."""
         kind, action = self._operations[operation]

@@ -1,131 +1,165 @@
 """The HTTP edge of a participant: `participant_router(service, token=...)`, its operations, and
-`participant_reads(service)`, the kit's reads.
+`participant_reads(service)`, the kit's reads. One edge for every participant: the kit's services
+(`ParticipantService`) and any service with the interface it uses (`Served`; the account
+service passes an adapter over its own use case, `entrypoints/account_edge.py`).
 
 Routes:
 - `POST /{operation}` for every registered operation: header `transaction-id` (the key,
-  `domain.ids.TRANSACTION_ID_PATTERN`), body a JSON object validated by the operation's model
-  (a compensation or settlement may have none). The answer is `ParticipantService.perform`'s,
-  with `Idempotent-Replayed: true` on a replay.
-- `POST /batch`: `{"operations": [{"operation", "transaction_id", "traceparent"?, …fields}]}`,
-  1..`max_batch` items, validated as a whole (an invalid batch is 422 and runs nothing); each
-  item runs as its single endpoint would and is answered `{"status_code", "body", "replayed"}`
-  in order, its body the very bytes the single endpoint sends (a `traceparent` is accepted and
-  not used yet).
-- `GET /health`: 200 when the store answers a read, else 503. Open: a health check.
+  `domain.ids.TRANSACTION_ID_PATTERN`), body a JSON object validated by `service.parse` (a
+  compensation or settlement may have none). The answer is `service.perform`'s, with
+  `Idempotent-Replayed: true` on a replay. The OpenAPI document names the header, the body's
+  schema (`service.request_model`) and, when the host gives one, the answer's (`response_models`).
+- `POST /batch`: several operations in one exchange (`batch`: validated as a whole, each item
+  answered as its single endpoint, observed item by item through `EdgeHooks`).
+- `GET /health` (unless `health=False`, for a host with its own): 200 when
+  `service.check_health()` holds, else 503. Open: a health check.
 - `participant_reads`: `GET /faults`, the injected faults (`faults.OperationFaults.view`), a
   read like the service's own: a router for its host to include behind its read guard
   (`services/hosting.py`), as the account service's `GET /admin/faults` is.
 
 The service token (optional): when set, every operation and `/batch` need
 `Authorization: Bearer <token>`, compared in constant time; anyone else gets 401 `unauthorized`
-before the body is read, so nothing is recorded. Error bodies are the product's
-`{"error": code, "message": …}` (entrypoints/errors.py): 422 `invalid_transaction_id` /
-`invalid_request` (fields named, inputs never echoed), 401 `unauthorized`, and the kit's own
-answers (`core`).
+before the body is read, so nothing is recorded. The host passes the token of the running
+process's settings when it builds the router (`entrypoints.app.create_app`). Error bodies are
+the product's `{"error": code, "message": …}` (`answers`, entrypoints/errors.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Protocol
 
-import orjson
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, SecretStr, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from repository_after.domain.ids import TRANSACTION_ID_PATTERN
+from repository_after.participant_kit.answers import (
+    JSON,
+    REPLAYED,
+    bad_key,
+    bearer_guard,
+    bearer_matches,
+    invalid_request,
+    json_response,
+    read_json,
+    respond,
+    validation_details,
+)
+from repository_after.participant_kit.batch import (
+    BatchOut,
+    EdgeHooks,
+    batch_items,
+    batch_schema,
+    run_item,
+)
 from repository_after.participant_kit.core import ParticipantService, Refusal
 from repository_after.participant_kit.records import Answer, error_body
+from repository_after.participant_kit.rules import Action, Kind
 from repository_after.service_layer.ports import StorageError
 
 logger = logging.getLogger(__name__)
 
+__all__ = [
+    "MAX_BATCH",
+    "REPLAYED",
+    "EdgeHooks",
+    "Served",
+    "bearer_guard",
+    "bearer_matches",
+    "install_error_handlers",
+    "invalid_request",
+    "participant_reads",
+    "participant_router",
+    "respond",
+    "validation_details",
+]
+
 #: The account service's bound (`domain.accounts.MAX_BATCH`): what the orchestrator batches.
 MAX_BATCH = 128
-REPLAYED = "Idempotent-Replayed"
-_ITEM_FIELDS = ("operation", "transaction_id", "traceparent")
-_JSON = "application/json"
+_json = json_response
 
 
-def _json(status_code: int, body: dict[str, Any]) -> Response:
-    return Response(orjson.dumps(body), status_code=status_code, media_type=_JSON)
+class Served(Protocol):
+    """What the router uses of a participant. `parse` raises pydantic's `ValidationError`;
+    `perform` never raises (every outcome, errors included, is an `Answer`)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def operations(self) -> Mapping[str, tuple[Kind, Action[Any]]]: ...
+
+    def parse(self, operation: str, raw: object) -> BaseModel | None: ...
+
+    def request_model(self, operation: str) -> type[BaseModel] | None: ...
+
+    async def perform(self, operation: str, key: str, body: BaseModel | None) -> Answer: ...
+
+    async def check_health(self) -> bool: ...
 
 
-def respond(answer: Answer) -> Response:
-    headers = {REPLAYED: "true"} if answer.replayed else None
-    return Response(answer.body, status_code=answer.status_code, headers=headers, media_type=_JSON)
+def inline_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """`model`'s JSON schema with its `$defs` inlined, so it stands alone in the OpenAPI
+    document (`openapi_extra` cannot add components). A recursive model is refused."""
+    schema = model.model_json_schema()
+    defs: dict[str, Any] = schema.pop("$defs", {})
+
+    def resolve(node: Any, seen: tuple[str, ...]) -> Any:
+        if isinstance(node, list):
+            return [resolve(v, seen) for v in node]
+        if not isinstance(node, dict):
+            return node
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            name = ref.removeprefix("#/$defs/")
+            if name in seen:
+                raise ValueError(f"{model.__name__}: a recursive model has no inline schema")
+            return resolve(defs[name], (*seen, name))
+        return {k: resolve(v, seen) for k, v in node.items()}
+
+    resolved: dict[str, Any] = resolve(schema, ())
+    return resolved
 
 
-def validation_details(
-    exc: ValidationError, prefix: tuple[str | int, ...] = ("body",)
-) -> list[dict[str, object]]:
-    """What was wrong and where, never the input itself."""
-    return [
-        {"loc": [*prefix, *err["loc"]], "msg": err["msg"], "type": err["type"]}
-        for err in exc.errors(include_input=False, include_url=False)
-    ]
-
-
-def invalid_request(details: list[dict[str, object]]) -> Response:
-    return _json(
-        422, {**error_body("invalid_request", "the request is invalid"), "details": details}
-    )
-
-
-def _bad_key() -> Response:
-    return _json(
-        422,
-        error_body(
-            "invalid_transaction_id",
-            "header 'transaction-id' is required: 1-128 characters of letters, digits, '.', "
-            "'_', ':' or '-'",
-        ),
-    )
-
-
-def bearer_matches(token: SecretStr, authorization: str | None) -> bool:
-    """Whether `authorization` is exactly `Bearer <token>`, in constant time (the time says
-    nothing of how much matched): every bearer check of sagabank (`entrypoints.deps` too)."""
-    expected = f"Bearer {token.get_secret_value()}".encode()
-    given = (authorization or "").encode("utf-8", "surrogateescape")
-    return secrets.compare_digest(given, expected)
-
-
-def bearer_guard(token: SecretStr | None) -> Callable[[Request], Response | None]:
-    """None when the request may pass; else the 401 answer. No token configured: all pass."""
-
-    def check(request: Request) -> Response | None:
-        if token is None or bearer_matches(token, request.headers.get("authorization")):
-            return None
-        return _json(401, error_body("unauthorized", "this endpoint requires the service token"))
-
-    return check
-
-
-async def _read_json(request: Request) -> tuple[bool, object]:
-    raw = await request.body()
-    if not raw.strip():
-        return True, None
-    try:
-        return True, orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return False, None
-
-
-def _malformed() -> Response:
-    return invalid_request([{"loc": ["body"], "msg": "JSON decode error", "type": "json_invalid"}])
+def _operation_doc(service: Served, operation: str, kind: Kind) -> dict[str, Any]:
+    key = {
+        "name": "transaction-id",
+        "in": "header",
+        "required": True,
+        "description": "idempotency key: 1-128 of letters, digits, '.', '_', ':', '-'",
+        "schema": {"type": "string", "pattern": TRANSACTION_ID_PATTERN.pattern},
+    }
+    doc: dict[str, Any] = {"parameters": [key]}
+    model = service.request_model(operation)
+    if model is not None:
+        doc["requestBody"] = {
+            "required": kind is Kind.ACTION,
+            "content": {JSON: {"schema": inline_schema(model)}},
+        }
+    return doc
 
 
 def participant_router(
-    service: ParticipantService, *, token: SecretStr | None = None, max_batch: int = MAX_BATCH
+    service: Served,
+    *,
+    token: SecretStr | None = None,
+    max_batch: int = MAX_BATCH,
+    hooks: EdgeHooks | None = None,
+    response_models: Mapping[str, type[BaseModel]] | None = None,
+    health: bool = True,
 ) -> APIRouter:
+    """`service`'s operations, `/batch` and (with `health`) `/health`, guarded by `token`;
+    `hooks` observe the items of a batch; `response_models`: an operation's 200 answer, for the
+    OpenAPI document only (the answer is sent as `perform`'s bytes, never re-validated)."""
     router = APIRouter(tags=[service.name])
     guard = bearer_guard(token)
+    seen = hooks or EdgeHooks()
+    answers = response_models or {}
 
     def endpoint(operation: str) -> Callable[[Request], Awaitable[Response]]:
         async def call(request: Request) -> Response:
@@ -133,10 +167,10 @@ def participant_router(
                 return refused
             key = request.headers.get("transaction-id")
             if key is None or TRANSACTION_ID_PATTERN.fullmatch(key) is None:
-                return _bad_key()
-            ok, raw = await _read_json(request)
-            if not ok:
-                return _malformed()
+                return bad_key()
+            raw = await read_json(request)
+            if isinstance(raw, Response):
+                return raw
             try:
                 body = service.parse(operation, raw)
             except ValidationError as exc:
@@ -153,39 +187,52 @@ def participant_router(
             methods=["POST"],
             name=operation,
             summary=f"{kind.value} of {action.name}",
-            response_class=Response,
+            response_class=JSONResponse,  # for the document: the answer is sent as it is
+            response_model=answers.get(operation),
+            openapi_extra=_operation_doc(service, operation, kind),
         )
 
     async def batch(request: Request) -> Response:
         if (refused := guard(request)) is not None:
             return refused
-        ok, raw = await _read_json(request)
-        if not ok:
-            return _malformed()
-        items = _batch_items(service, raw, max_batch)
+        raw = await read_json(request)
+        if isinstance(raw, Response):
+            return raw
+        items = batch_items(service, raw, max_batch)
         if isinstance(items, Response):
             return items
-        answers = await asyncio.gather(*(service.perform(op, k, b) for op, k, b in items))
-        results = [
-            {
-                "status_code": a.status_code,
-                "body": orjson.Fragment(a.body),
-                "replayed": a.replayed,
-            }
-            for a in answers
-        ]
+        # The single endpoints are the batch route's siblings, under the host's prefix: the
+        # path as routed (the kit's routes have no parameters, so it is the route's template).
+        scope = request.scope
+        base = scope["path"].removeprefix(scope.get("root_path", "")).removesuffix("batch")
+        results = await asyncio.gather(
+            *(run_item(service.perform, i, route=base + i.operation, hooks=seen) for i in items)
+        )
         return _json(200, {"results": results})
 
-    router.add_api_route("/batch", batch, methods=["POST"], response_class=Response)
+    router.add_api_route(
+        "/batch",
+        batch,
+        methods=["POST"],
+        response_class=JSONResponse,
+        response_model=BatchOut,
+        summary=f"several operations of {service.name} in one exchange",
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {JSON: {"schema": batch_schema([*service.operations], max_batch)}},
+            }
+        },
+    )
 
-    async def health() -> Response:
-        try:
-            await service.store.read(lambda tx: tx.execute("SELECT 1"))
-        except Exception:
+    if health:
+
+        async def check() -> Response:
+            if await service.check_health():
+                return _json(200, {"status": "ok", "service": service.name})
             return _json(503, {"status": "unavailable", "service": service.name})
-        return _json(200, {"status": "ok", "service": service.name})
 
-    router.add_api_route("/health", health, methods=["GET"], response_class=Response)
+        router.add_api_route("/health", check, methods=["GET"], response_class=Response)
     return router
 
 
@@ -198,60 +245,6 @@ def participant_reads(service: ParticipantService) -> APIRouter:
 
     router.add_api_route("/faults", faults, methods=["GET"], response_class=Response)
     return router
-
-
-def _batch_items(
-    service: ParticipantService, raw: object, max_batch: int
-) -> list[tuple[str, str, BaseModel | None]] | Response:
-    """Every item validated (operation, key, body), or the 422 that refuses the whole batch."""
-    operations = raw.get("operations") if isinstance(raw, dict) else None
-    if not isinstance(raw, dict) or set(raw) != {"operations"} or not isinstance(operations, list):
-        return invalid_request(
-            [{"loc": ["body"], "msg": "expected {'operations': [...]}", "type": "batch_shape"}]
-        )
-    if not 1 <= len(operations) <= max_batch:
-        return invalid_request(
-            [
-                {
-                    "loc": ["body", "operations"],
-                    "msg": f"a batch holds 1 to {max_batch} operations",
-                    "type": "batch_size",
-                }
-            ]
-        )
-    items: list[tuple[str, str, BaseModel | None]] = []
-    details: list[dict[str, object]] = []
-    for i, item in enumerate(operations):
-        where = ("body", "operations", i)
-        if not isinstance(item, dict):
-            details.append({"loc": list(where), "msg": "expected an object", "type": "dict_type"})
-            continue
-        operation, key = item.get("operation"), item.get("transaction_id")
-        traceparent = item.get("traceparent")
-        problems = []
-        if not isinstance(operation, str) or operation not in service.operations:
-            problems.append(("operation", "unknown operation", "operation"))
-        if not isinstance(key, str) or TRANSACTION_ID_PATTERN.fullmatch(key) is None:
-            problems.append(("transaction_id", "invalid transaction id", "transaction_id"))
-        if traceparent is not None and not (
-            isinstance(traceparent, str) and len(traceparent) <= 256
-        ):
-            problems.append(("traceparent", "invalid traceparent", "traceparent"))
-        if problems:
-            details.extend({"loc": [*where, f], "msg": m, "type": t} for f, m, t in problems)
-            continue
-        assert isinstance(operation, str)
-        assert isinstance(key, str)
-        fields = {k: v for k, v in item.items() if k not in _ITEM_FIELDS}
-        try:
-            body = service.parse(operation, fields or None)
-        except ValidationError as exc:
-            details.extend(validation_details(exc, where))
-            continue
-        items.append((operation, key, body))
-    if details:
-        return invalid_request(details)
-    return items
 
 
 _HTTP_CODES = {

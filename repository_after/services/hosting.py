@@ -32,6 +32,7 @@ from repository_after.participant_kit import (
     participant_reads,
     participant_router,
 )
+from repository_after.participant_kit.http import EdgeHooks
 from repository_after.service_layer.ports import StorageError
 
 T = TypeVar("T")
@@ -141,13 +142,15 @@ def participant_reads_router(service: ParticipantService) -> APIRouter:
     return router
 
 
-def participant_routes(service: ParticipantService, token: SecretStr | None) -> APIRouter:
-    """A router of `service`'s operations (`participant_router`, guarded by `token`); the
-    service adds its own writes to it, never a read (those go on its reads router). A `sagabank
-    serve` process includes it under a prefix (`/inventory`), a standalone service
-    (`standalone`) at `/`."""
+def participant_routes(
+    service: ParticipantService, token: SecretStr | None, hooks: EdgeHooks | None = None
+) -> APIRouter:
+    """A router of `service`'s operations (`participant_router`, guarded by `token`, its
+    batches observed by the host's `hooks`); the service adds its own writes to it, never a read
+    (those go on its reads router). A `sagabank serve` process includes it under a prefix
+    (`/inventory`), a standalone service (`standalone`) at `/`."""
     router = APIRouter(tags=[service.name])
-    router.include_router(participant_router(service, token=token))
+    router.include_router(participant_router(service, token=token, hooks=hooks))
     return router
 
 

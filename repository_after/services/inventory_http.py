@@ -19,7 +19,7 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from pydantic import SecretStr, ValidationError
 
 from repository_after.participant_kit import ParticipantService, bearer_guard
-from repository_after.participant_kit.http import invalid_request, validation_details
+from repository_after.participant_kit.http import EdgeHooks, invalid_request, validation_details
 from repository_after.services.hosting import (
     LOOPBACK_HOSTS,
     add_audit_route,
@@ -40,11 +40,13 @@ from repository_after.services.inventory import (
 )
 
 
-def inventory_routes(service: ParticipantService, token: SecretStr | None) -> APIRouter:
+def inventory_routes(
+    service: ParticipantService, token: SecretStr | None, hooks: EdgeHooks | None = None
+) -> APIRouter:
     """The inventory's operations and `POST /stock` over `service`, without request limits or
     a lifespan: what a `sagabank serve` process includes under `/inventory` (its own limits and
     lifespan apply). `create_inventory_app` is the standalone service."""
-    router = participant_routes(service, token)
+    router = participant_routes(service, token, hooks)
     guard = bearer_guard(token)
 
     @router.post("/stock", response_class=Response)

@@ -20,6 +20,7 @@ from fastapi import APIRouter, FastAPI, Query, Response
 from pydantic import SecretStr
 
 from repository_after.participant_kit import ParticipantService
+from repository_after.participant_kit.http import EdgeHooks
 from repository_after.services.hosting import (
     LOOPBACK_HOSTS,
     add_audit_route,
@@ -33,11 +34,13 @@ from repository_after.services.hosting import (
 from repository_after.services.orders import MAX_LIST, audit, find_order, list_orders, open_orders
 
 
-def orders_routes(service: ParticipantService, token: SecretStr | None) -> APIRouter:
+def orders_routes(
+    service: ParticipantService, token: SecretStr | None, hooks: EdgeHooks | None = None
+) -> APIRouter:
     """The orders' operations over `service`, without request limits or a lifespan (what a
     `sagabank serve` process includes under `/orders`); `create_orders_app` is the standalone
     service."""
-    return participant_routes(service, token)
+    return participant_routes(service, token, hooks)
 
 
 def orders_reads(service: ParticipantService) -> APIRouter:

@@ -21,9 +21,8 @@ from repository_after.config import ProcessRole, Settings
 from repository_after.domain.saga import Outcome
 from repository_after.domain.sagas import DEFINITIONS
 from repository_after.entrypoints.app import create_app
-from repository_after.entrypoints.deps import require_service
 from tests.conftest import accounts_settings, asgi_client
-from tests.integration.test_fastapi_routing import _routes
+from tests.integration.test_fastapi_routing import _client, _routes
 
 SERVICE, ADMIN = "serv1ce-t0ken", "adm1n-t0ken"
 GOOD = {"Authorization": f"Bearer {SERVICE}"}
@@ -145,15 +144,28 @@ async def test_without_a_service_token_the_money_routes_stay_open(tmp_path: Path
         assert answer.status_code == 200
 
 
-def test_the_service_guard_is_a_dependency_of_exactly_the_money_routes(tmp_path: Path) -> None:
+async def test_the_service_token_guards_exactly_the_money_routes(tmp_path: Path) -> None:
+    """Every POST route of the account service and the orchestrator, called with no token: the
+    service guard's refusal comes from exactly the money routes (the hosted participants'
+    routes, under their prefixes, are the kit's and tested with it)."""
     app = create_app(guarded_settings(tmp_path, role=ProcessRole.ALL))
-    guarded = {
+    posts = {
         route.path
         for route in _routes(app.routes)
         if isinstance(route, APIRoute)
-        and any(d.call is require_service for d in route.dependant.dependencies)
+        and "POST" in route.methods
+        and not route.path.startswith(("/inventory/", "/orders/"))
     }
+    guarded = set()
+    async for client in _client(app):
+        for path in posts:
+            url = path.replace("{saga_type}", "transfer").replace("{saga_id}", "x")
+            url = url.replace("{transaction_id}", "x")
+            answer = await client.post(url, json={}, headers={"transaction-id": "g-1"})
+            if answer.status_code == 401 and "service token" in answer.json()["message"]:
+                guarded.add(path)
     assert guarded == set(MOVES)
+    assert len(posts) > len(MOVES)  # the others were asked too
 
 
 class Recording(httpx.AsyncBaseTransport):

@@ -132,7 +132,8 @@ async def test_a_body_that_is_not_json_is_named_as_such(
     r = await http.post(path, content=b'{"name": ', headers={"transaction-id": "k1"})
     assert (r.status_code, r.json()) == (
         422,
-        invalid({"loc": ["body"], "msg": "JSON decode error", "type": "json_invalid"}),
+        # where decoding stopped (byte 9, the end), as FastAPI names it on the account service
+        invalid({"loc": ["body", 9], "msg": "JSON decode error", "type": "json_invalid"}),
     )
     assert await records(service) == []
 
