@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -113,6 +113,7 @@ class InMemorySagaLog:
         ttl: float,
         include_own: bool = False,
         take_over: bool = False,
+        exclude: Collection[str] = (),
     ) -> list[Lease]:
         now = self._clock()
         rows = [
@@ -120,6 +121,7 @@ class InMemorySagaLog:
             for r in self._rows.values()
             if r.summary.status not in AT_REST
             and (take_over or r.free(now) or (include_own and r.owner == owner))
+            and r.summary.saga_id not in exclude
         ]
         rows.sort(key=lambda r: r.summary.created_at)
         return [r.take(owner, ttl, now) for r in rows[:limit]]

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 
 from repository_after.service_layer.saga_ports import Lease, LeaseLost, SagaLog
 
@@ -49,10 +49,22 @@ class LeaseBook:
     async def acquire(self, saga_id: str) -> Lease | None:
         return await self.take(lambda: self._log.acquire(saga_id, self.owner, ttl=self.ttl))
 
-    async def claim(self, *, limit: int, include_own: bool, take_over: bool = False) -> list[Lease]:
+    async def claim(
+        self,
+        *,
+        limit: int,
+        include_own: bool,
+        take_over: bool = False,
+        exclude: Collection[str] = (),
+    ) -> list[Lease]:
         since = time.monotonic()
         leases = await self._log.claim(
-            self.owner, limit=limit, ttl=self.ttl, include_own=include_own, take_over=take_over
+            self.owner,
+            limit=limit,
+            ttl=self.ttl,
+            include_own=include_own,
+            take_over=take_over,
+            exclude=exclude,
         )
         for lease in leases:
             self._hold(lease, since + self.ttl)

@@ -231,7 +231,8 @@ class Orchestrator:
         finds nothing new (sagas another live worker holds are not taken, unless `take_over`:
         the operator knows that worker is dead; fencing still stops it if it is not). A saga of
         a version this server lacks that is not overdue is left to a server that has it
-        (`resumption`), counted under the status the log has for it (`unresumable`)."""
+        (`resumption`), counted under the status the log has for it (`unresumable`), and not
+        claimed again in the same pass."""
         return await self._worker.recover(take_over=take_over)
 
     async def unresumable(self, saga_ids: Iterable[str]) -> dict[str, str]:

@@ -22,7 +22,7 @@ classifies the answer; it never raises for a remote failure.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -129,13 +129,16 @@ class SagaLog(Protocol):
         ttl: float,
         include_own: bool = False,
         take_over: bool = False,
+        exclude: Collection[str] = (),
     ) -> list[Lease]:
         """Lease up to `limit` unsettled sagas nobody holds (no owner or lease expired).
 
         Oldest first; concurrent claimers never get the same saga. `include_own` also takes
         sagas still leased under `owner`'s name (a restarted worker with a stable id).
         `take_over` takes them whatever their lease (an operator who knows the holder is dead):
-        the fence still moves on, so a holder that is alive after all is fenced out."""
+        the fence still moves on, so a holder that is alive after all is fenced out.
+        `exclude`: ids never taken, whatever their lease (those a recovery pass has already
+        driven and left unsettled: the limit then goes to sagas it has not seen)."""
         ...
 
     async def acquire(self, saga_id: str, owner: str, *, ttl: float) -> Lease | None:

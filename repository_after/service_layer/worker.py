@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Collection
 
+from repository_after.domain.saga import AT_REST
 from repository_after.service_layer.driver_tasks import DriverTasks
 from repository_after.service_layer.leases import LeaseBook
 from repository_after.service_layer.transitions import LOGGER_NAME
@@ -38,8 +40,10 @@ class Worker:
             self._drivers.ensure(saga_id)
         return ids
 
-    async def _take(self, *, include_own: bool, take_over: bool) -> list[str]:
-        """`claim` without starting the drivers."""
+    async def _take(
+        self, *, include_own: bool, take_over: bool, exclude: Collection[str] = ()
+    ) -> list[str]:
+        """`claim` without starting the drivers; never takes the sagas in `exclude`."""
         for saga_id in await self._leases.renew():
             # Its driver stops at its next step (LeaseLost); nothing to cancel here.
             logger.warning(
@@ -51,7 +55,9 @@ class Worker:
         if room <= 0:
             return []
         include_own = include_own and not self._own_taken
-        leases = await self._leases.claim(limit=room, include_own=include_own, take_over=take_over)
+        leases = await self._leases.claim(
+            limit=room, include_own=include_own, take_over=take_over, exclude=exclude
+        )
         if include_own and len(leases) < room:
             self._own_taken = True
         if include_own:
@@ -63,21 +69,23 @@ class Worker:
     async def recover(self, *, take_over: bool = False) -> dict[str, int]:
         """Claim and drive every unsettled saga, batch after batch; final status counts."""
         counts: dict[str, int] = {}
-        driven: set[str] = set()
-        # Each batch is driven to the end before the next claim, and each saga once: a claim
-        # that brings back only sagas already driven ends it. Such a saga was left unsettled
-        # under a lease this worker no longer renews (its version is not registered here, or
-        # `take_over` took it back from the worker it was lost to): its new lease is left to
-        # lapse too, for the worker loop or another server to claim.
-        while True:
-            claimed = await self._take(include_own=True, take_over=take_over)
-            for saga_id in driven.intersection(claimed):
-                self._leases.forget(saga_id)
-            if not (ids := [i for i in claimed if i not in driven]):
-                return counts
-            driven.update(ids)
-            for state in await asyncio.gather(*(self._drivers.drive(i) for i in ids)):
+        left: set[str] = set()
+        # Each batch is driven to the end before the next claim, and each saga once. A saga
+        # driven and left unsettled (its version is not registered here, or it was lost to
+        # another worker) stays leased under this worker's id, unrenewed: `include_own` and
+        # `take_over` would hand it back, and a batch of nothing else would end the pass with
+        # sagas it can drive still behind (or take it again and again from a server that has its
+        # version). So later claims exclude it: every claim brings only sagas this pass has not
+        # driven, and the pass ends when one finds none (at most one claim per batch of
+        # `max_sagas` unsettled sagas, plus the last). `left` holds only the unsettled ones, as
+        # a settled saga is never claimed: the claims stay small after a big recovery.
+        while ids := await self._take(include_own=True, take_over=take_over, exclude=left):
+            states = await asyncio.gather(*(self._drivers.drive(i) for i in ids))
+            for saga_id, state in zip(ids, states, strict=True):
                 counts[str(state.status)] = counts.get(str(state.status), 0) + 1
+                if state.status not in AT_REST:
+                    left.add(saga_id)
+        return counts
 
     async def work(self, *, interval: float) -> None:
         """Recovery first, then renew and claim every `interval` seconds, until cancelled."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from types import SimpleNamespace
 from typing import Any
 
@@ -64,10 +64,16 @@ class RecordingLog(InMemorySagaLog):
         ttl: float,
         include_own: bool = False,
         take_over: bool = False,
+        exclude: Collection[str] = (),
     ) -> list[Lease]:
-        self.calls.append(("claim", owner, limit, ttl, include_own, take_over))
+        self.calls.append(("claim", owner, limit, ttl, include_own, take_over, set(exclude)))
         return await super().claim(
-            owner, limit=limit, ttl=ttl, include_own=include_own, take_over=take_over
+            owner,
+            limit=limit,
+            ttl=ttl,
+            include_own=include_own,
+            take_over=take_over,
+            exclude=exclude,
         )
 
     async def renew(self, leases: Sequence[Lease], *, ttl: float) -> set[str]:
@@ -144,15 +150,16 @@ async def test_claim_passes_its_limit_and_flags_and_holds_what_it_got(clock: Clo
     first = await book.claim(limit=2, include_own=False)
     assert len(first) == 2
     rest = await book.claim(limit=10, include_own=True)
-    taken = await book.claim(limit=10, include_own=False, take_over=True)
+    taken = await book.claim(limit=10, include_own=False, take_over=True, exclude=["b"])
     assert log.calls == [
-        ("claim", "w1", 2, TTL, False, False),
-        ("claim", "w1", 10, TTL, True, False),
-        ("claim", "w1", 10, TTL, False, True),
+        ("claim", "w1", 2, TTL, False, False, set()),
+        ("claim", "w1", 10, TTL, True, False, set()),
+        ("claim", "w1", 10, TTL, False, True, {"b"}),
     ]
     assert {x.saga_id for x in first + rest} == {"a", "b", "c", "mine"}
-    # take_over takes every unsettled saga, its own ones again (their fences move on) included.
-    assert sorted(x.saga_id for x in taken) == ["a", "b", "c", "mine", "theirs"]
+    # take_over takes every unsettled saga, its own ones again (their fences move on) included,
+    # but those excluded.
+    assert sorted(x.saga_id for x in taken) == ["a", "c", "mine", "theirs"]
     assert all(x.owner == "w1" for x in first + rest + taken)
     assert len(book) == 5
     assert all(book.held(x.saga_id) == x for x in taken)
