@@ -69,23 +69,33 @@ class Worker:
     async def recover(self, *, take_over: bool = False) -> dict[str, int]:
         """Claim and drive every unsettled saga, batch after batch; final status counts."""
         counts: dict[str, int] = {}
-        left: set[str] = set()
+        seen: set[str] = set()  # claimed in this pass
+        left: set[str] = set()  # of those, the ones still unsettled: excluded from later claims
         # Each batch is driven to the end before the next claim, and each saga once. A saga
         # driven and left unsettled (its version is not registered here, or it was lost to
         # another worker) stays leased under this worker's id, unrenewed: `include_own` and
         # `take_over` would hand it back, and a batch of nothing else would end the pass with
         # sagas it can drive still behind (or take it again and again from a server that has its
-        # version). So later claims exclude it: every claim brings only sagas this pass has not
-        # driven, and the pass ends when one finds none (at most one claim per batch of
-        # `max_sagas` unsettled sagas, plus the last). `left` holds only the unsettled ones, as
-        # a settled saga is never claimed: the claims stay small after a big recovery.
-        while ids := await self._take(include_own=True, take_over=take_over, exclude=left):
+        # version). So later claims exclude it, and each brings sagas the pass has not seen;
+        # `left` holds only unsettled ones (a settled saga is never claimed), so the claims stay
+        # small after a big recovery. One the pass settled that is unsettled again (an operator's
+        # retry) is not driven twice: it joins `left`, its new lease unrenewed for the worker
+        # loop. Every round grows `seen` or `left`, or ends the pass: it ends, whatever the log.
+        while True:
+            claimed = await self._take(include_own=True, take_over=take_over, exclude=left)
+            again = seen.intersection(claimed)
+            for saga_id in again:
+                self._leases.forget(saga_id)
+            ids = [i for i in claimed if i not in seen]
+            if not ids and again <= left:
+                return counts
+            left |= again
+            seen.update(ids)
             states = await asyncio.gather(*(self._drivers.drive(i) for i in ids))
             for saga_id, state in zip(ids, states, strict=True):
                 counts[str(state.status)] = counts.get(str(state.status), 0) + 1
                 if state.status not in AT_REST:
                     left.add(saga_id)
-        return counts
 
     async def work(self, *, interval: float) -> None:
         """Recovery first, then renew and claim every `interval` seconds, until cancelled."""

@@ -12,10 +12,14 @@ Against every saga-log backend (memory, SQLite, PostgreSQL: `saga_log` in tests/
 
 from __future__ import annotations
 
+from collections.abc import Collection
+from typing import Any
+
 import pytest
 
+from repository_after.adapters.memory_saga_log import InMemorySagaLog
 from repository_after.domain.saga import SagaStatus
-from repository_after.service_layer.saga_ports import SagaLog
+from repository_after.service_layer.saga_ports import Lease, SagaLog
 from repository_after.service_layer.saga_types import SagaTypes
 from tests.fakes import SimulatedCrash
 from tests.unit.test_definition_versions import SHIP_V1, SHIP_V2, Carrier, registry, server
@@ -71,3 +75,74 @@ async def test_a_pass_over_nothing_but_sagas_it_cannot_drive_visits_each_once_an
     assert await older.recover(take_over=True) == {"sending": 3}
     probe = await saga_log.claim("probe", limit=10, ttl=0.0, take_over=True)
     assert {lease.saga_id: lease.fence for lease in probe} == {"v2-a": 4, "v2-b": 4, "v2-c": 4}
+
+
+class IgnoresExclude(InMemorySagaLog):
+    """A log that breaks `claim`'s contract: it hands back the sagas the pass excluded. It
+    refuses to be claimed from more than `bound` times, so a pass that would not end fails."""
+
+    def __init__(self, bound: int = 20) -> None:
+        super().__init__()
+        self.claims, self.bound = 0, bound
+
+    async def claim(
+        self,
+        owner: str,
+        *,
+        limit: int,
+        ttl: float,
+        include_own: bool = False,
+        take_over: bool = False,
+        exclude: Collection[str] = (),
+    ) -> list[Lease]:
+        self.claims += 1
+        assert self.claims <= self.bound, "the recovery pass does not end"
+        return await super().claim(
+            owner, limit=limit, ttl=ttl, include_own=include_own, take_over=take_over
+        )
+
+
+@pytest.mark.parametrize("take_over", [False, True])
+async def test_a_pass_ends_and_drives_each_saga_once_even_if_the_log_ignores_exclude(
+    take_over: bool,
+) -> None:
+    log = IgnoresExclude()
+    for saga_id in ("v2-a", "v2-b"):
+        await left_by_a_crash(log, NEWER, saga_id)
+    await leases_lapse(log)
+    log.claims = 0  # the pass's claims from here
+    older = server(log, Carrier(), OLDER, worker_id="older", max_sagas=2)
+    assert await older.recover(take_over=take_over) == {"sending": 2}
+    assert log.claims == 2  # the batch, then one that brought back only what it had left
+
+
+class UnsettlesOnce(InMemorySagaLog):
+    """Between the pass's first and second claims, a saga it completed is made unsettled
+    again (as an operator's write would), and is free: the second claim brings it back."""
+
+    def __init__(self, saga_id: str) -> None:
+        super().__init__()
+        self.saga_id, self.claims = saga_id, 0
+
+    async def claim(self, owner: str, **kwargs: Any) -> list[Lease]:
+        self.claims += 1
+        if self.claims == 2:
+            summary = await self.summary(self.saga_id)
+            assert summary is not None
+            assert summary.status == SagaStatus.COMPLETED
+            await self.append(self.saga_id, [], status="sending")
+        return await super().claim(owner, **kwargs)
+
+
+async def test_a_saga_the_pass_settled_is_not_driven_twice_in_it() -> None:
+    log = UnsettlesOnce("v1-c")
+    await left_by_a_crash(log, OLDER, "v1-c")
+    await leases_lapse(log)
+    log.claims = 0  # the pass's claims from here
+    carrier = Carrier()
+    older = server(log, carrier, OLDER, worker_id="older")
+    assert await older.recover() == {SagaStatus.COMPLETED: 1}
+    assert carrier.calls == [("carrier", "send")]
+    # Brought back by the second claim, it was left to the worker loop and excluded from the
+    # third, which found nothing: the pass ended.
+    assert log.claims == 3
