@@ -71,16 +71,13 @@ async def test_entries_page_newest_first_each_page_before_the_last_one_s_oldest(
             )
     pages: list[list[str]] = []
     before = None
-    while not pages or len(pages[-1]) == 2:
+    for _ in range(4):  # five entries in pages of two: three pages, then an empty one
         page = await account_store.read(lambda r, b=before: r.list_entries("a", limit=2, before=b))
         pages.append([e.transaction_id for e in page])
-        before = page[-1].entry_id if page else None
-    assert pages == [["a5", "a4"], ["a3", "a2"], ["a1"]]
-    first = await account_store.read(lambda r: r.list_entries("a", limit=10))
-    assert (
-        await account_store.read(lambda r: r.list_entries("a", limit=10, before=first[-1].entry_id))
-        == []
-    )
+        if not page:
+            break
+        before = page[-1].entry_id
+    assert pages == [["a5", "a4"], ["a3", "a2"], ["a1"], []]
 
 
 async def test_records_round_trip_exactly(account_store: AccountStore) -> None:
