@@ -7,9 +7,13 @@ order whose `create` never ran is not there and is skipped), its reservation
 orders, the stock, and the three services' audits. Any other non-2xx answer raises
 `httpx.HTTPStatusError`: a book that cannot be read is not a clean book.
 
-The account service lists at most `ENTRY_LIMIT` entries per account, newest first. If a listing
-is full and its oldest entry still belongs to one of the orders read, entries of those orders
-may be missing, and `IncompleteBooks` is raised rather than an audit of half the entries.
+Every listing is read whole. The only paged one is the account service's entries (at most
+`ENTRY_LIMIT` per page, newest first): a full page is followed by the next, `before` its oldest
+entry, until a page comes back short. (Each order and reservation is read by id, and the
+inventory's `GET /stock` is not paged, so no other page limit applies; the orders service's
+paged `GET /orders` is not used.) An account service that ignores `before` (a release before
+it) would hand back the same page: `IncompleteBooks` is raised then, rather than an audit of
+the newest entries only.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ ENTRY_LIMIT = 1000
 
 
 class IncompleteBooks(Exception):
-    """An account has more entries for the orders read than the account service lists."""
+    """An account's entries cannot all be listed: its service does not page them."""
 
 
 @dataclass(frozen=True)
@@ -52,15 +56,23 @@ async def _optional(client: httpx.AsyncClient, path: str) -> Any | None:
     return reply.raise_for_status().json()
 
 
-async def _entries(accounts: httpx.AsyncClient, account: str, sagas: set[str]) -> list[Any]:
-    listed: list[Any] = await _json(accounts, f"/accounts/{account}/entries", limit=ENTRY_LIMIT)
-    if len(listed) >= ENTRY_LIMIT:
-        oldest = str(listed[-1]["transaction_id"])
-        if oldest in sagas or oldest.rpartition(":")[0] in sagas:
+async def _entries(accounts: httpx.AsyncClient, account: str) -> list[Any]:
+    """Every entry of `account`, page after page. Each page must hold only entries older than
+    the last one's oldest: the cursor then falls on every page, so the reading ends."""
+    path = f"/accounts/{account}/entries"
+    listed: list[Any] = []
+    page: list[Any] = await _json(accounts, path, limit=ENTRY_LIMIT)
+    while True:
+        listed += page
+        if len(page) < ENTRY_LIMIT:
+            return listed
+        before = int(page[-1]["entry_id"])
+        page = await _json(accounts, path, limit=ENTRY_LIMIT, before=before)
+        if any(int(entry["entry_id"]) >= before for entry in page):
             raise IncompleteBooks(
-                f"account {account!r} has more than {ENTRY_LIMIT} entries for these orders"
+                f"account {account!r} has more than {ENTRY_LIMIT} entries and its account"
+                " service does not page them (`before`): an older release?"
             )
-    return listed
 
 
 async def read_order_books(
@@ -78,10 +90,9 @@ async def read_order_books(
         held = await _optional(services.inventory, f"/reservations/{key}")
         if held is not None:
             reservations[key] = held
-    their_sagas = {saga_of_order(order) for order in orders}
     entries = []
     for account in sorted({o["customer"] for o in orders} | {o["merchant"] for o in orders}):
-        entries += await _entries(services.accounts, account, their_sagas)
+        entries += await _entries(services.accounts, account)
     return OrderBooks(
         account_audit=await _json(services.accounts, "/audit"),
         entries=entries,

@@ -66,8 +66,14 @@ class _MemoryAccountsTx:
     def list_accounts(self) -> list[Account]:
         return [self._s.accounts[k] for k in sorted(self._s.accounts)]
 
-    def list_entries(self, account_id: str, *, limit: int) -> list[LedgerEntry]:
-        mine = [e for e in reversed(self._s.entries) if e.account_id == account_id]
+    def list_entries(
+        self, account_id: str, *, limit: int, before: int | None = None
+    ) -> list[LedgerEntry]:
+        mine = [
+            e
+            for e in reversed(self._s.entries)
+            if e.account_id == account_id and (before is None or e.entry_id < before)
+        ]
         return mine[:limit]
 
     def get_record(self, operation: Operation, transaction_id: str) -> OperationRecord | None:

@@ -119,6 +119,7 @@ class InMemorySagaLog:
         drivable: Collection[DefinitionKey] | None = None,
         include_own: bool = False,
         take_over: bool = False,
+        exclude: Collection[str] = (),
     ) -> list[Lease]:
         now = self._clock()
         rows = [
@@ -127,6 +128,7 @@ class InMemorySagaLog:
             if r.summary.status not in AT_REST
             and (drivable is None or r.started_under() in drivable)
             and (take_over or r.free(now) or (include_own and r.owner == owner))
+            and r.summary.saga_id not in exclude
         ]
         rows.sort(key=lambda r: r.summary.created_at)
         return [r.take(owner, ttl, now) for r in rows[:limit]]

@@ -49,6 +49,7 @@ class PostgresSagaLog(SqlSagaLog):
     placeholder = "%s"
     now_sql = "now()"
     skip_locked = " FOR UPDATE SKIP LOCKED"
+    ids_sql = "SELECT json_array_elements_text(?::json)"
 
     def __init__(self, database_url: str) -> None:
         self._url = database_url

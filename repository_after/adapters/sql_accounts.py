@@ -56,9 +56,11 @@ _ENTRY_COLUMNS = "entry_id, account_id, transaction_id, operation, delta, balanc
 _GET_ACCOUNT = "SELECT account_id, opening_balance, balance FROM accounts WHERE account_id = ?"
 _LIST_ACCOUNTS = "SELECT account_id, opening_balance, balance FROM accounts ORDER BY account_id"
 _LIST_ENTRIES = (
-    f"SELECT {_ENTRY_COLUMNS} FROM ledger_entries WHERE account_id = ?"
+    f"SELECT {_ENTRY_COLUMNS} FROM ledger_entries WHERE account_id = ? AND entry_id < ?"
     " ORDER BY entry_id DESC LIMIT ?"
 )
+#: `before` when none is given: past every entry id (a BIGINT), so one statement serves both
+_NO_CURSOR = 2**63 - 1
 _GET_RECORD = (
     "SELECT account_id, amount, status, applied, status_code, body FROM operations"
     " WHERE operation = ? AND transaction_id = ?"
@@ -164,8 +166,11 @@ class SqlAccountsTx:
         rows = self._run(_LIST_ACCOUNTS)
         return [Account(r[0], int(r[1]), int(r[2])) for r in rows]
 
-    def list_entries(self, account_id: str, *, limit: int) -> list[LedgerEntry]:
-        rows = self._run(_LIST_ENTRIES, (account_id, limit))
+    def list_entries(
+        self, account_id: str, *, limit: int, before: int | None = None
+    ) -> list[LedgerEntry]:
+        cursor = _NO_CURSOR if before is None else before
+        rows = self._run(_LIST_ENTRIES, (account_id, cursor, limit))
         return [_entry(r) for r in rows]
 
     def get_record(self, operation: Operation, transaction_id: str) -> OperationRecord | None:

@@ -11,7 +11,9 @@ decisions between statements, so the control flow is written once too. A backend
   a stepped process clock) agree on when a lease ends; `_until()`: that clock plus ? seconds;
   `now()` reads it (epoch seconds on SQLite, a timestamptz on PostgreSQL: `_utc`);
 - `_rows(sql, args, rows)`: a statement over many rows (events to insert, leases to renew);
-- `skip_locked`: the row-lock clause that lets concurrent claimers pass each other.
+- `skip_locked`: the row-lock clause that lets concurrent claimers pass each other;
+- `ids_sql`: the saga ids of ONE JSON-array parameter, as a relation (`claim`'s `exclude`: one
+  parameter however many ids, so no engine's limit on parameters applies).
 
 A claim's `drivable` keys and the sweep's (`stranded`) are a row-value list, `(definition,
 definition_version, definition_hash) [NOT] IN (VALUES (?, ?, ?), ...)`, one row per key (a server
@@ -34,6 +36,8 @@ from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from repository_after.adapters.sql_plan import Plan, Rows, Stmt
 from repository_after.adapters.sql_saga_reads import (
     AT_REST_VALUES,
@@ -55,7 +59,7 @@ _HELD_COLUMNS = (("saga_id", "text"), ("owner", "text"), ("fence", "bigint"))
 # Statements at module level, with `?` placeholders: they are data, not logic, and mutation
 # testing (which mutates only inside functions) then counts the code that picks and binds them,
 # not the letter case of SQL keywords. `{until}`, `{now}` and `{skip_locked}` are the backend's
-# (`_sql`), `{rows}` a relation of rows (`_rows`).
+# (`_sql`), `{rows}` a relation of rows (`_rows`), `{excluding}` is `claim`'s.
 _EVENTS_ALIAS = "e"
 _INSERT_EVENTS = "INSERT INTO saga_events (saga_id, seq, data) SELECT ?, e.seq, e.data FROM {rows}"
 _HELD_ALIAS = "held"
@@ -77,9 +81,10 @@ _CLAIM = (
     "UPDATE sagas SET owner = ?, lease_until = {until}, fence = fence + 1"
     " WHERE saga_id IN (SELECT saga_id FROM sagas"
     f" WHERE status NOT IN ({marks(AT_REST_VALUES)}) AND (owner IS NULL"
-    " OR lease_until <= {now} OR (? AND owner = ?) OR ?){keys}"
+    " OR lease_until <= {now} OR (? AND owner = ?) OR ?){keys}{excluding}"
     " ORDER BY created_at LIMIT ?{skip_locked}) RETURNING saga_id, fence"
 )
+_EXCLUDING = " AND saga_id NOT IN ({ids})"
 _KEY_COLUMNS = " AND (definition, definition_version, definition_hash)"
 _IN_KEYS = _KEY_COLUMNS + " IN (VALUES {rows})"
 _NOT_IN_KEYS = _KEY_COLUMNS + " NOT IN (VALUES {rows})"
@@ -120,17 +125,17 @@ def _utc(value: datetime | float) -> datetime:
 class SqlSagaLog(SqlSagaReads):
     now_sql = ""
     skip_locked = ""
+    ids_sql = ""
 
     # -- hooks ---------------------------------------------------------------------------
 
     def _until(self) -> str:
         return f"{self.now_sql} + ?"
 
-    def _sql(self, template: str, keys: str = "") -> str:
-        """`template` with the backend's lease clock and row-lock clause filled in, and `keys`
-        (a `_keys` clause) where it has `{keys}`."""
+    def _sql(self, template: str, **slots: str) -> str:
+        """`template` with the backend's lease clock and row-lock clause (and `slots`) filled in."""
         return template.format(
-            until=self._until(), now=self.now_sql, skip_locked=self.skip_locked, keys=keys
+            until=self._until(), now=self.now_sql, skip_locked=self.skip_locked, **slots
         )
 
     def _rows(self, sql: str, args: Sequence[Any], rows: Rows) -> Stmt:
@@ -218,12 +223,17 @@ class SqlSagaLog(SqlSagaReads):
         drivable: Collection[DefinitionKey] | None = None,
         include_own: bool = False,
         take_over: bool = False,
+        exclude: Collection[str] = (),
     ) -> list[Lease]:
         keys, key_args = ("", ()) if drivable is None else _keys(_IN_KEYS, drivable)
-        args = (owner, ttl, *AT_REST_VALUES, include_own, owner, take_over, *key_args, limit)
+        # Without ids, no clause: the worker loop's claims keep the plan they had.
+        excluding = _EXCLUDING.format(ids=self.ids_sql) if exclude else ""
+        ids = (orjson.dumps(sorted(exclude)).decode(),) if exclude else ()
+        sql = self._sql(_CLAIM, keys=keys, excluding=excluding)
+        args = (owner, ttl, *AT_REST_VALUES, include_own, owner, take_over, *key_args, *ids, limit)
 
         def plan() -> Plan[list[Lease]]:
-            claimed = yield self._stmt(self._sql(_CLAIM, keys), args)
+            claimed = yield self._stmt(sql, args)
             return [Lease(saga_id, owner, fence) for saga_id, fence in claimed.rows]
 
         if drivable is not None and not drivable:
@@ -237,7 +247,7 @@ class SqlSagaLog(SqlSagaReads):
 
         def plan() -> Plan[list[str]]:
             found = yield self._stmt(
-                self._sql(_STRANDED, keys), (*AT_REST_VALUES, idle_before, *key_args, limit)
+                self._sql(_STRANDED, keys=keys), (*AT_REST_VALUES, idle_before, *key_args, limit)
             )
             return [saga_id for (saga_id,) in found.rows]
 

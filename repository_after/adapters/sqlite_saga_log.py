@@ -45,6 +45,7 @@ class SqliteSagaLog(SqlSagaLog):
     # SQLite 3.40 has no unixepoch('subsec'); 'now' ticks in milliseconds and is the same for
     # every use within one statement.
     now_sql = "((julianday('now') - 2440587.5) * 86400.0)"
+    ids_sql = "SELECT value FROM json_each(?)"
 
     def __init__(self, path: Path, *, share: SqliteDatabase | None = None) -> None:
         """`share`: use that database's connection and writer thread (same file)."""

@@ -99,7 +99,10 @@ async def list_entries(
     store: AccountStoreDep,
     account_id: AccountIdPath,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    before: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
 ) -> list[EntryOut]:
+    """The account's entries, newest first; `before` (an entry id): only older ones, so a
+    reader pages through every entry by passing the oldest id it got."""
 
     def read(reader: AccountsReader) -> list[EntryOut] | None:
         if reader.get_account(account_id) is None:
@@ -113,7 +116,7 @@ async def list_entries(
                 balance_after=e.balance_after,
                 created_at=e.created_at,
             )
-            for e in reader.list_entries(account_id, limit=limit)
+            for e in reader.list_entries(account_id, limit=limit, before=before)
         ]
 
     entries: list[EntryOut] | None = await store.read(read)

@@ -56,8 +56,10 @@ class LeaseBook:
         include_own: bool,
         take_over: bool = False,
         drivable: Collection[DefinitionKey] | None = None,
+        exclude: Collection[str] = (),
     ) -> list[Lease]:
-        """`SagaLog.claim` under this worker's name and ttl (`drivable`: the keys it can drive)."""
+        """`SagaLog.claim` under this worker's name and ttl (`drivable`: the keys it can drive;
+        `exclude`: ids never taken)."""
         since = time.monotonic()
         leases = await self._log.claim(
             self.owner,
@@ -66,6 +68,7 @@ class LeaseBook:
             drivable=drivable,
             include_own=include_own,
             take_over=take_over,
+            exclude=exclude,
         )
         for lease in leases:
             self._hold(lease, since + self.ttl)

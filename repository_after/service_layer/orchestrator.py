@@ -240,7 +240,8 @@ class Orchestrator:
         the operator knows that worker is dead; fencing still stops it if it is not). A saga of
         a version this server lacks is never claimed: it is left to a server that has it
         (`unresumable` names it), unless it made no progress for the grace, when the sweep that
-        ends the recovery parks it (`stranded`; counted as `failed_needs_attention`)."""
+        ends the recovery parks it (`stranded`; counted as `failed_needs_attention`). A saga
+        driven and left unsettled is not claimed again in the same pass."""
         return await self._worker.recover(take_over=take_over)
 
     async def sweep(self) -> list[str]:

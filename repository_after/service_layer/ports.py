@@ -33,7 +33,12 @@ class AccountsReader(Protocol):
 
     def list_accounts(self) -> list[Account]: ...
 
-    def list_entries(self, account_id: str, *, limit: int) -> list[LedgerEntry]: ...
+    def list_entries(
+        self, account_id: str, *, limit: int, before: int | None = None
+    ) -> list[LedgerEntry]:
+        """Up to `limit` entries, newest first; with `before` (an entry id), only older ones:
+        the next page of a listing that goes on from its oldest entry, never a duplicate."""
+        ...
 
     def get_record(self, operation: Operation, transaction_id: str) -> OperationRecord | None: ...
 

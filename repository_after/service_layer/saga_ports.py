@@ -143,6 +143,7 @@ class SagaLog(Protocol):
         drivable: Collection[DefinitionKey] | None = None,
         include_own: bool = False,
         take_over: bool = False,
+        exclude: Collection[str] = (),
     ) -> list[Lease]:
         """Lease up to `limit` unsettled sagas nobody holds (no owner or lease expired).
 
@@ -151,7 +152,9 @@ class SagaLog(Protocol):
         or test that drives no definition). `include_own` also takes sagas still leased under
         `owner`'s name (a restarted worker with a stable id). `take_over` takes them whatever
         their lease (an operator who knows the holder is dead): the fence still moves on, so a
-        holder that is alive after all is fenced out. `drivable` limits both."""
+        holder that is alive after all is fenced out. `drivable` limits both. `exclude`: ids
+        never taken, whatever their lease (those a recovery pass has already driven and left
+        unsettled: the limit then goes to sagas it has not seen)."""
         ...
 
     async def stranded(

@@ -23,8 +23,9 @@ import asyncio
 import itertools
 import logging
 import math
+from collections.abc import Collection
 
-from repository_after.domain.saga import SagaStatus
+from repository_after.domain.saga import AT_REST, SagaStatus
 from repository_after.service_layer.driver_tasks import DriverTasks
 from repository_after.service_layer.leases import LeaseBook
 from repository_after.service_layer.saga_ports import DefinitionKey
@@ -59,8 +60,10 @@ class Worker:
             self._drivers.ensure(saga_id)
         return ids
 
-    async def _take(self, *, include_own: bool, take_over: bool) -> list[str]:
-        """`claim` without starting the drivers."""
+    async def _take(
+        self, *, include_own: bool, take_over: bool, exclude: Collection[str] = ()
+    ) -> list[str]:
+        """`claim` without starting the drivers; never takes the sagas in `exclude`."""
         for saga_id in await self._leases.renew():
             # Its driver stops at its next step (LeaseLost); nothing to cancel here.
             logger.warning(
@@ -73,7 +76,11 @@ class Worker:
             return []
         include_own = include_own and not self._own_taken
         leases = await self._leases.claim(
-            limit=room, include_own=include_own, take_over=take_over, drivable=self._drivable
+            limit=room,
+            include_own=include_own,
+            take_over=take_over,
+            drivable=self._drivable,
+            exclude=exclude,
         )
         if include_own and len(leases) < room:
             self._own_taken = True
@@ -87,21 +94,33 @@ class Worker:
         """Claim and drive every unsettled saga this server can drive, batch after batch, then
         park the stranded ones (`stranded`); final status counts."""
         counts: dict[str, int] = {}
-        driven: set[str] = set()
-        # Each batch is driven to the end before the next claim, and each saga once: a claim
-        # that brings back only sagas already driven ends it. Such a saga was left unsettled
-        # under a lease this worker no longer renews (`take_over` took it back from the worker
-        # it was lost to): its new lease is left to lapse too, for the worker loop or another
-        # server to claim.
+        seen: set[str] = set()  # claimed in this pass
+        left: set[str] = set()  # of those, the ones still unsettled: excluded from later claims
+        # Each batch is driven to the end before the next claim, and each saga once. A saga
+        # driven and left unsettled (its version is not registered here, or it was lost to
+        # another worker) stays leased under this worker's id, unrenewed: `include_own` and
+        # `take_over` would hand it back, and a batch of nothing else would end the pass with
+        # sagas it can drive still behind (or take it again and again from a server that has its
+        # version). So later claims exclude it, and each brings sagas the pass has not seen;
+        # `left` holds only unsettled ones (a settled saga is never claimed), so the claims stay
+        # small after a big recovery. One the pass settled that is unsettled again (an operator's
+        # retry) is not driven twice: it joins `left`, its new lease unrenewed for the worker
+        # loop. Every round grows `seen` or `left`, or ends the pass: it ends, whatever the log.
         while True:
-            claimed = await self._take(include_own=True, take_over=take_over)
-            for saga_id in driven.intersection(claimed):
+            claimed = await self._take(include_own=True, take_over=take_over, exclude=left)
+            again = seen.intersection(claimed)
+            for saga_id in again:
                 self._leases.forget(saga_id)
-            if not (ids := [i for i in claimed if i not in driven]):
+            ids = [i for i in claimed if i not in seen]
+            if not ids and again <= left:
                 break
-            driven.update(ids)
-            for state in await asyncio.gather(*(self._drivers.drive(i) for i in ids)):
+            left |= again
+            seen.update(ids)
+            states = await asyncio.gather(*(self._drivers.drive(i) for i in ids))
+            for saga_id, state in zip(ids, states, strict=True):
                 counts[str(state.status)] = counts.get(str(state.status), 0) + 1
+                if state.status not in AT_REST:
+                    left.add(saga_id)
         parked_status = str(SagaStatus.FAILED_NEEDS_ATTENTION)
         while parked := await self._sweep.sweep():
             counts[parked_status] = counts.get(parked_status, 0) + len(parked)

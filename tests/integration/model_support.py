@@ -209,6 +209,32 @@ class ParticipantMachine(RuleBasedStateMachine):
         else:
             self.keep(compensation, key, body, reply, undo(reply, done.request))
 
+    def repeat(
+        self, operation: str, key: str, body: Body | None, state: Callable[[], object]
+    ) -> None:
+        """(operation, key), answered before, called again with `body`: the first request gets
+        the FIRST answer again, byte for byte and marked replayed; another request is 422
+        `idempotency_key_reused`, not marked. Either way the service's `state` (read from the
+        service itself, not from the model) is what it was, and the key still replays its first
+        answer to its first request: nothing the call did was kept."""
+        recorded = self.records[operation, key]
+        before = state()
+        reply = self.send(operation, key, body)
+        if body == recorded.request:
+            assert (reply.status_code, reply.content) == (recorded.status, recorded.content)
+            assert reply.headers.get(REPLAYED) == "true"
+        else:
+            assert error(reply) == (422, "idempotency_key_reused")
+            assert REPLAYED not in reply.headers
+        assert state() == before
+        again = self.send(operation, key, recorded.request)
+        assert (again.status_code, again.content) == (recorded.status, recorded.content)
+        assert again.headers.get(REPLAYED) == "true"
+
+    def recorded(self, operation: str) -> list[str]:
+        """The keys `operation` answered under (applied or refused: both are replayed)."""
+        return sorted(k for op, k in self.records if op == operation)
+
     def applied(self, operation: str, key: str) -> Recorded | None:
         recorded = self.records.get((operation, key))
         return recorded if recorded is not None and recorded.applied else None

@@ -57,6 +57,29 @@ async def test_change_balance_returns_the_new_balance_and_writes_a_ledger_entry(
     assert await account_store.read(lambda r: r.entry_sums_by_account()) == {"a": -30}
 
 
+async def test_entries_page_newest_first_each_page_before_the_last_one_s_oldest(
+    account_store: AccountStore,
+) -> None:
+    await account_store.transaction(lambda tx: tx.insert_account("a", 100))
+    await account_store.transaction(lambda tx: tx.insert_account("b", 100))
+    for n in range(1, 6):  # a's entries, with one of b's between each two
+        for account in ("a", "b"):
+            await account_store.transaction(
+                lambda tx, a=account, n=n: tx.change_balance(
+                    a, -1, operation=Operation.DEBIT, transaction_id=f"{a}{n}"
+                )
+            )
+    pages: list[list[str]] = []
+    before = None
+    for _ in range(4):  # five entries in pages of two: three pages, then an empty one
+        page = await account_store.read(lambda r, b=before: r.list_entries("a", limit=2, before=b))
+        pages.append([e.transaction_id for e in page])
+        if not page:
+            break
+        before = page[-1].entry_id
+    assert pages == [["a5", "a4"], ["a3", "a2"], ["a1"], []]
+
+
 async def test_records_round_trip_exactly(account_store: AccountStore) -> None:
     await account_store.transaction(lambda tx: tx.insert_record(record("t1")))
     got = await account_store.read(lambda r: r.get_record(Operation.DEBIT, "t1"))

@@ -120,15 +120,25 @@ class InventoryMachine(ParticipantMachine):
     def sell_a_reservation(self, data: st.DataObject, key: str) -> None:
         self.sell(key, data.draw(st.sampled_from(self.held())))
 
-    @precondition(lambda self: self.held())
-    @rule(data=st.data(), lines=LINES)
-    def reuse_a_reserve_key(self, data: st.DataObject, lines: Lines) -> None:
-        """Another order under a key that reserved: refused (422), the reservation unchanged."""
-        key = data.draw(st.sampled_from(self.held()))
-        before = self.records["reserve", key]
-        outcome = self.reserve_under(key, lines)
-        assert outcome == (422, "idempotency_key_reused") or before.request == {"lines": lines}
-        assert self.records["reserve", key] == before
+    def state(self, key: str) -> object:
+        """What the inventory says: its stock, and the reservation under `key` (or its 404)."""
+        reservation = self.client.get(f"/reservations/{key}")
+        return self.client.get("/stock").json(), reservation.status_code, reservation.json()
+
+    @precondition(lambda self: self.recorded("reserve"))
+    @rule(data=st.data(), lines=LINES, same=st.booleans())
+    def reuse_a_reserve_key(self, data: st.DataObject, lines: Lines, same: bool) -> None:
+        """A key reserve answered (reserved or refused), again: its first order is replayed,
+        another one refused (422); neither changes the stock or the reservation (`repeat`)."""
+        key = data.draw(st.sampled_from(self.recorded("reserve")))
+        first = self.records["reserve", key].request
+        assert first is not None
+        if same:
+            body = first
+        elif (body := {"lines": lines}) == first:  # another order: one more of its first SKU
+            head, *rest = lines
+            body = {"lines": [{**head, "qty": head["qty"] + 1}, *rest]}
+        self.repeat("reserve", key, body, lambda: self.state(key))
 
     @precondition(lambda self: self.tombstoned("reserve", "release"))
     @rule(data=st.data(), lines=LINES)

@@ -57,14 +57,16 @@ async def logs(
         await log.close()
 
 
-async def make(log: SagaLog, saga_id: str, *, owner: str = "a", ttl: float = LONG) -> Lease:
+async def make(
+    log: SagaLog, saga_id: str, *, owner: str = "a", ttl: float = LONG, at: str = AT
+) -> Lease:
     lease = await log.create(
         saga_id=saga_id,
         definition="transfer",
         definition_version=1,
         definition_hash=TRANSFER.shape_hash(),
         params={},
-        events=[START],
+        events=[SagaEvent(EventKind.STARTED, at=at)],
         owner=owner,
         ttl=ttl,
     )
@@ -172,6 +174,27 @@ async def test_include_own_reclaims_sagas_still_leased_under_the_same_name(logs)
     assert again.fence > old.fence
     with pytest.raises(LeaseLost):
         await log.append("s1", [NOTE], status="started", lease=old)
+
+
+async def test_a_claim_never_takes_an_excluded_saga_whatever_its_lease(logs) -> None:
+    log, twin = logs
+    await make(log, "free", ttl=0.0)
+    await make(log, "own", owner="w1")
+    await make(log, "other's", owner="w2")
+    await make(log, "kept", ttl=0.0, at="2026-01-01T00:00:01+00:00")  # the newest
+    passed = {"free", "own", "other's"}
+    # The limit goes to the sagas not excluded, however many older ones are.
+    assert await twin.claim("w1", limit=1, ttl=LONG, include_own=True, exclude=passed) == [
+        Lease("kept", "w1", 2)
+    ]
+    assert await twin.claim("w1", limit=1, ttl=LONG, take_over=True, exclude=passed) == [
+        Lease("kept", "w1", 3)
+    ]
+    assert (
+        await twin.claim("w1", limit=10, ttl=LONG, take_over=True, exclude=[*passed, "kept"]) == []
+    )
+    taken = await twin.claim("w1", limit=10, ttl=LONG, take_over=True, exclude={"kept"})
+    assert {lease.saga_id for lease in taken} == passed
 
 
 async def test_take_over_claims_live_leases_and_fences_the_old_holder_out(logs) -> None:

@@ -119,6 +119,7 @@ def server(
     worker_id: str | None = None,
     lease_ttl: float = 10.0,
     observers: Sequence[Observer] = (),
+    max_sagas: int = 1000,
 ) -> Orchestrator:
     return Orchestrator(
         log=log,
@@ -130,6 +131,7 @@ def server(
         observers=observers,
         worker_id=worker_id,
         lease_ttl=lease_ttl,
+        max_sagas=max_sagas,
     )
 
 

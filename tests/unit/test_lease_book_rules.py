@@ -66,8 +66,11 @@ class RecordingLog(InMemorySagaLog):
         drivable: Collection[DefinitionKey] | None = None,
         include_own: bool = False,
         take_over: bool = False,
+        exclude: Collection[str] = (),
     ) -> list[Lease]:
-        self.calls.append(("claim", owner, limit, ttl, include_own, take_over, drivable))
+        self.calls.append(
+            ("claim", owner, limit, ttl, include_own, take_over, drivable, set(exclude))
+        )
         return await super().claim(
             owner,
             limit=limit,
@@ -75,6 +78,7 @@ class RecordingLog(InMemorySagaLog):
             drivable=drivable,
             include_own=include_own,
             take_over=take_over,
+            exclude=exclude,
         )
 
     async def renew(self, leases: Sequence[Lease], *, ttl: float) -> set[str]:
@@ -151,15 +155,18 @@ async def test_claim_passes_its_limit_and_flags_and_holds_what_it_got(clock: Clo
     first = await book.claim(limit=2, include_own=False)
     assert len(first) == 2
     rest = await book.claim(limit=10, include_own=True)
-    taken = await book.claim(limit=10, include_own=False, take_over=True, drivable=TRANSFER_ONLY)
+    taken = await book.claim(
+        limit=10, include_own=False, take_over=True, drivable=TRANSFER_ONLY, exclude=["b"]
+    )
     assert log.calls == [
-        ("claim", "w1", 2, TTL, False, False, None),
-        ("claim", "w1", 10, TTL, True, False, None),
-        ("claim", "w1", 10, TTL, False, True, TRANSFER_ONLY),
+        ("claim", "w1", 2, TTL, False, False, None, set()),
+        ("claim", "w1", 10, TTL, True, False, None, set()),
+        ("claim", "w1", 10, TTL, False, True, TRANSFER_ONLY, {"b"}),
     ]
     assert {x.saga_id for x in first + rest} == {"a", "b", "c", "mine"}
-    # take_over takes every unsettled saga, its own ones again (their fences move on) included.
-    assert sorted(x.saga_id for x in taken) == ["a", "b", "c", "mine", "theirs"]
+    # take_over takes every unsettled saga, its own ones again (their fences move on) included,
+    # but those excluded.
+    assert sorted(x.saga_id for x in taken) == ["a", "c", "mine", "theirs"]
     assert all(x.owner == "w1" for x in first + rest + taken)
     assert len(book) == 5
     assert all(book.held(x.saga_id) == x for x in taken)
