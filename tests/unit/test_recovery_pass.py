@@ -1,9 +1,11 @@
 """A recovery pass reaches every saga it can drive, however many it must leave on the way.
 
-`Worker.recover` claims in batches of at most `max_sagas`. A saga it cannot drive (here: of a
-version this server lacks) stays unsettled, leased under this worker's id and unrenewed, for a
-server that has the version. Its own recovery claims (`include_own`) and a take-over would hand
-such a saga back in the next batch; a batch of nothing but those once ended the pass, leaving
+`Worker.recover` claims in batches of at most `max_sagas`. Claims take only the sagas this
+server can drive (`drivable`: a version it lacks is never claimed, the first two tests). A saga a
+pass drove and left unsettled all the same (lost to another worker; or claimed by a log that
+ignores `drivable`, the fallback the driver keeps, as `IgnoresExclude` does here) stays leased
+under this worker's id, unrenewed; its own recovery claims (`include_own`) and a take-over would
+hand it back in the next batch, and a batch of nothing but those once ended the pass, leaving
 sagas it could drive behind. Now a pass never claims a saga it has already driven (`exclude`):
 each is taken once, and the pass ends when a claim finds nothing new.
 
@@ -53,15 +55,15 @@ async def test_a_batch_of_sagas_left_for_another_server_does_not_end_the_pass(
     carrier = Carrier()
     older = server(saga_log, carrier, OLDER, worker_id="older", max_sagas=2)
 
-    assert await older.recover(take_over=take_over) == {"sending": 2, SagaStatus.COMPLETED: 1}
+    assert await older.recover(take_over=take_over) == {SagaStatus.COMPLETED: 1}
     assert carrier.calls == [("carrier", "send")]  # v1-c's send, resent once
     done = await saga_log.summary("v1-c")
     assert done is not None
     assert done.status == SagaStatus.COMPLETED
-    # Each saga left was claimed once in the pass (fence 3; the probe's is 4): not taken back
-    # again and again from a server that has its version.
+    # The sagas of version 2 were never claimed in the pass (fence 2; the probe's is 3), so
+    # never taken from a server that has their version.
     probe = await saga_log.claim("probe", limit=10, ttl=0.0, take_over=True)
-    assert {lease.saga_id: lease.fence for lease in probe} == {"v2-a": 4, "v2-b": 4}
+    assert {lease.saga_id: lease.fence for lease in probe} == {"v2-a": 3, "v2-b": 3}
 
 
 async def test_a_pass_over_nothing_but_sagas_it_cannot_drive_visits_each_once_and_ends(
@@ -72,14 +74,15 @@ async def test_a_pass_over_nothing_but_sagas_it_cannot_drive_visits_each_once_an
     await leases_lapse(saga_log)
     older = server(saga_log, Carrier(), OLDER, worker_id="older", max_sagas=1)
 
-    assert await older.recover(take_over=True) == {"sending": 3}
+    assert await older.recover(take_over=True) == {}
     probe = await saga_log.claim("probe", limit=10, ttl=0.0, take_over=True)
-    assert {lease.saga_id: lease.fence for lease in probe} == {"v2-a": 4, "v2-b": 4, "v2-c": 4}
+    assert {lease.saga_id: lease.fence for lease in probe} == {"v2-a": 3, "v2-b": 3, "v2-c": 3}
 
 
 class IgnoresExclude(InMemorySagaLog):
-    """A log that breaks `claim`'s contract: it hands back the sagas the pass excluded. It
-    refuses to be claimed from more than `bound` times, so a pass that would not end fails."""
+    """A log that breaks `claim`'s contract: it hands back the sagas the pass excluded, and
+    sagas of versions the claimer cannot drive (it ignores `drivable`). It refuses to be claimed
+    from more than `bound` times, so a pass that would not end fails."""
 
     def __init__(self, bound: int = 20) -> None:
         super().__init__()
@@ -93,6 +96,7 @@ class IgnoresExclude(InMemorySagaLog):
         ttl: float,
         include_own: bool = False,
         take_over: bool = False,
+        drivable: Collection[Any] | None = None,
         exclude: Collection[str] = (),
     ) -> list[Lease]:
         self.claims += 1
@@ -146,3 +150,27 @@ async def test_a_saga_the_pass_settled_is_not_driven_twice_in_it() -> None:
     # Brought back by the second claim, it was left to the worker loop and excluded from the
     # third, which found nothing: the pass ended.
     assert log.claims == 3
+
+
+class IgnoresDrivable(InMemorySagaLog):
+    """A log whose claims hand out sagas of any version (as one from before claims filtered
+    by version would): the driver's fallback leaves those unsettled, still leased to it."""
+
+    async def claim(self, owner: str, **kwargs: Any) -> list[Lease]:
+        kwargs["drivable"] = None
+        return await super().claim(owner, **kwargs)
+
+
+@pytest.mark.parametrize("take_over", [False, True])
+async def test_a_batch_of_sagas_it_left_unsettled_does_not_crowd_out_the_rest(
+    take_over: bool,
+) -> None:
+    log = IgnoresDrivable()
+    for saga_id in ("v2-a", "v2-b"):  # oldest first: they fill the first batch of two
+        await left_by_a_crash(log, NEWER, saga_id)
+    await left_by_a_crash(log, OLDER, "v1-c")
+    await leases_lapse(log)
+    carrier = Carrier()
+    older = server(log, carrier, OLDER, worker_id="older", max_sagas=2)
+    assert await older.recover(take_over=take_over) == {"sending": 2, SagaStatus.COMPLETED: 1}
+    assert carrier.calls == [("carrier", "send")]
