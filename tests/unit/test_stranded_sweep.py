@@ -11,6 +11,7 @@ import asyncio
 import itertools
 import logging
 from collections.abc import Collection
+from typing import Any
 
 import pytest
 
@@ -154,20 +155,9 @@ async def test_a_saga_of_another_shape_is_never_claimed_here_and_parked_only_aft
 class IgnoresTheFilter(InMemorySagaLog):
     """A log that breaks the claim contract: it claims every saga, whatever `drivable` says."""
 
-    async def claim(
-        self,
-        owner: str,
-        *,
-        limit: int,
-        ttl: float,
-        drivable: Collection[DefinitionKey] | None = None,
-        include_own: bool = False,
-        take_over: bool = False,
-    ) -> list[Lease]:
-        del drivable
-        return await super().claim(
-            owner, limit=limit, ttl=ttl, include_own=include_own, take_over=take_over
-        )
+    async def claim(self, owner: str, **kwargs: Any) -> list[Lease]:
+        kwargs["drivable"] = None
+        return await super().claim(owner, **kwargs)
 
 
 async def test_handed_a_saga_it_cannot_drive_a_worker_leaves_it_unrenewed_to_lapse(
