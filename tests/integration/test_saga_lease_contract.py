@@ -9,9 +9,10 @@ database's, so a stepped process clock (patched `time.time`) must change nothing
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -296,12 +297,28 @@ async def test_leases_run_on_the_database_clock_not_the_process_clock(
     assert await twin.acquire("live", "c", ttl=LONG) is None
 
 
+@pytest.fixture
+def zone_not_utc() -> Iterator[None]:
+    """The process's local zone 5:30 east of UTC (a POSIX rule: no zone database needed), so
+    that a time left in the local zone shows in its offset even on a machine kept on UTC."""
+    before = os.environ.get("TZ")
+    os.environ["TZ"] = "IST-5:30"
+    time.tzset()
+    yield
+    if before is None:
+        del os.environ["TZ"]
+    else:
+        os.environ["TZ"] = before
+    time.tzset()
+
+
 @pytest.mark.parametrize("logs", ["sqlite", "postgres"], indirect=True)
 async def test_now_reads_the_database_clock_not_the_process_clock(
-    logs, monkeypatch: pytest.MonkeyPatch
+    logs, monkeypatch: pytest.MonkeyPatch, zone_not_utc: None
 ) -> None:
     """`now()` is the lease clock (`resumption` ages sagas by it): a process clock an hour off
-    changes nothing (the database runs on this host: its clock is the real one here)."""
+    changes nothing (the database runs on this host: its clock is the real one here). It is in
+    UTC whatever the process's local zone."""
     log, _ = logs
     real = time.time
     for step in (-3600, 3600):

@@ -422,7 +422,8 @@ async def test_oldest_unsettled_is_per_type_the_oldest_in_flight_and_the_oldest_
     saga_log: SagaLog,
 ) -> None:
     """What the age gauges read: per type, the oldest saga not at rest and the oldest parked
-    one; terminal sagas never count, however old. Created in an order unlike their age."""
+    one; terminal sagas never count, however old. Created in an order unlike their age: the
+    oldest of each kind is neither the first nor the last of its kind created."""
     assert await saga_log.oldest_unsettled() == {}
     await _create_typed(
         saga_log,
@@ -431,8 +432,10 @@ async def test_oldest_unsettled_is_per_type_the_oldest_in_flight_and_the_oldest_
             ("o2", "order", 2, "reserving"),
             ("t1", "transfer", 1, "completed"),
             ("t3", "transfer", 3, "crediting"),
+            ("t4", "transfer", 4, "debiting"),
             ("o6", "order", 6, "failed_needs_attention"),
             ("o4", "order", 4, "failed_needs_attention"),
+            ("o5", "order", 5, "failed_needs_attention"),
             ("o1", "order", 1, "compensated"),
             ("x0", "legacy", 0, "resolved"),
         ],

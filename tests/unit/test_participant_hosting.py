@@ -1,7 +1,8 @@
 """Where a `sagabank serve` process keeps the participants it hosts
-(`Settings.participant_database`), which roles host which
-(`entrypoints.participants.hosted_participants`), and a hosted store that is not open yet
-answering as unavailable (an unknown outcome, nothing recorded)."""
+(`Settings.participant_database`) and which store a URL opens (`hosting.open_store`), which
+roles host which (`entrypoints.participants.hosted_participants`), and a hosted store that is
+not open yet answering as unavailable (an unknown outcome, nothing recorded), and closing the
+store it opened."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from fastapi import FastAPI
 
 from repository_after.config import ProcessRole, Settings
 from repository_after.entrypoints.participants import hosted_participants
+from repository_after.service_layer.ports import StorageError
 from repository_after.services.hosting import DeferredStore, open_store
 from repository_after.services.orders import SCHEMA, orders_service
 from repository_after.services.orders_http import orders_routes
@@ -87,9 +89,18 @@ async def test_a_store_not_open_yet_answers_503_and_records_nothing(
         assert [r.getMessage() for r in caplog.records] == [
             "orders create: storage failure: the store is not open"
         ]
-        assert (await client.get("/health")).status_code == 503
+        health = await client.get("/health")
+        assert (health.status_code, health.json()) == (
+            503,
+            {"status": "unavailable", "service": "orders"},
+        )
         store.open()
         try:
+            health = await client.get("/health")
+            assert (health.status_code, health.json()) == (
+                200,
+                {"status": "ok", "service": "orders"},
+            )
             late = await client.post("/create", json=body, headers={"transaction-id": "k:create"})
             assert late.status_code == 200
             assert "idempotent-replayed" not in late.headers  # the 503 recorded nothing
@@ -97,3 +108,50 @@ async def test_a_store_not_open_yet_answers_503_and_records_nothing(
             await store.close()
         closed = await client.post("/create", json=body, headers={"transaction-id": "k2:create"})
         assert closed.status_code == 503
+
+
+class Store:
+    """A store that only says whether it was closed."""
+
+    closed = False
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+async def test_a_deferred_store_opens_once_and_closing_it_closes_that_store() -> None:
+    """The host's lifespan closes what start-up opened (a file, a pool); closing a store never
+    opened is nothing to do, and a closed one answers unavailable again."""
+    opened: list[Store] = []
+
+    def opener() -> Store:
+        opened.append(Store())
+        return opened[-1]
+
+    deferred = DeferredStore(opener)  # type: ignore[arg-type]
+    await deferred.close()
+    assert opened == []
+    deferred.open()
+    deferred.open()
+    assert len(opened) == 1
+    await deferred.close()
+    assert opened[0].closed
+    with pytest.raises(StorageError):
+        await deferred.read(lambda tx: None)
+
+
+@pytest.mark.parametrize("scheme", ["postgres://", "postgresql://"])
+async def test_either_postgres_scheme_opens_the_participant_s_postgres_store(
+    postgres_url: str, scheme: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The settings take both schemes (as libpq does): either opens that database, never a
+    SQLite file named after the URL."""
+    monkeypatch.chdir(tmp_path)
+    url = scheme + postgres_url.split("://", 1)[1]
+    store = open_store(url, schema=SCHEMA, name="o")
+    try:
+        found = await store.read(lambda tx: tx.execute("SELECT current_database()"))
+    finally:
+        await store.close()
+    assert found == [(postgres_url.rsplit("/", 1)[1],)]
+    assert list(tmp_path.iterdir()) == []

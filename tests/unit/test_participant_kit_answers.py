@@ -2,7 +2,7 @@
 or a batch can be refused (where it was wrong and why, the input never echoed), and the edges of
 what a batch accepts (1 and `max_batch` items, a `traceparent` up to 256 characters). The rules
 themselves (exactly once, tombstones, replay) are in test_participant_kit.py, over the same
-small counter service."""
+small counter service. And how the edge documents each operation (OpenAPI): its role and action."""
 
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ from fastapi import FastAPI, HTTPException
 from repository_after.participant_kit import ParticipantService, Refusal, install_error_handlers
 from repository_after.participant_kit.http import MAX_BATCH
 from repository_after.service_layer.ports import StorageError
+from tests.unit.test_participant_kit import _app, records
 from tests.unit.test_participant_kit import (
     http as http,  # the counter service's HTTP client and the service (fixtures)
 )
-from tests.unit.test_participant_kit import records
 from tests.unit.test_participant_kit import service as service
 
 OK = {"operation": "credit", "transaction_id": "fine", "name": "c", "amount": 1}
@@ -236,3 +236,49 @@ async def test_a_participant_app_answers_its_own_routes_errors_in_the_products_s
             405,
             _error("method_not_allowed", "Method Not Allowed"),
         )
+
+
+def test_the_openapi_names_each_operation_s_role_and_action(service: ParticipantService) -> None:
+    """A participant's API documents which route is an action and which the compensation or
+    settlement of which action, and every route of the kit with its method; no body schema is
+    claimed (an answer is the kit's own bytes, a recorded one replayed as it was)."""
+
+    def route(method: str, summary: str, name: str) -> dict[str, Any]:
+        return {
+            method: {
+                "tags": ["counter"],
+                "summary": summary,
+                "operationId": f"{name}_{name}_{method}",
+                "responses": {"200": {"description": "Successful Response"}},
+            }
+        }
+
+    assert _app(service).openapi()["paths"] == {
+        "/credit": route("post", "action of credit", "credit"),
+        "/uncredit": route("post", "compensation of credit", "uncredit"),
+        "/void_credit": route("post", "settlement of credit", "void_credit"),
+        "/batch": route("post", "Batch", "batch"),
+        "/health": route("get", "Health", "health"),
+        "/faults": route("get", "Faults", "faults"),
+    }
+
+
+async def test_a_call_without_the_service_token_is_told_what_it_lacks(
+    service: ParticipantService,
+) -> None:
+    """With a service token set, an operation or `/batch` without it (or with another) is the
+    same 401, whole; the health check stays open."""
+    transport = httpx.ASGITransport(app=_app(service, token="s3cret-token"))
+    refused = (401, _error("unauthorized", "this endpoint requires the service token"))
+    async with httpx.AsyncClient(transport=transport, base_url="http://kit") as client:
+        for headers in ({}, {"authorization": "Bearer other"}, {"authorization": "s3cret-token"}):
+            tx = {**headers, "transaction-id": "k1"}
+            r = await client.post("/credit", json={"name": "c", "amount": 1}, headers=tx)
+            assert (r.status_code, r.json()) == refused, headers
+            r = await client.post("/batch", json={"operations": [OK]}, headers=headers)
+            assert (r.status_code, r.json()) == refused, headers
+        assert (await client.get("/health")).status_code == 200
+        bearer = {"authorization": "Bearer s3cret-token", "transaction-id": "k1"}
+        r = await client.post("/credit", json={"name": "c", "amount": 1}, headers=bearer)
+        assert r.status_code == 200
+    assert await records(service) == [("credit", "k1", 200)]

@@ -251,6 +251,14 @@ def test_the_longest_saga_id_leaves_room_for_the_longest_step_suffix() -> None:
     assert TRANSFER.max_saga_id_length(128) == 128  # every key is the bare saga id
 
 
+def test_a_definition_whose_every_key_is_the_saga_id_takes_the_longest_saga_id() -> None:
+    """No step adds a suffix: the saga id may be as long as a key (built here, not at import,
+    so that mutation testing sees the definition built)."""
+    bare = SagaDefinition("order", (step("a", C), step("b", P)), keys=KeyScheme.SAGA)
+    assert bare.max_saga_id_length(128) == 128
+    assert bare.max_saga_id_length(64) == 64
+
+
 def test_every_role_of_a_step_shares_its_key_and_the_transfer_keeps_the_saga_id() -> None:
     definition = SagaDefinition(
         "order", (step("reserve", C), step("pay", P, settlement="void_pay"))

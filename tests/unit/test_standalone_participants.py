@@ -60,6 +60,28 @@ async def test_a_standalone_participant_without_tokens_is_open_on_loopback(
                 assert (await c.post("/batch", json={})).status_code == 422
 
 
+@pytest.mark.parametrize(
+    ("make", "reads"),
+    [
+        (create_inventory_app, ["/stock", "/reservations/none", "/audit", "/faults"]),
+        (create_orders_app, ["/orders", "/orders/none", "/audit", "/faults"]),
+    ],
+)
+async def test_a_participant_s_reads_answer_json_and_say_so(
+    tmp_path: Path, make: Callable[..., FastAPI], reads: list[str]
+) -> None:
+    """Every read, found (200) or not (404), is a JSON body sent as `application/json`."""
+    app = make(tmp_path / "p.db")
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as c:
+            for path in reads:
+                r = await c.get(path)
+                assert r.status_code == (404 if path.endswith("/none") else 200), path
+                assert r.headers["content-type"] == "application/json", path
+                assert isinstance(r.json(), dict), path
+
+
 class Store:
     """A store that only says whether it was closed."""
 
