@@ -240,27 +240,50 @@ async def test_a_participant_app_answers_its_own_routes_errors_in_the_products_s
 
 def test_the_openapi_names_each_operation_s_role_and_action(service: ParticipantService) -> None:
     """A participant's API documents which route is an action and which the compensation or
-    settlement of which action, and every route of the kit with its method; no body schema is
-    claimed (an answer is the kit's own bytes, a recorded one replayed as it was)."""
+    settlement of which action, each operation's `transaction-id` header and body (required for
+    an action, optional for a compensation or settlement: it is a check), and every route of the
+    kit with its method."""
+    paths = _app(service).openapi()["paths"]
 
-    def route(method: str, summary: str, name: str) -> dict[str, Any]:
-        return {
-            method: {
-                "tags": ["counter"],
-                "summary": summary,
-                "operationId": f"{name}_{name}_{method}",
-                "responses": {"200": {"description": "Successful Response"}},
-            }
-        }
+    def shape(method: str, path: str) -> tuple[Any, ...]:
+        op = paths[path][method]
+        header = [(p["name"], p["in"], p.get("required")) for p in op.get("parameters", [])]
+        body = op.get("requestBody", {}).get("required")
+        return op["summary"], op["operationId"], header, body, sorted(op["responses"])
 
-    assert _app(service).openapi()["paths"] == {
-        "/credit": route("post", "action of credit", "credit"),
-        "/uncredit": route("post", "compensation of credit", "uncredit"),
-        "/void_credit": route("post", "settlement of credit", "void_credit"),
-        "/batch": route("post", "Batch", "batch"),
-        "/health": route("get", "Health", "health"),
-        "/faults": route("get", "Faults", "faults"),
-    }
+    key = [("transaction-id", "header", True)]
+    assert shape("post", "/credit") == (
+        "action of credit",
+        "credit_credit_post",
+        key,
+        True,
+        ["200"],
+    )
+    assert shape("post", "/uncredit") == (
+        "compensation of credit",
+        "uncredit_uncredit_post",
+        key,
+        False,
+        ["200"],
+    )
+    assert shape("post", "/void_credit") == (
+        "settlement of credit",
+        "void_credit_void_credit_post",
+        key,
+        False,
+        ["200"],
+    )
+    assert shape("post", "/batch") == (
+        "several operations of counter in one exchange",
+        "batch_batch_post",
+        [],
+        True,
+        ["200"],
+    )
+    assert set(paths) == {"/credit", "/uncredit", "/void_credit", "/batch", "/health", "/faults"}
+    assert set(paths["/health"]) == set(paths["/faults"]) == {"get"}
+    credit_body = paths["/credit"]["post"]["requestBody"]["content"]["application/json"]
+    assert set(credit_body["schema"]["properties"]) == {"name", "amount"}
 
 
 async def test_a_call_without_the_service_token_is_told_what_it_lacks(
