@@ -51,9 +51,26 @@ class HttpMetrics:
 
 
 def _route(scope: Scope) -> str:
+    """The matched route's template, with the prefix of the router it was included under.
+
+    FastAPI (0.165) keeps an included router as one node: `scope["route"].path` of
+    `/inventory/batch` is `/batch`, the account service's own `/batch` too. The prefix is the
+    part of the request's path before the shortest tail the route's pattern matches (the whole
+    path for a route of the app itself, so most requests match at once)."""
     route = scope.get("route")
     path = getattr(route, "path", None)
-    return path if isinstance(path, str) else "unmatched"
+    if not isinstance(path, str):
+        return "unmatched"
+    pattern = getattr(route, "path_regex", None)
+    requested = scope.get("path", "")
+    if pattern is None or pattern.match(requested):
+        return path
+    cut = requested.find("/", 1)
+    while cut > 0:
+        if pattern.match(requested[cut:]):
+            return requested[:cut] + path
+        cut = requested.find("/", cut + 1)
+    return path
 
 
 class ObservabilityMiddleware:
