@@ -62,7 +62,7 @@ def _route(scope: Scope) -> str:
     if not isinstance(path, str):
         return "unmatched"
     pattern = getattr(route, "path_regex", None)
-    requested = scope.get("path", "")
+    requested: str = scope.get("path", "")
     if pattern is None or pattern.match(requested):
         return path
     cut = requested.find("/", 1)
