@@ -88,9 +88,7 @@ class LocalParticipant:
             Operation(operation), transaction_id, body.get("account_id"), body.get("amount")
         )
         try:
-            reply = await self.store.transaction(
-                lambda tx: accounts.HANDLERS[request.operation](tx, request)
-            )
+            reply = await self.store.transaction(lambda tx: accounts.perform(tx, request))
         except BusinessError as exc:
             return CallResult(Outcome.REJECTED, exc.http_status, exc.code)
         if reply.status_code >= 400:

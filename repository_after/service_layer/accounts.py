@@ -22,13 +22,13 @@ What is the account service's own:
   created, which the audit reports as `compensated_and_credited` and now cannot happen through
   the API. The orchestrator never meets these refusals: it compensates only after a definite
   credit refusal or a `voided` settlement, and never credits after compensating.
-`HANDLERS[op](tx, request)` runs one request inside the caller's transaction: a `Reply` commits;
-a raised `BusinessError` (key reuse, a fence) must roll it back (nothing recorded).
+`perform(tx, request)` (or `answer`, its exact bytes) runs one request inside the caller's
+transaction: a `Reply` commits; a raised `BusinessError` (key reuse, a fence) must roll it back
+(nothing recorded).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -187,11 +187,6 @@ def perform(tx: AccountsTx, request: OperationRequest) -> Reply:
     """`answer`, as a `Reply` (its body parsed)."""
     found = answer(tx, request)
     return Reply(found.status_code, orjson.loads(found.body), found.replayed)
-
-
-HANDLERS: dict[Operation, Callable[[AccountsTx, OperationRequest], Reply]] = dict.fromkeys(
-    Operation, perform
-)
 
 
 def open_account(tx: AccountsTx, *, account_id: str, initial_balance: int) -> None:

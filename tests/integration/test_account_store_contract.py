@@ -361,7 +361,7 @@ async def test_a_debit_racing_its_compensation_never_loses_money(
     async def run(
         store: AccountStore, line: StartLine, op: Operation, tx_id: str
     ) -> Reply | BaseException:
-        handler = accounts.HANDLERS[op]
+        handler = accounts.perform
         call = OperationRequest(op, tx_id, tx_id, AMOUNT)
 
         def work(tx: accounts.AccountsTx) -> Reply:

@@ -40,7 +40,7 @@ async def healthy_books(path: Path) -> None:
             (Operation.COMPENSATE_DEBIT, "t2", "a"),
         ]:
             request = OperationRequest(operation, tx_id, account, 100)
-            await store.transaction(lambda tx, r=request: accounts.HANDLERS[r.operation](tx, r))
+            await store.transaction(lambda tx, r=request: accounts.perform(tx, r))
     finally:
         await store.close()
 

@@ -38,7 +38,7 @@ async def operate(path: Path, request: OperationRequest) -> None:
     """Through the account service's own handler, as a hand-made API call would."""
     store = SqliteAccountStore(path)
     try:
-        await store.transaction(lambda tx: accounts.HANDLERS[request.operation](tx, request))
+        await store.transaction(lambda tx: accounts.perform(tx, request))
     finally:
         await store.close()
 

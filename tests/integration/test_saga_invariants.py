@@ -142,8 +142,7 @@ def request(
 
 
 async def run(store: AccountStore, req: OperationRequest) -> Reply:
-    handler = accounts.HANDLERS[req.operation]
-    return await store.transaction(lambda tx: handler(tx, req))
+    return await store.transaction(lambda tx: accounts.perform(tx, req))
 
 
 async def test_every_backend_refuses_both_orders(account_store: AccountStore) -> None:

@@ -45,7 +45,7 @@ async def send(
     amount: int | None = None,
 ) -> Reply:
     request = OperationRequest(op, tx_id, account, amount)
-    return await store.transaction(lambda tx: accounts.HANDLERS[op](tx, request))
+    return await store.transaction(lambda tx: accounts.perform(tx, request))
 
 
 async def state(store: InMemoryAccountStore) -> Any:

@@ -29,7 +29,7 @@ async def send(
     amount: int | None = None,
 ) -> Reply:
     request = OperationRequest(op, tx, account, amount)
-    return await store.transaction(lambda t: accounts.HANDLERS[op](t, request))
+    return await store.transaction(lambda t: accounts.perform(t, request))
 
 
 async def books() -> InMemoryAccountStore:
