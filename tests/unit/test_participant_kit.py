@@ -67,14 +67,18 @@ def uncredit(tx: Tx, key: str, answer: dict[str, Any]) -> dict[str, Any]:
     return {"status": "uncredited", "seen": answer, "value": value}
 
 
-def build(path: Path) -> ParticipantService:
+def build(path: Path, **options: Any) -> ParticipantService:
+    """The counter service; `guard=` gives its compensation a guard, `tombstone=` its own
+    tombstone bodies (`test_participant_kit_rules.py`)."""
     service = ParticipantService("counter", SqliteParticipantStore(path, schema=SCHEMA))
+    guard = options.pop("guard", None)
     service.action(
         "credit",
         CreditIn,
         credit,
-        compensation=Compensation("uncredit", uncredit),
+        compensation=Compensation("uncredit", uncredit, guard),
         settlement="void_credit",
+        **options,
     )
     return service
 

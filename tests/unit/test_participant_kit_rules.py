@@ -13,7 +13,6 @@ import pytest
 from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr
 
 from repository_after.participant_kit import (
-    Compensation,
     Kind,
     ParticipantService,
     Refusal,
@@ -22,7 +21,8 @@ from repository_after.participant_kit import (
     canonical,
 )
 from repository_after.participant_kit.rules import agrees
-from tests.unit.test_participant_kit import SCHEMA, CreditIn, credit, records, uncredit, value
+from tests.unit.test_participant_kit import SCHEMA, CreditIn, credit, records, value
+from tests.unit.test_participant_kit import build as build_counter
 
 
 def locked_out(tx: Tx, key: str, body: dict[str, Any] | None) -> None:
@@ -41,17 +41,8 @@ def shaped(
 
 
 def build(path: Path, *, tombstone: bool = False) -> ParticipantService:
-    service = ParticipantService("counter", SqliteParticipantStore(path, schema=SCHEMA))
     extra = {"tombstone": shaped} if tombstone else {}
-    service.action(
-        "credit",
-        CreditIn,
-        credit,
-        compensation=Compensation("uncredit", uncredit, locked_out),
-        settlement="void_credit",
-        **extra,
-    )
-    return service
+    return build_counter(path, guard=locked_out, **extra)
 
 
 @pytest.fixture
