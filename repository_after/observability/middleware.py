@@ -63,8 +63,8 @@ def _route(scope: Scope) -> str:
         return "unmatched"
     pattern = getattr(route, "path_regex", None)
     requested: str = scope.get("path", "")
-    if pattern is None or pattern.match(requested):
-        return path
+    if requested == path or pattern is None or pattern.match(requested):
+        return path  # a route of the app itself (the first test spares a regex per request)
     cut = requested.find("/", 1)
     while cut > 0:
         if pattern.match(requested[cut:]):
