@@ -135,3 +135,22 @@ def test_a_topology_has_a_delivery_limit_and_names_its_dead_letter_queue() -> No
     assert topology.delivery_limit == 3
     with pytest.raises(ValueError, match="delivery_limit"):
         Topology.named("x", {}, delivery_limit=-1)
+
+
+async def test_a_published_message_is_persistent_and_carries_its_id_on_the_broker(
+    rabbit: Any,
+) -> None:
+    import aio_pika
+
+    message = ledger_message("props", 1)
+    await rabbit.publish(TOPOLOGY.exchange, message)
+    channel = await rabbit.connection.channel()
+    try:
+        stored = await (await channel.get_queue(LEDGER_QUEUE)).get(no_ack=True, fail=False)
+    finally:
+        await channel.close()
+    assert stored is not None
+    assert stored.delivery_mode == aio_pika.DeliveryMode.PERSISTENT  # written to disk
+    assert stored.message_id == message.message_id
+    assert stored.content_type == "application/json"
+    assert stored.body == message.body()
