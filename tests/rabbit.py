@@ -5,6 +5,10 @@ part is replaced); rabbitmqctl (`/usr/sbin/rabbitmqctl`, or `SAGABANK_TEST_RABBI
 work, as it does for root on the test machine (`make rabbitmq` installs and starts Debian's
 rabbitmq-server when none answers). When the broker is unreachable the RabbitMQ tests are
 skipped locally but FAIL when the `CI` environment variable is set, as tests/pg.py does.
+
+`private_node()` runs a RabbitMQ node of the test's own (own node name, port and data directory,
+as the `rabbitmq` user, in a process group of its own) that a test may SIGKILL and start again on
+its data; it needs root and Debian's rabbitmq-server, and never touches the shared broker.
 """
 
 from __future__ import annotations
