@@ -15,13 +15,15 @@ which then finds the winner's row.
 
 `InboxConsumer` is the `on_delivery` a broker calls: it acks a delivery only AFTER `handle`
 committed. A crash between the commit and the ack redelivers the message, and step 2 absorbs
-it. A handler that raises commits nothing and is nacked with requeue: the broker redelivers it,
-counting towards the queue's delivery limit, over which the message is dead-lettered (kept for
-`redrive`). A stale message is nacked without requeue: dead-lettered at once.
+it. A handler that raises commits nothing and is nacked with requeue (after a growing delay):
+the broker redelivers it, counting towards the queue's delivery limit, over which the message
+is dead-lettered (kept for `redrive`). A stale message is nacked without requeue:
+dead-lettered at once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -103,16 +105,33 @@ def _refuse_if_stale(tx: Tx, consumer: str, message: Message) -> None:
 
 
 AfterCommit = Callable[[Message, Handled], Awaitable[None]]
+#: The longest wait before a failed delivery is handed back.
+MAX_REQUEUE_DELAY = 30.0
 
 
 class InboxConsumer:
     """A broker's `on_delivery` over an `Inbox`: ack after commit, nack with requeue on failure.
 
-    `after_commit` is a seam for crash tests: it runs between the commit and the ack."""
+    A failed delivery is handed back after `requeue_delay` seconds, doubled at each delivery
+    of the message (capped at `MAX_REQUEUE_DELAY`): the delivery limit then spans a while (with
+    a limit of 5 and 0.5 s, about 30 s) instead of a few milliseconds, so a short outage of the
+    store does not park good messages. `after_commit` is a seam for crash tests: it runs between
+    the commit and the ack."""
 
-    def __init__(self, inbox: Inbox, *, after_commit: AfterCommit | None = None) -> None:
+    def __init__(
+        self,
+        inbox: Inbox,
+        *,
+        requeue_delay: float = 0.5,
+        after_commit: AfterCommit | None = None,
+    ) -> None:
         self.inbox = inbox
+        self.requeue_delay = requeue_delay
         self.after_commit = after_commit
+
+    def delay(self, delivery_count: int) -> float:
+        """The wait before handing back a delivery that failed (`delivery_count` before it)."""
+        return min(MAX_REQUEUE_DELAY, self.requeue_delay * 2.0 ** min(delivery_count, 30))
 
     async def __call__(self, delivery: Delivery) -> None:
         message = delivery.message
@@ -129,6 +148,7 @@ class InboxConsumer:
                 message.message_id,
                 delivery.delivery_count + 1,
             )
+            await asyncio.sleep(self.delay(delivery.delivery_count))
             await delivery.nack(requeue=True)
             return
         if self.after_commit is not None:

@@ -260,7 +260,7 @@ async def test_a_poison_message_is_dead_lettered_after_the_limit_and_redriven_ap
     inbox = Inbox(store, consumer="ledger", handler=handler)
     message = ledger_message("s9", 8)
     await broker.publish(TOPOLOGY.exchange, message)
-    consumer = InboxConsumer(inbox)
+    consumer = InboxConsumer(inbox, requeue_delay=0)
     counts: list[int] = []
 
     async def counted(delivery: Delivery) -> None:

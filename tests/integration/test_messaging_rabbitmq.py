@@ -6,6 +6,7 @@ a poison message parked in the dead-letter queue after the delivery limit and br
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -78,11 +79,13 @@ async def test_a_poison_message_is_parked_after_the_delivery_limit_and_redrive_a
             raise RuntimeError("a bug, until the operator deploys the fix")
         return apply(tx, message)
 
-    consumer = InboxConsumer(Inbox(store, consumer="ledger", handler=handler))
+    consumer = InboxConsumer(Inbox(store, consumer="ledger", handler=handler), requeue_delay=0.1)
     counts: list[int] = []
+    times: list[float] = []
 
     async def counted(delivery: Delivery) -> None:
         counts.append(delivery.delivery_count)
+        times.append(time.monotonic())
         await consumer(delivery)
 
     message = ledger_message("poison", 21)
@@ -91,6 +94,9 @@ async def test_a_poison_message_is_parked_after_the_delivery_limit_and_redrive_a
     dead = await until(lambda: rabbit.dead_letters(TOPOLOGY), bool)
     assert dead == [message]
     assert counts == list(range(TOPOLOGY.delivery_limit + 1))  # then parked, not requeued
+    # each failed delivery was handed back only after its (doubling) delay
+    gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
+    assert all(gap >= consumer.delay(n) for n, gap in enumerate(gaps))
     assert await effects(store) == {}
 
     broken = False

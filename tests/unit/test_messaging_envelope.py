@@ -70,3 +70,12 @@ def test_the_relays_backoff_doubles_up_to_its_cap() -> None:
     timing = RelayTiming(initial_backoff=0.5, max_backoff=3.0)
     assert [timing.backoff(n) for n in range(1, 6)] == [0.5, 1.0, 2.0, 3.0, 3.0]
     assert timing.backoff(10_000) == 3.0
+
+
+def test_a_failed_delivery_is_handed_back_after_a_doubling_capped_delay() -> None:
+    from repository_after.messaging.inbox import MAX_REQUEUE_DELAY, Inbox, InboxConsumer
+
+    consumer = InboxConsumer(Inbox(None, consumer="c", handler=None), requeue_delay=0.5)  # type: ignore[arg-type]
+    assert [consumer.delay(n) for n in range(4)] == [0.5, 1.0, 2.0, 4.0]
+    assert consumer.delay(50) == MAX_REQUEUE_DELAY
+    assert InboxConsumer(consumer.inbox, requeue_delay=0).delay(3) == 0
