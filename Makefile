@@ -70,7 +70,7 @@ chaos-order: $(STAMP)
 	$(VENV)/bin/sagabank chaos --saga order --seed $(CHAOS_SEED) --orders $(CHAOS_ORDERS)
 
 # The A → B → C failure matrix (docs/sagas.md): every way one of three participants fails, the
-# exact calls made, over real HTTP on loopback (about 25 s; `make test` runs it too).
+# exact calls made, over real HTTP on loopback (about 40 s; `make test` runs it too).
 .PHONY: matrix
 matrix: $(STAMP)
 	$(PY) -m pytest tests/integration/test_abc_failure_matrix.py -q

@@ -38,6 +38,10 @@ class Row:
     calls: tuple[str, ...]
 
     @property
+    def id(self) -> str:
+        return self.name.replace(" ", "-")
+
+    @property
     def name(self) -> str:
         if self.service is None or self.fault is None:
             return "none"

@@ -1,5 +1,5 @@
 """The A → B → C failure matrix, run for real: three kit services (`services/abc.py`), each served
-by uvicorn on loopback over its own SQLite file, and the real orchestrator (SQLite saga log,
+by uvicorn on loopback over its own database, and the real orchestrator (SQLite saga log,
 `HttpParticipant` with its production transport) driving the `abc` saga over HTTP.
 
 Each row of `abc_matrix.ROWS` sets one service's switch over HTTP (`PUT /switch`), runs one saga,
@@ -7,15 +7,16 @@ lets the calls a `slow` fault held go once the saga is at rest, and asserts the 
 services answered, in order (one journal numbers them across the three), the saga's final
 status and every table's rows (`GET /entries`). docs/sagas.md shows the same table.
 
-The store of each service is chosen in one place, `open_abc(name, tmp_path / f"{name}.db", …)`
-in the `stack` fixture: a URL `hosting.open_store` takes runs the matrix on another database.
+Each service's store is chosen in one place, the `databases` fixture (a SQLite file, or a URL
+`hosting.open_store` takes): every row runs on SQLite, the rows where C fails on PostgreSQL too
+(`CASES`); another backend of the kit is one more entry there.
 """
 
 from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack, ExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,7 @@ from repository_after.services.abc import SERVICES, open_abc
 from repository_after.services.abc_http import create_abc_app
 from repository_after.services.switched import Journal, SwitchedService
 from tests.integration.abc_matrix import DOC, MAX_ATTEMPTS, ROWS, Row, doc_table, render
+from tests.pg import fresh_database
 
 PARAMS = {"ref": "r-1", "amount": 100}
 #: A `slow` call is held until the saga is at rest, so the attempt timeout is what the
@@ -88,12 +90,49 @@ async def served(apps: dict[str, FastAPI]) -> AsyncIterator[dict[str, str]]:
             await asyncio.gather(*tasks)
 
 
+#: The rows run on each store of the kit: every row on SQLite (the default), the rows where C
+#: fails on PostgreSQL. Another backend is one more entry here and in `databases`.
+CASES = [pytest.param("sqlite", row, id=f"sqlite-{row.id}") for row in ROWS] + [
+    pytest.param("postgres", row, id=f"postgres-{row.id}") for row in ROWS if row.service == "C"
+]
+
+
 @pytest.fixture
-async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
+def backend() -> str:
+    return "sqlite"
+
+
+@pytest.fixture(scope="module")
+def postgres_databases() -> Iterator[dict[str, str]]:
+    """A PostgreSQL database per service, for the module's rows (emptied before each)."""
+    with fresh_database() as a, fresh_database() as b, fresh_database() as c:
+        yield dict(zip(SERVICES, (a, b, c), strict=True))
+
+
+def _emptied(url: str) -> str:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("DROP SCHEMA public CASCADE")
+        conn.execute("CREATE SCHEMA public")
+    return url
+
+
+@pytest.fixture
+def databases(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> dict[str, Path | str]:
+    """Where each service keeps its table: what `open_abc` (`hosting.open_store`) takes."""
+    if backend == "postgres":
+        urls: dict[str, str] = request.getfixturevalue("postgres_databases")
+        return {name: _emptied(url) for name, url in urls.items()}
+    return {name: tmp_path / f"{name}.db" for name in SERVICES}
+
+
+@pytest.fixture
+async def stack(tmp_path: Path, databases: dict[str, Path | str]) -> AsyncIterator[Stack]:
     journal = Journal()
-    # The one place the store is chosen: a URL `hosting.open_store` takes in place of the path
-    # runs the matrix on another database.
-    services = {name: open_abc(name, tmp_path / f"{name}.db", journal) for name in SERVICES}
+    services = {name: open_abc(name, databases[name], journal) for name in SERVICES}
     async with AsyncExitStack() as exits:
         apps = {name: create_abc_app(service) for name, service in services.items()}
         urls = await exits.enter_async_context(served(apps))
@@ -113,7 +152,7 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
         yield Stack(services, urls, journal, orchestrator)
 
 
-@pytest.mark.parametrize("row", ROWS, ids=[row.name.replace(" ", "-") for row in ROWS])
+@pytest.mark.parametrize(("backend", "row"), CASES)
 async def test_each_failure_makes_exactly_the_calls_of_its_row(stack: Stack, row: Row) -> None:
     async with httpx.AsyncClient(timeout=10) as client:
         if row.service is not None and row.fault is not None:
