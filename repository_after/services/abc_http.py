@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, FastAPI, Request, Response
@@ -19,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, StrictInt, Validat
 
 from repository_after.participant_kit import bearer_guard
 from repository_after.participant_kit.http import invalid_request, validation_details
-from repository_after.services.abc import entries, open_abc
+from repository_after.services.abc import entries
 from repository_after.services.hosting import (
     LOOPBACK_HOSTS,
     json_answer,
@@ -28,7 +27,7 @@ from repository_after.services.hosting import (
     secret,
     standalone,
 )
-from repository_after.services.switched import Fault, Journal, Switch, SwitchedService
+from repository_after.services.switched import Fault, Switch, SwitchedService
 
 
 class SwitchIn(BaseModel):
@@ -67,7 +66,8 @@ def abc_reads(service: SwitchedService) -> APIRouter:
     @router.get("/calls", response_class=Response)
     async def get_calls() -> Response:
         mine = [c for c in service.journal.calls if c.service == service.name]
-        return json_answer(200, {"calls": [{"seq": c.seq, "call": str(c)} for c in mine]})
+        calls = [{"seq": c.seq, "key": c.key, "call": str(c)} for c in mine]
+        return json_answer(200, {"calls": calls})
 
     return router
 
@@ -89,8 +89,3 @@ def create_abc_app(
         read_token=secret(read_token),
         trusted_hosts=trusted_hosts,
     )
-
-
-def open_abc_app(name: str, database: Path | str, journal: Journal | None = None) -> FastAPI:
-    """Service `name` over `database`, as `create_abc_app` serves it."""
-    return create_abc_app(open_abc(name, database, journal or Journal()))

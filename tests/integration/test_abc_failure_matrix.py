@@ -15,6 +15,7 @@ Each service's store is chosen in one place, the `databases` fixture (a SQLite f
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack, ExitStack, asynccontextmanager
@@ -29,6 +30,7 @@ from fastapi import FastAPI
 from repository_after.adapters.http_participant import HttpParticipant
 from repository_after.adapters.sqlite_saga_log import SqliteSagaLog
 from repository_after.domain.abc import ABC
+from repository_after.domain.saga import SagaDefinition, Step, StepKind
 from repository_after.service_layer.orchestrator import Orchestrator
 from repository_after.service_layer.retry import RetryPolicy
 from repository_after.services.abc import SERVICES, open_abc
@@ -136,6 +138,8 @@ async def stack(tmp_path: Path, databases: dict[str, Path | str]) -> AsyncIterat
     async with AsyncExitStack() as exits:
         apps = {name: create_abc_app(service) for name, service in services.items()}
         urls = await exits.enter_async_context(served(apps))
+        for service in services.values():  # a failed row leaves no call held: uvicorn waits
+            exits.push_async_callback(service.release_held)
         participant = HttpParticipant(urls)
         exits.push_async_callback(participant.close)
         log = SqliteSagaLog(tmp_path / "sagas.db")
@@ -188,3 +192,16 @@ def test_the_docs_show_the_matrix_this_test_runs() -> None:
         "docs/sagas.md's failure matrix differs from tests/integration/abc_matrix.py: "
         "run `python -m tests.integration.abc_matrix --write`"
     )
+
+
+def test_the_docs_show_the_definition_this_test_runs() -> None:
+    section = DOC.read_text().split("## The A → B → C failure matrix", 1)[1]
+    block = re.search(r"```python\n(.*?)```", section, re.DOTALL)
+    assert block is not None
+    shown: dict[str, object] = {
+        "SagaDefinition": SagaDefinition,
+        "Step": Step,
+        "StepKind": StepKind,
+    }
+    exec(block.group(1), shown)  # the doc's own code, as written there
+    assert shown["ABC"] == ABC

@@ -66,7 +66,7 @@ async def test_the_switch_and_the_reads_need_their_tokens(service_b: httpx.Async
     (entry,) = (await service_b.get("/entries", headers=READ)).json()["entries"]
     assert entry == {"entry": "s-1:b", **BODY}
     calls = (await service_b.get("/calls", headers=READ)).json()["calls"]
-    assert calls == [{"seq": 1, "call": "B.do 200 done"}]
+    assert calls == [{"seq": 1, "key": "s-1:b", "call": "B.do 200 done"}]
 
 
 async def test_a_switched_refusal_is_recorded_and_hits_only_its_calls(
