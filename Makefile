@@ -70,9 +70,10 @@ chaos-order: $(STAMP)
 	$(VENV)/bin/sagabank chaos --saga order --seed $(CHAOS_SEED) --orders $(CHAOS_ORDERS)
 
 # The A → B → C failure matrix (docs/sagas.md): every way one of three participants fails, the
-# exact calls made, over real HTTP on loopback (about 40 s; `make test` runs it too).
+# exact calls made, over real HTTP on loopback, on SQLite and PostgreSQL (about 40 s; `make test`
+# runs it too).
 .PHONY: matrix
-matrix: $(STAMP)
+matrix: $(STAMP) postgres
 	$(PY) -m pytest tests/integration/test_abc_failure_matrix.py -q
 
 # Mutation testing (docs/testing.md): mutmut breaks the guarantee-bearing modules listed in
