@@ -41,8 +41,9 @@ from tests.pg import fresh_database
 
 PARAMS = {"ref": "r-1", "amount": 100}
 #: A `slow` call is held until the saga is at rest, so the attempt timeout is what the
-#: orchestrator waits on it; every other call is answered in milliseconds on loopback.
-ATTEMPT_TIMEOUT = 0.5
+#: orchestrator waits on it; every other call is answered in milliseconds on loopback (1 s
+#: leaves a loaded CI machine room: a normal call timing out would add a retry no row expects).
+ATTEMPT_TIMEOUT = 1.0
 FORWARD = RetryPolicy(
     max_attempts=MAX_ATTEMPTS,
     initial_backoff=0.001,
