@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from repository_after.library import SagaRunner
+from repository_after.library import SagaNotFound, SagaRunner
 from repository_after.library.examples.order import order_saga
 from repository_after.library.examples.order_services import OrderServices
 from tests.e2e.library_crash_child import order_of
@@ -60,8 +60,10 @@ def effects(directory: Path) -> list[tuple[str, str, str]]:
         services.close()
 
 
-async def resume(directory: Path, scenario: str) -> str:
-    """A fresh runner on the crashed run's files: recover, then re-submit the order."""
+async def resume(directory: Path, scenario: str) -> tuple[str | None, list[Any], str]:
+    """A fresh runner on the crashed run's files: `recover`, then re-submit the order. (The
+    status and the effects after the recovery alone, None if the kill came before the saga was
+    logged; the status after the re-submission.)"""
     services = OrderServices(directory / "services.db")
     order = order_of(scenario)
     try:
@@ -69,9 +71,13 @@ async def resume(directory: Path, scenario: str) -> str:
             [order_saga(services)], log=directory / "sagas.db", observers=()
         ) as runner:
             await runner.recover()
+            try:
+                recovered: str | None = (await runner.inspect(order.order_id)).status
+            except SagaNotFound:
+                recovered = None
+            after_recovery = services.effects()
             view = await runner.run("order", order, saga_id=order.order_id)
-            assert (await runner.inspect(order.order_id)).status == view.status
-            return view.status
+            return recovered, after_recovery, view.status
     finally:
         services.close()
 
@@ -124,8 +130,11 @@ def test_a_kill_at_every_boundary_resumes_to_the_same_end_with_each_effect_appli
         assert killed.returncode == -signal.SIGKILL, (n, label, killed.stderr)
         assert (directory / "killed").read_text() == label  # the crash point really fired
 
-        status = asyncio.run(resume(directory, scenario))
+        recovered, after_recovery, status = asyncio.run(resume(directory, scenario))
         got = effects(directory)
         if status != expected["status"] or got != expected["effects"]:
-            failures.append((n, label, status, got))
+            failures.append((n, label, "re-submitted", status, got))
+        logged = label != "before log create"  # else nothing was logged: nothing to recover
+        if logged and (recovered, after_recovery) != (expected["status"], expected["effects"]):
+            failures.append((n, label, "recovered", recovered, after_recovery))
     assert failures == []
