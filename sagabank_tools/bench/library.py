@@ -27,104 +27,25 @@ each repetition's own ratio are printed. Fresh files per run, under a temporary 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import sqlite3
 import statistics
 import tempfile
-import time
-import uuid
-from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Protocol
+from typing import Annotated, Any
 
 import typer
 
 from repository_after.adapters.sqlite_saga_log import SqliteSagaLog
-from repository_after.library import Refused, RetryPolicy, SagaRunner
-from repository_after.library.examples.order import Item, OrderParams, order_saga
+from repository_after.library import RetryPolicy, SagaRunner
+from repository_after.library.examples.order import OrderParams, order_saga
 from repository_after.library.examples.order_services import OrderServices
-from sagabank_tools.bench.measure import LoadFigures
+from sagabank_tools.bench.library_cqrs import cqrs_run
+from sagabank_tools.bench.library_load import NoopServices, Services, figures, load, orders
 
 #: One attempt per call, as python-cqrs (which retries no step).
 ONCE = RetryPolicy(max_attempts=1)
-
-
-class Services(Protocol):
-    def reserve_items(self, *, key: str, order_id: str, items: str) -> str: ...
-    def release_items(self, *, key: str) -> None: ...
-    def charge(self, *, key: str, user_id: str, amount: int) -> str: ...
-    def refund(self, *, key: str) -> None: ...
-    def create_shipment(self, *, key: str, address: str) -> str: ...
-    def shipped(self, *, key: str) -> bool: ...
-    def close(self) -> None: ...
-
-
-class NoopServices:
-    """`OrderServices`' methods on a dict: each effect once per (kind, key), no I/O."""
-
-    def __init__(self) -> None:
-        self.effects: dict[tuple[str, str], str] = {}
-
-    def _apply(self, kind: str, key: str, value: str) -> str:
-        return self.effects.setdefault((kind, key), value)
-
-    def reserve_items(self, *, key: str, order_id: str, items: str) -> str:
-        return self._apply("reserve", key, f"rsv-{order_id}-{len(items)}")
-
-    def release_items(self, *, key: str) -> None:
-        self._apply("release", key, "released")
-
-    def charge(self, *, key: str, user_id: str, amount: int) -> str:
-        return self._apply("charge", key, f"pay-{user_id}-{amount}")
-
-    def refund(self, *, key: str) -> None:
-        self._apply("refund", key, "refunded")
-
-    def create_shipment(self, *, key: str, address: str) -> str:
-        if not address:
-            raise Refused("no shipping address")
-        return self._apply("ship", key, address)
-
-    def shipped(self, *, key: str) -> bool:
-        return ("ship", key) in self.effects
-
-    def close(self) -> None:
-        pass
-
-
-def orders(n: int) -> list[OrderParams]:
-    """n orders; every 10th has no shipping address (refused at the pivot: compensated)."""
-    return [
-        OrderParams(
-            order_id=f"order-{i}",
-            user_id=f"user-{i % 50}",
-            items=[Item(sku=f"sku-{i % 7}", quantity=1 + i % 3)],
-            total_amount=1_000 + i,
-            shipping_address="" if i % 10 == 9 else f"{i} Bench Street",
-        )
-        for i in range(n)
-    ]
-
-
-async def _load(
-    plan: list[OrderParams], concurrency: int, one: Callable[[OrderParams], Awaitable[str]]
-) -> tuple[list[float], float, float, dict[str, int]]:
-    """(latencies, wall seconds, CPU seconds of this process, outcome counts)."""
-    gate = asyncio.Semaphore(concurrency)
-    latencies: list[float] = []
-    counts: dict[str, int] = {}
-
-    async def run(order: OrderParams) -> None:
-        async with gate:
-            start = time.perf_counter()
-            outcome = await one(order)
-            latencies.append(time.perf_counter() - start)
-            counts[outcome] = counts.get(outcome, 0) + 1
-
-    cpu0, wall0 = time.process_time(), time.perf_counter()
-    await asyncio.gather(*(run(order) for order in plan))
-    return latencies, time.perf_counter() - wall0, time.process_time() - cpu0, counts
 
 
 class _CountingLog(SqliteSagaLog):
@@ -163,154 +84,8 @@ async def sagabank_run(
             view = await runner.run(saga, order, saga_id=order.order_id)
             return view.status
 
-        latencies, wall, cpu, counts = await _load(plan, concurrency, one)
-    return _figures(latencies, wall, cpu, counts, log.writes, log.commits)
-
-
-async def cqrs_run(
-    tmp: Path, services: Services, plan: list[OrderParams], concurrency: int
-) -> dict[str, float]:
-    import cqrs
-    from cqrs.saga.models import SagaContext
-    from cqrs.saga.storage.sqlalchemy import SagaLogModel, SqlAlchemySagaStorage
-    from sqlalchemy import event, func, select
-    from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
-
-    from sagabank_tools.bench.cqrs_saga import _create_schema, run_to_end
-
-    @dataclasses.dataclass
-    class OrderContext(SagaContext):  # python-cqrs's docs' context, as the params + the ids
-        order_id: str
-        user_id: str
-        items: list[dict[str, Any]]
-        total_amount: int
-        shipping_address: str
-        saga_id: str = ""
-        reservation_id: str = ""
-        payment_id: str = ""
-        shipment_id: str = ""
-
-    class Step(cqrs.SagaStepHandler[OrderContext, None]):
-        name: ClassVar[str] = ""
-
-        def __init__(self, s: Services) -> None:
-            self.s = s
-
-        def key(self, ctx: OrderContext) -> str:
-            return f"{ctx.saga_id}:{self.name}"
-
-    class ReserveInventoryStep(Step):
-        name = "reserve_inventory"
-
-        async def act(self, ctx: OrderContext) -> cqrs.SagaStepResult[OrderContext, None]:
-            items = json.dumps(ctx.items)
-            ctx.reservation_id = self.s.reserve_items(
-                key=self.key(ctx), order_id=ctx.order_id, items=items
-            )
-            return self._generate_step_result(None)
-
-        async def compensate(self, ctx: OrderContext) -> None:
-            self.s.release_items(key=self.key(ctx))
-
-    class ProcessPaymentStep(Step):
-        name = "process_payment"
-
-        async def act(self, ctx: OrderContext) -> cqrs.SagaStepResult[OrderContext, None]:
-            ctx.payment_id = self.s.charge(
-                key=self.key(ctx), user_id=ctx.user_id, amount=ctx.total_amount
-            )
-            return self._generate_step_result(None)
-
-        async def compensate(self, ctx: OrderContext) -> None:
-            self.s.refund(key=self.key(ctx))
-
-    class ShipOrderStep(Step):
-        name = "ship_order"
-
-        async def act(self, ctx: OrderContext) -> cqrs.SagaStepResult[OrderContext, None]:
-            ctx.shipment_id = self.s.create_shipment(
-                key=self.key(ctx), address=ctx.shipping_address
-            )
-            return self._generate_step_result(None)
-
-        async def compensate(self, ctx: OrderContext) -> None:
-            pass  # the last step: never compensated (it is the one that failed)
-
-    class OrderSaga(cqrs.Saga[OrderContext]):
-        steps: ClassVar = [ReserveInventoryStep, ProcessPaymentStep, ShipOrderStep]
-
-    # As `cqrs_saga.drive`: a 60 s busy timeout, so that writers queueing on SQLite's lock
-    # under concurrency wait instead of failing the run ("database is locked").
-    engine = create_async_engine(
-        f"sqlite+aiosqlite:///{tmp / 'cqrs-sagas.db'}", connect_args={"timeout": 60}
-    )
-    async with engine.begin() as conn:
-        await conn.run_sync(_create_schema)
-    commits = 0
-
-    def count_commit(_: Any) -> None:
-        nonlocal commits
-        commits += 1
-
-    event.listen(engine.sync_engine, "commit", count_commit)
-    storage = SqlAlchemySagaStorage(async_sessionmaker(engine, expire_on_commit=False))
-    saga = OrderSaga()
-    steps: Any = _Steps(services, OrderSaga.steps)  # python-cqrs's `Container`, duck-typed
-
-    async def one(order: OrderParams) -> str:
-        saga_id = uuid.uuid4()
-        ctx = OrderContext(**order.model_dump(), saga_id=str(saga_id))
-        try:
-            await run_to_end(saga, ctx, steps, storage, saga_id)
-        except Refused:
-            return "compensated"
-        return "completed"
-
-    latencies, wall, cpu, counts = await _load(plan, concurrency, one)
-    async with engine.connect() as conn:
-        rows = (await conn.execute(select(func.count()).select_from(SagaLogModel))).scalar_one()
-    await engine.dispose()
-    return _figures(latencies, wall, cpu, counts, rows, commits)
-
-
-class _Steps:
-    """The smallest python-cqrs container: one instance of each step over the services."""
-
-    def __init__(self, services: Services, step_types: Iterable[Any]) -> None:
-        self._services = services
-        self._steps = {t: t(services) for t in step_types}
-
-    @property
-    def external_container(self) -> Services:
-        return self._services
-
-    def attach_external_container(self, container: Services) -> None:
-        self._services = container
-
-    async def resolve(self, type_: type[Any]) -> Any:
-        return self._steps[type_]
-
-
-def _figures(
-    latencies: list[float],
-    wall: float,
-    cpu: float,
-    counts: dict[str, int],
-    writes: int,
-    commits: int,
-) -> dict[str, float]:
-    n = len(latencies)
-    load = LoadFigures.of(latencies, wall, cpu, 0.0)
-    return {
-        "per_second": load.per_second,
-        "p50_ms": load.p50_ms,
-        "p99_ms": load.p99_ms,
-        "cpu_ms_per_saga": load.client_cpu_ms,
-        "log_writes_per_saga": writes / n,
-        "log_commits_per_saga": commits / n,
-        "completed": float(counts.get("completed", 0)),
-        "compensated": float(counts.get("compensated", 0)),
-    }
+        latencies, wall, cpu, counts = await load(plan, concurrency, one)
+    return figures(latencies, wall, cpu, counts, log.writes, log.commits)
 
 
 SYSTEMS: dict[str, Callable[..., Coroutine[Any, Any, dict[str, float]]]] = {
