@@ -20,15 +20,14 @@ from sagabank_tools.bench.library_load import Services, figures, load
 async def cqrs_run(
     tmp: Path, services: Services, plan: list[OrderParams], concurrency: int
 ) -> dict[str, float]:
+    from sagabank_tools.bench.cqrs_saga import _create_schema, require_cqrs, run_to_end
+
+    require_cqrs()  # the `bench` extra, said so before the imports fail
     import cqrs
     from cqrs.saga.models import SagaContext
     from cqrs.saga.storage.sqlalchemy import SagaLogModel, SqlAlchemySagaStorage
     from sqlalchemy import event, func, select
     from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
-
-    from sagabank_tools.bench.cqrs_saga import _create_schema, require_cqrs, run_to_end
-
-    require_cqrs()
 
     @dataclasses.dataclass
     class OrderContext(SagaContext):  # python-cqrs's docs' context, as the params + the ids
