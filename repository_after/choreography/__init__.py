@@ -1,0 +1,15 @@
+"""Choreography: the saga definitions run without a coordinator, over the broker
+(`repository_after.messaging`). docs/choreography.md describes the design.
+
+- `course`: a saga's course as a message (definition key, parameters, history), its routing keys,
+  message ids and the topology;
+- `reactor`: a participant's reaction to a course message, in ONE local transaction with its
+  inbox row and the next message's outbox row;
+- `stores`: the account service's SQLite database as a messaging store, and each service's
+  `decide`;
+- `tracker`: the projection of every course message into the saga log, the time-outs and the
+  dead letters;
+- `launch`: `ChoreographedOrchestrator`, which starts a saga by writing its first message in the
+  saga log's outbox, in the transaction that creates it;
+- `runtime`: the relays, consumers and tracker loops of a `sagabank serve --mode choreography`.
+"""
