@@ -127,6 +127,10 @@ class ChoreographedOrchestrator(Orchestrator):
     async def resolve(self, saga_id: str, *, note: str | None = None) -> SagaState:
         return await self.tracker.resolve(saga_id, note=note)
 
+    async def close(self) -> None:
+        await super().close()
+        await self.tracker.close()
+
     async def recover(self, *, take_over: bool = False) -> dict[str, int]:
         del take_over
         raise ChoreographyOnly(

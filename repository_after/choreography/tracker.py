@@ -88,6 +88,7 @@ class Tracker:
         self.log = outbox.log
         self.broker = broker
         self.connect = connect
+        self._own_broker = False
         self.topology = topology
         self.lookup = lookup
         self.observers = list(observers)
@@ -268,7 +269,14 @@ class Tracker:
             if self.connect is None:
                 raise RuntimeError("the tracker has no broker to redrive with")
             self.broker = await self.connect()
+            self._own_broker = True
         return self.broker
+
+    async def close(self) -> None:
+        """Close the broker this tracker connected itself (never the runtime's)."""
+        if self._own_broker and self.broker is not None:
+            await self.broker.close()
+            self.broker, self._own_broker = None, False
 
     def _definition(self, stored: StoredSaga) -> SagaDefinition | None:
         try:

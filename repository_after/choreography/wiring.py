@@ -49,7 +49,7 @@ def deployment_topology(
     return topology(settings.broker_prefix, services, delivery_limit=settings.broker_delivery_limit)
 
 
-class _NoCalls:
+class NoCalls:
     """The participant of an orchestrator that calls nobody (choreography: services react)."""
 
     async def call(self, **_: Any) -> CallResult:
@@ -84,7 +84,7 @@ def choreographed_orchestrator(
     return ChoreographedOrchestrator(
         outbox=outbox,
         tracker=tracker,
-        participant=_NoCalls(),
+        participant=NoCalls(),
         definitions=definitions,
         versions=types,
         forward=forward,
