@@ -6,9 +6,11 @@ that starts sagas, all as `sagabank serve --mode choreography` composes them
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +18,14 @@ from repository_after.adapters.sqlite_accounts import SqliteAccountStore
 from repository_after.bootstrap import build_saga_log, retry_policies, saga_types
 from repository_after.choreography.launch import ChoreographedOrchestrator
 from repository_after.choreography.runtime import Runtime
-from repository_after.choreography.stores import schema
+from repository_after.choreography.stores import Decide, schema
 from repository_after.choreography.wiring import choreographed_orchestrator, runtime_for
 from repository_after.config import SagaMode, Settings
 from repository_after.messaging.ports import Broker
 from repository_after.messaging.relay import RelayTiming
 from repository_after.participant_kit import ParticipantService
+from repository_after.participant_kit.records import Answer
+from repository_after.participant_kit.storage import Tx
 from repository_after.service_layer import accounts
 from repository_after.services import inventory, orders
 from repository_after.services.hosting import open_store
@@ -37,6 +41,10 @@ class Deployment:
     orchestrator: ChoreographedOrchestrator
     runtime: Runtime
     broker: Broker
+    #: operations whose calls fail (raise: an unknown outcome, redelivered) while listed here
+    blocked: set[str]
+    #: operation -> how many of its calls failed for being blocked
+    failed: Counter[str]
 
     async def balances(self) -> dict[str, int]:
         listed = await self.accounts.read(lambda tx: tx.list_accounts())
@@ -46,6 +54,13 @@ class Deployment:
         rows = await self.inventory.store.read(lambda tx: inventory.list_stock(tx))
         return {row["sku"]: row for row in rows}
 
+    async def until(self, check: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:
+        """Poll `check` until it holds (a condition, not a sleep standing in for one)."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not await check():
+            assert asyncio.get_running_loop().time() < deadline, "condition never held"
+            await asyncio.sleep(0.01)
+
     async def start(self, saga: str, params: dict[str, Any], saga_id: str) -> None:
         await self.orchestrator.start(saga, params, saga_id=saga_id)
 
@@ -53,6 +68,20 @@ class Deployment:
         assert await self.orchestrator.wait(saga_id, timeout), f"saga {saga_id} never settled"
         stored = await self.orchestrator.get(saga_id)
         return stored.status
+
+
+class Blocked(Exception):
+    """A call of a blocked operation (the test's stand-in for a participant that hangs)."""
+
+
+def _blockable(decide: Decide, blocked: set[str], failed: Counter[str]) -> Decide:
+    def gated(tx: Tx, operation: str, key: str, body: dict[str, Any]) -> Answer:
+        if operation in blocked:
+            failed[operation] += 1
+            raise Blocked(f"{operation} {key} is blocked")
+        return decide(tx, operation, key, body)
+
+    return gated
 
 
 @asynccontextmanager
@@ -114,9 +143,14 @@ async def deployment(
         requeue_delay=requeue_delay,
         relay_timing=FAST_RELAY,
     )
+    blocked: set[str] = set()
+    failed: Counter[str] = Counter()
+    runtime.nodes = [
+        replace(node, decide=_blockable(node.decide, blocked, failed)) for node in runtime.nodes
+    ]
     await runtime.start()
     try:
-        yield Deployment(store, inv, ords, orchestrator, runtime, broker)
+        yield Deployment(store, inv, ords, orchestrator, runtime, broker, blocked, failed)
     finally:
         await runtime.stop()
         await orchestrator.close()

@@ -104,6 +104,8 @@ class Runtime:
             self._tasks.append(asyncio.create_task(relay.run(self._stop)))
 
     async def stop(self) -> None:
+        if self.tracker is not None:
+            self.tracker.stopping = True
         for subscription in self._subscriptions:
             with contextlib.suppress(Exception):
                 await subscription.cancel()

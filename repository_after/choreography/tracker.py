@@ -89,6 +89,8 @@ class Tracker:
         self.broker = broker
         self.connect = connect
         self._own_broker = False
+        #: set when the runtime stops: a delivery being retried is left unsettled (it returns)
+        self.stopping = False
         self.topology = topology
         self.lookup = lookup
         self.observers = list(observers)
@@ -100,19 +102,30 @@ class Tracker:
     # -- the projection -------------------------------------------------------------------
 
     async def on_delivery(self, delivery: Delivery) -> None:
-        """The tracker queue's consumer: ack after the log write; hand back on failure."""
-        try:
-            await self.project(Course.from_payload(delivery.message.payload))
-        except (ValueError, KeyError, TypeError, UnknownDefinition) as exc:
-            logger.error("tracker: message %s parked: %s", delivery.message.message_id, exc)
-            await delivery.nack(requeue=False)
+        """The tracker queue's consumer: ack after the log write. A failure (the log's database
+        away, an operator holding the saga) is retried here, not handed back: the projection is
+        idempotent, and a handed-back copy would count towards the delivery limit and end among
+        the dead letters. A message that is not a course is dead-lettered at once."""
+        failures = 0
+        while not self.stopping:
+            try:
+                await self.project(Course.from_payload(delivery.message.payload))
+            except (ValueError, KeyError, TypeError, UnknownDefinition) as exc:
+                logger.error("tracker: message %s parked: %s", delivery.message.message_id, exc)
+                await delivery.nack(requeue=False)
+                return
+            except Exception as exc:
+                failures += 1
+                logger.warning(
+                    "tracker: message %s not projected yet (%s: %s)",
+                    delivery.message.message_id,
+                    type(exc).__name__,
+                    exc,
+                )
+                await asyncio.sleep(min(2.0, 0.02 * 2 ** min(failures, 7)))
+                continue
+            await delivery.ack()
             return
-        except Exception as exc:
-            logger.warning("tracker: message %s handed back: %s", delivery.message.message_id, exc)
-            await asyncio.sleep(min(2.0, 0.05 * 2 ** min(delivery.delivery_count, 5)))
-            await delivery.nack(requeue=True)
-            return
-        await delivery.ack()
 
     async def project(self, course: Course) -> SagaState:
         definition = course.resolve(self.lookup)
