@@ -28,6 +28,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,10 +43,15 @@ from repository_after.domain.order import ORDER
 from repository_after.domain.saga import AT_REST, TERMINAL, SagaState, replay
 from repository_after.entrypoints.demo_support import console
 from repository_after.entrypoints.order_demo import money, open_shop, stock_levels
-from repository_after.entrypoints.order_demo_report import print_report, run_violations, summarise
-from repository_after.entrypoints.order_plan import plan_orders
+from repository_after.entrypoints.order_demo_report import (
+    Stock,
+    print_report,
+    run_violations,
+    summarise,
+)
+from repository_after.entrypoints.order_plan import PlannedOrder, plan_orders
 from repository_after.entrypoints.service_process import ServiceProcess
-from repository_after.service_layer.order_audit import audit_orders
+from repository_after.service_layer.order_audit import OrderBooks, audit_orders
 
 #: How long one saga may take to come to rest before the demo calls it unsettled.
 SETTLE_TIMEOUT = 60.0
@@ -131,9 +137,17 @@ async def _transfers(url: str, n: int, seed: int, concurrency: int, run: str) ->
     }
 
 
-async def _orders(
-    url: str, database: Path, n: int, seed: int, concurrency: int, run: str, token: str
-) -> dict[str, Any]:
+@dataclass(frozen=True)
+class _OrderRun:
+    """What the order demo read while the server ran; the log is read after it stopped."""
+
+    plan: list[PlannedOrder]
+    books: OrderBooks
+    stock: tuple[Stock, Stock]
+    money: tuple[dict[str, int], dict[str, int]]
+
+
+async def _orders(url: str, n: int, seed: int, concurrency: int, run: str, token: str) -> _OrderRun:
     plan = plan_orders(seed, n, run)
     limits = httpx.Limits(max_connections=concurrency)
     async with (
@@ -162,10 +176,14 @@ async def _orders(
             services, order_ids=[o.order_id for o in plan], sagas=statuses
         )
         stock_after, money_after = await stock_levels(services), await money(services)
-    states = await _states(database, list(by_id))
-    stock, cash = (stock_before, stock_after), (money_before, money_after)
+    return _OrderRun(plan, books, (stock_before, stock_after), (money_before, money_after))
+
+
+def _order_summary(
+    found: _OrderRun, states: dict[str, SagaState], seed: int, concurrency: int
+) -> dict[str, Any]:
     return summarise(
-        plan,
+        found.plan,
         states,
         options={
             "mode": "choreography",
@@ -178,16 +196,16 @@ async def _orders(
         resumed={},
         left_over=0,
         faults={},
-        stock=stock,
-        money=cash,
-        account_audit=books.account_audit,
-        order_violations=audit_orders(books),
-        run_violations=run_violations(plan, states, cash, stock),
+        stock=found.stock,
+        money=found.money,
+        account_audit=found.books.account_audit,
+        order_violations=audit_orders(found.books),
+        run_violations=run_violations(found.plan, states, found.money, found.stock),
     )
 
 
 async def _states(database: Path, saga_ids: list[str]) -> dict[str, SagaState]:
-    """Each saga's state, folded from the log the tracker kept (read beside the server: WAL)."""
+    """Each saga's state, folded from the log the tracker kept."""
     log = build_saga_log(f"sqlite:///{database}")
     types = saga_types()
     try:
@@ -231,13 +249,15 @@ def main(
                 f"broker prefix {prefix})"
             )
             if saga == ORDER.name:
-                result = asyncio.run(
-                    _orders(service.url, database, count, seed, concurrency, run, token)
-                )
+                ran = asyncio.run(_orders(service.url, count, seed, concurrency, run, token))
             else:
                 result = asyncio.run(_transfers(service.url, count, seed, concurrency, run))
     finally:
         asyncio.run(_delete_topology(prefix))
+    if saga == ORDER.name:  # the saga log, read once the server closed it
+        states = asyncio.run(_states(database, [o.saga_id for o in ran.plan]))
+        result = _order_summary(ran, states, seed, concurrency)
+    result = {**result, "broker_prefix": prefix, "data": str(where)}
     if json_output:
         sys.stdout.write(json.dumps(result) + "\n")
     elif saga == ORDER.name:
