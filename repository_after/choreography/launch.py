@@ -6,7 +6,8 @@ orchestrator's, unchanged: the tracker keeps the same log. What differs:
   request), then creates the saga (`started` and its first call's intent) AND writes its first
   call message to the log's outbox, in one transaction (`LogOutbox.create`); nothing is called
   from here;
-- `wait` / `outcome` / `drive` watch the log until the saga is at rest (the tracker writes it);
+- `wait` / `outcome` / `drive` watch the log until the saga is at rest (the tracker writes it),
+  `drive` and `retry` for `wait_limit` seconds at most;
 - `retry` / `resolve` are the tracker's (redrive a dead letter, or send the next call again);
 - `recover`, `claim` and `work` drive nothing: there is no driver to recover (a silent saga is
   timed out by the tracker instead), so they only say so.
@@ -41,10 +42,16 @@ class ChoreographyOnly(Exception):
 
 
 class ChoreographedOrchestrator(Orchestrator):
-    def __init__(self, *, outbox: LogOutbox, tracker: Tracker, **kwargs: Any) -> None:
+    def __init__(
+        self, *, outbox: LogOutbox, tracker: Tracker, wait_limit: float = 30.0, **kwargs: Any
+    ) -> None:
+        """`wait_limit`: how long `retry` and `drive` watch a saga at most (the services may be
+        down: an operator's `sagas retry` outside `serve` only writes the retry, which the
+        services take up when they run)."""
         super().__init__(log=outbox.log, **kwargs)
         self.outbox = outbox
         self.tracker = tracker
+        self.wait_limit = wait_limit
 
     async def start(
         self, definition: str, params: dict[str, Any], *, saga_id: str | None = None
@@ -95,13 +102,13 @@ class ChoreographedOrchestrator(Orchestrator):
             raise KeyError(f"unknown saga definition {name!r}")
         return definitions[name]
 
-    async def _settled(self, saga_id: str, timeout: float | None) -> bool:
-        deadline = None if timeout is None else time.monotonic() + timeout
+    async def _settled(self, saga_id: str, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
         while True:
             summary = await self.log.summary(saga_id)
             if summary is not None and summary.status in AT_REST:
                 return True
-            if deadline is not None and time.monotonic() >= deadline:
+            if time.monotonic() >= deadline:
                 return False
             await asyncio.sleep(POLL)
 
@@ -114,7 +121,8 @@ class ChoreographedOrchestrator(Orchestrator):
         return None
 
     async def _drive(self, saga_id: str) -> SagaState:
-        await self._settled(saga_id, None)
+        """The saga once at rest, or as it stands after `wait_limit` seconds."""
+        await self._settled(saga_id, self.wait_limit)
         return self.state_of(await self.get(saga_id))
 
     def drive(self, saga_id: str) -> Coroutine[Any, Any, SagaState]:

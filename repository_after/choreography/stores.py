@@ -27,6 +27,7 @@ from repository_after.participant_kit import ParticipantService
 from repository_after.participant_kit.records import Answer, error
 from repository_after.participant_kit.storage import SqliteTx, Tx
 from repository_after.service_layer import accounts
+from repository_after.service_layer.faults import FaultPoint
 
 T = TypeVar("T")
 Body = dict[str, Any]
@@ -73,10 +74,18 @@ class SharedSqliteStore:
         """Nothing: the database is its owner's to close."""
 
 
+class InjectedFault(Exception):
+    """A fault `SAGABANK_PARTICIPANT_FAULTS` asked for: the delivery fails, nothing changes."""
+
+
 def kit_decide(service: ParticipantService) -> Decide:
     """A kit service's rules on its own store's transaction."""
 
     def decide(tx: Tx, operation: str, key: str, body: Body) -> Answer:
+        # `SAGABANK_PARTICIPANT_FAULTS`: in choreography any drawn fault fails the delivery before
+        # anything is decided (rolled back, redelivered; over the limit, dead-lettered).
+        if service.faults.draw(operation, key) is not FaultPoint.NONE:
+            raise InjectedFault(f"injected fault before the {operation} of {key}")
         # The body as the kit's HTTP edge hands it over: validated by the operation's model,
         # dumped again (so the recorded request is the one orchestration records).
         try:

@@ -92,6 +92,7 @@ def choreographed_orchestrator(
         observers=observers,
         worker_id=settings.resolved_worker_id(),
         lease_ttl=settings.lease_ttl,
+        wait_limit=settings.transfer_wait,
     )
 
 
