@@ -24,6 +24,7 @@ from typing import Any
 from repository_after.choreography.course import Course, Kind
 from repository_after.choreography.log_outbox import LogOutbox
 from repository_after.choreography.tracker import Tracker
+from repository_after.config import ConfigurationError
 from repository_after.domain import choreography
 from repository_after.domain.errors import IdempotencyKeyReused, TransactionIdTooLong
 from repository_after.domain.ids import MAX_TRANSACTION_ID
@@ -37,8 +38,9 @@ POLL = 0.02
 PUBLISHER = "api"
 
 
-class ChoreographyOnly(Exception):
-    """An orchestration-only action (recover, claim) asked of a choreographed deployment."""
+class ChoreographyOnly(ConfigurationError):
+    """An orchestration-only action (`sagabank recover`) asked of a choreographed deployment: a
+    sentence and exit 2 (`cli.main`), not a traceback."""
 
 
 class ChoreographedOrchestrator(Orchestrator):
