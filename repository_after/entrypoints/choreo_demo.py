@@ -97,14 +97,16 @@ async def _run_all(
     return found
 
 
-async def _transfers(url: str, n: int, seed: int, concurrency: int, run: str) -> dict[str, Any]:
+async def _transfers(
+    url: str, n: int, seed: int, concurrency: int, run: str, max_amount: int
+) -> dict[str, Any]:
     rng = random.Random(seed)
     limits = httpx.Limits(max_connections=concurrency)
     async with httpx.AsyncClient(base_url=url, timeout=30.0, limits=limits) as client:
         before = (await client.get("/accounts")).raise_for_status().json()
         ids = [a["account_id"] for a in before["accounts"]]
         plan = {
-            f"choreo-{run}-{i:05d}": (*rng.sample(ids, 2), rng.randint(1, 150_000))
+            f"choreo-{run}-{i:05d}": (*rng.sample(ids, 2), rng.randint(1, max_amount))
             for i in range(n)
         }
 
@@ -233,7 +235,14 @@ async def _delete_topology(prefix: str) -> None:
 
 
 def main(
-    *, saga: str, count: int, seed: int, concurrency: int, data_dir: Path, json_output: bool
+    *,
+    saga: str,
+    count: int,
+    seed: int,
+    concurrency: int,
+    data_dir: Path,
+    json_output: bool,
+    max_amount: int = 30_000,
 ) -> None:
     run = uuid.uuid4().hex[:8]
     where = data_dir / f"choreo-{run}"
@@ -251,7 +260,9 @@ def main(
             if saga == ORDER.name:
                 ran = asyncio.run(_orders(service.url, count, seed, concurrency, run, token))
             else:
-                result = asyncio.run(_transfers(service.url, count, seed, concurrency, run))
+                result = asyncio.run(
+                    _transfers(service.url, count, seed, concurrency, run, max_amount)
+                )
     finally:
         asyncio.run(_delete_topology(prefix))
     if saga == ORDER.name:  # the saga log, read once the server closed it

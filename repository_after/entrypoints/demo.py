@@ -268,6 +268,7 @@ def demo(
             concurrency=concurrency,
             data_dir=data_dir,
             json_output=json_output,
+            max_amount=max_amount,
         )
         return
     if saga is DemoSaga.ORDER:
