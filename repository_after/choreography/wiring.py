@@ -49,6 +49,16 @@ def deployment_topology(
     return topology(settings.broker_prefix, services, delivery_limit=settings.broker_delivery_limit)
 
 
+def check_choreography(settings: Settings) -> None:
+    """Refuse (`ConfigurationError`) what choreography does not run on yet: a saga log or an
+    account store that is not a SQLite file (docs/choreography.md, "What is missing")."""
+    if not settings.database_url.startswith("sqlite:"):
+        raise ConfigurationError(
+            "--mode choreography runs on SQLite for now: SAGABANK_DATABASE_URL must be a "
+            "sqlite:/// URL"
+        )
+
+
 class NoCalls:
     """The participant of an orchestrator that calls nobody (choreography: services react)."""
 

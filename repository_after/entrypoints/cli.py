@@ -117,6 +117,10 @@ def serve(
         orchestrates = settings.mode is SagaMode.ORCHESTRATION  # choreography calls no URL
         if settings.role in (ProcessRole.ALL, ProcessRole.ORCHESTRATOR) and orchestrates:
             check_services(settings, DEFINITIONS)
+        if not orchestrates:
+            from repository_after.choreography.wiring import check_choreography
+
+            check_choreography(settings)
     except ConfigurationError as exc:
         _refuse_to_start(exc)
     missing = [
