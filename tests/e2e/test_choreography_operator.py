@@ -4,7 +4,8 @@ goes over the delivery limit into the dead-letter queue and the tracker parks th
 (`failed_needs_attention`, shown by `GET /sagas/order/{id}` with the message named). The server
 is stopped, `sagabank sagas retry` (its own process, the server down) records the retry and
 redrives the kept message, and the server, started again without the fault, takes the order to
-its end; the books check out."""
+its end; the books check out. The metrics and the dashboard show the parked saga, then its
+completion, from the tracker's log and its transitions."""
 
 from __future__ import annotations
 
@@ -95,6 +96,11 @@ def test_a_dead_lettered_order_is_parked_retried_from_the_cli_and_completed(
             assert started.status_code in (200, 202), started.text
             parked = _status_until(server.url, "failed_needs_attention")
             assert parked["parked_reason"].startswith("dead-lettered message "), parked
+            metrics = httpx.get(f"{server.url}/metrics").text
+            assert 'sagabank_parked_sagas{saga="order"} 1.0' in metrics
+            assert 'sagabank_sagas_started_total{saga="order"} 1.0' in metrics
+            page = httpx.get(f"{server.url}/ui/sagas/order/o-1", headers={"accept": "text/html"})
+            assert page.status_code == 200
         retried = subprocess.run(
             [sys.executable, "-m", "repository_after.entrypoints.cli", "sagas", "retry", "o-1"],
             env={**os.environ, **_env(tmp_path, prefix, {})},
@@ -107,6 +113,9 @@ def test_a_dead_lettered_order_is_parked_retried_from_the_cli_and_completed(
         assert "o-1: reserving" in retried.stdout
         with ServiceProcess(env=_env(tmp_path, prefix, {}), role="all") as server:
             done = _status_until(server.url, "completed")
+            metrics = httpx.get(f"{server.url}/metrics").text
+            assert 'sagabank_parked_sagas{saga="order"} 0.0' in metrics
+            assert 'sagabank_saga_outcomes_total{outcome="completed",saga="order"} 1.0' in metrics
             assert [a["operation"] for a in done["attempts"]][-1] == "confirm"
             audit = httpx.get(f"{server.url}/audit").json()
             assert audit["ok"], audit
