@@ -10,7 +10,7 @@ a time: `domain.choreography`), so a message older than the log adds nothing, an
 arrives out of order adds what it has; the log's own events (parked, operator's) stay where the
 tracker wrote them.
 
-`scan` (every `tracker_interval` seconds):
+`scan` (every `tracker_interval` seconds; the rules in `choreography.scan`):
 - a saga whose pending call has been silent longer than its step's time (an action: the
   orchestrator's `retry_deadline`; a compensation or settlement: `settle_deadline`) gets a
   `timeout` message to that call's service, written once in the log's outbox: the service folds
@@ -31,20 +31,20 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 
 import orjson
 
+from repository_after.choreography import scan
 from repository_after.choreography.course import Course, Kind, Lookup, UnknownDefinition
 from repository_after.choreography.log_outbox import LogOutbox
-from repository_after.domain.choreography import intent_event, ordinal
+from repository_after.choreography.scan import DEAD_LETTER, PUBLISHER, SagaBusy
+from repository_after.domain.choreography import intent_event
 from repository_after.domain.saga import (
     EventKind,
     InvalidTransition,
     SagaDefinition,
     SagaEvent,
     SagaState,
-    StepRole,
     next_action,
     replay,
 )
@@ -55,14 +55,6 @@ from repository_after.service_layer.saga_ports import Lease, StoredSaga
 from repository_after.service_layer.transitions import Observer, apply_observed
 
 logger = logging.getLogger(__name__)
-
-#: The note of a saga parked for a dead letter: `sagas retry` redrives the message it names.
-DEAD_LETTER = "dead-lettered message "
-PUBLISHER = "tracker"
-
-
-class SagaBusy(Exception):
-    """Another tracker or an operator holds the saga's lease right now: try again."""
 
 
 def _identity(event: SagaEvent) -> bytes:
@@ -163,63 +155,8 @@ class Tracker:
     # -- time-outs and dead letters ------------------------------------------------------
 
     async def scan(self) -> tuple[int, int]:
-        """One pass: (time-outs written, sagas parked for a dead letter)."""
-        return await self.time_out_silent(), await self.park_dead_letters()
-
-    async def time_out_silent(self, *, limit: int = 500) -> int:
-        now = await self.log.now()
-        shortest = min(self.action_timeout, self.settle_timeout)
-        idle_before = (now - timedelta(seconds=shortest)).isoformat(timespec="microseconds")
-        written = 0
-        for saga_id in await self.log.stranded(drivable=(), idle_before=idle_before, limit=limit):
-            stored = await self.log.load(saga_id)
-            if stored is None or not stored.events:
-                continue
-            definition = self._definition(stored)
-            if definition is None:
-                continue
-            state = replay(definition, stored.events)
-            call = next_action(definition, state)
-            last = stored.events[-1]
-            if call is None or last.kind is not EventKind.OPERATION_STARTED:
-                continue
-            timeout = self.action_timeout if call.role is StepRole.ACTION else self.settle_timeout
-            if datetime.fromisoformat(last.at) > now.astimezone(UTC) - timedelta(seconds=timeout):
-                continue
-            course = Course.of(saga_id, definition, stored.params, stored.events, Kind.TIMEOUT)
-            if await self.outbox.enqueue_once(
-                course.message(service=call.step.service, publisher=PUBLISHER)
-            ):
-                logger.warning(
-                    "saga %s: %s silent for %.0fs: timed out", saga_id, call.operation, timeout
-                )
-                written += 1
-        return written
-
-    async def park_dead_letters(self) -> int:
-        if self.broker is None:
-            return 0
-        parked = 0
-        for message in await self.broker.dead_letters(self.topology):
-            if not message.routing_key.startswith(("call.", "timeout.")):
-                continue
-            try:
-                course = Course.from_payload(message.payload)
-                definition = course.resolve(self.lookup)
-            except (ValueError, KeyError, TypeError, UnknownDefinition):
-                continue
-            stored = await self.log.load(course.saga_id)
-            if stored is None:
-                continue
-            state = replay(definition, stored.events)
-            if state.at_rest or ordinal(stored.events) != ordinal(course.history):
-                continue  # the saga went on without it (timed out, or done)
-            note = f"{DEAD_LETTER}{message.message_id} ({message.routing_key})"
-            with contextlib.suppress(SagaBusy):
-                await self._record(stored.saga_id, EventKind.PARKED, note)
-                logger.error("saga %s parked: %s", course.saga_id, note)
-                parked += 1
-        return parked
+        """One pass (`scan`): (time-outs written, sagas parked for a dead letter)."""
+        return await scan.time_out_silent(self), await scan.park_dead_letters(self)
 
     async def run(self, stop: asyncio.Event, *, interval: float) -> None:
         while not stop.is_set():
@@ -234,16 +171,16 @@ class Tracker:
 
     async def retry(self, saga_id: str, *, note: str | None = None) -> SagaState:
         """Resume a parked saga: redrive its dead letter, or send its next call again."""
-        state, dead = await self._record(saga_id, EventKind.OPERATOR_RETRY, note, send=True)
-        if dead is not None and not await (await self._broker()).redrive(self.topology, dead):
+        state, dead = await self.record(saga_id, EventKind.OPERATOR_RETRY, note, send=True)
+        if dead is not None and not await (await self.bound_broker()).redrive(self.topology, dead):
             logger.error("saga %s: message %s is no longer a dead letter", saga_id, dead)
         return state
 
     async def resolve(self, saga_id: str, *, note: str | None = None) -> SagaState:
-        state, _ = await self._record(saga_id, EventKind.OPERATOR_RESOLVE, note)
+        state, _ = await self.record(saga_id, EventKind.OPERATOR_RESOLVE, note)
         return state
 
-    async def _record(
+    async def record(
         self, saga_id: str, kind: EventKind, note: str | None, *, send: bool = False
     ) -> tuple[SagaState, str | None]:
         """Append an operator's (or the tracker's `parked`) event; with `send`, also the next
@@ -252,7 +189,7 @@ class Tracker:
         if await self.log.summary(saga_id) is None:
             raise SagaNotFound(saga_id)
         async with self._leased(saga_id) as (held, stored):
-            definition = self._definition(stored)
+            definition = self.definition_of(stored)
             if definition is None:
                 raise InvalidTransition(f"saga {saga_id}: its definition is not run here")
             state = replay(definition, stored.events)
@@ -276,7 +213,7 @@ class Tracker:
 
     # -- plumbing ------------------------------------------------------------------------
 
-    async def _broker(self) -> Broker:
+    async def bound_broker(self) -> Broker:
         """The bound broker, or one connected now (an operator's command outside `serve`)."""
         if self.broker is None:
             if self.connect is None:
@@ -291,7 +228,7 @@ class Tracker:
             await self.broker.close()
             self.broker, self._own_broker = None, False
 
-    def _definition(self, stored: StoredSaga) -> SagaDefinition | None:
+    def definition_of(self, stored: StoredSaga) -> SagaDefinition | None:
         try:
             definition = self.lookup(stored.definition, stored.definition_version)
         except KeyError:
