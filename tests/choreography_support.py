@@ -158,3 +158,16 @@ async def deployment(
         await inv.store.close()
         await ords.store.close()
         await store.close()
+
+
+async def delete_topology(prefix: str) -> None:
+    """Delete a process test's topology (its own prefix on the shared broker's default vhost)."""
+    from repository_after.choreography.wiring import deployment_topology
+    from repository_after.messaging.rabbitmq import RabbitMqBroker
+
+    settings = Settings(broker_prefix=prefix, _env_file=None)
+    broker = await RabbitMqBroker.connect(settings.broker_url.get_secret_value())
+    try:
+        await broker.delete(deployment_topology(settings))
+    finally:
+        await broker.close()

@@ -23,6 +23,7 @@ import httpx
 import pytest
 
 from repository_after.entrypoints.service_process import ServiceProcess
+from tests.choreography_support import delete_topology
 from tests.rabbit import require_rabbitmq
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
@@ -62,19 +63,6 @@ def _status_until(url: str, wanted: str, timeout: float = 30.0) -> dict[str, Any
             return view
         assert time.monotonic() < deadline, view
         time.sleep(0.05)
-
-
-async def _delete(prefix: str) -> None:
-    from repository_after.choreography.wiring import deployment_topology
-    from repository_after.config import load_settings
-    from repository_after.messaging.rabbitmq import RabbitMqBroker
-
-    settings = load_settings(broker_prefix=prefix)
-    broker = await RabbitMqBroker.connect(settings.broker_url.get_secret_value())
-    try:
-        await broker.delete(deployment_topology(settings))
-    finally:
-        await broker.close()
 
 
 def test_a_dead_lettered_order_is_parked_retried_from_the_cli_and_completed(
@@ -122,4 +110,4 @@ def test_a_dead_lettered_order_is_parked_retried_from_the_cli_and_completed(
             stock = httpx.get(f"{server.url}/inventory/stock").json()["stock"]
             assert [(s["sku"], s["available"], s["sold"]) for s in stock] == [("apple", 3, 2)]
     finally:
-        asyncio.run(_delete(prefix))
+        asyncio.run(delete_topology(prefix))
