@@ -17,6 +17,7 @@ import pytest
 from repository_after.domain.saga import EventKind, Outcome, SagaStatus, StepRole
 from repository_after.messaging.memory_broker import InMemoryBroker
 from repository_after.service_layer.reconcile import reconcile
+from repository_after.service_layer.saga_ports import Lease
 from tests.choreography_support import Deployment, deployment
 
 pytestmark = pytest.mark.timeout(60)
@@ -135,8 +136,12 @@ async def test_the_tracker_keeps_a_projection_it_cannot_write_yet_and_loses_noth
     await dep.start("transfer", TRANSFER, "t-1")
     log = dep.orchestrator.log
 
+    held: list[Lease] = []
+
     async def held_by_operator() -> bool:
-        return await log.acquire("t-1", "operator", ttl=1.0) is not None
+        lease = await log.acquire("t-1", "operator", ttl=30.0)
+        held.extend([lease] if lease is not None else [])
+        return bool(held)
 
     await dep.until(held_by_operator)
 
@@ -145,6 +150,7 @@ async def test_the_tracker_keeps_a_projection_it_cannot_write_yet_and_loses_noth
 
     await dep.until(credited)  # the services finished the saga meanwhile
     assert (await dep.orchestrator.get("t-1")).status != SagaStatus.COMPLETED
+    await log.release(held)  # the operator is done
     assert await dep.settled("t-1", timeout=10) == SagaStatus.COMPLETED
     await _books_ok(dep)
 
