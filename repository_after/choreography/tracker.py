@@ -83,6 +83,8 @@ class Tracker:
         self._own_broker = False
         #: set when the runtime stops: a delivery being retried is left unsettled (it returns)
         self.stopping = False
+        #: deliveries whose projection failed and is being retried now
+        self.waiting = 0
         self.topology = topology
         self.lookup = lookup
         self.observers = list(observers)
@@ -107,6 +109,8 @@ class Tracker:
                 await delivery.nack(requeue=False)
                 return
             except Exception as exc:
+                if not failures:
+                    self.waiting += 1
                 failures += 1
                 logger.warning(
                     "tracker: message %s not projected yet (%s: %s)",
@@ -117,6 +121,8 @@ class Tracker:
                 await asyncio.sleep(min(2.0, 0.02 * 2 ** min(failures, 7)))
                 continue
             await delivery.ack()
+            if failures:
+                self.waiting -= 1
             return
 
     async def project(self, course: Course) -> SagaState:

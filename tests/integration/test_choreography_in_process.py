@@ -149,6 +149,11 @@ async def test_the_tracker_keeps_a_projection_it_cannot_write_yet_and_loses_noth
         return await dep.balances() == {"acc-01": 900, "acc-02": 1_100}
 
     await dep.until(credited)  # the services finished the saga meanwhile
+
+    async def tracker_waits() -> bool:
+        return dep.orchestrator.tracker.waiting > 0
+
+    await dep.until(tracker_waits)  # a projection kept, unacknowledged, not dropped
     assert (await dep.orchestrator.get("t-1")).status != SagaStatus.COMPLETED
     await log.release(held)  # the operator is done
     assert await dep.settled("t-1", timeout=10) == SagaStatus.COMPLETED
