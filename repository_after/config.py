@@ -179,11 +179,18 @@ class Settings(BaseSettings):
             raise ValueError("retry_max_backoff must be >= retry_initial_backoff")
         for url in (self.database_url, self.inventory_database_url, self.orders_database_url):
             if url is not None and not url.startswith(
-                ("sqlite:///", "memory://", "postgresql://", "postgres://")
+                (
+                    "sqlite:///",
+                    "memory://",
+                    "postgresql://",
+                    "postgres://",
+                    "mysql://",
+                    "mariadb://",
+                )
             ):
                 raise ValueError(
                     "database_url (and inventory_database_url, orders_database_url) must be "
-                    "sqlite:///<path>, postgresql://... or memory://"
+                    "sqlite:///<path>, postgresql://..., mysql://... or memory://"
                 )
         if self.claim_interval * 2 > self.lease_ttl:
             raise ValueError("claim_interval must be at most half of lease_ttl")
@@ -258,7 +265,7 @@ class Settings(BaseSettings):
         names), SQLite in memory for `memory://`. A `Path` for SQLite, the URL for PostgreSQL."""
         own = {INVENTORY: self.inventory_database_url, ORDERS: self.orders_database_url}[name]
         url = own or self.database_url
-        if url.startswith(("postgresql://", "postgres://")):
+        if url.startswith(("postgresql://", "postgres://", "mysql://", "mariadb://")):
             return url
         if url.startswith("memory://"):
             return Path(":memory:")

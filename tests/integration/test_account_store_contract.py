@@ -1,13 +1,14 @@
-"""The AccountStore contract, run against every backend (memory, SQLite and PostgreSQL).
+"""The AccountStore contract, run against every backend (memory, SQLite, PostgreSQL, MariaDB).
 
 Besides the port's plain behaviour, one test races a debit against the compensation of the same
 transaction id: the store must serialise the two (PostgreSQL: the advisory lock on the id, taken
-by the first lookup of a record; SQLite: its one writer; memory: inline transactions), or the
-compensation can miss a debit that is committing and leave a tombstone beside it: money lost.
-Another races two debits of one account under different ids: the store must serialise them
-(PostgreSQL: `SELECT … FOR UPDATE` on the account), or the loser decides on a stale balance and
-fails on the CHECK instead of being refused `insufficient_funds`. On PostgreSQL, reads must not
-take the per-id lock: an audit never waits for a write in flight.
+by the first lookup of a record; MariaDB: a named lock, `GET_LOCK`, the same way; SQLite: its one
+writer; memory: inline transactions), or the compensation can miss a debit that is committing
+and leave a tombstone beside it: money lost. Another races two debits of one account under
+different ids: the store must serialise them (PostgreSQL, MariaDB: `SELECT … FOR UPDATE` on the
+account), or the loser decides on a stale balance and fails on the CHECK instead of being
+refused `insufficient_funds`. On PostgreSQL, reads must not take the per-id lock: an audit never
+waits for a write in flight.
 """
 
 from __future__ import annotations
@@ -90,7 +91,12 @@ async def test_records_round_trip_exactly(account_store: AccountStore) -> None:
 #: The driver error behind the `StorageError` a duplicate record raises: the UNIQUE
 #: (operation, transaction_id) constraint itself, not some other failure (a lock, a lost
 #: connection) that would refuse the write for the wrong reason. The memory fake has no driver.
-DUPLICATE_CAUSE = {"memory": None, "sqlite": "IntegrityError", "postgres": "UniqueViolation"}
+DUPLICATE_CAUSE = {
+    "memory": None,
+    "sqlite": "IntegrityError",
+    "postgres": "UniqueViolation",
+    "mysql": "IntegrityError",  # PyMySQL's, for MariaDB's 1062 (duplicate entry)
+}
 
 
 async def test_a_second_record_for_the_same_operation_and_id_is_refused(
@@ -144,7 +150,12 @@ async def test_ledger_entries_are_numbered_in_write_order_and_stamped_in_utc(
 
 #: The driver error behind the `StorageError` a negative balance raises: the CHECK (balance >= 0)
 #: itself, not a failure that would refuse the write for another reason.
-NEGATIVE_CAUSE = {"memory": None, "sqlite": "IntegrityError", "postgres": "CheckViolation"}
+NEGATIVE_CAUSE = {
+    "memory": None,
+    "sqlite": "IntegrityError",
+    "postgres": "CheckViolation",
+    "mysql": "OperationalError",  # PyMySQL's class for MariaDB's 4025 (constraint failed)
+}
 
 
 async def test_a_balance_may_reach_zero_but_never_below(
@@ -285,8 +296,21 @@ AMOUNT = 60
 
 def pairs_for(request: pytest.FixtureRequest) -> tuple[bool, int]:
     """(threaded, pairs): whether the store runs transactions on threads, and how many pairs."""
-    threaded = request.node.callspec.params["account_store"] == "postgres"
+    threaded = request.node.callspec.params["account_store"] in SERVERS
     return threaded, PAIRS if threaded else SERIAL_PAIRS
+
+
+#: Backends on a database server: the URL fixture for a second store (another replica's pool).
+SERVERS = {"postgres": "postgres_url", "mysql": "mysql_url"}
+
+
+def twin_of(account_store: AccountStore, request: pytest.FixtureRequest) -> AccountStore:
+    """A second store on the same database (another replica), or `account_store` itself where
+    transactions do not run on threads."""
+    backend = request.node.callspec.params["account_store"]
+    if backend not in SERVERS:
+        return account_store
+    return build_account_store(request.getfixturevalue(SERVERS[backend]))
 
 
 class StartLine:
@@ -349,9 +373,7 @@ async def test_a_debit_racing_its_compensation_never_loses_money(
     every transaction, so there the pair alternates which call is sent first, and both orders go
     through the same rules."""
     threaded, pairs = pairs_for(request)
-    twin = (
-        build_account_store(request.getfixturevalue("postgres_url")) if threaded else account_store
-    )
+    twin = twin_of(account_store, request)
     ids = [f"race-{i:03d}" for i in range(pairs)]
 
     def open_all(tx: accounts.AccountsTx) -> None:
@@ -431,9 +453,7 @@ async def test_two_debits_racing_on_one_account_never_overdraw(
     PostgreSQL the second debit goes through a second store on the same database (another
     replica's pool), as in the race above."""
     threaded, pairs = pairs_for(request)
-    twin = (
-        build_account_store(request.getfixturevalue("postgres_url")) if threaded else account_store
-    )
+    twin = twin_of(account_store, request)
     ids = [f"acct-{i:03d}" for i in range(pairs)]
 
     def open_all(tx: accounts.AccountsTx) -> None:

@@ -1,4 +1,4 @@
-"""The lease part of the SagaLog contract, on every backend (memory, SQLite, PostgreSQL).
+"""The lease part of the SagaLog contract, on every backend (memory, SQLite, PostgreSQL, MariaDB).
 
 `twin` is a second log instance on the same storage (another process's connection pool), so the
 exclusivity tests exercise the database's locking, not one object's. A ttl of 0 makes a lease
@@ -24,7 +24,8 @@ from repository_after.bootstrap import build_saga_log
 from repository_after.domain.saga import EventKind, SagaEvent
 from repository_after.domain.transfer import TRANSFER
 from repository_after.service_layer.saga_ports import DefinitionKey, Lease, LeaseLost, SagaLog
-from tests.pg import fresh_database
+from tests import mariadb, pg
+from tests.conftest import BACKENDS
 
 AT = "2026-01-01T00:00:00+00:00"
 START = SagaEvent(EventKind.STARTED, at=AT)
@@ -32,7 +33,7 @@ NOTE = SagaEvent(EventKind.OPERATOR_RETRY, at=AT, note="x")
 LONG = 60.0
 
 
-@pytest.fixture(params=["memory", "sqlite", "postgres"])
+@pytest.fixture(params=BACKENDS)
 async def logs(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> AsyncIterator[tuple[SagaLog, SagaLog]]:
@@ -48,7 +49,8 @@ async def logs(
         )
         yield pair
     else:
-        with fresh_database() as url:
+        fresh = pg.fresh_database if request.param == "postgres" else mariadb.fresh_database
+        with fresh() as url:
             pair = (build_saga_log(url), build_saga_log(url))
             yield pair
             for log in pair:
@@ -281,7 +283,7 @@ async def test_the_last_append_can_release_the_lease_in_the_same_write(logs) -> 
         await log.append("s1", [NOTE], status="completed", lease=lease)
 
 
-@pytest.mark.parametrize("logs", ["sqlite", "postgres"], indirect=True)
+@pytest.mark.parametrize("logs", ["sqlite", "postgres", "mysql"], indirect=True)
 async def test_leases_run_on_the_database_clock_not_the_process_clock(
     logs, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -312,7 +314,7 @@ def zone_not_utc() -> Iterator[None]:
     time.tzset()
 
 
-@pytest.mark.parametrize("logs", ["sqlite", "postgres"], indirect=True)
+@pytest.mark.parametrize("logs", ["sqlite", "postgres", "mysql"], indirect=True)
 async def test_now_reads_the_database_clock_not_the_process_clock(
     logs, monkeypatch: pytest.MonkeyPatch, zone_not_utc: None
 ) -> None:

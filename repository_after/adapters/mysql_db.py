@@ -1,0 +1,232 @@
+"""MariaDB / MySQL plumbing shared by the adapters: URLs, sessions, migrations, transactions.
+
+Driver: PyMySQL, the pure-Python MySQL protocol library (MIT, kept by the PyMySQL organisation,
+the driver SQLAlchemy and Django document for MySQL without a C toolchain). It is synchronous,
+as psycopg's sync API is for the PostgreSQL account store: `MysqlDatabase.transaction(fn)` runs
+the SYNC `fn(conn)` in one transaction on a connection of its own worker thread (one connection
+per thread, at most `POOL_SIZE` threads), so the event loop stays free; the saga log runs its
+plans the same way (`sql_plan.drive`), so one driver serves every component.
+
+URLs: `mysql://user:password@host:port/database` (also `mariadb://`, the same thing).
+
+Sessions (`SESSION`): READ COMMITTED, as PostgreSQL's default: every statement sees what others
+committed before it (a use case serialised behind a lock then reads the winner's record), and
+InnoDB takes no gap locks, so inserts of distinct keys never block each other. Serialisation is
+by locks the SQL takes: `SELECT ... FOR UPDATE` on rows, `GET_LOCK` per key (`lock_name`), and
+`FOR UPDATE SKIP LOCKED` for claims. UTC for `NOW()`; strict SQL mode (a value too long is an
+error, never truncated); a lock waited for longer than `LOCK_WAIT_S` is an error (1205); on
+MariaDB a session idle in a transaction for `IDLE_TRANSACTION_S` is ended by the server, so a
+paused (SIGSTOPped) process cannot hold its locks for ever (PostgreSQL:
+`idle_in_transaction_session_timeout`). Durability is a server setting here, not a session
+one: a server that does not flush its log at every commit (`innodb_flush_log_at_trx_commit` not
+1) is refused at start-up, as a commit it acknowledges could be lost in a crash.
+
+Errors: a duplicate key (1062), a deadlock (1213) or a lock wait timeout (1205) retries the whole
+transaction once (it then sees the winner's rows); any other driver error, or the second race,
+becomes `StorageError` (an unknown outcome: 503). DDL commits implicitly in MySQL, so a
+migration step is not atomic: every step is written to be re-run (`IF NOT EXISTS`), serialised
+across processes by a named lock, and recorded once complete.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any, TypeAlias, TypeVar
+from urllib.parse import unquote, urlsplit
+
+import pymysql
+from pymysql.constants import CLIENT
+
+from repository_after.adapters import migrations
+from repository_after.service_layer.ports import StorageError
+
+T = TypeVar("T")
+Conn: TypeAlias = "pymysql.connections.Connection[Any]"
+
+SCHEMES = ("mysql://", "mariadb://")
+#: Duplicate key, lock wait timeout, deadlock: races a second run resolves.
+RETRYABLE_CODES = frozenset({1062, 1205, 1213})
+POOL_SIZE = 10
+LOCK_WAIT_S = 10
+IDLE_TRANSACTION_S = 5
+#: Every table's collation: binary and NO PAD, so keys differing in case or trailing spaces
+#: stay distinct (the default `utf8mb4_general_ci` would merge `A-1` and `a-1`).
+COLLATION = "utf8mb4_nopad_bin"
+TABLE_OPTIONS = f" ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE={COLLATION}"
+SESSION = (
+    "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
+    "SET SESSION time_zone = '+00:00',"
+    " sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION,ERROR_FOR_DIVISION_BY_ZERO',"
+    f" innodb_lock_wait_timeout = {LOCK_WAIT_S}",
+)
+#: A key's named lock (`GET_LOCK` names are server-wide and at most 64 characters): the
+#: database's name and the key, hashed.
+LOCK_KEY = f"SELECT GET_LOCK(MD5(CONCAT(DATABASE(), CHAR(0), %s)), {LOCK_WAIT_S})"
+RELEASE_LOCKS = "DO RELEASE_ALL_LOCKS()"
+_WRITE = ("START TRANSACTION",)
+_SNAPSHOT = (
+    "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ",
+    "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY",
+)
+
+
+def is_mysql(database_url: str) -> bool:
+    return database_url.startswith(SCHEMES)
+
+
+def connect_args(database_url: str) -> dict[str, Any]:
+    """`mysql://` or `mariadb://` URL -> PyMySQL's connection arguments."""
+    url = urlsplit(database_url)
+    return {
+        "host": url.hostname or "127.0.0.1",
+        "port": url.port or 3306,
+        "user": unquote(url.username or "root"),
+        "password": unquote(url.password or ""),
+        "database": url.path.lstrip("/") or None,
+        "charset": "utf8mb4",
+        "autocommit": False,
+        # UPDATE's row count is the rows MATCHED, as on SQLite and PostgreSQL (not "changed").
+        "client_flag": CLIENT.FOUND_ROWS,
+        "connect_timeout": 5,
+    }
+
+
+def connect(database_url: str) -> Conn:
+    conn: Conn = pymysql.connect(**connect_args(database_url))
+    with conn.cursor() as cursor:
+        for sql in SESSION:
+            cursor.execute(sql)
+        cursor.execute("SELECT @@innodb_flush_log_at_trx_commit, VERSION()")
+        flush, version = cursor.fetchone()
+        if "mariadb" in str(version).lower():
+            cursor.execute(f"SET SESSION idle_transaction_timeout = {IDLE_TRANSACTION_S}")
+    if int(flush) != 1:
+        conn.close()
+        raise StorageError("mysql: innodb_flush_log_at_trx_commit must be 1 (durable commits)")
+    return conn
+
+
+def migrate_url(database_url: str, component: str) -> list[int]:
+    """Bring `component` up to date, one step at a time, under a named lock."""
+    try:
+        conn = connect(database_url)
+        try:
+            with conn.cursor() as cursor:
+                cursor.execute(LOCK_KEY, (f"migrations:{migrations.PG_MIGRATION_LOCK}",))
+                if cursor.fetchone()[0] != 1:
+                    raise StorageError("mysql: timed out waiting for another migration")
+                cursor.execute(migrations.MYSQL_BOOKKEEPING)
+                cursor.execute(
+                    "SELECT version FROM schema_migrations WHERE component = %s", (component,)
+                )
+                applied = {int(v) for (v,) in cursor.fetchall()}
+
+                def execute(sql: str, params: Any) -> None:
+                    cursor.execute(sql, tuple(params) or None)
+                    if sql.startswith("INSERT INTO schema_migrations"):
+                        conn.commit()  # the step is complete: record it
+
+                now = datetime.now(UTC).isoformat(timespec="microseconds")
+                return migrations.run(execute, component, "mysql", applied, now)
+        finally:
+            conn.close()  # and with it the named lock
+    except pymysql.Error as exc:
+        raise StorageError(f"mysql: {exc}") from exc
+
+
+def error_code(exc: pymysql.Error) -> int:
+    code = exc.args[0] if exc.args else 0
+    return code if isinstance(code, int) else 0
+
+
+class MysqlDatabase:
+    """Transactions on one database, each on its worker thread's own connection."""
+
+    def __init__(self, database_url: str, *, component: str | None) -> None:
+        if component is not None:
+            migrate_url(database_url, component)
+        self._url = database_url
+        self._local = threading.local()
+        self._open: set[Conn] = set()
+        self._guard = threading.Lock()
+        self._executor: ThreadPoolExecutor | None = None
+
+    def _connection(self) -> Conn:
+        conn: Conn | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = connect(self._url)
+            self._local.conn = conn
+            with self._guard:
+                self._open.add(conn)
+        return conn
+
+    def _discard(self, conn: Conn) -> None:
+        self._local.conn = None
+        with self._guard:
+            self._open.discard(conn)
+        conn.close()
+
+    def lock(self, conn: Conn, key: str) -> None:
+        """Serialise with every other transaction locking `key`, until this one ends."""
+        with conn.cursor() as cursor:
+            cursor.execute(LOCK_KEY, (key,))
+            if cursor.fetchone()[0] != 1:
+                raise StorageError("mysql: timed out waiting for a key's lock")
+        self._local.locked = True
+
+    def _once(self, fn: Callable[[Conn], T], start: tuple[str, ...]) -> T:
+        conn = self._connection()
+        self._local.locked = False
+        try:
+            with conn.cursor() as cursor:
+                for sql in start:
+                    cursor.execute(sql)
+            result = fn(conn)
+            conn.commit()
+            return result
+        except BaseException:
+            try:
+                conn.rollback()
+            except pymysql.Error:
+                self._discard(conn)
+            raise
+        finally:
+            if self._local.locked and conn.open:
+                try:
+                    with conn.cursor() as cursor:
+                        cursor.execute(RELEASE_LOCKS)  # named locks end with the transaction
+                except pymysql.Error:
+                    self._discard(conn)
+
+    def _run(self, fn: Callable[[Conn], T], start: tuple[str, ...]) -> T:
+        for attempt in (1, 2):
+            try:
+                return self._once(fn, start)
+            except pymysql.Error as exc:
+                if attempt == 2 or error_code(exc) not in RETRYABLE_CODES:
+                    raise StorageError(f"mysql: {exc}") from exc
+        raise AssertionError("unreachable")
+
+    async def transaction(self, fn: Callable[[Conn], T], *, writes: bool = True) -> T:
+        """`fn(conn)` in one transaction (READ COMMITTED); `writes=False`: one consistent,
+        read-only snapshot (REPEATABLE READ), so an audit under load sees consistent books."""
+        start = _WRITE if writes else _SNAPSHOT
+        if self._executor is None:  # first use, or the first after `close`
+            self._executor = ThreadPoolExecutor(POOL_SIZE, thread_name_prefix="mysql")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._run, fn, start)
+
+    async def close(self) -> None:
+        """Close every connection; a later transaction starts afresh (the app's lifespan may
+        close its container and start again)."""
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            await asyncio.get_running_loop().run_in_executor(None, executor.shutdown, True)
+        with self._guard:
+            for conn in self._open:
+                conn.close()
+            self._open.clear()
