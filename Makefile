@@ -1,6 +1,6 @@
 # sagabank developer entry points. Every target installs what it needs into .venv first:
 # the demo and the server only the runtime dependencies (RUNTIME), everything else also the
-# test, PostgreSQL and bench extras (STAMP; about ten times larger, Playwright included).
+# test, PostgreSQL, MariaDB and bench extras (STAMP; about ten times larger, Playwright included).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -16,7 +16,7 @@ $(RUNTIME): pyproject.toml
 	touch $(RUNTIME)
 
 $(STAMP): $(RUNTIME)
-	$(PY) -m pip install --quiet -e '.[dev,postgres,bench]'
+	$(PY) -m pip install --quiet -e '.[dev,postgres,mysql,bench]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -36,7 +36,7 @@ typecheck: $(STAMP)
 
 # The ten slowest tests are listed after the run: a test creeping towards its time limit
 # (pytest-timeout, pyproject.toml) is seen before it starts failing on a slower machine.
-unit: $(STAMP) chromium postgres
+unit: $(STAMP) chromium postgres mariadb
 	$(PY) -m pytest --durations=10
 
 evaluate: $(STAMP)
@@ -52,6 +52,11 @@ chromium:
 .PHONY: postgres
 postgres:
 	bash scripts/ensure-postgres.sh
+
+# The MariaDB tests need a server on 127.0.0.1:3306 (root, no password); installed via apt if absent.
+.PHONY: mariadb
+mariadb:
+	bash scripts/ensure-mariadb.sh
 
 test-docker: $(STAMP)
 	bash scripts/verify-docker.sh
@@ -74,7 +79,7 @@ chaos-order: $(STAMP)
 # that reach each change; then the share killed per module, and every survivor not explained
 # in docs/testing.md. Slow (about an hour on 2 cores), so not part of `make test`. mutmut keeps
 # its verdicts in ./mutants and re-checks only what changed; `make mutate-clean` starts afresh.
-mutate: $(STAMP) postgres
+mutate: $(STAMP) postgres mariadb
 	$(VENV)/bin/mutmut run --max-children 2
 	$(PY) scripts/mutation_report.py
 

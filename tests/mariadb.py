@@ -12,25 +12,40 @@ import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import pytest
 
 ADMIN_URL = os.environ.get("SAGABANK_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/")
 
 
-def _admin_connection() -> object:
+def plain_connect_args(url: str) -> dict[str, Any]:
+    """PyMySQL's arguments for `mysql://user:password@host:port/database`, parsed here and not
+    by the product (`adapters.mysql_db`): the tests that check the product read with their own."""
+    parts = urlsplit(url)
+    return {
+        "host": parts.hostname or "127.0.0.1",
+        "port": parts.port or 3306,
+        "user": unquote(parts.username or "root"),
+        "password": unquote(parts.password or ""),
+        "database": parts.path.lstrip("/") or None,
+        "charset": "utf8mb4",
+        "autocommit": True,
+        "connect_timeout": 3,
+    }
+
+
+def _admin_connection() -> Any:
     import pymysql
 
-    from repository_after.adapters.mysql_db import connect_args
-
-    args = connect_args(ADMIN_URL) | {"database": None, "autocommit": True}
-    return pymysql.connect(**args)
+    return pymysql.connect(**(plain_connect_args(ADMIN_URL) | {"database": None}))
 
 
 @functools.cache
 def _unreachable() -> str | None:
     try:
-        _admin_connection().close()  # type: ignore[attr-defined]
+        _admin_connection().close()
     except Exception as exc:  # ImportError (no extra) or any connection failure
         return f"{type(exc).__name__}: {exc}"
     return None
@@ -49,10 +64,10 @@ def require_mariadb() -> None:
 def _admin(sql: str) -> None:
     conn = _admin_connection()
     try:
-        with conn.cursor() as cursor:  # type: ignore[attr-defined]
+        with conn.cursor() as cursor:
             cursor.execute(sql)
     finally:
-        conn.close()  # type: ignore[attr-defined]
+        conn.close()
 
 
 @contextmanager

@@ -45,6 +45,24 @@ async def test_opened_account_is_listed_with_its_opening_balance(account_store) 
     assert [(a.account_id, a.opening_balance, a.balance) for a in accounts_] == [("a", 100, 100)]
 
 
+async def test_account_ids_differing_in_case_or_a_trailing_space_are_different_accounts(
+    account_store: AccountStore,
+) -> None:
+    """No backend folds keys together (MariaDB's default collation would: case-insensitive and
+    blind to trailing spaces; its tables use a binary NO PAD one)."""
+    for account_id, balance in (("acc", 1), ("ACC", 2), ("acc ", 3)):
+        await account_store.transaction(lambda tx, a=account_id, b=balance: tx.insert_account(a, b))
+    listed = await account_store.read(lambda r: r.list_accounts())
+    assert sorted((a.account_id, a.balance) for a in listed) == [
+        ("ACC", 2),
+        ("acc", 1),
+        ("acc ", 3),
+    ]
+    found = await account_store.read(lambda r: r.get_account("ACC"))
+    assert found is not None
+    assert found.balance == 2
+
+
 async def test_change_balance_returns_the_new_balance_and_writes_a_ledger_entry(
     account_store: AccountStore,
 ) -> None:
