@@ -543,3 +543,28 @@ async def test_a_postgres_read_does_not_wait_for_a_write_holding_the_same_id(
         read_done.set()
         await writer.close()
         await reader.close()
+
+
+async def test_a_duplicate_key_runs_the_transaction_once_more_which_then_sees_the_winner(
+    server_url: str,
+) -> None:
+    """The backstop behind the per-id lock (PostgreSQL, MariaDB): a transaction that hits the
+    UNIQUE (operation, transaction_id) of a record another committed is run again from the
+    start, once, and the second run finds that record (a use case then replays it)."""
+    store = build_account_store(server_url)
+    try:
+        await store.transaction(lambda tx: tx.insert_record(record("t1")))
+        runs: list[OperationRecord | None] = []
+
+        def late_duplicate(tx: accounts.AccountsTx) -> OperationRecord | None:
+            if not runs:  # as if the winner committed between our lookup and our insert
+                runs.append(None)
+                tx.insert_record(record("t1"))
+            runs.append(tx.get_record(Operation.DEBIT, "t1"))
+            return runs[-1]
+
+        assert await store.transaction(late_duplicate) == record("t1")
+        assert runs == [None, record("t1")]
+        assert await store.read(lambda r: r.applied_record_count()) == 1
+    finally:
+        await store.close()

@@ -169,6 +169,25 @@ async def test_concurrent_claimers_never_get_the_same_saga(logs) -> None:
     assert len(ids) == len(set(ids)) == 40
 
 
+async def test_concurrent_acquirers_of_one_saga_never_both_get_it(logs) -> None:
+    """Each of 150 lapsed sagas is acquired by both instances at once: one gets the lease, the
+    other None (on a server: one waits on the row, then finds it leased). Two holders of one
+    lease would both drive the saga."""
+    log, twin = logs
+    sagas = 150  # enough pairs that an acquire without its row lock loses one in every run
+    for i in range(sagas):
+        await make(log, f"s{i:03d}", ttl=0)
+    answers = await asyncio.gather(
+        *(
+            taker.acquire(f"s{i:03d}", name, ttl=LONG)
+            for i in range(sagas)
+            for taker, name in ((log, "x"), (twin, "y"))
+        )
+    )
+    per_saga = [answers[2 * i : 2 * i + 2] for i in range(sagas)]
+    assert [sum(lease is not None for lease in pair) for pair in per_saga] == [1] * sagas
+
+
 async def test_include_own_reclaims_sagas_still_leased_under_the_same_name(logs) -> None:
     log, twin = logs
     old = await make(log, "s1", owner="w1", ttl=LONG)
