@@ -168,7 +168,8 @@ class MysqlDatabase:
         self._local.conn = None
         with self._guard:
             self._open.discard(conn)
-        conn.close()
+        if conn.open:  # PyMySQL refuses to close a connection twice
+            conn.close()
 
     def lock(self, conn: Conn, key: str) -> None:
         """Serialise with every other transaction locking `key`, until this one ends."""
@@ -178,13 +179,27 @@ class MysqlDatabase:
                 raise StorageError("mysql: timed out waiting for a key's lock")
         self._local.locked = True
 
+    def _begin(self, start: tuple[str, ...]) -> Conn:
+        """This thread's connection, in a new transaction. A connection the server closed while
+        it sat idle (`wait_timeout`, a restart) fails here, before anything was done: it is
+        replaced once, so the caller does not see a 503 for it."""
+        for attempt in (1, 2):
+            conn = self._connection()
+            try:
+                with conn.cursor() as cursor:
+                    for sql in start:
+                        cursor.execute(sql)
+                return conn
+            except pymysql.OperationalError:
+                self._discard(conn)
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
     def _once(self, fn: Callable[[Conn], T], start: tuple[str, ...]) -> T:
-        conn = self._connection()
         self._local.locked = False
+        conn = self._begin(start)
         try:
-            with conn.cursor() as cursor:
-                for sql in start:
-                    cursor.execute(sql)
             result = fn(conn)
             conn.commit()
             return result
@@ -228,5 +243,6 @@ class MysqlDatabase:
             await asyncio.get_running_loop().run_in_executor(None, executor.shutdown, True)
         with self._guard:
             for conn in self._open:
-                conn.close()
+                if conn.open:
+                    conn.close()
             self._open.clear()
