@@ -52,5 +52,5 @@ async def test_connections_the_server_closed_between_transactions_are_replaced(
 
 def test_an_unreachable_server_is_a_storage_error(mysql_url: str) -> None:
     nowhere = "mysql://root@127.0.0.1:1/" + mysql_url.rsplit("/", 1)[1]
-    with pytest.raises(StorageError, match="^mysql: "):
+    with pytest.raises(StorageError, match=r"^mysql: "):
         build_account_store(nowhere)
