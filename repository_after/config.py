@@ -64,7 +64,7 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///./data/sagabank.db"
     # The inventory's and the orders service's databases (`participant_database`): by default a
     # SQLite file beside `database_url`'s (`sagabank-inventory.db`), its very database on
-    # PostgreSQL, in memory with `memory://`.
+    # PostgreSQL or MariaDB, in memory with `memory://`.
     inventory_database_url: str | None = None
     orders_database_url: str | None = None
     host: str = "127.0.0.1"
@@ -260,9 +260,10 @@ class Settings(BaseSettings):
     def participant_database(self, name: str) -> Path | str:
         """The database of the hosted participant `name` (`inventory`, `orders`): its own
         setting if given, else derived from `database_url`: a SQLite file beside its file
-        (`data/sagabank.db` -> `data/sagabank-inventory.db`), the same PostgreSQL database (the
-        services' tables differ; their records share the kit's table, under distinct operation
-        names), SQLite in memory for `memory://`. A `Path` for SQLite, the URL for PostgreSQL."""
+        (`data/sagabank.db` -> `data/sagabank-inventory.db`), the same PostgreSQL or MariaDB
+        database (the services' tables differ; their records share the kit's table, under
+        distinct operation names), SQLite in memory for `memory://`. A `Path` for SQLite, the
+        URL for a server."""
         own = {INVENTORY: self.inventory_database_url, ORDERS: self.orders_database_url}[name]
         url = own or self.database_url
         if url.startswith(("postgresql://", "postgres://", "mysql://", "mariadb://")):
