@@ -1,8 +1,8 @@
 """`sagabank gc` purges the hosted participants' records too, on real files (and on one
-PostgreSQL or MariaDB database): per service, with the account service's horizon and its refusal below the
-retry horizon; tombstones and fences stay and keep refusing; the audits stay clean; a saga still
-parked holds the cutoff back; `--participant NAME` purges a participant run as its own process,
-and a database that does not exist is never created."""
+PostgreSQL or MariaDB database): per service, with the account service's horizon and its
+refusal below the retry horizon; tombstones and fences stay and keep refusing; the audits stay
+clean; a saga still parked holds the cutoff back; `--participant NAME` purges a participant run
+as its own process, and a database that does not exist is never created."""
 
 from __future__ import annotations
 
