@@ -117,13 +117,18 @@ async def _lock_waiters(url: str) -> int:
 
 
 def _mysql_lock_waiters(url: str) -> int:
+    """MariaDB: sessions of this database waiting on a row lock. A `SELECT ... FOR UPDATE` by
+    primary key waits while it is still being optimised (processlist state `Statistics`: the
+    optimiser reads, and so locks, the one row), where `innodb_trx` does not list it as `LOCK
+    WAIT`; so a session still running a locking read counts too (the row it wants is held)."""
     conn = connect(url)
     try:
         with conn.cursor() as cursor:
             cursor.execute(
-                "SELECT COUNT(*) FROM information_schema.innodb_trx AS t"
-                " JOIN information_schema.processlist AS p ON p.id = t.trx_mysql_thread_id"
-                " WHERE t.trx_state = 'LOCK WAIT' AND p.db = DATABASE()"
+                "SELECT COUNT(*) FROM information_schema.processlist AS p"
+                " LEFT JOIN information_schema.innodb_trx AS t ON t.trx_mysql_thread_id = p.id"
+                " WHERE p.db = DATABASE() AND p.id <> CONNECTION_ID() AND (t.trx_state ="
+                " 'LOCK WAIT' OR (p.command = 'Query' AND p.info LIKE '%FOR UPDATE%'))"
             )
             return int(cursor.fetchone()[0])
     finally:
