@@ -195,7 +195,8 @@ class Settings(BaseSettings):
                 ("sqlite:///", "memory://", "postgresql://", "postgres://")
             ):
                 raise ValueError(
-                    "database_url (and inventory_, orders_, pupils_, classes_database_url) must be "
+                    "database_url (and inventory_database_url, orders_database_url, "
+                    "pupils_database_url, classes_database_url) must be "
                     "sqlite:///<path>, postgresql://... or memory://"
                 )
         if self.claim_interval * 2 > self.lease_ttl:
