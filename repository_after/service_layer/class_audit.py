@@ -125,8 +125,9 @@ def _settled_whole(books: ClassBooks) -> list[str]:
     for saga, status in sorted(books.sagas.items()):
         if status not in AT_REST:
             continue
-        pupils, roster = assigned.get(f"{saga}:assign", set()), enrolled.get(f"{saga}:enrol", set())
-        shown = f"saga {saga!r} is {status} but assigned {sorted(pupils)}, enrolled {sorted(roster)}"
+        pupils = assigned.get(f"{saga}:assign", set())
+        roster = enrolled.get(f"{saga}:enrol", set())
+        shown = f"saga {saga!r} is {status}: assigned {sorted(pupils)}, enrolled {sorted(roster)}"
         if status == SagaStatus.COMPLETED:
             if not pupils or pupils != roster:
                 found.append(shown)

@@ -100,7 +100,9 @@ async def _client(
 
 
 @pytest.fixture(params=[None, TOKEN], ids=["open", "token"])
-async def pupils(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[httpx.AsyncClient]:
+async def pupils(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[httpx.AsyncClient]:
     async for client in _client(create_pupils_app, tmp_path / "p.db", request.param, pupils=True):
         client.headers["x-contract-token"] = request.param or ""
         yield client

@@ -76,7 +76,8 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
 async def run(stack: Stack, saga_id: str, class_id: str, *pupils: str) -> dict[str, Any]:
     """Start the classes saga and wait (with a deadline) until it is at rest; its view."""
     body = {"class_id": class_id, "pupils": list(pupils)}
-    started = await stack.sagas.post("/sagas/classes", json=body, headers={"transaction-id": saga_id})
+    key = {"transaction-id": saga_id}
+    started = await stack.sagas.post("/sagas/classes", json=body, headers=key)
     assert started.status_code in (200, 202), started.text
     stack.ids.append(saga_id)
     async with asyncio.timeout(30):
@@ -108,7 +109,8 @@ async def assert_invariants(stack: Stack) -> None:
     }
     books = await read_class_books(ClassServices(stack.pupils, stack.classes), sagas=statuses)
     assert audit_classes(books) == []
-    assert books.pupils_audit["ok"] and books.classes_audit["ok"]
+    assert books.pupils_audit["ok"]
+    assert books.classes_audit["ok"]
 
 
 async def test_a_group_is_assigned_and_enrolled(stack: Stack) -> None:
