@@ -139,3 +139,15 @@ def test_the_services_own_findings_are_violations() -> None:
     bad = {"ok": False, "violations": ["x"]}
     found = audit_classes(books(pupils_audit=bad, classes_audit=bad))
     assert found == ["pupils: x", "classes: x"]
+
+
+def test_an_undone_saga_whose_pupils_stayed_assigned_is_half_done() -> None:
+    """The pupils' side left behind (an `unassign` that never ran): the saga is compensated, its
+    roster empty, two of its pupils still in the class."""
+    pupils = [
+        *CLEAN["pupils"],
+        {"pupil_id": "p4", "class_id": "c2", "assigned_key": "s2:assign"},
+        {"pupil_id": "p5", "class_id": "c2", "assigned_key": "s2:assign"},
+    ]
+    found = audit_classes(books(pupils=pupils))
+    assert "saga 's2' is compensated: assigned ['p4', 'p5'], enrolled []" in found
