@@ -69,6 +69,12 @@ CHAOS_ORDERS ?= 2000
 chaos-order: $(STAMP)
 	$(VENV)/bin/sagabank chaos --saga order --seed $(CHAOS_SEED) --orders $(CHAOS_ORDERS)
 
+# The same for the classes saga (docs/chaos.md, "The classes saga"): every family of the saga.
+.PHONY: chaos-classes
+CHAOS_ASSIGNMENTS ?= 1000
+chaos-classes: $(STAMP)
+	$(VENV)/bin/sagabank chaos --saga classes --seed $(CHAOS_SEED) --assignments $(CHAOS_ASSIGNMENTS)
+
 # Mutation testing (docs/testing.md): mutmut breaks the guarantee-bearing modules listed in
 # pyproject.toml ([tool.mutmut]) one change at a time and runs the unit and integration tests
 # that reach each change; then the share killed per module, and every survivor not explained

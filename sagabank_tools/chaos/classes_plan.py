@@ -1,8 +1,8 @@
 """The classes plan of a chaos run: the school to open and the group assignments, a pure function
 of the seed.
 
-`CLASSES` classes of 3-8 places; a pool of about two pupils per group; each group 1-4 pupils of
-the pool for a random class. So groups collide on a pupil (refused: `pupil_assigned`) and classes
+One class of 3-8 places per `GROUPS_PER_CLASS` groups (at least `MIN_CLASSES`); a pool of two
+pupils per group; each group 1-4 pupils of the pool for a random class. So groups collide on a pupil (refused: `pupil_assigned`) and classes
 fill up (refused at the roster, then unassigned: `class_full`) even in a short run. Saga id
 `chaos-<seed>-<n>` (as a transfer's), class `c-<seed>-<i>`, pupil `p-<seed>-<i>`.
 """
@@ -12,7 +12,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-CLASSES = 6
+MIN_CLASSES = 6
+GROUPS_PER_CLASS = 6
 CAPACITY = (3, 8)
 GROUP = (1, 4)
 
@@ -36,7 +37,8 @@ class ClassPlan:
 
 def plan_classes(seed: int, groups: int) -> ClassPlan:
     rng = random.Random(f"classes-plan:{seed}")
-    classes = {f"c-{seed}-{i}": rng.randint(*CAPACITY) for i in range(CLASSES)}
+    count = max(MIN_CLASSES, groups // GROUPS_PER_CLASS)
+    classes = {f"c-{seed}-{i}": rng.randint(*CAPACITY) for i in range(count)}
     pupils = tuple(f"p-{seed}-{i:05d}" for i in range(max(GROUP[1], 2 * groups)))
     planned = [
         PlannedGroup(

@@ -29,6 +29,7 @@ import httpx
 from repository_after.adapters.http_class_books import ClassServices, read_class_books
 from repository_after.service_layer.class_audit import ClassBooks, audit_classes
 from repository_after.service_layer.order_audit import OrderBooks, audit_orders
+from repository_after.services.pupils import MAX_REGISTER
 from sagabank_tools.chaos import classes_records, load, order_records, records
 from sagabank_tools.chaos.classes_plan import plan_classes
 from sagabank_tools.chaos.cluster import Databases
@@ -136,8 +137,10 @@ class ClassesMode(Mode):
         self._books: ClassBooks | None = None
 
     async def prepare(self, service: httpx.AsyncClient) -> None:
-        pupils = {"pupils": list(self.plan.pupils)}
-        (await service.post("/pupils/pupils", json=pupils)).raise_for_status()
+        pupils = list(self.plan.pupils)
+        for start in range(0, len(pupils), MAX_REGISTER):
+            batch = {"pupils": pupils[start : start + MAX_REGISTER]}
+            (await service.post("/pupils/pupils", json=batch)).raise_for_status()
         for class_id, capacity in self.plan.classes.items():
             body = {"class_id": class_id, "capacity": capacity}
             (await service.post("/classes/classes", json=body)).raise_for_status()
