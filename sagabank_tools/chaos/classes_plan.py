@@ -2,9 +2,10 @@
 of the seed.
 
 One class of 3-8 places per `GROUPS_PER_CLASS` groups (at least `MIN_CLASSES`); a pool of two
-pupils per group; each group 1-4 pupils of the pool for a random class. So groups collide on a pupil (refused: `pupil_assigned`) and classes
-fill up (refused at the roster, then unassigned: `class_full`) even in a short run. Saga id
-`chaos-<seed>-<n>` (as a transfer's), class `c-<seed>-<i>`, pupil `p-<seed>-<i>`.
+pupils per group; each group 1-4 pupils of the pool for a random class. So groups collide on a
+pupil (refused: `pupil_assigned`) and classes fill up (refused at the roster, then unassigned:
+`class_full`) even in a short run. Saga id `chaos-<seed>-<n>` (as a transfer's), class
+`c-<seed>-<i>`, pupil `p-<seed>-<i>`.
 """
 
 from __future__ import annotations

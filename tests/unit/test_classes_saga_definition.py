@@ -39,9 +39,7 @@ def test_every_role_of_a_step_shares_its_per_step_key() -> None:
     for i, step in enumerate(CLASS_ASSIGNMENT.steps):
         for role in StepRole:
             with suppress(InvalidTransition):
-                keys[step.name, role] = CLASS_ASSIGNMENT.key(
-                    "s-1", CLASS_ASSIGNMENT.call(i, role)
-                )
+                keys[step.name, role] = CLASS_ASSIGNMENT.key("s-1", CLASS_ASSIGNMENT.call(i, role))
     assert keys == {
         ("assign", StepRole.ACTION): "s-1:assign",
         ("assign", StepRole.COMPENSATION): "s-1:assign",
