@@ -26,6 +26,7 @@ from tests.integration.observability_support import (
     orchestrator_client,
     orchestrator_settings,
     served,
+    served_all,
     settings,
 )
 
@@ -192,3 +193,26 @@ async def test_an_unknown_enrol_that_never_landed_is_voided_and_compensated(
         assert await roster(stack, "c-big") == []
         assert await class_of(stack, "p4") is None
         await assert_invariants(stack)
+
+
+async def test_a_default_process_hosts_both_services_and_runs_the_saga(tmp_path: Path) -> None:
+    """Role `all` (one `sagabank serve` on loopback): the pupils and classes services under
+    `/pupils` and `/classes`, each on its own file beside the account store's, and its
+    orchestrator finds them with no setting. A bad group is 422 before anything is logged."""
+    async with served_all(tmp_path) as sagabank:
+        registered = await sagabank.post("/pupils/pupils", json={"pupils": ["p1", "p2", "p3"]})
+        assert registered.status_code == 200, registered.text
+        opened = await sagabank.post("/classes/classes", json={"class_id": "c", "capacity": 2})
+        assert opened.status_code == 200, opened.text
+        body = {"class_id": "c", "pupils": ["p1", "p2"]}
+        done = await sagabank.post("/sagas/classes", json=body, headers={"transaction-id": "s-1"})
+        assert (done.status_code, done.json()["status"]) == (200, "completed")
+        roster = (await sagabank.get("/classes/classes/c")).json()["roster"]
+        assert [row["pupil_id"] for row in roster] == ["p1", "p2"]
+        bad = {"class_id": "c", "pupils": ["p3", "p3"]}
+        refused = await sagabank.post("/sagas/classes", json=bad, headers={"transaction-id": "s-2"})
+        assert (refused.status_code, refused.json()["error"]) == (422, "invalid_request")
+        assert (await sagabank.get("/sagas/classes/s-2")).status_code == 404
+        assert (await sagabank.get("/pupils/audit")).json()["ok"]
+        assert (await sagabank.get("/classes/audit")).json()["ok"]
+    assert {"sagabank-pupils.db", "sagabank-classes.db"} <= {p.name for p in tmp_path.glob("*.db")}
