@@ -122,8 +122,10 @@ def register(tx: Tx, pupils: list[str]) -> dict[str, Any]:
     added = 0
     for pupil_id in pupils:
         if not tx.execute("SELECT 1 FROM pupils WHERE pupil_id = ?" + tx.for_update, (pupil_id,)):
+            # Two registrations of one new pupil at once (PostgreSQL): the second inserts nothing.
             tx.execute(
-                "INSERT INTO pupils (pupil_id, class_id, assigned_key) VALUES (?, NULL, NULL)",
+                "INSERT INTO pupils (pupil_id, class_id, assigned_key) VALUES (?, NULL, NULL)"
+                " ON CONFLICT (pupil_id) DO NOTHING",
                 (pupil_id,),
             )
             added += 1
