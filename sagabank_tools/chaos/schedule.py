@@ -113,10 +113,12 @@ class Rates:
     credit_after: float = 0.12
     reserve_before: float = 0.12
     reserve_after: float = 0.12
-    assign_before: float = 0.12
-    assign_after: float = 0.12
-    enrol_before: float = 0.12
-    enrol_after: float = 0.12
+    # Fewer on assign, more on enrol: a group meets assign first, and each refused or undone one
+    # never reaches enrol, the pivot whose settlement is the point of the run.
+    assign_before: float = 0.1
+    assign_after: float = 0.1
+    enrol_before: float = 0.2
+    enrol_after: float = 0.2
     delay: float = 0.06
     duplicate: float = 0.08
     delay_range: tuple[float, float] = (0.4, 2.5)  # beyond the attempt timeout, often the retries

@@ -23,7 +23,7 @@ from sagabank_tools.chaos.schedule import CLASSES_FAMILIES
 
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(600)]
 
-GROUPS = 40
+GROUPS = 50
 
 
 def books_problems(workdir: Path, *, groups: int) -> list[str]:
