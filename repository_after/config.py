@@ -131,6 +131,10 @@ class Settings(BaseSettings):
     # (`service_layer/resumption.py`); unset: 10 lease ttls (`resolved_unknown_version_grace`).
     unknown_version_grace: float | None = Field(default=None, gt=0.0)
 
+    # The message broker of choreographed sagas (`repository_after/messaging`,
+    # docs/choreography.md): its URL names the deployment's vhost (`/` by default).
+    broker_url: SecretStr = SecretStr("amqp://guest:guest@127.0.0.1:5672/")
+
     log_json: bool = False
     log_level: str = "INFO"
 
