@@ -75,6 +75,12 @@ CHAOS_ORDERS ?= 2000
 chaos-order: $(STAMP)
 	$(VENV)/bin/sagabank chaos --saga order --seed $(CHAOS_SEED) --orders $(CHAOS_ORDERS)
 
+# The same for the classes saga (docs/chaos.md, "The classes saga"): every family of the saga.
+.PHONY: chaos-classes
+CHAOS_ASSIGNMENTS ?= 1000
+chaos-classes: $(STAMP)
+	$(VENV)/bin/sagabank chaos --saga classes --seed $(CHAOS_SEED) --assignments $(CHAOS_ASSIGNMENTS)
+
 # The A → B → C failure matrix (docs/sagas.md): every way one of three participants fails, the
 # exact calls made, over real HTTP on loopback, on SQLite and PostgreSQL (about 40 s; `make test`
 # runs it too).

@@ -23,6 +23,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
+from repository_after.domain.classes import CLASSES, PUPILS
 from repository_after.domain.order import INVENTORY, ORDERS
 from repository_after.domain.sagas import DEFINITIONS
 from repository_after.domain.transfer import ACCOUNTS
@@ -67,6 +68,10 @@ class Settings(BaseSettings):
     # PostgreSQL, in memory with `memory://`.
     inventory_database_url: str | None = None
     orders_database_url: str | None = None
+    # The classes saga's pupils and classes services' databases, likewise
+    # (`sagabank-pupils.db`, `sagabank-classes.db` by default).
+    pupils_database_url: str | None = None
+    classes_database_url: str | None = None
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     role: ProcessRole = ProcessRole.ALL
@@ -145,6 +150,8 @@ class Settings(BaseSettings):
         "accounts_url",
         "inventory_database_url",
         "orders_database_url",
+        "pupils_database_url",
+        "classes_database_url",
         "unknown_version_grace",
         mode="before",
     )
@@ -181,12 +188,19 @@ class Settings(BaseSettings):
     def _check(self) -> Settings:
         if self.retry_max_backoff < self.retry_initial_backoff:
             raise ValueError("retry_max_backoff must be >= retry_initial_backoff")
-        for url in (self.database_url, self.inventory_database_url, self.orders_database_url):
+        for url in (
+            self.database_url,
+            self.inventory_database_url,
+            self.orders_database_url,
+            self.pupils_database_url,
+            self.classes_database_url,
+        ):
             if url is not None and not url.startswith(
                 ("sqlite:///", "memory://", "postgresql://", "postgres://")
             ):
                 raise ValueError(
-                    "database_url (and inventory_database_url, orders_database_url) must be "
+                    "database_url (and inventory_database_url, orders_database_url, "
+                    "pupils_database_url, classes_database_url) must be "
                     "sqlite:///<path>, postgresql://... or memory://"
                 )
         if self.claim_interval * 2 > self.lease_ttl:
@@ -260,7 +274,12 @@ class Settings(BaseSettings):
         (`data/sagabank.db` -> `data/sagabank-inventory.db`), the same PostgreSQL database (the
         services' tables differ; their records share the kit's table, under distinct operation
         names), SQLite in memory for `memory://`. A `Path` for SQLite, the URL for PostgreSQL."""
-        own = {INVENTORY: self.inventory_database_url, ORDERS: self.orders_database_url}[name]
+        own = {
+            INVENTORY: self.inventory_database_url,
+            ORDERS: self.orders_database_url,
+            PUPILS: self.pupils_database_url,
+            CLASSES: self.classes_database_url,
+        }[name]
         url = own or self.database_url
         if url.startswith(("postgresql://", "postgres://")):
             return url

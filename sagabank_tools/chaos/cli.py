@@ -19,6 +19,7 @@ from sagabank_tools.chaos.schedule import parse_families
 class Saga(StrEnum):
     TRANSFER = "transfer"
     ORDER = "order"
+    CLASSES = "classes"
 
 
 def chaos(
@@ -27,7 +28,12 @@ def chaos(
     sagas: Annotated[
         int,
         typer.Option(
-            "--transfers", "--orders", min=1, max=1_000_000, help="sagas in the seeded plan"
+            "--transfers",
+            "--orders",
+            "--assignments",
+            min=1,
+            max=1_000_000,
+            help="sagas in the seeded plan",
         ),
     ] = 500,
     faults: Annotated[
