@@ -28,6 +28,7 @@ from repository_after.adapters.sqlite_accounts import SqliteAccountStore
 from repository_after.adapters.sqlite_db import sqlite_path
 from repository_after.adapters.sqlite_saga_log import SqliteSagaLog
 from repository_after.config import ConfigurationError, ProcessRole, Settings
+from repository_after.domain.classes import CLASS_ASSIGNMENT
 from repository_after.domain.order import ORDER
 from repository_after.domain.saga_definition import SagaDefinition
 from repository_after.domain.sagas import DEFINITIONS
@@ -43,6 +44,7 @@ from repository_after.service_layer.saga_types import SagaTypes, check_log_versi
 from repository_after.service_layer.transfers import order_rules, transfer_rules
 from repository_after.service_map import services_without_token
 from repository_after.services.orders import OrderIn
+from repository_after.services.pupils import GroupIn
 
 logger = logging.getLogger(__name__)
 
@@ -128,6 +130,7 @@ def saga_types() -> SagaTypes:
     types = SagaTypes()
     types.register(TRANSFER, TransferIn, transfer_rules)
     types.register(ORDER, OrderIn, order_rules)
+    types.register(CLASS_ASSIGNMENT, GroupIn)
     return types
 
 

@@ -23,6 +23,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
+from repository_after.domain.classes import CLASSES, PUPILS
 from repository_after.domain.order import INVENTORY, ORDERS
 from repository_after.domain.sagas import DEFINITIONS
 from repository_after.domain.transfer import ACCOUNTS
@@ -67,6 +68,10 @@ class Settings(BaseSettings):
     # PostgreSQL or MariaDB, in memory with `memory://`.
     inventory_database_url: str | None = None
     orders_database_url: str | None = None
+    # The classes saga's pupils and classes services' databases, likewise
+    # (`sagabank-pupils.db`, `sagabank-classes.db` by default).
+    pupils_database_url: str | None = None
+    classes_database_url: str | None = None
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     role: ProcessRole = ProcessRole.ALL
@@ -126,6 +131,10 @@ class Settings(BaseSettings):
     # (`service_layer/resumption.py`); unset: 10 lease ttls (`resolved_unknown_version_grace`).
     unknown_version_grace: float | None = Field(default=None, gt=0.0)
 
+    # The message broker of choreographed sagas (`repository_after/messaging`,
+    # docs/choreography.md): its URL names the deployment's vhost (`/` by default).
+    broker_url: SecretStr = SecretStr("amqp://guest:guest@127.0.0.1:5672/")
+
     log_json: bool = False
     log_level: str = "INFO"
 
@@ -141,6 +150,8 @@ class Settings(BaseSettings):
         "accounts_url",
         "inventory_database_url",
         "orders_database_url",
+        "pupils_database_url",
+        "classes_database_url",
         "unknown_version_grace",
         mode="before",
     )
@@ -177,7 +188,13 @@ class Settings(BaseSettings):
     def _check(self) -> Settings:
         if self.retry_max_backoff < self.retry_initial_backoff:
             raise ValueError("retry_max_backoff must be >= retry_initial_backoff")
-        for url in (self.database_url, self.inventory_database_url, self.orders_database_url):
+        for url in (
+            self.database_url,
+            self.inventory_database_url,
+            self.orders_database_url,
+            self.pupils_database_url,
+            self.classes_database_url,
+        ):
             if url is not None and not url.startswith(
                 (
                     "sqlite:///",
@@ -189,7 +206,8 @@ class Settings(BaseSettings):
                 )
             ):
                 raise ValueError(
-                    "database_url (and inventory_database_url, orders_database_url) must be "
+                    "database_url (and inventory_database_url, orders_database_url, "
+                    "pupils_database_url, classes_database_url) must be "
                     "sqlite:///<path>, postgresql://..., mysql://... or memory://"
                 )
         if self.claim_interval * 2 > self.lease_ttl:
@@ -264,7 +282,12 @@ class Settings(BaseSettings):
         database (the services' tables differ; their records share the kit's table, under
         distinct operation names), SQLite in memory for `memory://`. A `Path` for SQLite, the
         URL for a server."""
-        own = {INVENTORY: self.inventory_database_url, ORDERS: self.orders_database_url}[name]
+        own = {
+            INVENTORY: self.inventory_database_url,
+            ORDERS: self.orders_database_url,
+            PUPILS: self.pupils_database_url,
+            CLASSES: self.classes_database_url,
+        }[name]
         url = own or self.database_url
         if url.startswith(("postgresql://", "postgres://", "mysql://", "mariadb://")):
             return url

@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 import pymysql
 
 from repository_after.adapters.mysql_db import Conn, MysqlDatabase, connect
-from repository_after.adapters.mysql_dialect import translate
+from repository_after.adapters.mysql_dialect import translate, translate_schema
 from repository_after.participant_kit.storage import RECORDS_SCHEMA, Dialect, Row, Tx
 from repository_after.service_layer.ports import StorageError
 
@@ -95,10 +95,10 @@ class MysqlParticipantStore:
         try:
             conn = connect(database_url)
             try:
-                tx = MysqlTx(self._db, conn)
                 self._db.lock(conn, _SCHEMA_LOCK)
-                for sql in (*RECORDS_SCHEMA, *schema):
-                    tx.execute(sql)
+                with conn.cursor() as cursor:
+                    for sql in translate_schema((*RECORDS_SCHEMA, *schema)):
+                        cursor.execute(sql, ())
             finally:
                 conn.close()  # and with it the named lock
         except pymysql.Error as exc:

@@ -8,6 +8,9 @@ orders.py        the order saga end to end on sagabank (`--role all`)
 cqrs_order.py    the same order saga on python-cqrs's engine, against the same services
 order_books.py   the order bench's stock before a run and its audit of the books after it
 order_report.py  the order scenario's runs, table and ratios in `sagabank bench`
+library.py       the saga library against python-cqrs in one process, on the same order steps
+                 (`python -m sagabank_tools.bench.library`; its load and python-cqrs side in
+                 library_load.py and library_cqrs.py)
 measure.py       CPU, RSS, latency figures, medians and ratios
 runner.py        the typer command: repetitions, medians, ratios, the issue's targets, JSON
 """

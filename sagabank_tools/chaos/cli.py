@@ -22,6 +22,7 @@ SERVER_SCHEMES = ("postgresql://", "postgres://", "mysql://", "mariadb://")
 class Saga(StrEnum):
     TRANSFER = "transfer"
     ORDER = "order"
+    CLASSES = "classes"
 
 
 def chaos(
@@ -30,7 +31,12 @@ def chaos(
     sagas: Annotated[
         int,
         typer.Option(
-            "--transfers", "--orders", min=1, max=1_000_000, help="sagas in the seeded plan"
+            "--transfers",
+            "--orders",
+            "--assignments",
+            min=1,
+            max=1_000_000,
+            help="sagas in the seeded plan",
         ),
     ] = 500,
     faults: Annotated[

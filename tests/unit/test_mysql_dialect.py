@@ -3,10 +3,12 @@ does what its docstring says and nothing more (the contract suites run the resul
 
 from __future__ import annotations
 
-from repository_after.adapters.mysql_dialect import translate
+from repository_after.adapters.mysql_dialect import translate, translate_schema
 from repository_after.participant_kit.retention import _ADD_TOTALS
 from repository_after.participant_kit.storage import RECORDS_SCHEMA
+from repository_after.services.classes import SCHEMA as CLASSES
 from repository_after.services.inventory import SCHEMA as INVENTORY
+from repository_after.services.pupils import SCHEMA as PUPILS
 
 
 def test_placeholders_become_percent_s_and_a_literal_percent_is_doubled() -> None:
@@ -49,3 +51,25 @@ def test_text_keys_become_varchars_other_text_longtext_and_the_table_gets_its_op
 
 def test_statements_other_than_create_table_keep_their_text_types() -> None:
     assert translate("SELECT CAST(x AS TEXT) FROM t") == "SELECT CAST(x AS TEXT) FROM t"
+
+
+def test_a_text_column_an_index_of_the_schema_names_is_a_key_of_its_table() -> None:
+    classes_table, roster, index = translate_schema(CLASSES)
+    assert "class_id VARCHAR(255) NOT NULL REFERENCES classes (class_id)" in roster
+    assert "enrolled_key LONGTEXT NOT NULL" in roster
+    assert classes_table.startswith(
+        "CREATE TABLE IF NOT EXISTS classes (class_id VARCHAR(255) PRIMARY KEY,"
+    )
+    assert index == "CREATE INDEX IF NOT EXISTS roster_by_class ON roster (class_id, pupil_id)"
+    assert translate_schema(PUPILS)[0].count("LONGTEXT") == 2  # class_id, assigned_key
+    table, index = translate_schema(
+        ("CREATE TABLE IF NOT EXISTS t (a TEXT NOT NULL, b TEXT)", "CREATE INDEX i ON t (a)")
+    )
+    assert "(a VARCHAR(255) NOT NULL, b LONGTEXT)" in table
+    assert index == "CREATE INDEX i ON t (a)"
+
+
+def test_an_insert_on_conflict_do_nothing_becomes_a_no_op_update_of_its_key() -> None:
+    assert translate("INSERT INTO p (a, b) VALUES (?, ?) ON CONFLICT (a) DO NOTHING") == (
+        "INSERT INTO p (a, b) VALUES (%s, %s) ON DUPLICATE KEY UPDATE a = a"
+    )

@@ -46,6 +46,14 @@ def test_a_participants_own_url_wins_and_postgres_and_memory_are_kept() -> None:
     assert maria.participant_database("orders") == "mysql://root@db/bank"
 
 
+ALL_HOSTED = [
+    ("inventory", "/inventory"),
+    ("orders", "/orders"),
+    ("pupils", "/pupils"),
+    ("classes", "/classes"),
+]
+
+
 def test_a_participant_database_url_is_checked_like_the_process_one() -> None:
     with pytest.raises(ValueError, match="inventory_database_url"):
         settings(inventory_database_url="oracle://db/stock")
@@ -54,11 +62,13 @@ def test_a_participant_database_url_is_checked_like_the_process_one() -> None:
 @pytest.mark.parametrize(
     ("role", "hosted"),
     [
-        (ProcessRole.ALL, [("inventory", "/inventory"), ("orders", "/orders")]),
-        (ProcessRole.ACCOUNTS, [("inventory", "/inventory"), ("orders", "/orders")]),
+        (ProcessRole.ALL, ALL_HOSTED),
+        (ProcessRole.ACCOUNTS, ALL_HOSTED),
         (ProcessRole.ORCHESTRATOR, []),
         (ProcessRole.INVENTORY, [("inventory", "")]),
         (ProcessRole.ORDERS, [("orders", "")]),
+        (ProcessRole.PUPILS, [("pupils", "")]),
+        (ProcessRole.CLASSES, [("classes", "")]),
     ],
 )
 def test_which_roles_host_which_participants_and_where(

@@ -1,0 +1,1 @@
+"""Worked examples of the saga library (`repository_after.library`)."""

@@ -1,0 +1,218 @@
+"""`RabbitMqBroker`: the broker port on RabbitMQ, through aio-pika (no AMQP code of our own).
+
+Topology (`declare`), everything durable:
+- the events exchange: topic;
+- each consumer's queue: QUORUM (`x-queue-type`), replicated and durable, with an explicit
+  `x-delivery-limit` (RabbitMQ 3.10 otherwise requeues a poison message forever) and
+  `x-dead-letter-exchange`; dead-lettering `at-least-once` (`x-dead-letter-strategy`, which
+  needs `x-overflow: reject-publish`): a message is removed from the queue only once the
+  dead-letter queue confirmed it, so it is never lost on the way;
+- the dead-letter exchange (topic) and its queue, bound with `#`: quorum, no limit. A message
+  there keeps its properties, headers and `x-death` (reason, first queue, routing keys).
+
+Publishing: one channel with publisher confirms and `on_return_raises`; every message
+persistent, `mandatory`, with its `message_id`; `publish` returns after the broker's `Basic.Ack`.
+A nack, a return (unroutable), a timeout or a lost connection raise `PublishError`.
+
+Consuming: a channel per subscription, `prefetch` unacked at most; `x-delivery-count` (what the
+quorum queue counted) is the delivery's `delivery_count`. A delivery that is not a message of
+ours (no message id, a body that is not a JSON object) is dead-lettered at once.
+
+`redrive`: on a channel of its own, takes the dead-letter queue's messages one by one without
+acking them until it finds the one asked for; publishes it again (confirmed) to the exchange it
+was first published to (`x-first-death-exchange`) with its routing key (kept: the queues set no
+`x-dead-letter-routing-key`), acks it there, and closes the
+channel, which returns the others untouched. A crash between the publish and the ack leaves a
+copy in both places; the consumer's inbox applies it once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import Any
+
+import aio_pika
+import aio_pika.abc
+import aio_pika.exceptions
+
+from repository_after.messaging.envelope import Message
+from repository_after.messaging.ports import BrokerError, OnDelivery, PublishError, Topology
+
+logger = logging.getLogger(__name__)
+
+#: aio-pika's own list: what a lost or refused connection or channel raises.
+_FAILURES = (*aio_pika.exceptions.CONNECTION_EXCEPTIONS, TimeoutError)
+
+
+def queue_arguments(topology: Topology) -> dict[str, Any]:
+    return {
+        "x-queue-type": "quorum",
+        "x-delivery-limit": topology.delivery_limit,
+        "x-dead-letter-exchange": topology.dead_letter_exchange,
+        "x-dead-letter-strategy": "at-least-once",
+        "x-overflow": "reject-publish",
+    }
+
+
+class _RabbitDelivery:
+    def __init__(self, incoming: aio_pika.abc.AbstractIncomingMessage, message: Message) -> None:
+        self.incoming = incoming
+        self.message = message
+        count = (incoming.headers or {}).get("x-delivery-count", 0)
+        self.delivery_count = count if isinstance(count, int) else 0
+
+    async def ack(self) -> None:
+        await self.incoming.ack()
+
+    async def nack(self, *, requeue: bool) -> None:
+        await self.incoming.nack(requeue=requeue)
+
+
+def _message(incoming: aio_pika.abc.AbstractIncomingMessage) -> Message:
+    if not incoming.message_id:
+        raise ValueError("a message without a message id")
+    return Message.from_wire(
+        message_id=incoming.message_id,
+        routing_key=incoming.routing_key or "",
+        body=incoming.body,
+        headers=dict(incoming.headers or {}),
+    )
+
+
+class _RabbitSubscription:
+    def __init__(self, channel: aio_pika.abc.AbstractChannel) -> None:
+        self.channel = channel
+
+    async def cancel(self) -> None:
+        with contextlib.suppress(*_FAILURES):
+            await self.channel.close()  # unacked deliveries go back to the queue
+
+
+class RabbitMqBroker:
+    """Open with `await RabbitMqBroker.connect(url)`; `url` names the vhost (a deployment's)."""
+
+    def __init__(
+        self,
+        connection: aio_pika.abc.AbstractRobustConnection,
+        channel: aio_pika.abc.AbstractChannel,
+        *,
+        publish_timeout: float,
+    ) -> None:
+        self.connection = connection
+        self._channel = channel
+        self._exchanges: dict[str, aio_pika.abc.AbstractExchange] = {}
+        self.publish_timeout = publish_timeout
+
+    @classmethod
+    async def connect(cls, url: str, *, timeout: float = 10.0) -> RabbitMqBroker:
+        try:
+            connection = await aio_pika.connect_robust(url, timeout=timeout)
+            channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+        except _FAILURES as exc:
+            raise BrokerError(f"rabbitmq: cannot connect: {type(exc).__name__}") from exc
+        return cls(connection, channel, publish_timeout=timeout)
+
+    async def declare(self, topology: Topology) -> None:
+        try:
+            channel = self._channel
+            events = await channel.declare_exchange(
+                topology.exchange, aio_pika.ExchangeType.TOPIC, durable=True
+            )
+            dlx = await channel.declare_exchange(
+                topology.dead_letter_exchange, aio_pika.ExchangeType.TOPIC, durable=True
+            )
+            dead = await channel.declare_queue(
+                topology.dead_letter_queue, durable=True, arguments={"x-queue-type": "quorum"}
+            )
+            await dead.bind(dlx, "#")
+            for name, patterns in topology.queues.items():
+                queue = await channel.declare_queue(
+                    name, durable=True, arguments=queue_arguments(topology)
+                )
+                for pattern in patterns:
+                    await queue.bind(events, pattern)
+        except _FAILURES as exc:
+            raise BrokerError(f"rabbitmq: declaring the topology failed: {exc}") from exc
+        self._exchanges[topology.exchange] = events
+
+    async def _exchange(self, name: str) -> aio_pika.abc.AbstractExchange:
+        if name not in self._exchanges:
+            self._exchanges[name] = await self._channel.get_exchange(name, ensure=True)
+        return self._exchanges[name]
+
+    async def publish(self, exchange: str, message: Message) -> None:
+        outgoing = aio_pika.Message(
+            message.body(),
+            message_id=message.message_id,
+            headers=dict[str, aio_pika.abc.FieldValue](message.wire_headers()),
+            content_type="application/json",
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        )
+        try:
+            target = await self._exchange(exchange)
+            await target.publish(
+                outgoing, message.routing_key, mandatory=True, timeout=self.publish_timeout
+            )
+        except _FAILURES as exc:
+            raise PublishError(f"rabbitmq: {type(exc).__name__}: {exc}") from exc
+
+    async def consume(
+        self, queue: str, on_delivery: OnDelivery, *, prefetch: int
+    ) -> _RabbitSubscription:
+        try:
+            channel = await self.connection.channel()
+            await channel.set_qos(prefetch_count=prefetch)
+            source = await channel.get_queue(queue, ensure=True)
+
+            async def receive(incoming: aio_pika.abc.AbstractIncomingMessage) -> None:
+                try:
+                    message = _message(incoming)
+                except ValueError as exc:
+                    logger.error("%s: not a message of ours (%s); dead-lettered", queue, exc)
+                    await incoming.nack(requeue=False)
+                    return
+                await on_delivery(_RabbitDelivery(incoming, message))
+
+            await source.consume(receive, no_ack=False)
+        except _FAILURES as exc:
+            raise BrokerError(f"rabbitmq: cannot consume {queue!r}: {exc}") from exc
+        return _RabbitSubscription(channel)
+
+    async def dead_letters(self, topology: Topology) -> list[Message]:
+        found: list[Message] = []
+        channel = await self.connection.channel()
+        try:
+            dead = await channel.get_queue(topology.dead_letter_queue, ensure=True)
+            while (incoming := await dead.get(no_ack=False, fail=False)) is not None:
+                with contextlib.suppress(ValueError):
+                    found.append(_message(incoming))
+        finally:
+            await channel.close()  # nothing was acked: every message stays
+        return found
+
+    async def redrive(self, topology: Topology, message_id: str) -> bool:
+        channel = await self.connection.channel()
+        try:
+            dead = await channel.get_queue(topology.dead_letter_queue, ensure=True)
+            while (incoming := await dead.get(no_ack=False, fail=False)) is not None:
+                if incoming.message_id != message_id:
+                    continue  # held unacked until the channel closes, then returned
+                message = _message(incoming)
+                await self.publish(_first_exchange(incoming, topology.exchange), message)
+                await incoming.ack()
+                return True
+            return False
+        finally:
+            with contextlib.suppress(*_FAILURES):
+                await channel.close()
+
+    async def close(self) -> None:
+        with contextlib.suppress(*_FAILURES):
+            await self.connection.close()
+
+
+def _first_exchange(incoming: aio_pika.abc.AbstractIncomingMessage, default: str) -> str:
+    """The exchange a dead-lettered message was first published to."""
+    value = (incoming.headers or {}).get("x-first-death-exchange")
+    return value if isinstance(value, str) and value else default

@@ -1,0 +1,138 @@
+"""The outbox relay: publishes what the participant's transactions wrote to its outbox.
+
+One pass (`publish_due`): claim due rows (`outbox.claim`: PostgreSQL `FOR UPDATE SKIP LOCKED`,
+any number of relays; SQLite: the one holder of the relay lease), publish them concurrently,
+each persistent with its stable `message_id` and awaited until the broker's confirm, then mark
+the confirmed ones published in one transaction. A publication that fails is recorded on its row
+(`attempts`, `last_error`) and retried after a backoff that doubles up to `max_backoff`:
+forever, never dropped, and counted in `RelayPass` and `outbox.backlog` for the operator.
+
+Crash windows:
+- killed after the claim, before publishing: the rows' claim expires (`claim_ttl`) and a relay
+  claims them again;
+- killed after the broker's confirm, before `mark_published`: the same; the message is
+  published twice, with one `message_id`, and the consumer's inbox applies it once.
+So a claim is a lease, not a lock held across the network: a relay stalled past `claim_ttl`
+may publish a row another relay publishes too: a duplicate, absorbed the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from repository_after.messaging import outbox
+from repository_after.messaging.envelope import utc_now_text
+from repository_after.messaging.outbox import Claimed
+from repository_after.messaging.ports import Broker
+from repository_after.participant_kit.storage import ParticipantStore, Tx
+
+logger = logging.getLogger(__name__)
+
+AfterPublish = Callable[[list[Claimed]], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class RelayPass:
+    claimed: int
+    published: int
+    failed: int
+
+
+@dataclass(frozen=True, slots=True)
+class RelayTiming:
+    claim_ttl: float = 30.0
+    batch: int = 64
+    initial_backoff: float = 0.1
+    max_backoff: float = 30.0
+    #: how long an idle relay waits before looking again
+    poll_interval: float = 0.2
+
+    def backoff(self, attempts: int) -> float:
+        """The wait before the next try of a row that failed `attempts` times (>= 1)."""
+        return min(self.max_backoff, self.initial_backoff * 2.0 ** min(attempts - 1, 30))
+
+
+class OutboxRelay:
+    """Publishes one store's outbox. `after_publish` is a seam for crash tests: it runs between
+    the broker's confirms and `mark_published`."""
+
+    def __init__(
+        self,
+        store: ParticipantStore,
+        broker: Broker,
+        *,
+        owner: str,
+        timing: RelayTiming | None = None,
+        clock: Callable[[], float] = time.time,
+        after_publish: AfterPublish | None = None,
+    ) -> None:
+        self.store = store
+        self.broker = broker
+        self.owner = owner
+        self.timing = timing or RelayTiming()
+        self.clock = clock
+        self.after_publish = after_publish
+        self.published = 0  # publications confirmed, since start
+        self.failures = 0  # publications not confirmed, since start
+
+    async def publish_due(self) -> RelayPass:
+        now, timing = self.clock(), self.timing
+        claimed = await self.store.transaction(
+            lambda tx: outbox.claim(
+                tx, owner=self.owner, now=now, ttl=timing.claim_ttl, limit=timing.batch
+            )
+        )
+        if not claimed:
+            return RelayPass(0, 0, 0)
+        outcomes = await asyncio.gather(
+            *(self.broker.publish(row.exchange, row.message) for row in claimed),
+            return_exceptions=True,
+        )
+        confirmed = [row for row, out in zip(claimed, outcomes, strict=True) if out is None]
+        failed = [
+            (row, out)
+            for row, out in zip(claimed, outcomes, strict=True)
+            if isinstance(out, BaseException)
+        ]
+        if self.after_publish is not None:
+            await self.after_publish(confirmed)
+        retry_base = self.clock()
+
+        def settle(tx: Tx) -> None:
+            outbox.mark_published(tx, [row.id for row in confirmed], now_text=utc_now_text())
+            for row, exc in failed:
+                wait = timing.backoff(row.attempts + 1)
+                outbox.mark_failed(tx, row.id, error=_describe(exc), retry_at=retry_base + wait)
+
+        await self.store.transaction(settle)
+        for row, exc in failed:
+            logger.warning(
+                "outbox: message %s not published (attempt %d): %s",
+                row.message.message_id,
+                row.attempts + 1,
+                _describe(exc),
+            )
+        self.published += len(confirmed)
+        self.failures += len(failed)
+        return RelayPass(len(claimed), len(confirmed), len(failed))
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Publish until `stop` is set; a full batch is followed at once by the next."""
+        while not stop.is_set():
+            try:
+                done = await self.publish_due()
+            except Exception:  # a storage failure: keep going, the rows stay in the outbox
+                logger.exception("outbox relay %s: pass failed", self.owner)
+                done = RelayPass(0, 0, 0)
+            if done.claimed < self.timing.batch:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self.timing.poll_interval)
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:500]
