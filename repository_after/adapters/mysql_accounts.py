@@ -21,8 +21,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from repository_after.adapters.mysql_db import Conn, MysqlDatabase
+from repository_after.adapters.mysql_db import Conn
 from repository_after.adapters.mysql_dialect import translate
+from repository_after.adapters.mysql_transactions import MysqlDatabase
 from repository_after.adapters.sql_accounts import Cursor, SqlAccountsTx
 from repository_after.service_layer.ports import AccountsReader, AccountsTx
 

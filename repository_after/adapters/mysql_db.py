@@ -1,10 +1,9 @@
-"""MariaDB / MySQL plumbing shared by the adapters: URLs, sessions, migrations, transactions.
+"""MariaDB / MySQL plumbing shared by the adapters: the driver, URLs, sessions, migrations.
 
 Driver: PyMySQL, the pure-Python MySQL protocol library (MIT, kept by the PyMySQL organisation,
 the driver SQLAlchemy and Django document for MySQL without a C toolchain). It is synchronous,
-as psycopg's sync API is for the PostgreSQL account store: `MysqlDatabase.transaction(fn)` runs
-the SYNC `fn(conn)` in one transaction on a connection of its own worker thread (one connection
-per thread, at most `POOL_SIZE` threads), so the event loop stays free; the saga log runs its
+as psycopg's sync API is for the PostgreSQL account store: `mysql_transactions.MysqlDatabase`
+runs each transaction in a worker thread, so the event loop stays free; the saga log runs its
 plans the same way (`sql_plan.drive`), so one driver serves every component.
 
 URLs: `mysql://user:password@host:port/database` (also `mariadb://`, the same thing).
@@ -12,7 +11,7 @@ URLs: `mysql://user:password@host:port/database` (also `mariadb://`, the same th
 Sessions (`SESSION`): READ COMMITTED, as PostgreSQL's default: every statement sees what others
 committed before it (a use case serialised behind a lock then reads the winner's record), and
 InnoDB takes no gap locks, so inserts of distinct keys never block each other. Serialisation is
-by locks the SQL takes: `SELECT ... FOR UPDATE` on rows, `GET_LOCK` per key (`lock_name`), and
+by locks the SQL takes: `SELECT ... FOR UPDATE` on rows, `GET_LOCK` per key (`LOCK_KEY`), and
 `FOR UPDATE SKIP LOCKED` for claims. UTC for `NOW()`; strict SQL mode (a value too long is an
 error, never truncated); a lock waited for longer than `LOCK_WAIT_S` is an error (1205); on
 MariaDB a session idle in a transaction for `IDLE_TRANSACTION_S` is ended by the server, so a
@@ -30,12 +29,8 @@ across processes by a named lock, and recorded once complete.
 
 from __future__ import annotations
 
-import asyncio
-import threading
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Any, TypeAlias, TypeVar
+from typing import Any, TypeAlias
 from urllib.parse import unquote, urlsplit
 
 import pymysql
@@ -44,13 +39,11 @@ from pymysql.constants import CLIENT
 from repository_after.adapters import migrations
 from repository_after.service_layer.ports import StorageError
 
-T = TypeVar("T")
 Conn: TypeAlias = "pymysql.connections.Connection[Any]"
 
 SCHEMES = ("mysql://", "mariadb://")
 #: Duplicate key, lock wait timeout, deadlock: races a second run resolves.
 RETRYABLE_CODES = frozenset({1062, 1205, 1213})
-POOL_SIZE = 10
 LOCK_WAIT_S = 10
 IDLE_TRANSACTION_S = 5
 #: Every table's collation: binary and NO PAD, so keys differing in case or trailing spaces
@@ -66,12 +59,6 @@ SESSION = (
 #: A key's named lock (`GET_LOCK` names are server-wide and at most 64 characters): the
 #: database's name and the key, hashed.
 LOCK_KEY = f"SELECT GET_LOCK(MD5(CONCAT(DATABASE(), CHAR(0), %s)), {LOCK_WAIT_S})"
-RELEASE_LOCKS = "DO RELEASE_ALL_LOCKS()"
-_WRITE = ("START TRANSACTION",)
-_SNAPSHOT = (
-    "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ",
-    "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY",
-)
 
 
 def is_mysql(database_url: str) -> bool:
@@ -141,108 +128,3 @@ def migrate_url(database_url: str, component: str) -> list[int]:
 def error_code(exc: pymysql.Error) -> int:
     code = exc.args[0] if exc.args else 0
     return code if isinstance(code, int) else 0
-
-
-class MysqlDatabase:
-    """Transactions on one database, each on its worker thread's own connection."""
-
-    def __init__(self, database_url: str, *, component: str | None) -> None:
-        if component is not None:
-            migrate_url(database_url, component)
-        self._url = database_url
-        self._local = threading.local()
-        self._open: set[Conn] = set()
-        self._guard = threading.Lock()
-        self._executor: ThreadPoolExecutor | None = None
-
-    def _connection(self) -> Conn:
-        conn: Conn | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = connect(self._url)
-            self._local.conn = conn
-            with self._guard:
-                self._open.add(conn)
-        return conn
-
-    def _discard(self, conn: Conn) -> None:
-        self._local.conn = None
-        with self._guard:
-            self._open.discard(conn)
-        if conn.open:  # PyMySQL refuses to close a connection twice
-            conn.close()
-
-    def lock(self, conn: Conn, key: str) -> None:
-        """Serialise with every other transaction locking `key`, until this one ends."""
-        with conn.cursor() as cursor:
-            cursor.execute(LOCK_KEY, (key,))
-            if cursor.fetchone()[0] != 1:
-                raise StorageError("mysql: timed out waiting for a key's lock")
-        self._local.locked = True
-
-    def _begin(self, start: tuple[str, ...]) -> Conn:
-        """This thread's connection, in a new transaction. A connection the server closed while
-        it sat idle (`wait_timeout`, a restart) fails here, before anything was done: it is
-        replaced once, so the caller does not see a 503 for it."""
-        for attempt in (1, 2):
-            conn = self._connection()
-            try:
-                with conn.cursor() as cursor:
-                    for sql in start:
-                        cursor.execute(sql)
-                return conn
-            except pymysql.OperationalError:
-                self._discard(conn)
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
-
-    def _once(self, fn: Callable[[Conn], T], start: tuple[str, ...]) -> T:
-        self._local.locked = False
-        conn = self._begin(start)
-        try:
-            result = fn(conn)
-            conn.commit()
-            return result
-        except BaseException:
-            try:
-                conn.rollback()
-            except pymysql.Error:
-                self._discard(conn)
-            raise
-        finally:
-            if self._local.locked and conn.open:
-                try:
-                    with conn.cursor() as cursor:
-                        cursor.execute(RELEASE_LOCKS)  # named locks end with the transaction
-                except pymysql.Error:
-                    self._discard(conn)
-
-    def _run(self, fn: Callable[[Conn], T], start: tuple[str, ...]) -> T:
-        for attempt in (1, 2):
-            try:
-                return self._once(fn, start)
-            except pymysql.Error as exc:
-                if attempt == 2 or error_code(exc) not in RETRYABLE_CODES:
-                    raise StorageError(f"mysql: {exc}") from exc
-        raise AssertionError("unreachable")
-
-    async def transaction(self, fn: Callable[[Conn], T], *, writes: bool = True) -> T:
-        """`fn(conn)` in one transaction (READ COMMITTED); `writes=False`: one consistent,
-        read-only snapshot (REPEATABLE READ), so an audit under load sees consistent books."""
-        start = _WRITE if writes else _SNAPSHOT
-        if self._executor is None:  # first use, or the first after `close`
-            self._executor = ThreadPoolExecutor(POOL_SIZE, thread_name_prefix="mysql")
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._run, fn, start)
-
-    async def close(self) -> None:
-        """Close every connection; a later transaction starts afresh (the app's lifespan may
-        close its container and start again)."""
-        executor, self._executor = self._executor, None
-        if executor is not None:
-            await asyncio.get_running_loop().run_in_executor(None, executor.shutdown, True)
-        with self._guard:
-            for conn in self._open:
-                if conn.open:
-                    conn.close()
-            self._open.clear()

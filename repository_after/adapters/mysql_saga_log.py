@@ -33,7 +33,8 @@ from typing import Any, TypeVar
 import orjson
 import pymysql
 
-from repository_after.adapters.mysql_db import Conn, MysqlDatabase
+from repository_after.adapters.mysql_db import Conn
+from repository_after.adapters.mysql_transactions import MysqlDatabase
 from repository_after.adapters.sql_plan import Columns, Plan, Result, Rows, Stmt, drive
 from repository_after.adapters.sql_saga_log import SqlSagaLog
 

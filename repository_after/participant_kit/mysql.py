@@ -24,8 +24,9 @@ from typing import Any, TypeVar
 
 import pymysql
 
-from repository_after.adapters.mysql_db import Conn, MysqlDatabase, connect
+from repository_after.adapters.mysql_db import Conn, connect
 from repository_after.adapters.mysql_dialect import translate, translate_schema
+from repository_after.adapters.mysql_transactions import MysqlDatabase
 from repository_after.participant_kit.storage import RECORDS_SCHEMA, Dialect, Row, Tx
 from repository_after.service_layer.ports import StorageError
 
