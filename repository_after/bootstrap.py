@@ -1,8 +1,9 @@
 """Composition root: turns `Settings` into wired components. Nothing else constructs adapters.
 
 The backend is chosen by the database URL alone (`sqlite:///path` by default, `postgresql://…`,
-`memory://` for tests); the account store and the saga log share the URL but not their tables.
-The PostgreSQL adapters are imported only when asked for (the `postgres` extra is optional).
+`mysql://…` (or `mariadb://…`), `memory://` for tests); the account store and the saga log share
+the URL but not their tables. The PostgreSQL and MariaDB / MySQL adapters are imported only when
+asked for (the `postgres` and `mysql` extras are optional).
 The role decides which half the process runs; with `all` the orchestrator still reaches the
 account service over HTTP.
 
@@ -71,6 +72,10 @@ def is_postgres(database_url: str) -> bool:
     return database_url.startswith(("postgresql://", "postgres://"))
 
 
+def is_mysql(database_url: str) -> bool:
+    return database_url.startswith(("mysql://", "mariadb://"))
+
+
 def build_account_store(database_url: str) -> AccountStore:
     if database_url.startswith("memory://"):
         return InMemoryAccountStore()
@@ -78,6 +83,10 @@ def build_account_store(database_url: str) -> AccountStore:
         from repository_after.adapters.postgres_accounts import PostgresAccountStore
 
         return PostgresAccountStore(database_url)
+    if is_mysql(database_url):
+        from repository_after.adapters.mysql_accounts import MysqlAccountStore
+
+        return MysqlAccountStore(database_url)
     return SqliteAccountStore(sqlite_path(database_url))
 
 
@@ -90,6 +99,10 @@ def build_saga_log(database_url: str, *, next_to: AccountStore | None = None) ->
         from repository_after.adapters.postgres_saga_log import PostgresSagaLog
 
         return PostgresSagaLog(database_url)
+    if is_mysql(database_url):
+        from repository_after.adapters.mysql_saga_log import MysqlSagaLog
+
+        return MysqlSagaLog(database_url)
     share = next_to.database if isinstance(next_to, SqliteAccountStore) else None
     return SqliteSagaLog(sqlite_path(database_url), share=share)
 

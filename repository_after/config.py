@@ -65,7 +65,7 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///./data/sagabank.db"
     # The inventory's and the orders service's databases (`participant_database`): by default a
     # SQLite file beside `database_url`'s (`sagabank-inventory.db`), its very database on
-    # PostgreSQL, in memory with `memory://`.
+    # PostgreSQL or MariaDB, in memory with `memory://`.
     inventory_database_url: str | None = None
     orders_database_url: str | None = None
     # The classes saga's pupils and classes services' databases, likewise
@@ -196,12 +196,19 @@ class Settings(BaseSettings):
             self.classes_database_url,
         ):
             if url is not None and not url.startswith(
-                ("sqlite:///", "memory://", "postgresql://", "postgres://")
+                (
+                    "sqlite:///",
+                    "memory://",
+                    "postgresql://",
+                    "postgres://",
+                    "mysql://",
+                    "mariadb://",
+                )
             ):
                 raise ValueError(
                     "database_url (and inventory_database_url, orders_database_url, "
                     "pupils_database_url, classes_database_url) must be "
-                    "sqlite:///<path>, postgresql://... or memory://"
+                    "sqlite:///<path>, postgresql://..., mysql://... or memory://"
                 )
         if self.claim_interval * 2 > self.lease_ttl:
             raise ValueError("claim_interval must be at most half of lease_ttl")
@@ -271,9 +278,10 @@ class Settings(BaseSettings):
     def participant_database(self, name: str) -> Path | str:
         """The database of the hosted participant `name` (`inventory`, `orders`): its own
         setting if given, else derived from `database_url`: a SQLite file beside its file
-        (`data/sagabank.db` -> `data/sagabank-inventory.db`), the same PostgreSQL database (the
-        services' tables differ; their records share the kit's table, under distinct operation
-        names), SQLite in memory for `memory://`. A `Path` for SQLite, the URL for PostgreSQL."""
+        (`data/sagabank.db` -> `data/sagabank-inventory.db`), the same PostgreSQL or MariaDB
+        database (the services' tables differ; their records share the kit's table, under
+        distinct operation names), SQLite in memory for `memory://`. A `Path` for SQLite, the
+        URL for a server."""
         own = {
             INVENTORY: self.inventory_database_url,
             ORDERS: self.orders_database_url,
@@ -281,7 +289,7 @@ class Settings(BaseSettings):
             CLASSES: self.classes_database_url,
         }[name]
         url = own or self.database_url
-        if url.startswith(("postgresql://", "postgres://")):
+        if url.startswith(("postgresql://", "postgres://", "mysql://", "mariadb://")):
             return url
         if url.startswith("memory://"):
             return Path(":memory:")

@@ -41,7 +41,8 @@ class Databases:
 
     @classmethod
     def shared(cls, database_url: str) -> Databases:
-        """One (empty) PostgreSQL database for every service: their tables do not overlap."""
+        """One (empty) PostgreSQL or MariaDB database for every service: their tables do not
+        overlap."""
         return cls(*(database_url,) * 6)
 
 

@@ -84,7 +84,11 @@ class ChaosReport:
         return (
             f"sagabank chaos --seed {self.seed} {count} "
             f"--faults {','.join(self.families)} --concurrency {self.concurrency}"
-            + (" --database-url <an empty PostgreSQL database>" if self.backend != "sqlite" else "")
+            + (
+                f" --database-url <an empty {self.backend} database>"
+                if self.backend != "sqlite"
+                else ""
+            )
         )
 
     def as_dict(self) -> dict[str, Any]:

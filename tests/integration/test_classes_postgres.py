@@ -1,4 +1,5 @@
-"""The classes saga's services on PostgreSQL (`participant_kit.postgres`): both keep the whole
+"""The classes saga's services on PostgreSQL and MariaDB (`participant_kit.postgres`, `.mysql`,
+`server_url`): both keep the whole
 participant contract on one database (as a hosted pair shares it), and two replicas of each on
 one database never overfill a class nor put a pupil in two classes when groups race for the last
 places and for the same pupils (the class row and each pupil row locked, `tx.for_update`)."""
@@ -20,10 +21,10 @@ from repository_after.services.pupils_http import create_pupils_app
 from tests.integration.test_classes_contract import CLASSES, PUPILS, _pupils_named
 
 
-async def test_both_services_on_one_postgres_database_keep_the_contract(
-    postgres_url: str,
+async def test_both_services_on_one_server_database_keep_the_contract(
+    server_url: str,
 ) -> None:
-    pupils_app, classes_app = create_pupils_app(postgres_url), create_classes_app(postgres_url)
+    pupils_app, classes_app = create_pupils_app(server_url), create_classes_app(server_url)
     async with (
         pupils_app.router.lifespan_context(pupils_app),
         classes_app.router.lifespan_context(classes_app),
@@ -55,12 +56,12 @@ async def test_both_services_on_one_postgres_database_keep_the_contract(
 
 
 @pytest.fixture
-async def replicas(postgres_url: str) -> AsyncIterator[tuple[ParticipantService, ...]]:
+async def replicas(server_url: str) -> AsyncIterator[tuple[ParticipantService, ...]]:
     services = (
-        pupils.open_pupils(postgres_url),
-        pupils.open_pupils(postgres_url),
-        classes.open_classes(postgres_url),
-        classes.open_classes(postgres_url),
+        pupils.open_pupils(server_url),
+        pupils.open_pupils(server_url),
+        classes.open_classes(server_url),
+        classes.open_classes(server_url),
     )
     try:
         yield services

@@ -42,6 +42,8 @@ def test_a_participants_own_url_wins_and_postgres_and_memory_are_kept() -> None:
     pg = settings(database_url="postgresql://db/bank")
     assert pg.participant_database("inventory") == "postgresql://db/bank"
     assert settings(database_url="memory://").participant_database("orders") == Path(":memory:")
+    maria = settings(database_url="mysql://root@db/bank")
+    assert maria.participant_database("orders") == "mysql://root@db/bank"
 
 
 ALL_HOSTED = [
@@ -54,7 +56,7 @@ ALL_HOSTED = [
 
 def test_a_participant_database_url_is_checked_like_the_process_one() -> None:
     with pytest.raises(ValueError, match="inventory_database_url"):
-        settings(inventory_database_url="mysql://db/stock")
+        settings(inventory_database_url="oracle://db/stock")
 
 
 @pytest.mark.parametrize(
