@@ -1,6 +1,7 @@
 # sagabank developer entry points. Every target installs what it needs into .venv first:
 # the demo and the server only the runtime dependencies (RUNTIME), everything else also the
-# test, PostgreSQL, broker and bench extras (STAMP; about ten times larger, Playwright included).
+# test, PostgreSQL, MariaDB, broker and bench extras (STAMP; about ten times larger, Playwright
+# included).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -16,7 +17,7 @@ $(RUNTIME): pyproject.toml
 	touch $(RUNTIME)
 
 $(STAMP): $(RUNTIME)
-	$(PY) -m pip install --quiet -e '.[dev,postgres,broker,bench]'
+	$(PY) -m pip install --quiet -e '.[dev,postgres,mysql,broker,bench]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -36,7 +37,7 @@ typecheck: $(STAMP)
 
 # The ten slowest tests are listed after the run: a test creeping towards its time limit
 # (pytest-timeout, pyproject.toml) is seen before it starts failing on a slower machine.
-unit: $(STAMP) chromium postgres rabbitmq
+unit: $(STAMP) chromium postgres mariadb rabbitmq
 	$(PY) -m pytest --durations=10
 
 evaluate: $(STAMP)
@@ -52,6 +53,11 @@ chromium:
 .PHONY: postgres
 postgres:
 	bash scripts/ensure-postgres.sh
+
+# The MariaDB tests need a server on 127.0.0.1:3306 (root, no password); installed via apt if absent.
+.PHONY: mariadb
+mariadb:
+	bash scripts/ensure-mariadb.sh
 
 # The messaging tests need RabbitMQ on 127.0.0.1:5672 (guest, rabbitmqctl for their vhosts);
 # Debian's rabbitmq-server is installed and started if nothing answers there.
@@ -75,6 +81,12 @@ CHAOS_ORDERS ?= 2000
 chaos-order: $(STAMP)
 	$(VENV)/bin/sagabank chaos --saga order --seed $(CHAOS_SEED) --orders $(CHAOS_ORDERS)
 
+# The same for the classes saga (docs/chaos.md, "The classes saga"): every family of the saga.
+.PHONY: chaos-classes
+CHAOS_ASSIGNMENTS ?= 1000
+chaos-classes: $(STAMP)
+	$(VENV)/bin/sagabank chaos --saga classes --seed $(CHAOS_SEED) --assignments $(CHAOS_ASSIGNMENTS)
+
 # The A → B → C failure matrix (docs/sagas.md): every way one of three participants fails, the
 # exact calls made, over real HTTP on loopback, on SQLite and PostgreSQL (about 40 s; `make test`
 # runs it too).
@@ -87,7 +99,7 @@ matrix: $(STAMP) postgres
 # that reach each change; then the share killed per module, and every survivor not explained
 # in docs/testing.md. Slow (about an hour on 2 cores), so not part of `make test`. mutmut keeps
 # its verdicts in ./mutants and re-checks only what changed; `make mutate-clean` starts afresh.
-mutate: $(STAMP) postgres
+mutate: $(STAMP) postgres mariadb
 	$(VENV)/bin/mutmut run --max-children 2
 	$(PY) scripts/mutation_report.py
 

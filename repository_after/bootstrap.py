@@ -1,8 +1,9 @@
 """Composition root: turns `Settings` into wired components. Nothing else constructs adapters.
 
 The backend is chosen by the database URL alone (`sqlite:///path` by default, `postgresql://…`,
-`memory://` for tests); the account store and the saga log share the URL but not their tables.
-The PostgreSQL adapters are imported only when asked for (the `postgres` extra is optional).
+`mysql://…` (or `mariadb://…`), `memory://` for tests); the account store and the saga log share
+the URL but not their tables. The PostgreSQL and MariaDB / MySQL adapters are imported only when
+asked for (the `postgres` and `mysql` extras are optional).
 The role decides which half the process runs; with `all` the orchestrator still reaches the
 account service over HTTP.
 
@@ -28,6 +29,7 @@ from repository_after.adapters.sqlite_db import sqlite_path
 from repository_after.adapters.sqlite_saga_log import SqliteSagaLog
 from repository_after.choreography.wiring import NoCalls
 from repository_after.config import ConfigurationError, ProcessRole, SagaMode, Settings
+from repository_after.domain.classes import CLASS_ASSIGNMENT
 from repository_after.domain.order import ORDER
 from repository_after.domain.saga_definition import SagaDefinition
 from repository_after.domain.sagas import DEFINITIONS
@@ -44,6 +46,7 @@ from repository_after.service_layer.saga_types import SagaTypes, check_log_versi
 from repository_after.service_layer.transfers import order_rules, transfer_rules
 from repository_after.service_map import services_without_token
 from repository_after.services.orders import OrderIn
+from repository_after.services.pupils import GroupIn
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +74,10 @@ def is_postgres(database_url: str) -> bool:
     return database_url.startswith(("postgresql://", "postgres://"))
 
 
+def is_mysql(database_url: str) -> bool:
+    return database_url.startswith(("mysql://", "mariadb://"))
+
+
 def build_account_store(database_url: str) -> AccountStore:
     if database_url.startswith("memory://"):
         return InMemoryAccountStore()
@@ -78,6 +85,10 @@ def build_account_store(database_url: str) -> AccountStore:
         from repository_after.adapters.postgres_accounts import PostgresAccountStore
 
         return PostgresAccountStore(database_url)
+    if is_mysql(database_url):
+        from repository_after.adapters.mysql_accounts import MysqlAccountStore
+
+        return MysqlAccountStore(database_url)
     return SqliteAccountStore(sqlite_path(database_url))
 
 
@@ -90,6 +101,10 @@ def build_saga_log(database_url: str, *, next_to: AccountStore | None = None) ->
         from repository_after.adapters.postgres_saga_log import PostgresSagaLog
 
         return PostgresSagaLog(database_url)
+    if is_mysql(database_url):
+        from repository_after.adapters.mysql_saga_log import MysqlSagaLog
+
+        return MysqlSagaLog(database_url)
     share = next_to.database if isinstance(next_to, SqliteAccountStore) else None
     return SqliteSagaLog(sqlite_path(database_url), share=share)
 
@@ -125,6 +140,7 @@ def saga_types() -> SagaTypes:
     types = SagaTypes()
     types.register(TRANSFER, TransferIn, transfer_rules)
     types.register(ORDER, OrderIn, order_rules)
+    types.register(CLASS_ASSIGNMENT, GroupIn)
     return types
 
 

@@ -23,6 +23,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
+from repository_after.domain.classes import CLASSES, PUPILS
 from repository_after.domain.order import INVENTORY, ORDERS
 from repository_after.domain.sagas import DEFINITIONS
 from repository_after.domain.transfer import ACCOUNTS
@@ -71,9 +72,13 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///./data/sagabank.db"
     # The inventory's and the orders service's databases (`participant_database`): by default a
     # SQLite file beside `database_url`'s (`sagabank-inventory.db`), its very database on
-    # PostgreSQL, in memory with `memory://`.
+    # PostgreSQL or MariaDB, in memory with `memory://`.
     inventory_database_url: str | None = None
     orders_database_url: str | None = None
+    # The classes saga's pupils and classes services' databases, likewise
+    # (`sagabank-pupils.db`, `sagabank-classes.db` by default).
+    pupils_database_url: str | None = None
+    classes_database_url: str | None = None
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     role: ProcessRole = ProcessRole.ALL
@@ -161,6 +166,8 @@ class Settings(BaseSettings):
         "accounts_url",
         "inventory_database_url",
         "orders_database_url",
+        "pupils_database_url",
+        "classes_database_url",
         "unknown_version_grace",
         mode="before",
     )
@@ -197,13 +204,27 @@ class Settings(BaseSettings):
     def _check(self) -> Settings:
         if self.retry_max_backoff < self.retry_initial_backoff:
             raise ValueError("retry_max_backoff must be >= retry_initial_backoff")
-        for url in (self.database_url, self.inventory_database_url, self.orders_database_url):
+        for url in (
+            self.database_url,
+            self.inventory_database_url,
+            self.orders_database_url,
+            self.pupils_database_url,
+            self.classes_database_url,
+        ):
             if url is not None and not url.startswith(
-                ("sqlite:///", "memory://", "postgresql://", "postgres://")
+                (
+                    "sqlite:///",
+                    "memory://",
+                    "postgresql://",
+                    "postgres://",
+                    "mysql://",
+                    "mariadb://",
+                )
             ):
                 raise ValueError(
-                    "database_url (and inventory_database_url, orders_database_url) must be "
-                    "sqlite:///<path>, postgresql://... or memory://"
+                    "database_url (and inventory_database_url, orders_database_url, "
+                    "pupils_database_url, classes_database_url) must be "
+                    "sqlite:///<path>, postgresql://..., mysql://... or memory://"
                 )
         if self.claim_interval * 2 > self.lease_ttl:
             raise ValueError("claim_interval must be at most half of lease_ttl")
@@ -273,12 +294,18 @@ class Settings(BaseSettings):
     def participant_database(self, name: str) -> Path | str:
         """The database of the hosted participant `name` (`inventory`, `orders`): its own
         setting if given, else derived from `database_url`: a SQLite file beside its file
-        (`data/sagabank.db` -> `data/sagabank-inventory.db`), the same PostgreSQL database (the
-        services' tables differ; their records share the kit's table, under distinct operation
-        names), SQLite in memory for `memory://`. A `Path` for SQLite, the URL for PostgreSQL."""
-        own = {INVENTORY: self.inventory_database_url, ORDERS: self.orders_database_url}[name]
+        (`data/sagabank.db` -> `data/sagabank-inventory.db`), the same PostgreSQL or MariaDB
+        database (the services' tables differ; their records share the kit's table, under
+        distinct operation names), SQLite in memory for `memory://`. A `Path` for SQLite, the
+        URL for a server."""
+        own = {
+            INVENTORY: self.inventory_database_url,
+            ORDERS: self.orders_database_url,
+            PUPILS: self.pupils_database_url,
+            CLASSES: self.classes_database_url,
+        }[name]
         url = own or self.database_url
-        if url.startswith(("postgresql://", "postgres://")):
+        if url.startswith(("postgresql://", "postgres://", "mysql://", "mariadb://")):
             return url
         if url.startswith("memory://"):
             return Path(":memory:")

@@ -7,15 +7,18 @@ from enum import StrEnum
 
 class ProcessRole(StrEnum):
     """What a process serves. `all`: the orchestrator and the participants; `accounts`: the
-    participants (the account service, with the inventory and orders services under `/inventory`
-    and `/orders`); `orchestrator`: the sagas alone; `inventory` / `orders`: that participant
-    alone, at `/`. (Not `domain.saga.StepRole`, which says what one call does for its step.)"""
+    participants (the account service, with the inventory, orders, pupils and classes services
+    under `/inventory`, `/orders`, `/pupils` and `/classes`); `orchestrator`: the sagas alone;
+    `inventory` / `orders` / `pupils` / `classes`: that participant alone, at `/`. (Not
+    `domain.saga.StepRole`, which says what one call does for its step.)"""
 
     ALL = "all"
     ACCOUNTS = "accounts"
     ORCHESTRATOR = "orchestrator"
     INVENTORY = "inventory"
     ORDERS = "orders"
+    PUPILS = "pupils"
+    CLASSES = "classes"
 
     @property
     def runs_sagas(self) -> bool:
@@ -23,5 +26,16 @@ class ProcessRole(StrEnum):
 
     @property
     def hosts_participants(self) -> bool:
-        """Serves the account service, and the inventory and orders services beside it."""
+        """Serves the account service, and the other hosted participants beside it."""
         return self in (ProcessRole.ALL, ProcessRole.ACCOUNTS)
+
+    @property
+    def serves_one_participant(self) -> bool:
+        """Serves that one participant alone, at `/` (`inventory`, `orders`, `pupils`,
+        `classes`)."""
+        return self in (
+            ProcessRole.INVENTORY,
+            ProcessRole.ORDERS,
+            ProcessRole.PUPILS,
+            ProcessRole.CLASSES,
+        )

@@ -23,13 +23,19 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, SecretStr, field_validator
 
+from repository_after.domain.classes import CLASSES, PUPILS
 from repository_after.domain.order import INVENTORY, ORDERS
 from repository_after.domain.transfer import ACCOUNTS
 
 #: The participants of the built-in sagas besides the account service: where a process that
 #: hosts them mounts each (`ProcessRole.hosts_participants`), which is also where an
 #: orchestrator looks for them by default (the account service's URL + this path).
-HOSTED_PARTICIPANTS = {INVENTORY: "/inventory", ORDERS: "/orders"}
+HOSTED_PARTICIPANTS = {
+    INVENTORY: "/inventory",
+    ORDERS: "/orders",
+    PUPILS: "/pupils",
+    CLASSES: "/classes",
+}
 
 #: A service's name in `SAGABANK_SERVICES` (and in a saga step): as safe to log as an id.
 SERVICE_NAME_PATTERN = re.compile(r"^[A-Za-z0-9._:\-]{1,64}$")

@@ -1,5 +1,8 @@
 """Benchmark (not a test): transfers/s on PostgreSQL with 1 and 2 orchestrator workers.
 
+`--backend mariadb` runs the same on MariaDB (`--mysql-admin-url`, docs/mysql.md), `--backend
+sqlite` on one SQLite file, for comparison.
+
 For each worker count: a fresh database `sagabank_bench_<hex>` on the server, one account service
 and N `--role orchestrator` workers (real processes on loopback, no injected faults), then
 `--transfers` transfers POSTed with `--concurrency` requests in flight, spread round-robin over
@@ -27,6 +30,20 @@ from repository_after.domain.saga import TERMINAL
 from repository_after.entrypoints.service_process import ServiceProcess
 
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+MYSQL_ADMIN_URL = "mysql://root@127.0.0.1:3306/"
+
+
+def mysql_admin(admin_url: str, sql: str) -> None:
+    import pymysql
+
+    from repository_after.adapters.mysql_db import connect_args
+
+    conn = pymysql.connect(**(connect_args(admin_url) | {"database": None, "autocommit": True}))
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute(sql)
+    finally:
+        conn.close()
 
 
 def say(line: str) -> None:
@@ -61,6 +78,9 @@ def run(workers: int, args: argparse.Namespace, logs: Path) -> float:
     name = f"sagabank_bench_{uuid.uuid4().hex}"
     if args.backend == "sqlite":  # for comparison: every process on one SQLite file
         url = f"sqlite:///{logs / name}.db"
+    elif args.backend == "mariadb":
+        mysql_admin(args.mysql_admin_url, f"CREATE DATABASE `{name}`")
+        url = args.mysql_admin_url.rstrip("/") + f"/{name}"
     else:
         with psycopg.connect(args.admin_url, autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')  # type: ignore[arg-type]
@@ -91,6 +111,8 @@ def run(workers: int, args: argparse.Namespace, logs: Path) -> float:
         if args.backend == "postgres":
             with psycopg.connect(args.admin_url, autocommit=True) as conn:
                 conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')  # type: ignore[arg-type]
+        if args.backend == "mariadb":
+            mysql_admin(args.mysql_admin_url, f"DROP DATABASE IF EXISTS `{name}`")
 
 
 def main() -> None:
@@ -99,7 +121,8 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--admin-url", default=ADMIN_URL)
-    parser.add_argument("--backend", choices=["postgres", "sqlite"], default="postgres")
+    parser.add_argument("--mysql-admin-url", default=MYSQL_ADMIN_URL)
+    parser.add_argument("--backend", choices=["postgres", "mariadb", "sqlite"], default="postgres")
     args = parser.parse_args()
     say("$ " + shlex.join([Path(sys.executable).name, *sys.argv]))
     with tempfile.TemporaryDirectory() as logs:

@@ -26,6 +26,7 @@ from repository_after.entrypoints.app import create_app
 from repository_after.entrypoints.service_process import ServiceProcess
 from repository_after.service_layer.ports import AccountStore
 from repository_after.service_layer.saga_ports import SagaLog
+from tests import mariadb
 from tests.pg import fresh_database
 
 # The made-up host names the in-process clients use (httpx's base_url, TestClient's
@@ -42,7 +43,7 @@ settings.register_profile(
     "mutation", phases=[Phase.explicit, Phase.reuse, Phase.generate], database=None
 )
 
-BACKENDS = ["memory", "sqlite", "postgres"]
+BACKENDS = ["memory", "sqlite", "postgres", "mysql"]
 
 
 def _skip_reason(report: pytest.TestReport | pytest.CollectReport) -> str:
@@ -92,6 +93,20 @@ def postgres_url() -> Iterator[str]:
         yield url
 
 
+@pytest.fixture
+def mysql_url() -> Iterator[str]:
+    """A fresh MariaDB database for this test (skip locally / fail in CI if unreachable)."""
+    with mariadb.fresh_database() as url:
+        yield url
+
+
+@pytest.fixture(params=["postgres", "mysql"])
+def server_url(request: pytest.FixtureRequest) -> str:
+    """A fresh database on each database server in turn: PostgreSQL, then MariaDB."""
+    url: str = request.getfixturevalue(f"{request.param}_url")
+    return url
+
+
 @pytest.fixture(params=BACKENDS)
 async def account_store(
     request: pytest.FixtureRequest, tmp_path: Path
@@ -99,6 +114,8 @@ async def account_store(
     store: AccountStore
     if request.param == "postgres":
         store = build_account_store(request.getfixturevalue("postgres_url"))
+    elif request.param == "mysql":
+        store = build_account_store(request.getfixturevalue("mysql_url"))
     elif request.param == "sqlite":
         store = SqliteAccountStore(tmp_path / "accounts.db")
     else:
@@ -112,6 +129,8 @@ async def saga_log(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncItera
     log: SagaLog
     if request.param == "postgres":
         log = build_saga_log(request.getfixturevalue("postgres_url"))
+    elif request.param == "mysql":
+        log = build_saga_log(request.getfixturevalue("mysql_url"))
     elif request.param == "sqlite":
         log = SqliteSagaLog(tmp_path / "sagas.db")
     else:

@@ -3,7 +3,8 @@
 `schema_migrations(component, version, applied_at)` records each applied step. At start-up
 `pending` lists the steps a database lacks and the adapter runs them, with the bookkeeping rows,
 in one transaction that holds the database's write lock (SQLite `BEGIN IMMEDIATE`, PostgreSQL an
-advisory lock), so two processes starting together apply each step once.
+advisory lock; MariaDB / MySQL a named lock, see `mysql_db`), so two processes starting
+together apply each step once.
 
 Invariants: steps are append-only (never edit a released one; add the next number); version 1 of
 each SQLite component is the schema as it was before versioning, written with `IF NOT EXISTS`, so
@@ -17,7 +18,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Literal
 
-Dialect = Literal["sqlite", "postgres"]
+Dialect = Literal["sqlite", "postgres", "mysql"]
 Statements = tuple[str, ...]
 
 BOOKKEEPING = (
@@ -115,12 +116,58 @@ _PG_SAGAS_V3: Statements = (
     "ALTER TABLE sagas ALTER COLUMN definition_hash DROP DEFAULT",
 )
 
+# MariaDB / MySQL (`mysql_db`): one step per component, today's schema. DDL commits implicitly
+# there, so each statement may be re-run after a crash mid-step (IF NOT EXISTS). Keys are
+# VARCHARs of bounded length (MySQL indexes no TEXT); the binary NO PAD collation keeps keys
+# differing in case or trailing spaces apart; `lease_until` is DOUBLE epoch seconds by the
+# server's clock (`UNIX_TIMESTAMP(NOW(6))`), as on SQLite; the CHECKs are enforced (MariaDB
+# >= 10.2, MySQL >= 8.0.16). `sagas_by_age`: claims scan in age order (`mysql_saga_log` says why).
+_MY = " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_nopad_bin"
+MYSQL_BOOKKEEPING = (
+    "CREATE TABLE IF NOT EXISTS schema_migrations (component VARCHAR(64) NOT NULL,"
+    " version INTEGER NOT NULL, applied_at VARCHAR(40) NOT NULL,"
+    f" PRIMARY KEY (component, version)){_MY}"
+)
+_MYSQL_ACCOUNTS_V1: Statements = (
+    "CREATE TABLE IF NOT EXISTS accounts (account_id VARCHAR(255) PRIMARY KEY,"
+    " opening_balance BIGINT NOT NULL, balance BIGINT NOT NULL, created_at VARCHAR(40) NOT NULL,"
+    " CONSTRAINT opening_balance_not_negative CHECK (opening_balance >= 0),"
+    " CONSTRAINT balance_not_negative CHECK (balance >= 0))" + _MY,
+    "CREATE TABLE IF NOT EXISTS operations (operation VARCHAR(64) NOT NULL,"
+    " transaction_id VARCHAR(255) NOT NULL, account_id VARCHAR(255), amount BIGINT,"
+    " status VARCHAR(64) NOT NULL, applied BOOLEAN NOT NULL, status_code INTEGER NOT NULL,"
+    " body LONGTEXT NOT NULL, created_at VARCHAR(40) NOT NULL,"
+    " PRIMARY KEY (operation, transaction_id), INDEX operations_by_age (created_at))" + _MY,
+    "CREATE TABLE IF NOT EXISTS ledger_entries (entry_id BIGINT AUTO_INCREMENT PRIMARY KEY,"
+    " account_id VARCHAR(255) NOT NULL, transaction_id VARCHAR(255) NOT NULL,"
+    " operation VARCHAR(64) NOT NULL, delta BIGINT NOT NULL, balance_after BIGINT NOT NULL,"
+    " created_at VARCHAR(40) NOT NULL, UNIQUE (operation, transaction_id),"
+    " INDEX ledger_by_account (account_id, entry_id),"
+    " FOREIGN KEY (account_id) REFERENCES accounts (account_id))" + _MY,
+    "CREATE TABLE IF NOT EXISTS retention_totals (component VARCHAR(64) PRIMARY KEY,"
+    " purged BIGINT NOT NULL, purged_applied BIGINT NOT NULL)" + _MY,
+)
+_MYSQL_SAGAS_V1: Statements = (
+    "CREATE TABLE IF NOT EXISTS sagas (saga_id VARCHAR(255) PRIMARY KEY,"
+    " definition VARCHAR(255) NOT NULL, definition_version INTEGER NOT NULL,"
+    " definition_hash VARCHAR(64) NOT NULL, params LONGTEXT NOT NULL,"
+    " status VARCHAR(64) NOT NULL, version INTEGER NOT NULL, created_at VARCHAR(40) NOT NULL,"
+    " updated_at VARCHAR(40) NOT NULL, owner VARCHAR(255), lease_until DOUBLE,"
+    " fence BIGINT NOT NULL DEFAULT 0, INDEX sagas_by_status (status, created_at),"
+    " INDEX sagas_by_age (created_at))" + _MY,
+    "CREATE TABLE IF NOT EXISTS saga_events (saga_id VARCHAR(255) NOT NULL,"
+    " seq INTEGER NOT NULL, data LONGTEXT NOT NULL, PRIMARY KEY (saga_id, seq),"
+    " FOREIGN KEY (saga_id) REFERENCES sagas (saga_id))" + _MY,
+)
+
 #: (component, dialect) -> steps; step i has version i + 1.
 MIGRATIONS: dict[tuple[str, Dialect], tuple[Statements, ...]] = {
     ("accounts", "sqlite"): (_SQLITE_ACCOUNTS_V1, _ACCOUNTS_V2),
     ("sagas", "sqlite"): (_SQLITE_SAGAS_V1, _SQLITE_SAGAS_V2, _SAGAS_V3),
     ("accounts", "postgres"): (_PG_ACCOUNTS_V1, _ACCOUNTS_V2),
     ("sagas", "postgres"): (_PG_SAGAS_V1, _PG_SAGAS_V2, _PG_SAGAS_V3),
+    ("accounts", "mysql"): (_MYSQL_ACCOUNTS_V1,),
+    ("sagas", "mysql"): (_MYSQL_SAGAS_V1,),
 }
 
 #: Key of the PostgreSQL advisory lock that serialises migrations across processes.

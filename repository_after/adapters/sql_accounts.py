@@ -1,4 +1,4 @@
-"""The account store's SQL, shared by the SQLite and PostgreSQL adapters.
+"""The account store's SQL, shared by the SQLite, PostgreSQL and MariaDB / MySQL adapters.
 
 Both backends use the same tables (created by `migrations`, component `accounts`) and the same
 statements, written here with `?` placeholders; a subclass sets `placeholder` and overrides the
@@ -6,7 +6,9 @@ three hooks where the engines differ:
 - `_guard(transaction_id)`: serialise work on one transaction id (PostgreSQL: an advisory lock;
   SQLite needs nothing, its one writer thread already serialises everything);
 - `_for_update()`: the row-lock clause for reading an account before changing it;
-- `_flag(value)`: how a boolean is stored (SQLite: 0/1, PostgreSQL: BOOLEAN).
+- `_flag(value)`: how a boolean is stored (SQLite: 0/1, PostgreSQL: BOOLEAN);
+- `_add_to_balance(delta, account_id)`: the balance changed and read back (`UPDATE ...
+  RETURNING`, which MariaDB / MySQL lack: `mysql_accounts` reads it back in a second statement).
 
 Invariants: `operations` has one row per (operation, transaction_id); `ledger_entries` one row
 per balance change, unique per (operation, transaction_id); `accounts.balance` is CHECKed
@@ -145,6 +147,9 @@ class SqlAccountsTx:
     def _flag(self, value: bool) -> object:
         return int(value)
 
+    def _add_to_balance(self, delta: int, account_id: str) -> Any:
+        return self._one(_CHANGE_BALANCE, (delta, account_id))
+
     # -- plumbing ------------------------------------------------------------------------
 
     def _run(self, sql: str, params: Sequence[object] = ()) -> Cursor:
@@ -238,7 +243,7 @@ class SqlAccountsTx:
     def change_balance(
         self, account_id: str, delta: int, *, operation: Operation, transaction_id: str
     ) -> int:
-        row = self._one(_CHANGE_BALANCE, (delta, account_id))
+        row = self._add_to_balance(delta, account_id)
         assert row is not None, account_id
         balance = int(row[0])
         self._run(

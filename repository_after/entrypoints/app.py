@@ -172,7 +172,7 @@ def create_app(
         # Every read of a hosted participant, as every read of the account service.
         app.include_router(one.reads, prefix=one.prefix, dependencies=[Reader])
 
-    if settings.role not in (ProcessRole.INVENTORY, ProcessRole.ORDERS):  # theirs is the kit's
+    if not settings.role.serves_one_participant:  # theirs is the kit's
 
         @app.get("/health", tags=["meta"])
         async def health() -> dict[str, str]:

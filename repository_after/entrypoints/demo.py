@@ -1,6 +1,7 @@
 """The client demo: run N transfers as sagas and show that total money is conserved.
 
-`--saga order` runs the order saga instead, over three services of its own (`order_demo`); what
+`--saga order` runs the order saga instead, over three services of its own (`order_demo`), and
+`--saga classes` the classes saga, over the pupils and classes services (`classes_demo`); what
 follows is the transfer demo, the default.
 
 The orchestrator runs in this process and reaches the account service over HTTP. With no
@@ -42,11 +43,13 @@ from rich.table import Table
 
 from repository_after.bootstrap import orchestrator_session
 from repository_after.config import SagaMode, load_settings
+from repository_after.domain.classes import CLASS_ASSIGNMENT
 from repository_after.domain.money import format_minor
 from repository_after.domain.order import ORDER
 from repository_after.domain.saga import AT_REST, SagaStatus
 from repository_after.domain.transfer import TRANSFER
-from repository_after.entrypoints import choreo_demo, order_demo
+from repository_after.entrypoints import choreo_demo, classes_demo, order_demo
+from repository_after.entrypoints.classes_demo import MAX_ASSIGNMENTS, ClassesDemoOptions
 from repository_after.entrypoints.demo_support import (
     console,
     describe,
@@ -199,28 +202,34 @@ def _print_summary(result: dict[str, Any]) -> None:
 class DemoSaga(StrEnum):
     TRANSFER = TRANSFER.name
     ORDER = ORDER.name
+    CLASSES = CLASS_ASSIGNMENT.name
 
 
 def demo(
     saga: Annotated[
         DemoSaga,
         typer.Option(
-            help="transfers between the demo accounts, or orders over the account, inventory "
-            "and orders services (started as three processes)"
+            help="transfers between the demo accounts, orders over the account, inventory "
+            "and orders services (started as three processes), or group assignments over the "
+            "pupils and classes services"
         ),
     ] = DemoSaga.TRANSFER,
     transfers: Annotated[int, typer.Option(min=1, max=1_000_000, help="transfers to run")] = 100,
     orders: Annotated[
         int, typer.Option(min=1, max=MAX_ORDERS, help="orders to run (--saga order)")
     ] = 100,
+    assignments: Annotated[
+        int,
+        typer.Option(min=1, max=MAX_ASSIGNMENTS, help="group assignments to run (--saga classes)"),
+    ] = 60,
     concurrency: Annotated[int, typer.Option(min=1, max=512, help="sagas in flight at once")] = 8,
     fault_rate: Annotated[
         float,
         typer.Option(
             min=0.0,
             max=1.0,
-            help="share of credits (and of the inventory's reserve and release, for orders) the "
-            "started services fail",
+            help="share of credits (and of the inventory's reserve and release, for orders; of "
+            "assign, unassign and enrol, for classes) the started services fail",
         ),
     ] = 0.3,
     fault_mode: Annotated[
@@ -261,6 +270,10 @@ def demo(
     logging.basicConfig(level=logging.WARNING)
     data_dir.mkdir(parents=True, exist_ok=True)
     if saga_mode is SagaMode.CHOREOGRAPHY:
+        if saga is DemoSaga.CLASSES:
+            raise typer.BadParameter(
+                "the choreographed demo runs the transfer and the order saga", param_hint="--mode"
+            )
         choreo_demo.main(
             saga=saga.value,
             count=orders if saga is DemoSaga.ORDER else transfers,
@@ -270,6 +283,13 @@ def demo(
             json_output=json_output,
             max_amount=max_amount,
         )
+        return
+    if saga is DemoSaga.CLASSES:
+        if accounts_url is not None:
+            raise typer.BadParameter("the classes demo starts its own service", param_hint="--saga")
+        mode = fault_mode or FaultMode.MIXED
+        class_opts = ClassesDemoOptions(assignments, concurrency, fault_rate, mode, seed, retries)
+        classes_demo.main(class_opts, data_dir, json_output=json_output)
         return
     if saga is DemoSaga.ORDER:
         if accounts_url is not None:

@@ -3,13 +3,13 @@ databases.
 
 Without `--participant`: the account store and the saga log of `SAGABANK_DATABASE_URL` (their
 own tables), then the hosted participants' databases (`Settings.participant_database`: the
-inventory's and the orders service's, as a process of role `all` or `accounts` opens them), each
-cutoff held back by the sagas that log still has unsettled. With `--participant NAME`: that
-participant's database alone, as `sagabank serve --role NAME` opens it with the same settings:
-how the operator of a participant run as its own process purges it. A participant database that
-does not exist yet (or holds no records) is skipped, never created. Every store is closed
-whatever happens. The horizon is refused (exit 2) if shorter than the orchestrator's retry
-horizon, before anything is opened.
+inventory's, the orders, pupils and classes services', as a process of role `all` or
+`accounts` opens them), each cutoff held back by the sagas that log still has unsettled. With
+`--participant NAME`: that participant's database alone, as `sagabank serve --role NAME` opens
+it with the same settings: how the operator of a participant run as its own process purges it.
+A participant database that does not exist yet (or holds no records) is skipped, never
+created. Every store is closed whatever happens. The horizon is refused (exit 2) if shorter
+than the orchestrator's retry horizon, before anything is opened.
 """
 
 from __future__ import annotations
@@ -99,8 +99,9 @@ def gc(
         list[str] | None,
         typer.Option(
             metavar="NAME",
-            help="purge only this participant's database (inventory or orders; repeatable), as "
-            "`sagabank serve --role NAME` opens it with the same settings",
+            help="purge only this participant's database (inventory, orders, pupils or "
+            "classes; repeatable), as `sagabank serve --role NAME` opens it with the same "
+            "settings",
         ),
     ] = None,
 ) -> None:

@@ -1,15 +1,16 @@
 """The participants of the built-in sagas that a `sagabank serve` process hosts beside (or
-instead of) the account service: the inventory and the orders services.
+instead of) the account service: the order saga's inventory and orders services, and the classes
+saga's pupils and classes services.
 
-- Roles `all` and `accounts` host both, under `/inventory` and `/orders`
+- Roles `all` and `accounts` host all four, under `/inventory`, `/orders`, `/pupils`, `/classes`
   (`service_map.HOSTED_PARTICIPANTS`), each on its own database (`Settings.participant_database`:
   by default a SQLite file beside the account store's). An orchestrator finds them there by
   default: the account service's URL + that path (`Settings.resolved_services`), so a default
   `sagabank serve`, and an orchestrator pointed at an account service, run the order saga with
   no more settings.
-- Roles `inventory` and `orders` host that one alone, at `/`, so that each participant can run
-  as its own process (`sagabank serve --role inventory`; the orchestrator then names it in
-  `SAGABANK_SERVICES`).
+- Roles `inventory`, `orders`, `pupils` and `classes` host that one alone, at `/`, so that
+  each participant can run as its own process (`sagabank serve --role inventory`; the
+  orchestrator then names it in `SAGABANK_SERVICES`).
 Their operations take `SAGABANK_SERVICE_TOKEN` when it is set (the kit's bearer check), as the
 account service's do; their reads (`reads`, a router of its own) go behind the app's `Reader`
 (the read or admin token, as every read of the account service), on every role that hosts them.
@@ -29,12 +30,22 @@ from fastapi import APIRouter
 from pydantic import SecretStr
 
 from repository_after.choreography.stores import schema as choreography_schema
-from repository_after.config import ConfigurationError, ProcessRole, SagaMode, Settings
+from repository_after.config import ConfigurationError, SagaMode, Settings
+from repository_after.domain.classes import CLASSES, PUPILS
 from repository_after.domain.order import INVENTORY, ORDERS
 from repository_after.participant_kit import ParticipantService, ParticipantStore
 from repository_after.participant_kit.http import EdgeHooks
 from repository_after.service_map import HOSTED_PARTICIPANTS
-from repository_after.services import inventory, inventory_http, orders, orders_http
+from repository_after.services import (
+    classes,
+    classes_http,
+    inventory,
+    inventory_http,
+    orders,
+    orders_http,
+    pupils,
+    pupils_http,
+)
 from repository_after.services.hosting import DeferredStore, holds_records, open_store
 
 _BUILT: dict[
@@ -58,6 +69,18 @@ _BUILT: dict[
         orders_http.orders_routes,
         orders_http.orders_reads,
     ),
+    PUPILS: (
+        pupils.SCHEMA,
+        pupils.pupils_service,
+        pupils_http.pupils_routes,
+        pupils_http.pupils_reads,
+    ),
+    CLASSES: (
+        classes.SCHEMA,
+        classes.classes_service,
+        classes_http.classes_routes,
+        classes_http.classes_reads,
+    ),
 }
 
 
@@ -80,7 +103,7 @@ def hosted_participants(settings: Settings, hooks: EdgeHooks | None = None) -> l
     the host observes of their batches (its tracer, its replay counter)."""
     if settings.role.hosts_participants:
         placed = dict(HOSTED_PARTICIPANTS)
-    elif settings.role in (ProcessRole.INVENTORY, ProcessRole.ORDERS):
+    elif settings.role.serves_one_participant:
         placed = {settings.role.value: ""}
     else:
         return []

@@ -15,7 +15,7 @@ must be keyed by `StepContext.key` to happen once (docs/library.md).
 
 The log: a file path is a SQLite saga log (WAL, synchronous=FULL: a logged event survives
 SIGKILL and power loss); `memory://` an in-memory one (tests); any other URL what
-`bootstrap.build_saga_log` makes of it (PostgreSQL), imported only then (the service's
+`bootstrap.build_saga_log` makes of it (PostgreSQL, MariaDB), imported only then (the service's
 composition root pulls in the web stack, a second of start-up that a library does not need);
 or a `SagaLog` object. The runner closes the log it holds.
 

@@ -33,9 +33,10 @@ class ContractAction:
     `body` must be applied every time it is sent under a new key (open enough stock, money…);
     `other_body` is another valid request (key reuse); `invalid_body` fails validation;
     `refused_body`, if given, is a valid request the service refuses definitely (4xx).
-    A string value `PER_KEY` in a body is sent as a value derived from the call's key (letters,
-    digits and `-`, 26 characters): a field that must be new for every key, such as the id of
-    the order an action creates, while every role of one key still sends the same request."""
+    A string value `PER_KEY` in a body (or an item of a list value) is sent as a value derived
+    from the call's key (letters, digits and `-`, 26 characters): a field that must be new for
+    every key, such as the id of the order an action creates, or the pupil a group assigns,
+    while every role of one key still sends the same request."""
 
     name: str
     body: Body
@@ -76,7 +77,13 @@ def fill(body: Body | None, key: str | None) -> Body | None:
     if body is None:
         return None
     derived = "k-" + hashlib.sha256(str(key).encode()).hexdigest()[:24]
-    return {name: derived if value == PER_KEY else value for name, value in body.items()}
+
+    def filled(value: Any) -> Any:
+        if isinstance(value, list):
+            return [derived if item == PER_KEY else item for item in value]
+        return derived if value == PER_KEY else value
+
+    return {name: filled(value) for name, value in body.items()}
 
 
 def new_key(contract: Contract, what: str) -> str:

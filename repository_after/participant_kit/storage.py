@@ -46,7 +46,7 @@ from repository_after.service_layer.ports import StorageError
 
 T = TypeVar("T")
 Row = tuple[Any, ...]
-Dialect = Literal["sqlite", "postgres"]
+Dialect = Literal["sqlite", "postgres", "mysql"]
 
 #: How long the schema's creation waits for another process's write lock on the same file (the
 #: engine's writer thread waits as long for every group).

@@ -151,6 +151,10 @@ class SagaDriver:
                     return state
                 if lease is None:
                     if (lease := await self._leases.acquire(saga_id)) is None:
+                        if saga_id in self._leases:
+                            # This process claimed it during the read (a start-up claim joins
+                            # this very driver): drive it under that lease, from the log.
+                            return await self.drive(saga_id)
                         return state  # another worker holds it and drives it
                     state = await self.load_state(saga_id)  # what the last holder wrote
                 state = await self._run_operations(

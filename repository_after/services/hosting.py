@@ -40,25 +40,35 @@ T = TypeVar("T")
 #: A batch of 128 orders of 50 lines fits; the product's 64 KiB is sized for account calls.
 MAX_BODY_BYTES = 1024 * 1024
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+MYSQL_SCHEMES = ("mysql://", "mariadb://")
 
 
 def open_store(database: Path | str, *, schema: Sequence[str], name: str) -> ParticipantStore:
-    """A participant's store: a SQLite file (a path; `:memory:` for tests) or a PostgreSQL
-    database (a `postgresql://` URL)."""
+    """A participant's store: a SQLite file (a path; `:memory:` for tests), a PostgreSQL
+    database (a `postgresql://` URL) or a MariaDB / MySQL one (`mysql://`, `mariadb://`)."""
     if isinstance(database, str) and database.startswith(("postgres://", "postgresql://")):
         from repository_after.participant_kit.postgres import PostgresParticipantStore
 
         return PostgresParticipantStore(database, schema=schema, name=name)
+    if isinstance(database, str) and database.startswith(MYSQL_SCHEMES):
+        from repository_after.participant_kit.mysql import MysqlParticipantStore
+
+        return MysqlParticipantStore(database, schema=schema, name=name)
     return SqliteParticipantStore(Path(database), schema=schema)
 
 
 def holds_records(database: Path | str) -> bool:
     """Whether `database` (as `open_store` takes it) already holds a participant's records: a
-    SQLite file that exists, a PostgreSQL database with the kit's table; never `:memory:`."""
+    SQLite file that exists, a PostgreSQL or MariaDB database with the kit's table; never
+    `:memory:`."""
     if isinstance(database, str) and database.startswith(("postgres://", "postgresql://")):
         from repository_after.participant_kit.postgres import holds_records as pg_holds_records
 
         return pg_holds_records(database)
+    if isinstance(database, str) and database.startswith(MYSQL_SCHEMES):
+        from repository_after.participant_kit.mysql import holds_records as my_holds_records
+
+        return my_holds_records(database)
     return str(database) != ":memory:" and Path(database).is_file()
 
 

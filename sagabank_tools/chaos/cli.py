@@ -15,10 +15,14 @@ from sagabank_tools.chaos.report import render
 from sagabank_tools.chaos.runner import ChaosConfig, run
 from sagabank_tools.chaos.schedule import parse_families
 
+#: The database servers a run may share (`--database-url`); SQLite files when none is given.
+SERVER_SCHEMES = ("postgresql://", "postgres://", "mysql://", "mariadb://")
+
 
 class Saga(StrEnum):
     TRANSFER = "transfer"
     ORDER = "order"
+    CLASSES = "classes"
 
 
 def chaos(
@@ -27,7 +31,12 @@ def chaos(
     sagas: Annotated[
         int,
         typer.Option(
-            "--transfers", "--orders", min=1, max=1_000_000, help="sagas in the seeded plan"
+            "--transfers",
+            "--orders",
+            "--assignments",
+            min=1,
+            max=1_000_000,
+            help="sagas in the seeded plan",
         ),
     ] = 500,
     faults: Annotated[
@@ -38,7 +47,10 @@ def chaos(
     json_output: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
     database_url: Annotated[
         str | None,
-        typer.Option(help="an empty PostgreSQL database for both services (default: SQLite)"),
+        typer.Option(
+            help="an empty PostgreSQL or MariaDB (mysql://) database for both services"
+            " (default: SQLite)"
+        ),
     ] = None,
 ) -> None:
     """Sagas through injected faults and SIGKILLs on loopback; audit and match the books."""
@@ -46,8 +58,10 @@ def chaos(
         families = None if faults is None else parse_families(faults, saga.value)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--faults") from exc
-    if database_url is not None and not database_url.startswith(("postgresql://", "postgres://")):
-        raise typer.BadParameter("expected postgresql://…", param_hint="--database-url")
+    if database_url is not None and not database_url.startswith(SERVER_SCHEMES):
+        raise typer.BadParameter(
+            "expected postgresql://… or mysql://…", param_hint="--database-url"
+        )
     config = ChaosConfig(
         seed=seed,
         sagas=sagas,

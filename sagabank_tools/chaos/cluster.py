@@ -3,7 +3,8 @@
 Every child gets its configuration from `service_env` only: the database URL of each process
 comes from `Databases`, so a run against another backend (a PostgreSQL URL, say) changes that
 one value and nothing else. The account service's process also hosts the order saga's inventory
-and orders services (under `/inventory`, `/orders`), each on the database `Databases` names.
+and orders services (under `/inventory`, `/orders`) and the classes saga's pupils and classes
+services (`/pupils`, `/classes`), each on the database `Databases` names.
 The account service keeps its port and databases across SIGKILLs; the orchestrator keeps its
 port and saga log, and runs recovery when it starts again.
 Both run with one service token (`SAGABANK_SERVICE_TOKEN`, fresh per run): the account service
@@ -27,19 +28,22 @@ class Databases:
     sagas: str  # SAGABANK_DATABASE_URL of the orchestrator (its saga log)
     inventory: str  # SAGABANK_INVENTORY_DATABASE_URL of the account service's process
     orders: str  # SAGABANK_ORDERS_DATABASE_URL of the account service's process
+    pupils: str = ""  # SAGABANK_PUPILS_DATABASE_URL of the account service's process
+    classes: str = ""  # SAGABANK_CLASSES_DATABASE_URL of the account service's process
 
     @classmethod
     def sqlite_in(cls, workdir: Path) -> Databases:
-        accounts, sagas, inventory, orders = (
+        accounts, sagas, inventory, orders, pupils, classes = (
             f"sqlite:///{workdir / name}.db"
-            for name in ("accounts", "sagas", "inventory", "orders")
+            for name in ("accounts", "sagas", "inventory", "orders", "pupils", "classes")
         )
-        return cls(accounts, sagas, inventory, orders)
+        return cls(accounts, sagas, inventory, orders, pupils, classes)
 
     @classmethod
     def shared(cls, database_url: str) -> Databases:
-        """One (empty) PostgreSQL database for every service: their tables do not overlap."""
-        return cls(database_url, database_url, database_url, database_url)
+        """One (empty) PostgreSQL or MariaDB database for every service: their tables do not
+        overlap."""
+        return cls(*(database_url,) * 6)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +84,8 @@ def service_env(
             "SAGABANK_DATABASE_URL": databases.accounts,
             "SAGABANK_INVENTORY_DATABASE_URL": databases.inventory,
             "SAGABANK_ORDERS_DATABASE_URL": databases.orders,
+            "SAGABANK_PUPILS_DATABASE_URL": databases.pupils,
+            "SAGABANK_CLASSES_DATABASE_URL": databases.classes,
             "SAGABANK_LOG_LEVEL": "WARNING",
         }
     return {

@@ -11,18 +11,27 @@ stopped (their databases quiet). A mode is built per run (`mode_for`) and holds 
   opens the plan's stock first (`POST /inventory/stock` with the service token); its checks are
   the order audit (`service_layer.order_audit`) and every saga against the three services'
   records (`order_records.py`).
-The account service's own audit is read by the runner for both, and reported unfiltered.
+- `ClassesMode` (`--saga classes`): `/sagas/classes`; it registers the plan's pupils and opens
+  its classes first (`POST /pupils/pupils`, `POST /classes/classes`); its checks are the class
+  audit (`service_layer.class_audit`, over both services' paged reads) and every saga against
+  the two services' records (`classes_records.py`).
+The account service's own audit is read by the runner for every mode, and reported unfiltered.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import httpx
 
+from repository_after.adapters.http_class_books import ClassServices, read_class_books
+from repository_after.service_layer.class_audit import ClassBooks, audit_classes
 from repository_after.service_layer.order_audit import OrderBooks, audit_orders
-from sagabank_tools.chaos import load, order_records, records
+from repository_after.services.pupils import MAX_REGISTER
+from sagabank_tools.chaos import classes_records, load, order_records, records
+from sagabank_tools.chaos.classes_plan import plan_classes
 from sagabank_tools.chaos.cluster import Databases
 from sagabank_tools.chaos.order_plan import plan_orders
 from sagabank_tools.chaos.report import ChaosReport
@@ -117,9 +126,49 @@ class OrderMode(Mode):
         report.stock = {c: sum(int(row[c]) for row in stock) for c in columns}
 
 
+class ClassesMode(Mode):
+    saga = "classes"
+    start_path = "/sagas/classes"
+    probes = ("/void_credit", "/pupils/unassign", "/classes/void_enrol")
+
+    def __init__(self, seed: int, count: int) -> None:
+        self.plan = plan_classes(seed, count)
+        self.planned = self.plan.groups
+        self._books: ClassBooks | None = None
+
+    async def prepare(self, service: httpx.AsyncClient) -> None:
+        pupils = list(self.plan.pupils)
+        for start in range(0, len(pupils), MAX_REGISTER):
+            batch = {"pupils": pupils[start : start + MAX_REGISTER]}
+            (await service.post("/pupils/pupils", json=batch)).raise_for_status()
+        for class_id, capacity in self.plan.classes.items():
+            body = {"class_id": class_id, "capacity": capacity}
+            (await service.post("/classes/classes", json=body)).raise_for_status()
+
+    async def read_live(self, service: httpx.AsyncClient) -> None:
+        url = str(service.base_url).rstrip("/")
+        async with (
+            httpx.AsyncClient(base_url=f"{url}/pupils", timeout=10.0) as pupils,
+            httpx.AsyncClient(base_url=f"{url}/classes", timeout=10.0) as classes,
+        ):
+            self._books = await read_class_books(ClassServices(pupils, classes), sagas={})
+
+    def check(self, report: ChaosReport, statuses: Statuses, databases: Databases) -> None:
+        held = classes_records.read(pupils=databases.pupils, classes=databases.classes)
+        report.record_mismatches = classes_records.mismatches(statuses, self.plan.groups, held)
+        assert self._books is not None, "read_live runs before check"
+        report.class_audit_violations = audit_classes(replace(self._books, sagas=statuses))
+        rosters = {c["class_id"]: len(c["roster"]) for c in self._books.classes}
+        report.stock = {
+            "places": sum(self.plan.classes.values()),
+            "enrolled": sum(rosters.get(c, 0) for c in self.plan.classes),
+        }
+
+
 def mode_for(saga: str, seed: int, count: int) -> Mode:
-    modes: dict[str, type[TransferMode | OrderMode]] = {
+    modes: dict[str, type[TransferMode | OrderMode | ClassesMode]] = {
         "transfer": TransferMode,
         "order": OrderMode,
+        "classes": ClassesMode,
     }
     return modes[saga](seed, count)

@@ -8,7 +8,8 @@ applied must match the orchestrator's verdict:
                  was applied (`compensated`) — else it left a tombstone (`nothing_to_compensate`);
 - rejected    => nothing applied (the debit, if recorded, was refused);
 and no (operation, transaction id) may carry two ledger entries.
-Both backends are read with plain SQL: SQLite through `sqlite3`, PostgreSQL through psycopg.
+Every backend is read with plain SQL: SQLite through `sqlite3`, PostgreSQL through psycopg,
+MariaDB (`mysql://`) through PyMySQL.
 """
 
 from __future__ import annotations
@@ -27,6 +28,18 @@ def query(database_url: str, sql: str) -> list[tuple[Any, ...]]:
             return list(conn.execute(sql))
         finally:
             conn.close()
+    if database_url.startswith(("mysql://", "mariadb://")):
+        import pymysql
+
+        from repository_after.adapters.mysql_db import connect_args
+
+        my = pymysql.connect(**connect_args(database_url))
+        try:
+            with my.cursor() as cursor:
+                cursor.execute(sql)
+                return list(cursor.fetchall())
+        finally:
+            my.close()
     import psycopg
 
     from repository_after.adapters.postgres_db import postgres_conninfo

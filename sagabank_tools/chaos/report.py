@@ -5,7 +5,9 @@ every saga terminal, nothing applied twice, a clean account audit, every saga ma
 services' records, every saga's POST answered as the API promises, and the account service's
 process refusing calls made without the service token (so the run proves the token was on).
 An order run adds the order audit (`service_layer.order_audit`: stock, orders and money per
-order) and shows the stock's totals. The same fields, table and JSON for every saga type.
+order) and shows the stock's totals; a classes run the class audit (`service_layer.class_audit`:
+one class per pupil, rosters equal to the assignments, capacities, no half-done saga) and the
+places its classes have and hold. The same fields, table and JSON for every saga type.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from sagabank_tools.chaos.schedule import Family
 @dataclass
 class ChaosReport:
     seed: int
-    saga: str  # the saga type driven: "transfer" or "order"
+    saga: str  # the saga type driven: "transfer", "order" or "classes"
     sagas: int  # how many the plan holds
     families: list[str]
     concurrency: int
@@ -42,7 +44,9 @@ class ChaosReport:
     applied_twice: list[str] = field(default_factory=list)
     audit_violations: list[str] = field(default_factory=list)  # the account service's audit
     order_audit_violations: list[str] = field(default_factory=list)
-    stock: dict[str, int] = field(default_factory=dict)  # an order run's totals over its SKUs
+    class_audit_violations: list[str] = field(default_factory=list)
+    # An order run's totals over its SKUs; a classes run's places and enrolled pupils.
+    stock: dict[str, int] = field(default_factory=dict)
     record_mismatches: list[str] = field(default_factory=list)
     unexpected_answers: list[str] = field(default_factory=list)
     # A call without the service token was refused (401): the run had the credential on.
@@ -61,6 +65,7 @@ class ChaosReport:
         found += [f"applied twice: {v}" for v in self.applied_twice]
         found += [f"audit: {v}" for v in self.audit_violations]
         found += [f"order audit: {v}" for v in self.order_audit_violations]
+        found += [f"class audit: {v}" for v in self.class_audit_violations]
         found += [f"records: {v}" for v in self.record_mismatches]
         found += [f"answer: {v}" for v in self.unexpected_answers]
         if not self.strangers_refused:
@@ -72,15 +77,18 @@ class ChaosReport:
         return not self.violations
 
     def replay_command(self) -> str:
-        count = (
-            f"--transfers {self.sagas}"
-            if self.saga == "transfer"
-            else (f"--saga {self.saga} --orders {self.sagas}")
-        )
+        count = {
+            "transfer": f"--transfers {self.sagas}",
+            "order": f"--saga order --orders {self.sagas}",
+        }.get(self.saga, f"--saga {self.saga} --assignments {self.sagas}")
         return (
             f"sagabank chaos --seed {self.seed} {count} "
             f"--faults {','.join(self.families)} --concurrency {self.concurrency}"
-            + (" --database-url <an empty PostgreSQL database>" if self.backend != "sqlite" else "")
+            + (
+                f" --database-url <an empty {self.backend} database>"
+                if self.backend != "sqlite"
+                else ""
+            )
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -98,8 +106,9 @@ def _count_rows(table: Table, title: str, counts: dict[str, int]) -> None:
 
 
 def render(report: ChaosReport, console: Console) -> None:
+    noun = "class assignments" if report.saga == "classes" else f"{report.saga}s"
     table = Table(
-        title=f"chaos seed {report.seed}: {report.sagas} {report.saga}s, "
+        title=f"chaos seed {report.seed}: {report.sagas} {noun}, "
         f"concurrency {report.concurrency}, {report.elapsed_seconds:.1f} s"
     )
     table.add_column("")
@@ -111,7 +120,7 @@ def render(report: ChaosReport, console: Console) -> None:
             table.add_row(f"fault: {family.value}", str(report.faults.get(family.value, 0)))
     _count_rows(table, "late delivery met", report.late_deliveries)
     table.add_row("operations sent in batches", str(report.batched_operations))
-    table.add_row(f"{report.saga}s re-submitted (orchestrator died)", str(report.resubmitted))
+    table.add_row(f"{noun} re-submitted (orchestrator died)", str(report.resubmitted))
     table.add_row("sagas recovered at restart", str(report.recovered_after_restart))
     table.add_row("parked, retried by operator", str(report.parked_then_retried))
     table.add_row("money before", format_minor(report.money_before))
@@ -127,6 +136,11 @@ def render(report: ChaosReport, console: Console) -> None:
         *(
             [("order audit violations", report.order_audit_violations)]
             if report.saga == "order"
+            else []
+        ),
+        *(
+            [("class audit violations", report.class_audit_violations)]
+            if report.saga == "classes"
             else []
         ),
         ("sagas contradicting the records", report.record_mismatches),

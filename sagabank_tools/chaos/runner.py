@@ -40,12 +40,19 @@ class ChaosConfig:
     rates: Rates = field(default_factory=Rates)
     tuning: Tuning = field(default_factory=Tuning)
     workdir: Path | None = None  # kept afterwards; a temporary one is removed if the run is clean
-    database_url: str | None = None  # an empty PostgreSQL database; default: SQLite in workdir
+    database_url: str | None = None  # an empty PostgreSQL / MariaDB database; default: SQLite
     settle_timeout: float = 180.0
 
     @property
     def resolved_families(self) -> tuple[Family, ...]:
         return SAGA_FAMILIES[self.saga] if self.families is None else self.families
+
+
+def backend_of(database_url: str | None) -> str:
+    """The report's name for the backend a run's services share."""
+    if not database_url:
+        return "sqlite"
+    return "mariadb" if database_url.startswith(("mysql://", "mariadb://")) else "postgresql"
 
 
 @dataclass
@@ -123,7 +130,7 @@ async def run(config: ChaosConfig) -> Outcome:
         [f.value for f in families],
         config.concurrency,
         workdir=str(workdir),
-        backend="postgresql" if config.database_url else "sqlite",
+        backend=backend_of(config.database_url),
     )
     started = time.monotonic()
     accounts_url = await cluster.start_accounts()

@@ -8,8 +8,9 @@ drawn from a `random.Random` seeded by (seed, family). At most one proxy fault p
 An operation is named by its path at the account service's process, without the leading slash:
 `credit`, `inventory/reserve`, `orders/create`. The before/after families hit one action each
 (`ACTION_FAULTS`): the transfer's and the order's pivot, `credit`, and the order's reservation,
-`inventory/reserve`, a compensatable step; delay and duplicate hit every operation. Each saga
-type has the families that can reach it (`SAGA_FAMILIES`): a transfer never reserves stock.
+`inventory/reserve`, a compensatable step; the classes saga's compensatable `pupils/assign` and
+its pivot `classes/enrol`; delay and duplicate hit every operation. Each saga type has the
+families that can reach it (`SAGA_FAMILIES`): a transfer never reserves stock.
 """
 
 from __future__ import annotations
@@ -29,12 +30,18 @@ class Family(StrEnum):
     KILL_ACCOUNTS = "kill-accounts"
     RESERVE_BEFORE = "reserve-before"
     RESERVE_AFTER = "reserve-after"
+    ASSIGN_BEFORE = "assign-before"
+    ASSIGN_AFTER = "assign-after"
+    ENROL_BEFORE = "enrol-before"
+    ENROL_AFTER = "enrol-after"
 
 
 #: operation -> its (before, after) families: failing before the change, or losing the answer.
 ACTION_FAULTS: dict[str, tuple[Family, Family]] = {
     "credit": (Family.CREDIT_BEFORE, Family.CREDIT_AFTER),
     "inventory/reserve": (Family.RESERVE_BEFORE, Family.RESERVE_AFTER),
+    "pupils/assign": (Family.ASSIGN_BEFORE, Family.ASSIGN_AFTER),
+    "classes/enrol": (Family.ENROL_BEFORE, Family.ENROL_AFTER),
 }
 BEFORE = frozenset(before for before, _ in ACTION_FAULTS.values())
 AFTER = frozenset(after for _, after in ACTION_FAULTS.values())
@@ -47,10 +54,25 @@ TRANSFER_FAMILIES: tuple[Family, ...] = (
     Family.KILL_ORCHESTRATOR,
     Family.KILL_ACCOUNTS,
 )
-ORDER_FAMILIES: tuple[Family, ...] = tuple(Family)
+ORDER_FAMILIES: tuple[Family, ...] = (
+    *TRANSFER_FAMILIES,
+    Family.RESERVE_BEFORE,
+    Family.RESERVE_AFTER,
+)
+CLASSES_FAMILIES: tuple[Family, ...] = (
+    Family.ASSIGN_BEFORE,
+    Family.ASSIGN_AFTER,
+    Family.ENROL_BEFORE,
+    Family.ENROL_AFTER,
+    Family.DELAY,
+    Family.DUPLICATE,
+    Family.KILL_ORCHESTRATOR,
+    Family.KILL_ACCOUNTS,
+)
 SAGA_FAMILIES: dict[str, tuple[Family, ...]] = {
     "transfer": TRANSFER_FAMILIES,
     "order": ORDER_FAMILIES,
+    "classes": CLASSES_FAMILIES,
 }
 
 
@@ -91,6 +113,12 @@ class Rates:
     credit_after: float = 0.12
     reserve_before: float = 0.12
     reserve_after: float = 0.12
+    # Fewer on assign, more on enrol: a group meets assign first, and each refused or undone one
+    # never reaches enrol, the pivot whose settlement is the point of the run.
+    assign_before: float = 0.1
+    assign_after: float = 0.1
+    enrol_before: float = 0.2
+    enrol_after: float = 0.2
     delay: float = 0.06
     duplicate: float = 0.08
     delay_range: tuple[float, float] = (0.4, 2.5)  # beyond the attempt timeout, often the retries
@@ -120,6 +148,10 @@ class Schedule:
             Family.CREDIT_AFTER: r.credit_after,
             Family.RESERVE_BEFORE: r.reserve_before,
             Family.RESERVE_AFTER: r.reserve_after,
+            Family.ASSIGN_BEFORE: r.assign_before,
+            Family.ASSIGN_AFTER: r.assign_after,
+            Family.ENROL_BEFORE: r.enrol_before,
+            Family.ENROL_AFTER: r.enrol_after,
         }
         candidates = [(family, action_rates[family]) for family in ACTION_FAULTS.get(operation, ())]
         candidates += [(Family.DELAY, r.delay), (Family.DUPLICATE, r.duplicate)]

@@ -3,7 +3,7 @@
 The chaos report (`sagabank_tools.chaos`) decides whether a run is clean; were its checks broken
 (always clean), the chaos tests would pass whatever the product did. So after a run the tests
 also open the account service's database and the orchestrator's saga log themselves, read the
-raw rows with `sqlite3` or psycopg, and check in this file, independently of the report:
+raw rows with `sqlite3`, psycopg or PyMySQL, and check in this file, independently of the report:
 - money is conserved: the balances add up to the opening balances;
 - every balance is its opening balance plus its ledger entries, and none is negative;
 - every saga of the run is in a terminal status (nobody resolves by hand in a chaos run, so
@@ -35,6 +35,18 @@ def _select(database_url: str, sql: str) -> Rows:
             return list(conn.execute(sql))
         finally:
             conn.close()
+    if database_url.startswith("mysql://"):
+        import pymysql
+
+        from tests.mariadb import plain_connect_args
+
+        my = pymysql.connect(**plain_connect_args(database_url))
+        try:
+            with my.cursor() as cursor:
+                cursor.execute(sql)
+                return list(cursor.fetchall())
+        finally:
+            my.close()
     import psycopg
 
     with psycopg.connect(database_url) as pg:

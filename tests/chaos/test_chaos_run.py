@@ -17,6 +17,7 @@ import pytest
 
 from sagabank_tools.chaos.runner import ChaosConfig, run
 from sagabank_tools.chaos.schedule import TRANSFER_FAMILIES
+from tests import mariadb
 from tests.chaos import books
 from tests.pg import fresh_database
 
@@ -59,4 +60,21 @@ async def test_a_chaos_run_on_postgresql_conserves_money(tmp_path: Path) -> None
     assert sum(report.outcomes.values()) == 100
     assert {f.value for f in TRANSFER_FAMILIES} <= {f for f, n in report.faults.items() if n > 0}
     assert "--database-url" in report.replay_command()
+    assert found == [], report.replay_command()
+
+
+async def test_a_chaos_run_on_mariadb_conserves_money(tmp_path: Path) -> None:
+    """A reduced run (one seed, 60 transfers, every fault family) with both services and the
+    hosted participants on one MariaDB database (`mysql://`)."""
+    with mariadb.fresh_database() as url:
+        outcome = await run(
+            ChaosConfig(seed=5, sagas=60, workdir=tmp_path, settle_timeout=90, database_url=url)
+        )
+        found = books.problems(accounts_url=url, sagas_url=url, transfers=60)
+    report = outcome.report
+    assert report.backend == "mariadb"
+    assert report.violations == [], report.replay_command()
+    assert sum(report.outcomes.values()) == 60
+    assert {f.value for f in TRANSFER_FAMILIES} <= {f for f, n in report.faults.items() if n > 0}
+    assert "--database-url <an empty mariadb database>" in report.replay_command()
     assert found == [], report.replay_command()

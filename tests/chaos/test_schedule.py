@@ -11,6 +11,7 @@ from sagabank_tools.chaos.load import ACCOUNTS, plan
 from sagabank_tools.chaos.order_plan import LUXURY, SKUS, plan_orders
 from sagabank_tools.chaos.proxy import OPERATIONS as EVERY_OPERATION
 from sagabank_tools.chaos.schedule import (
+    CLASSES_FAMILIES,
     ORDER_FAMILIES,
     TRANSFER_FAMILIES,
     Family,
@@ -20,7 +21,8 @@ from sagabank_tools.chaos.schedule import (
 )
 
 OPERATIONS = ("debit", "credit", "compensate_debit", "void_credit")
-ORDER_OPERATIONS = tuple(sorted(EVERY_OPERATION - set(OPERATIONS)))
+CLASSES_OPERATIONS = ("classes/enrol", "classes/void_enrol", "pupils/assign", "pupils/unassign")
+ORDER_OPERATIONS = tuple(sorted(EVERY_OPERATION - {*OPERATIONS, *CLASSES_OPERATIONS}))
 
 
 def fingerprint(schedule: Schedule, operations: tuple[str, ...] = OPERATIONS) -> list[object]:
@@ -64,6 +66,33 @@ def test_the_proxy_faults_every_operation_of_the_order_saga_at_its_path() -> Non
         "orders/confirm",
         "orders/create",
     )
+
+
+def test_the_proxy_faults_every_operation_of_the_classes_saga_at_its_path() -> None:
+    assert {op for op in EVERY_OPERATION if op.startswith(("pupils/", "classes/"))} == set(
+        CLASSES_OPERATIONS
+    )
+
+
+def test_the_classes_families_hit_their_own_actions_and_leave_the_others_as_they_were() -> None:
+    """The assign and enrol families hit `pupils/assign` and `classes/enrol` alone: the transfer's
+    and the order's operations meet the very faults they met before, and a family of the
+    classes saga is no family of the other two."""
+    every = (*OPERATIONS, *ORDER_OPERATIONS)
+    faults = 300 * 3 * len(every)  # `fingerprint`'s proxy faults, before its kill points
+    with_classes = Schedule(7, (*ORDER_FAMILIES, *CLASSES_FAMILIES[:4]))
+    before = fingerprint(Schedule(7, ORDER_FAMILIES), every)[:faults]
+    assert fingerprint(with_classes, every)[:faults] == before
+    hit = {
+        (fault.family, op)
+        for op in CLASSES_OPERATIONS
+        for i in range(300)
+        if (fault := Schedule(7, CLASSES_FAMILIES).proxy_fault(f"c-{i}", op, 1)).family
+        and fault.family not in (Family.DELAY, Family.DUPLICATE)
+    }
+    assert {op for _, op in hit} == {"pupils/assign", "classes/enrol"}
+    with pytest.raises(ValueError, match="not a order family"):
+        parse_families("enrol-after", "order")
 
 
 def test_a_fault_depends_on_the_delivery_not_on_the_order_of_questions() -> None:

@@ -1,8 +1,8 @@
 """`sagabank gc` purges the hosted participants' records too, on real files (and on one
-PostgreSQL database): per service, with the account service's horizon and its refusal below the
-retry horizon; tombstones and fences stay and keep refusing; the audits stay clean; a saga still
-parked holds the cutoff back; `--participant NAME` purges a participant run as its own process,
-and a database that does not exist is never created."""
+PostgreSQL or MariaDB database): per service, with the account service's horizon and its
+refusal below the retry horizon; tombstones and fences stay and keep refusing; the audits stay
+clean; a saga still parked holds the cutoff back; `--participant NAME` purges a participant run
+as its own process, and a database that does not exist is never created."""
 
 from __future__ import annotations
 
@@ -224,10 +224,10 @@ def test_gc_never_creates_a_participant_database(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.glob("*-*.db")) == []
 
 
-def test_gc_on_postgres_purges_each_participant_in_the_shared_database(postgres_url: str) -> None:
-    env = {"SAGABANK_DATABASE_URL": postgres_url}
+def test_gc_on_a_server_purges_each_participant_in_the_shared_database(server_url: str) -> None:
+    env = {"SAGABANK_DATABASE_URL": server_url}
     where = places(env)
-    assert where == {"inventory": postgres_url, "orders": postgres_url}
+    assert where == {"inventory": server_url, "orders": server_url}
     fill(where)
     done = sagabank(env, "gc")
     assert done.returncode == 0, done.stdout + done.stderr
@@ -236,12 +236,13 @@ def test_gc_on_postgres_purges_each_participant_in_the_shared_database(postgres_
     assert_purged_and_fenced(state(where))
 
 
-def test_gc_says_which_database_it_could_not_reach(postgres_url: str) -> None:
-    missing = postgres_url.rsplit("/", 1)[0] + "/sagabank_gc_no_such_database"
+def test_gc_says_which_database_it_could_not_reach(server_url: str) -> None:
+    missing = server_url.rsplit("/", 1)[0] + "/sagabank_gc_no_such_database"
     env = {"SAGABANK_DATABASE_URL": missing}
+    engine = "mysql" if server_url.startswith("mysql://") else "postgres"
     for args in ((), ("--participant", "orders")):
         failed = sagabank(env, "gc", *args)
         assert failed.returncode == 1
-        assert failed.stdout.startswith("storage unavailable: postgres: ")
+        assert failed.stdout.startswith(f"storage unavailable: {engine}: ")
         assert "sagabank_gc_no_such_database" in failed.stdout
         assert "Traceback" not in failed.stdout + failed.stderr

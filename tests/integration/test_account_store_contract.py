@@ -1,13 +1,14 @@
-"""The AccountStore contract, run against every backend (memory, SQLite and PostgreSQL).
+"""The AccountStore contract, run against every backend (memory, SQLite, PostgreSQL, MariaDB).
 
 Besides the port's plain behaviour, one test races a debit against the compensation of the same
 transaction id: the store must serialise the two (PostgreSQL: the advisory lock on the id, taken
-by the first lookup of a record; SQLite: its one writer; memory: inline transactions), or the
-compensation can miss a debit that is committing and leave a tombstone beside it: money lost.
-Another races two debits of one account under different ids: the store must serialise them
-(PostgreSQL: `SELECT … FOR UPDATE` on the account), or the loser decides on a stale balance and
-fails on the CHECK instead of being refused `insufficient_funds`. On PostgreSQL, reads must not
-take the per-id lock: an audit never waits for a write in flight.
+by the first lookup of a record; MariaDB: a named lock, `GET_LOCK`, the same way; SQLite: its one
+writer; memory: inline transactions), or the compensation can miss a debit that is committing
+and leave a tombstone beside it: money lost. Another races two debits of one account under
+different ids: the store must serialise them (PostgreSQL, MariaDB: `SELECT … FOR UPDATE` on the
+account), or the loser decides on a stale balance and fails on the CHECK instead of being
+refused `insufficient_funds`. On PostgreSQL, reads must not take the per-id lock: an audit never
+waits for a write in flight.
 """
 
 from __future__ import annotations
@@ -42,6 +43,24 @@ async def test_opened_account_is_listed_with_its_opening_balance(account_store) 
     await account_store.transaction(lambda tx: tx.insert_account("a", 100))
     accounts_ = await account_store.read(lambda r: r.list_accounts())
     assert [(a.account_id, a.opening_balance, a.balance) for a in accounts_] == [("a", 100, 100)]
+
+
+async def test_account_ids_differing_in_case_or_a_trailing_space_are_different_accounts(
+    account_store: AccountStore,
+) -> None:
+    """No backend folds keys together (MariaDB's default collation would: case-insensitive and
+    blind to trailing spaces; its tables use a binary NO PAD one)."""
+    for account_id, balance in (("acc", 1), ("ACC", 2), ("acc ", 3)):
+        await account_store.transaction(lambda tx, a=account_id, b=balance: tx.insert_account(a, b))
+    listed = await account_store.read(lambda r: r.list_accounts())
+    assert sorted((a.account_id, a.balance) for a in listed) == [
+        ("ACC", 2),
+        ("acc", 1),
+        ("acc ", 3),
+    ]
+    found = await account_store.read(lambda r: r.get_account("ACC"))
+    assert found is not None
+    assert found.balance == 2
 
 
 async def test_change_balance_returns_the_new_balance_and_writes_a_ledger_entry(
@@ -90,7 +109,12 @@ async def test_records_round_trip_exactly(account_store: AccountStore) -> None:
 #: The driver error behind the `StorageError` a duplicate record raises: the UNIQUE
 #: (operation, transaction_id) constraint itself, not some other failure (a lock, a lost
 #: connection) that would refuse the write for the wrong reason. The memory fake has no driver.
-DUPLICATE_CAUSE = {"memory": None, "sqlite": "IntegrityError", "postgres": "UniqueViolation"}
+DUPLICATE_CAUSE = {
+    "memory": None,
+    "sqlite": "IntegrityError",
+    "postgres": "UniqueViolation",
+    "mysql": "IntegrityError",  # PyMySQL's, for MariaDB's 1062 (duplicate entry)
+}
 
 
 async def test_a_second_record_for_the_same_operation_and_id_is_refused(
@@ -144,7 +168,12 @@ async def test_ledger_entries_are_numbered_in_write_order_and_stamped_in_utc(
 
 #: The driver error behind the `StorageError` a negative balance raises: the CHECK (balance >= 0)
 #: itself, not a failure that would refuse the write for another reason.
-NEGATIVE_CAUSE = {"memory": None, "sqlite": "IntegrityError", "postgres": "CheckViolation"}
+NEGATIVE_CAUSE = {
+    "memory": None,
+    "sqlite": "IntegrityError",
+    "postgres": "CheckViolation",
+    "mysql": "OperationalError",  # PyMySQL's class for MariaDB's 4025 (constraint failed)
+}
 
 
 async def test_a_balance_may_reach_zero_but_never_below(
@@ -285,8 +314,21 @@ AMOUNT = 60
 
 def pairs_for(request: pytest.FixtureRequest) -> tuple[bool, int]:
     """(threaded, pairs): whether the store runs transactions on threads, and how many pairs."""
-    threaded = request.node.callspec.params["account_store"] == "postgres"
+    threaded = request.node.callspec.params["account_store"] in SERVERS
     return threaded, PAIRS if threaded else SERIAL_PAIRS
+
+
+#: Backends on a database server: the URL fixture for a second store (another replica's pool).
+SERVERS = {"postgres": "postgres_url", "mysql": "mysql_url"}
+
+
+def twin_of(account_store: AccountStore, request: pytest.FixtureRequest) -> AccountStore:
+    """A second store on the same database (another replica), or `account_store` itself where
+    transactions do not run on threads."""
+    backend = request.node.callspec.params["account_store"]
+    if backend not in SERVERS:
+        return account_store
+    return build_account_store(request.getfixturevalue(SERVERS[backend]))
 
 
 class StartLine:
@@ -349,9 +391,7 @@ async def test_a_debit_racing_its_compensation_never_loses_money(
     every transaction, so there the pair alternates which call is sent first, and both orders go
     through the same rules."""
     threaded, pairs = pairs_for(request)
-    twin = (
-        build_account_store(request.getfixturevalue("postgres_url")) if threaded else account_store
-    )
+    twin = twin_of(account_store, request)
     ids = [f"race-{i:03d}" for i in range(pairs)]
 
     def open_all(tx: accounts.AccountsTx) -> None:
@@ -431,9 +471,7 @@ async def test_two_debits_racing_on_one_account_never_overdraw(
     PostgreSQL the second debit goes through a second store on the same database (another
     replica's pool), as in the race above."""
     threaded, pairs = pairs_for(request)
-    twin = (
-        build_account_store(request.getfixturevalue("postgres_url")) if threaded else account_store
-    )
+    twin = twin_of(account_store, request)
     ids = [f"acct-{i:03d}" for i in range(pairs)]
 
     def open_all(tx: accounts.AccountsTx) -> None:
@@ -505,3 +543,28 @@ async def test_a_postgres_read_does_not_wait_for_a_write_holding_the_same_id(
         read_done.set()
         await writer.close()
         await reader.close()
+
+
+async def test_a_duplicate_key_runs_the_transaction_once_more_which_then_sees_the_winner(
+    server_url: str,
+) -> None:
+    """The backstop behind the per-id lock (PostgreSQL, MariaDB): a transaction that hits the
+    UNIQUE (operation, transaction_id) of a record another committed is run again from the
+    start, once, and the second run finds that record (a use case then replays it)."""
+    store = build_account_store(server_url)
+    try:
+        await store.transaction(lambda tx: tx.insert_record(record("t1")))
+        runs: list[OperationRecord | None] = []
+
+        def late_duplicate(tx: accounts.AccountsTx) -> OperationRecord | None:
+            if not runs:  # as if the winner committed between our lookup and our insert
+                runs.append(None)
+                tx.insert_record(record("t1"))
+            runs.append(tx.get_record(Operation.DEBIT, "t1"))
+            return runs[-1]
+
+        assert await store.transaction(late_duplicate) == record("t1")
+        assert runs == [None, record("t1")]
+        assert await store.read(lambda r: r.applied_record_count()) == 1
+    finally:
+        await store.close()

@@ -7,9 +7,10 @@ role `all` on SQLite files, through ASGITransport.
 Every GET route of every role, found by walking the app's routes (so a read added later is
 checked without being listed here), is either open by name (`OPEN_GETS`) or refuses a caller
 without a token, with a wrong one or with the service token, and opens to the read and the
-admin token: the hosted participants' reads (`/inventory/...`, `/orders/...`) and those of a
-participant in a process of its own included. A standalone participant app
-(`create_inventory_app`, `create_orders_app`) guards its reads with its `read_token`."""
+admin token: the hosted participants' reads (`/inventory/...`, `/orders/...`, `/pupils/...`,
+`/classes/...`) and those of a participant in a process of its own included. A standalone
+participant app (`create_inventory_app`, `create_orders_app`, `create_pupils_app`,
+`create_classes_app`) guards its reads with its `read_token`."""
 
 from __future__ import annotations
 
@@ -24,8 +25,10 @@ from fastapi.routing import iter_route_contexts
 
 from repository_after.config import ProcessRole
 from repository_after.entrypoints import dashboard
+from repository_after.services.classes_http import create_classes_app
 from repository_after.services.inventory_http import create_inventory_app
 from repository_after.services.orders_http import create_orders_app
+from repository_after.services.pupils_http import create_pupils_app
 from tests.conftest import Launcher, accounts_settings, asgi_client
 
 ADMIN, READ, SERVICE = "adm1n", "r3ad", "s3rvice"
@@ -61,6 +64,8 @@ OPEN_GETS = {
     "/health",
     "/inventory/health",
     "/orders/health",
+    "/pupils/health",
+    "/classes/health",
     "/openapi.json",
     "/docs",
     "/docs/oauth2-redirect",
@@ -82,9 +87,19 @@ PARTICIPANT_READS = {
         "/orders/orders",
         "/orders/orders/{order_id}",
         "/orders/audit",
+        "/pupils/faults",
+        "/pupils/pupils",
+        "/pupils/pupils/{pupil_id}",
+        "/pupils/audit",
+        "/classes/faults",
+        "/classes/classes",
+        "/classes/classes/{class_id}",
+        "/classes/audit",
     },
     ProcessRole.INVENTORY: {"/faults", "/stock", "/reservations/{reservation_id}", "/audit"},
     ProcessRole.ORDERS: {"/faults", "/orders", "/orders/{order_id}", "/audit"},
+    ProcessRole.PUPILS: {"/faults", "/pupils", "/pupils/{pupil_id}", "/audit"},
+    ProcessRole.CLASSES: {"/faults", "/classes", "/classes/{class_id}", "/audit"},
 }
 PARTICIPANT_READS[ProcessRole.ACCOUNTS] = PARTICIPANT_READS[ProcessRole.ALL]
 
@@ -236,7 +251,9 @@ async def test_every_get_route_of_every_role_is_open_by_name_or_closed_to_all_bu
             assert (await client.get(path)).status_code != 401, path
 
 
-@pytest.mark.parametrize("make", [create_inventory_app, create_orders_app])
+@pytest.mark.parametrize(
+    "make", [create_inventory_app, create_orders_app, create_pupils_app, create_classes_app]
+)
 async def test_a_standalone_participant_app_guards_its_reads_with_its_read_token(
     tmp_path: Path, make: Callable[..., FastAPI]
 ) -> None:

@@ -14,6 +14,12 @@ worker's locks are released), commits are synchronous (`synchronous_commit=on`: 
 operation survives a server crash; the product must never turn it off for speed), and the
 account store's reads run in one REPEATABLE READ, READ ONLY snapshot. Read with SHOW on several
 connections of each pool held at once, so a setting made on one connection only would show.
+
+MariaDB: every connection of the account store's threads carries READ COMMITTED, UTC, strict
+SQL mode, a bounded lock wait and `idle_transaction_timeout` (a paused process's locks are
+released); reads run in a REPEATABLE READ, read-only snapshot. (Durable commits are the server's
+`innodb_flush_log_at_trx_commit`, a global setting the stores check at connect; not changed here,
+on a server other tests share.)
 """
 
 from __future__ import annotations
@@ -130,4 +136,49 @@ async def test_every_postgres_connection_carries_the_settings_the_stores_rely_on
         assert await store.read(snapshot) == ("repeatable read", "on")
     finally:
         await log.close()
+        await store.close()
+
+
+#: As MariaDB prints them: `adapters.mysql_db.SESSION` and `IDLE_TRANSACTION_S`.
+MARIADB_SETTINGS = {
+    "@@tx_isolation": "READ-COMMITTED",
+    "@@time_zone": "+00:00",
+    "@@innodb_lock_wait_timeout": 10,
+    "@@idle_transaction_timeout": 5,
+    "@@sql_mode": "STRICT_ALL_TABLES,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION",
+}
+
+
+async def test_every_mariadb_connection_carries_the_settings_the_stores_rely_on(
+    mysql_url: str,
+) -> None:
+    """Each of the account store's connections, held at once on its threads, carries the
+    session the SQL relies on (READ COMMITTED, UTC, strict, bounded lock waits, a paused
+    transaction ended by the server); a read runs in a read-only REPEATABLE READ snapshot."""
+    store: Any = build_account_store(mysql_url)
+    names = list(MARIADB_SETTINGS)
+    together = threading.Barrier(POOLED)
+
+    def held(conn: Any) -> tuple[object, ...]:
+        together.wait(timeout=30)  # every transaction waits for the others: POOLED connections
+        with conn.cursor() as cursor:
+            cursor.execute("SELECT CONNECTION_ID(), " + ", ".join(names))
+            row: tuple[object, ...] = cursor.fetchone()
+            return row
+
+    def snapshot(reader: Any) -> tuple[object, ...]:
+        # The transaction's own level (the session's stays READ COMMITTED for the writes).
+        row: tuple[object, ...] = reader._one(
+            "SELECT trx_isolation_level, trx_is_read_only FROM information_schema.innodb_trx"
+            " WHERE trx_mysql_thread_id = CONNECTION_ID()"
+        )
+        return row
+
+    try:
+        rows = await asyncio.gather(*(store._db.transaction(held) for _ in range(POOLED)))
+        assert len({row[0] for row in rows}) == POOLED  # distinct server sessions
+        seen = [dict(zip(names, row[1:], strict=True)) for row in rows]
+        assert seen == [MARIADB_SETTINGS] * POOLED
+        assert await store.read(snapshot) == ("REPEATABLE READ", 1)
+    finally:
         await store.close()

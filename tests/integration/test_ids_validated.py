@@ -31,11 +31,11 @@ ROUTES = [
 ]
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", "postgres", "mysql"])
 async def app(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     overrides: dict[str, object] = {"role": ProcessRole.ALL}
-    if request.param == "postgres":
-        overrides["database_url"] = request.getfixturevalue("postgres_url")
+    if request.param != "sqlite":
+        overrides["database_url"] = request.getfixturevalue(f"{request.param}_url")
     async for client in asgi_client(settings(tmp_path, "all", **overrides)):
         yield client
 

@@ -1,7 +1,7 @@
 """The saga library on every saga log it opens (`open_log`): a file path and a `sqlite:///` URL
-(SQLite), `postgresql://` (through `bootstrap.build_saga_log`), `memory://`. The worked example's
-orders end as documented, and a second runner on the same durable log sees them as the first
-left them (inspect, list) and joins them without calling any step again."""
+(SQLite), `postgresql://` and `mysql://` (through `bootstrap.build_saga_log`), `memory://`. The
+worked example's orders end as documented, and a second runner on the same durable log sees them
+as the first left them (inspect, list) and joins them without calling any step again."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from repository_after.library.examples.order_services import OrderServices
 EXPECTED = {"order-1": "completed", "order-2": "compensated", "order-3": "compensated"}
 
 
-@pytest.fixture(params=["path", "sqlite-url", "postgres-url", "memory"])
+@pytest.fixture(params=["path", "sqlite-url", "postgres-url", "mysql-url", "memory"])
 def where(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "path":
         return str(tmp_path / "sagas.db")
@@ -26,6 +26,8 @@ def where(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'sagas.db'}"
     if request.param == "postgres-url":
         return str(request.getfixturevalue("postgres_url"))
+    if request.param == "mysql-url":
+        return str(request.getfixturevalue("mysql_url"))
     return "memory://"
 
 

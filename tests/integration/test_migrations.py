@@ -1,4 +1,5 @@
-"""Schema versioning: old SQLite files migrate forward; concurrent start-ups migrate once."""
+"""Schema versioning: old SQLite files migrate forward; concurrent start-ups migrate once (SQLite,
+PostgreSQL, MariaDB); a MariaDB step a crash cut short is finished by the next start."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from repository_after.adapters.migrations import latest
 from repository_after.adapters.sqlite_accounts import SqliteAccountStore
 from repository_after.adapters.sqlite_saga_log import SqliteSagaLog
 from repository_after.bootstrap import build_account_store, build_saga_log, saga_types
+from repository_after.domain.accounts import Operation
 from repository_after.domain.saga import EventKind, SagaEvent
 from repository_after.domain.transfer import TRANSFER
 from repository_after.service_layer.saga_ports import SagaLog
@@ -182,3 +184,62 @@ async def test_a_postgres_log_before_versioned_definitions_upgrades_its_sagas_to
     # The step's defaults only filled the old rows: a new row must name its version and hash.
     assert defaults == [("definition_hash", None), ("definition_version", None)]
     assert applied == [(1,), (2,), (3,)]
+
+
+def _mysql_rows(url: str, sql: str) -> list[tuple[object, ...]]:
+    import pymysql
+
+    from tests.mariadb import plain_connect_args
+
+    conn = pymysql.connect(**plain_connect_args(url))
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute(sql)
+            return list(cursor.fetchall())
+    finally:
+        conn.close()
+
+
+async def test_mariadb_processes_starting_together_apply_each_step_once(mysql_url: str) -> None:
+    """Four account stores and two saga logs open at once on one empty database: the named lock
+    lets one of them migrate each component, and each step is recorded once."""
+    opened = await asyncio.gather(
+        *(asyncio.to_thread(build_account_store, mysql_url) for _ in range(4)),
+        *(asyncio.to_thread(build_saga_log, mysql_url) for _ in range(2)),
+    )
+    for component in opened:
+        await component.close()
+    rows = _mysql_rows(
+        mysql_url, "SELECT component, version FROM schema_migrations ORDER BY component, version"
+    )
+    expected = [(c, v) for c in ("accounts", "sagas") for v in range(1, latest(c, "mysql") + 1)]
+    assert rows == expected
+
+
+async def test_a_mariadb_step_cut_short_by_a_crash_is_finished_by_the_next_start(
+    mysql_url: str,
+) -> None:
+    """MySQL commits each DDL statement by itself, so a crash can leave a step half applied:
+    its first table there, the rest and the bookkeeping row missing. The next start re-runs the
+    whole step (every statement `IF NOT EXISTS`) and records it."""
+    import pymysql
+
+    from tests.mariadb import plain_connect_args
+
+    conn = pymysql.connect(**plain_connect_args(mysql_url))
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute(migrations.MIGRATIONS[("accounts", "mysql")][0][0])
+    finally:
+        conn.close()
+    store = build_account_store(mysql_url)
+    try:
+        await store.transaction(lambda tx: tx.insert_account("a", 10))
+        balance = await store.transaction(
+            lambda tx: tx.change_balance("a", -4, operation=Operation.DEBIT, transaction_id="t1")
+        )
+        assert balance == 6
+    finally:
+        await store.close()
+    applied = _mysql_rows(mysql_url, "SELECT component, version FROM schema_migrations")
+    assert applied == [("accounts", 1)]

@@ -46,6 +46,8 @@ async def test_a_default_process_hosts_the_participants_and_runs_an_order(
         "sagabank.db",
         "sagabank-inventory.db",
         "sagabank-orders.db",
+        "sagabank-pupils.db",
+        "sagabank-classes.db",
     }
 
 

@@ -1,7 +1,8 @@
-"""The participant kit on PostgreSQL (`participant_kit.postgres`): the inventory service keeps
-the whole participant contract there too, and two replicas on one database (two stores, two
-pools) apply concurrent duplicates once and never oversell the last units; an order's confirm
-and its cancel, under different keys, are ordered by the order's row lock."""
+"""The participant kit on a database server, PostgreSQL (`participant_kit.postgres`) and MariaDB
+(`participant_kit.mysql`): the inventory service keeps the whole participant contract there too,
+and two replicas on one database (two stores, two pools) apply concurrent duplicates once and
+never oversell the last units; an order's confirm and its cancel, under different keys, are
+ordered by the order's row lock."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import httpx
 import psycopg
 import pytest
 
+from repository_after.adapters.mysql_db import connect
 from repository_after.adapters.postgres_db import postgres_conninfo
 from repository_after.participant_kit import ParticipantService, Refusal, Tx
 from repository_after.participant_kit.contract import run_contract
@@ -32,8 +34,8 @@ from tests.integration.test_participant_contract import INVENTORY
 
 
 @pytest.fixture
-async def replicas(postgres_url: str) -> AsyncIterator[tuple[ParticipantService, ...]]:
-    services = (open_inventory(postgres_url), open_inventory(postgres_url))
+async def replicas(server_url: str) -> AsyncIterator[tuple[ParticipantService, ...]]:
+    services = (open_inventory(server_url), open_inventory(server_url))
     try:
         yield services
     finally:
@@ -47,10 +49,10 @@ def test_placeholders_are_translated_and_percent_signs_kept_literal() -> None:
     )
 
 
-async def test_the_inventory_service_on_postgres_keeps_the_participant_contract(
-    postgres_url: str,
+async def test_the_inventory_service_on_a_server_keeps_the_participant_contract(
+    server_url: str,
 ) -> None:
-    app = create_inventory_app(postgres_url)
+    app = create_inventory_app(server_url)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
@@ -98,11 +100,13 @@ async def test_two_replicas_never_oversell_the_last_units(replicas) -> None:
     assert report.reservations == {"reserved": 5}
 
 
-async def _lock_waiters(postgres_url: str) -> int:
+async def _lock_waiters(url: str) -> int:
     """How many sessions of this database wait on a lock (another transaction's row lock)."""
+    if url.startswith("mysql://"):
+        return await asyncio.to_thread(_mysql_lock_waiters, url)
 
     def count() -> int:
-        with psycopg.connect(postgres_conninfo(postgres_url), autocommit=True) as conn:
+        with psycopg.connect(postgres_conninfo(url), autocommit=True) as conn:
             row = conn.execute(
                 "SELECT count(*) FROM pg_stat_activity"
                 " WHERE datname = current_database() AND wait_event_type = 'Lock'"
@@ -110,6 +114,25 @@ async def _lock_waiters(postgres_url: str) -> int:
             return int(row[0]) if row else 0
 
     return await asyncio.to_thread(count)
+
+
+def _mysql_lock_waiters(url: str) -> int:
+    """MariaDB: sessions of this database waiting on a row lock. A `SELECT ... FOR UPDATE` by
+    primary key waits while it is still being optimised (processlist state `Statistics`: the
+    optimiser reads, and so locks, the one row), where `innodb_trx` does not list it as `LOCK
+    WAIT`; so a session still running a locking read counts too (the row it wants is held)."""
+    conn = connect(url)
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute(
+                "SELECT COUNT(*) FROM information_schema.processlist AS p"
+                " LEFT JOIN information_schema.innodb_trx AS t ON t.trx_mysql_thread_id = p.id"
+                " WHERE p.db = DATABASE() AND p.id <> CONNECTION_ID() AND (t.trx_state ="
+                " 'LOCK WAIT' OR (p.command = 'Query' AND p.info LIKE '%FOR UPDATE%'))"
+            )
+            return int(cursor.fetchone()[0])
+    finally:
+        conn.close()
 
 
 def _cancel(tx: Tx) -> dict[str, Any]:
@@ -129,7 +152,7 @@ def _confirm(tx: Tx) -> dict[str, Any]:
     ids=["cancel-first", "confirm-first"],
 )
 async def test_a_confirm_and_a_cancel_of_one_order_under_two_keys_never_both_apply(
-    postgres_url: str,
+    server_url: str,
     first: Callable[[Tx], dict[str, Any]],
     second: Callable[[Tx], dict[str, Any]],
     state: str,
@@ -137,9 +160,9 @@ async def test_a_confirm_and_a_cancel_of_one_order_under_two_keys_never_both_app
 ) -> None:
     """An order's `cancel` (the compensation of `create`, key `<saga>:create`) and its `confirm`
     (key `<saga>:confirm`) hold different kit locks: the order's row lock (`FOR UPDATE`) is what
-    orders them on PostgreSQL. The one that reads the order while the other holds it waits,
-    then sees what the other did and refuses: never both."""
-    store = open_orders(postgres_url).store
+    orders them on PostgreSQL and MariaDB. The one that reads the order while the other holds
+    it waits, then sees what the other did and refuses: never both."""
+    store = open_orders(server_url).store
     try:
         order = {"order_id": "o-1", "customer": "acc-01", "merchant": "acc-02"}
         body = {**order, "lines": [{"sku": "apple", "qty": 1}], "total": 5}
@@ -156,7 +179,7 @@ async def test_a_confirm_and_a_cancel_of_one_order_under_two_keys_never_both_app
         assert await asyncio.to_thread(held.wait, 30)
         waiting = asyncio.ensure_future(store.transaction(second))
         deadline = asyncio.get_running_loop().time() + 30
-        while await _lock_waiters(postgres_url) == 0:  # the second waits on the order's row
+        while await _lock_waiters(server_url) == 0:  # the second waits on the order's row
             assert asyncio.get_running_loop().time() < deadline, "the second never waited"
             await asyncio.sleep(0.01)
         go.set()

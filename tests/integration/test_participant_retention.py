@@ -34,11 +34,11 @@ OLD = "2000-01-01T00:00:00.000000+00:00"
 HORIZON = retention.horizon(datetime.now(UTC), retention_days=30)
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", "postgres", "mysql"])
 def database(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
-    """A directory (SQLite: one file per service) or one PostgreSQL database for all."""
-    if request.param == "postgres":
-        return str(request.getfixturevalue("postgres_url"))
+    """A directory (SQLite: one file per service) or one PostgreSQL / MariaDB database for all."""
+    if request.param != "sqlite":
+        return str(request.getfixturevalue(f"{request.param}_url"))
     return tmp_path
 
 

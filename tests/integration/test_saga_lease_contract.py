@@ -1,4 +1,4 @@
-"""The lease part of the SagaLog contract, on every backend (memory, SQLite, PostgreSQL).
+"""The lease part of the SagaLog contract, on every backend (memory, SQLite, PostgreSQL, MariaDB).
 
 `twin` is a second log instance on the same storage (another process's connection pool), so the
 exclusivity tests exercise the database's locking, not one object's. A ttl of 0 makes a lease
@@ -24,7 +24,8 @@ from repository_after.bootstrap import build_saga_log
 from repository_after.domain.saga import EventKind, SagaEvent
 from repository_after.domain.transfer import TRANSFER
 from repository_after.service_layer.saga_ports import DefinitionKey, Lease, LeaseLost, SagaLog
-from tests.pg import fresh_database
+from tests import mariadb, pg
+from tests.conftest import BACKENDS
 
 AT = "2026-01-01T00:00:00+00:00"
 START = SagaEvent(EventKind.STARTED, at=AT)
@@ -32,7 +33,7 @@ NOTE = SagaEvent(EventKind.OPERATOR_RETRY, at=AT, note="x")
 LONG = 60.0
 
 
-@pytest.fixture(params=["memory", "sqlite", "postgres"])
+@pytest.fixture(params=BACKENDS)
 async def logs(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> AsyncIterator[tuple[SagaLog, SagaLog]]:
@@ -48,7 +49,8 @@ async def logs(
         )
         yield pair
     else:
-        with fresh_database() as url:
+        fresh = pg.fresh_database if request.param == "postgres" else mariadb.fresh_database
+        with fresh() as url:
             pair = (build_saga_log(url), build_saga_log(url))
             yield pair
             for log in pair:
@@ -167,6 +169,25 @@ async def test_concurrent_claimers_never_get_the_same_saga(logs) -> None:
     assert len(ids) == len(set(ids)) == 40
 
 
+async def test_concurrent_acquirers_of_one_saga_never_both_get_it(logs) -> None:
+    """Each of 150 lapsed sagas is acquired by both instances at once: one gets the lease, the
+    other None (on a server: one waits on the row, then finds it leased). Two holders of one
+    lease would both drive the saga."""
+    log, twin = logs
+    sagas = 150  # enough pairs that an acquire without its row lock loses one in every run
+    for i in range(sagas):
+        await make(log, f"s{i:03d}", ttl=0)
+    answers = await asyncio.gather(
+        *(
+            taker.acquire(f"s{i:03d}", name, ttl=LONG)
+            for i in range(sagas)
+            for taker, name in ((log, "x"), (twin, "y"))
+        )
+    )
+    per_saga = [answers[2 * i : 2 * i + 2] for i in range(sagas)]
+    assert [sum(lease is not None for lease in pair) for pair in per_saga] == [1] * sagas
+
+
 async def test_include_own_reclaims_sagas_still_leased_under_the_same_name(logs) -> None:
     log, twin = logs
     old = await make(log, "s1", owner="w1", ttl=LONG)
@@ -281,7 +302,7 @@ async def test_the_last_append_can_release_the_lease_in_the_same_write(logs) -> 
         await log.append("s1", [NOTE], status="completed", lease=lease)
 
 
-@pytest.mark.parametrize("logs", ["sqlite", "postgres"], indirect=True)
+@pytest.mark.parametrize("logs", ["sqlite", "postgres", "mysql"], indirect=True)
 async def test_leases_run_on_the_database_clock_not_the_process_clock(
     logs, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -312,7 +333,7 @@ def zone_not_utc() -> Iterator[None]:
     time.tzset()
 
 
-@pytest.mark.parametrize("logs", ["sqlite", "postgres"], indirect=True)
+@pytest.mark.parametrize("logs", ["sqlite", "postgres", "mysql"], indirect=True)
 async def test_now_reads_the_database_clock_not_the_process_clock(
     logs, monkeypatch: pytest.MonkeyPatch, zone_not_utc: None
 ) -> None:

@@ -26,6 +26,7 @@ AFTER_STEPS += ["resolved"]
 ORDER_STATUSES = ["started", "creating", "reserving", "charging", "paying", "selling"]
 ORDER_STATUSES += ["confirming", *AFTER_STEPS]
 TRANSFER_STATUSES = ["started", "debiting", "crediting", *AFTER_STEPS]
+CLASSES_STATUSES = ["started", "assigning", "enrolling", *AFTER_STEPS]
 ORDER = {"order_id": "", "customer": "acc-01", "merchant": "acc-02", "lines": [], "total": 300}
 TRANSFER = {"source": "acc-01", "target": "acc-02", "amount": 250}
 #: (id, type, second it started at, status), written in this order.
@@ -110,6 +111,7 @@ async def test_every_type_is_listed_together_and_counted_by_type_and_status(
     types = ["order", "transfer", "transfer", "order", "transfer", "order"]
     assert [s["saga"] for s in every["sagas"]] == types
     assert every["counts"] == {
+        "classes": dict.fromkeys(CLASSES_STATUSES, 0),  # registered, none started
         "order": {**dict.fromkeys(ORDER_STATUSES, 0), "completed": 2, "reserving": 1},
         "transfer": {
             **dict.fromkeys(TRANSFER_STATUSES, 0),

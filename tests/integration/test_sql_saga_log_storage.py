@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import pymysql
 import pytest
 
 from repository_after.adapters.sql_saga_reads import marks
@@ -33,6 +34,7 @@ from repository_after.bootstrap import build_saga_log
 from repository_after.domain.saga import EventKind, SagaEvent
 from repository_after.domain.transfer import TRANSFER
 from repository_after.service_layer.saga_ports import Lease, SagaLog
+from tests.mariadb import plain_connect_args
 
 START = SagaEvent(EventKind.STARTED, at="2026-01-01T00:00:00+00:00")
 NOTE = SagaEvent(EventKind.OPERATOR_RETRY, at="2026-01-01T00:00:01+00:00", note="x")
@@ -40,7 +42,7 @@ NOTE = SagaEvent(EventKind.OPERATOR_RETRY, at="2026-01-01T00:00:01+00:00", note=
 Query = Callable[[str], list[tuple[Any, ...]]]
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", "postgres", "mysql"])
 async def log_and_query(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> AsyncIterator[tuple[SagaLog, Query]]:
@@ -57,6 +59,20 @@ async def log_and_query(
 
         log: SagaLog = SqliteSagaLog(path)
         yield log, query_sqlite
+    elif request.param == "mysql":
+        my_url = request.getfixturevalue("mysql_url")
+
+        def query_mysql(sql: str) -> list[tuple[Any, ...]]:
+            conn = pymysql.connect(**plain_connect_args(my_url))
+            try:
+                with conn.cursor() as cursor:
+                    cursor.execute(sql)
+                    return list(cursor.fetchall())
+            finally:
+                conn.close()
+
+        log = build_saga_log(my_url)
+        yield log, query_mysql
     else:
         url = request.getfixturevalue("postgres_url")
 

@@ -42,21 +42,33 @@ def test_a_participants_own_url_wins_and_postgres_and_memory_are_kept() -> None:
     pg = settings(database_url="postgresql://db/bank")
     assert pg.participant_database("inventory") == "postgresql://db/bank"
     assert settings(database_url="memory://").participant_database("orders") == Path(":memory:")
+    maria = settings(database_url="mysql://root@db/bank")
+    assert maria.participant_database("orders") == "mysql://root@db/bank"
+
+
+ALL_HOSTED = [
+    ("inventory", "/inventory"),
+    ("orders", "/orders"),
+    ("pupils", "/pupils"),
+    ("classes", "/classes"),
+]
 
 
 def test_a_participant_database_url_is_checked_like_the_process_one() -> None:
     with pytest.raises(ValueError, match="inventory_database_url"):
-        settings(inventory_database_url="mysql://db/stock")
+        settings(inventory_database_url="oracle://db/stock")
 
 
 @pytest.mark.parametrize(
     ("role", "hosted"),
     [
-        (ProcessRole.ALL, [("inventory", "/inventory"), ("orders", "/orders")]),
-        (ProcessRole.ACCOUNTS, [("inventory", "/inventory"), ("orders", "/orders")]),
+        (ProcessRole.ALL, ALL_HOSTED),
+        (ProcessRole.ACCOUNTS, ALL_HOSTED),
         (ProcessRole.ORCHESTRATOR, []),
         (ProcessRole.INVENTORY, [("inventory", "")]),
         (ProcessRole.ORDERS, [("orders", "")]),
+        (ProcessRole.PUPILS, [("pupils", "")]),
+        (ProcessRole.CLASSES, [("classes", "")]),
     ],
 )
 def test_which_roles_host_which_participants_and_where(

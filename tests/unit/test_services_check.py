@@ -121,11 +121,13 @@ def test_in_role_all_the_built_in_sagas_need_no_setting_and_call_this_process(
     tmp_path: Path,
 ) -> None:
     plain = settings(tmp_path, role=ProcessRole.ALL, accounts_url=None, services={}, port=8123)
-    check_services(plain, DEFINITIONS)  # no refusal: transfer and order
+    check_services(plain, DEFINITIONS)  # no refusal: transfer, order and classes
     assert services_needed(plain, DEFINITIONS) == {
         "accounts": "http://127.0.0.1:8123",
         "inventory": "http://127.0.0.1:8123/inventory",
         "orders": "http://127.0.0.1:8123/orders",
+        "pupils": "http://127.0.0.1:8123/pupils",
+        "classes": "http://127.0.0.1:8123/classes",
     }
 
 
@@ -137,6 +139,8 @@ def test_an_orchestrator_finds_inventory_and_orders_with_the_account_service_unl
         "accounts": "http://accounts.test",
         "inventory": "http://accounts.test/inventory",
         "orders": "http://accounts.test/orders",
+        "pupils": "http://accounts.test/pupils",
+        "classes": "http://accounts.test/classes",
     }
     apart = settings(
         tmp_path,
@@ -149,6 +153,8 @@ def test_an_orchestrator_finds_inventory_and_orders_with_the_account_service_unl
         "accounts": "http://accounts.test",
         "inventory": "http://inventory.test:8201",
         "orders": "http://orders.test:8202",
+        "pupils": "http://accounts.test/pupils",
+        "classes": "http://accounts.test/classes",
     }
     assert apart.resolved_services()["orders"].batching is False
     assert apart.resolved_services()["inventory"].batching is True

@@ -44,7 +44,7 @@ def test_the_services_map_is_read_from_json_with_batching_on_and_no_token_by_def
         },
     )
     services = load_settings(accounts_url="http://acc:1").resolved_services()
-    assert set(services) == {"inventory", "orders", "accounts"}
+    assert set(services) == {"inventory", "orders", "accounts", "pupils", "classes"}
     inventory, orders = services["inventory"], services["orders"]
     assert (inventory.url, inventory.batching) == ("http://10.0.0.7:8100", True)
     assert inventory.token is not None
@@ -94,6 +94,8 @@ def test_the_service_token_goes_only_to_the_account_service_and_the_participants
         "accounts": "gl0bal",
         "inventory": "gl0bal",
         "orders": "gl0bal",
+        "pupils": "gl0bal",
+        "classes": "gl0bal",
     }
     own = Settings(
         service_token="gl0bal",
@@ -102,7 +104,14 @@ def test_the_service_token_goes_only_to_the_account_service_and_the_participants
     assert tokens(own)["b"] == TOKEN
     assert tokens(own)["accounts"] == "gl0bal"  # the account service, even when listed
     bare = Settings(services={"a": {"url": "http://a:1", "token": ""}})
-    assert tokens(bare) == {"a": None, "accounts": None, "inventory": None, "orders": None}
+    assert tokens(bare) == {
+        "a": None,
+        "accounts": None,
+        "inventory": None,
+        "orders": None,
+        "pupils": None,
+        "classes": None,
+    }
 
 
 def test_the_hosted_participants_take_the_account_service_s_own_token() -> None:
@@ -111,7 +120,8 @@ def test_the_hosted_participants_take_the_account_service_s_own_token() -> None:
         service_token="gl0bal",
         services={"accounts": {"url": "http://books:3", "token": TOKEN}},
     )
-    assert tokens(settings) == {"accounts": TOKEN, "inventory": TOKEN, "orders": TOKEN}
+    hosted = ("inventory", "orders", "pupils", "classes")
+    assert tokens(settings) == {"accounts": TOKEN, **dict.fromkeys(hosted, TOKEN)}
     assert settings.resolved_services()["inventory"].url == "http://books:3/inventory"
 
 
@@ -200,8 +210,10 @@ def test_a_service_name_outside_the_id_alphabet_is_refused(
 def test_valid_names_use_the_id_alphabet() -> None:
     names = ["inventory", "pay.v2", "a_b:c-d", "x" * 64]
     settings = Settings(services={n: {"url": "http://s:1"} for n in names})
-    # "orders" is added where the account service hosts it; "inventory" is named here
-    assert set(settings.resolved_services()) == {*names, "accounts", "orders"}
+    # "orders", "pupils", "classes" are added where the account service hosts them;
+    # "inventory" is named here
+    hosted = {"orders", "pupils", "classes"}
+    assert set(settings.resolved_services()) == {*names, "accounts", *hosted}
     assert settings.resolved_services()["inventory"].url == "http://s:1"
 
 

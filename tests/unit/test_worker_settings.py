@@ -12,11 +12,16 @@ from repository_after.config import Settings
 from tests.unit.test_definition_versions import Carrier
 
 
-def test_a_postgresql_url_is_accepted_and_other_schemes_are_refused() -> None:
-    for url in ("postgresql://postgres@127.0.0.1:5432/db", "postgres://u@h/db"):
+def test_server_urls_are_accepted_and_other_schemes_are_refused() -> None:
+    for url in (
+        "postgresql://postgres@127.0.0.1:5432/db",
+        "postgres://u@h/db",
+        "mysql://root@127.0.0.1:3306/db",
+        "mariadb://u:p@h/db",
+    ):
         assert Settings(database_url=url).database_url == url
     with pytest.raises(ValidationError, match="database_url"):
-        Settings(database_url="mysql://u@h/db")
+        Settings(database_url="oracle://u@h/db")
 
 
 def test_the_claim_interval_must_leave_room_to_renew_within_the_lease() -> None:
