@@ -2,7 +2,7 @@
 `domain.choreography`, as each service does) is the course the orchestrator drives, for the same
 answers. Both are driven from one table of outcomes (every step's action refused or unknown, the
 pivot's settlement answering each way, a compensation refused), for the transfer and the order
-saga, and must make the same calls (service, operation, idempotency key), in the same order, and
+saga (and the classes saga), and must make the same calls (service, operation, idempotency key), in the same order, and
 end in the same status."""
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import pytest
 
 from repository_after.adapters.memory_saga_log import InMemorySagaLog
 from repository_after.domain import choreography
+from repository_after.domain.classes import CLASS_ASSIGNMENT
 from repository_after.domain.order import ORDER
 from repository_after.domain.saga import (
     EventKind,
@@ -40,6 +41,7 @@ PARAMS: Mapping[str, dict[str, Any]] = {
         "lines": [{"sku": "apple", "qty": 1}],
         "total": 5,
     },
+    "classes": {"class_id": "c-1", "pupils": ["p-1", "p-2"]},
 }
 #: A script: operation -> what it answers ("ok", "refused", "unknown", or a settlement's word).
 Script = Mapping[str, str]
@@ -150,7 +152,7 @@ def _table(definition: SagaDefinition) -> list[Script]:
 
 CASES = [
     pytest.param(definition, script, id=f"{definition.name}-{i}-{sorted(script.items())}")
-    for definition in (TRANSFER, ORDER)
+    for definition in (TRANSFER, ORDER, CLASS_ASSIGNMENT)
     for i, script in enumerate(_table(definition))
 ]
 
