@@ -1,9 +1,9 @@
 """One definition, two modes: the course a choreographed saga takes (folded from its events by
 `domain.choreography`, as each service does) is the course the orchestrator drives, for the same
 answers. Both are driven from one table of outcomes (every step's action refused or unknown, the
-pivot's settlement answering each way, a compensation refused), for the transfer and the order
-saga (and the classes saga), and must make the same calls (service, operation, idempotency key), in the same order, and
-end in the same status."""
+pivot's settlement answering each way, a compensation refused), for the transfer, the order and
+the classes saga, and must make the same calls (service, operation, idempotency key), in the
+same order, and end in the same status."""
 
 from __future__ import annotations
 
