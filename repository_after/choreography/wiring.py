@@ -14,6 +14,7 @@ the tracker's.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from repository_after.adapters.sqlite_accounts import SqliteAccountStore
@@ -40,6 +41,7 @@ from repository_after.service_layer.retry import RetryPolicy
 from repository_after.service_layer.saga_ports import CallResult, SagaLog
 from repository_after.service_layer.saga_types import SagaTypes
 from repository_after.service_layer.transitions import Observer
+from repository_after.service_map import HOSTED_PARTICIPANTS
 
 
 def deployment_topology(
@@ -57,6 +59,12 @@ def check_choreography(settings: Settings) -> None:
             "--mode choreography runs on SQLite for now: SAGABANK_DATABASE_URL must be a "
             "sqlite:/// URL"
         )
+    for name in HOSTED_PARTICIPANTS:
+        if not isinstance(settings.participant_database(name), Path):
+            raise ConfigurationError(
+                f"--mode choreography runs on SQLite for now: the {name} database must be a "
+                "SQLite file"
+            )
 
 
 class NoCalls:
