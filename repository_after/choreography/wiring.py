@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from repository_after.adapters.sqlite_accounts import SqliteAccountStore
 from repository_after.choreography.course import topology
@@ -33,7 +34,7 @@ from repository_after.config import ConfigurationError, Settings
 from repository_after.domain.saga import SagaDefinition
 from repository_after.domain.sagas import DEFINITIONS
 from repository_after.domain.transfer import ACCOUNTS
-from repository_after.messaging.ports import Broker, Topology
+from repository_after.messaging.ports import Broker, BrokerError, Topology
 from repository_after.messaging.relay import RelayTiming
 from repository_after.participant_kit import ParticipantService
 from repository_after.service_layer.ports import AccountStore
@@ -65,6 +66,22 @@ def check_choreography(settings: Settings) -> None:
                 f"--mode choreography runs on SQLite for now: the {name} database must be a "
                 "SQLite file"
             )
+
+
+async def reach_broker(settings: Settings) -> None:
+    """Connect to `SAGABANK_BROKER_URL` once and close: `ConfigurationError` naming its host and
+    port (never its credentials) if it does not answer, before a server starts on it."""
+    from repository_after.bootstrap import connect_broker
+
+    try:
+        broker = await connect_broker(settings)
+    except BrokerError as exc:
+        where = urlsplit(settings.broker_url.get_secret_value())
+        raise ConfigurationError(
+            f"SAGABANK_BROKER_URL: no RabbitMQ answers at {where.hostname}:{where.port or 5672} "
+            f"({exc})"
+        ) from None
+    await broker.close()
 
 
 class NoCalls:

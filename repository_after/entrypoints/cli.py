@@ -118,9 +118,10 @@ def serve(
         if settings.role in (ProcessRole.ALL, ProcessRole.ORCHESTRATOR) and orchestrates:
             check_services(settings, DEFINITIONS)
         if not orchestrates:
-            from repository_after.choreography.wiring import check_choreography
+            from repository_after.choreography.wiring import check_choreography, reach_broker
 
             check_choreography(settings)
+            asyncio.run(reach_broker(settings))
     except ConfigurationError as exc:
         _refuse_to_start(exc)
     missing = [

@@ -6,7 +6,11 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from repository_after.choreography.wiring import check_choreography, deployment_topology
+from repository_after.choreography.wiring import (
+    check_choreography,
+    deployment_topology,
+    reach_broker,
+)
 from repository_after.config import ConfigurationError, SagaMode, Settings
 
 
@@ -50,3 +54,10 @@ def test_sqlite_stores_are_accepted() -> None:
 def test_a_store_that_is_not_sqlite_is_refused(values: dict[str, str]) -> None:
     with pytest.raises(ConfigurationError, match="SQLite"):
         check_choreography(_settings(**values))
+
+
+async def test_a_broker_that_does_not_answer_refuses_the_start_without_its_password() -> None:
+    settings = _settings(broker_url="amqp://guest:hunter2@127.0.0.1:1/")
+    with pytest.raises(ConfigurationError, match=r"127\.0\.0\.1:1") as refused:
+        await reach_broker(settings)
+    assert "hunter2" not in str(refused.value)
