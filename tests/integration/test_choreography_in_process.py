@@ -241,3 +241,33 @@ async def test_a_dead_letter_parks_its_saga_and_retry_redrives_it_to_the_end(
     ]
     assert await dep.broker.dead_letters(dep.runtime.topology) == []
     await _books_ok(dep)
+
+
+async def test_a_silent_compensation_parks_and_retry_sends_it_again(tmp_path: Path) -> None:
+    broker = InMemoryBroker()
+    async with deployment(
+        tmp_path,
+        broker,
+        stock={"apple": 5},
+        settle_timeout=0.3,
+        delivery_limit=1_000,
+    ) as dep:
+        dep.blocked.add("release")  # the charge is refused; its release "hangs"
+        await dep.start("order", order("o-1", total=5_000), "o-1")
+        assert await dep.settled("o-1") == SagaStatus.FAILED_NEEDS_ATTENTION
+        stored = await dep.orchestrator.get("o-1")
+        assert stored.events[-1].kind is EventKind.RETRIES_EXHAUSTED
+        assert stored.events[-1].operation == "release"
+        assert await broker.dead_letters(dep.runtime.topology) == []
+        dep.blocked.discard("release")
+        state = await dep.orchestrator.retry("o-1", note="inventory back")
+        assert state.status == SagaStatus.COMPENSATED
+        await broker.idle()
+        after = (await dep.orchestrator.get("o-1")).events
+        assert [(e.kind, e.operation) for e in after[len(stored.events) :]][:2] == [
+            (EventKind.OPERATOR_RETRY, None),
+            (EventKind.OPERATION_STARTED, "release"),
+        ]
+        stock = (await dep.stock())["apple"]
+        assert (stock["available"], stock["reserved"], stock["sold"]) == (5, 0, 0)
+        await _books_ok(dep)
