@@ -1,7 +1,8 @@
 """The tracker's scan: silent sagas timed out, dead letters parking their sagas.
 
 - `time_out_silent`: the sagas idle longer than the shortest step time (`SagaLog.stranded`, no
-  lease held) whose pending call's intent is older than its step's time (an action's or a
+  lease held) whose pending call's intent (or the operator's retry that redrove its message) is
+  older than its step's time (an action's or a
   compensation's / settlement's: the orchestrator's deadlines) get a `timeout` message for that
   turn, written once in the log's outbox (`LogOutbox.enqueue_once`): the call's service decides
   it (`reactor`: compensate, settle or park, unless the call was performed first);
@@ -15,12 +16,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from repository_after.choreography.course import Course, Kind, UnknownDefinition
 from repository_after.domain.choreography import ordinal
-from repository_after.domain.saga import EventKind, StepRole, next_action, replay
+from repository_after.domain.saga import EventKind, SagaEvent, StepRole, next_action, replay
 
 if TYPE_CHECKING:  # the tracker imports this module
     from repository_after.choreography.tracker import Tracker
@@ -52,15 +54,18 @@ async def time_out_silent(tracker: Tracker, *, limit: int = 500) -> int:
         if definition is None:
             continue
         call = next_action(definition, replay(definition, stored.events))
-        last = stored.events[-1]
-        if call is None or last.kind is not EventKind.OPERATION_STARTED:
+        course_events = _course(stored.events)
+        if call is None or not course_events:
+            continue
+        if course_events[-1].kind is not EventKind.OPERATION_STARTED:
             continue
         step_time = (
             tracker.action_timeout if call.role is StepRole.ACTION else tracker.settle_timeout
         )
-        if datetime.fromisoformat(last.at) > now.astimezone(UTC) - timedelta(seconds=step_time):
+        since = datetime.fromisoformat(stored.events[-1].at)
+        if since > now.astimezone(UTC) - timedelta(seconds=step_time):
             continue
-        course = Course.of(saga_id, definition, stored.params, stored.events, Kind.TIMEOUT)
+        course = Course.of(saga_id, definition, stored.params, course_events, Kind.TIMEOUT)
         message = course.message(service=call.step.service, publisher=PUBLISHER)
         if await tracker.outbox.enqueue_once(message):
             logger.warning(
@@ -95,3 +100,17 @@ async def park_dead_letters(tracker: Tracker) -> int:
             logger.error("saga %s parked: %s", course.saga_id, note)
             parked += 1
     return parked
+
+
+#: The log's own events, which no message carries: a saga parked for a dead letter and resumed
+#: by redrive ends with them, after the intent its redriven message waits on.
+_TRACKER_ONLY = frozenset({EventKind.PARKED, EventKind.OPERATOR_RETRY})
+
+
+def _course(events: Sequence[SagaEvent]) -> Sequence[SagaEvent]:
+    """`events` without the tracker's trailing events: the history the pending call's message
+    carries, which a `timeout` must carry too (the service folds it to the same turn)."""
+    end = len(events)
+    while end and events[end - 1].kind in _TRACKER_ONLY:
+        end -= 1
+    return events[:end]

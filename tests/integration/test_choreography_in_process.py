@@ -271,3 +271,42 @@ async def test_a_silent_compensation_parks_and_retry_sends_it_again(tmp_path: Pa
         stock = (await dep.stock())["apple"]
         assert (stock["available"], stock["reserved"], stock["sold"]) == (5, 0, 0)
         await _books_ok(dep)
+
+
+async def test_a_saga_resumed_by_redrive_is_timed_out_from_its_retry(tmp_path: Path) -> None:
+    # The debit fails on every delivery (below its limit); an operator parked the saga for a
+    # dead letter and retried it: its log ends with `parked` and `operator_retry`, after the
+    # intent the redriven message waits on. Past the step's time the tracker times that call
+    # out with the history the message carries, and the saga is compensated; the late debit
+    # is refused by the tombstone.
+    from repository_after.choreography import scan
+
+    async with deployment(tmp_path, InMemoryBroker(), delivery_limit=1_000) as dep:
+        dep.blocked.add("debit")
+        await dep.start("transfer", TRANSFER, "t-1")
+        tracker = dep.orchestrator.tracker
+        note = "dead-lettered message m-1 (call.accounts.transfer)"
+        await tracker.record("t-1", EventKind.PARKED, note)
+        await tracker.retry("t-1", note="redriven")  # m-1 is no dead letter here: nothing sent
+        kinds = [e.kind for e in (await dep.orchestrator.get("t-1")).events]
+        assert kinds[-3:] == [
+            EventKind.OPERATION_STARTED,
+            EventKind.PARKED,
+            EventKind.OPERATOR_RETRY,
+        ]
+        tracker.action_timeout = 0.0
+        assert await scan.time_out_silent(tracker) == 1
+        assert await dep.settled("t-1") == SagaStatus.COMPENSATED
+        dep.blocked.discard("debit")
+
+        async def late_debit_fenced() -> bool:
+            results = await _inbox_results(dep, "accounts")
+            return {
+                "fenced": "timed_out",
+                "status_code": 409,
+                "error": "transaction_compensated",
+            } in results
+
+        await dep.until(late_debit_fenced)
+        assert await dep.balances() == {"acc-01": 1_000, "acc-02": 1_000}
+        await _books_ok(dep)
