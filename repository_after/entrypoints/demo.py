@@ -42,13 +42,13 @@ from rich.progress import Progress
 from rich.table import Table
 
 from repository_after.bootstrap import orchestrator_session
-from repository_after.config import load_settings
+from repository_after.config import SagaMode, load_settings
 from repository_after.domain.classes import CLASS_ASSIGNMENT
 from repository_after.domain.money import format_minor
 from repository_after.domain.order import ORDER
 from repository_after.domain.saga import AT_REST, SagaStatus
 from repository_after.domain.transfer import TRANSFER
-from repository_after.entrypoints import classes_demo, order_demo
+from repository_after.entrypoints import choreo_demo, classes_demo, order_demo
 from repository_after.entrypoints.classes_demo import MAX_ASSIGNMENTS, ClassesDemoOptions
 from repository_after.entrypoints.demo_support import (
     console,
@@ -257,10 +257,33 @@ def demo(
         ),
     ] = Path("data"),
     json_output: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
+    saga_mode: Annotated[
+        SagaMode,
+        typer.Option(
+            "--mode",
+            help="orchestrated over HTTP, or choreographed over RabbitMQ (SAGABANK_BROKER_URL; "
+            "one `sagabank serve --mode choreography`, no faults injected)",
+        ),
+    ] = SagaMode.ORCHESTRATION,
 ) -> None:
     """Run transfers (or orders) as sagas and check that money (and stock) is conserved."""
     logging.basicConfig(level=logging.WARNING)
     data_dir.mkdir(parents=True, exist_ok=True)
+    if saga_mode is SagaMode.CHOREOGRAPHY:
+        if saga is DemoSaga.CLASSES:
+            raise typer.BadParameter(
+                "the choreographed demo runs the transfer and the order saga", param_hint="--mode"
+            )
+        choreo_demo.main(
+            saga=saga.value,
+            count=orders if saga is DemoSaga.ORDER else transfers,
+            seed=seed,
+            concurrency=concurrency,
+            data_dir=data_dir,
+            json_output=json_output,
+            max_amount=max_amount,
+        )
+        return
     if saga is DemoSaga.CLASSES:
         if accounts_url is not None:
             raise typer.BadParameter("the classes demo starts its own service", param_hint="--saga")
