@@ -204,7 +204,7 @@ class Tracker:
             dead = _dead_letter(stored.events) if send else None
             message = None
             if send and dead is None and (call := next_action(definition, state)) is not None:
-                intent = intent_event(call, at=utc_now())
+                intent = intent_event(call, at=utc_now())._replace(publisher=PUBLISHER)
                 state = apply_observed(self.observers, saga_id, definition, state, [intent])
                 events.append(intent)
                 course = Course.of(
