@@ -85,6 +85,8 @@ class Tracker:
         self.stopping = False
         #: deliveries whose projection failed and is being retried now
         self.waiting = 0
+        #: messages in the dead-letter queue at the last scan (None before the first); /metrics
+        self.dead_letters_seen: int | None = None
         self.topology = topology
         self.lookup = lookup
         self.observers = list(observers)
