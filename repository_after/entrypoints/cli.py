@@ -35,7 +35,6 @@ from repository_after.config import (
     get_settings,
     load_settings,
 )
-from repository_after.domain.sagas import DEFINITIONS
 from repository_after.entrypoints import demo, gc_cli, recover_cli, sagas_cli
 from repository_after.entrypoints.logs import configure_logging
 from repository_after.entrypoints.runtime_tuning import tune_gc, tune_switch_interval
@@ -101,7 +100,7 @@ def serve(
     try:
         settings = load_settings(**overrides)
         if settings.role in (ProcessRole.ALL, ProcessRole.ORCHESTRATOR):
-            check_services(settings, DEFINITIONS)
+            check_services(settings, settings.saga_definitions())
     except ConfigurationError as exc:
         _refuse_to_start(exc)
     missing = [
