@@ -86,7 +86,7 @@ def pick_rows(fails: Sequence[str]) -> tuple[Row, ...]:
             raise typer.BadParameter(
                 f"the matrix has no row {value!r}", param_hint="--fail"
             ) from None
-    return tuple(rows)
+    return tuple(dict.fromkeys(rows))  # a row named twice runs once (its saga id is the row's)
 
 
 def service_databases(urls: Sequence[str], data_dir: Path) -> dict[str, str]:
@@ -187,6 +187,21 @@ async def _at_rest(client: httpx.AsyncClient, url: str, saga_id: str) -> dict[st
     return view
 
 
+def expected_calls(row: Row) -> dict[str, list[str]]:
+    """Each service's calls of the row, in the order it answers them."""
+    return {name: [c for c in row.calls if c.startswith(f"{name}.")] for name in SERVICES}
+
+
+def matches(row: Row, *, status: str, calls: dict[str, list[str]], kept: dict[str, bool]) -> bool:
+    """Whether what the processes showed of a row's saga is the row: its final status, each
+    service's calls, and which tables keep its row."""
+    return (
+        status == row.status
+        and calls == expected_calls(row)
+        and kept == {name: name in row.left for name in SERVICES}
+    )
+
+
 async def run_row(
     client: httpx.AsyncClient, cluster: Cluster, row: Row, run_id: str
 ) -> dict[str, Any]:
@@ -202,12 +217,8 @@ async def run_row(
         calls[name] = [c["call"] for c in noted if c["key"].startswith(f"{saga_id}:")]
         rows = (await client.get(f"{url}/entries")).raise_for_status().json()["entries"]
         kept[name] = any(r["entry"] == f"{saga_id}:{name.lower()}" for r in rows)
-    expected = {name: [c for c in row.calls if c.startswith(f"{name}.")] for name in SERVICES}
-    ok = (
-        view["status"] == row.status
-        and calls == expected
-        and kept == {name: name in row.left for name in SERVICES}
-    )
+    expected = expected_calls(row)
+    ok = matches(row, status=view["status"], calls=calls, kept=kept)
     return {
         "row": row.name,
         "saga_id": saga_id,
