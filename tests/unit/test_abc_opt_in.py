@@ -32,7 +32,8 @@ def test_extra_sagas_abc_registers_the_abc_type_with_its_parameters() -> None:
 
 
 def test_a_name_that_is_no_opt_in_type_refuses_the_settings() -> None:
-    with pytest.raises(ConfigurationError, match="SAGABANK_EXTRA_SAGAS: no opt-in saga type 'transfer'"):
+    refused = "SAGABANK_EXTRA_SAGAS: no opt-in saga type 'transfer'"
+    with pytest.raises(ConfigurationError, match=refused):
         load_settings(extra_sagas="abc,transfer")
 
 
