@@ -38,10 +38,10 @@ from typing import Any
 
 import httpx
 import typer
-from rich.table import Table
 
 from repository_after.domain.abc import ABC
 from repository_after.domain.saga import AT_REST
+from repository_after.entrypoints.abc_demo_report import print_results
 from repository_after.entrypoints.demo_support import console
 from repository_after.entrypoints.service_process import ServiceProcess
 from repository_after.services.abc import SERVICES
@@ -240,34 +240,6 @@ async def run_rows(cluster: Cluster, rows: Sequence[Row]) -> list[dict[str, Any]
             return [await run_row(client, cluster, row, run_id) for row in rows]
         finally:
             await _switch(client, cluster, None)
-
-
-def print_results(results: list[dict[str, Any]]) -> None:
-    table = Table(title="A → B → C: each row's saga and the calls each service received")
-    for column in ("fails", "saga ends", "service", "calls it received, in order", "row kept", ""):
-        table.add_column(column)
-    for result in results:
-        verdict = "[green]as expected[/green]" if result["ok"] else "[red]DIFFERS[/red]"
-        for index, name in enumerate(SERVICES):
-            first = index == 0
-            table.add_row(
-                result["row"] if first else "",
-                result["status"] if first else "",
-                name,
-                " → ".join(result["calls"][name]) or "-",
-                "yes" if name in result["rows_left"] else "no",
-                verdict if first else "",
-                end_section=index == len(SERVICES) - 1,
-            )
-    console.print(table)
-    for result in results:
-        if not result["ok"]:
-            console.print(
-                f"[red]{result['row']}[/red]: expected {result['expected_status']}, "
-                f"rows kept by {result['expected_rows_left'] or 'none'}, "
-                f"calls {result['expected_calls']}",
-                soft_wrap=True,
-            )
 
 
 def main(

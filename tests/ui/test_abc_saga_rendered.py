@@ -9,6 +9,7 @@ draw it from its definition."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -32,7 +33,7 @@ def c_refused(tmp_path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
     databases = abc_demo.service_databases([], tmp_path)
     with abc_demo.started(databases, tmp_path) as cluster:
         row = find_row("C", Fault.REFUSE, None)
-        [result] = abc_demo.asyncio.run(abc_demo.run_rows(cluster, [row]))
+        [result] = asyncio.run(abc_demo.run_rows(cluster, [row]))
         yield cluster.orchestrator, result
 
 
