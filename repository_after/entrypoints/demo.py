@@ -213,8 +213,9 @@ def demo(
         DemoSaga,
         typer.Option(
             help="transfers between the demo accounts, orders over the account, inventory "
-            "and orders services (started as three processes), or group assignments over the "
-            "pupils and classes services"
+            "and orders services (started as three processes), group assignments over the "
+            "pupils and classes services, or the A → B → C failure table over services A, B "
+            "and C and an orchestrator (four processes)"
         ),
     ] = DemoSaga.TRANSFER,
     transfers: Annotated[int, typer.Option(min=1, max=1_000_000, help="transfers to run")] = 100,
