@@ -88,7 +88,7 @@ chaos-classes: $(STAMP)
 	$(VENV)/bin/sagabank chaos --saga classes --seed $(CHAOS_SEED) --assignments $(CHAOS_ASSIGNMENTS)
 
 # The A → B → C failure matrix (docs/sagas.md): every way one of three participants fails, the
-# exact calls made, over real HTTP on loopback, on SQLite, MariaDB and PostgreSQL (about 70 s;
+# exact calls made, over real HTTP on loopback, on SQLite, MariaDB and PostgreSQL (70-100 s;
 # `make test` runs it too). The same table live, as four processes: `sagabank demo --saga abc`.
 .PHONY: matrix
 matrix: $(STAMP) postgres mariadb
