@@ -27,7 +27,8 @@ from repository_after.adapters.memory_saga_log import InMemorySagaLog
 from repository_after.adapters.sqlite_accounts import SqliteAccountStore
 from repository_after.adapters.sqlite_db import sqlite_path
 from repository_after.adapters.sqlite_saga_log import SqliteSagaLog
-from repository_after.config import ConfigurationError, ProcessRole, Settings
+from repository_after.choreography.wiring import NoCalls
+from repository_after.config import ConfigurationError, ProcessRole, SagaMode, Settings
 from repository_after.domain.abc import ABC
 from repository_after.domain.classes import CLASS_ASSIGNMENT
 from repository_after.domain.order import ORDER
@@ -35,6 +36,7 @@ from repository_after.domain.saga_definition import SagaDefinition
 from repository_after.domain.sagas import DEFINITIONS
 from repository_after.domain.transfer import TRANSFER
 from repository_after.entrypoints.schemas import TransferIn
+from repository_after.messaging.ports import Broker
 from repository_after.service_layer import accounts
 from repository_after.service_layer.faults import FaultInjector
 from repository_after.service_layer.orchestrator import Observer, Orchestrator, log_transition
@@ -107,6 +109,14 @@ def build_saga_log(database_url: str, *, next_to: AccountStore | None = None) ->
         return MysqlSagaLog(database_url)
     share = next_to.database if isinstance(next_to, SqliteAccountStore) else None
     return SqliteSagaLog(sqlite_path(database_url), share=share)
+
+
+async def connect_broker(settings: Settings) -> Broker:
+    """The message broker of a choreographed deployment (`SAGABANK_BROKER_URL`; aio-pika, the
+    `broker` extra, imported only here)."""
+    from repository_after.messaging.rabbitmq import RabbitMqBroker
+
+    return await RabbitMqBroker.connect(settings.broker_url.get_secret_value())
 
 
 def retry_policies(settings: Settings) -> tuple[RetryPolicy, RetryPolicy]:
@@ -208,6 +218,19 @@ def build_orchestrator(
 ) -> Orchestrator:
     forward, settle = retry_policies(settings)
     types = saga_types(settings.extra_saga_names())
+    if settings.mode is SagaMode.CHOREOGRAPHY:  # nobody drives: services react, a tracker logs
+        from repository_after.choreography.wiring import choreographed_orchestrator
+
+        return choreographed_orchestrator(
+            settings,
+            log=build_saga_log(settings.database_url, next_to=next_to),
+            types=types,
+            forward=forward,
+            settle=settle,
+            observers=observers,
+            definitions=definitions,
+            connect=lambda: connect_broker(settings),
+        )
     return Orchestrator(
         log=build_saga_log(settings.database_url, next_to=next_to),
         participant=participant,
@@ -255,7 +278,8 @@ async def bootstrap(
     With an orchestrator, `check_services` runs first: nothing is opened or logged before it;
     then the saga log's unfinished sagas are checked against the registered definition versions
     before anything is claimed (`DefinitionsChanged`: nothing is left open)."""
-    if settings.role in (ProcessRole.ALL, ProcessRole.ORCHESTRATOR):
+    orchestrates = settings.mode is SagaMode.ORCHESTRATION
+    if settings.role in (ProcessRole.ALL, ProcessRole.ORCHESTRATOR) and orchestrates:
         check_services(settings, definitions)
     container = Container(
         settings=settings,
@@ -276,8 +300,9 @@ async def bootstrap(
             logger.info("opened %d demo accounts with %d each", opened, settings.demo_balance)
         container.account_store = store
     if settings.role in (ProcessRole.ALL, ProcessRole.ORCHESTRATOR):
-        participant = build_participant(settings, definitions)
-        container.participant = participant
+        participant: Participant = NoCalls()
+        if orchestrates:  # choreography calls nobody over HTTP
+            participant = container.participant = build_participant(settings, definitions)
         container.saga_types = types = saga_types(settings.extra_saga_names())
         container.orchestrator = build_orchestrator(
             settings,

@@ -60,6 +60,13 @@ DEFAULT_GC_THRESHOLD = 20_000
 DEFAULT_SWITCH_INTERVAL_US = 100
 
 
+class SagaMode(StrEnum):
+    """How sagas run: called by the orchestrator, or choreographed over the broker."""
+
+    ORCHESTRATION = "orchestration"
+    CHOREOGRAPHY = "choreography"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SAGABANK_", env_file=".env", extra="ignore")
 
@@ -138,6 +145,15 @@ class Settings(BaseSettings):
     # The message broker of choreographed sagas (`repository_after/messaging`,
     # docs/choreography.md): its URL names the deployment's vhost (`/` by default).
     broker_url: SecretStr = SecretStr("amqp://guest:guest@127.0.0.1:5672/")
+    # How sagas run (`--mode`, docs/choreography.md): `orchestration` (the orchestrator calls
+    # each service over HTTP) or `choreography` (each service reacts to the broker's events).
+    mode: SagaMode = SagaMode.ORCHESTRATION
+    # Choreography: the exchange and queue names' prefix (`<prefix>.events`, `<prefix>.accounts`,
+    # ...), one per deployment on a shared vhost; each queue's delivery limit; how often the
+    # tracker looks for timed-out sagas and dead letters.
+    broker_prefix: str = Field(default="sagabank", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+    broker_delivery_limit: int = Field(default=5, ge=0, le=1000)
+    tracker_interval: float = Field(default=1.0, gt=0.0, le=600.0)
 
     log_json: bool = False
     log_level: str = "INFO"

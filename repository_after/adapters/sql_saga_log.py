@@ -32,9 +32,9 @@ ttl of 0 has expired at once even on a clock that ticks in milliseconds (SQLite'
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -54,6 +54,7 @@ from repository_after.service_layer.saga_ports import (
     event_times,
 )
 
+T = TypeVar("T")
 _EVENT_COLUMNS = (("seq", "int"), ("data", "text"))
 _HELD_COLUMNS = (("saga_id", "text"), ("owner", "text"), ("fence", "bigint"))
 # Statements at module level, with `?` placeholders: they are data, not logic, and mutation
@@ -156,6 +157,15 @@ class SqlSagaLog(SqlSagaReads):
 
     # -- writes --------------------------------------------------------------------------
 
+    async def write_plan(self, plan: Callable[[], Plan[T]]) -> T:
+        """Run `plan` (built from `create_plan`, `append_plan` and `stmt`) in ONE write
+        transaction of the log's database."""
+        return await self._run(plan, writes=True, on_loop=True)
+
+    def stmt(self, sql: str, args: Sequence[Any] = ()) -> Stmt:
+        """A statement (`?` placeholders) in this backend's dialect, for `write_plan`."""
+        return self._stmt(sql, args)
+
     async def create(
         self,
         *,
@@ -169,6 +179,34 @@ class SqlSagaLog(SqlSagaReads):
         owner: str = "",
         ttl: float = 0.0,
     ) -> Lease | None:
+        plan = self.create_plan(
+            saga_id=saga_id,
+            definition=definition,
+            definition_version=definition_version,
+            definition_hash=definition_hash,
+            params=params,
+            events=events,
+            status=status,
+            owner=owner,
+            ttl=ttl,
+        )
+        return await self._run(plan, writes=True, on_loop=True)
+
+    def create_plan(
+        self,
+        *,
+        saga_id: str,
+        definition: str,
+        definition_version: int,
+        definition_hash: str,
+        params: dict[str, Any],
+        events: Sequence[SagaEvent],
+        status: str,
+        owner: str,
+        ttl: float,
+    ) -> Callable[[], Plan[Lease | None]]:
+        """`create`'s plan, for a caller that adds its own statements to the same transaction
+        (choreography's starting outbox, `choreography.launch`)."""
         created_at, updated_at = event_times(events)
         args = (
             saga_id,
@@ -189,7 +227,7 @@ class SqlSagaLog(SqlSagaReads):
             yield self._insert_events(saga_id, 1, events)
             return Lease(saga_id, owner, 1)
 
-        return await self._run(plan, writes=True, on_loop=True)
+        return plan
 
     async def append(
         self,
@@ -200,6 +238,19 @@ class SqlSagaLog(SqlSagaReads):
         lease: Lease | None = None,
         release: bool = False,
     ) -> None:
+        plan = self.append_plan(saga_id, events, status=status, lease=lease, release=release)
+        await self._run(plan, writes=True, on_loop=True)
+
+    def append_plan(
+        self,
+        saga_id: str,
+        events: Sequence[SagaEvent],
+        *,
+        status: str,
+        lease: Lease | None = None,
+        release: bool = False,
+    ) -> Callable[[], Plan[None]]:
+        """`append`'s plan, for a caller that adds its own statements to the same transaction."""
         sql = _APPEND + (_RELEASING if release else "") + _WHERE_SAGA
         args: tuple[Any, ...] = (len(events), status, event_times(events)[1], saga_id)
         if lease is not None:
@@ -212,7 +263,7 @@ class SqlSagaLog(SqlSagaReads):
                 raise LeaseLost(f"saga {saga_id}: lease {lease} no longer holds")
             yield self._insert_events(saga_id, updated.rows[0][0] - len(events) + 1, events)
 
-        await self._run(plan, writes=True, on_loop=True)
+        return plan
 
     async def claim(
         self,

@@ -28,7 +28,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Redirect
 from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]  # no py.typed
 
 from repository_after.bootstrap import Container, bootstrap, check_services, services_needed
-from repository_after.config import ProcessRole, Settings
+from repository_after.config import ProcessRole, SagaMode, Settings
 from repository_after.domain.saga_definition import SagaDefinition
 from repository_after.entrypoints import (
     accounts_api,
@@ -39,6 +39,7 @@ from repository_after.entrypoints import (
     transfers_api,
 )
 from repository_after.entrypoints.account_edge import AccountEdge, account_router, edge_hooks
+from repository_after.entrypoints.choreography_host import start_choreography
 from repository_after.entrypoints.deps import Reader
 from repository_after.entrypoints.errors import BadRequest, install_error_handlers
 from repository_after.entrypoints.limits import RequestLimits
@@ -106,7 +107,17 @@ def create_app(
             edge.bind(container.account_store, container.faults)
         recovery: asyncio.Task[None] | None = None
         app.state.readiness = None
-        if container.orchestrator is not None:
+        choreographed = None
+        if (
+            settings.mode is SagaMode.CHOREOGRAPHY
+        ):  # relays, consumers, tracker: docs/choreography.md
+            try:
+                choreographed = await start_choreography(settings, container, hosted)
+            except BaseException:
+                await container.close()
+                await close_hosted(hosted)
+                raise
+        elif container.orchestrator is not None:
             readiness = Readiness(services_needed(settings, runs))
             app.state.readiness = readiness
             recovery = asyncio.create_task(
@@ -119,6 +130,8 @@ def create_app(
             if recovery is not None:
                 recovery.cancel()
                 await asyncio.gather(recovery, return_exceptions=True)
+            if choreographed is not None:
+                await choreographed.stop()
             edge.unbind()
             await container.close()
             await close_hosted(hosted)

@@ -1,6 +1,7 @@
 """The `sagabank` command: serve, demo, audit, recover, and the saga admin commands.
 
 sagabank serve [--host H] [--port P] [--role all|accounts|orchestrator] [--insecure]
+               [--mode orchestration|choreography]
 sagabank demo  [--saga transfer|order] [--transfers N] [--fault-mode before|after|mixed] ...
 sagabank audit [--json]              check the books and reconcile them with the saga log;
                                      exit 1 on any violation (or orphaned money)
@@ -31,6 +32,7 @@ from repository_after.bootstrap import check_services
 from repository_after.config import (
     ConfigurationError,
     ProcessRole,
+    SagaMode,
     Settings,
     get_settings,
     load_settings,
@@ -84,6 +86,12 @@ def serve(
         ProcessRole | None, typer.Option(help="which half to run (SAGABANK_ROLE)")
     ] = None,
     database_url: Annotated[str | None, typer.Option(help="SAGABANK_DATABASE_URL")] = None,
+    mode: Annotated[
+        SagaMode | None,
+        typer.Option(
+            help="orchestrated over HTTP, or choreographed over the broker (SAGABANK_MODE)"
+        ),
+    ] = None,
     insecure: Annotated[
         bool,
         typer.Option(help="allow a non-loopback address without the admin and service tokens"),
@@ -92,15 +100,27 @@ def serve(
     """Serve the account service and the transfers API (one process by default)."""
     overrides = {
         k: v
-        for k, v in {"host": host, "port": port, "role": role, "database_url": database_url}.items()
+        for k, v in {
+            "host": host,
+            "port": port,
+            "role": role,
+            "database_url": database_url,
+            "mode": mode,
+        }.items()
         if v is not None
     }
     # Bad settings, or a saga step whose service has no URL: one clear message, before
     # anything is logged or opened, and no traceback (nor any value of a setting: a token).
     try:
         settings = load_settings(**overrides)
-        if settings.role in (ProcessRole.ALL, ProcessRole.ORCHESTRATOR):
+        orchestrates = settings.mode is SagaMode.ORCHESTRATION  # choreography calls no URL
+        if settings.role in (ProcessRole.ALL, ProcessRole.ORCHESTRATOR) and orchestrates:
             check_services(settings, settings.saga_definitions())
+        if not orchestrates:
+            from repository_after.choreography.wiring import check_choreography, reach_broker
+
+            check_choreography(settings)
+            asyncio.run(reach_broker(settings))
     except ConfigurationError as exc:
         _refuse_to_start(exc)
     missing = [

@@ -43,14 +43,14 @@ from rich.progress import Progress
 from rich.table import Table
 
 from repository_after.bootstrap import orchestrator_session
-from repository_after.config import load_settings
+from repository_after.config import SagaMode, load_settings
 from repository_after.domain.abc import ABC
 from repository_after.domain.classes import CLASS_ASSIGNMENT
 from repository_after.domain.money import format_minor
 from repository_after.domain.order import ORDER
 from repository_after.domain.saga import AT_REST, SagaStatus
 from repository_after.domain.transfer import TRANSFER
-from repository_after.entrypoints import abc_demo, classes_demo, order_demo
+from repository_after.entrypoints import abc_demo, choreo_demo, classes_demo, order_demo
 from repository_after.entrypoints.classes_demo import MAX_ASSIGNMENTS, ClassesDemoOptions
 from repository_after.entrypoints.demo_support import (
     console,
@@ -279,10 +279,33 @@ def demo(
             show_default=False,
         ),
     ] = None,
+    saga_mode: Annotated[
+        SagaMode,
+        typer.Option(
+            "--mode",
+            help="orchestrated over HTTP, or choreographed over RabbitMQ (SAGABANK_BROKER_URL; "
+            "one `sagabank serve --mode choreography`, no faults injected)",
+        ),
+    ] = SagaMode.ORCHESTRATION,
 ) -> None:
     """Run transfers (or orders) as sagas and check that money (and stock) is conserved."""
     logging.basicConfig(level=logging.WARNING)
     data_dir.mkdir(parents=True, exist_ok=True)
+    if saga_mode is SagaMode.CHOREOGRAPHY:
+        if saga in (DemoSaga.CLASSES, DemoSaga.ABC):
+            raise typer.BadParameter(
+                "the choreographed demo runs the transfer and the order saga", param_hint="--mode"
+            )
+        choreo_demo.main(
+            saga=saga.value,
+            count=orders if saga is DemoSaga.ORDER else transfers,
+            seed=seed,
+            concurrency=concurrency,
+            data_dir=data_dir,
+            json_output=json_output,
+            max_amount=max_amount,
+        )
+        return
     if saga is DemoSaga.ABC:
         rows = abc_demo.pick_rows(fail or [])
         databases = abc_demo.service_databases(database_url or [], data_dir.resolve())

@@ -32,7 +32,8 @@ from functools import partial
 from fastapi import APIRouter
 from pydantic import SecretStr
 
-from repository_after.config import ConfigurationError, Settings
+from repository_after.choreography.stores import schema as choreography_schema
+from repository_after.config import ConfigurationError, SagaMode, Settings
 from repository_after.domain.classes import CLASSES, PUPILS
 from repository_after.domain.order import INVENTORY, ORDERS
 from repository_after.participant_kit import ParticipantService, ParticipantStore
@@ -128,6 +129,8 @@ class Hosted:
     store: DeferredStore
     router: APIRouter
     reads: APIRouter
+    #: its operations (what a choreographed process's reactor decides with)
+    service: ParticipantService | None = None
 
 
 def hosted_participants(settings: Settings, hooks: EdgeHooks | None = None) -> list[Hosted]:
@@ -143,6 +146,9 @@ def hosted_participants(settings: Settings, hooks: EdgeHooks | None = None) -> l
     for name, prefix in placed.items():
         schema, build, routes, reads = _BUILT[name]
         database = settings.participant_database(name)
+        if settings.mode is SagaMode.CHOREOGRAPHY:  # its inbox, outbox and turns beside it
+            dialect = "postgres" if str(database).startswith("postgres") else "sqlite"
+            schema = (*schema, *choreography_schema(dialect))
         store = DeferredStore(partial(open_store, database, schema=schema, name=name))
         service = build(store)
         if (faults := settings.participant_faults.get(name)) is not None:
@@ -157,6 +163,7 @@ def hosted_participants(settings: Settings, hooks: EdgeHooks | None = None) -> l
                 store,
                 routes(service, settings.service_token, hooks),
                 reads(service),
+                service,
             )
         )
     return hosted

@@ -207,6 +207,20 @@ class RabbitMqBroker:
             with contextlib.suppress(*_FAILURES):
                 await channel.close()
 
+    async def delete(self, topology: Topology) -> None:
+        """Delete `topology`'s queues and exchanges, messages and all (a demo's per-run prefix on
+        a shared vhost); never a deployment's."""
+        channel = await self.connection.channel()
+        try:
+            for name in (*topology.queues, topology.dead_letter_queue):
+                await channel.queue_delete(name)
+            for name in (topology.exchange, topology.dead_letter_exchange):
+                await channel.exchange_delete(name)
+            self._exchanges.clear()
+        finally:
+            with contextlib.suppress(*_FAILURES):
+                await channel.close()
+
     async def close(self) -> None:
         with contextlib.suppress(*_FAILURES):
             await self.connection.close()

@@ -1,0 +1,275 @@
+"""The tracker: a saga log kept without a coordinator, so every read of it keeps working.
+
+It consumes every course message (its own queue, bound to every `call.#` and `ended.#`) and
+projects it into the saga log (`SagaLog`, the orchestrator's tables): the events of the message's
+history the log does not hold yet are appended, with the folded status (`domain.saga`), and the
+observers (metrics, live events, the transition log) see each as the orchestrator's would. So
+`GET /transfers/{id}`, `/sagas`, the dashboard, the metrics, parking and `sagabank audit` read a
+choreographed saga as an orchestrated one. A history only grows by its own suffix (one course at
+a time: `domain.choreography`), so a message older than the log adds nothing, and one that
+arrives out of order adds what it has; the log's own events (parked, operator's) stay where the
+tracker wrote them.
+
+`scan` (every `tracker_interval` seconds; the rules in `choreography.scan`):
+- a saga whose pending call has been silent longer than its step's time (an action: the
+  orchestrator's `retry_deadline`; a compensation or settlement: `settle_deadline`) gets a
+  `timeout` message to that call's service, written once in the log's outbox: the service folds
+  `retries_exhausted` (compensate, settle or park, as the orchestrator would) unless the call was
+  performed first (`reactor`);
+- a dead-lettered message of a saga still waiting on that very call parks it
+  (`failed_needs_attention`, the note names the message, which stays in the dead-letter queue).
+`retry` (`sagabank sagas retry`, `POST .../retry`) resumes a parked saga: a dead-lettered message
+is redriven (`Broker.redrive`); otherwise the next call's message is written to the outbox with
+the operator's event. Every write takes the saga's lease first (`SagaLog.acquire`), so the
+tracker, a second tracker and an operator never interleave their writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+import orjson
+
+from repository_after.choreography import scan
+from repository_after.choreography.course import Course, Kind, Lookup, UnknownDefinition
+from repository_after.choreography.log_outbox import LogOutbox
+from repository_after.choreography.scan import DEAD_LETTER, PUBLISHER, SagaBusy
+from repository_after.domain.choreography import intent_event
+from repository_after.domain.saga import (
+    EventKind,
+    InvalidTransition,
+    SagaDefinition,
+    SagaEvent,
+    SagaState,
+    next_action,
+    replay,
+)
+from repository_after.messaging.ports import Broker, Delivery, Topology
+from repository_after.service_layer.clock import utc_now
+from repository_after.service_layer.saga_driver import SagaNotFound
+from repository_after.service_layer.saga_ports import Lease, StoredSaga
+from repository_after.service_layer.transitions import Observer, apply_observed
+
+logger = logging.getLogger(__name__)
+
+
+def _identity(event: SagaEvent) -> bytes:
+    return orjson.dumps(event.as_dict(), option=orjson.OPT_SORT_KEYS)
+
+
+class Tracker:
+    def __init__(
+        self,
+        *,
+        outbox: LogOutbox,
+        broker: Broker | None,
+        topology: Topology,
+        connect: Callable[[], Awaitable[Broker]] | None = None,
+        lookup: Lookup,
+        observers: Sequence[Observer] = (),
+        action_timeout: float,
+        settle_timeout: float,
+        owner: str = "tracker",
+        lease_ttl: float = 10.0,
+    ) -> None:
+        self.outbox = outbox
+        self.log = outbox.log
+        self.broker = broker
+        self.connect = connect
+        self._own_broker = False
+        #: set when the runtime stops: a delivery being retried is left unsettled (it returns)
+        self.stopping = False
+        #: deliveries whose projection failed and is being retried now
+        self.waiting = 0
+        self.topology = topology
+        self.lookup = lookup
+        self.observers = list(observers)
+        self.action_timeout = action_timeout
+        self.settle_timeout = settle_timeout
+        self.owner = owner
+        self.lease_ttl = lease_ttl
+
+    # -- the projection -------------------------------------------------------------------
+
+    async def on_delivery(self, delivery: Delivery) -> None:
+        """The tracker queue's consumer: ack after the log write. A failure (the log's database
+        away, an operator holding the saga) is retried here, not handed back: the projection is
+        idempotent, and a handed-back copy would count towards the delivery limit and end among
+        the dead letters. A message that is not a course is dead-lettered at once."""
+        failures = 0
+        while not self.stopping:
+            try:
+                await self.project(Course.from_payload(delivery.message.payload))
+            except (ValueError, KeyError, TypeError, UnknownDefinition) as exc:
+                logger.error("tracker: message %s parked: %s", delivery.message.message_id, exc)
+                await delivery.nack(requeue=False)
+                return
+            except Exception as exc:
+                if not failures:
+                    self.waiting += 1
+                failures += 1
+                logger.warning(
+                    "tracker: message %s not projected yet (%s: %s)",
+                    delivery.message.message_id,
+                    type(exc).__name__,
+                    exc,
+                )
+                await asyncio.sleep(min(2.0, 0.02 * 2 ** min(failures, 7)))
+                continue
+            await delivery.ack()
+            if failures:
+                self.waiting -= 1
+            return
+
+    async def project(self, course: Course) -> SagaState:
+        definition = course.resolve(self.lookup)
+        stored = await self.log.load(course.saga_id)
+        if stored is None:
+            state = replay(definition, course.history)
+            created = await self.log.create(
+                saga_id=course.saga_id,
+                definition=definition.name,
+                definition_version=definition.version,
+                definition_hash=definition.shape_hash(),
+                params=dict(course.params),
+                events=course.history,
+                status=state.status,
+            )
+            if created is not None:
+                return state
+        async with self._leased(course.saga_id) as (held, stored):
+            known = {_identity(event) for event in stored.events}
+            new = [event for event in course.history if _identity(event) not in known]
+            state = replay(definition, stored.events)
+            if not new:
+                return state
+            try:
+                state = apply_observed(self.observers, course.saga_id, definition, state, new)
+            except InvalidTransition as exc:  # two courses: a bug; keep the log as it is
+                logger.error("tracker: saga %s: %s; message ignored", course.saga_id, exc)
+                return replay(definition, stored.events)
+            await self.outbox.append(
+                course.saga_id, new, status=state.status, lease=held.lease, message=None
+            )
+            held.released = True
+            return state
+
+    # -- time-outs and dead letters ------------------------------------------------------
+
+    async def scan(self) -> tuple[int, int]:
+        """One pass (`scan`): (time-outs written, sagas parked for a dead letter)."""
+        return await scan.time_out_silent(self), await scan.park_dead_letters(self)
+
+    async def run(self, stop: asyncio.Event, *, interval: float) -> None:
+        while not stop.is_set():
+            try:
+                await self.scan()
+            except Exception:
+                logger.exception("tracker: scan failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval)
+
+    # -- operator actions ----------------------------------------------------------------
+
+    async def retry(self, saga_id: str, *, note: str | None = None) -> SagaState:
+        """Resume a parked saga: redrive its dead letter, or send its next call again."""
+        state, dead = await self.record(saga_id, EventKind.OPERATOR_RETRY, note, send=True)
+        if dead is not None and not await (await self.bound_broker()).redrive(self.topology, dead):
+            logger.error("saga %s: message %s is no longer a dead letter", saga_id, dead)
+        return state
+
+    async def resolve(self, saga_id: str, *, note: str | None = None) -> SagaState:
+        state, _ = await self.record(saga_id, EventKind.OPERATOR_RESOLVE, note)
+        return state
+
+    async def record(
+        self, saga_id: str, kind: EventKind, note: str | None, *, send: bool = False
+    ) -> tuple[SagaState, str | None]:
+        """Append an operator's (or the tracker's `parked`) event; with `send`, also the next
+        call's intent and message, unless the saga was parked for a dead letter (returned:
+        the message id to redrive)."""
+        if await self.log.summary(saga_id) is None:
+            raise SagaNotFound(saga_id)
+        async with self._leased(saga_id) as (held, stored):
+            definition = self.definition_of(stored)
+            if definition is None:
+                raise InvalidTransition(f"saga {saga_id}: its definition is not run here")
+            state = replay(definition, stored.events)
+            events = [SagaEvent(kind, at=utc_now(), note=note)]
+            state = apply_observed(self.observers, saga_id, definition, state, events)
+            dead = _dead_letter(stored.events) if send else None
+            message = None
+            if send and dead is None and (call := next_action(definition, state)) is not None:
+                intent = intent_event(call, at=utc_now())
+                state = apply_observed(self.observers, saga_id, definition, state, [intent])
+                events.append(intent)
+                course = Course.of(
+                    saga_id, definition, stored.params, (*stored.events, *events), Kind.CALL
+                )
+                message = course.message(service=call.step.service, publisher=PUBLISHER)
+            await self.outbox.append(
+                saga_id, events, status=state.status, lease=held.lease, message=message
+            )
+            held.released = True
+            return state, dead
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    async def bound_broker(self) -> Broker:
+        """The bound broker, or one connected now (an operator's command outside `serve`)."""
+        if self.broker is None:
+            if self.connect is None:
+                raise RuntimeError("the tracker has no broker to redrive with")
+            self.broker = await self.connect()
+            self._own_broker = True
+        return self.broker
+
+    async def close(self) -> None:
+        """Close the broker this tracker connected itself (never the runtime's)."""
+        if self._own_broker and self.broker is not None:
+            await self.broker.close()
+            self.broker, self._own_broker = None, False
+
+    def definition_of(self, stored: StoredSaga) -> SagaDefinition | None:
+        try:
+            definition = self.lookup(stored.definition, stored.definition_version)
+        except KeyError:
+            return None
+        return definition if definition.shape_hash() == stored.definition_hash else None
+
+    @contextlib.asynccontextmanager
+    async def _leased(self, saga_id: str) -> AsyncIterator[tuple[_Held, StoredSaga]]:
+        """The saga's lease, and the saga read under it; released on the way out unless the
+        write under it released it (`_Held.released`)."""
+        lease = await self.log.acquire(saga_id, self.owner, ttl=self.lease_ttl)
+        if lease is None:
+            raise SagaBusy(saga_id)
+        held = _Held(lease)
+        try:
+            stored = await self.log.load(saga_id)
+            assert stored is not None
+            yield held, stored
+        finally:
+            if not held.released:
+                await self.log.release([lease])
+
+
+@dataclass
+class _Held:
+    lease: Lease
+    released: bool = False
+
+
+def _dead_letter(events: Sequence[SagaEvent]) -> str | None:
+    """The message id a saga's last `parked` event names, if it was parked for a dead letter
+    and nothing happened since."""
+    last = events[-1] if events else None
+    if last is None or last.kind is not EventKind.PARKED or not last.note:
+        return None
+    if not last.note.startswith(DEAD_LETTER):
+        return None
+    return last.note.removeprefix(DEAD_LETTER).split(" ", 1)[0]
