@@ -25,16 +25,26 @@ from tests.conftest import accounts_settings
 from tests.integration.test_fastapi_routing import _client
 
 ADMIN, READ, SERVICE = "adm1n", "r3ad", "s3rvice"
-ALONE = [ProcessRole.PUPILS, ProcessRole.CLASSES, ProcessRole.INVENTORY, ProcessRole.ORDERS]
+ALONE = [
+    ProcessRole.PUPILS,
+    ProcessRole.CLASSES,
+    ProcessRole.INVENTORY,
+    ProcessRole.ORDERS,
+    ProcessRole.ABC_A,
+    ProcessRole.ABC_B,
+    ProcessRole.ABC_C,
+]
+WRITES = {"POST", "PUT", "PATCH", "DELETE"}
 
 
-def _writes(app: FastAPI, *, under: tuple[str, ...]) -> set[str]:
+def _writes(app: FastAPI, *, under: tuple[str, ...]) -> set[tuple[str, str]]:
+    """(method, path) of every write route under those prefixes (the A → B → C services'
+    switch is a PUT)."""
     return {
-        route.path
+        (method, route.path)
         for route in iter_route_contexts(app.routes)
-        if route.path is not None
-        and {"POST", "PUT", "PATCH", "DELETE"} & set(route.methods or ())
-        and route.path.startswith(under)
+        if route.path is not None and route.path.startswith(under)
+        for method in WRITES & set(route.methods or ())
     }
 
 
@@ -52,20 +62,23 @@ async def test_every_participant_write_refuses_all_but_the_service_token(
     writes = _writes(app, under=under)
     if role is ProcessRole.ALL:
         for prefix in HOSTED_PARTICIPANTS.values():  # the walk saw every prefix's batch
-            assert f"{prefix}/batch" in writes, sorted(writes)
+            assert ("POST", f"{prefix}/batch") in writes, sorted(writes)
     else:
-        assert "/batch" in writes, sorted(writes)
+        assert ("POST", "/batch") in writes, sorted(writes)
+    if role in (ProcessRole.ABC_A, ProcessRole.ABC_B, ProcessRole.ABC_C):  # its fault switch
+        assert {("PUT", "/switch"), ("POST", "/release")} <= writes, sorted(writes)
     async for client in _client(app):
-        for template in sorted(writes):
+        for method, template in sorted(writes):
             path = re.sub(r"\{[^}]+\}", "x", template)
             for wrong in (None, "nope", READ):
                 headers = {"transaction-id": "guard-1"}
                 if wrong:
                     headers["Authorization"] = f"Bearer {wrong}"
-                answer = await client.post(path, json={}, headers=headers)
+                answer = await client.request(method, path, json={}, headers=headers)
                 assert answer.status_code == 401, (path, wrong, answer.text)
                 assert answer.json()["error"] == "unauthorized", path
-            opened = await client.post(
+            opened = await client.request(
+                method,
                 path,
                 json={},
                 headers={"transaction-id": "guard-1", "Authorization": f"Bearer {SERVICE}"},
