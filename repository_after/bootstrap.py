@@ -15,7 +15,7 @@ backs which URL, and in which order they are closed.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Collection, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -29,6 +29,7 @@ from repository_after.adapters.sqlite_db import sqlite_path
 from repository_after.adapters.sqlite_saga_log import SqliteSagaLog
 from repository_after.choreography.wiring import NoCalls
 from repository_after.config import ConfigurationError, ProcessRole, SagaMode, Settings
+from repository_after.domain.abc import ABC
 from repository_after.domain.classes import CLASS_ASSIGNMENT
 from repository_after.domain.order import ORDER
 from repository_after.domain.saga_definition import SagaDefinition
@@ -45,6 +46,7 @@ from repository_after.service_layer.saga_ports import Participant, SagaLog
 from repository_after.service_layer.saga_types import SagaTypes, check_log_versions, unserved_steps
 from repository_after.service_layer.transfers import order_rules, transfer_rules
 from repository_after.service_map import services_without_token
+from repository_after.services.abc import AbcIn
 from repository_after.services.orders import OrderIn
 from repository_after.services.pupils import GroupIn
 
@@ -133,14 +135,17 @@ def retry_policies(settings: Settings) -> tuple[RetryPolicy, RetryPolicy]:
     return forward, settle
 
 
-def saga_types() -> SagaTypes:
+def saga_types(extra: Collection[str] = ()) -> SagaTypes:
     """The saga types this server runs, each definition with its parameter model. (The same
     definitions as `domain.sagas.DEFINITIONS`, whose retry horizon `Settings` checks the
-    retention period against; a test keeps the two equal.)"""
+    retention period against; a test keeps the two equal.) `extra`: the opt-in types
+    (`Settings.extra_saga_names`, `domain.sagas.OPT_IN`) registered too."""
     types = SagaTypes()
     types.register(TRANSFER, TransferIn, transfer_rules)
     types.register(ORDER, OrderIn, order_rules)
     types.register(CLASS_ASSIGNMENT, GroupIn)
+    if ABC.name in extra:
+        types.register(ABC, AbcIn)
     return types
 
 
@@ -212,7 +217,7 @@ def build_orchestrator(
     definitions: Mapping[str, SagaDefinition] = DEFINITIONS,
 ) -> Orchestrator:
     forward, settle = retry_policies(settings)
-    types = saga_types()
+    types = saga_types(settings.extra_saga_names())
     if settings.mode is SagaMode.CHOREOGRAPHY:  # nobody drives: services react, a tracker logs
         from repository_after.choreography.wiring import choreographed_orchestrator
 
@@ -250,7 +255,7 @@ async def check_saga_versions(settings: Settings) -> None:
         return
     log = build_saga_log(settings.database_url)
     try:
-        await check_log_versions(log, saga_types())
+        await check_log_versions(log, saga_types(settings.extra_saga_names()))
     finally:
         await log.close()
 
@@ -298,7 +303,7 @@ async def bootstrap(
         participant: Participant = NoCalls()
         if orchestrates:  # choreography calls nobody over HTTP
             participant = container.participant = build_participant(settings, definitions)
-        container.saga_types = types = saga_types()
+        container.saga_types = types = saga_types(settings.extra_saga_names())
         container.orchestrator = build_orchestrator(
             settings,
             participant=participant,
@@ -328,7 +333,8 @@ async def orchestrator_session(
         settings, participant=participant, observers=observers, definitions=definitions
     )
     try:
-        warn_unregistered(await check_log_versions(orchestrator.log, saga_types()))
+        types = saga_types(settings.extra_saga_names())
+        warn_unregistered(await check_log_versions(orchestrator.log, types))
         yield orchestrator
     finally:
         await orchestrator.close()

@@ -25,7 +25,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from repository_after.domain.classes import CLASSES, PUPILS
 from repository_after.domain.order import INVENTORY, ORDERS
-from repository_after.domain.sagas import DEFINITIONS
+from repository_after.domain.saga import SagaDefinition
+from repository_after.domain.sagas import OPT_IN, definitions
 from repository_after.domain.transfer import ACCOUNTS
 from repository_after.participant_kit.faults import ParticipantFaults
 from repository_after.process_role import ProcessRole as ProcessRole  # re-exported
@@ -79,6 +80,9 @@ class Settings(BaseSettings):
     # (`sagabank-pupils.db`, `sagabank-classes.db` by default).
     pupils_database_url: str | None = None
     classes_database_url: str | None = None
+    # Comma-separated opt-in saga types this server registers beside the built-in ones
+    # (`domain.sagas.OPT_IN`: `abc`, the A → B → C example); none by default.
+    extra_sagas: str = ""
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     role: ProcessRole = ProcessRole.ALL
@@ -175,6 +179,14 @@ class Settings(BaseSettings):
     def _empty_token_is_none(cls, value: object) -> object:
         return None if value == "" else value
 
+    @field_validator("extra_sagas")
+    @classmethod
+    def _opt_in_sagas(cls, value: str) -> str:
+        for name in _names(value):
+            if name not in OPT_IN:
+                raise ValueError(f"no opt-in saga type {name[:64]!r}: {', '.join(OPT_IN)}")
+        return value
+
     @field_validator("accounts_url")
     @classmethod
     def _accounts_url(cls, value: str | None) -> str | None:
@@ -243,13 +255,21 @@ class Settings(BaseSettings):
 
     def retry_horizon(self) -> float:
         """Seconds within which a saga's automatic calls can still reach a participant: the
-        longest of the built-in saga types' (`SagaDefinition.retry_horizon`)."""
+        longest of the saga types' it runs (`SagaDefinition.retry_horizon`)."""
         return max(
             definition.retry_horizon(
                 forward_deadline=self.retry_deadline, settle_deadline=self.settle_deadline
             )
-            for definition in DEFINITIONS.values()
+            for definition in self.saga_definitions().values()
         )
+
+    def extra_saga_names(self) -> tuple[str, ...]:
+        """The opt-in saga types of `extra_sagas`, in the order given, each once."""
+        return tuple(dict.fromkeys(_names(self.extra_sagas)))
+
+    def saga_definitions(self) -> dict[str, SagaDefinition]:
+        """The saga types this server runs: the built-in ones and `extra_sagas`."""
+        return definitions(self.extra_saga_names())
 
     def resolved_unknown_version_grace(self) -> float:
         """Seconds without progress after which a saga of a version this server lacks is
@@ -303,7 +323,7 @@ class Settings(BaseSettings):
             ORDERS: self.orders_database_url,
             PUPILS: self.pupils_database_url,
             CLASSES: self.classes_database_url,
-        }[name]
+        }.get(name)  # the A → B → C services (`abc-a`…) have no setting of their own
         url = own or self.database_url
         if url.startswith(("postgresql://", "postgres://", "mysql://", "mariadb://")):
             return url
@@ -325,6 +345,10 @@ class Settings(BaseSettings):
             service_token=self.service_token,
             batching=self.participant_max_in_flight > 0,
         )
+
+
+def _names(value: str) -> list[str]:
+    return [name.strip() for name in value.split(",") if name.strip()]
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -7,14 +7,13 @@ from __future__ import annotations
 
 from repository_after.bootstrap import check_services
 from repository_after.config import ConfigurationError, ProcessRole, get_settings
-from repository_after.domain.sagas import DEFINITIONS
 from repository_after.entrypoints.app import create_app
 from repository_after.entrypoints.logs import configure_logging
 
 try:
     _settings = get_settings()
     if _settings.role in (ProcessRole.ALL, ProcessRole.ORCHESTRATOR):
-        check_services(_settings, DEFINITIONS)
+        check_services(_settings, _settings.saga_definitions())
 except ConfigurationError as exc:
     raise SystemExit(f"refusing to start: {exc}") from None
 configure_logging(_settings)

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from repository_after.adapters.mysql_db import Conn
+from repository_after.adapters.mysql_db import Conn, undo_to_savepoint
 from repository_after.adapters.mysql_dialect import translate
 from repository_after.adapters.mysql_transactions import MysqlDatabase
 from repository_after.adapters.sql_accounts import Cursor, SqlAccountsTx
@@ -59,6 +59,9 @@ class _MysqlAccountsTx(SqlAccountsTx):
     def _add_to_balance(self, delta: int, account_id: str) -> Any:
         self._run(_ADD_TO_BALANCE, (delta, account_id))
         return self._one(_BALANCE, (account_id,))
+
+    def _undo_savepoint(self, name: str, cause: BaseException) -> None:
+        undo_to_savepoint(self._run, name, cause)
 
 
 class MysqlAccountStore:

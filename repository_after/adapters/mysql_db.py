@@ -22,13 +22,16 @@ one: a server that does not flush its log at every commit (`innodb_flush_log_at_
 
 Errors: a duplicate key (1062), a deadlock (1213) or a lock wait timeout (1205) retries the whole
 transaction once (it then sees the winner's rows); any other driver error, or the second race,
-becomes `StorageError` (an unknown outcome: 503). DDL commits implicitly in MySQL, so a
+becomes `StorageError` (an unknown outcome: 503). A deadlock rolls back the WHOLE transaction,
+savepoints included, so undoing a nested scope after one must not replace the deadlock by the
+savepoint's own error (1305): `undo_to_savepoint`. DDL commits implicitly in MySQL, so a
 migration step is not atomic: every step is written to be re-run (`IF NOT EXISTS`), serialised
 across processes by a named lock, and recorded once complete.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeAlias
 from urllib.parse import unquote, urlsplit
@@ -128,3 +131,19 @@ def migrate_url(database_url: str, component: str) -> list[int]:
 def error_code(exc: pymysql.Error) -> int:
     code = exc.args[0] if exc.args else 0
     return code if isinstance(code, int) else 0
+
+
+def undo_to_savepoint(execute: Callable[[str], object], name: str, cause: BaseException) -> None:
+    """Undo the scope of savepoint `name`, which `cause` left (the caller re-raises `cause`).
+
+    After a deadlock (1213) InnoDB has already rolled the whole transaction back and the savepoint
+    is gone: `ROLLBACK TO SAVEPOINT` fails (1305). When `cause` is itself a driver error, it is
+    the one that counts (`MysqlDatabase` retries a deadlock; the transaction is rolled back
+    anyway), so the undo's failure is dropped; after any other cause (a refusal, whose record
+    must not keep the handler's writes) the undo is required, and its failure is raised."""
+    try:
+        execute(f"ROLLBACK TO SAVEPOINT {name}")
+        execute(f"RELEASE SAVEPOINT {name}")
+    except pymysql.Error:
+        if not isinstance(cause, pymysql.Error):
+            raise

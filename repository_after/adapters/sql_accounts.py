@@ -8,7 +8,9 @@ three hooks where the engines differ:
 - `_for_update()`: the row-lock clause for reading an account before changing it;
 - `_flag(value)`: how a boolean is stored (SQLite: 0/1, PostgreSQL: BOOLEAN);
 - `_add_to_balance(delta, account_id)`: the balance changed and read back (`UPDATE ...
-  RETURNING`, which MariaDB / MySQL lack: `mysql_accounts` reads it back in a second statement).
+  RETURNING`, which MariaDB / MySQL lack: `mysql_accounts` reads it back in a second statement);
+- `_undo_savepoint(name, cause)`: a nested scope undone (MySQL: a deadlock has already rolled
+  back everything, `mysql_db.undo_to_savepoint`).
 
 Invariants: `operations` has one row per (operation, transaction_id); `ledger_entries` one row
 per balance change, unique per (operation, transaction_id); `accounts.balance` is CHECKed
@@ -127,9 +129,8 @@ class SqlAccountsTx:
         self._run(f"SAVEPOINT {name}")
         try:
             yield
-        except BaseException:
-            self._run(f"ROLLBACK TO SAVEPOINT {name}")
-            self._run(f"RELEASE SAVEPOINT {name}")
+        except BaseException as exc:
+            self._undo_savepoint(name, exc)
             raise
         else:
             self._run(f"RELEASE SAVEPOINT {name}")
@@ -149,6 +150,12 @@ class SqlAccountsTx:
 
     def _add_to_balance(self, delta: int, account_id: str) -> Any:
         return self._one(_CHANGE_BALANCE, (delta, account_id))
+
+    def _undo_savepoint(self, name: str, cause: BaseException) -> None:
+        """Undo savepoint `name`'s scope, which `cause` left (re-raised by the caller)."""
+        del cause
+        self._run(f"ROLLBACK TO SAVEPOINT {name}")
+        self._run(f"RELEASE SAVEPOINT {name}")
 
     # -- plumbing ------------------------------------------------------------------------
 

@@ -1,9 +1,10 @@
 """The A → B → C saga: a generic three-step example over three participants (pure data).
 
-Not a built-in type: it is not in `domain.sagas.DEFINITIONS` and `bootstrap` does not register
-it. It exists to show, call by call, what the engine does when one participant of three fails
-(`services/abc.py` are its participants; `tests/integration/test_abc_failure_matrix.py` runs
-every failure and docs/sagas.md shows the calls observed).
+Not a built-in type: it is not in `domain.sagas.DEFINITIONS`; a server registers it only when
+asked (`SAGABANK_EXTRA_SAGAS=abc`, `domain.sagas.OPT_IN`). It exists to show, call by call, what
+the engine does when one participant of three fails (`services/abc.py` are its participants,
+`services/abc_matrix.py` the calls each failure makes; the failure matrix test and
+`sagabank demo --saga abc` run every failure, docs/sagas.md shows the calls observed).
 
 Every step is compensatable, so the last one, `c`, is the saga's point of no return
 (docs/sagas.md, "Compensatable, pivot, retriable"): a definite refusal of a step compensates the

@@ -30,7 +30,6 @@ from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]  #
 from repository_after.bootstrap import Container, bootstrap, check_services, services_needed
 from repository_after.config import ProcessRole, SagaMode, Settings
 from repository_after.domain.saga_definition import SagaDefinition
-from repository_after.domain.sagas import DEFINITIONS
 from repository_after.entrypoints import (
     accounts_api,
     admin_api,
@@ -76,14 +75,18 @@ def create_app(
     settings: Settings,
     *,
     telemetry: Telemetry | None = None,
-    definitions: Mapping[str, SagaDefinition] = DEFINITIONS,
+    definitions: Mapping[str, SagaDefinition] | None = None,
 ) -> FastAPI:
     """`telemetry` (metrics, traces, live events) is built from the settings unless given;
-    `definitions`: the saga types this process runs. With an orchestrator, a step whose service
+    `definitions`: the saga types this process runs (by default the settings', the built-in
+    ones and `SAGABANK_EXTRA_SAGAS`). With an orchestrator, a step whose service
     has no URL is refused here, before anything is built or logged (`ConfigurationError`)."""
+    runs: Mapping[str, SagaDefinition] = (
+        settings.saga_definitions() if definitions is None else definitions
+    )
     has_orchestrator = settings.role.runs_sagas
     if has_orchestrator:
-        check_services(settings, definitions)
+        check_services(settings, runs)
     telemetry = telemetry or Telemetry(settings)
     hosted = hosted_participants(settings, edge_hooks(telemetry))
     edge = AccountEdge()  # the account service's operations, bound to its store at start-up
@@ -93,7 +96,7 @@ def create_app(
         await open_hosted(hosted)
         try:
             container: Container = await bootstrap(
-                settings, observers=telemetry.observers, definitions=definitions
+                settings, observers=telemetry.observers, definitions=runs
             )
         except BaseException:
             await close_hosted(hosted)
@@ -116,7 +119,7 @@ def create_app(
                 raise
             telemetry.metrics.messaging = choreographed.figures
         elif container.orchestrator is not None:
-            readiness = Readiness(services_needed(settings, definitions))
+            readiness = Readiness(services_needed(settings, runs))
             app.state.readiness = readiness
             recovery = asyncio.create_task(
                 _work_when_ready(container.orchestrator, readiness, settings.claim_interval)

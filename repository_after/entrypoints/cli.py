@@ -37,7 +37,6 @@ from repository_after.config import (
     get_settings,
     load_settings,
 )
-from repository_after.domain.sagas import DEFINITIONS
 from repository_after.entrypoints import demo, gc_cli, recover_cli, sagas_cli
 from repository_after.entrypoints.logs import configure_logging
 from repository_after.entrypoints.runtime_tuning import tune_gc, tune_switch_interval
@@ -116,7 +115,7 @@ def serve(
         settings = load_settings(**overrides)
         orchestrates = settings.mode is SagaMode.ORCHESTRATION  # choreography calls no URL
         if settings.role in (ProcessRole.ALL, ProcessRole.ORCHESTRATOR) and orchestrates:
-            check_services(settings, DEFINITIONS)
+            check_services(settings, settings.saga_definitions())
         if not orchestrates:
             from repository_after.choreography.wiring import check_choreography, reach_broker
 

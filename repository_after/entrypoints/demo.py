@@ -1,7 +1,8 @@
 """The client demo: run N transfers as sagas and show that total money is conserved.
 
 `--saga order` runs the order saga instead, over three services of its own (`order_demo`), and
-`--saga classes` the classes saga, over the pupils and classes services (`classes_demo`); what
+`--saga classes` the classes saga, over the pupils and classes services (`classes_demo`), and
+`--saga abc` the seed system's failure table over the services A, B and C (`abc_demo`); what
 follows is the transfer demo, the default.
 
 The orchestrator runs in this process and reaches the account service over HTTP. With no
@@ -43,12 +44,13 @@ from rich.table import Table
 
 from repository_after.bootstrap import orchestrator_session
 from repository_after.config import SagaMode, load_settings
+from repository_after.domain.abc import ABC
 from repository_after.domain.classes import CLASS_ASSIGNMENT
 from repository_after.domain.money import format_minor
 from repository_after.domain.order import ORDER
 from repository_after.domain.saga import AT_REST, SagaStatus
 from repository_after.domain.transfer import TRANSFER
-from repository_after.entrypoints import choreo_demo, classes_demo, order_demo
+from repository_after.entrypoints import abc_demo, choreo_demo, classes_demo, order_demo
 from repository_after.entrypoints.classes_demo import MAX_ASSIGNMENTS, ClassesDemoOptions
 from repository_after.entrypoints.demo_support import (
     console,
@@ -203,6 +205,7 @@ class DemoSaga(StrEnum):
     TRANSFER = TRANSFER.name
     ORDER = ORDER.name
     CLASSES = CLASS_ASSIGNMENT.name
+    ABC = ABC.name
 
 
 def demo(
@@ -210,8 +213,9 @@ def demo(
         DemoSaga,
         typer.Option(
             help="transfers between the demo accounts, orders over the account, inventory "
-            "and orders services (started as three processes), or group assignments over the "
-            "pupils and classes services"
+            "and orders services (started as three processes), group assignments over the "
+            "pupils and classes services, or the A → B → C failure table over services A, B "
+            "and C and an orchestrator (four processes)"
         ),
     ] = DemoSaga.TRANSFER,
     transfers: Annotated[int, typer.Option(min=1, max=1_000_000, help="transfers to run")] = 100,
@@ -257,6 +261,24 @@ def demo(
         ),
     ] = Path("data"),
     json_output: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
+    fail: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="--saga abc: a row of the failure table to run (none, A:refuse, B:unknown, "
+            "C:slow, C:unknown_after:once, ..., or all; repeatable); default: none and A, B, C "
+            "refusing",
+            show_default=False,
+        ),
+    ] = None,
+    database_url: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="--saga abc: the services' databases, one URL with {service} in it "
+            "(mysql://root@127.0.0.1:3306/abc_{service}) or three; default: SQLite files in "
+            "--data-dir",
+            show_default=False,
+        ),
+    ] = None,
     saga_mode: Annotated[
         SagaMode,
         typer.Option(
@@ -270,7 +292,7 @@ def demo(
     logging.basicConfig(level=logging.WARNING)
     data_dir.mkdir(parents=True, exist_ok=True)
     if saga_mode is SagaMode.CHOREOGRAPHY:
-        if saga is DemoSaga.CLASSES:
+        if saga in (DemoSaga.CLASSES, DemoSaga.ABC):
             raise typer.BadParameter(
                 "the choreographed demo runs the transfer and the order saga", param_hint="--mode"
             )
@@ -283,6 +305,11 @@ def demo(
             json_output=json_output,
             max_amount=max_amount,
         )
+        return
+    if saga is DemoSaga.ABC:
+        rows = abc_demo.pick_rows(fail or [])
+        databases = abc_demo.service_databases(database_url or [], data_dir.resolve())
+        abc_demo.main(rows, databases, data_dir.resolve(), json_output=json_output)
         return
     if saga is DemoSaga.CLASSES:
         if accounts_url is not None:

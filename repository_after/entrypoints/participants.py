@@ -10,7 +10,10 @@ saga's pupils and classes services.
   no more settings.
 - Roles `inventory`, `orders`, `pupils` and `classes` host that one alone, at `/`, so that
   each participant can run as its own process (`sagabank serve --role inventory`; the
-  orchestrator then names it in `SAGABANK_SERVICES`).
+  orchestrator then names it in `SAGABANK_SERVICES`). So do roles `abc-a`, `abc-b` and `abc-c`,
+  the A → B → C example's services (`services/abc.py`, only ever alone: each keeps its table in
+  the process's own database, and its switch (`PUT /switch`) and journal (`GET /calls`) in
+  memory).
 Their operations take `SAGABANK_SERVICE_TOKEN` when it is set (the kit's bearer check), as the
 account service's do; their reads (`reads`, a router of its own) go behind the app's `Reader`
 (the read or admin token, as every read of the account service), on every role that hosts them.
@@ -37,6 +40,8 @@ from repository_after.participant_kit import ParticipantService, ParticipantStor
 from repository_after.participant_kit.http import EdgeHooks
 from repository_after.service_map import HOSTED_PARTICIPANTS
 from repository_after.services import (
+    abc,
+    abc_http,
     classes,
     classes_http,
     inventory,
@@ -47,6 +52,27 @@ from repository_after.services import (
     pupils_http,
 )
 from repository_after.services.hosting import DeferredStore, holds_records, open_store
+from repository_after.services.switched import Journal, SwitchedService
+
+
+def _abc_service(name: str, store: ParticipantStore) -> ParticipantService:
+    return abc.abc_service(name, store, Journal())
+
+
+def _switched(service: ParticipantService) -> SwitchedService:
+    assert isinstance(service, SwitchedService)  # built by `_abc_service`
+    return service
+
+
+def _abc_routes(
+    service: ParticipantService, token: SecretStr | None, _hooks: EdgeHooks | None
+) -> APIRouter:
+    return abc_http.abc_routes(_switched(service), token)
+
+
+def _abc_reads(service: ParticipantService) -> APIRouter:
+    return abc_http.abc_reads(_switched(service))
+
 
 _BUILT: dict[
     str,
@@ -81,6 +107,15 @@ _BUILT: dict[
         classes_http.classes_routes,
         classes_http.classes_reads,
     ),
+    **{
+        f"abc-{name.lower()}": (
+            abc.SCHEMA,
+            partial(_abc_service, name),
+            _abc_routes,
+            _abc_reads,
+        )
+        for name in abc.SERVICES
+    },
 }
 
 

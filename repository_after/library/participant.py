@@ -3,7 +3,8 @@
 Outcome classification, the library's counterpart of the HTTP participant's status codes:
 - the callable returns         -> SUCCEEDED; an action's return value is the answer's `result`
                                   (a later step reads it; it must be JSON data), a settlement's
-                                  True / False the status word `already_applied` / `voided`;
+                                  True / False the status word `already_applied` / `voided`
+                                  (anything else, None included, decides nothing: UNKNOWN);
 - it raises `Refused`          -> REJECTED: a definite "no", never retried;
 - any other exception, or the  -> UNKNOWN: the engine retries it with the same key, then
   call outlasts its timeout       settles, compensates or parks it as for a lost answer;
@@ -79,7 +80,9 @@ class LocalParticipant:
                 async with asyncio.timeout(timeout):
                     value = await value
             if target.role == SETTLE:
-                return CallResult(Outcome.SUCCEEDED, body={"status": _LANDED[bool(value)]})
+                if not isinstance(value, bool):  # None (a forgotten `return`) is no "voided"
+                    raise TypeError(f"a settle callable answers True or False, not {value!r:.80}")
+                return CallResult(Outcome.SUCCEEDED, body={"status": _LANDED[value]})
             orjson.dumps(value)  # what the log will store (TypeError if it cannot)
         except Refused as exc:
             return CallResult(Outcome.REJECTED, error=str(exc) or type(exc).__name__)

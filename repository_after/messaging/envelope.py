@@ -8,7 +8,9 @@ Invariants:
   the same message again, collides with the first on the outbox's `UNIQUE (message_id)`.
 - the payload is a JSON object; its bytes on the wire are `orjson.dumps(payload)`.
 - `created_at` (ISO 8601 UTC, microseconds; the sender's clock) travels as a header: a consumer
-  whose inbox was purged refuses copies older than what it purged (`inbox.StaleMessage`).
+  whose inbox was purged refuses copies older than what it purged (`inbox.StaleMessage`). A
+  received copy whose header is missing or not an aware ISO 8601 time is of unknown age, dated
+  `UNKNOWN_AGE` (the epoch): it counts as old, never as fresh, so a purge's fence refuses it.
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ import orjson
 MESSAGE_NAMESPACE = uuid.UUID("6f1d2c1e-8a55-4d0c-9a77-3b8f0e5a2c41")
 #: The header that carries `Message.created_at`.
 CREATED_AT = "sagabank-created-at"
+#: The creation time of a received copy whose header does not say it (`from_wire`): older than
+#: any purge, so an inbox that purged refuses it rather than risk applying it twice.
+UNKNOWN_AGE = "1970-01-01T00:00:00.000000+00:00"
 
 
 def utc_now_text() -> str:
@@ -72,11 +77,22 @@ class Message:
             for k, v in headers.items()
             if isinstance(v, str) and not k.startswith("x-") and k != CREATED_AT
         }
-        created = headers.get(CREATED_AT)
         return cls(
             message_id=message_id,
             routing_key=routing_key,
             payload=payload,
             headers=own,
-            created_at=created if isinstance(created, str) else utc_now_text(),
+            created_at=_sent_at(headers.get(CREATED_AT)),
         )
+
+
+def _sent_at(header: object) -> str:
+    """The created-at header if it is an aware ISO 8601 time, else `UNKNOWN_AGE` (never the
+    receive time: a late copy dated on arrival would pass every purge's fence)."""
+    if isinstance(header, str):
+        try:
+            if datetime.fromisoformat(header).tzinfo is not None:
+                return header
+        except ValueError:
+            pass
+    return UNKNOWN_AGE

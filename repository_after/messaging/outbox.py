@@ -79,6 +79,17 @@ def hold_lease(tx: Tx, *, owner: str, now: float, ttl: float) -> bool:
     return True
 
 
+def any_due(tx: Tx, *, now: float) -> bool:
+    """Whether a row is waiting to be claimed: the relay's read before its claiming write, so an
+    idle relay writes nothing (on SQLite a claim renews the lease: one fsync per poll)."""
+    rows = tx.execute(
+        "SELECT 1 FROM outbox WHERE published_at IS NULL AND next_attempt_at <= ?"
+        " AND claim_until <= ? LIMIT 1",
+        (now, now),
+    )
+    return bool(rows)
+
+
 def claim(tx: Tx, *, owner: str, now: float, ttl: float, limit: int) -> list[Claimed]:
     """Claim up to `limit` due rows for `owner` until `now + ttl` (see the module docstring)."""
     if tx.dialect == "sqlite" and not hold_lease(tx, owner=owner, now=now, ttl=ttl):

@@ -82,6 +82,8 @@ class OutboxRelay:
 
     async def publish_due(self) -> RelayPass:
         now, timing = self.clock(), self.timing
+        if not await self.store.read(lambda tx: outbox.any_due(tx, now=now)):
+            return RelayPass(0, 0, 0)  # idle: no write (a row enqueued meanwhile: next poll)
         claimed = await self.store.transaction(
             lambda tx: outbox.claim(
                 tx, owner=self.owner, now=now, ttl=timing.claim_ttl, limit=timing.batch

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 import pymysql
 
-from repository_after.adapters.mysql_db import Conn, connect
+from repository_after.adapters.mysql_db import Conn, connect, undo_to_savepoint
 from repository_after.adapters.mysql_dialect import translate, translate_schema
 from repository_after.adapters.mysql_transactions import MysqlDatabase
 from repository_after.participant_kit.storage import RECORDS_SCHEMA, Dialect, Row, Tx
@@ -73,9 +73,8 @@ class MysqlTx:
         self.execute(f"SAVEPOINT {name}")
         try:
             yield
-        except BaseException:
-            self.execute(f"ROLLBACK TO SAVEPOINT {name}")
-            self.execute(f"RELEASE SAVEPOINT {name}")
+        except BaseException as exc:
+            undo_to_savepoint(self.execute, name, exc)
             raise
         else:
             self.execute(f"RELEASE SAVEPOINT {name}")

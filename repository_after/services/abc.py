@@ -2,7 +2,8 @@
 one table each, every action switchable to fail (`services/switched.py`).
 
 Each service keeps its own database (a SQLite file by default; `open_abc` takes what
-`hosting.open_store` takes, a PostgreSQL URL too) with one business table, `entries`:
+`hosting.open_store` takes, a PostgreSQL or MariaDB URL too; `sagabank serve --role abc-a` serves
+A alone, `entrypoints/participants.py`) with one business table, `entries`:
 - `do` (the step's action; body `{"ref", "amount"}`, the saga's parameters): inserts the row of
   the call's key (`<saga id>:<step>`); answer `{"status": "done", "entry", "ref", "amount"}`;
 - `undo` (its compensation; the kit hands it `do`'s recorded answer): deletes that row; answer

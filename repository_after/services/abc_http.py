@@ -2,8 +2,10 @@
 
 - `abc_routes`: the kit's operations (`do`, `undo`, `/batch`, `/health`) and `PUT /switch`
   (`{"fault": "refuse" | "unknown_before" | "unknown_after" | "slow_before" | "slow_after" |
-  null, "times": n | null}`: the fault of the next n action calls, or of every one), all
-  guarded by the service token when one is set (`/health` excepted);
+  null, "times": n | null}`: the fault of the next n action calls, or of every one) and
+  `POST /release` (lets the calls a `slow` fault holds go, `SwitchedService.release_held`;
+  answers `{"released": n}` once each was answered), all guarded by the service token when one
+  is set (`/health` excepted);
 - `abc_reads`: `GET /entries` (the service's table), `GET /calls` (its answers, as its journal
   noted them) and the kit's `GET /faults`, behind the read guard of the host.
 """
@@ -51,6 +53,12 @@ def abc_routes(service: SwitchedService, token: SecretStr | None) -> APIRouter:
             return invalid_request(validation_details(exc))
         service.switch = Switch(body.fault, body.times)
         return json_answer(200, {"fault": body.fault, "times": body.times})
+
+    @router.post("/release", response_class=Response)
+    async def post_release(request: Request) -> Response:
+        if (refused := guard(request)) is not None:
+            return refused
+        return json_answer(200, {"released": await service.release_held()})
 
     return router
 

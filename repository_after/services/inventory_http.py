@@ -14,10 +14,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Annotated
 
 from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import Path as PathParam
 from pydantic import SecretStr, ValidationError
 
+from repository_after.domain.ids import TRANSACTION_ID_PATTERN
 from repository_after.participant_kit import ParticipantService, bearer_guard
 from repository_after.participant_kit.http import EdgeHooks, invalid_request, validation_details
 from repository_after.services.hosting import (
@@ -72,7 +75,11 @@ def inventory_reads(service: ParticipantService) -> APIRouter:
         return json_answer(200, {"stock": await service.store.read(list_stock)})
 
     @router.get("/reservations/{reservation_id}", response_class=Response)
-    async def get_reservation(reservation_id: str) -> Response:
+    async def get_reservation(
+        reservation_id: Annotated[str, PathParam(pattern=TRANSACTION_ID_PATTERN.pattern)],
+    ) -> Response:
+        # Checked before any query (a reservation's id is its key): a NUL byte would reach
+        # PostgreSQL and fail there (503).
         found = await service.store.read(lambda tx: reservation(tx, reservation_id))
         return found_or_404(found, error="reservation_not_found", message="no such one")
 

@@ -49,6 +49,9 @@ MAX_REGISTER = 1000
 SCHEMA: tuple[str, ...] = (
     "CREATE TABLE IF NOT EXISTS pupils (pupil_id TEXT PRIMARY KEY, class_id TEXT,"
     " assigned_key TEXT, CHECK ((class_id IS NULL) = (assigned_key IS NULL)))",
+    # `unassign` finds a group's pupils by the key that assigned them: without it, a scan of
+    # every pupil per compensation.
+    "CREATE INDEX IF NOT EXISTS pupils_by_key ON pupils (assigned_key)",
 )
 
 EntityId = Annotated[

@@ -339,3 +339,32 @@ async def test_on_sqlite_one_relay_holds_the_lease_until_it_expires(tmp_path: Pa
     finally:
         await store.close()
     assert sorted(broker.published.values()) == [1, 1, 1]
+
+
+class CountingStore:
+    """The store, counting its write transactions (reads pass through)."""
+
+    def __init__(self, inner: ParticipantStore) -> None:
+        self.inner = inner
+        self.writes = 0
+
+    async def transaction(self, fn):  # type: ignore[no-untyped-def]
+        self.writes += 1
+        return await self.inner.transaction(fn)
+
+    async def read(self, fn):  # type: ignore[no-untyped-def]
+        return await self.inner.read(fn)
+
+
+async def test_an_idle_relay_writes_nothing_and_still_publishes_what_comes(
+    store: ParticipantStore, broker: InMemoryBroker
+) -> None:
+    counting = CountingStore(store)
+    relay = OutboxRelay(counting, broker, owner="r1")  # type: ignore[arg-type]
+    for _ in range(3):
+        assert (await relay.publish_due()).claimed == 0
+    assert counting.writes == 0  # on SQLite each would renew the lease: an fsync per poll
+    await seed_outbox(store, [ledger_message("idle-1", 1)])
+    assert (await relay.publish_due()).published == 1
+    assert counting.writes == 2  # the claim, then the mark
+    assert await unpublished(store) == 0

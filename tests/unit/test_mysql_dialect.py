@@ -61,7 +61,10 @@ def test_a_text_column_an_index_of_the_schema_names_is_a_key_of_its_table() -> N
         "CREATE TABLE IF NOT EXISTS classes (class_id VARCHAR(255) PRIMARY KEY,"
     )
     assert index == "CREATE INDEX IF NOT EXISTS roster_by_class ON roster (class_id, pupil_id)"
-    assert translate_schema(PUPILS)[0].count("LONGTEXT") == 2  # class_id, assigned_key
+    pupils, by_key = translate_schema(PUPILS)
+    assert pupils.count("LONGTEXT") == 1  # class_id
+    assert "assigned_key VARCHAR(255)," in pupils  # named by `pupils_by_key`
+    assert by_key == "CREATE INDEX IF NOT EXISTS pupils_by_key ON pupils (assigned_key)"
     table, index = translate_schema(
         ("CREATE TABLE IF NOT EXISTS t (a TEXT NOT NULL, b TEXT)", "CREATE INDEX i ON t (a)")
     )
