@@ -110,5 +110,5 @@ mutate-clean:
 clean:
 	rm -rf $(VENV) data evaluation mutants .pytest_cache .mypy_cache .ruff_cache
 
-bench: $(STAMP)
+bench: $(STAMP) rabbitmq
 	$(VENV)/bin/sagabank bench

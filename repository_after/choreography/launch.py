@@ -67,7 +67,7 @@ class ChoreographedOrchestrator(Orchestrator):
                 f"characters: its keys add up to {MAX_TRANSACTION_ID - longest} to it, and a "
                 f"participant accepts keys of at most {MAX_TRANSACTION_ID}"
             )
-        first = choreography.start(saga, at=utc_now())
+        first = choreography.start(saga, at=utc_now(), publisher=PUBLISHER)
         assert first.next_call is not None  # a definition has at least one step
         course = Course.of(saga_id, saga, params, first.history, Kind.CALL)
         created = await self.outbox.create(

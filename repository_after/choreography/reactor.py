@@ -98,7 +98,9 @@ class Reactor:
             outcome = [_attempt_event(definition, call, result)]
         else:
             raise NotOurs(f"a {course.kind.value} message is the tracker's")
-        reaction = react(definition, state, course.history, outcome, at=utc_now())
+        reaction = react(
+            definition, state, course.history, outcome, at=utc_now(), publisher=self.service
+        )
         after = Course.of(
             course.saga_id,
             definition,

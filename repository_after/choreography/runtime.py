@@ -26,6 +26,7 @@ from repository_after.choreography.reactor import Reactor
 from repository_after.choreography.stores import Decide
 from repository_after.choreography.tracker import Tracker
 from repository_after.messaging.inbox import Inbox, InboxConsumer
+from repository_after.messaging.outbox import Backlog, backlog
 from repository_after.messaging.ports import Broker, Subscription, Topology
 from repository_after.messaging.relay import OutboxRelay, RelayTiming
 from repository_after.participant_kit.storage import ParticipantStore
@@ -62,17 +63,25 @@ class Runtime:
 
     def stores(self) -> list[ParticipantStore]:
         """Each store with an outbox, once (a store shared by two users is one outbox)."""
-        found: list[ParticipantStore] = []
+        return [store for _, store in self.named_stores()]
+
+    def named_stores(self) -> list[tuple[str, ParticipantStore]]:
+        """`stores()`, each named by its first user: a service, or `tracker` (the log's)."""
+        found: list[tuple[str, ParticipantStore]] = []
         keys: set[int] = set()
-        candidates = [node.store for node in self.nodes]
+        candidates = [(node.name, node.store) for node in self.nodes]
         if self.tracker is not None:
-            candidates.append(self.tracker.outbox.store)
-        for store in candidates:
+            candidates.append((TRACKER, self.tracker.outbox.store))
+        for name, store in candidates:
             key = id(getattr(store, "db", store))
             if key not in keys:
                 keys.add(key)
-                found.append(store)
+                found.append((name, store))
         return found
+
+    async def outbox_backlogs(self) -> dict[str, Backlog]:
+        """Each outbox's backlog (unpublished rows, failing ones), by `named_stores`' names."""
+        return {name: await store.read(backlog) for name, store in self.named_stores()}
 
     async def start(self) -> None:
         await self.broker.declare(self.topology)

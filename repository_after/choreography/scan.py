@@ -80,7 +80,9 @@ async def park_dead_letters(tracker: Tracker) -> int:
     if tracker.broker is None:
         return 0
     parked = 0
-    for message in await tracker.broker.dead_letters(tracker.topology):
+    dead = await tracker.broker.dead_letters(tracker.topology)
+    tracker.dead_letters_seen = len(dead)
+    for message in dead:
         if not message.routing_key.startswith(("call.", "timeout.")):
             continue
         try:

@@ -85,6 +85,8 @@ class Tracker:
         self.stopping = False
         #: deliveries whose projection failed and is being retried now
         self.waiting = 0
+        #: messages in the dead-letter queue at the last scan (None before the first); /metrics
+        self.dead_letters_seen: int | None = None
         self.topology = topology
         self.lookup = lookup
         self.observers = list(observers)
@@ -204,7 +206,7 @@ class Tracker:
             dead = _dead_letter(stored.events) if send else None
             message = None
             if send and dead is None and (call := next_action(definition, state)) is not None:
-                intent = intent_event(call, at=utc_now())
+                intent = intent_event(call, at=utc_now())._replace(publisher=PUBLISHER)
                 state = apply_observed(self.observers, saga_id, definition, state, [intent])
                 events.append(intent)
                 course = Course.of(

@@ -97,22 +97,25 @@ def react(
     outcome: Sequence[SagaEvent],
     *,
     at: str,
+    publisher: str | None = None,
 ) -> Reaction:
     """Apply `outcome` (an attempt, or a time-out's `retries_exhausted`) to the saga folded from
-    `history` (`state`), then append the next call's intent, if any."""
+    `history` (`state`), then append the next call's intent, if any; the appended events name
+    `publisher`, the service reacting (what the dashboard shows beside each event)."""
     events = list(history)
     for event in outcome:
+        event = event._replace(publisher=publisher)
         state = apply(definition, state, event)
         events.append(event)
     call = next_action(definition, state)
     if call is not None:
-        event = intent_event(call, at=at)
+        event = intent_event(call, at=at)._replace(publisher=publisher)
         state = apply(definition, state, event)
         events.append(event)
     return Reaction(state, tuple(events), call)
 
 
-def start(definition: SagaDefinition, *, at: str) -> Reaction:
+def start(definition: SagaDefinition, *, at: str, publisher: str | None = None) -> Reaction:
     """A new saga's first events: `started` and its first call's intent."""
     first = SagaEvent(EventKind.STARTED, at=at)
-    return react(definition, replay(definition, ()), (), (first,), at=at)
+    return react(definition, replay(definition, ()), (), (first,), at=at, publisher=publisher)

@@ -189,6 +189,9 @@ class SagaEvent(NamedTuple):
     note: str | None = None
     #: the answer body of a successful action whose fields a later step's request reads
     data: Mapping[str, Any] | None = None
+    #: in choreography, who wrote the event into the saga's course (the service that reacted, or
+    #: the API that started it); None for the orchestrator's and the log's own events
+    publisher: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in zip(_EVENT_FIELDS, self, strict=True) if v is not None}

@@ -117,6 +117,7 @@ def create_app(
                 await container.close()
                 await close_hosted(hosted)
                 raise
+            telemetry.metrics.messaging = choreographed.figures
         elif container.orchestrator is not None:
             readiness = Readiness(services_needed(settings, runs))
             app.state.readiness = readiness

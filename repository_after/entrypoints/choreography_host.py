@@ -19,6 +19,7 @@ from repository_after.choreography.wiring import runtime_for
 from repository_after.config import Settings
 from repository_after.entrypoints.participants import Hosted
 from repository_after.messaging.ports import Broker
+from repository_after.observability.metrics import MessagingFigures
 
 
 @dataclass
@@ -29,6 +30,16 @@ class Choreographed:
     async def stop(self) -> None:
         await self.runtime.stop()
         await self.broker.close()
+
+    async def figures(self) -> MessagingFigures:
+        """What `/metrics` shows of the messaging: each outbox's backlog, read now, and the
+        dead letters the tracker counted at its last scan (none in a process without one)."""
+        backlogs = await self.runtime.outbox_backlogs()
+        tracker = self.runtime.tracker
+        return MessagingFigures(
+            outbox={name: (b.unpublished, b.failing) for name, b in backlogs.items()},
+            dead_letters=None if tracker is None else tracker.dead_letters_seen,
+        )
 
 
 async def start_choreography(

@@ -10,6 +10,11 @@ it with the same settings: how the operator of a participant run as its own proc
 A participant database that does not exist yet (or holds no records) is skipped, never
 created. Every store is closed whatever happens. The horizon is refused (exit 2) if shorter
 than the orchestrator's retry horizon, before anything is opened.
+
+Choreography's inboxes (`messaging.retention.purge_inboxes`) are purged with the same cutoff in
+every SQLite store that has one (the account database's, each participant's), each consumer's
+cutoff recorded so an older copy is refused from then on (docs/choreography.md, "Retention of
+the inbox").
 """
 
 from __future__ import annotations
@@ -17,30 +22,52 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from pydantic import ValidationError
 from rich.console import Console
 
+from repository_after.adapters.sqlite_accounts import SqliteAccountStore
 from repository_after.bootstrap import build_account_store, build_saga_log
+from repository_after.choreography.stores import SharedSqliteStore
 from repository_after.config import HOSTED_PARTICIPANTS, Settings, get_settings
 from repository_after.domain.sagas import DEFINITIONS
 from repository_after.entrypoints.participants import existing_participant
+from repository_after.messaging.retention import purge_inboxes
+from repository_after.participant_kit.storage import ParticipantStore
 from repository_after.service_layer import retention
 from repository_after.service_layer.ports import StorageError
 
 console = Console()
 
 
+def _say_inboxes(where: str, purged: dict[str, int], before: str) -> None:
+    for consumer, count in sorted(purged.items()):
+        say(f"{where}: purged {count} inbox row(s) of {consumer} older than {before}")
+
+
+async def _purge_inboxes(
+    where: str, store: ParticipantStore, settings: Settings, before: str
+) -> None:
+    purged = await purge_inboxes(
+        store, before=before, now=datetime.now(UTC), min_horizon=settings.retry_horizon()
+    )
+    _say_inboxes(where, purged, before)
+
+
 async def _collect_accounts(
-    database_url: str, *, before: str
+    settings: Settings, *, before: str
 ) -> tuple[retention.Collected, dict[str, dict[str, str]]]:
-    """The account store's and the saga log's purge, and the log's unsettled sagas."""
-    store = build_account_store(database_url)
-    log = build_saga_log(database_url)
+    """The account store's and the saga log's purge (and the account database's inbox), and the
+    log's unsettled sagas."""
+    store = build_account_store(settings.database_url)
+    log = build_saga_log(settings.database_url)
     try:
         collected = await retention.collect(store, log, before=before)
+        if isinstance(store, SqliteAccountStore):
+            await _purge_inboxes("accounts", SharedSqliteStore(store.database), settings, before)
         return collected, await log.oldest_unsettled()
     finally:
         await store.close()
@@ -58,9 +85,12 @@ async def _collect_participant(
     if service is None:
         return None
     try:
-        return await retention.collect_participant(
+        collected = await retention.collect_participant(
             service, before=before, oldest_unsettled=oldest_unsettled, definitions=DEFINITIONS
         )
+        if isinstance(settings.participant_database(name), Path):
+            await _purge_inboxes(name, service.store, settings, before)
+        return collected
     finally:
         await service.store.close()
 
@@ -73,7 +103,7 @@ def say(line: str) -> None:
 async def _run(settings: Settings, *, before: str, only: Sequence[str]) -> None:
     oldest: dict[str, dict[str, str]] = {}
     if not only:
-        done, oldest = await _collect_accounts(settings.database_url, before=before)
+        done, oldest = await _collect_accounts(settings, before=before)
         say(
             f"purged {done.records} operation record(s) and {done.sagas} settled saga(s) "
             f"older than {before}"

@@ -18,4 +18,5 @@ router = APIRouter(tags=["meta"], dependencies=[Reader])
 async def metrics(telemetry: TelemetryDep, orchestrator: OptionalOrchestratorDep) -> Response:
     if orchestrator is not None:
         await telemetry.metrics.refresh(orchestrator.log)
+    await telemetry.metrics.refresh_messaging()
     return Response(telemetry.metrics.render(), media_type=CONTENT_TYPE_LATEST)

@@ -58,3 +58,24 @@ async def purge_inbox(
         return count
 
     return await store.transaction(purge)
+
+
+async def purge_inboxes(
+    store: ParticipantStore, *, before: str, now: datetime, min_horizon: float
+) -> dict[str, int]:
+    """`purge_inbox` for every consumer with rows in `store`'s inbox: consumer -> rows purged;
+    {} for a store without an inbox (a service that never ran choreographed). SQLite only, as
+    choreography is for now (the table is looked up in `sqlite_master`)."""
+
+    def consumers(tx: Tx) -> list[str]:
+        found = tx.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'inbox'")
+        if not found:
+            return []
+        return [str(row[0]) for row in tx.execute("SELECT DISTINCT consumer FROM inbox")]
+
+    return {
+        consumer: await purge_inbox(
+            store, consumer=consumer, before=before, now=now, min_horizon=min_horizon
+        )
+        for consumer in await store.read(consumers)
+    }

@@ -12,7 +12,7 @@ from the fault injector at scrape time. Names and labels are listed in docs/oper
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -51,6 +51,15 @@ class Labelled:
 
 def _ts(iso: str) -> float:
     return datetime.fromisoformat(iso).timestamp()
+
+
+@dataclass(frozen=True)
+class MessagingFigures:
+    """Choreography's messaging at scrape time: each outbox's (unpublished, failing) rows by its
+    store's name, and the messages in the dead-letter queue (None: not counted here)."""
+
+    outbox: dict[str, tuple[int, int]]
+    dead_letters: int | None
 
 
 @dataclass
@@ -95,6 +104,7 @@ class _ScrapeTimeCollector(Collector):
                 for kind in ("in_flight", "parked"):
                     age.add_metric([saga, kind], snap.ages.get(saga, {}).get(kind, 0.0))
             yield age
+        yield from self._messaging()
         faults = self._m.faults
         if faults is not None:
             injected = CounterMetricFamily(
@@ -106,6 +116,32 @@ class _ScrapeTimeCollector(Collector):
             injected.add_metric(["after"], faults.counts.after)
             yield injected
 
+    def _messaging(self) -> Iterator[Metric]:
+        found = self._m.messaging_figures
+        if found is None:
+            return
+        unpublished = GaugeMetricFamily(
+            "sagabank_outbox_backlog",
+            "Outbox rows not yet published, by store (choreography).",
+            labels=["store"],
+        )
+        failing = GaugeMetricFamily(
+            "sagabank_outbox_failing",
+            "Unpublished outbox rows whose last publication failed, by store (choreography).",
+            labels=["store"],
+        )
+        for store, (count, failed) in sorted(found.outbox.items()):
+            unpublished.add_metric([store], count)
+            failing.add_metric([store], failed)
+        yield unpublished
+        yield failing
+        if found.dead_letters is not None:
+            yield GaugeMetricFamily(
+                "sagabank_dead_letters",
+                "Messages in the dead-letter queue at the tracker's last scan (choreography).",
+                value=found.dead_letters,
+            )
+
 
 class SagaMetrics:
     def __init__(self) -> None:
@@ -113,6 +149,9 @@ class SagaMetrics:
         self.snapshot: LogSnapshot | None = None
         self.saga_types: tuple[str, ...] = ()  # the types this server runs (`Telemetry.bind`)
         self.faults: FaultInjector | None = None
+        #: choreography's figures, read at scrape time (`refresh_messaging`); None otherwise
+        self.messaging: Callable[[], Awaitable[MessagingFigures]] | None = None
+        self.messaging_figures: MessagingFigures | None = None
         self._open_steps: dict[str, float] = {}
         r = self.registry
         self.started = Counter(
@@ -212,6 +251,10 @@ class SagaMetrics:
             for saga, by_kind in oldest.items()
         }
         self.snapshot = LogSnapshot(counts=counts, ages=ages)
+
+    async def refresh_messaging(self) -> None:
+        if self.messaging is not None:
+            self.messaging_figures = await self.messaging()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

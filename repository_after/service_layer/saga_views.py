@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from repository_after.domain.saga import EventKind, SagaState, replay
+from repository_after.domain.saga import EventKind, SagaEvent, SagaState, replay
 from repository_after.service_layer.orchestrator import Orchestrator
 from repository_after.service_layer.saga_listing import definition_view
 from repository_after.service_layer.saga_ports import StoredSaga
@@ -42,6 +42,8 @@ def saga_view(*, stored: StoredSaga, state: SagaState) -> dict[str, Any]:
             "result": e.result,
             "started_at": e.started_at,
             "finished_at": e.at,
+            # choreography: the service that made the call and published its outcome
+            "publisher": e.publisher,
         }
         for e in stored.events
         if e.kind is EventKind.ATTEMPT
@@ -67,7 +69,8 @@ def saga_view(*, stored: StoredSaga, state: SagaState) -> dict[str, Any]:
 
 def history_rows(stored: StoredSaga) -> list[tuple[str, ...]]:
     """Every event of the saga, in order, as text columns: at, event, step, operation, attempt,
-    outcome, status code, detail (an error, a result, or an operator's note)."""
+    outcome, status code, detail (an error, a result, or an operator's note; in choreography
+    also the service that published the event)."""
     return [
         (
             e.at,
@@ -77,10 +80,18 @@ def history_rows(stored: StoredSaga) -> list[tuple[str, ...]]:
             str(e.attempt or ""),
             e.outcome or "",
             str(e.status_code or ""),
-            str(e.error or e.result or e.note or ""),
+            _detail(e),
         )
         for e in stored.events
     ]
+
+
+def _detail(event: SagaEvent) -> str:
+    """An error, a result or an operator's note; in choreography also who published the event."""
+    detail = str(event.error or event.result or event.note or "")
+    if event.publisher is None:
+        return detail
+    return f"{detail} · by {event.publisher}" if detail else f"by {event.publisher}"
 
 
 def log_view(*, stored: StoredSaga, types: SagaTypes) -> dict[str, Any]:

@@ -1,12 +1,14 @@
 """`sagabank bench`: run every scenario side by side, repeat, print medians and ratios, save JSON.
 
-    sagabank bench [--repetitions 3] [--transfers 2000] [--orders 500] [--smoke]
-                   [--output bench/report.json]
+    sagabank bench [--repetitions 3] [--transfers 2000] [--orders 500] [--mode-sagas 200]
+                   [--only-modes] [--smoke] [--output bench/report.json]
 
 A fresh server per repetition; the naive `repository_before` and python-cqrs's saga engine (the
 `bench` extra) run under the same load in the same invocation, so ratios compare like with like
 on whatever machine runs them. The order saga runs on sagabank and on python-cqrs in the same
-repetitions (`order_report`). The JSON keeps each repetition's figures beside the medians.
+repetitions (`order_report`), and orchestration beside choreography over RabbitMQ, for both sagas
+(`modes_report`; `--only-modes` runs that alone). The JSON keeps each repetition's figures
+beside the medians.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from sagabank_tools.bench import order_report, scenarios
+from sagabank_tools.bench import modes_report, order_report, scenarios
 from sagabank_tools.bench.measure import median_of, paired_ratios_of, ratios_of
 
 console = Console()
@@ -78,6 +80,7 @@ def run_all(
     repetitions: int,
     transfers: int,
     orders: int,
+    mode_sagas: int,
     noop: int,
     recover_n: int,
     memory_counts: tuple[int, int],
@@ -94,6 +97,7 @@ def run_all(
                 console.print(f"[dim]repetition {rep + 1}/{repetitions}: {key}, {n} transfers")
                 runs.setdefault(key, []).append(_one_run(system, n, concurrency, seed=rep))
         order_report.run_repetition(runs, rep=rep, orders=orders, console=console)
+        modes_report.run_repetition(runs, rep=rep, sagas=mode_sagas, console=console)
     console.print("[dim]no-op sagas, recovery, memory")
     runs["noop_sagas"] = [scenarios.noop_sagas(n=noop) for _ in range(repetitions)]
     runs["recovery"] = [scenarios.recovery(n=recover_n) for _ in range(repetitions)]
@@ -190,6 +194,7 @@ def print_table(
         mark = "[green]met" if met else "[red]not met"
         console.print(f"floor (issue 19) {name}: {value:.2f}x against {bound:.1f}x — {mark}")
     order_report.print_orders(results, each, console)
+    modes_report.print_modes(results, each, console)
 
 
 def bench(
@@ -200,6 +205,15 @@ def bench(
     orders: Annotated[
         int, typer.Option(min=10, max=3000, help="order sagas per run at c=32")
     ] = 500,
+    mode_sagas: Annotated[
+        int,
+        typer.Option(
+            min=10, max=3000, help="sagas per run at c=32 of each mode, saga type (modes scenario)"
+        ),
+    ] = 200,
+    only_modes: Annotated[
+        bool, typer.Option(help="run only orchestration beside choreography (needs RabbitMQ)")
+    ] = False,
     smoke: Annotated[
         bool, typer.Option(help="one tiny repetition, to keep the bench working")
     ] = False,
@@ -208,13 +222,17 @@ def bench(
     """Benchmark sagabank against the naive design and python-cqrs, side by side (transfers, and
     the order saga against python-cqrs); print medians and ratios."""
     if smoke:
-        repetitions, transfers, orders = 1, 60, 20
+        repetitions, transfers, orders, mode_sagas = 1, 60, 20, 10
+    if only_modes:
+        _only_modes(repetitions=repetitions, sagas=mode_sagas, output=output)
+        return
     counts = (300, 1_000) if smoke else (10_000, 200_000)
     started = time.perf_counter()
     results, each = run_all(
         repetitions=repetitions,
         transfers=transfers,
         orders=orders,
+        mode_sagas=mode_sagas,
         noop=100 if smoke else 5_000,
         recover_n=100 if smoke else 10_000,
         memory_counts=counts,
@@ -230,6 +248,7 @@ def bench(
         "ratios": ratios(results),
         "ratios_within_each_repetition": paired_ratios(each),
         **order_report.report(results, each),
+        **modes_report.report(results, each),
         "targets": [
             {"target": name, "measured": value, "bound": bound, "met": met}
             for name, value, bound, met in targets(results)
@@ -238,6 +257,29 @@ def bench(
             {"ratio": name, "measured": value, "floor": bound, "met": met}
             for name, value, bound, met in floors(results)
         ],
+        "seconds": time.perf_counter() - started,
+    }
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(report, indent=2))
+    console.print(f"report: {output}")
+
+
+def _only_modes(*, repetitions: int, sagas: int, output: Path) -> None:
+    """`--only-modes`: the modes scenario alone, its table and its JSON report."""
+    started = time.perf_counter()
+    each: dict[str, list[dict[str, float]]] = {}
+    for rep in range(repetitions):
+        modes_report.run_repetition(each, rep=rep, sagas=sagas, console=console)
+    results: dict[str, Any] = {key: median_of(figures) for key, figures in each.items()}
+    command = ("sagabank bench " + " ".join(sys.argv[2:])).strip()
+    console.print(f"[bold]{command}")
+    modes_report.print_modes(results, each, console)
+    report = {
+        "command": command,
+        "repetitions": repetitions,
+        "results": results,
+        "each_repetition": each,
+        **modes_report.report(results, each),
         "seconds": time.perf_counter() - started,
     }
     output.parent.mkdir(parents=True, exist_ok=True)

@@ -12,10 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.rabbit import require_rabbitmq
+
 pytestmark = pytest.mark.e2e
 
 
 def test_bench_smoke_run_reports_every_scenario(tmp_path: Path) -> None:
+    require_rabbitmq()  # the modes scenario runs choreography on the local broker
     report_path = tmp_path / "report.json"
     result = subprocess.run(
         [
@@ -51,6 +54,19 @@ def test_bench_smoke_run_reports_every_scenario(tmp_path: Path) -> None:
             assert figures["completed"] + figures["compensated"] == n
             assert figures["audit_violations"] == 0  # the books are clean
             assert figures["log_entries_per_saga"] > 0
+    for saga in ("transfer", "order"):  # orchestration beside choreography, 10 sagas per run
+        for mode in ("orchestration", "choreography"):
+            for c in (1, 32):
+                figures = results[f"modes_{saga}_{mode}_c{c}"]
+                assert figures["completed"] == 10
+                assert figures["audit_violations"] == 0
+                assert (figures["messages_per_saga"] > 0) == (mode == "choreography")
+    assert set(report["mode_ratios"]) == {
+        f"{saga} orchestration/choreography at c={c}"
+        for saga in ("transfer", "order")
+        for c in (1, 32)
+    }
+    assert "orchestration beside choreography" in result.stdout
     assert results["noop_sagas"]["sagas_per_second"] > 0
     each = report["each_repetition"]  # one repetition in smoke mode: the median is that run
     assert set(each) == set(results) - {"memory"}

@@ -87,6 +87,8 @@ def test_a_dead_lettered_order_is_parked_retried_from_the_cli_and_completed(
             metrics = httpx.get(f"{server.url}/metrics").text
             assert 'sagabank_parked_sagas{saga="order"} 1.0' in metrics
             assert 'sagabank_sagas_started_total{saga="order"} 1.0' in metrics
+            assert "sagabank_dead_letters 1.0" in metrics  # counted by the scan that parked it
+            assert 'sagabank_outbox_failing{store="inventory"} 0.0' in metrics
             page = httpx.get(f"{server.url}/ui/sagas/order/o-1", headers={"accept": "text/html"})
             assert page.status_code == 200
         retried = subprocess.run(

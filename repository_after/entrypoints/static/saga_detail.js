@@ -46,7 +46,8 @@ function renderTimeline(view) {
     const list = el("ol", null, "tl-attempts");
     list.append(...attempts.map((a) => {
       const li = el("li", [a.role, a.operation, "#" + a.attempt, a.outcome, a.status_code ?? "–",
-        a.error || a.result || "", took(a)].filter((x) => x !== "").join(" · "), "tl-attempt " + a.outcome);
+        a.error || a.result || "", took(a), a.publisher ? "by " + a.publisher : ""]
+        .filter((x) => x !== "").join(" · "), "tl-attempt " + a.outcome);
       li.dataset.role = a.role;
       li.dataset.outcome = a.outcome;
       return li;
@@ -91,6 +92,10 @@ async function refreshDetail() {
     tr.append(el("td", a.step), el("td", a.operation), el("td", a.role), el("td", a.attempt),
       el("td", a.outcome), el("td", a.status_code ?? "–"), el("td", a.error || a.result || ""),
       el("td", a.started_at ? new Date(a.started_at).toLocaleTimeString() : ""), el("td", took(a)));
+    // choreography: the service that made the call and published its outcome; – when orchestrated
+    const publisher = el("td", a.publisher || "–", "publisher");
+    if (a.publisher) publisher.dataset.publisher = a.publisher;
+    tr.append(publisher);
     return tr;
   }));
   $("operator-actions").replaceChildren(...(view.operator_actions.length
