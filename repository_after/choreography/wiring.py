@@ -34,6 +34,7 @@ from repository_after.config import ConfigurationError, Settings
 from repository_after.domain.saga import SagaDefinition
 from repository_after.domain.sagas import DEFINITIONS
 from repository_after.domain.transfer import ACCOUNTS
+from repository_after.messaging.faults import MessagingFaults
 from repository_after.messaging.ports import Broker, BrokerError, Topology
 from repository_after.messaging.relay import RelayTiming
 from repository_after.participant_kit import ParticipantService
@@ -170,4 +171,5 @@ async def runtime_for(
         requeue_delay=requeue_delay,
         relay_timing=relay_timing,
         owner=settings.resolved_worker_id(),
+        faults=MessagingFaults.from_env(),
     )

@@ -54,6 +54,8 @@ class ChaosReport:
     elapsed_seconds: float = 0.0
     workdir: str = ""
     backend: str = "sqlite"
+    mode: str = "orchestration"  # or "choreography" (`choreo_runner.py`: broker faults)
+    dead_letters_left: int = 0  # choreography: messages left in the dead-letter queue
 
     @property
     def violations(self) -> list[str]:
@@ -81,6 +83,8 @@ class ChaosReport:
             "transfer": f"--transfers {self.sagas}",
             "order": f"--saga order --orders {self.sagas}",
         }.get(self.saga, f"--saga {self.saga} --assignments {self.sagas}")
+        if self.mode == "choreography":
+            count = f"--mode choreography {count}"
         return (
             f"sagabank chaos --seed {self.seed} {count} "
             f"--faults {','.join(self.families)} --concurrency {self.concurrency}"
@@ -118,6 +122,10 @@ def render(report: ChaosReport, console: Console) -> None:
     for family in Family:
         if family.value in report.families:
             table.add_row(f"fault: {family.value}", str(report.faults.get(family.value, 0)))
+    if report.mode == "choreography":
+        for name, count in report.faults.items():
+            table.add_row(f"fault: {name}", str(count))
+        table.add_row("dead letters left (info)", str(report.dead_letters_left))
     _count_rows(table, "late delivery met", report.late_deliveries)
     table.add_row("operations sent in batches", str(report.batched_operations))
     table.add_row(f"{noun} re-submitted (orchestrator died)", str(report.resubmitted))
