@@ -169,7 +169,7 @@ async def runtime_for(
         tracker=tracker,
         interval=settings.tracker_interval,
         requeue_delay=requeue_delay,
-        relay_timing=relay_timing,
+        relay_timing=relay_timing or RelayTiming(claim_ttl=settings.relay_claim_ttl),
         owner=settings.resolved_worker_id(),
         faults=MessagingFaults.from_env(),
     )

@@ -188,6 +188,7 @@ def _env(
         "SAGABANK_BROKER_URL": f"amqp://guest:guest@127.0.0.1:{proxy_port}/{vhost}",
         "SAGABANK_BROKER_PREFIX": prefix,
         "SAGABANK_BROKER_DELIVERY_LIMIT": str(limit),
+        "SAGABANK_RELAY_CLAIM_TTL": "3",  # a crashed relay's rows wait 3 s, not 30
         "SAGABANK_ADMIN_TOKEN": "",
         "SAGABANK_SERVICE_TOKEN": token,
         "SAGABANK_READ_TOKEN": "",
