@@ -32,15 +32,18 @@ def _shape(seed: int) -> tuple[object, ...]:
 def test_the_schedule_is_a_function_of_the_seed() -> None:
     assert _shape(7) == _shape(7)
     assert _shape(7) != _shape(8)
-    points, crashes, poison = _shape(7)
-    assert len(crashes) == 2 and poison and all(p in IDS for p in poison)
+    _points, crashes, poison = _shape(7)
+    assert len(crashes) == 2
+    assert poison
+    assert all(p in IDS for p in poison)
 
 
 def test_a_family_that_is_off_never_fires() -> None:
     schedule = ChoreoSchedule(7, (BrokerFamily.CONNECTION_DROP,))
     assert schedule.points(BrokerFamily.KILL_SERVICE, 500) == ()
     assert schedule.points(BrokerFamily.CONNECTION_DROP, 500)
-    assert schedule.crashes() == [] and schedule.poison(IDS) == []
+    assert schedule.crashes() == []
+    assert schedule.poison(IDS) == []
     assert schedule.duplicate_rate == 0.0
 
 
