@@ -6,6 +6,7 @@ message's id (or a count of occurrences in this process), so a run replays from 
 - `duplicate_rate`: the relay publishes a confirmed row a second time (same message id) before
   it marks it: a duplicate delivery the receiver's inbox must absorb;
 - `crash`: `"<point>@<n>"` SIGKILLs this process at the n-th occurrence of a crash point:
+  `consumer-before-commit` (inside the inbox transaction, before the handler's change),
   `consumer-after-commit` (the inbox transaction committed, the delivery not yet acked) or
   `relay-after-publish` (the broker confirmed, the outbox row not yet marked);
 - `poison`: saga ids whose calls to a service no handler can take (the handler raises), so they
@@ -38,9 +39,10 @@ from repository_after.participant_kit.storage import Tx
 logger = logging.getLogger(__name__)
 
 ENV = "SAGABANK_MESSAGING_FAULTS"
+CONSUMER_BEFORE_COMMIT = "consumer-before-commit"
 CONSUMER_AFTER_COMMIT = "consumer-after-commit"
 RELAY_AFTER_PUBLISH = "relay-after-publish"
-CRASH_POINTS = (CONSUMER_AFTER_COMMIT, RELAY_AFTER_PUBLISH)
+CRASH_POINTS = (CONSUMER_BEFORE_COMMIT, CONSUMER_AFTER_COMMIT, RELAY_AFTER_PUBLISH)
 Handler = Callable[[Tx, Message], dict[str, Any]]
 
 
@@ -112,7 +114,10 @@ class MessagingFaults:
         return hook
 
     def poisoning(self, handler: Handler) -> Handler:
+        """`handler` with the poison and the `consumer-before-commit` crash point."""
+
         def handle(tx: Tx, message: Message) -> dict[str, Any]:
+            self.reached(CONSUMER_BEFORE_COMMIT)
             saga_id = str(message.payload.get("saga_id", ""))
             if self.poisoned(saga_id):
                 _announce(f"poisoned message {message.message_id} of saga {saga_id}")

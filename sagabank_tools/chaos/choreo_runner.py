@@ -82,7 +82,7 @@ class Service:
         log = self.workdir / "serve.log"
         for _ in range(20):
             fired = _log_counts(log)
-            done = fired["crash-consumer"] + fired["crash-relay"]
+            done = fired["crash-handler"] + fired["crash-consumer"] + fired["crash-relay"]
             crash = self.crashes[done] if done < len(self.crashes) else None
             self.generation += 1
             env = {
@@ -154,6 +154,7 @@ def _log_counts(log: Path) -> Counter[str]:
     text = log.read_text(errors="replace") if log.exists() else ""
     found: Counter[str] = Counter()
     found["duplicate-publish"] = len(re.findall(r"chaos: duplicate publication", text))
+    found["crash-handler"] = len(re.findall(r"chaos: crash point consumer-before-commit", text))
     found["crash-consumer"] = len(re.findall(r"chaos: crash point consumer-after-commit", text))
     found["crash-relay"] = len(re.findall(r"chaos: crash point relay-after-publish", text))
     found["poison"] = len(set(re.findall(r"chaos: poisoned message \S+ of saga (\S+)", text)))
@@ -322,9 +323,20 @@ async def run(config: ChoreoConfig) -> ChaosReport:
     database = f"sqlite:///{workdir / 'sagabank.db'}"
     report.applied_twice = records.applied_twice(database)
     mode.check(report, statuses, Databases(database, database, "", ""))
+    report.timed_out = timed_out(database)
     if report.ok and config.workdir is None:
         shutil.rmtree(workdir, ignore_errors=True)
     return report
+
+
+def timed_out(database: str) -> list[str]:
+    """Sagas the tracker timed out. Every fault of a run is shorter than a step's deadline, so
+    a time-out means a message went missing (acked before its commit, say): a violation."""
+    rows = records.query(
+        database,
+        "SELECT saga_id, data FROM saga_events WHERE data LIKE '%\"retries_exhausted\"%'",
+    )
+    return sorted({f"{saga} ({json.loads(data).get('operation')})" for saga, data in rows})
 
 
 #: The families that fire at points of the load (the others act inside the process).

@@ -7,8 +7,9 @@ The families a choreographed run can meet (`BrokerFamily`):
 - `connection-drop`: every broker connection cut by the TCP proxy (`broker_proxy.py`);
 - `broker-restart`: the run's private RabbitMQ node SIGKILLed and started again on its data;
 - `duplicate-publish`: the relay publishes a seeded share of the messages twice;
-- `crash-consumer` / `crash-relay`: the process SIGKILLs itself at the n-th commit before its
-  ack, or at the n-th confirmed batch before it is marked (`messaging.faults`);
+- `crash-handler` / `crash-consumer` / `crash-relay`: the process SIGKILLs itself inside the
+  n-th inbox transaction (before its commit), at the n-th commit before its ack, or at the n-th
+  confirmed batch before it is marked (`messaging.faults`);
 - `poison`: seeded sagas whose first call no handler can take until the operator's fix: they
   are dead-lettered and parked, and the run fixes, then retries (redrives) them.
 Kills, cuts and restarts fire at points on the count of answered sagas, drawn from a
@@ -22,7 +23,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from repository_after.messaging.faults import CONSUMER_AFTER_COMMIT, RELAY_AFTER_PUBLISH
+from repository_after.messaging.faults import (
+    CONSUMER_AFTER_COMMIT,
+    CONSUMER_BEFORE_COMMIT,
+    RELAY_AFTER_PUBLISH,
+)
 
 
 class BrokerFamily(StrEnum):
@@ -30,6 +35,7 @@ class BrokerFamily(StrEnum):
     CONNECTION_DROP = "connection-drop"
     BROKER_RESTART = "broker-restart"
     DUPLICATE_PUBLISH = "duplicate-publish"
+    CRASH_HANDLER = "crash-handler"
     CRASH_CONSUMER = "crash-consumer"
     CRASH_RELAY = "crash-relay"
     POISON = "poison"
@@ -74,6 +80,7 @@ class ChoreoSchedule:
         for family, point, low, high in (
             (BrokerFamily.CRASH_RELAY, RELAY_AFTER_PUBLISH, 1, 3),
             (BrokerFamily.CRASH_CONSUMER, CONSUMER_AFTER_COMMIT, 2, 8),
+            (BrokerFamily.CRASH_HANDLER, CONSUMER_BEFORE_COMMIT, 2, 8),
         ):
             if family in self.families:
                 nth = random.Random(f"{self.seed}:{family.value}").randint(low, high)

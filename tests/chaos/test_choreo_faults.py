@@ -33,7 +33,7 @@ def test_the_schedule_is_a_function_of_the_seed() -> None:
     assert _shape(7) == _shape(7)
     assert _shape(7) != _shape(8)
     _points, crashes, poison = _shape(7)
-    assert len(crashes) == 2
+    assert len(crashes) == 3
     assert poison
     assert all(p in IDS for p in poison)
 
