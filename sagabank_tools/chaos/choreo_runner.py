@@ -47,6 +47,7 @@ from sagabank_tools.chaos.modes import TransferMode
 from sagabank_tools.chaos.rabbit_node import PrivateNode, unavailable
 from sagabank_tools.chaos.report import ChaosReport
 
+RETRY_ROUNDS = 3
 DEFAULT_BROKER = "amqp://guest:guest@127.0.0.1:5672/"
 
 
@@ -60,7 +61,7 @@ class ChoreoConfig:
     node: PrivateNode | None = None  # a running private node (tests share one); else started
     workdir: Path | None = None
     settle_timeout: float = 180.0
-    delivery_limit: int = 2
+    delivery_limit: int = 3
 
 
 class Service:
@@ -148,6 +149,25 @@ async def _settle(url: str, service: Service, ids: list[str], deadline: float) -
             if all(s in AT_REST for s in statuses.values()) or time.monotonic() > deadline:
                 return statuses
             await asyncio.sleep(0.2)  # polling a remote state until the sagas come to rest
+
+
+async def _retry_parked(
+    url: str, service: Service, statuses: dict[str, str], deadline: float
+) -> list[str]:
+    """As an operator: retry every parked saga, settle, and again (up to `RETRY_ROUNDS`) for
+    one parked anew (a second copy of its message in the dead-letter queue); the ids retried."""
+    retried: list[str] = []
+    for _ in range(RETRY_ROUNDS):
+        parked = [t for t, s in statuses.items() if s == SagaStatus.FAILED_NEEDS_ATTENTION]
+        if not parked:
+            break
+        async with httpx.AsyncClient(base_url=url, timeout=60.0) as client:
+            for tx in parked:
+                await service.up.wait()
+                (await client.post(f"/sagas/transfer/{tx}/retry")).raise_for_status()
+        retried += parked
+        statuses.update(await _settle(url, service, parked, deadline))
+    return sorted(set(retried))
 
 
 def _log_counts(log: Path) -> Counter[str]:
@@ -284,13 +304,7 @@ async def run(config: ChoreoConfig) -> ChaosReport:
         deadline = time.monotonic() + config.settle_timeout
         statuses = await _settle(url, service, ids, deadline)
         fixed.write_text("the operator's fix\n")  # the poison is handled from now on
-        parked = [t for t, s in statuses.items() if s == SagaStatus.FAILED_NEEDS_ATTENTION]
-        async with httpx.AsyncClient(base_url=url, timeout=60.0) as client:
-            for tx in parked:
-                await service.up.wait()
-                (await client.post(f"/sagas/transfer/{tx}/retry")).raise_for_status()
-        if parked:
-            statuses.update(await _settle(url, service, parked, deadline))
+        parked = await _retry_parked(url, service, statuses, deadline)
         async with httpx.AsyncClient(base_url=url, timeout=10.0) as client:
             accounts = (await _get(client, service, "/accounts")).json()
             audit = (await _get(client, service, "/audit")).json()
