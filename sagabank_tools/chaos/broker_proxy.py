@@ -21,6 +21,7 @@ class BrokerProxy:
         self.cuts = 0  # connections closed by `cut`
         self._server: asyncio.Server | None = None
         self._open: set[asyncio.StreamWriter] = set()
+        self._handlers: set[asyncio.Task[None]] = set()
 
     async def start(self) -> int:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
@@ -28,6 +29,10 @@ class BrokerProxy:
         return self.port
 
     async def _serve(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._handlers.add(task)
+            task.add_done_callback(self._handlers.discard)
         try:
             broker_r, broker_w = await asyncio.open_connection(*self.upstream)
         except OSError:  # the broker is down (restarting): the client retries
@@ -40,6 +45,8 @@ class BrokerProxy:
             for writer in (client_w, broker_w):
                 self._open.discard(writer)
                 writer.close()
+                with contextlib.suppress(OSError):
+                    await writer.wait_closed()
 
     def cut(self) -> int:
         """Close every relayed connection now; how many client/broker pairs were open."""
@@ -52,9 +59,13 @@ class BrokerProxy:
         return pairs
 
     async def close(self) -> None:
-        self.cut()
+        """Stop listening, cut every connection and wait for their relays to end."""
         if self._server is not None:
             self._server.close()
+        self.cut()
+        if self._handlers:
+            await asyncio.wait(set(self._handlers), timeout=5.0)
+        if self._server is not None:
             with contextlib.suppress(Exception):
                 await self._server.wait_closed()
 

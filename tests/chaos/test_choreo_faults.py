@@ -5,6 +5,7 @@ proxy cuts its connections while new ones still get through."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from pathlib import Path
 
@@ -85,10 +86,14 @@ def test_a_poisoned_saga_fails_its_handler_until_the_fix(tmp_path: Path) -> None
 
 async def test_the_proxy_cuts_open_connections_and_takes_new_ones() -> None:
     async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while data := await reader.read(1024):
-            writer.write(data)
-            await writer.drain()
-        writer.close()
+        try:
+            while data := await reader.read(1024):
+                writer.write(data)
+                await writer.drain()
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
 
     upstream = await asyncio.start_server(echo, "127.0.0.1", 0)
     proxy = BrokerProxy("127.0.0.1", int(upstream.sockets[0].getsockname()[1]))
@@ -102,8 +107,10 @@ async def test_the_proxy_cuts_open_connections_and_takes_new_ones() -> None:
         reader2, writer2 = await asyncio.open_connection("127.0.0.1", port)
         writer2.write(b"again")
         assert await reader2.readexactly(5) == b"again"
-        writer.close()
-        writer2.close()
+        for opened in (writer, writer2):
+            opened.close()
+            with contextlib.suppress(ConnectionError):
+                await opened.wait_closed()
     finally:
         await proxy.close()
         upstream.close()
