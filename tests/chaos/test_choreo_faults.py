@@ -115,3 +115,17 @@ async def test_the_proxy_cuts_open_connections_and_takes_new_ones() -> None:
         await proxy.close()
         upstream.close()
         await upstream.wait_closed()
+
+
+def test_the_cli_refuses_what_choreography_does_not_run() -> None:
+    from typer.testing import CliRunner
+
+    from repository_after.entrypoints.cli import app
+
+    runner = CliRunner()
+    unknown = runner.invoke(app, ["chaos", "--mode", "choreography", "--faults", "meteor"])
+    assert unknown.exit_code == 2
+    assert "not a choreography family: meteor" in unknown.output
+    orders = runner.invoke(app, ["chaos", "--mode", "choreography", "--saga", "order"])
+    assert orders.exit_code == 2
+    assert "choreography runs transfers" in orders.output
