@@ -58,6 +58,13 @@ class BrokerProxy:
         self.cuts += pairs
         return pairs
 
+    async def cut_when_open(self, timeout: float = 30.0) -> int:
+        """`cut`, once a connection is open (a cut during a restart would cut nothing)."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not self._open and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)  # polling our own set: connections arrive from outside
+        return self.cut()
+
     async def close(self) -> None:
         """Stop listening, cut every connection and wait for their relays to end."""
         if self._server is not None:

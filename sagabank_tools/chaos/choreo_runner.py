@@ -284,7 +284,7 @@ async def run(config: ChoreoConfig) -> ChaosReport:
                 if family is BrokerFamily.KILL_SERVICE:
                     await service.restart(kill=True)
                 elif family is BrokerFamily.CONNECTION_DROP:
-                    proxy.cut()
+                    await proxy.cut_when_open()
                 elif node is not None:
                     await asyncio.to_thread(node.restart)
                 counts[family.value] += 1

@@ -50,6 +50,7 @@ async def test_a_choreography_chaos_run_with_every_broker_fault_conserves_money(
     unfired = [f.value for f in CHOREOGRAPHY_FAMILIES if report.faults.get(f.value, 0) == 0]
     assert unfired == [], report.faults
     assert node.restarts > restarts, "the broker was never restarted"
+    assert report.faults["connections-cut"] > 0, "no connection was open when cut"
     assert report.parked_then_retried >= 1, "no poisoned saga was parked and redriven"
     assert report.strangers_refused
     database = f"sqlite:///{tmp_path / 'sagabank.db'}"
