@@ -87,6 +87,13 @@ CHAOS_ASSIGNMENTS ?= 1000
 chaos-classes: $(STAMP)
 	$(VENV)/bin/sagabank chaos --saga classes --seed $(CHAOS_SEED) --assignments $(CHAOS_ASSIGNMENTS)
 
+# Choreography over RabbitMQ through seeded broker faults (docs/chaos.md, "Choreography"): a
+# private RabbitMQ node of the run's own is restarted (root, Debian's rabbitmq-server).
+.PHONY: chaos-choreography
+CHAOS_CHOREO_TRANSFERS ?= 1000
+chaos-choreography: $(STAMP)
+	$(VENV)/bin/sagabank chaos --mode choreography --seed $(CHAOS_SEED) --transfers $(CHAOS_CHOREO_TRANSFERS)
+
 # The A → B → C failure matrix (docs/sagas.md): every way one of three participants fails, the
 # exact calls made, over real HTTP on loopback, on SQLite, MariaDB and PostgreSQL (70-100 s;
 # `make test` runs it too). The same table live, as four processes: `sagabank demo --saga abc`.

@@ -154,6 +154,9 @@ class Settings(BaseSettings):
     broker_prefix: str = Field(default="sagabank", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
     broker_delivery_limit: int = Field(default=5, ge=0, le=1000)
     tracker_interval: float = Field(default=1.0, gt=0.0, le=600.0)
+    #: how long a relay's claim on outbox rows lasts: a relay that died holding a claim delays
+    #: those rows by up to this much (docs/choreography.md, "The outbox relay")
+    relay_claim_ttl: float = Field(default=30.0, gt=0.0, le=3600.0)
 
     log_json: bool = False
     log_level: str = "INFO"

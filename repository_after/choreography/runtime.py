@@ -8,7 +8,9 @@ the tracker (its consumer and its scan loop), started and stopped with the servi
   `Inbox` and `Reactor`, and the tracker's queue with `Tracker.on_delivery`;
 - runs one `OutboxRelay` per distinct store (the log's outbox shares the account store's
   database in role `all` on SQLite: one relay publishes both);
-- runs the tracker's scan (time-outs, dead letters) every `interval` seconds.
+- runs the tracker's scan (time-outs, dead letters) every `interval` seconds;
+- with `faults` (`messaging.faults`, only `sagabank chaos` sets them) installs the seeded fault
+  hooks on its consumers, handlers and relays.
 `stop` cancels the subscriptions first (unsettled deliveries go back to their queues), then the
 relays and the scan.
 """
@@ -25,6 +27,7 @@ from repository_after.choreography.course import TRACKER, Lookup, queue_of
 from repository_after.choreography.reactor import Reactor
 from repository_after.choreography.stores import Decide
 from repository_after.choreography.tracker import Tracker
+from repository_after.messaging.faults import MessagingFaults
 from repository_after.messaging.inbox import Inbox, InboxConsumer
 from repository_after.messaging.outbox import Backlog, backlog
 from repository_after.messaging.ports import Broker, Subscription, Topology
@@ -53,6 +56,7 @@ class Runtime:
     requeue_delay: float = 0.5
     relay_timing: RelayTiming | None = None
     owner: str = "sagabank"
+    faults: MessagingFaults | None = None
 
     def __post_init__(self) -> None:
         self._stop = asyncio.Event()
@@ -88,8 +92,14 @@ class Runtime:
         exchange = self.topology.exchange
         for node in self.nodes:
             reactor = Reactor(node.name, decide=node.decide, lookup=self.lookup, exchange=exchange)
-            inbox = Inbox(node.store, consumer=node.name, handler=reactor.handle)
-            consumer = InboxConsumer(inbox, requeue_delay=self.requeue_delay)
+            faults = self.faults
+            handler = reactor.handle if faults is None else faults.poisoning(reactor.handle)
+            inbox = Inbox(node.store, consumer=node.name, handler=handler)
+            consumer = InboxConsumer(
+                inbox,
+                requeue_delay=self.requeue_delay,
+                after_commit=None if faults is None else faults.after_commit,
+            )
             self.consumers[node.name] = consumer
             self._subscriptions.append(
                 await self.broker.consume(
@@ -107,7 +117,13 @@ class Runtime:
             )
         for i, store in enumerate(self.stores()):
             relay = OutboxRelay(
-                store, self.broker, owner=f"{self.owner}-relay-{i}", timing=self.relay_timing
+                store,
+                self.broker,
+                owner=f"{self.owner}-relay-{i}",
+                timing=self.relay_timing,
+                after_publish=None
+                if self.faults is None
+                else self.faults.after_publish(self.broker),
             )
             self.relays.append(relay)
             self._tasks.append(asyncio.create_task(relay.run(self._stop)))

@@ -34,6 +34,7 @@ from repository_after.config import ConfigurationError, Settings
 from repository_after.domain.saga import SagaDefinition
 from repository_after.domain.sagas import DEFINITIONS
 from repository_after.domain.transfer import ACCOUNTS
+from repository_after.messaging.faults import MessagingFaults
 from repository_after.messaging.ports import Broker, BrokerError, Topology
 from repository_after.messaging.relay import RelayTiming
 from repository_after.participant_kit import ParticipantService
@@ -168,6 +169,7 @@ async def runtime_for(
         tracker=tracker,
         interval=settings.tracker_interval,
         requeue_delay=requeue_delay,
-        relay_timing=relay_timing,
+        relay_timing=relay_timing or RelayTiming(claim_ttl=settings.relay_claim_ttl),
         owner=settings.resolved_worker_id(),
+        faults=MessagingFaults.from_env(),
     )

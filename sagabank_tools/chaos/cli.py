@@ -19,6 +19,11 @@ from sagabank_tools.chaos.schedule import parse_families
 SERVER_SCHEMES = ("postgresql://", "postgres://", "mysql://", "mariadb://")
 
 
+class RunMode(StrEnum):
+    ORCHESTRATION = "orchestration"
+    CHOREOGRAPHY = "choreography"
+
+
 class Saga(StrEnum):
     TRANSFER = "transfer"
     ORDER = "order"
@@ -44,6 +49,10 @@ def chaos(
         typer.Option(help="comma-separated fault families (default: every one of the saga)"),
     ] = None,
     concurrency: Annotated[int, typer.Option(min=1, max=256, help="sagas in flight at once")] = 16,
+    mode: Annotated[
+        RunMode,
+        typer.Option(help="choreography: transfers over RabbitMQ through broker faults"),
+    ] = RunMode.ORCHESTRATION,
     json_output: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
     database_url: Annotated[
         str | None,
@@ -54,6 +63,9 @@ def chaos(
     ] = None,
 ) -> None:
     """Sagas through injected faults and SIGKILLs on loopback; audit and match the books."""
+    if mode is RunMode.CHOREOGRAPHY:
+        _choreography(seed, saga, sagas, faults, concurrency, json_output, database_url)
+        return
     try:
         families = None if faults is None else parse_families(faults, saga.value)
     except ValueError as exc:
@@ -71,6 +83,48 @@ def chaos(
         database_url=database_url,
     )
     report = asyncio.run(run(config)).report
+    if json_output:
+        sys.stdout.write(json.dumps(report.as_dict(), indent=2) + "\n")
+    else:
+        render(report, Console())
+    if not report.ok:
+        if json_output:
+            sys.stderr.write(f"chaos run FAILED; replay with: {report.replay_command()}\n")
+        raise typer.Exit(1)
+
+
+def _choreography(
+    seed: int,
+    saga: Saga,
+    sagas: int,
+    faults: str | None,
+    concurrency: int,
+    json_output: bool,
+    database_url: str | None,
+) -> None:
+    """`--mode choreography`: transfers on SQLite through the broker families."""
+    from sagabank_tools.chaos import choreo_runner
+    from sagabank_tools.chaos.choreo_schedule import (
+        CHOREOGRAPHY_FAMILIES,
+        parse_choreography_families,
+    )
+
+    if saga is not Saga.TRANSFER:
+        raise typer.BadParameter("choreography runs transfers", param_hint="--saga")
+    if database_url is not None:
+        raise typer.BadParameter("choreography runs on SQLite", param_hint="--database-url")
+    try:
+        families = CHOREOGRAPHY_FAMILIES if faults is None else parse_choreography_families(faults)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--faults") from exc
+    config = choreo_runner.ChoreoConfig(
+        seed=seed, sagas=sagas, families=families, concurrency=concurrency
+    )
+    try:
+        report = asyncio.run(choreo_runner.run(config))
+    except RuntimeError as exc:
+        sys.stderr.write(f"chaos: {exc}\n")
+        raise typer.Exit(2) from None
     if json_output:
         sys.stdout.write(json.dumps(report.as_dict(), indent=2) + "\n")
     else:

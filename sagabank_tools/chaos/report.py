@@ -54,6 +54,9 @@ class ChaosReport:
     elapsed_seconds: float = 0.0
     workdir: str = ""
     backend: str = "sqlite"
+    mode: str = "orchestration"  # or "choreography" (`choreo_runner.py`: broker faults)
+    timed_out: list[str] = field(default_factory=list)  # choreography: a message went missing
+    dead_letters_left: int = 0  # choreography: messages left in the dead-letter queue
 
     @property
     def violations(self) -> list[str]:
@@ -68,6 +71,7 @@ class ChaosReport:
         found += [f"class audit: {v}" for v in self.class_audit_violations]
         found += [f"records: {v}" for v in self.record_mismatches]
         found += [f"answer: {v}" for v in self.unexpected_answers]
+        found += [f"timed out (a message lost or stalled): {v}" for v in self.timed_out]
         if not self.strangers_refused:
             found.append("the account service's process took a call without the service token")
         return found
@@ -81,6 +85,8 @@ class ChaosReport:
             "transfer": f"--transfers {self.sagas}",
             "order": f"--saga order --orders {self.sagas}",
         }.get(self.saga, f"--saga {self.saga} --assignments {self.sagas}")
+        if self.mode == "choreography":
+            count = f"--mode choreography {count}"
         return (
             f"sagabank chaos --seed {self.seed} {count} "
             f"--faults {','.join(self.families)} --concurrency {self.concurrency}"
@@ -118,6 +124,14 @@ def render(report: ChaosReport, console: Console) -> None:
     for family in Family:
         if family.value in report.families:
             table.add_row(f"fault: {family.value}", str(report.faults.get(family.value, 0)))
+    if report.mode == "choreography":
+        for name, count in report.faults.items():
+            table.add_row(f"fault: {name}", str(count))
+        table.add_row("dead letters left (info)", str(report.dead_letters_left))
+        timed = str(len(report.timed_out))
+        table.add_row(
+            "sagas timed out by the tracker", f"[red]{timed}[/red]" if report.timed_out else timed
+        )
     _count_rows(table, "late delivery met", report.late_deliveries)
     table.add_row("operations sent in batches", str(report.batched_operations))
     table.add_row(f"{noun} re-submitted (orchestrator died)", str(report.resubmitted))

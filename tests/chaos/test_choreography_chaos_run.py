@@ -1,0 +1,57 @@
+"""Reduced choreography chaos runs: every broker fault family, real processes, a real RabbitMQ.
+
+Three seeds of transfers choreographed over a private RabbitMQ node (so the run may SIGKILL and
+restart it; the shared broker is never touched) through the TCP proxy that cuts connections,
+with the service SIGKILLed, crash points between commit and ack and between publish and mark,
+duplicate publications and poison messages. The report must be clean, every family must have
+fired (or the run proved nothing), and the books are read again here with plain SQL
+(`tests/chaos/books.py`), so a tool whose checks always came back clean could not pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sagabank_tools.chaos.choreo_runner import ChoreoConfig, run
+from sagabank_tools.chaos.choreo_schedule import CHOREOGRAPHY_FAMILIES
+from sagabank_tools.chaos.rabbit_node import PrivateNode
+from tests.chaos import books
+from tests.rabbit import require_private_node
+
+pytestmark = [pytest.mark.chaos, pytest.mark.timeout(300)]
+TRANSFERS = 20
+
+
+@pytest.fixture(scope="module")
+def node() -> Iterator[PrivateNode]:
+    require_private_node()
+    started = PrivateNode().start()
+    try:
+        yield started
+    finally:
+        started.remove()
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+async def test_a_choreography_chaos_run_with_every_broker_fault_conserves_money(
+    seed: int, tmp_path: Path, node: PrivateNode
+) -> None:
+    restarts = node.restarts
+    report = await run(
+        ChoreoConfig(seed=seed, sagas=TRANSFERS, workdir=tmp_path, node=node, settle_timeout=90)
+    )
+
+    assert report.violations == [], report.replay_command()
+    assert sum(report.outcomes.values()) == TRANSFERS
+    assert report.money_after == report.money_before
+    unfired = [f.value for f in CHOREOGRAPHY_FAMILIES if report.faults.get(f.value, 0) == 0]
+    assert unfired == [], report.faults
+    assert node.restarts > restarts, "the broker was never restarted"
+    assert report.faults["connections-cut"] > 0, "no connection was open when cut"
+    assert report.parked_then_retried >= 1, "no poisoned saga was parked and redriven"
+    assert report.strangers_refused
+    database = f"sqlite:///{tmp_path / 'sagabank.db'}"
+    assert books.problems(accounts_url=database, sagas_url=database, transfers=TRANSFERS) == []
