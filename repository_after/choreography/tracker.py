@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
@@ -87,6 +88,8 @@ class Tracker:
         self.waiting = 0
         #: messages in the dead-letter queue at the last scan (None before the first); /metrics
         self.dead_letters_seen: int | None = None
+        #: message id -> times the scan sent the tracker's own dead copy back to its queue
+        self.redriven: Counter[str] = Counter()
         self.topology = topology
         self.lookup = lookup
         self.observers = list(observers)
@@ -149,6 +152,10 @@ class Tracker:
             state = replay(definition, stored.events)
             if not new:
                 return state
+            resumed = _resumed(stored.events, course, new)
+            if resumed is not None:
+                logger.warning("tracker: saga %s: %s", course.saga_id, resumed.note)
+                new = [resumed, *new]
             try:
                 state = apply_observed(self.observers, course.saga_id, definition, state, new)
             except InvalidTransition as exc:  # two courses: a bug; keep the log as it is
@@ -264,6 +271,24 @@ class Tracker:
 class _Held:
     lease: Lease
     released: bool = False
+
+
+def _resumed(
+    stored: Sequence[SagaEvent], course: Course, new: Sequence[SagaEvent]
+) -> SagaEvent | None:
+    """The event that takes a saga parked for a dead letter out of its park when a message
+    shows its course went on without that letter (another copy of it was applied; the parked
+    state would refuse the later history, and the saga would stay parked, then `debiting` after
+    a retry, for ever). Written by the tracker as a retry, its note naming the message: the
+    saga resumes exactly where it stopped, and the new events follow."""
+    dead = _dead_letter(stored)
+    if dead is None:
+        return None
+    note = (
+        f"resumed by the tracker: a {course.kind.value} message carries the course past "
+        f"dead-lettered message {dead} ({len(new)} new events)"
+    )
+    return SagaEvent(EventKind.OPERATOR_RETRY, at=utc_now(), note=note, publisher=PUBLISHER)
 
 
 def _dead_letter(events: Sequence[SagaEvent]) -> str | None:

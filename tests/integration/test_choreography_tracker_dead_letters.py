@@ -1,0 +1,145 @@
+"""The tracker's own copies dead-lettered by crashes (the choreography chaos run's lost saga,
+docs/chaos.md): the in-memory broker (RabbitMQ's delivery rules) and real SQLite files.
+
+The tracker never hands a course back (it retries a projection in place), so its copies go over
+the delivery limit only when its consumer dies while holding them: here a subscription
+cancelled while the projection waits on a lease another process generation still holds, as
+SIGKILLed processes did in the chaos run. Such a dead letter must not park the saga (its
+services have their own copies and finished it): the scan sends it back to the tracker's queue,
+and the saga log ends as the books say. And a saga parked for a dead letter whose course then
+goes on (another copy applied) is projected forward, not frozen."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+from repository_after.choreography import scan
+from repository_after.choreography.course import TRACKER, queue_of
+from repository_after.domain.saga import EventKind, SagaStatus
+from repository_after.messaging.memory_broker import InMemoryBroker
+from repository_after.messaging.ports import Delivery, Subscription
+from repository_after.service_layer.reconcile import reconcile
+from tests.choreography_support import Deployment, deployment
+
+pytestmark = pytest.mark.timeout(60)
+
+TRANSFER = {"source": "acc-01", "target": "acc-02", "amount": 100}
+LIMIT = 2  # the deployment's delivery limit: a copy dies on its 3rd hand-back
+
+
+class CrashableTracker:
+    """The tracker's consumer, taken over from the runtime so the test can kill it (cancel its
+    subscription: its unsettled delivery goes back, counted) and start it again."""
+
+    def __init__(self, dep: Deployment) -> None:
+        self.dep = dep
+        self.queue = queue_of(dep.runtime.topology, TRACKER)
+        self.deliveries: list[str] = []
+        self.subscription: Subscription | None = None
+
+    async def down(self) -> None:
+        runtime = self.dep.runtime
+        (mine,) = [s for s in runtime._subscriptions if getattr(s, "queue", None) == self.queue]
+        await mine.cancel()
+        runtime._subscriptions.remove(mine)
+
+    async def up(self) -> None:
+        tracker = self.dep.orchestrator.tracker
+
+        async def on_delivery(delivery: Delivery) -> None:
+            self.deliveries.append(delivery.message.message_id)
+            await tracker.on_delivery(delivery)
+
+        self.subscription = await self.dep.broker.consume(self.queue, on_delivery, prefetch=1)
+        self.dep.runtime._subscriptions.append(self.subscription)
+
+    async def crash_and_restart(self) -> None:
+        assert self.subscription is not None
+        await self.subscription.cancel()
+        self.dep.runtime._subscriptions.remove(self.subscription)
+        await self.up()
+
+
+def _published(dep: Deployment, count: int) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        assert isinstance(dep.broker, InMemoryBroker)
+        return len(dep.broker.published) >= count
+
+    return check
+
+
+async def _books_ok(dep: Deployment) -> None:
+    assert await dep.balances() == {"acc-01": 900, "acc-02": 1_100}
+    report = await reconcile(dep.accounts, dep.orchestrator.log)
+    assert report.ok, report.violations
+    assert await dep.broker.dead_letters(dep.runtime.topology) == []
+
+
+async def test_the_trackers_copies_dead_lettered_by_crashes_are_projected_not_parked(
+    tmp_path: Path,
+) -> None:
+    broker = InMemoryBroker()
+    # the scan only when the test runs it (a 600 s interval: its first pass finds nothing)
+    async with deployment(tmp_path, broker, interval=600.0, delivery_limit=LIMIT) as dep:
+        tracker = dep.orchestrator.tracker
+        consumer = CrashableTracker(dep)
+        await consumer.down()
+        await dep.start("transfer", TRANSFER, "t-1")
+        # a dead process generation's lease on the saga: the tracker cannot write until it ends
+        dead_generation = await dep.orchestrator.log.acquire("t-1", "gen-1", ttl=60.0)
+        assert dead_generation is not None
+        await dep.until(_published(dep, 3))  # debit call, credit call, end: the services finished
+        await consumer.up()
+        for crash in range(3 * (LIMIT + 1)):  # each copy handed back LIMIT + 1 times
+
+            async def holding(n: int = crash) -> bool:
+                return len(consumer.deliveries) > n and tracker.waiting > 0
+
+            await dep.until(holding)  # a projection waiting on the lease, unacked
+            await consumer.crash_and_restart()
+        topology = dep.runtime.topology
+        dead = await broker.dead_letter_records(topology)
+        assert sorted((d.queue, d.reason) for d in dead) == [(consumer.queue, "delivery_limit")] * 3
+        # the log as the API wrote it: the first call pending
+        assert (await dep.orchestrator.get("t-1")).status == "debiting"
+        await dep.orchestrator.log.release([dead_generation])  # its ttl ran out
+
+        assert await tracker.scan() == (0, 0)  # nothing parked
+        assert sorted(tracker.redriven.values()) == [1, 1, 1]
+        assert await dep.settled("t-1") == SagaStatus.COMPLETED
+        await broker.idle()
+        kinds = [e.kind for e in (await dep.orchestrator.get("t-1")).events]
+        assert EventKind.PARKED not in kinds
+        assert kinds[-1] is EventKind.ATTEMPT
+        await _books_ok(dep)
+
+
+async def test_a_saga_parked_for_a_dead_letter_is_projected_forward_when_its_course_goes_on(
+    tmp_path: Path,
+) -> None:
+    # Parked for a dead letter of its first call, while another copy of that call was applied
+    # (a relay's second publication, or the tracker's own copy under the old rule): the later
+    # messages carry the course on, and the tracker takes the saga out of its park to project
+    # them, instead of refusing them as transitions of a parked saga.
+    async with deployment(tmp_path, InMemoryBroker(), interval=600.0) as dep:
+        tracker = dep.orchestrator.tracker
+        consumer = CrashableTracker(dep)
+        await consumer.down()
+        await dep.start("transfer", TRANSFER, "t-1")
+        await dep.until(_published(dep, 3))
+        first = (await dep.orchestrator.get("t-1")).events
+        note = f"{scan.DEAD_LETTER}m-1 (call.accounts.transfer)"
+        await tracker.record("t-1", EventKind.PARKED, note)
+        await consumer.up()
+        await dep.broker.idle()
+        stored = await dep.orchestrator.get("t-1")
+        assert stored.status == SagaStatus.COMPLETED
+        kinds = [e.kind for e in stored.events[len(first) :]]
+        assert kinds[:2] == [EventKind.PARKED, EventKind.OPERATOR_RETRY]
+        resumed = stored.events[len(first) + 1]
+        assert resumed.publisher == "tracker"
+        assert "resumed by the tracker" in (resumed.note or "")
+        await _books_ok(dep)
