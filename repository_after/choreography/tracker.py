@@ -17,7 +17,11 @@ tracker wrote them.
   `retries_exhausted` (compensate, settle or park, as the orchestrator would) unless the call was
   performed first (`reactor`);
 - a dead-lettered message of a saga still waiting on that very call parks it
-  (`failed_needs_attention`, the note names the message, which stays in the dead-letter queue).
+  (`failed_needs_attention`, the note names the message, which stays in the dead-letter queue),
+  unless it died in the tracker's own queue: that copy is sent back to it (`scan`).
+A saga parked for a dead letter whose later history arrives anyway (another copy was applied) is
+taken out of its park by an `operator_retry` the tracker writes (publisher `tracker`) before the
+new events: the parked state would refuse them, and the saga would never end in the log.
 `retry` (`sagabank sagas retry`, `POST .../retry`) resumes a parked saga: a dead-lettered message
 is redriven (`Broker.redrive`); otherwise the next call's message is written to the outbox with
 the operator's event. Every write takes the saga's lease first (`SagaLog.acquire`), so the

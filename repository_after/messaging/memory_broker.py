@@ -6,7 +6,8 @@ It keeps what the product relies on, so unit tests exercise the same paths as th
 - at least once: a delivery nacked with requeue, or unsettled when its subscription is
   cancelled (a consumer crash), is delivered again with `delivery_count + 1`; over the queue's
   delivery limit, or nacked without requeue, it goes to the dead-letter queue with its original
-  routing key, where it stays until `redrive`;
+  routing key, where it stays until `redrive` (`dead_letter_records`: the queue it died in and
+  why, as RabbitMQ's `x-first-death-queue` / `-reason`; `redrive(queue=)`: to that queue alone);
 - faults on demand: `fail_next_publishes(n)` (not confirmed: `PublishError`),
   `duplicate_next_publishes(n)` (each delivered twice, as after a relay's lost confirm).
 `published` counts confirmed publications per message id; `idle()` waits until every queue is

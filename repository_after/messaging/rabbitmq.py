@@ -23,7 +23,10 @@ acking them until it finds the one asked for; publishes it again (confirmed) to 
 was first published to (`x-first-death-exchange`) with its routing key (kept: the queues set no
 `x-dead-letter-routing-key`), acks it there, and closes the
 channel, which returns the others untouched. A crash between the publish and the ack leaves a
-copy in both places; the consumer's inbox applies it once.
+copy in both places; the consumer's inbox applies it once. `redrive(queue=)` takes only the copy
+that died in that queue (`x-first-death-queue`) and publishes it to the default exchange with the
+queue's name as routing key: to that queue alone. `dead_letter_records` names each dead letter's
+queue and reason (`x-first-death-queue`, `x-first-death-reason`).
 """
 
 from __future__ import annotations
