@@ -24,6 +24,7 @@ from repository_after.domain.saga import EventKind, SagaStatus
 from repository_after.messaging.memory_broker import InMemoryBroker
 from repository_after.messaging.ports import Broker, DeadLetter, Delivery, Subscription
 from repository_after.service_layer.reconcile import reconcile
+from repository_after.service_layer.saga_ports import Lease
 from tests.choreography_support import Deployment, deployment
 from tests.rabbit import fresh_vhost
 
@@ -117,6 +118,33 @@ async def _books_ok(dep: Deployment) -> None:
     assert await dep.broker.dead_letters(dep.runtime.topology) == []
 
 
+async def _dead_lettered_by_crashes(dep: Deployment) -> Lease:
+    """A transfer the services finished while a dead process generation's lease kept the
+    tracker from writing it; the tracker's consumer killed while it waited, until its copies of
+    all three messages went over the limit. Returns that lease (still held)."""
+    tracker = dep.orchestrator.tracker
+    consumer = CrashableTracker(dep)
+    await consumer.down()
+    await dep.start("transfer", TRANSFER, "t-1")
+    dead_generation = await dep.orchestrator.log.acquire("t-1", "gen-1", ttl=60.0)
+    assert dead_generation is not None
+    await dep.until(lambda: _finished_by_the_services(dep))  # debit, credit, end: all sent
+    await consumer.up()
+    for crash in range(3 * (LIMIT + 1)):  # each copy handed back LIMIT + 1 times
+
+        async def holding(n: int = crash) -> bool:
+            return len(consumer.deliveries) > n and tracker.waiting > 0
+
+        await dep.until(holding)  # a projection waiting on the lease, unacked
+        await consumer.crash_and_restart()
+    topology = dep.runtime.topology
+    dead = await _eventually(lambda: dep.broker.dead_letter_records(topology), 3)
+    assert sorted((d.queue, d.reason) for d in dead) == [(consumer.queue, "delivery_limit")] * 3
+    # the log as the API wrote it: the first call pending
+    assert (await dep.orchestrator.get("t-1")).status == "debiting"
+    return dead_generation
+
+
 @pytest.mark.parametrize("kind", ["memory", "rabbitmq"])
 async def test_the_trackers_copies_dead_lettered_by_crashes_are_projected_not_parked(
     tmp_path: Path, kind: str
@@ -127,28 +155,7 @@ async def test_the_trackers_copies_dead_lettered_by_crashes_are_projected_not_pa
         deployment(tmp_path, broker, interval=600.0, delivery_limit=LIMIT) as dep,
     ):
         tracker = dep.orchestrator.tracker
-        consumer = CrashableTracker(dep)
-        await consumer.down()
-        await dep.start("transfer", TRANSFER, "t-1")
-        # a dead process generation's lease on the saga: the tracker cannot write until it ends
-        dead_generation = await dep.orchestrator.log.acquire("t-1", "gen-1", ttl=60.0)
-        assert dead_generation is not None
-        await dep.until(
-            lambda: _finished_by_the_services(dep)
-        )  # debit call, credit call, end: all sent
-        await consumer.up()
-        for crash in range(3 * (LIMIT + 1)):  # each copy handed back LIMIT + 1 times
-
-            async def holding(n: int = crash) -> bool:
-                return len(consumer.deliveries) > n and tracker.waiting > 0
-
-            await dep.until(holding)  # a projection waiting on the lease, unacked
-            await consumer.crash_and_restart()
-        topology = dep.runtime.topology
-        dead = await _eventually(lambda: broker.dead_letter_records(topology), 3)
-        assert sorted((d.queue, d.reason) for d in dead) == [(consumer.queue, "delivery_limit")] * 3
-        # the log as the API wrote it: the first call pending
-        assert (await dep.orchestrator.get("t-1")).status == "debiting"
+        dead_generation = await _dead_lettered_by_crashes(dep)
         await dep.orchestrator.log.release([dead_generation])  # its ttl ran out
 
         assert await tracker.scan() == (0, 0)  # nothing parked
@@ -158,6 +165,21 @@ async def test_the_trackers_copies_dead_lettered_by_crashes_are_projected_not_pa
         assert EventKind.PARKED not in kinds
         assert kinds[-1] is EventKind.ATTEMPT
         await _books_ok(dep)
+
+
+async def test_the_trackers_own_dead_letters_are_sent_back_a_bounded_number_of_times(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Past the bound (here 0 redrives) a copy stays in the dead-letter queue: it never circles
+    # for ever, and it still parks nothing (the saga is not the tracker's to park for it).
+    monkeypatch.setattr(scan, "TRACKER_REDRIVES", 0)
+    async with deployment(tmp_path, InMemoryBroker(), interval=600.0, delivery_limit=LIMIT) as dep:
+        tracker = dep.orchestrator.tracker
+        await dep.orchestrator.log.release([await _dead_lettered_by_crashes(dep)])
+        assert await tracker.scan() == (0, 0)
+        assert await tracker.scan() == (0, 0)
+        assert len(await dep.broker.dead_letters(dep.runtime.topology)) == 3
+        assert (await dep.orchestrator.get("t-1")).status == "debiting"
 
 
 async def test_a_saga_parked_for_a_dead_letter_is_projected_forward_when_its_course_goes_on(
