@@ -102,6 +102,10 @@ class Tracker:
         self.owner = owner
         self.lease_ttl = lease_ttl
 
+    def redrives(self) -> int:
+        """How many times the scan sent the tracker's own dead copies back (`/metrics`)."""
+        return sum(min(n, scan.TRACKER_REDRIVES) for n in self.redriven.values())
+
     # -- the projection -------------------------------------------------------------------
 
     async def on_delivery(self, delivery: Delivery) -> None:

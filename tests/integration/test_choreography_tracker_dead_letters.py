@@ -21,8 +21,10 @@ import pytest
 from repository_after.choreography import scan
 from repository_after.choreography.course import TRACKER, queue_of
 from repository_after.domain.saga import EventKind, SagaStatus
+from repository_after.entrypoints.choreography_host import Choreographed
 from repository_after.messaging.memory_broker import InMemoryBroker
 from repository_after.messaging.ports import Broker, DeadLetter, Delivery, Subscription
+from repository_after.observability.metrics import SagaMetrics
 from repository_after.service_layer.reconcile import reconcile
 from repository_after.service_layer.saga_ports import Lease
 from tests.choreography_support import Deployment, deployment
@@ -160,6 +162,10 @@ async def test_the_trackers_copies_dead_lettered_by_crashes_are_projected_not_pa
 
         assert await tracker.scan() == (0, 0)  # nothing parked
         assert sorted(tracker.redriven.values()) == [1, 1, 1]
+        metrics = SagaMetrics()
+        metrics.messaging = Choreographed(dep.runtime, broker).figures
+        await metrics.refresh_messaging()
+        assert "sagabank_tracker_redrives_total 3.0" in metrics.render().decode()
         assert await dep.settled("t-1") == SagaStatus.COMPLETED
         kinds = [e.kind for e in (await dep.orchestrator.get("t-1")).events]
         assert EventKind.PARKED not in kinds
