@@ -8,7 +8,8 @@ observers (metrics, live events, the transition log) see each as the orchestrato
 choreographed saga as an orchestrated one. A history only grows by its own suffix (one course at
 a time: `domain.choreography`), so a message older than the log adds nothing, and one that
 arrives out of order adds what it has; the log's own events (parked, operator's) stay where the
-tracker wrote them.
+tracker wrote them. A message that adds nothing is acknowledged after a read, without the saga's
+lease (which the scan and an operator would otherwise find taken for a write that never comes).
 
 `scan` (every `tracker_interval` seconds; the rules in `choreography.scan`):
 - a saga whose pending call has been silent longer than its step's time (an action: the
@@ -59,6 +60,13 @@ logger = logging.getLogger(__name__)
 
 def _identity(event: SagaEvent) -> bytes:
     return orjson.dumps(event.as_dict(), option=orjson.OPT_SORT_KEYS)
+
+
+def _unknown(logged: Sequence[SagaEvent], history: Sequence[SagaEvent]) -> list[SagaEvent]:
+    """The events of `history` the log does not hold yet (the log only grows: an event found
+    in any read of it stays there)."""
+    known = {_identity(event) for event in logged}
+    return [event for event in history if _identity(event) not in known]
 
 
 class Tracker:
@@ -143,9 +151,12 @@ class Tracker:
             )
             if created is not None:
                 return state
+        elif not _unknown(stored.events, course.history):
+            # Nothing to add (a copy, or a message older than the log): no lease taken, so an
+            # operator's action or the scan is never turned away by a projection writing nothing.
+            return replay(definition, stored.events)
         async with self._leased(course.saga_id) as (held, stored):
-            known = {_identity(event) for event in stored.events}
-            new = [event for event in course.history if _identity(event) not in known]
+            new = _unknown(stored.events, course.history)
             state = replay(definition, stored.events)
             if not new:
                 return state
