@@ -8,13 +8,14 @@ each effect applied once, the saga log (the tracker's projection) telling the co
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
-from repository_after.domain.saga import EventKind, Outcome, SagaStatus, StepRole
+from repository_after.domain.saga import EventKind, Outcome, SagaEvent, SagaStatus, StepRole
 from repository_after.messaging.memory_broker import InMemoryBroker
 from repository_after.service_layer.reconcile import reconcile
 from repository_after.service_layer.saga_ports import Lease
@@ -159,6 +160,42 @@ async def test_the_tracker_keeps_a_projection_it_cannot_write_yet_and_loses_noth
     await _books_ok(dep)
 
 
+async def test_a_message_that_adds_nothing_is_projected_without_the_saga_lease(
+    tmp_path: Path,
+) -> None:
+    # A copy, or a message older than the log, writes nothing: the tracker projects it without
+    # taking the saga's lease, so it never turns an operator's action or a scan away (before,
+    # it took the lease for nothing: `retry` met `SagaBusy` and `time_out_silent` skipped the
+    # saga while the start message was being projected). One with a new event still waits.
+    from repository_after.choreography import scan
+    from repository_after.choreography.course import Course, Kind
+
+    async with deployment(tmp_path, InMemoryBroker(), delivery_limit=1_000) as dep:
+        dep.blocked.add("debit")
+        await dep.start("transfer", TRANSFER, "t-1")
+        tracker, log = dep.orchestrator.tracker, dep.orchestrator.log
+        lease = await log.acquire("t-1", "operator", ttl=30.0)
+        assert lease is not None
+        stored = await log.load("t-1")
+        assert stored is not None
+        definition = tracker.definition_of(stored)
+        assert definition is not None
+        old = Course.of("t-1", definition, stored.params, stored.events, Kind.CALL)
+        state = await tracker.project(old)  # the start message again: nothing new
+        assert state.status == stored.status
+        assert await log.acquire("t-1", "tracker", ttl=30.0) is None  # still the operator's
+        later = await log.load("t-1")
+        assert later is not None
+        assert later.events == stored.events
+        retried = SagaEvent(EventKind.OPERATOR_RETRY, at=stored.events[-1].at, note="new")
+        new = Course.of("t-1", definition, stored.params, (*stored.events, retried), Kind.CALL)
+        with pytest.raises(scan.SagaBusy):
+            await tracker.project(new)
+        await log.release([lease])
+        dep.blocked.discard("debit")
+        assert await dep.settled("t-1") == SagaStatus.COMPLETED
+
+
 async def _inbox_results(dep: Deployment, consumer: str) -> list[dict[str, Any]]:
     store = {"inventory": dep.inventory.store, "accounts": None}[consumer]
     if store is None:
@@ -280,10 +317,17 @@ async def test_a_saga_resumed_by_redrive_is_timed_out_from_its_retry(tmp_path: P
     # is refused by the tombstone.
     from repository_after.choreography import scan
 
-    async with deployment(tmp_path, InMemoryBroker(), delivery_limit=1_000) as dep:
+    # The test runs the scan pass itself: the loop's (every 10 minutes here) made its first pass
+    # before the time limit is lowered, so no pass of its can write this time-out first.
+    async with deployment(tmp_path, InMemoryBroker(), delivery_limit=1_000, interval=600) as dep:
+        tracker = dep.orchestrator.tracker
+
+        async def first_pass_done() -> bool:
+            return tracker.dead_letters_seen is not None
+
+        await dep.until(first_pass_done)
         dep.blocked.add("debit")
         await dep.start("transfer", TRANSFER, "t-1")
-        tracker = dep.orchestrator.tracker
         note = "dead-lettered message m-1 (call.accounts.transfer)"
         await tracker.record("t-1", EventKind.PARKED, note)
         await tracker.retry("t-1", note="redriven")  # m-1 is no dead letter here: nothing sent
@@ -293,6 +337,13 @@ async def test_a_saga_resumed_by_redrive_is_timed_out_from_its_retry(tmp_path: P
             EventKind.PARKED,
             EventKind.OPERATOR_RETRY,
         ]
+        log = dep.orchestrator.log
+        retried_at = datetime.fromisoformat((await dep.orchestrator.get("t-1")).events[-1].at)
+
+        async def log_clock_past_the_retry() -> bool:  # it ticks in milliseconds
+            return await log.now() > retried_at
+
+        await dep.until(log_clock_past_the_retry)
         tracker.action_timeout = 0.0
         assert await scan.time_out_silent(tracker) == 1
         assert await dep.settled("t-1") == SagaStatus.COMPENSATED
