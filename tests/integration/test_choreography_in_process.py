@@ -279,6 +279,65 @@ async def test_a_dead_letter_parks_its_saga_and_retry_redrives_it_to_the_end(
     await _books_ok(dep)
 
 
+async def test_a_scan_that_listed_a_dead_letter_before_its_retry_does_not_park_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The scan lists the dead letters, then the operator's retry records its event and redrives
+    # the message, then the scan reaches the saga: it must not park it again (before, it did:
+    # `parked` after `operator_retry`, the saga shown failed while its redriven call went on).
+    # The park checks under the saga's lease that the message is still a dead letter, and the
+    # retry holds that lease until its redrive is done.
+    from repository_after.choreography import scan
+
+    async with deployment(tmp_path, InMemoryBroker(), interval=600) as dep:
+        tracker, broker = dep.orchestrator.tracker, dep.broker
+
+        async def first_pass_done() -> bool:
+            return tracker.dead_letters_seen is not None
+
+        await dep.until(first_pass_done)  # the loop's next pass is 10 minutes away
+        dep.blocked.add("credit")
+        await dep.start("transfer", TRANSFER, "t-1")
+
+        async def dead_lettered() -> bool:
+            return bool(await broker.dead_letters(dep.runtime.topology))
+
+        await dep.until(dead_lettered)
+        assert await scan.park_dead_letters(tracker) == 1
+        dep.blocked.discard("credit")
+        listed = broker.dead_letters
+
+        async def listed_then_retried(topology: Any) -> Any:
+            found = await listed(topology)
+            monkeypatch.setattr(broker, "dead_letters", listed)
+            await tracker.retry("t-1", note="credit fixed")  # lands right after the listing
+            return found
+
+        monkeypatch.setattr(broker, "dead_letters", listed_then_retried)
+        assert await scan.park_dead_letters(tracker) == 0
+        # and a scan between the retry's event and its redrive finds the saga's lease taken
+        dep.blocked.add("credit")
+        await dep.start("transfer", TRANSFER, "t-2")
+        await dep.until(dead_lettered)
+        assert await scan.park_dead_letters(tracker) == 1
+        dep.blocked.discard("credit")
+        redrive = broker.redrive
+        passes: list[int] = []
+
+        async def scanned_then_redriven(topology: Any, message_id: str) -> bool:
+            passes.append(await scan.park_dead_letters(tracker))
+            return await redrive(topology, message_id)
+
+        monkeypatch.setattr(broker, "redrive", scanned_then_redriven)
+        await tracker.retry("t-2", note="credit fixed")
+        assert passes == [0]
+        assert await dep.settled("t-2") == SagaStatus.COMPLETED
+        assert await dep.settled("t-1") == SagaStatus.COMPLETED
+        kinds = [e.kind for e in (await dep.orchestrator.get("t-1")).events]
+        assert kinds[-3:] == [EventKind.PARKED, EventKind.OPERATOR_RETRY, EventKind.ATTEMPT]
+        await _books_ok(dep)
+
+
 async def test_a_silent_compensation_parks_and_retry_sends_it_again(tmp_path: Path) -> None:
     broker = InMemoryBroker()
     async with deployment(
