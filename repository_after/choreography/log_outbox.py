@@ -105,10 +105,12 @@ class LogOutbox:
         status: str,
         lease: Lease | None,
         message: Message | None,
+        release: bool = True,
     ) -> None:
-        """`SagaLog.append` (releasing `lease`) and `message` in the outbox, in one transaction."""
+        """`SagaLog.append` (releasing `lease` unless not `release`) and `message` in the
+        outbox, in one transaction."""
         append = self.log.append_plan(
-            saga_id, events, status=status, lease=lease, release=lease is not None
+            saga_id, events, status=status, lease=lease, release=release and lease is not None
         )
 
         def plan() -> Plan[None]:

@@ -9,12 +9,14 @@
 - `park_dead_letters`: a call or time-out message in the dead-letter queue whose saga still waits
   on that very turn (`domain.choreography.ordinal`) parks the saga, `failed_needs_attention`,
   the note naming the message (kept in the queue for `Tracker.retry` to redrive). A dead letter
-  of a turn the saga went past (timed out meanwhile) parks nothing. A dead letter that died in
-  the TRACKER's queue parks nothing either: the tracker never hands a course back (it retries in
-  place), so only process deaths counted it over the delivery limit (a projection held up by a
-  lease, then crashes). It is redriven straight back to the tracker's queue alone (the
-  projection is idempotent), at most `TRACKER_REDRIVES` times per message in a process's life;
-  past that it stays in the dead-letter queue, logged, for an operator.
+  of a turn the saga went past (timed out meanwhile), or one no longer in the queue when the
+  saga's lease is taken (`Tracker.park`: an operator redrove it since the listing), parks
+  nothing. A dead letter that died in the TRACKER's queue parks nothing either: the tracker
+  never hands a course back (it retries in place), so only process deaths counted it over the
+  delivery limit (a projection held up by a lease, then crashes). It is redriven straight back
+  to the tracker's queue alone (the projection is idempotent), at most `TRACKER_REDRIVES` times
+  per message in a process's life; past that it stays in the dead-letter queue, logged, for an
+  operator.
 """
 
 from __future__ import annotations
@@ -52,6 +54,11 @@ PUBLISHER = "tracker"
 
 class SagaBusy(Exception):
     """Another tracker or an operator holds the saga's lease right now: try again."""
+
+
+class Moved(SagaBusy):
+    """The saga moved on since the scan looked (its dead letter redriven): the next pass
+    decides on what it finds then."""
 
 
 async def time_out_silent(tracker: Tracker, *, limit: int = 500) -> int:
@@ -118,7 +125,7 @@ async def park_dead_letters(tracker: Tracker) -> int:
             continue  # the saga went on without it (timed out, or done)
         note = f"{DEAD_LETTER}{message.message_id} ({message.routing_key})"
         with contextlib.suppress(SagaBusy):
-            await tracker.record(stored.saga_id, EventKind.PARKED, note)
+            await tracker.park(stored.saga_id, message.message_id, note)
             logger.error("saga %s parked: %s", course.saga_id, note)
             parked += 1
     return parked

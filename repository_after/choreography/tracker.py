@@ -8,7 +8,8 @@ observers (metrics, live events, the transition log) see each as the orchestrato
 choreographed saga as an orchestrated one. A history only grows by its own suffix (one course at
 a time: `domain.choreography`), so a message older than the log adds nothing, and one that
 arrives out of order adds what it has; the log's own events (parked, operator's) stay where the
-tracker wrote them.
+tracker wrote them. A message that adds nothing is acknowledged after a read, without the saga's
+lease (which the scan and an operator would otherwise find taken for a write that never comes).
 
 `scan` (every `tracker_interval` seconds; the rules in `choreography.scan`):
 - a saga whose pending call has been silent longer than its step's time (an action: the
@@ -23,8 +24,10 @@ A saga parked for a dead letter whose later history arrives anyway (another copy
 taken out of its park by an `operator_retry` the tracker writes (publisher `tracker`) before the
 new events: the parked state would refuse them, and the saga would never end in the log.
 `retry` (`sagabank sagas retry`, `POST .../retry`) resumes a parked saga: a dead-lettered message
-is redriven (`Broker.redrive`); otherwise the next call's message is written to the outbox with
-the operator's event. Every write takes the saga's lease first (`SagaLog.acquire`), so the
+is redriven (`Broker.redrive`, the saga's lease held until it is done, and a park checks under
+that lease that its message is still a dead letter: a resumed saga is never parked again for a
+message already redriven); otherwise the next call's message is written to the outbox with the
+operator's event. Every write takes the saga's lease first (`SagaLog.acquire`), so the
 tracker, a second tracker and an operator never interleave their writes.
 """
 
@@ -40,9 +43,16 @@ from dataclasses import dataclass
 import orjson
 
 from repository_after.choreography import scan
-from repository_after.choreography.course import Course, Kind, Lookup, UnknownDefinition
+from repository_after.choreography.course import (
+    TRACKER,
+    Course,
+    Kind,
+    Lookup,
+    UnknownDefinition,
+    queue_of,
+)
 from repository_after.choreography.log_outbox import LogOutbox
-from repository_after.choreography.scan import DEAD_LETTER, PUBLISHER, SagaBusy
+from repository_after.choreography.scan import DEAD_LETTER, PUBLISHER, Moved, SagaBusy
 from repository_after.domain.choreography import intent_event
 from repository_after.domain.saga import (
     EventKind,
@@ -64,6 +74,13 @@ logger = logging.getLogger(__name__)
 
 def _identity(event: SagaEvent) -> bytes:
     return orjson.dumps(event.as_dict(), option=orjson.OPT_SORT_KEYS)
+
+
+def _unknown(logged: Sequence[SagaEvent], history: Sequence[SagaEvent]) -> list[SagaEvent]:
+    """The events of `history` the log does not hold yet (the log only grows: an event found
+    in any read of it stays there)."""
+    known = {_identity(event) for event in logged}
+    return [event for event in history if _identity(event) not in known]
 
 
 class Tracker:
@@ -154,9 +171,12 @@ class Tracker:
             )
             if created is not None:
                 return state
+        elif not _unknown(stored.events, course.history):
+            # Nothing to add (a copy, or a message older than the log): no lease taken, so an
+            # operator's action or the scan is never turned away by a projection writing nothing.
+            return replay(definition, stored.events)
         async with self._leased(course.saga_id) as (held, stored):
-            known = {_identity(event) for event in stored.events}
-            new = [event for event in course.history if _identity(event) not in known]
+            new = _unknown(stored.events, course.history)
             state = replay(definition, stored.events)
             if not new:
                 return state
@@ -194,24 +214,52 @@ class Tracker:
 
     async def retry(self, saga_id: str, *, note: str | None = None) -> SagaState:
         """Resume a parked saga: redrive its dead letter, or send its next call again."""
-        state, dead = await self.record(saga_id, EventKind.OPERATOR_RETRY, note, send=True)
-        if dead is not None and not await (await self.bound_broker()).redrive(self.topology, dead):
-            logger.error("saga %s: message %s is no longer a dead letter", saga_id, dead)
+        state, _ = await self.record(
+            saga_id, EventKind.OPERATOR_RETRY, note, send=True, redrive=self._redrive
+        )
         return state
+
+    async def _redrive(self, saga_id: str, dead: str) -> None:
+        if not await (await self.bound_broker()).redrive(self.topology, dead):
+            logger.error("saga %s: message %s is no longer a dead letter", saga_id, dead)
+
+    async def park(self, saga_id: str, message_id: str, note: str) -> None:
+        """Park a saga for its dead-lettered message `message_id`; `Moved` if, under the saga's
+        lease, that message is no longer a dead letter (an operator's retry redrove it after
+        the scan listed it: parking it again would strand a saga that is going on)."""
+
+        own = queue_of(self.topology, TRACKER)  # the tracker's own copy parks nothing (`scan`)
+
+        async def still_dead() -> bool:
+            dead = await (await self.bound_broker()).dead_letter_records(self.topology)
+            return any(d.message.message_id == message_id and d.queue != own for d in dead)
+
+        await self.record(saga_id, EventKind.PARKED, note, still=still_dead)
 
     async def resolve(self, saga_id: str, *, note: str | None = None) -> SagaState:
         state, _ = await self.record(saga_id, EventKind.OPERATOR_RESOLVE, note)
         return state
 
     async def record(
-        self, saga_id: str, kind: EventKind, note: str | None, *, send: bool = False
+        self,
+        saga_id: str,
+        kind: EventKind,
+        note: str | None,
+        *,
+        send: bool = False,
+        redrive: Callable[[str, str], Awaitable[None]] | None = None,
+        still: Callable[[], Awaitable[bool]] | None = None,
     ) -> tuple[SagaState, str | None]:
         """Append an operator's (or the tracker's `parked`) event; with `send`, also the next
         call's intent and message, unless the saga was parked for a dead letter (returned:
-        the message id to redrive)."""
+        the message id to redrive, redriven by `redrive` before the saga's lease is released,
+        so no scan parks the saga between the event and the redrive). `still`: checked under
+        the lease first; False raises `Moved`, nothing written."""
         if await self.log.summary(saga_id) is None:
             raise SagaNotFound(saga_id)
         async with self._leased(saga_id) as (held, stored):
+            if still is not None and not await still():
+                raise Moved(saga_id)
             definition = self.definition_of(stored)
             if definition is None:
                 raise InvalidTransition(f"saga {saga_id}: its definition is not run here")
@@ -228,10 +276,18 @@ class Tracker:
                     saga_id, definition, stored.params, (*stored.events, *events), Kind.CALL
                 )
                 message = course.message(service=call.step.service, publisher=PUBLISHER)
+            keep = dead is not None and redrive is not None
             await self.outbox.append(
-                saga_id, events, status=state.status, lease=held.lease, message=message
+                saga_id,
+                events,
+                status=state.status,
+                lease=held.lease,
+                message=message,
+                release=not keep,
             )
-            held.released = True
+            held.released = not keep
+            if dead is not None and redrive is not None:
+                await redrive(saga_id, dead)
             return state, dead
 
     # -- plumbing ------------------------------------------------------------------------

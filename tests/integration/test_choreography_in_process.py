@@ -8,13 +8,14 @@ each effect applied once, the saga log (the tracker's projection) telling the co
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
-from repository_after.domain.saga import EventKind, Outcome, SagaStatus, StepRole
+from repository_after.domain.saga import EventKind, Outcome, SagaEvent, SagaStatus, StepRole
 from repository_after.messaging.memory_broker import InMemoryBroker
 from repository_after.service_layer.reconcile import reconcile
 from repository_after.service_layer.saga_ports import Lease
@@ -159,6 +160,42 @@ async def test_the_tracker_keeps_a_projection_it_cannot_write_yet_and_loses_noth
     await _books_ok(dep)
 
 
+async def test_a_message_that_adds_nothing_is_projected_without_the_saga_lease(
+    tmp_path: Path,
+) -> None:
+    # A copy, or a message older than the log, writes nothing: the tracker projects it without
+    # taking the saga's lease, so it never turns an operator's action or a scan away (before,
+    # it took the lease for nothing: `retry` met `SagaBusy` and `time_out_silent` skipped the
+    # saga while the start message was being projected). One with a new event still waits.
+    from repository_after.choreography import scan
+    from repository_after.choreography.course import Course, Kind
+
+    async with deployment(tmp_path, InMemoryBroker(), delivery_limit=1_000) as dep:
+        dep.blocked.add("debit")
+        await dep.start("transfer", TRANSFER, "t-1")
+        tracker, log = dep.orchestrator.tracker, dep.orchestrator.log
+        lease = await log.acquire("t-1", "operator", ttl=30.0)
+        assert lease is not None
+        stored = await log.load("t-1")
+        assert stored is not None
+        definition = tracker.definition_of(stored)
+        assert definition is not None
+        old = Course.of("t-1", definition, stored.params, stored.events, Kind.CALL)
+        state = await tracker.project(old)  # the start message again: nothing new
+        assert state.status == stored.status
+        assert await log.acquire("t-1", "tracker", ttl=30.0) is None  # still the operator's
+        later = await log.load("t-1")
+        assert later is not None
+        assert later.events == stored.events
+        retried = SagaEvent(EventKind.OPERATOR_RETRY, at=stored.events[-1].at, note="new")
+        new = Course.of("t-1", definition, stored.params, (*stored.events, retried), Kind.CALL)
+        with pytest.raises(scan.SagaBusy):
+            await tracker.project(new)
+        await log.release([lease])
+        dep.blocked.discard("debit")
+        assert await dep.settled("t-1") == SagaStatus.COMPLETED
+
+
 async def _inbox_results(dep: Deployment, consumer: str) -> list[dict[str, Any]]:
     store = {"inventory": dep.inventory.store, "accounts": None}[consumer]
     if store is None:
@@ -242,6 +279,65 @@ async def test_a_dead_letter_parks_its_saga_and_retry_redrives_it_to_the_end(
     await _books_ok(dep)
 
 
+async def test_a_scan_that_listed_a_dead_letter_before_its_retry_does_not_park_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The scan lists the dead letters, then the operator's retry records its event and redrives
+    # the message, then the scan reaches the saga: it must not park it again (before, it did:
+    # `parked` after `operator_retry`, the saga shown failed while its redriven call went on).
+    # The park checks under the saga's lease that the message is still a dead letter, and the
+    # retry holds that lease until its redrive is done.
+    from repository_after.choreography import scan
+
+    async with deployment(tmp_path, InMemoryBroker(), interval=600) as dep:
+        tracker, broker = dep.orchestrator.tracker, dep.broker
+
+        async def first_pass_done() -> bool:
+            return tracker.dead_letters_seen is not None
+
+        await dep.until(first_pass_done)  # the loop's next pass is 10 minutes away
+        dep.blocked.add("credit")
+        await dep.start("transfer", TRANSFER, "t-1")
+
+        async def dead_lettered() -> bool:
+            return bool(await broker.dead_letters(dep.runtime.topology))
+
+        await dep.until(dead_lettered)
+        assert await scan.park_dead_letters(tracker) == 1
+        dep.blocked.discard("credit")
+        listed = broker.dead_letter_records  # what the scan lists with
+
+        async def listed_then_retried(topology: Any) -> Any:
+            found = await listed(topology)
+            monkeypatch.setattr(broker, "dead_letter_records", listed)
+            await tracker.retry("t-1", note="credit fixed")  # lands right after the listing
+            return found
+
+        monkeypatch.setattr(broker, "dead_letter_records", listed_then_retried)
+        assert await scan.park_dead_letters(tracker) == 0
+        # and a scan between the retry's event and its redrive finds the saga's lease taken
+        dep.blocked.add("credit")
+        await dep.start("transfer", TRANSFER, "t-2")
+        await dep.until(dead_lettered)
+        assert await scan.park_dead_letters(tracker) == 1
+        dep.blocked.discard("credit")
+        redrive = broker.redrive
+        passes: list[int] = []
+
+        async def scanned_then_redriven(topology: Any, message_id: str) -> bool:
+            passes.append(await scan.park_dead_letters(tracker))
+            return await redrive(topology, message_id)
+
+        monkeypatch.setattr(broker, "redrive", scanned_then_redriven)
+        await tracker.retry("t-2", note="credit fixed")
+        assert passes == [0]
+        assert await dep.settled("t-2") == SagaStatus.COMPLETED
+        assert await dep.settled("t-1") == SagaStatus.COMPLETED
+        kinds = [e.kind for e in (await dep.orchestrator.get("t-1")).events]
+        assert kinds[-3:] == [EventKind.PARKED, EventKind.OPERATOR_RETRY, EventKind.ATTEMPT]
+        await _books_ok(dep)
+
+
 async def test_a_silent_compensation_parks_and_retry_sends_it_again(tmp_path: Path) -> None:
     broker = InMemoryBroker()
     async with deployment(
@@ -280,10 +376,17 @@ async def test_a_saga_resumed_by_redrive_is_timed_out_from_its_retry(tmp_path: P
     # is refused by the tombstone.
     from repository_after.choreography import scan
 
-    async with deployment(tmp_path, InMemoryBroker(), delivery_limit=1_000) as dep:
+    # The test runs the scan pass itself: the loop's (every 10 minutes here) made its first pass
+    # before the time limit is lowered, so no pass of its can write this time-out first.
+    async with deployment(tmp_path, InMemoryBroker(), delivery_limit=1_000, interval=600) as dep:
+        tracker = dep.orchestrator.tracker
+
+        async def first_pass_done() -> bool:
+            return tracker.dead_letters_seen is not None
+
+        await dep.until(first_pass_done)
         dep.blocked.add("debit")
         await dep.start("transfer", TRANSFER, "t-1")
-        tracker = dep.orchestrator.tracker
         note = "dead-lettered message m-1 (call.accounts.transfer)"
         await tracker.record("t-1", EventKind.PARKED, note)
         await tracker.retry("t-1", note="redriven")  # m-1 is no dead letter here: nothing sent
@@ -293,6 +396,13 @@ async def test_a_saga_resumed_by_redrive_is_timed_out_from_its_retry(tmp_path: P
             EventKind.PARKED,
             EventKind.OPERATOR_RETRY,
         ]
+        log = dep.orchestrator.log
+        retried_at = datetime.fromisoformat((await dep.orchestrator.get("t-1")).events[-1].at)
+
+        async def log_clock_past_the_retry() -> bool:  # it ticks in milliseconds
+            return await log.now() > retried_at
+
+        await dep.until(log_clock_past_the_retry)
         tracker.action_timeout = 0.0
         assert await scan.time_out_silent(tracker) == 1
         assert await dep.settled("t-1") == SagaStatus.COMPENSATED
