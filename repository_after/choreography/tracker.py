@@ -18,7 +18,11 @@ lease (which the scan and an operator would otherwise find taken for a write tha
   `retries_exhausted` (compensate, settle or park, as the orchestrator would) unless the call was
   performed first (`reactor`);
 - a dead-lettered message of a saga still waiting on that very call parks it
-  (`failed_needs_attention`, the note names the message, which stays in the dead-letter queue).
+  (`failed_needs_attention`, the note names the message, which stays in the dead-letter queue),
+  unless it died in the tracker's own queue: that copy is sent back to it (`scan`).
+A saga parked for a dead letter whose later history arrives anyway (another copy was applied) is
+taken out of its park by an `operator_retry` the tracker writes (publisher `tracker`) before the
+new events: the parked state would refuse them, and the saga would never end in the log.
 `retry` (`sagabank sagas retry`, `POST .../retry`) resumes a parked saga: a dead-lettered message
 is redriven (`Broker.redrive`, the saga's lease held until it is done, and a park checks under
 that lease that its message is still a dead letter: a resumed saga is never parked again for a
@@ -32,13 +36,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import orjson
 
 from repository_after.choreography import scan
-from repository_after.choreography.course import Course, Kind, Lookup, UnknownDefinition
+from repository_after.choreography.course import (
+    TRACKER,
+    Course,
+    Kind,
+    Lookup,
+    UnknownDefinition,
+    queue_of,
+)
 from repository_after.choreography.log_outbox import LogOutbox
 from repository_after.choreography.scan import DEAD_LETTER, PUBLISHER, Moved, SagaBusy
 from repository_after.domain.choreography import intent_event
@@ -97,6 +109,8 @@ class Tracker:
         self.waiting = 0
         #: messages in the dead-letter queue at the last scan (None before the first); /metrics
         self.dead_letters_seen: int | None = None
+        #: message id -> times the scan sent the tracker's own dead copy back to its queue
+        self.redriven: Counter[str] = Counter()
         self.topology = topology
         self.lookup = lookup
         self.observers = list(observers)
@@ -104,6 +118,10 @@ class Tracker:
         self.settle_timeout = settle_timeout
         self.owner = owner
         self.lease_ttl = lease_ttl
+
+    def redrives(self) -> int:
+        """How many times the scan sent the tracker's own dead copies back (`/metrics`)."""
+        return sum(min(n, scan.TRACKER_REDRIVES) for n in self.redriven.values())
 
     # -- the projection -------------------------------------------------------------------
 
@@ -162,6 +180,10 @@ class Tracker:
             state = replay(definition, stored.events)
             if not new:
                 return state
+            resumed = _resumed(stored.events, course, new)
+            if resumed is not None:
+                logger.warning("tracker: saga %s: %s", course.saga_id, resumed.note)
+                new = [resumed, *new]
             try:
                 state = apply_observed(self.observers, course.saga_id, definition, state, new)
             except InvalidTransition as exc:  # two courses: a bug; keep the log as it is
@@ -206,9 +228,11 @@ class Tracker:
         lease, that message is no longer a dead letter (an operator's retry redrove it after
         the scan listed it: parking it again would strand a saga that is going on)."""
 
+        own = queue_of(self.topology, TRACKER)  # the tracker's own copy parks nothing (`scan`)
+
         async def still_dead() -> bool:
-            dead = await (await self.bound_broker()).dead_letters(self.topology)
-            return any(message.message_id == message_id for message in dead)
+            dead = await (await self.bound_broker()).dead_letter_records(self.topology)
+            return any(d.message.message_id == message_id and d.queue != own for d in dead)
 
         await self.record(saga_id, EventKind.PARKED, note, still=still_dead)
 
@@ -311,6 +335,24 @@ class Tracker:
 class _Held:
     lease: Lease
     released: bool = False
+
+
+def _resumed(
+    stored: Sequence[SagaEvent], course: Course, new: Sequence[SagaEvent]
+) -> SagaEvent | None:
+    """The event that takes a saga parked for a dead letter out of its park when a message
+    shows its course went on without that letter (another copy of it was applied; the parked
+    state would refuse the later history, and the saga would stay parked, then `debiting` after
+    a retry, for ever). Written by the tracker as a retry, its note naming the message: the
+    saga resumes exactly where it stopped, and the new events follow."""
+    dead = _dead_letter(stored)
+    if dead is None:
+        return None
+    note = (
+        f"resumed by the tracker: a {course.kind.value} message carries the course past "
+        f"dead-lettered message {dead} ({len(new)} new events)"
+    )
+    return SagaEvent(EventKind.OPERATOR_RETRY, at=utc_now(), note=note, publisher=PUBLISHER)
 
 
 def _dead_letter(events: Sequence[SagaEvent]) -> str | None:

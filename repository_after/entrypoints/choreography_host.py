@@ -39,6 +39,7 @@ class Choreographed:
         return MessagingFigures(
             outbox={name: (b.unpublished, b.failing) for name, b in backlogs.items()},
             dead_letters=None if tracker is None else tracker.dead_letters_seen,
+            tracker_redrives=None if tracker is None else tracker.redrives(),
         )
 
 

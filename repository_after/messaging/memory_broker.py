@@ -6,7 +6,8 @@ It keeps what the product relies on, so unit tests exercise the same paths as th
 - at least once: a delivery nacked with requeue, or unsettled when its subscription is
   cancelled (a consumer crash), is delivered again with `delivery_count + 1`; over the queue's
   delivery limit, or nacked without requeue, it goes to the dead-letter queue with its original
-  routing key, where it stays until `redrive`;
+  routing key, where it stays until `redrive` (`dead_letter_records`: the queue it died in and
+  why, as RabbitMQ's `x-first-death-queue` / `-reason`; `redrive(queue=)`: to that queue alone);
 - faults on demand: `fail_next_publishes(n)` (not confirmed: `PublishError`),
   `duplicate_next_publishes(n)` (each delivered twice, as after a relay's lost confirm).
 `published` counts confirmed publications per message id; `idle()` waits until every queue is
@@ -18,10 +19,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter, deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from repository_after.messaging.envelope import Message
-from repository_after.messaging.ports import OnDelivery, PublishError, Topology
+from repository_after.messaging.ports import DeadLetter, OnDelivery, PublishError, Topology
 
 
 def topic_matches(pattern: str, routing_key: str) -> bool:
@@ -112,7 +113,7 @@ class InMemoryBroker:
         self.bindings: list[tuple[str, str, str]] = []  # (exchange, pattern, queue)
         self.queues: dict[str, _Queue] = {}
         self.published: Counter[str] = Counter()
-        self._dead: dict[str, deque[Message]] = {}  # dead-letter queue -> its messages
+        self._dead: dict[str, deque[DeadLetter]] = {}  # dead-letter queue -> its messages
         self._unsettled: set[_Delivery] = set()
         self._fail, self._duplicate = 0, 0
         self._change = asyncio.Event()
@@ -161,7 +162,7 @@ class InMemoryBroker:
     def _put(self, name: str, entry: _Entry) -> None:
         queue = self.queues[name]
         if name in self._dead:
-            self._dead[name].append(entry.message)
+            self._dead[name].append(DeadLetter(entry.message, queue="", reason=""))
         else:
             queue.entries.append(entry)
             queue.ready.set()
@@ -174,8 +175,9 @@ class InMemoryBroker:
         if dead_letter or over:
             if queue.dead_letter_exchange is None:
                 return  # as RabbitMQ: dropped; every queue the product declares has a DLX
+            reason = "rejected" if dead_letter else "delivery_limit"
             for target in self._route(queue.dead_letter_exchange, entry.message.routing_key):
-                self._put(target, _Entry(entry.message))
+                self._dead[target].append(DeadLetter(entry.message, queue=name, reason=reason))
         else:
             queue.entries.append(entry)
             queue.ready.set()
@@ -186,15 +188,24 @@ class InMemoryBroker:
         return _Subscription(self, queue, on_delivery, prefetch)
 
     async def dead_letters(self, topology: Topology) -> list[Message]:
+        return [dead.message for dead in self._dead[topology.dead_letter_queue]]
+
+    async def dead_letter_records(self, topology: Topology) -> list[DeadLetter]:
         return list(self._dead[topology.dead_letter_queue])
 
-    async def redrive(self, topology: Topology, message_id: str) -> bool:
+    async def redrive(self, topology: Topology, message_id: str, *, queue: str = "") -> bool:
         dead = self._dead[topology.dead_letter_queue]
-        for message in list(dead):
-            if message.message_id == message_id:
-                await self.publish(topology.exchange, message)  # its first routing key
-                dead.remove(message)
-                return True
+        for found in list(dead):
+            if found.message.message_id != message_id or queue not in ("", found.queue):
+                continue
+            if queue:  # the default exchange: to that queue alone, routed by its name
+                await asyncio.sleep(0)
+                self._put(queue, _Entry(replace(found.message, routing_key=queue)))
+                self.published[message_id] += 1
+            else:
+                await self.publish(topology.exchange, found.message)  # its first routing key
+            dead.remove(found)
+            return True
         return False
 
     def _changed(self) -> None:

@@ -73,6 +73,17 @@ class Topology:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A message in the dead-letter queue and where it died: the queue (RabbitMQ's
+    `x-first-death-queue`; "" if unknown) and why (`x-first-death-reason`: `delivery_limit`,
+    `rejected`, ...). Two queues' copies of one message share its id; `queue` tells them apart."""
+
+    message: Message
+    queue: str
+    reason: str
+
+
 class Delivery(Protocol):
     """One delivery of a message to a consumer; exactly one of ack / nack settles it."""
 
@@ -111,9 +122,16 @@ class Broker(Protocol):
         """The messages now in the dead-letter queue (left there)."""
         ...
 
-    async def redrive(self, topology: Topology, message_id: str) -> bool:
+    async def dead_letter_records(self, topology: Topology) -> list[DeadLetter]:
+        """`dead_letters` with the queue each died in and why (left there)."""
+        ...
+
+    async def redrive(self, topology: Topology, message_id: str, *, queue: str = "") -> bool:
         """Publish the dead-lettered message `message_id` again to the routing key it was first
-        published with, then remove it from the dead-letter queue; False if it is not there."""
+        published with, then remove it from the dead-letter queue; False if it is not there.
+        With `queue`: only a copy that died in `queue`, sent straight back to that queue alone
+        (the default exchange: its routing key is then the queue's name), not to every queue
+        its routing key reaches."""
         ...
 
     async def close(self) -> None: ...

@@ -23,7 +23,10 @@ acking them until it finds the one asked for; publishes it again (confirmed) to 
 was first published to (`x-first-death-exchange`) with its routing key (kept: the queues set no
 `x-dead-letter-routing-key`), acks it there, and closes the
 channel, which returns the others untouched. A crash between the publish and the ack leaves a
-copy in both places; the consumer's inbox applies it once.
+copy in both places; the consumer's inbox applies it once. `redrive(queue=)` takes only the copy
+that died in that queue (`x-first-death-queue`) and publishes it to the default exchange with the
+queue's name as routing key: to that queue alone. `dead_letter_records` names each dead letter's
+queue and reason (`x-first-death-queue`, `x-first-death-reason`).
 """
 
 from __future__ import annotations
@@ -37,7 +40,13 @@ import aio_pika.abc
 import aio_pika.exceptions
 
 from repository_after.messaging.envelope import Message
-from repository_after.messaging.ports import BrokerError, OnDelivery, PublishError, Topology
+from repository_after.messaging.ports import (
+    BrokerError,
+    DeadLetter,
+    OnDelivery,
+    PublishError,
+    Topology,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -142,6 +151,15 @@ class RabbitMqBroker:
         return self._exchanges[name]
 
     async def publish(self, exchange: str, message: Message) -> None:
+        try:
+            target = await self._exchange(exchange)
+        except _FAILURES as exc:
+            raise PublishError(f"rabbitmq: {type(exc).__name__}: {exc}") from exc
+        await self._send(target, message, message.routing_key)
+
+    async def _send(
+        self, target: aio_pika.abc.AbstractExchange, message: Message, routing_key: str
+    ) -> None:
         outgoing = aio_pika.Message(
             message.body(),
             message_id=message.message_id,
@@ -150,9 +168,8 @@ class RabbitMqBroker:
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
         )
         try:
-            target = await self._exchange(exchange)
             await target.publish(
-                outgoing, message.routing_key, mandatory=True, timeout=self.publish_timeout
+                outgoing, routing_key, mandatory=True, timeout=self.publish_timeout
             )
         except _FAILURES as exc:
             raise PublishError(f"rabbitmq: {type(exc).__name__}: {exc}") from exc
@@ -180,26 +197,40 @@ class RabbitMqBroker:
         return _RabbitSubscription(channel)
 
     async def dead_letters(self, topology: Topology) -> list[Message]:
-        found: list[Message] = []
+        return [dead.message for dead in await self.dead_letter_records(topology)]
+
+    async def dead_letter_records(self, topology: Topology) -> list[DeadLetter]:
+        found: list[DeadLetter] = []
         channel = await self.connection.channel()
         try:
             dead = await channel.get_queue(topology.dead_letter_queue, ensure=True)
             while (incoming := await dead.get(no_ack=False, fail=False)) is not None:
                 with contextlib.suppress(ValueError):
-                    found.append(_message(incoming))
+                    found.append(
+                        DeadLetter(
+                            _message(incoming),
+                            queue=_death(incoming, "x-first-death-queue"),
+                            reason=_death(incoming, "x-first-death-reason"),
+                        )
+                    )
         finally:
             await channel.close()  # nothing was acked: every message stays
         return found
 
-    async def redrive(self, topology: Topology, message_id: str) -> bool:
+    async def redrive(self, topology: Topology, message_id: str, *, queue: str = "") -> bool:
         channel = await self.connection.channel()
         try:
             dead = await channel.get_queue(topology.dead_letter_queue, ensure=True)
             while (incoming := await dead.get(no_ack=False, fail=False)) is not None:
                 if incoming.message_id != message_id:
                     continue  # held unacked until the channel closes, then returned
+                if queue and _death(incoming, "x-first-death-queue") != queue:
+                    continue  # another queue's copy of the same message
                 message = _message(incoming)
-                await self.publish(_first_exchange(incoming, topology.exchange), message)
+                if queue:  # the default exchange routes by queue name: to that queue alone
+                    await self._send(self._channel.default_exchange, message, queue)
+                else:
+                    await self.publish(_first_exchange(incoming, topology.exchange), message)
                 await incoming.ack()
                 return True
             return False
@@ -224,6 +255,12 @@ class RabbitMqBroker:
     async def close(self) -> None:
         with contextlib.suppress(*_FAILURES):
             await self.connection.close()
+
+
+def _death(incoming: aio_pika.abc.AbstractIncomingMessage, header: str) -> str:
+    """One of the `x-first-death-*` headers RabbitMQ sets when it dead-letters a message."""
+    value = (incoming.headers or {}).get(header)
+    return value if isinstance(value, str) else ""
 
 
 def _first_exchange(incoming: aio_pika.abc.AbstractIncomingMessage, default: str) -> str:

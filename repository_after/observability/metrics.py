@@ -60,6 +60,8 @@ class MessagingFigures:
 
     outbox: dict[str, tuple[int, int]]
     dead_letters: int | None
+    #: the tracker's own dead copies its scan sent back to its queue (None: no tracker here)
+    tracker_redrives: int | None = None
 
 
 @dataclass
@@ -140,6 +142,13 @@ class _ScrapeTimeCollector(Collector):
                 "sagabank_dead_letters",
                 "Messages in the dead-letter queue at the tracker's last scan (choreography).",
                 value=found.dead_letters,
+            )
+        if found.tracker_redrives is not None:
+            yield CounterMetricFamily(
+                "sagabank_tracker_redrives",
+                "The tracker's own copies dead-lettered by process deaths and sent back to its "
+                "queue by its scan, since the process started (choreography).",
+                value=found.tracker_redrives,
             )
 
 

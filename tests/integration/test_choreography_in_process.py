@@ -305,15 +305,15 @@ async def test_a_scan_that_listed_a_dead_letter_before_its_retry_does_not_park_a
         await dep.until(dead_lettered)
         assert await scan.park_dead_letters(tracker) == 1
         dep.blocked.discard("credit")
-        listed = broker.dead_letters
+        listed = broker.dead_letter_records  # what the scan lists with
 
         async def listed_then_retried(topology: Any) -> Any:
             found = await listed(topology)
-            monkeypatch.setattr(broker, "dead_letters", listed)
+            monkeypatch.setattr(broker, "dead_letter_records", listed)
             await tracker.retry("t-1", note="credit fixed")  # lands right after the listing
             return found
 
-        monkeypatch.setattr(broker, "dead_letters", listed_then_retried)
+        monkeypatch.setattr(broker, "dead_letter_records", listed_then_retried)
         assert await scan.park_dead_letters(tracker) == 0
         # and a scan between the retry's event and its redrive finds the saga's lease taken
         dep.blocked.add("credit")

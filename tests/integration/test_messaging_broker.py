@@ -13,7 +13,7 @@ from typing import TypeVar
 
 import pytest
 
-from repository_after.messaging import Broker, Delivery, Message, PublishError
+from repository_after.messaging import Broker, Delivery, Message, PublishError, Topology
 from repository_after.messaging.memory_broker import InMemoryBroker
 from tests.messaging_support import AUDIT_QUEUE, LEDGER_QUEUE, TOPOLOGY, ledger_message
 from tests.rabbit import fresh_vhost, queues
@@ -149,6 +149,43 @@ async def test_redrive_leaves_the_other_dead_letters_in_place(broker: Broker) ->
     await back.ack()
     await subscription.cancel()
     assert back.message == second  # to its own queue, by its first routing key
+
+
+#: two queues bound to one key: each gets its own copy of a message, with the same id
+BOTH = Topology.named("u", {"a": ("both.#",), "b": ("both.#",)}, delivery_limit=1)
+
+
+async def test_a_dead_letter_names_its_queue_and_is_redriven_to_that_queue_alone(
+    broker: Broker,
+) -> None:
+    await broker.declare(BOTH)
+    message = Message("dup", "both.x", {"amount": 4})
+    await broker.publish(BOTH.exchange, message)
+    a, b = Received(), Received()
+    sub_a = await broker.consume("u.a", a, prefetch=1)
+    await (await a.next()).nack(requeue=False)  # refused for good in u.a
+    sub_b = await broker.consume("u.b", b, prefetch=1)
+    for _ in range(BOTH.delivery_limit + 1):  # handed back over the limit in u.b
+        await (await b.next()).nack(requeue=True)
+    dead = await eventually(lambda: broker.dead_letter_records(BOTH), lambda d: len(d) == 2)
+    assert sorted((d.message.message_id, d.queue, d.reason) for d in dead) == [
+        ("dup", "u.a", "rejected"),
+        ("dup", "u.b", "delivery_limit"),
+    ]
+
+    assert await broker.redrive(BOTH, "dup", queue="u.b")
+    back = await b.next()
+    assert (back.message.message_id, back.message.payload) == ("dup", {"amount": 4})
+    assert back.message.routing_key == "u.b"  # the default exchange: routed by the queue's name
+    assert back.delivery_count == 0
+    await back.ack()
+    left = await broker.dead_letter_records(BOTH)
+    assert [(d.message.message_id, d.queue) for d in left] == [("dup", "u.a")]
+    await broker.publish(BOTH.exchange, Message("after", "both.y", {"amount": 1}))
+    assert (await a.next()).message.message_id == "after"  # u.a got no copy of the redrive
+    assert not await broker.redrive(BOTH, "dup", queue="u.b")  # u.b's copy is gone
+    for sub in (sub_a, sub_b):
+        await sub.cancel()
 
 
 async def test_rabbitmq_queues_are_quorum_with_the_delivery_limit_and_the_dlx() -> None:
