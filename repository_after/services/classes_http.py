@@ -17,10 +17,8 @@ from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, FastAPI, Query, Request, Response
-from fastapi import Path as PathParam
 from pydantic import SecretStr, ValidationError
 
-from repository_after.domain.ids import ACCOUNT_ID_PATTERN
 from repository_after.participant_kit import ParticipantService, bearer_guard
 from repository_after.participant_kit.http import EdgeHooks, invalid_request, validation_details
 from repository_after.services.classes import (
@@ -34,6 +32,8 @@ from repository_after.services.classes import (
 )
 from repository_after.services.hosting import (
     LOOPBACK_HOSTS,
+    AfterCursor,
+    IdPath,
     add_audit_route,
     found_or_404,
     json_answer,
@@ -42,10 +42,6 @@ from repository_after.services.hosting import (
     secret,
     standalone,
 )
-
-#: A path id: checked before any query (a NUL byte would reach PostgreSQL and fail there:
-#: 503 instead of 422).
-IdPath = Annotated[str, PathParam(pattern=ACCOUNT_ID_PATTERN.pattern, max_length=64)]
 
 
 def classes_routes(
@@ -80,9 +76,7 @@ def classes_reads(service: ParticipantService) -> APIRouter:
     @router.get("/classes", response_class=Response)
     async def get_classes(
         limit: Annotated[int, Query(ge=1, le=MAX_LIST)] = 50,
-        after: Annotated[
-            str | None, Query(pattern=ACCOUNT_ID_PATTERN.pattern, max_length=64)
-        ] = None,
+        after: AfterCursor = None,
     ) -> Response:
         found = await service.store.read(lambda tx: list_classes(tx, limit=limit, after=after))
         return json_answer(200, {"classes": found})

@@ -15,12 +15,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Annotated, Any, Protocol, TypeVar
 
 import orjson
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, Response
+from fastapi import Path as PathParam
 from pydantic import SecretStr
 
+from repository_after.domain.ids import ACCOUNT_ID_PATTERN
 from repository_after.entrypoints.limits import RequestLimits
 from repository_after.participant_kit import (
     ParticipantService,
@@ -40,6 +42,10 @@ T = TypeVar("T")
 #: A batch of 128 orders of 50 lines fits; the product's 64 KiB is sized for account calls.
 MAX_BODY_BYTES = 1024 * 1024
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+#: A participant's entity id in a read's path, and a page's `after` cursor: checked before any
+#: query (a NUL byte would reach PostgreSQL and fail there: 503 instead of 422).
+IdPath = Annotated[str, PathParam(pattern=ACCOUNT_ID_PATTERN.pattern, max_length=64)]
+AfterCursor = Annotated[str | None, Query(pattern=ACCOUNT_ID_PATTERN.pattern, max_length=64)]
 MYSQL_SCHEMES = ("mysql://", "mariadb://")
 
 

@@ -17,14 +17,14 @@ from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, FastAPI, Query, Response
-from fastapi import Path as PathParam
 from pydantic import SecretStr
 
-from repository_after.domain.ids import ACCOUNT_ID_PATTERN
 from repository_after.participant_kit import ParticipantService
 from repository_after.participant_kit.http import EdgeHooks
 from repository_after.services.hosting import (
     LOOPBACK_HOSTS,
+    AfterCursor,
+    IdPath,
     add_audit_route,
     found_or_404,
     json_answer,
@@ -52,18 +52,15 @@ def orders_reads(service: ParticipantService) -> APIRouter:
     @router.get("/orders", response_class=Response)
     async def get_orders(
         limit: Annotated[int, Query(ge=1, le=MAX_LIST)] = 100,
-        after: Annotated[
-            str | None, Query(pattern=ACCOUNT_ID_PATTERN.pattern, max_length=64)
-        ] = None,
+        after: AfterCursor = None,
     ) -> Response:
         found = await service.store.read(lambda tx: list_orders(tx, limit=limit, after=after))
         return json_answer(200, {"orders": found})
 
     @router.get("/orders/{order_id}", response_class=Response)
     async def get_order(
-        order_id: Annotated[str, PathParam(pattern=ACCOUNT_ID_PATTERN.pattern, max_length=64)],
+        order_id: IdPath,
     ) -> Response:
-        # Checked before any query: a NUL byte would reach PostgreSQL and fail there (503).
         found = await service.store.read(lambda tx: find_order(tx, order_id))
         return found_or_404(found, error="order_not_found", message="no such order")
 

@@ -17,14 +17,14 @@ from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, FastAPI, Query, Request, Response
-from fastapi import Path as PathParam
 from pydantic import SecretStr, ValidationError
 
-from repository_after.domain.ids import ACCOUNT_ID_PATTERN
 from repository_after.participant_kit import ParticipantService, bearer_guard
 from repository_after.participant_kit.http import EdgeHooks, invalid_request, validation_details
 from repository_after.services.hosting import (
     LOOPBACK_HOSTS,
+    AfterCursor,
+    IdPath,
     add_audit_route,
     found_or_404,
     json_answer,
@@ -42,10 +42,6 @@ from repository_after.services.pupils import (
     open_pupils,
     register,
 )
-
-#: A path id: checked before any query (a NUL byte would reach PostgreSQL and fail there:
-#: 503 instead of 422).
-IdPath = Annotated[str, PathParam(pattern=ACCOUNT_ID_PATTERN.pattern, max_length=64)]
 
 
 def pupils_routes(
@@ -78,9 +74,7 @@ def pupils_reads(service: ParticipantService) -> APIRouter:
     @router.get("/pupils", response_class=Response)
     async def get_pupils(
         limit: Annotated[int, Query(ge=1, le=MAX_LIST)] = 100,
-        after: Annotated[
-            str | None, Query(pattern=ACCOUNT_ID_PATTERN.pattern, max_length=64)
-        ] = None,
+        after: AfterCursor = None,
     ) -> Response:
         found = await service.store.read(lambda tx: list_pupils(tx, limit=limit, after=after))
         return json_answer(200, {"pupils": found})
