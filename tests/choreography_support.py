@@ -1,8 +1,9 @@
 """A choreographed deployment in one process, for the tests: real SQLite files (the account store
-with the saga log beside it, the inventory's and the orders service's kit stores), a broker (the
-in-memory fake, or RabbitMQ), the reactors, relays, tracker and the `ChoreographedOrchestrator`
-that starts sagas, all as `sagabank serve --mode choreography` composes them
-(`choreography.wiring`), from one `Settings`."""
+with the saga log beside it, the inventory's and the orders service's kit stores) or one
+PostgreSQL database holding all of them (`database_url`, as a PostgreSQL deployment keeps them by
+default), a broker (the in-memory fake, or RabbitMQ), the reactors, relays, tracker and the
+`ChoreographedOrchestrator` that starts sagas, all as `sagabank serve --mode choreography`
+composes them (`choreography.wiring`), from one `Settings`."""
 
 from __future__ import annotations
 
@@ -15,7 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from repository_after.adapters.sqlite_accounts import SqliteAccountStore
-from repository_after.bootstrap import build_saga_log, retry_policies, saga_types
+from repository_after.bootstrap import (
+    build_account_store,
+    build_saga_log,
+    retry_policies,
+    saga_types,
+)
 from repository_after.choreography.launch import ChoreographedOrchestrator
 from repository_after.choreography.runtime import Runtime
 from repository_after.choreography.stores import Decide, schema
@@ -27,6 +33,7 @@ from repository_after.participant_kit import ParticipantService
 from repository_after.participant_kit.records import Answer
 from repository_after.participant_kit.storage import Tx
 from repository_after.service_layer import accounts
+from repository_after.service_layer.ports import AccountStore
 from repository_after.services import inventory, orders
 from repository_after.services.hosting import open_store
 
@@ -35,7 +42,7 @@ FAST_RELAY = RelayTiming(poll_interval=0.01, initial_backoff=0.01, max_backoff=0
 
 @dataclass
 class Deployment:
-    accounts: SqliteAccountStore
+    accounts: AccountStore
     inventory: ParticipantService
     orders: ParticipantService
     orchestrator: ChoreographedOrchestrator
@@ -97,9 +104,12 @@ async def deployment(
     requeue_delay: float = 0.01,
     balances: dict[str, int] | None = None,
     stock: dict[str, int] | None = None,
+    database_url: str | None = None,
 ) -> AsyncIterator[Deployment]:
+    """`database_url` None: SQLite files in `tmp`; a `postgresql://` URL: every store in it."""
+    url = database_url or f"sqlite:///{tmp / 'accounts.db'}"
     settings = Settings(
-        database_url=f"sqlite:///{tmp / 'accounts.db'}",
+        database_url=url,
         broker_prefix=prefix,
         broker_delivery_limit=delivery_limit,
         retry_deadline=action_timeout,
@@ -109,7 +119,12 @@ async def deployment(
         worker_id="test",
         _env_file=None,
     )
-    store = SqliteAccountStore(tmp / "accounts.db")
+    store = (
+        SqliteAccountStore(tmp / "accounts.db")
+        if database_url is None
+        else build_account_store(url)
+    )
+    dialect = "sqlite" if database_url is None else "postgres"
     for account_id, balance in (balances or {"acc-01": 1_000, "acc-02": 1_000}).items():
         await store.transaction(
             lambda tx, a=account_id, b=balance: accounts.open_account(
@@ -117,10 +132,18 @@ async def deployment(
             )
         )
     inv = inventory.inventory_service(
-        open_store(tmp / "inventory.db", schema=(*inventory.SCHEMA, *schema()), name="inventory")
+        open_store(
+            database_url or tmp / "inventory.db",
+            schema=(*inventory.SCHEMA, *schema(dialect)),
+            name="inventory",
+        )
     )
     ords = orders.orders_service(
-        open_store(tmp / "orders.db", schema=(*orders.SCHEMA, *schema()), name="orders")
+        open_store(
+            database_url or tmp / "orders.db",
+            schema=(*orders.SCHEMA, *schema(dialect)),
+            name="orders",
+        )
     )
     for sku, qty in (stock or {}).items():
         await inv.store.transaction(lambda tx, s=sku, q=qty: inventory.open_stock(tx, s, q))

@@ -52,9 +52,19 @@ class _PostgresAccountsTx(SqlAccountsTx):
         return value
 
 
+def accounts_tx(conn: Conn) -> SqlAccountsTx:
+    """The account store's write face on a connection whose transaction someone else holds
+    (choreography: the inbox row, the account change and the outbox row in one transaction)."""
+    return _PostgresAccountsTx(conn, writing=True)
+
+
 class PostgresAccountStore:
     def __init__(self, database_url: str) -> None:
         self._db = PostgresDatabase(database_url, component="accounts")
+
+    @property
+    def database(self) -> PostgresDatabase:
+        return self._db
 
     async def transaction(self, fn: Callable[[AccountsTx], T]) -> T:
         return await self._db.transaction(lambda conn: fn(_PostgresAccountsTx(conn, writing=True)))

@@ -87,6 +87,7 @@ POOL_SIZE = 10
 class PostgresDatabase:
     def __init__(self, database_url: str, *, component: str) -> None:
         migrate_url(database_url, component)
+        self.url = database_url
         self._pool = psycopg_pool.ConnectionPool(
             postgres_conninfo(database_url),
             min_size=1,

@@ -56,6 +56,11 @@ class PostgresSagaLog(SqlSagaLog):
         self._pool: psycopg_pool.AsyncConnectionPool[AsyncConn] | None = None
         self._opening = asyncio.Lock()
 
+    @property
+    def url(self) -> str:
+        """The log's database URL (choreography opens the log's outbox on it)."""
+        return self._url
+
     def _until(self) -> str:
         return f"{self.now_sql} + ? * interval '1 second'"
 

@@ -140,6 +140,7 @@ class ChoreographedOrchestrator(Orchestrator):
     async def close(self) -> None:
         await super().close()
         await self.tracker.close()
+        await self.outbox.close()
 
     async def recover(self, *, take_over: bool = False) -> dict[str, int]:
         del take_over

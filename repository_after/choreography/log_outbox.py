@@ -9,14 +9,16 @@ saga is in the log if and only if its first message will be published. The log's
 the account store's database, so that outbox is also the account service's (one relay for both;
 the inbox rows carry their consumer's name).
 
-Only SQLite logs for now (`SqliteSagaLog`); a PostgreSQL log is refused at start-up
-(docs/choreography.md, "What is missing").
+On PostgreSQL the log writes its outbox rows through its own (async) pool, in the same
+transaction as its log rows, and the relay reads them through a small sync pool on the same
+database (`pg_store.SharedPostgresStore`), as it reads a kit store's. A MariaDB log is refused at
+start-up (docs/choreography.md, "What is missing").
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -27,6 +29,10 @@ from repository_after.config import ConfigurationError
 from repository_after.domain.saga import SagaEvent
 from repository_after.messaging.envelope import Message
 from repository_after.service_layer.saga_ports import Lease, SagaLog
+
+if TYPE_CHECKING:  # psycopg is the `postgres` extra's
+    from repository_after.adapters.postgres_saga_log import PostgresSagaLog
+    from repository_after.choreography.pg_store import SharedPostgresStore
 
 _INSERT = (
     "INSERT INTO outbox (message_id, exchange, routing_key, headers, body, created_at)"
@@ -39,16 +45,33 @@ class LogOutbox:
     """The outbox beside a SQLite saga log; `store` is what the relay publishes from."""
 
     def __init__(self, log: SagaLog, exchange: str) -> None:
-        if not isinstance(log, SqliteSagaLog):
-            raise ConfigurationError(
-                "choreography runs on a SQLite saga log for now (SAGABANK_DATABASE_URL)"
-            )
-        self.log = log
         self.exchange = exchange
-        self.store = SharedSqliteStore(log.database)
+        self.store: SharedSqliteStore | SharedPostgresStore
+        if isinstance(log, SqliteSagaLog):
+            self.log: SqliteSagaLog | PostgresSagaLog = log
+            self.store, self.dialect = SharedSqliteStore(log.database), "sqlite"
+            return
+        if type(log).__name__ == "PostgresSagaLog":  # psycopg is an extra: no import to check
+            from repository_after.adapters.postgres_db import PostgresDatabase
+            from repository_after.adapters.postgres_saga_log import PostgresSagaLog
+            from repository_after.choreography.pg_store import SharedPostgresStore
+
+            assert isinstance(log, PostgresSagaLog)
+            self.log = log
+            db = PostgresDatabase(log.url, component="sagas")
+            self.store, self.dialect = SharedPostgresStore(db, owns=True), "postgres"
+            return
+        raise ConfigurationError(
+            "choreography runs on a SQLite or PostgreSQL saga log (SAGABANK_DATABASE_URL)"
+        )
 
     async def create_tables(self) -> None:
-        await self.store.create_tables(schema("sqlite"))
+        await self.store.create_tables(schema(self.dialect))
+
+    async def close(self) -> None:
+        """Close what this outbox opened itself (the PostgreSQL relay's pool); the log is its
+        owner's."""
+        await self.store.close()
 
     def _row(self, message: Message) -> Stmt:
         return self.log.stmt(

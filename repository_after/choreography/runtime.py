@@ -72,12 +72,14 @@ class Runtime:
     def named_stores(self) -> list[tuple[str, ParticipantStore]]:
         """`stores()`, each named by its first user: a service, or `tracker` (the log's)."""
         found: list[tuple[str, ParticipantStore]] = []
-        keys: set[int] = set()
+        keys: set[object] = set()
         candidates = [(node.name, node.store) for node in self.nodes]
         if self.tracker is not None:
             candidates.append((TRACKER, self.tracker.outbox.store))
         for name, store in candidates:
-            key = id(getattr(store, "db", store))
+            # One database, one outbox: SQLite faces share their `db`; PostgreSQL stores name
+            # their database (`identity`), which by default every component shares.
+            key = getattr(store, "identity", None) or id(getattr(store, "db", store))
             if key not in keys:
                 keys.add(key)
                 found.append((name, store))

@@ -1,11 +1,12 @@
 """Where each service's inbox, outbox and turns live, and how each decides a call.
 
 The inventory and orders services keep theirs in their kit store (`schema`, given to the store
-with the service's own tables). The account service's SQLite database is not a kit store (its
+with the service's own tables). The account service's database is not a kit store (its
 `SqliteAccountStore` speaks `AccountsTx`), so `SharedSqliteStore` opens a kit-shaped face on the
 SAME `SqliteDatabase` (one connection, one writer thread, one group commit): the inbox row, the
 account change and the outbox row commit in one transaction, and in role `all` the saga log,
-which shares that database too, holds the starting outbox (`launch`).
+which shares that database too, holds the starting outbox (`launch`). On PostgreSQL the face is
+`pg_store.SharedPostgresStore`, one transaction of the account store's pool.
 
 A `Decide` is a service's kit rules (`Operations.decide`) inside the caller's transaction; it
 raises `Rejected` for a refusal the kit does not record, which names no write (the kit raises it
@@ -100,9 +101,20 @@ def kit_decide(service: ParticipantService) -> Decide:
 
 
 def accounts_decide(tx: Tx, operation: str, key: str, body: Body) -> Answer:
-    """The account service's rules (`service_layer.accounts.OPERATIONS`) on the shared SQLite
-    connection of `tx` (a `SqliteTx` of `SharedSqliteStore`)."""
-    assert isinstance(tx, SqliteTx)
-    accounts_tx = SqlAccountsTx(tx.connection)
+    """The account service's rules (`service_layer.accounts.OPERATIONS`) on the connection of
+    `tx`: a `SqliteTx` of `SharedSqliteStore`, or a PostgreSQL one of `pg_store`."""
+    accounts_tx = _accounts_tx(tx)
     with accounts_tx.savepoint():
         return accounts.OPERATIONS.decide(accounts_tx, operation, key, body)
+
+
+def _accounts_tx(tx: Tx) -> SqlAccountsTx:
+    if isinstance(tx, SqliteTx):
+        return SqlAccountsTx(tx.connection)
+    # psycopg is the `postgres` extra's: imported only where a PostgreSQL store is in use.
+    from repository_after.adapters.postgres_accounts import accounts_tx
+    from repository_after.participant_kit.postgres import PostgresTx
+
+    if isinstance(tx, PostgresTx):
+        return accounts_tx(tx.connection)
+    raise TypeError(f"no account store face for {type(tx).__name__}")

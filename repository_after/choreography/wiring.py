@@ -14,7 +14,6 @@ the tracker's.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -38,6 +37,7 @@ from repository_after.messaging.faults import MessagingFaults
 from repository_after.messaging.ports import Broker, BrokerError, Topology
 from repository_after.messaging.relay import RelayTiming
 from repository_after.participant_kit import ParticipantService
+from repository_after.participant_kit.storage import ParticipantStore
 from repository_after.service_layer.ports import AccountStore
 from repository_after.service_layer.retry import RetryPolicy
 from repository_after.service_layer.saga_ports import CallResult, SagaLog
@@ -53,19 +53,25 @@ def deployment_topology(
     return topology(settings.broker_prefix, services, delivery_limit=settings.broker_delivery_limit)
 
 
+#: Where choreography runs: SQLite files and PostgreSQL databases (not MariaDB yet, nor memory).
+DURABLE = ("sqlite:", "postgres://", "postgresql://")
+
+
 def check_choreography(settings: Settings) -> None:
-    """Refuse (`ConfigurationError`) what choreography does not run on yet: a saga log or an
-    account store that is not a SQLite file (docs/choreography.md, "What is missing")."""
-    if not settings.database_url.startswith("sqlite:"):
+    """Refuse (`ConfigurationError`) what choreography does not run on: a saga log, an account
+    store or a hosted participant that is neither a SQLite file nor a PostgreSQL database
+    (MariaDB / MySQL, memory; docs/choreography.md, "What is missing")."""
+    if not settings.database_url.startswith(DURABLE):
         raise ConfigurationError(
-            "--mode choreography runs on SQLite for now: SAGABANK_DATABASE_URL must be a "
-            "sqlite:/// URL"
+            "--mode choreography runs on SQLite or PostgreSQL: SAGABANK_DATABASE_URL must be a "
+            "sqlite:/// or postgresql:// URL"
         )
     for name in HOSTED_PARTICIPANTS:
-        if not isinstance(settings.participant_database(name), Path):
+        where = settings.participant_database(name)
+        if str(where) == ":memory:" or (isinstance(where, str) and not where.startswith(DURABLE)):
             raise ConfigurationError(
-                f"--mode choreography runs on SQLite for now: the {name} database must be a "
-                "SQLite file"
+                f"--mode choreography runs on SQLite or PostgreSQL: the {name} database must "
+                "be a SQLite file or a postgresql:// URL"
             )
 
 
@@ -148,12 +154,7 @@ async def runtime_for(
     `stores.schema()` already (given to the store with the service's own tables)."""
     nodes: list[Node] = []
     if account_store is not None:
-        if not isinstance(account_store, SqliteAccountStore):
-            raise ConfigurationError(
-                "choreography runs on a SQLite account store for now (SAGABANK_DATABASE_URL)"
-            )
-        shared = SharedSqliteStore(account_store.database)
-        await shared.create_tables(schema("sqlite"))
+        shared = await _account_face(account_store)
         nodes.append(Node(ACCOUNTS, shared, accounts_decide))
     nodes.extend(Node(svc.name, svc.store, kit_decide(svc)) for svc in kit_services)
     tracker = None
@@ -172,4 +173,24 @@ async def runtime_for(
         relay_timing=relay_timing or RelayTiming(claim_ttl=settings.relay_claim_ttl),
         owner=settings.resolved_worker_id(),
         faults=MessagingFaults.from_env(),
+    )
+
+
+async def _account_face(account_store: AccountStore) -> ParticipantStore:
+    """The account store's kit-shaped face with the messaging tables: on its SQLite database
+    (`SharedSqliteStore`) or its PostgreSQL pool (`pg_store.SharedPostgresStore`)."""
+    if isinstance(account_store, SqliteAccountStore):
+        face = SharedSqliteStore(account_store.database)
+        await face.create_tables(schema("sqlite"))
+        return face
+    if type(account_store).__name__ == "PostgresAccountStore":  # psycopg is an extra
+        from repository_after.adapters.postgres_accounts import PostgresAccountStore
+        from repository_after.choreography.pg_store import SharedPostgresStore
+
+        assert isinstance(account_store, PostgresAccountStore)
+        pg = SharedPostgresStore(account_store.database)
+        await pg.create_tables(schema("postgres"))
+        return pg
+    raise ConfigurationError(
+        "choreography runs on a SQLite or PostgreSQL account store (SAGABANK_DATABASE_URL)"
     )

@@ -2,8 +2,10 @@
 
 It starts ONE `sagabank serve --mode choreography` child (role `all`: the account service, the
 inventory and the orders services under `/inventory` and `/orders`, the tracker and the HTTP
-API) on a free loopback port, on a fresh SQLite database of its own (`<data-dir>/choreo-<run>/`)
-and a topology prefix of its own on the broker's vhost (`sagabank-demo-<run>.events`, ...), so
+API) on a free loopback port, on a fresh SQLite database of its own (`<data-dir>/choreo-<run>/`),
+or on the PostgreSQL database `--database-url` names (every store in it, as a PostgreSQL
+deployment keeps them by default; the run's ids and shop are its own, so runs may share one), and
+a topology prefix of its own on the broker's vhost (`sagabank-demo-<run>.events`, ...), so
 runs never meet (nor a deployment on the same vhost); the prefix's queues and exchanges are
 deleted at the end. The broker is `SAGABANK_BROKER_URL`.
 
@@ -57,10 +59,10 @@ from repository_after.service_layer.order_audit import OrderBooks, audit_orders
 SETTLE_TIMEOUT = 60.0
 
 
-def _env(database: Path, prefix: str, *, demo_accounts: int, token: str) -> dict[str, str]:
+def _env(database_url: str, prefix: str, *, demo_accounts: int, token: str) -> dict[str, str]:
     return {
         "SAGABANK_MODE": "choreography",
-        "SAGABANK_DATABASE_URL": f"sqlite:///{database}",
+        "SAGABANK_DATABASE_URL": database_url,
         "SAGABANK_INVENTORY_DATABASE_URL": "",
         "SAGABANK_ORDERS_DATABASE_URL": "",
         "SAGABANK_BROKER_PREFIX": prefix,
@@ -206,9 +208,9 @@ def _order_summary(
     )
 
 
-async def _states(database: Path, saga_ids: list[str]) -> dict[str, SagaState]:
+async def _states(database_url: str, saga_ids: list[str]) -> dict[str, SagaState]:
     """Each saga's state, folded from the log the tracker kept."""
-    log = build_saga_log(f"sqlite:///{database}")
+    log = build_saga_log(database_url)
     types = saga_types()
     try:
         states = {}
@@ -243,12 +245,13 @@ def main(
     data_dir: Path,
     json_output: bool,
     max_amount: int = 30_000,
+    database_url: str | None = None,
 ) -> None:
     run = uuid.uuid4().hex[:8]
     where = data_dir / f"choreo-{run}"
     where.mkdir(parents=True, exist_ok=True)
     prefix = f"sagabank-demo-{run}"
-    database = where / "sagabank.db"
+    database = database_url or f"sqlite:///{where / 'sagabank.db'}"
     token = secrets.token_urlsafe(24)
     env = _env(database, prefix, demo_accounts=10 if saga != ORDER.name else 0, token=token)
     try:

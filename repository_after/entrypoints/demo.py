@@ -274,8 +274,8 @@ def demo(
         list[str] | None,
         typer.Option(
             help="--saga abc: the services' databases, one URL with {service} in it "
-            "(mysql://root@127.0.0.1:3306/abc_{service}) or three; default: SQLite files in "
-            "--data-dir",
+            "(mysql://root@127.0.0.1:3306/abc_{service}) or three; --mode choreography: the "
+            "deployment's database (postgresql://...); default: SQLite files in --data-dir",
             show_default=False,
         ),
     ] = None,
@@ -304,6 +304,7 @@ def demo(
             data_dir=data_dir,
             json_output=json_output,
             max_amount=max_amount,
+            database_url=_one(database_url, "--mode choreography runs on one database"),
         )
         return
     if saga is DemoSaga.ABC:
@@ -352,3 +353,11 @@ def demo(
         _print_summary(result)
     if not (result["conserved"] and result["audit_ok"]):
         raise typer.Exit(1)
+
+
+def _one(urls: list[str] | None, why: str) -> str | None:
+    if not urls:
+        return None
+    if len(urls) > 1:
+        raise typer.BadParameter(why, param_hint="--database-url")
+    return urls[0]

@@ -12,9 +12,9 @@ created. Every store is closed whatever happens. The horizon is refused (exit 2)
 than the orchestrator's retry horizon, before anything is opened.
 
 Choreography's inboxes (`messaging.retention.purge_inboxes`) are purged with the same cutoff in
-every SQLite store that has one (the account database's, each participant's), each consumer's
-cutoff recorded so an older copy is refused from then on (docs/choreography.md, "Retention of
-the inbox").
+every store that has one (the account database's, each participant's; a PostgreSQL database
+that several of them share is purged once), each consumer's cutoff recorded so an older copy is
+refused from then on (docs/choreography.md, "Retention of the inbox").
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -38,7 +37,7 @@ from repository_after.entrypoints.participants import existing_participant
 from repository_after.messaging.retention import purge_inboxes
 from repository_after.participant_kit.storage import ParticipantStore
 from repository_after.service_layer import retention
-from repository_after.service_layer.ports import StorageError
+from repository_after.service_layer.ports import AccountStore, StorageError
 
 console = Console()
 
@@ -49,8 +48,13 @@ def _say_inboxes(where: str, purged: dict[str, int], before: str) -> None:
 
 
 async def _purge_inboxes(
-    where: str, store: ParticipantStore, settings: Settings, before: str
+    where: str, store: ParticipantStore, settings: Settings, before: str, seen: set[str]
 ) -> None:
+    identity = getattr(store, "identity", None)  # a PostgreSQL database, by its conninfo
+    if identity is not None:
+        if identity in seen:
+            return
+        seen.add(identity)
     purged = await purge_inboxes(
         store, before=before, now=datetime.now(UTC), min_horizon=settings.retry_horizon()
     )
@@ -58,7 +62,7 @@ async def _purge_inboxes(
 
 
 async def _collect_accounts(
-    settings: Settings, *, before: str
+    settings: Settings, *, before: str, seen: set[str]
 ) -> tuple[retention.Collected, dict[str, dict[str, str]]]:
     """The account store's and the saga log's purge (and the account database's inbox), and the
     log's unsettled sagas."""
@@ -66,8 +70,9 @@ async def _collect_accounts(
     log = build_saga_log(settings.database_url)
     try:
         collected = await retention.collect(store, log, before=before)
-        if isinstance(store, SqliteAccountStore):
-            await _purge_inboxes("accounts", SharedSqliteStore(store.database), settings, before)
+        face = _account_face(store)
+        if face is not None:
+            await _purge_inboxes("accounts", face, settings, before, seen)
         return collected, await log.oldest_unsettled()
     finally:
         await store.close()
@@ -80,6 +85,7 @@ async def _collect_participant(
     *,
     before: str,
     oldest_unsettled: dict[str, dict[str, str]],
+    seen: set[str],
 ) -> retention.ParticipantCollected | None:
     service = await asyncio.to_thread(existing_participant, settings, name)
     if service is None:
@@ -88,11 +94,23 @@ async def _collect_participant(
         collected = await retention.collect_participant(
             service, before=before, oldest_unsettled=oldest_unsettled, definitions=DEFINITIONS
         )
-        if isinstance(settings.participant_database(name), Path):
-            await _purge_inboxes(name, service.store, settings, before)
+        await _purge_inboxes(name, service.store, settings, before, seen)
         return collected
     finally:
         await service.store.close()
+
+
+def _account_face(store: AccountStore) -> ParticipantStore | None:
+    """The account database's kit-shaped face, where its inbox lives (None in memory)."""
+    if isinstance(store, SqliteAccountStore):
+        return SharedSqliteStore(store.database)
+    if type(store).__name__ == "PostgresAccountStore":  # psycopg is an extra
+        from repository_after.adapters.postgres_accounts import PostgresAccountStore
+        from repository_after.choreography.pg_store import SharedPostgresStore
+
+        assert isinstance(store, PostgresAccountStore)
+        return SharedPostgresStore(store.database)
+    return None
 
 
 def say(line: str) -> None:
@@ -102,14 +120,17 @@ def say(line: str) -> None:
 
 async def _run(settings: Settings, *, before: str, only: Sequence[str]) -> None:
     oldest: dict[str, dict[str, str]] = {}
+    seen: set[str] = set()
     if not only:
-        done, oldest = await _collect_accounts(settings, before=before)
+        done, oldest = await _collect_accounts(settings, before=before, seen=seen)
         say(
             f"purged {done.records} operation record(s) and {done.sagas} settled saga(s) "
             f"older than {before}"
         )
     for name in only or tuple(HOSTED_PARTICIPANTS):
-        purged = await _collect_participant(settings, name, before=before, oldest_unsettled=oldest)
+        purged = await _collect_participant(
+            settings, name, before=before, oldest_unsettled=oldest, seen=seen
+        )
         if purged is None:
             say(f"{name}: no database with its records yet, nothing to purge")
         elif purged.held_back(before):

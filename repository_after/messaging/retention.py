@@ -19,6 +19,12 @@ from datetime import datetime
 
 from repository_after.participant_kit.storage import ParticipantStore, Tx
 
+#: Whether the store has an inbox table, per dialect choreography runs on.
+_HAS_INBOX = {
+    "sqlite": "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'inbox'",
+    "postgres": "SELECT to_regclass('inbox') IS NOT NULL",
+}
+
 
 class HorizonTooShort(ValueError):
     """The cutoff is closer than the retry horizon: a retry could outlive the row."""
@@ -64,12 +70,11 @@ async def purge_inboxes(
     store: ParticipantStore, *, before: str, now: datetime, min_horizon: float
 ) -> dict[str, int]:
     """`purge_inbox` for every consumer with rows in `store`'s inbox: consumer -> rows purged;
-    {} for a store without an inbox (a service that never ran choreographed). SQLite only, as
-    choreography is for now (the table is looked up in `sqlite_master`)."""
+    {} for a store without an inbox (a service that never ran choreographed)."""
 
     def consumers(tx: Tx) -> list[str]:
-        found = tx.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'inbox'")
-        if not found:
+        probe = _HAS_INBOX.get(tx.dialect)  # MariaDB: never choreographed (yet)
+        if probe is None or not tx.execute(probe)[0][0]:
             return []
         return [str(row[0]) for row in tx.execute("SELECT DISTINCT consumer FROM inbox")]
 

@@ -36,7 +36,7 @@ Conn = psycopg.Connection[tuple[Any, ...]]
 
 POOL_SIZE = 10
 #: Serialises schema creation across processes starting together (CREATE … IF NOT EXISTS races).
-_SCHEMA_LOCK = 0x5A6A_B1C7
+SCHEMA_LOCK = 0x5A6A_B1C7
 _LOCK_KEY = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))"
 
 
@@ -85,7 +85,7 @@ class PostgresParticipantStore:
         conninfo = postgres_conninfo(database_url)
         try:
             with psycopg.connect(conninfo) as conn, conn.transaction():
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
                 tx = PostgresTx(conn)
                 for sql in (*RECORDS_SCHEMA, *schema):
                     tx.execute(sql)
@@ -96,6 +96,8 @@ class PostgresParticipantStore:
         )
         self._executor = ThreadPoolExecutor(max_workers=POOL_SIZE, thread_name_prefix="kit-pg")
         self._closed = False
+        #: the database (choreography: stores on one database are one outbox, one relay)
+        self.identity = conninfo
 
     def _run(self, fn: Callable[[Tx], T], writes: bool) -> T:
         for attempt in (1, 2):

@@ -96,6 +96,12 @@ class DeferredStore:
             raise StorageError("the store is not open")
         return self._store
 
+    @property
+    def identity(self) -> object | None:
+        """The open store's database (`choreography.runtime`: one outbox, one relay), if it
+        names one (PostgreSQL)."""
+        return getattr(self._store, "identity", None)
+
     async def transaction(self, fn: Callable[[Tx], T]) -> T:
         return await self._open_store().transaction(fn)
 

@@ -36,9 +36,16 @@ def order(order_id: str, qty: int = 2, total: int = 50) -> dict[str, Any]:
     }
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def db(request: pytest.FixtureRequest) -> str | None:
+    """Where the deployment keeps its stores: SQLite files (None), then one fresh PostgreSQL
+    database holding every store, as a PostgreSQL deployment does by default."""
+    return request.getfixturevalue("postgres_url") if request.param == "postgres" else None
+
+
 @pytest.fixture
-async def dep(tmp_path: Path) -> AsyncIterator[Deployment]:
-    async with deployment(tmp_path, InMemoryBroker(), stock={"apple": 5}) as found:
+async def dep(tmp_path: Path, db: str | None) -> AsyncIterator[Deployment]:
+    async with deployment(tmp_path, InMemoryBroker(), stock={"apple": 5}, database_url=db) as found:
         yield found
 
 
@@ -111,8 +118,11 @@ async def test_every_message_delivered_twice_applies_once(dep: Deployment) -> No
 
 async def test_a_failing_call_is_redelivered_and_applied_once_it_passes(
     tmp_path: Path,
+    db: str | None,
 ) -> None:
-    async with deployment(tmp_path, InMemoryBroker(), stock={"apple": 5}, delivery_limit=50) as dep:
+    async with deployment(
+        tmp_path, InMemoryBroker(), database_url=db, stock={"apple": 5}, delivery_limit=50
+    ) as dep:
         dep.blocked.add("reserve")
         await dep.start("order", order("o-1"), "o-1")
 
@@ -162,6 +172,7 @@ async def test_the_tracker_keeps_a_projection_it_cannot_write_yet_and_loses_noth
 
 async def test_a_message_that_adds_nothing_is_projected_without_the_saga_lease(
     tmp_path: Path,
+    db: str | None,
 ) -> None:
     # A copy, or a message older than the log, writes nothing: the tracker projects it without
     # taking the saga's lease, so it never turns an operator's action or a scan away (before,
@@ -170,7 +181,7 @@ async def test_a_message_that_adds_nothing_is_projected_without_the_saga_lease(
     from repository_after.choreography import scan
     from repository_after.choreography.course import Course, Kind
 
-    async with deployment(tmp_path, InMemoryBroker(), delivery_limit=1_000) as dep:
+    async with deployment(tmp_path, InMemoryBroker(), database_url=db, delivery_limit=1_000) as dep:
         dep.blocked.add("debit")
         await dep.start("transfer", TRANSFER, "t-1")
         tracker, log = dep.orchestrator.tracker, dep.orchestrator.log
@@ -213,10 +224,16 @@ async def _inbox_results(dep: Deployment, consumer: str) -> list[dict[str, Any]]
 
 async def test_a_silent_action_is_timed_out_compensated_and_its_late_call_fenced(
     tmp_path: Path,
+    db: str | None,
 ) -> None:
     broker = InMemoryBroker()
     async with deployment(
-        tmp_path, broker, stock={"apple": 5}, action_timeout=0.3, delivery_limit=1_000
+        tmp_path,
+        broker,
+        database_url=db,
+        stock={"apple": 5},
+        action_timeout=0.3,
+        delivery_limit=1_000,
     ) as dep:
         dep.blocked.add("reserve")  # the inventory "hangs" on this reservation
         await dep.start("order", order("o-1"), "o-1")
@@ -237,9 +254,12 @@ async def test_a_silent_action_is_timed_out_compensated_and_its_late_call_fenced
 
 async def test_a_silent_payment_is_settled_by_void_credit_and_its_late_credit_fenced(
     tmp_path: Path,
+    db: str | None,
 ) -> None:
     broker = InMemoryBroker()
-    async with deployment(tmp_path, broker, action_timeout=0.3, delivery_limit=1_000) as dep:
+    async with deployment(
+        tmp_path, broker, database_url=db, action_timeout=0.3, delivery_limit=1_000
+    ) as dep:
         dep.blocked.add("credit")
         await dep.start("transfer", TRANSFER, "t-1")
         assert await dep.settled("t-1") == SagaStatus.COMPENSATED
@@ -280,7 +300,7 @@ async def test_a_dead_letter_parks_its_saga_and_retry_redrives_it_to_the_end(
 
 
 async def test_a_scan_that_listed_a_dead_letter_before_its_retry_does_not_park_again(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, db: str | None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The scan lists the dead letters, then the operator's retry records its event and redrives
     # the message, then the scan reaches the saga: it must not park it again (before, it did:
@@ -289,7 +309,7 @@ async def test_a_scan_that_listed_a_dead_letter_before_its_retry_does_not_park_a
     # retry holds that lease until its redrive is done.
     from repository_after.choreography import scan
 
-    async with deployment(tmp_path, InMemoryBroker(), interval=600) as dep:
+    async with deployment(tmp_path, InMemoryBroker(), database_url=db, interval=600) as dep:
         tracker, broker = dep.orchestrator.tracker, dep.broker
 
         async def first_pass_done() -> bool:
@@ -338,11 +358,14 @@ async def test_a_scan_that_listed_a_dead_letter_before_its_retry_does_not_park_a
         await _books_ok(dep)
 
 
-async def test_a_silent_compensation_parks_and_retry_sends_it_again(tmp_path: Path) -> None:
+async def test_a_silent_compensation_parks_and_retry_sends_it_again(
+    tmp_path: Path, db: str | None
+) -> None:
     broker = InMemoryBroker()
     async with deployment(
         tmp_path,
         broker,
+        database_url=db,
         stock={"apple": 5},
         settle_timeout=0.3,
         delivery_limit=1_000,
@@ -368,7 +391,9 @@ async def test_a_silent_compensation_parks_and_retry_sends_it_again(tmp_path: Pa
         await _books_ok(dep)
 
 
-async def test_a_saga_resumed_by_redrive_is_timed_out_from_its_retry(tmp_path: Path) -> None:
+async def test_a_saga_resumed_by_redrive_is_timed_out_from_its_retry(
+    tmp_path: Path, db: str | None
+) -> None:
     # The debit fails on every delivery (below its limit); an operator parked the saga for a
     # dead letter and retried it: its log ends with `parked` and `operator_retry`, after the
     # intent the redriven message waits on. Past the step's time the tracker times that call
@@ -378,7 +403,9 @@ async def test_a_saga_resumed_by_redrive_is_timed_out_from_its_retry(tmp_path: P
 
     # The test runs the scan pass itself: the loop's (every 10 minutes here) made its first pass
     # before the time limit is lowered, so no pass of its can write this time-out first.
-    async with deployment(tmp_path, InMemoryBroker(), delivery_limit=1_000, interval=600) as dep:
+    async with deployment(
+        tmp_path, InMemoryBroker(), database_url=db, delivery_limit=1_000, interval=600
+    ) as dep:
         tracker = dep.orchestrator.tracker
 
         async def first_pass_done() -> bool:
@@ -419,3 +446,18 @@ async def test_a_saga_resumed_by_redrive_is_timed_out_from_its_retry(tmp_path: P
         await dep.until(late_debit_fenced)
         assert await dep.balances() == {"acc-01": 1_000, "acc-02": 1_000}
         await _books_ok(dep)
+
+
+async def test_one_database_is_one_outbox_published_by_one_relay(
+    dep: Deployment, db: str | None
+) -> None:
+    # SQLite: the account database (with the log beside it), the inventory's and the orders';
+    # PostgreSQL: one database holds them all, so one relay claims its outbox (not four relays
+    # claiming the same rows, and /metrics not counting one backlog four times).
+    named = [name for name, _ in dep.runtime.named_stores()]
+    assert named == (["accounts"] if db else ["accounts", "inventory", "orders"])
+    assert len(dep.runtime.relays) == len(named)
+    await dep.start("transfer", TRANSFER, "t-1")
+    assert await dep.settled("t-1") == "completed"
+    backlogs = await dep.runtime.outbox_backlogs()
+    assert set(backlogs) == set(named)

@@ -39,20 +39,30 @@ def test_a_prefix_that_is_not_a_plain_name_is_refused(prefix: str) -> None:
         _settings(broker_prefix=prefix)
 
 
-def test_sqlite_stores_are_accepted() -> None:
-    check_choreography(_settings(database_url="sqlite:///./data/x.db"))
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"database_url": "sqlite:///./data/x.db"},
+        {"database_url": "postgresql://u@h/db"},
+        {"database_url": "sqlite:///./data/x.db", "orders_database_url": "postgresql://u@h/o"},
+    ],
+)
+def test_sqlite_and_postgresql_stores_are_accepted(values: dict[str, str]) -> None:
+    check_choreography(_settings(**values))
 
 
 @pytest.mark.parametrize(
     "values",
     [
-        {"database_url": "postgresql://u@h/db"},
         {"database_url": "mysql://u@h/db"},
-        {"orders_database_url": "postgresql://u@h/db"},
+        {"database_url": "mariadb://u@h/db"},
+        {"database_url": "memory://"},
+        {"orders_database_url": "mysql://u@h/db"},
+        {"inventory_database_url": "mariadb://u@h/db"},
     ],
 )
-def test_a_store_that_is_not_sqlite_is_refused(values: dict[str, str]) -> None:
-    with pytest.raises(ConfigurationError, match="SQLite"):
+def test_a_store_on_mariadb_or_in_memory_is_refused(values: dict[str, str]) -> None:
+    with pytest.raises(ConfigurationError, match="SQLite or PostgreSQL"):
         check_choreography(_settings(**values))
 
 
