@@ -1,9 +1,11 @@
 """Composition root: turns `Settings` into wired components. Nothing else constructs adapters.
 
-The backend is chosen by the database URL alone (`sqlite:///path` by default, `postgresql://…`,
-`mysql://…` (or `mariadb://…`), `memory://` for tests); the account store and the saga log share
-the URL but not their tables. The PostgreSQL and MariaDB / MySQL adapters are imported only when
-asked for (the `postgres` and `mysql` extras are optional).
+The backend is chosen by the database URL alone (`bootstrap_storage`: `sqlite:///path` by
+default, `postgresql://…`, `mysql://…` (or `mariadb://…`), `memory://` for tests); the services
+an orchestrator calls are checked and reached by `bootstrap_services`. Both are parts of this
+root split off by what changes them (a new backend; a new service or credential), and
+re-exported here; this module keeps the orchestrator (orchestrated or choreographed), its saga
+types and retry policies, and the process's container.
 The role decides which half the process runs; with `all` the orchestrator still reaches the
 account service over HTTP.
 
@@ -19,16 +21,16 @@ from collections.abc import AsyncIterator, Collection, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-import httpx
-
-from repository_after.adapters.http_participant import Endpoint, HttpParticipant
-from repository_after.adapters.memory_accounts import InMemoryAccountStore
-from repository_after.adapters.memory_saga_log import InMemorySagaLog
-from repository_after.adapters.sqlite_accounts import SqliteAccountStore
-from repository_after.adapters.sqlite_db import sqlite_path
-from repository_after.adapters.sqlite_saga_log import SqliteSagaLog
+from repository_after.adapters.http_participant import HttpParticipant
+from repository_after.bootstrap_services import build_participant as build_participant
+from repository_after.bootstrap_services import check_services as check_services
+from repository_after.bootstrap_services import services_needed as services_needed
+from repository_after.bootstrap_storage import build_account_store as build_account_store
+from repository_after.bootstrap_storage import build_saga_log as build_saga_log
+from repository_after.bootstrap_storage import is_mysql as is_mysql
+from repository_after.bootstrap_storage import is_postgres as is_postgres
 from repository_after.choreography.wiring import NoCalls
-from repository_after.config import ConfigurationError, ProcessRole, SagaMode, Settings
+from repository_after.config import ProcessRole, SagaMode, Settings
 from repository_after.domain.abc import ABC
 from repository_after.domain.classes import CLASS_ASSIGNMENT
 from repository_after.domain.order import ORDER
@@ -42,10 +44,9 @@ from repository_after.service_layer.faults import FaultInjector
 from repository_after.service_layer.orchestrator import Observer, Orchestrator, log_transition
 from repository_after.service_layer.ports import AccountStore
 from repository_after.service_layer.retry import RetryPolicy
-from repository_after.service_layer.saga_ports import Participant, SagaLog
-from repository_after.service_layer.saga_types import SagaTypes, check_log_versions, unserved_steps
+from repository_after.service_layer.saga_ports import Participant
+from repository_after.service_layer.saga_types import SagaTypes, check_log_versions
 from repository_after.service_layer.transfers import order_rules, transfer_rules
-from repository_after.service_map import services_without_token
 from repository_after.services.abc import AbcIn
 from repository_after.services.orders import OrderIn
 from repository_after.services.pupils import GroupIn
@@ -70,45 +71,6 @@ class Container:
             await self.participant.close()
         if self.account_store is not None:
             await self.account_store.close()
-
-
-def is_postgres(database_url: str) -> bool:
-    return database_url.startswith(("postgresql://", "postgres://"))
-
-
-def is_mysql(database_url: str) -> bool:
-    return database_url.startswith(("mysql://", "mariadb://"))
-
-
-def build_account_store(database_url: str) -> AccountStore:
-    if database_url.startswith("memory://"):
-        return InMemoryAccountStore()
-    if is_postgres(database_url):
-        from repository_after.adapters.postgres_accounts import PostgresAccountStore
-
-        return PostgresAccountStore(database_url)
-    if is_mysql(database_url):
-        from repository_after.adapters.mysql_accounts import MysqlAccountStore
-
-        return MysqlAccountStore(database_url)
-    return SqliteAccountStore(sqlite_path(database_url))
-
-
-def build_saga_log(database_url: str, *, next_to: AccountStore | None = None) -> SagaLog:
-    """`next_to`: the account store of this process; on SQLite the log shares its file's one
-    connection and writer thread (no lock waits between the two, one fsync per batch)."""
-    if database_url.startswith("memory://"):
-        return InMemorySagaLog()
-    if is_postgres(database_url):
-        from repository_after.adapters.postgres_saga_log import PostgresSagaLog
-
-        return PostgresSagaLog(database_url)
-    if is_mysql(database_url):
-        from repository_after.adapters.mysql_saga_log import MysqlSagaLog
-
-        return MysqlSagaLog(database_url)
-    share = next_to.database if isinstance(next_to, SqliteAccountStore) else None
-    return SqliteSagaLog(sqlite_path(database_url), share=share)
 
 
 async def connect_broker(settings: Settings) -> Broker:
@@ -147,65 +109,6 @@ def saga_types(extra: Collection[str] = ()) -> SagaTypes:
     if ABC.name in extra:
         types.register(ABC, AbcIn)
     return types
-
-
-def check_services(settings: Settings, definitions: Mapping[str, SagaDefinition]) -> None:
-    """Refuse to start (`ConfigurationError`) when a step of a registered saga calls a service
-    that has no URL: found now, not as a KeyError in the driver after its saga was logged; and
-    when, with a service token set, a service listed with its own URL does not say its token
-    (`service_map.services_without_token`): it gets none, so its calls would be refused (401)
-    mid-saga, after money moved; fail closed at start-up instead, naming it, never a token."""
-    tokenless = services_without_token(settings.services, service_token=settings.service_token)
-    if tokenless:
-        raise ConfigurationError(
-            f"SAGABANK_SERVICES: {', '.join(repr(name) for name in tokenless)} "
-            f"{'has' if len(tokenless) == 1 else 'have'} no token, and SAGABANK_SERVICE_TOKEN "
-            "(the account service's credential) goes to no service listed with its own URL: "
-            'give each its own "token", or "token": null for one that takes none'
-        )
-    unserved = unserved_steps(definitions.values(), settings.resolved_services())
-    if unserved:
-        raise ConfigurationError(f"{unserved[0]}: set it in SAGABANK_SERVICES")
-
-
-def services_needed(
-    settings: Settings, definitions: Mapping[str, SagaDefinition]
-) -> dict[str, str]:
-    """name -> URL of every service some registered saga calls (what readiness waits for)."""
-    services = settings.resolved_services()
-    names = sorted(set().union(*(d.services for d in definitions.values())))
-    return {name: services[name].url for name in names if name in services}
-
-
-def build_participant(
-    settings: Settings,
-    definitions: Mapping[str, SagaDefinition],
-    *,
-    transport: httpx.AsyncBaseTransport | None = None,
-) -> HttpParticipant:
-    """The orchestrator's client of every configured service (`Settings.resolved_services`),
-    after `check_services`. Each service gets its own URL, its own batching, and its own token
-    (`Authorization: Bearer <token>`) sent to it alone; a service without a token gets no
-    `Authorization` at all. `transport`: tests' (the production one otherwise)."""
-    check_services(settings, definitions)
-    endpoints = {
-        name: Endpoint(
-            url=service.url,
-            batching=service.batching,
-            headers=(
-                {"authorization": f"Bearer {service.token.get_secret_value()}"}
-                if service.token
-                else {}
-            ),
-        )
-        for name, service in settings.resolved_services().items()
-    }
-    return HttpParticipant(
-        endpoints,
-        batching=settings.participant_max_in_flight > 0,
-        max_in_flight=max(1, settings.participant_max_in_flight),
-        transport=transport,
-    )
 
 
 def build_orchestrator(

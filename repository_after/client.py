@@ -1,10 +1,10 @@
 """The client demo: `python repository_after/client.py` (the same program as `sagabank demo`).
 
 Runs 100 transfers as sagas against an account service (its own, started on a free loopback port,
-unless `--accounts-url` is given) and shows that total money is conserved; with `--saga order`,
-100 orders over the account, inventory and orders services it starts (`entrypoints/order_demo.py`);
-with `--saga classes`, 60 group assignments over the pupils and classes services
-(`entrypoints/classes_demo.py`).
+unless `--accounts-url` is given) and shows that total money is conserved
+(`entrypoints/transfer_demo.py`); with `--saga order`, 100 orders over the account, inventory
+and orders services it starts (`entrypoints/order_demo.py`); with `--saga classes`, 60 group
+assignments over the pupils and classes services (`entrypoints/classes_demo.py`).
 
 Run by a Python without the project's dependencies (a system `python3`), it prints one line
 saying how to get them and exits 2, rather than a traceback; so does a bad setting, and a saga

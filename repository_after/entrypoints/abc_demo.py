@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
-import sys
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -42,7 +41,7 @@ import typer
 from repository_after.domain.abc import ABC
 from repository_after.domain.saga import AT_REST
 from repository_after.entrypoints.abc_demo_report import print_results
-from repository_after.entrypoints.demo_support import console
+from repository_after.entrypoints.demo_support import DemoRequest, console, finish
 from repository_after.entrypoints.service_process import ServiceProcess
 from repository_after.services.abc import SERVICES
 from repository_after.services.abc_matrix import MAX_ATTEMPTS, ROWS, Row, find_row
@@ -249,9 +248,22 @@ def main(
         services = ", ".join(f"{name} at {url}" for name, url in cluster.services.items())
         console.print(f"{services}; orchestrator and dashboard at {cluster.orchestrator}/ui")
         results = asyncio.run(run_rows(cluster, rows))
-    if json_output:
-        sys.stdout.write(json.dumps({"rows": results, "ok": all(r["ok"] for r in results)}) + "\n")
-    else:
-        print_results(results)
-    if not all(r["ok"] for r in results):
-        raise typer.Exit(1)
+    ok = all(r["ok"] for r in results)
+    finish(
+        {"rows": results, "ok": ok},
+        ok=ok,
+        json_output=json_output,
+        report=lambda result: print_results(result["rows"]),
+    )
+
+
+def run(request: DemoRequest) -> None:
+    """`sagabank demo --saga abc`: the rows of `--fail` over the databases of `--database-url`."""
+    rows = pick_rows(request.fail)
+    data_dir = request.data_dir.resolve()
+    main(
+        rows,
+        service_databases(request.database_url, data_dir),
+        data_dir,
+        json_output=request.json_output,
+    )

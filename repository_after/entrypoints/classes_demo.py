@@ -27,30 +27,35 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
-import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
-import typer
-from rich.progress import Progress
 
 from repository_after.adapters.http_class_books import ClassServices, read_class_books
 from repository_after.bootstrap import orchestrator_session
-from repository_after.config import Settings, load_settings
+from repository_after.config import Settings
 from repository_after.domain.classes import CLASS_ASSIGNMENT
-from repository_after.domain.saga import SagaState
 from repository_after.entrypoints.classes_demo_report import print_report, run_violations, summarise
-from repository_after.entrypoints.classes_plan import PlannedGroup, School, plan_classes
-from repository_after.entrypoints.demo_support import console, durable_url, resume
+from repository_after.entrypoints.classes_plan import School, plan_classes
+from repository_after.entrypoints.demo_support import (
+    DemoRequest,
+    console,
+    demo_settings,
+    durable_url,
+    fault_delta,
+    finish,
+    own_services_fault_mode,
+    resume,
+    run_plan,
+)
 from repository_after.entrypoints.service_process import ServiceProcess
 from repository_after.service_layer.class_audit import audit_classes
 from repository_after.service_layer.faults import FaultMode
-from repository_after.service_layer.orchestrator import Orchestrator
 from repository_after.services.pupils import MAX_REGISTER
 
 MAX_ASSIGNMENTS = 1000
@@ -104,15 +109,13 @@ def started_service(opts: ClassesDemoOptions, data_dir: Path) -> Iterator[Host]:
 
 
 def orchestrator_settings(opts: ClassesDemoOptions, host: Host, data_dir: Path) -> Settings:
-    return load_settings(
+    return demo_settings(
+        retries=opts.retries,
         database_url=durable_url(data_dir, "demo-classes-sagas.db"),
         accounts_url=host.url,
         services={},  # the pupils and classes services where the account service hosts them
         service_token=host.service_token,
         worker_id=CLASSES_DEMO_WORKER_ID,
-        retry_attempts=opts.retries + 1,
-        retry_initial_backoff=0.01,
-        retry_max_backoff=0.2,
     )
 
 
@@ -145,25 +148,6 @@ async def fault_counts(services: ClassServices) -> dict[str, dict[str, int]]:
     return counts
 
 
-async def drive(
-    orchestrator: Orchestrator, groups: Sequence[PlannedGroup], concurrency: int
-) -> dict[str, SagaState]:
-    gate = asyncio.Semaphore(concurrency)
-    states: dict[str, SagaState] = {}
-    with Progress(console=console, transient=False) as progress:
-        bar = progress.add_task("groups", total=len(groups))
-
-        async def one(group: PlannedGroup) -> None:
-            async with gate:
-                name = CLASS_ASSIGNMENT.name
-                _, state = await orchestrator.run(name, group.params(), saga_id=group.saga_id)
-            states[group.saga_id] = state
-            progress.advance(bar)
-
-        await asyncio.gather(*(one(group) for group in groups))
-    return states
-
-
 async def run_assignments(opts: ClassesDemoOptions, host: Host, data_dir: Path) -> dict[str, Any]:
     school = plan_classes(opts.seed, opts.assignments, uuid.uuid4().hex[:8])
     settings = orchestrator_settings(opts, host, data_dir)
@@ -173,15 +157,18 @@ async def run_assignments(opts: ClassesDemoOptions, host: Host, data_dir: Path) 
             await open_school(writer, school)
         async with clients(host, host.admin_token) as reader:
             faults_before = await fault_counts(reader)
-        states = await drive(orchestrator, school.groups, opts.concurrency)
+        states = await run_plan(
+            orchestrator,
+            CLASS_ASSIGNMENT.name,
+            school.groups,
+            concurrency=opts.concurrency,
+            label="groups",
+        )
     async with clients(host, host.admin_token) as reader:
         sagas = {g.saga_id: str(states[g.saga_id].status) for g in school.groups}
         books = await read_class_books(reader, sagas=sagas)
         faults_after = await fault_counts(reader)
-    faults = {
-        where: {p: n - faults_before.get(where, {}).get(p, 0) for p, n in points.items()}
-        for where, points in faults_after.items()
-    }
+    faults = fault_delta(faults_before, faults_after)
     return summarise(
         school,
         states,
@@ -202,9 +189,19 @@ def main(opts: ClassesDemoOptions, data_dir: Path, *, json_output: bool) -> None
             f"(books and sagas in {data_dir})"
         )
         result = asyncio.run(run_assignments(opts, host, data_dir))
-    if json_output:
-        sys.stdout.write(json.dumps(result) + "\n")
-    else:
-        print_report(result)
-    if not result["ok"]:
-        raise typer.Exit(1)
+    finish(result, ok=result["ok"], json_output=json_output, report=print_report)
+
+
+def run(request: DemoRequest) -> None:
+    """`sagabank demo --saga classes`: over the service it starts, faults mixed unless
+    `--fault-mode` says otherwise."""
+    mode = own_services_fault_mode(request, refusal="the classes demo starts its own service")
+    opts = ClassesDemoOptions(
+        request.assignments,
+        request.concurrency,
+        request.fault_rate,
+        mode,
+        request.seed,
+        request.retries,
+    )
+    main(opts, request.data_dir, json_output=request.json_output)

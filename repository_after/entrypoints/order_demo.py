@@ -28,9 +28,8 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
-import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, asynccontextmanager, contextmanager
 from dataclasses import asdict, dataclass
@@ -38,31 +37,32 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import typer
-from rich.progress import Progress
 
 from repository_after.adapters.http_order_books import OrderServices, read_order_books
 from repository_after.bootstrap import orchestrator_session
-from repository_after.config import Settings, load_settings
+from repository_after.config import Settings
 from repository_after.domain.order import ORDER
-from repository_after.domain.saga import SagaState
 from repository_after.entrypoints.demo_support import (
+    DemoRequest,
     console,
+    demo_settings,
     durable_url,
+    fault_delta,
+    finish,
     injected_faults,
+    own_services_fault_mode,
     resume,
+    run_plan,
 )
 from repository_after.entrypoints.order_demo_report import print_report, run_violations, summarise
 from repository_after.entrypoints.order_plan import (
     CATALOGUE,
     CUSTOMERS,
     MERCHANTS,
-    PlannedOrder,
     plan_orders,
 )
 from repository_after.entrypoints.service_process import ServiceProcess
 from repository_after.service_layer.faults import FaultMode
-from repository_after.service_layer.orchestrator import Orchestrator
 from repository_after.service_layer.order_audit import audit_orders
 
 #: At most this many orders a run: their ledger entries must fit one listing per account.
@@ -141,15 +141,13 @@ def orchestrator_settings(opts: OrderDemoOptions, cluster: Cluster, data_dir: Pa
     def entry(url: str) -> dict[str, str]:
         return {"url": url, "token": cluster.service_token}
 
-    return load_settings(
+    return demo_settings(
+        retries=opts.retries,
         database_url=durable_url(data_dir, "demo-order-sagas.db"),
         accounts_url=cluster.accounts,
         services={"inventory": entry(cluster.inventory), "orders": entry(cluster.orders)},
         service_token=cluster.service_token,
         worker_id=ORDER_DEMO_WORKER_ID,
-        retry_attempts=opts.retries + 1,
-        retry_initial_backoff=0.01,
-        retry_max_backoff=0.2,
     )
 
 
@@ -205,24 +203,6 @@ async def fault_counts(services: OrderServices) -> dict[str, dict[str, int]]:
     return counts
 
 
-async def drive(
-    orchestrator: Orchestrator, plan: Sequence[PlannedOrder], concurrency: int
-) -> dict[str, SagaState]:
-    gate = asyncio.Semaphore(concurrency)
-    states: dict[str, SagaState] = {}
-    with Progress(console=console, transient=False) as progress:
-        bar = progress.add_task("orders", total=len(plan))
-
-        async def one(order: PlannedOrder) -> None:
-            async with gate:
-                _, state = await orchestrator.run(ORDER.name, order.params(), saga_id=order.saga_id)
-            states[order.saga_id] = state
-            progress.advance(bar)
-
-        await asyncio.gather(*(one(order) for order in plan))
-    return states
-
-
 async def run_orders(opts: OrderDemoOptions, cluster: Cluster, data_dir: Path) -> dict[str, Any]:
     plan = plan_orders(opts.seed, opts.orders, uuid.uuid4().hex[:8])
     async with clients(cluster) as services:
@@ -233,15 +213,14 @@ async def run_orders(opts: OrderDemoOptions, cluster: Cluster, data_dir: Path) -
             await open_shop(services, cluster.service_token)
             stock_before, money_before = await stock_levels(services), await money(services)
             faults_before = await fault_counts(services)
-            states = await drive(orchestrator, plan, opts.concurrency)
+            states = await run_plan(
+                orchestrator, ORDER.name, plan, concurrency=opts.concurrency, label="orders"
+            )
         sagas = {o.saga_id: states[o.saga_id].status for o in plan}
         books = await read_order_books(services, order_ids=[o.order_id for o in plan], sagas=sagas)
         stock_after, money_after = await stock_levels(services), await money(services)
         faults_after = await fault_counts(services)
-    faults = {
-        where: {p: n - faults_before.get(where, {}).get(p, 0) for p, n in points.items()}
-        for where, points in faults_after.items()
-    }
+    faults = fault_delta(faults_before, faults_after)
     stock, cash = (stock_before, stock_after), (money_before, money_after)
     return summarise(
         plan,
@@ -265,9 +244,14 @@ def main(opts: OrderDemoOptions, data_dir: Path, *, json_output: bool) -> None:
             f"at {cluster.orders} (books and sagas in {data_dir})"
         )
         result = asyncio.run(run_orders(opts, cluster, data_dir))
-    if json_output:
-        sys.stdout.write(json.dumps(result) + "\n")
-    else:
-        print_report(result)
-    if not result["ok"]:
-        raise typer.Exit(1)
+    finish(result, ok=result["ok"], json_output=json_output, report=print_report)
+
+
+def run(request: DemoRequest) -> None:
+    """`sagabank demo --saga order`: over the three services it starts, faults mixed unless
+    `--fault-mode` says otherwise."""
+    mode = own_services_fault_mode(request, refusal="the order demo starts its own services")
+    opts = OrderDemoOptions(
+        request.orders, request.concurrency, request.fault_rate, mode, request.seed, request.retries
+    )
+    main(opts, request.data_dir, json_output=request.json_output)

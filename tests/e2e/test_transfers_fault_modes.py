@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from repository_after.entrypoints.demo import DemoOptions, run_transfers
+from repository_after.entrypoints.transfer_demo import DemoOptions, run_transfers
 from repository_after.service_layer.faults import FaultMode
 from tests.e2e.conftest import Launcher
 
