@@ -38,13 +38,13 @@ from typing import Any, TypeVar
 
 import orjson
 
+from repository_after.adapters import sql_saga_statements as q
 from repository_after.adapters.sql_plan import Plan, Rows, Stmt
 from repository_after.adapters.sql_saga_reads import (
     AT_REST_VALUES,
     TERMINAL_VALUES,
     SqlSagaReads,
     encode,
-    marks,
 )
 from repository_after.domain.saga import SagaEvent
 from repository_after.service_layer.saga_ports import (
@@ -57,62 +57,11 @@ from repository_after.service_layer.saga_ports import (
 T = TypeVar("T")
 _EVENT_COLUMNS = (("seq", "int"), ("data", "text"))
 _HELD_COLUMNS = (("saga_id", "text"), ("owner", "text"), ("fence", "bigint"))
-# Statements at module level, with `?` placeholders: they are data, not logic, and mutation
-# testing (which mutates only inside functions) then counts the code that picks and binds them,
-# not the letter case of SQL keywords. `{until}`, `{now}` and `{skip_locked}` are the backend's
-# (`_sql`), `{rows}` a relation of rows (`_rows`), `{excluding}` is `claim`'s.
-_EVENTS_ALIAS = "e"
-_INSERT_EVENTS = "INSERT INTO saga_events (saga_id, seq, data) SELECT ?, e.seq, e.data FROM {rows}"
-_HELD_ALIAS = "held"
-_HELD_MATCH = (
-    " FROM {rows}"
-    " WHERE sagas.saga_id = held.saga_id AND sagas.owner = held.owner AND sagas.fence = held.fence"
-)
-_CREATE = (
-    "INSERT INTO sagas (saga_id, definition, definition_version, definition_hash, params,"
-    " status, version, created_at, updated_at, owner, lease_until, fence)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, {until}, 1) ON CONFLICT DO NOTHING"
-)
-_APPEND = "UPDATE sagas SET version = version + ?, status = ?, updated_at = ?"
-_RELEASING = ", owner = NULL, lease_until = NULL"
-_WHERE_SAGA = " WHERE saga_id = ?"
-_FENCED = " AND owner = ? AND fence = ?"
-_RETURNING_VERSION = " RETURNING version"
-_CLAIM = (
-    "UPDATE sagas SET owner = ?, lease_until = {until}, fence = fence + 1"
-    " WHERE saga_id IN (SELECT saga_id FROM sagas"
-    f" WHERE status NOT IN ({marks(AT_REST_VALUES)}) AND (owner IS NULL"
-    " OR lease_until <= {now} OR (? AND owner = ?) OR ?){keys}{excluding}"
-    " ORDER BY created_at LIMIT ?{skip_locked}) RETURNING saga_id, fence"
-)
-_EXCLUDING = " AND saga_id NOT IN ({ids})"
-_KEY_COLUMNS = " AND (definition, definition_version, definition_hash)"
-_IN_KEYS = _KEY_COLUMNS + " IN (VALUES {rows})"
-_NOT_IN_KEYS = _KEY_COLUMNS + " NOT IN (VALUES {rows})"
-_KEY_ROW = "(?, ?, ?)"
-_STRANDED = (
-    f"SELECT saga_id FROM sagas WHERE status NOT IN ({marks(AT_REST_VALUES)})"
-    " AND (owner IS NULL OR lease_until <= {now}) AND updated_at < ?{keys}"
-    " ORDER BY updated_at LIMIT ?"
-)
-_ACQUIRE = (
-    "UPDATE sagas SET owner = ?, lease_until = {until}, fence = fence + 1"
-    " WHERE saga_id = ? AND (owner IS NULL OR lease_until <= {now}) RETURNING fence"
-)
-_RENEW = "UPDATE sagas SET lease_until = {until}"
-_RETURNING_SAGA_ID = " RETURNING sagas.saga_id"
-_RELEASE = "UPDATE sagas SET owner = NULL, lease_until = NULL"
-_NOW = "SELECT {now}"
-_SETTLED_BEFORE = f"status IN ({marks(TERMINAL_VALUES)}) AND updated_at < ?"
-_PURGE_EVENTS = (
-    f"DELETE FROM saga_events WHERE saga_id IN (SELECT saga_id FROM sagas WHERE {_SETTLED_BEFORE})"
-)
-_PURGE_SAGAS = f"DELETE FROM sagas WHERE {_SETTLED_BEFORE}"
 
 
 def _keys(template: str, keys: Collection[DefinitionKey]) -> tuple[str, tuple[object, ...]]:
-    """The clause `template` (`_IN_KEYS`, `_NOT_IN_KEYS`) over `keys`, and its arguments."""
-    rows = ", ".join(_KEY_ROW for _ in keys)
+    """The clause `template` (`q.IN_KEYS`, `q.NOT_IN_KEYS`) over `keys`, and its arguments."""
+    rows = ", ".join(q.KEY_ROW for _ in keys)
     return template.format(rows=rows), tuple(value for key in keys for value in key)
 
 
@@ -148,12 +97,12 @@ class SqlSagaLog(SqlSagaReads):
 
     def _insert_events(self, saga_id: str, first_seq: int, events: Sequence[SagaEvent]) -> Stmt:
         rows = [(first_seq + i, encode(e.as_dict())) for i, e in enumerate(events)]
-        return self._rows(_INSERT_EVENTS, (saga_id,), Rows(_EVENTS_ALIAS, _EVENT_COLUMNS, rows))
+        return self._rows(q.INSERT_EVENTS, (saga_id,), Rows(q.EVENTS_ALIAS, _EVENT_COLUMNS, rows))
 
     def _held(self, sql: str, args: Sequence[Any], leases: Sequence[Lease], tail: str = "") -> Stmt:
         """`sql` (an UPDATE of sagas) on the rows still held under `leases`."""
         rows = [(x.saga_id, x.owner, x.fence) for x in leases]
-        return self._rows(sql + _HELD_MATCH + tail, args, Rows(_HELD_ALIAS, _HELD_COLUMNS, rows))
+        return self._rows(sql + q.HELD_MATCH + tail, args, Rows(q.HELD_ALIAS, _HELD_COLUMNS, rows))
 
     # -- writes --------------------------------------------------------------------------
 
@@ -221,7 +170,7 @@ class SqlSagaLog(SqlSagaReads):
         )
 
         def plan() -> Plan[Lease | None]:
-            inserted = yield self._stmt(self._sql(_CREATE), (*args, owner, ttl))
+            inserted = yield self._stmt(self._sql(q.CREATE), (*args, owner, ttl))
             if inserted.rowcount == 0:
                 return None
             yield self._insert_events(saga_id, 1, events)
@@ -251,14 +200,14 @@ class SqlSagaLog(SqlSagaReads):
         release: bool = False,
     ) -> Callable[[], Plan[None]]:
         """`append`'s plan, for a caller that adds its own statements to the same transaction."""
-        sql = _APPEND + (_RELEASING if release else "") + _WHERE_SAGA
+        sql = q.APPEND + (q.RELEASING if release else "") + q.WHERE_SAGA
         args: tuple[Any, ...] = (len(events), status, event_times(events)[1], saga_id)
         if lease is not None:
-            sql += _FENCED
+            sql += q.FENCED
             args += (lease.owner, lease.fence)
 
         def plan() -> Plan[None]:
-            updated = yield self._stmt(sql + _RETURNING_VERSION, args)
+            updated = yield self._stmt(sql + q.RETURNING_VERSION, args)
             if not updated.rows:
                 raise LeaseLost(f"saga {saga_id}: lease {lease} no longer holds")
             yield self._insert_events(saga_id, updated.rows[0][0] - len(events) + 1, events)
@@ -276,11 +225,11 @@ class SqlSagaLog(SqlSagaReads):
         take_over: bool = False,
         exclude: Collection[str] = (),
     ) -> list[Lease]:
-        keys, key_args = ("", ()) if drivable is None else _keys(_IN_KEYS, drivable)
+        keys, key_args = ("", ()) if drivable is None else _keys(q.IN_KEYS, drivable)
         # Without ids, no clause: the worker loop's claims keep the plan they had.
-        excluding = _EXCLUDING.format(ids=self.ids_sql) if exclude else ""
+        excluding = q.EXCLUDING.format(ids=self.ids_sql) if exclude else ""
         ids = (orjson.dumps(sorted(exclude)).decode(),) if exclude else ()
-        sql = self._sql(_CLAIM, keys=keys, excluding=excluding)
+        sql = self._sql(q.CLAIM, keys=keys, excluding=excluding)
         args = (owner, ttl, *AT_REST_VALUES, include_own, owner, take_over, *key_args, *ids, limit)
 
         def plan() -> Plan[list[Lease]]:
@@ -294,11 +243,11 @@ class SqlSagaLog(SqlSagaReads):
     async def stranded(
         self, *, drivable: Collection[DefinitionKey], idle_before: str, limit: int
     ) -> list[str]:
-        keys, key_args = _keys(_NOT_IN_KEYS, drivable) if drivable else ("", ())
+        keys, key_args = _keys(q.NOT_IN_KEYS, drivable) if drivable else ("", ())
 
         def plan() -> Plan[list[str]]:
             found = yield self._stmt(
-                self._sql(_STRANDED, keys=keys), (*AT_REST_VALUES, idle_before, *key_args, limit)
+                self._sql(q.STRANDED, keys=keys), (*AT_REST_VALUES, idle_before, *key_args, limit)
             )
             return [saga_id for (saga_id,) in found.rows]
 
@@ -306,14 +255,14 @@ class SqlSagaLog(SqlSagaReads):
 
     async def acquire(self, saga_id: str, owner: str, *, ttl: float) -> Lease | None:
         def plan() -> Plan[Lease | None]:
-            taken = yield self._stmt(self._sql(_ACQUIRE), (owner, ttl, saga_id))
+            taken = yield self._stmt(self._sql(q.ACQUIRE), (owner, ttl, saga_id))
             return Lease(saga_id, owner, taken.rows[0][0]) if taken.rows else None
 
         return await self._run(plan, writes=True, on_loop=True)
 
     async def renew(self, leases: Sequence[Lease], *, ttl: float) -> set[str]:
         def plan() -> Plan[set[str]]:
-            renewed = yield self._held(self._sql(_RENEW), (ttl,), leases, _RETURNING_SAGA_ID)
+            renewed = yield self._held(self._sql(q.RENEW), (ttl,), leases, q.RETURNING_SAGA_ID)
             return {saga_id for (saga_id,) in renewed.rows}
 
         if not leases:
@@ -322,22 +271,22 @@ class SqlSagaLog(SqlSagaReads):
 
     async def release(self, leases: Sequence[Lease]) -> None:
         def plan() -> Plan[None]:
-            yield self._held(_RELEASE, (), leases)
+            yield self._held(q.RELEASE, (), leases)
 
         if leases:
             await self._run(plan, writes=True, on_loop=True)
 
     async def now(self) -> datetime:
         def plan() -> Plan[datetime]:
-            read = yield self._stmt(self._sql(_NOW))
+            read = yield self._stmt(self._sql(q.NOW))
             return _utc(read.rows[0][0])
 
         return await self._run(plan, writes=False, on_loop=True)
 
     async def purge_settled(self, *, before: str) -> int:
         def plan() -> Plan[int]:
-            yield self._stmt(_PURGE_EVENTS, (*TERMINAL_VALUES, before))
-            purged = yield self._stmt(_PURGE_SAGAS, (*TERMINAL_VALUES, before))
+            yield self._stmt(q.PURGE_EVENTS, (*TERMINAL_VALUES, before))
+            purged = yield self._stmt(q.PURGE_SAGAS, (*TERMINAL_VALUES, before))
             return purged.rowcount
 
         return await self._run(plan, writes=True, on_loop=False)
