@@ -18,6 +18,10 @@ Consuming: a channel per subscription, `prefetch` unacked at most; `x-delivery-c
 quorum queue counted) is the delivery's `delivery_count`. A delivery that is not a message of
 ours (no message id, a body that is not a JSON object) is dead-lettered at once.
 
+Both heal (`rabbit_channels`): a channel aio-pika failed to restore after a reconnect is
+replaced, the publishing one before the next publication, a subscription's by the healer task
+every `heal_interval` seconds.
+
 `redrive`: on a channel of its own, takes the dead-letter queue's messages one by one without
 acking them until it finds the one asked for; publishes it again (confirmed) to the exchange it
 was first published to (`x-first-death-exchange`) with its routing key (kept: the queues set no
@@ -31,6 +35,7 @@ queue and reason (`x-first-death-queue`, `x-first-death-reason`).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from typing import Any
@@ -47,11 +52,16 @@ from repository_after.messaging.ports import (
     PublishError,
     Topology,
 )
+from repository_after.messaging.rabbit_channels import (
+    FAILURES,
+    HealingSubscription,
+    Publisher,
+    heal_forever,
+)
 
 logger = logging.getLogger(__name__)
 
-#: aio-pika's own list: what a lost or refused connection or channel raises.
-_FAILURES = (*aio_pika.exceptions.CONNECTION_EXCEPTIONS, TimeoutError)
+_FAILURES = FAILURES
 
 
 def queue_arguments(topology: Topology) -> dict[str, Any]:
@@ -89,15 +99,6 @@ def _message(incoming: aio_pika.abc.AbstractIncomingMessage) -> Message:
     )
 
 
-class _RabbitSubscription:
-    def __init__(self, channel: aio_pika.abc.AbstractChannel) -> None:
-        self.channel = channel
-
-    async def cancel(self) -> None:
-        with contextlib.suppress(*_FAILURES):
-            await self.channel.close()  # unacked deliveries go back to the queue
-
-
 class RabbitMqBroker:
     """Open with `await RabbitMqBroker.connect(url)`; `url` names the vhost (a deployment's)."""
 
@@ -107,24 +108,29 @@ class RabbitMqBroker:
         channel: aio_pika.abc.AbstractChannel,
         *,
         publish_timeout: float,
+        heal_interval: float = 1.0,
     ) -> None:
         self.connection = connection
-        self._channel = channel
-        self._exchanges: dict[str, aio_pika.abc.AbstractExchange] = {}
+        self.publisher = Publisher(connection, channel)
         self.publish_timeout = publish_timeout
+        self.heal_interval = heal_interval
+        self.subscriptions: list[HealingSubscription] = []
+        self._healer: asyncio.Task[None] | None = None
 
     @classmethod
-    async def connect(cls, url: str, *, timeout: float = 10.0) -> RabbitMqBroker:
+    async def connect(
+        cls, url: str, *, timeout: float = 10.0, heal_interval: float = 1.0
+    ) -> RabbitMqBroker:
         try:
             connection = await aio_pika.connect_robust(url, timeout=timeout)
             channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
         except _FAILURES as exc:
             raise BrokerError(f"rabbitmq: cannot connect: {type(exc).__name__}") from exc
-        return cls(connection, channel, publish_timeout=timeout)
+        return cls(connection, channel, publish_timeout=timeout, heal_interval=heal_interval)
 
     async def declare(self, topology: Topology) -> None:
         try:
-            channel = self._channel
+            channel = await self.publisher.channel()
             events = await channel.declare_exchange(
                 topology.exchange, aio_pika.ExchangeType.TOPIC, durable=True
             )
@@ -143,16 +149,11 @@ class RabbitMqBroker:
                     await queue.bind(events, pattern)
         except _FAILURES as exc:
             raise BrokerError(f"rabbitmq: declaring the topology failed: {exc}") from exc
-        self._exchanges[topology.exchange] = events
-
-    async def _exchange(self, name: str) -> aio_pika.abc.AbstractExchange:
-        if name not in self._exchanges:
-            self._exchanges[name] = await self._channel.get_exchange(name, ensure=True)
-        return self._exchanges[name]
+        self.publisher.remember(events)
 
     async def publish(self, exchange: str, message: Message) -> None:
         try:
-            target = await self._exchange(exchange)
+            target = await self.publisher.exchange(exchange)
         except _FAILURES as exc:
             raise PublishError(f"rabbitmq: {type(exc).__name__}: {exc}") from exc
         await self._send(target, message, message.routing_key)
@@ -176,25 +177,29 @@ class RabbitMqBroker:
 
     async def consume(
         self, queue: str, on_delivery: OnDelivery, *, prefetch: int
-    ) -> _RabbitSubscription:
+    ) -> HealingSubscription:
+        async def receive(incoming: aio_pika.abc.AbstractIncomingMessage) -> None:
+            try:
+                message = _message(incoming)
+            except ValueError as exc:
+                logger.error("%s: not a message of ours (%s); dead-lettered", queue, exc)
+                await incoming.nack(requeue=False)
+                return
+            await on_delivery(_RabbitDelivery(incoming, message))
+
+        subscription = HealingSubscription(self.connection, queue, receive, prefetch)
         try:
-            channel = await self.connection.channel()
-            await channel.set_qos(prefetch_count=prefetch)
-            source = await channel.get_queue(queue, ensure=True)
-
-            async def receive(incoming: aio_pika.abc.AbstractIncomingMessage) -> None:
-                try:
-                    message = _message(incoming)
-                except ValueError as exc:
-                    logger.error("%s: not a message of ours (%s); dead-lettered", queue, exc)
-                    await incoming.nack(requeue=False)
-                    return
-                await on_delivery(_RabbitDelivery(incoming, message))
-
-            await source.consume(receive, no_ack=False)
+            await subscription.open()
         except _FAILURES as exc:
             raise BrokerError(f"rabbitmq: cannot consume {queue!r}: {exc}") from exc
-        return _RabbitSubscription(channel)
+        self.subscriptions.append(subscription)
+        if self._healer is None:
+            self._healer = asyncio.create_task(
+                heal_forever(
+                    self.connection, self.publisher, self.subscriptions, self.heal_interval
+                )
+            )
+        return subscription
 
     async def dead_letters(self, topology: Topology) -> list[Message]:
         return [dead.message for dead in await self.dead_letter_records(topology)]
@@ -228,7 +233,8 @@ class RabbitMqBroker:
                     continue  # another queue's copy of the same message
                 message = _message(incoming)
                 if queue:  # the default exchange routes by queue name: to that queue alone
-                    await self._send(self._channel.default_exchange, message, queue)
+                    publishing = await self.publisher.channel()
+                    await self._send(publishing.default_exchange, message, queue)
                 else:
                     await self.publish(_first_exchange(incoming, topology.exchange), message)
                 await incoming.ack()
@@ -247,12 +253,17 @@ class RabbitMqBroker:
                 await channel.queue_delete(name)
             for name in (topology.exchange, topology.dead_letter_exchange):
                 await channel.exchange_delete(name)
-            self._exchanges.clear()
+            self.publisher.forget()
         finally:
             with contextlib.suppress(*_FAILURES):
                 await channel.close()
 
     async def close(self) -> None:
+        if self._healer is not None:
+            self._healer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._healer
+            self._healer = None
         with contextlib.suppress(*_FAILURES):
             await self.connection.close()
 
