@@ -48,6 +48,9 @@ from sagabank_tools.chaos.rabbit_node import PrivateNode, unavailable
 from sagabank_tools.chaos.report import ChaosReport
 
 RETRY_ROUNDS = 3
+#: A step's deadline in the run (`SAGABANK_RETRY_DEADLINE`), seconds: longer than any outage the
+#: run injects (a broker restart: up to 40 s measured), shorter than `settle_timeout`.
+RUN_DEADLINE = 120
 DEFAULT_BROKER = "amqp://guest:guest@127.0.0.1:5672/"
 
 
@@ -213,6 +216,11 @@ def _env(
         "SAGABANK_BROKER_PREFIX": prefix,
         "SAGABANK_BROKER_DELIVERY_LIMIT": str(limit),
         "SAGABANK_RELAY_CLAIM_TTL": "3",  # a crashed relay's rows wait 3 s, not 30
+        # A time-out is this run's detector of a lost message, so a step's deadline must outlast
+        # every outage the run injects: a private node's restart took 40 s on 2 loaded cores
+        # (seed 3, 2026-12-05), past the default 30 s, and timed out 566 sagas it had only
+        # delayed (`timed_out`).
+        "SAGABANK_RETRY_DEADLINE": str(RUN_DEADLINE),
         "SAGABANK_ADMIN_TOKEN": "",
         "SAGABANK_SERVICE_TOKEN": token,
         "SAGABANK_READ_TOKEN": "",
@@ -347,8 +355,9 @@ async def run(config: ChoreoConfig) -> ChaosReport:
 
 
 def timed_out(database: str) -> list[str]:
-    """Sagas the tracker timed out. Every fault of a run is shorter than a step's deadline, so
-    a time-out means a message went missing (acked before its commit, say): a violation."""
+    """Sagas the tracker timed out. Every fault of a run is shorter than a step's deadline in the
+    run (`RUN_DEADLINE`), so a time-out means a message went missing (acked before its commit,
+    say): a violation."""
     rows = records.query(
         database,
         "SELECT saga_id, data FROM saga_events WHERE data LIKE '%\"retries_exhausted\"%'",
