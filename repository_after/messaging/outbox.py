@@ -17,6 +17,8 @@ open:
 - `mark_failed(tx, id, error, retry_at)`: a publication the broker did not confirm. The row is
   never dropped, whatever the number of attempts: it is retried at `retry_at` (backoff), and its
   attempts and last error are visible (`backlog`).
+- `due_now(tx, now)`: once a publication is confirmed again after failures, every row still
+  backing off is due at once, so the outbox drains in the order it was written.
 """
 
 from __future__ import annotations
@@ -131,6 +133,18 @@ def mark_failed(tx: Tx, id_: int, *, error: str, retry_at: float) -> None:
         "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?,"
         " claimed_by = NULL, claim_until = 0 WHERE id = ? AND published_at IS NULL",
         (error[:500], retry_at, id_),
+    )
+
+
+def due_now(tx: Tx, *, now: float) -> None:
+    """Make every row backing off from a failed publication due at once: the broker answers
+    again, so the outbox drains oldest first (`claim` orders by id) instead of in the order the
+    backoffs happen to end, where a row that failed fewer times (a newer one: the tracker's
+    time-out, say) would overtake an older one (the call it times out)."""
+    tx.execute(
+        "UPDATE outbox SET next_attempt_at = 0"
+        " WHERE published_at IS NULL AND attempts > 0 AND next_attempt_at > ?",
+        (now,),
     )
 
 

@@ -5,7 +5,9 @@ any number of relays; SQLite: the one holder of the relay lease), publish them c
 each persistent with its stable `message_id` and awaited until the broker's confirm, then mark
 the confirmed ones published in one transaction. A publication that fails is recorded on its row
 (`attempts`, `last_error`) and retried after a backoff that doubles up to `max_backoff`:
-forever, never dropped, and counted in `RelayPass` and `outbox.backlog` for the operator.
+forever, never dropped, and counted in `RelayPass` and `outbox.backlog` for the operator. The
+first pass confirmed without a failure after failures (or after start) makes every row still
+backing off due (`outbox.due_now`): after a broker outage the outbox drains oldest first.
 
 Crash windows:
 - killed after the claim, before publishing: the rows' claim expires (`claim_ttl`) and a relay
@@ -79,6 +81,9 @@ class OutboxRelay:
         self.after_publish = after_publish
         self.published = 0  # publications confirmed, since start
         self.failures = 0  # publications not confirmed, since start
+        # Rows may be backing off (this relay's failures, or an earlier process's): the first
+        # pass that publishes without a failure makes them due (`outbox.due_now`).
+        self._backing_off = True
 
     async def publish_due(self) -> RelayPass:
         now, timing = self.clock(), self.timing
@@ -105,13 +110,18 @@ class OutboxRelay:
             await self.after_publish(confirmed)
         retry_base = self.clock()
 
+        recovered = self._backing_off and bool(confirmed) and not failed
+
         def settle(tx: Tx) -> None:
             outbox.mark_published(tx, [row.id for row in confirmed], now_text=utc_now_text())
+            if recovered:  # the broker confirms again: what waits for it goes, oldest first
+                outbox.due_now(tx, now=retry_base)
             for row, exc in failed:
                 wait = timing.backoff(row.attempts + 1)
                 outbox.mark_failed(tx, row.id, error=_describe(exc), retry_at=retry_base + wait)
 
         await self.store.transaction(settle)
+        self._backing_off = bool(failed) or (self._backing_off and not recovered)
         for row, exc in failed:
             logger.warning(
                 "outbox: message %s not published (attempt %d): %s",

@@ -368,3 +368,29 @@ async def test_an_idle_relay_writes_nothing_and_still_publishes_what_comes(
     assert (await relay.publish_due()).published == 1
     assert counting.writes == 2  # the claim, then the mark
     assert await unpublished(store) == 0
+
+
+async def test_once_the_broker_confirms_again_rows_backing_off_go_at_once_oldest_first(
+    store: ParticipantStore, broker: InMemoryBroker
+) -> None:
+    # A broker outage: the older message fails 4 times and backs off for 8 s. Then the broker
+    # answers and a newer message (say the tracker's time-out of the older call) comes: it must
+    # not be the only one to go while the older waits out its backoff.
+    clock = Clock()
+    timing = RelayTiming(initial_backoff=1.0, max_backoff=8.0)
+    relay = OutboxRelay(store, broker, owner="r1", timing=timing, clock=clock)
+    older, newer = ledger_message("outage-1", 1), ledger_message("outage-2", 2)
+    await seed_outbox(store, [older])
+    broker.fail_next_publishes(4)
+    for attempt in range(1, 5):
+        if attempt > 1:
+            clock.now += timing.backoff(attempt - 1)
+        assert (await relay.publish_due()).failed == 1
+    assert (await relay.publish_due()).claimed == 0  # its 4th backoff (8 s) runs
+    await seed_outbox(store, [newer])
+    first = await relay.publish_due()  # the clock has not moved: only the newer row is due
+    assert (first.claimed, first.published) == (1, 1)
+    second = await relay.publish_due()  # the older row, due at once, not 8 s later
+    assert (second.claimed, second.published) == (1, 1)
+    assert broker.published == {newer.message_id: 1, older.message_id: 1}
+    assert (await store.read(backlog)).unpublished == 0
