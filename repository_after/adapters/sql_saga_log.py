@@ -103,6 +103,10 @@ _RENEW = "UPDATE sagas SET lease_until = {until}"
 _RETURNING_SAGA_ID = " RETURNING sagas.saga_id"
 _RELEASE = "UPDATE sagas SET owner = NULL, lease_until = NULL"
 _NOW = "SELECT {now}"
+_LIVE_LEASES = (
+    "SELECT saga_id, owner, fence FROM sagas WHERE owner IS NOT NULL AND lease_until > {now}"
+    " ORDER BY saga_id"
+)
 _SETTLED_BEFORE = f"status IN ({marks(TERMINAL_VALUES)}) AND updated_at < ?"
 _PURGE_EVENTS = (
     f"DELETE FROM saga_events WHERE saga_id IN (SELECT saga_id FROM sagas WHERE {_SETTLED_BEFORE})"
@@ -331,6 +335,18 @@ class SqlSagaLog(SqlSagaReads):
         def plan() -> Plan[datetime]:
             read = yield self._stmt(self._sql(_NOW))
             return _utc(read.rows[0][0])
+
+        return await self._run(plan, writes=False, on_loop=True)
+
+    async def leases_held(self, *, owner_prefix: str) -> list[Lease]:
+        # The prefix is matched here, not with LIKE: a worker id may hold `%` or `_`.
+        def plan() -> Plan[list[Lease]]:
+            read = yield self._stmt(self._sql(_LIVE_LEASES))
+            return [
+                Lease(saga_id, owner, fence)
+                for saga_id, owner, fence in read.rows
+                if owner.startswith(owner_prefix)
+            ]
 
         return await self._run(plan, writes=False, on_loop=True)
 
