@@ -80,6 +80,10 @@ class DeadLetterBook:
     def redrives(self) -> int:
         return sum(min(n, TRACKER_REDRIVES) for n in self.redriven.values())
 
+    def gone(self) -> None:
+        """One letter of the last listing left the queue (discarded, or sent back)."""
+        self.seen = None if self.seen is None else self.seen - 1
+
 
 async def sweep(tracker: Tracker) -> int:
     """One pass over the dead-letter queue (the module's rules); how many sagas it parked."""
@@ -87,8 +91,9 @@ async def sweep(tracker: Tracker) -> int:
     if broker is None:
         return 0
     dead = await broker.dead_letter_records(tracker.topology)
+    tracker.dead_letters.seen = len(dead)  # less each one discarded or sent back below
     own = queue_of(tracker.topology, TRACKER)
-    parked = discarded = 0
+    parked = 0
     for letter in dead:
         if letter.queue == own and letter.reason != "delivery_limit":
             continue  # refused by the tracker itself: not a course; an operator's to look at
@@ -96,7 +101,7 @@ async def sweep(tracker: Tracker) -> int:
         if letter.queue == own:
             if found is not None and not unknown_events(found[1].events, found[0].history):
                 stale = "the log holds all its events"
-                discarded += await _discard(tracker, broker, letter, found[0].saga_id, stale)
+                await _discard(tracker, broker, letter, found[0].saga_id, stale)
             else:
                 await _back_to_tracker(tracker, broker, letter)
             continue
@@ -107,7 +112,7 @@ async def sweep(tracker: Tracker) -> int:
         turn, reached = ordinal(course.history), ordinal(stored.events)
         if state.status in TERMINAL or reached > turn:
             stale = f"the saga is {state.status} at turn {reached}, the letter's turn is {turn}"
-            discarded += await _discard(tracker, broker, letter, course.saga_id, stale)
+            await _discard(tracker, broker, letter, course.saga_id, stale)
             continue
         if state.at_rest or reached != turn:
             continue  # parked (an operator's), or the log behind the message
@@ -117,7 +122,6 @@ async def sweep(tracker: Tracker) -> int:
             await park(tracker, stored.saga_id, message.message_id, note)
             logger.error("saga %s parked: %s", course.saga_id, note)
             parked += 1
-    tracker.dead_letters.seen = len(dead) - discarded
     return parked
 
 
@@ -154,13 +158,14 @@ async def _saga_of(tracker: Tracker, letter: DeadLetter) -> tuple[Course, Stored
 
 async def _discard(
     tracker: Tracker, broker: Broker, letter: DeadLetter, saga_id: str, stale: str
-) -> int:
-    """Acknowledge a stale letter away and report it; 1 if this pass removed it (0: gone
-    meanwhile, taken by another tracker's scan)."""
+) -> None:
+    """Acknowledge a stale letter away and report it (nothing if it is gone meanwhile: taken by
+    another tracker's scan)."""
     message = letter.message
     if not await broker.discard(tracker.topology, message.message_id, queue=letter.queue):
-        return 0
+        return
     tracker.dead_letters.discarded += 1
+    tracker.dead_letters.gone()
     logger.warning(
         "saga %s: stale dead letter %s (%s, died in %s: %s) discarded: %s",
         saga_id,
@@ -170,7 +175,6 @@ async def _discard(
         letter.reason or "?",
         stale,
     )
-    return 1
 
 
 async def _back_to_tracker(tracker: Tracker, broker: Broker, letter: DeadLetter) -> None:
@@ -191,6 +195,7 @@ async def _back_to_tracker(tracker: Tracker, broker: Broker, letter: DeadLetter)
     queue = queue_of(tracker.topology, TRACKER)
     if await broker.redrive(tracker.topology, message_id, queue=queue):
         redriven[message_id] += 1
+        tracker.dead_letters.gone()
         logger.warning(
             "tracker: its copy of message %s went over the delivery limit (process deaths "
             "while it waited); sent back to %s (%d)",

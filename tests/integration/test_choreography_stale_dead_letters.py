@@ -167,6 +167,7 @@ async def test_the_trackers_own_copy_that_adds_nothing_is_discarded_the_others_s
         assert await tracker.scan() == (0, 0)
         assert tracker.dead_letters.discarded == 1
         assert sum(tracker.dead_letters.redriven.values()) == 2
+        assert tracker.dead_letters.seen == 0  # /metrics: none of the three left
         assert await dep.settled("t-1") == SagaStatus.COMPLETED
         kinds = [e.kind for e in (await dep.orchestrator.get("t-1")).events]
         assert EventKind.PARKED not in kinds
