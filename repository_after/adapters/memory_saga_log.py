@@ -168,6 +168,14 @@ class InMemorySagaLog:
             if row is not None and row.holds(lease):
                 row.owner, row.lease_until = None, 0.0
 
+    async def leases_held(self, *, owner_prefix: str) -> list[Lease]:
+        now = self._clock()
+        return [
+            Lease(saga_id, row.owner, row.fence)
+            for saga_id, row in sorted(self._rows.items())
+            if row.owner and row.owner.startswith(owner_prefix) and not row.free(now)
+        ]
+
     async def load(self, saga_id: str) -> StoredSaga | None:
         row = self._rows.get(saga_id)
         if row is None:

@@ -283,6 +283,18 @@ class SqlSagaLog(SqlSagaReads):
 
         return await self._run(plan, writes=False, on_loop=True)
 
+    async def leases_held(self, *, owner_prefix: str) -> list[Lease]:
+        # The prefix is matched here, not with LIKE: a worker id may hold `%` or `_`.
+        def plan() -> Plan[list[Lease]]:
+            read = yield self._stmt(self._sql(q.LIVE_LEASES))
+            return [
+                Lease(saga_id, owner, fence)
+                for saga_id, owner, fence in read.rows
+                if owner.startswith(owner_prefix)
+            ]
+
+        return await self._run(plan, writes=False, on_loop=True)
+
     async def purge_settled(self, *, before: str) -> int:
         def plan() -> Plan[int]:
             yield self._stmt(q.PURGE_EVENTS, (*TERMINAL_VALUES, before))

@@ -53,6 +53,10 @@ RENEW = "UPDATE sagas SET lease_until = {until}"
 RETURNING_SAGA_ID = " RETURNING sagas.saga_id"
 RELEASE = "UPDATE sagas SET owner = NULL, lease_until = NULL"
 NOW = "SELECT {now}"
+LIVE_LEASES = (
+    "SELECT saga_id, owner, fence FROM sagas WHERE owner IS NOT NULL AND lease_until > {now}"
+    " ORDER BY saga_id"
+)
 SETTLED_BEFORE = f"status IN ({marks(TERMINAL_VALUES)}) AND updated_at < ?"
 PURGE_EVENTS = (
     f"DELETE FROM saga_events WHERE saga_id IN (SELECT saga_id FROM sagas WHERE {SETTLED_BEFORE})"

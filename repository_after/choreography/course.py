@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+import orjson
+
 from repository_after.domain.choreography import ordinal
 from repository_after.domain.saga import SagaDefinition, SagaEvent
 from repository_after.messaging.envelope import Message, message_id_for
@@ -159,3 +161,15 @@ def queue_of(topology: Topology, name: str) -> str:
     """The queue of consumer `name` (a service, or `TRACKER`) in `topology`."""
     prefix = topology.exchange.removesuffix(".events")
     return f"{prefix}.{name}"
+
+
+def unknown_events(logged: Sequence[SagaEvent], history: Sequence[SagaEvent]) -> list[SagaEvent]:
+    """The events of a course's `history` the saga log (`logged`) does not hold yet, matched by
+    identity (each event's JSON, its publisher included). The log only grows: an event found in
+    any read of it stays there."""
+    known = {_identity(event) for event in logged}
+    return [event for event in history if _identity(event) not in known]
+
+
+def _identity(event: SagaEvent) -> bytes:
+    return orjson.dumps(event.as_dict(), option=orjson.OPT_SORT_KEYS)

@@ -11,18 +11,17 @@ arrives out of order adds what it has; the log's own events (parked, operator's)
 tracker wrote them. A message that adds nothing is acknowledged after a read, without the saga's
 lease (which the scan and an operator would otherwise find taken for a write that never comes).
 
-`scan` (every `tracker_interval` seconds; the rules in `choreography.scan`):
+`scan` (every `tracker_interval` seconds):
 - a saga whose pending call has been silent longer than its step's time (an action: the
   orchestrator's `retry_deadline`; a compensation or settlement: `settle_deadline`) gets a
   `timeout` message to that call's service, written once in the log's outbox: the service folds
   `retries_exhausted` (compensate, settle or park, as the orchestrator would) unless the call was
-  performed first (`reactor`);
-- a dead-lettered message of a saga still waiting on that very call parks it
-  (`failed_needs_attention`, the note names the message, which stays in the dead-letter queue),
-  unless it died in the tracker's own queue: that copy is sent back to it (`scan`).
-A saga parked for a dead letter whose later history arrives anyway (another copy was applied) is
-taken out of its park by an `operator_retry` the tracker writes (publisher `tracker`) before the
-new events: the parked state would refuse them, and the saga would never end in the log.
+  performed first (`reactor`; the rules in `choreography.scan`);
+- each dead letter parks its saga (one of the turn the saga waits on), goes back to the tracker
+  (its own copy that adds events), is discarded and reported as stale (a turn the saga went
+  past), or is left for an operator (`choreography.dead_letters`).
+A saga parked for a dead letter whose later history arrives anyway is taken out of its park by
+the tracker before the new events (`dead_letters.resumed_event`).
 `retry` (`sagabank sagas retry`, `POST .../retry`) resumes a parked saga: a dead-lettered message
 is redriven (`Broker.redrive`, the saga's lease held until it is done, and a park checks under
 that lease that its message is still a dead letter: a resumed saga is never parked again for a
@@ -36,23 +35,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-import orjson
-
-from repository_after.choreography import scan
+from repository_after.choreography import dead_letters, scan
 from repository_after.choreography.course import (
-    TRACKER,
     Course,
     Kind,
     Lookup,
     UnknownDefinition,
-    queue_of,
+    unknown_events,
 )
+from repository_after.choreography.dead_letters import DeadLetterBook, parked_for, resumed_event
 from repository_after.choreography.log_outbox import LogOutbox
-from repository_after.choreography.scan import DEAD_LETTER, PUBLISHER, Moved, SagaBusy
+from repository_after.choreography.scan import PUBLISHER, Moved, SagaBusy
 from repository_after.domain.choreography import intent_event
 from repository_after.domain.saga import (
     EventKind,
@@ -70,17 +66,6 @@ from repository_after.service_layer.saga_ports import Lease, StoredSaga
 from repository_after.service_layer.transitions import Observer, apply_observed
 
 logger = logging.getLogger(__name__)
-
-
-def _identity(event: SagaEvent) -> bytes:
-    return orjson.dumps(event.as_dict(), option=orjson.OPT_SORT_KEYS)
-
-
-def _unknown(logged: Sequence[SagaEvent], history: Sequence[SagaEvent]) -> list[SagaEvent]:
-    """The events of `history` the log does not hold yet (the log only grows: an event found
-    in any read of it stays there)."""
-    known = {_identity(event) for event in logged}
-    return [event for event in history if _identity(event) not in known]
 
 
 class Tracker:
@@ -107,10 +92,8 @@ class Tracker:
         self.stopping = False
         #: deliveries whose projection failed and is being retried now
         self.waiting = 0
-        #: messages in the dead-letter queue at the last scan (None before the first); /metrics
-        self.dead_letters_seen: int | None = None
-        #: message id -> times the scan sent the tracker's own dead copy back to its queue
-        self.redriven: Counter[str] = Counter()
+        #: what the scans did with the dead letters (`/metrics`)
+        self.dead_letters = DeadLetterBook()
         self.topology = topology
         self.lookup = lookup
         self.observers = list(observers)
@@ -118,10 +101,6 @@ class Tracker:
         self.settle_timeout = settle_timeout
         self.owner = owner
         self.lease_ttl = lease_ttl
-
-    def redrives(self) -> int:
-        """How many times the scan sent the tracker's own dead copies back (`/metrics`)."""
-        return sum(min(n, scan.TRACKER_REDRIVES) for n in self.redriven.values())
 
     # -- the projection -------------------------------------------------------------------
 
@@ -171,16 +150,16 @@ class Tracker:
             )
             if created is not None:
                 return state
-        elif not _unknown(stored.events, course.history):
+        elif not unknown_events(stored.events, course.history):
             # Nothing to add (a copy, or a message older than the log): no lease taken, so an
             # operator's action or the scan is never turned away by a projection writing nothing.
             return replay(definition, stored.events)
         async with self._leased(course.saga_id) as (held, stored):
-            new = _unknown(stored.events, course.history)
+            new = unknown_events(stored.events, course.history)
             state = replay(definition, stored.events)
             if not new:
                 return state
-            resumed = _resumed(stored.events, course, new)
+            resumed = resumed_event(stored.events, course, new)
             if resumed is not None:
                 logger.warning("tracker: saga %s: %s", course.saga_id, resumed.note)
                 new = [resumed, *new]
@@ -199,7 +178,7 @@ class Tracker:
 
     async def scan(self) -> tuple[int, int]:
         """One pass (`scan`): (time-outs written, sagas parked for a dead letter)."""
-        return await scan.time_out_silent(self), await scan.park_dead_letters(self)
+        return await scan.time_out_silent(self), await dead_letters.sweep(self)
 
     async def run(self, stop: asyncio.Event, *, interval: float) -> None:
         while not stop.is_set():
@@ -215,26 +194,9 @@ class Tracker:
     async def retry(self, saga_id: str, *, note: str | None = None) -> SagaState:
         """Resume a parked saga: redrive its dead letter, or send its next call again."""
         state, _ = await self.record(
-            saga_id, EventKind.OPERATOR_RETRY, note, send=True, redrive=self._redrive
+            saga_id, EventKind.OPERATOR_RETRY, note, send=True, redrive=True
         )
         return state
-
-    async def _redrive(self, saga_id: str, dead: str) -> None:
-        if not await (await self.bound_broker()).redrive(self.topology, dead):
-            logger.error("saga %s: message %s is no longer a dead letter", saga_id, dead)
-
-    async def park(self, saga_id: str, message_id: str, note: str) -> None:
-        """Park a saga for its dead-lettered message `message_id`; `Moved` if, under the saga's
-        lease, that message is no longer a dead letter (an operator's retry redrove it after
-        the scan listed it: parking it again would strand a saga that is going on)."""
-
-        own = queue_of(self.topology, TRACKER)  # the tracker's own copy parks nothing (`scan`)
-
-        async def still_dead() -> bool:
-            dead = await (await self.bound_broker()).dead_letter_records(self.topology)
-            return any(d.message.message_id == message_id and d.queue != own for d in dead)
-
-        await self.record(saga_id, EventKind.PARKED, note, still=still_dead)
 
     async def resolve(self, saga_id: str, *, note: str | None = None) -> SagaState:
         state, _ = await self.record(saga_id, EventKind.OPERATOR_RESOLVE, note)
@@ -247,12 +209,12 @@ class Tracker:
         note: str | None,
         *,
         send: bool = False,
-        redrive: Callable[[str, str], Awaitable[None]] | None = None,
+        redrive: bool = False,
         still: Callable[[], Awaitable[bool]] | None = None,
     ) -> tuple[SagaState, str | None]:
         """Append an operator's (or the tracker's `parked`) event; with `send`, also the next
         call's intent and message, unless the saga was parked for a dead letter (returned:
-        the message id to redrive, redriven by `redrive` before the saga's lease is released,
+        the message id, redriven with `redrive` before the saga's lease is released,
         so no scan parks the saga between the event and the redrive). `still`: checked under
         the lease first; False raises `Moved`, nothing written."""
         if await self.log.summary(saga_id) is None:
@@ -266,7 +228,7 @@ class Tracker:
             state = replay(definition, stored.events)
             events = [SagaEvent(kind, at=utc_now(), note=note)]
             state = apply_observed(self.observers, saga_id, definition, state, events)
-            dead = _dead_letter(stored.events) if send else None
+            dead = parked_for(stored.events) if send else None
             message = None
             if send and dead is None and (call := next_action(definition, state)) is not None:
                 intent = intent_event(call, at=utc_now())._replace(publisher=PUBLISHER)
@@ -276,7 +238,7 @@ class Tracker:
                     saga_id, definition, stored.params, (*stored.events, *events), Kind.CALL
                 )
                 message = course.message(service=call.step.service, publisher=PUBLISHER)
-            keep = dead is not None and redrive is not None
+            keep = dead is not None and redrive
             await self.outbox.append(
                 saga_id,
                 events,
@@ -286,8 +248,8 @@ class Tracker:
                 release=not keep,
             )
             held.released = not keep
-            if dead is not None and redrive is not None:
-                await redrive(saga_id, dead)
+            if dead is not None and redrive:
+                await dead_letters.redrive(self, saga_id, dead)
             return state, dead
 
     # -- plumbing ------------------------------------------------------------------------
@@ -335,32 +297,3 @@ class Tracker:
 class _Held:
     lease: Lease
     released: bool = False
-
-
-def _resumed(
-    stored: Sequence[SagaEvent], course: Course, new: Sequence[SagaEvent]
-) -> SagaEvent | None:
-    """The event that takes a saga parked for a dead letter out of its park when a message
-    shows its course went on without that letter (another copy of it was applied; the parked
-    state would refuse the later history, and the saga would stay parked, then `debiting` after
-    a retry, for ever). Written by the tracker as a retry, its note naming the message: the
-    saga resumes exactly where it stopped, and the new events follow."""
-    dead = _dead_letter(stored)
-    if dead is None:
-        return None
-    note = (
-        f"resumed by the tracker: a {course.kind.value} message carries the course past "
-        f"dead-lettered message {dead} ({len(new)} new events)"
-    )
-    return SagaEvent(EventKind.OPERATOR_RETRY, at=utc_now(), note=note, publisher=PUBLISHER)
-
-
-def _dead_letter(events: Sequence[SagaEvent]) -> str | None:
-    """The message id a saga's last `parked` event names, if it was parked for a dead letter
-    and nothing happened since."""
-    last = events[-1] if events else None
-    if last is None or last.kind is not EventKind.PARKED or not last.note:
-        return None
-    if not last.note.startswith(DEAD_LETTER):
-        return None
-    return last.note.removeprefix(DEAD_LETTER).split(" ", 1)[0]

@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from repository_after.adapters.sqlite_accounts import SqliteAccountStore
+from repository_after.choreography import generations
 from repository_after.choreography.course import topology
 from repository_after.choreography.launch import ChoreographedOrchestrator
 from repository_after.choreography.log_outbox import LogOutbox
@@ -120,7 +121,7 @@ def choreographed_orchestrator(
         observers=observers,
         action_timeout=settings.retry_deadline,
         settle_timeout=settings.settle_deadline,
-        owner=f"tracker-{settings.resolved_worker_id()}",
+        owner=generations.operator_owner(settings.resolved_worker_id()),
         lease_ttl=settings.lease_ttl,
     )
     return ChoreographedOrchestrator(
@@ -162,6 +163,9 @@ async def runtime_for(
         tracker = orchestrator.tracker
         await tracker.outbox.create_tables()
         tracker.broker = broker
+        # a server: its own generation, and its worker's dead generations' leases taken back
+        tracker.owner = generations.serve_owner(settings.resolved_worker_id())
+        await generations.take_over_earlier(tracker.log, tracker.owner)
     return Runtime(
         broker=broker,
         topology=deployment_topology(settings, definitions),

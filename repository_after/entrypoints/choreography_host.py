@@ -38,8 +38,9 @@ class Choreographed:
         tracker = self.runtime.tracker
         return MessagingFigures(
             outbox={name: (b.unpublished, b.failing) for name, b in backlogs.items()},
-            dead_letters=None if tracker is None else tracker.dead_letters_seen,
-            tracker_redrives=None if tracker is None else tracker.redrives(),
+            dead_letters=None if tracker is None else tracker.dead_letters.seen,
+            tracker_redrives=None if tracker is None else tracker.dead_letters.redrives(),
+            dead_letters_discarded=None if tracker is None else tracker.dead_letters.discarded,
         )
 
 

@@ -208,6 +208,14 @@ class InMemoryBroker:
             return True
         return False
 
+    async def discard(self, topology: Topology, message_id: str, *, queue: str = "") -> bool:
+        dead = self._dead[topology.dead_letter_queue]
+        for found in dead:
+            if found.message.message_id == message_id and queue in ("", found.queue):
+                dead.remove(found)
+                return True
+        return False
+
     def _changed(self) -> None:
         self._change.set()
 

@@ -134,4 +134,10 @@ class Broker(Protocol):
         its routing key reaches."""
         ...
 
+    async def discard(self, topology: Topology, message_id: str, *, queue: str = "") -> bool:
+        """Remove the dead-lettered message `message_id` (acknowledge it) without publishing it:
+        the tracker's verdict on a stale letter (`choreography.dead_letters`); False if it is not
+        there. With `queue`: only a copy that died in `queue`."""
+        ...
+
     async def close(self) -> None: ...

@@ -244,6 +244,22 @@ class RabbitMqBroker:
             with contextlib.suppress(*_FAILURES):
                 await channel.close()
 
+    async def discard(self, topology: Topology, message_id: str, *, queue: str = "") -> bool:
+        channel = await self.connection.channel()
+        try:
+            dead = await channel.get_queue(topology.dead_letter_queue, ensure=True)
+            while (incoming := await dead.get(no_ack=False, fail=False)) is not None:
+                if incoming.message_id != message_id:
+                    continue  # held unacked until the channel closes, then returned
+                if queue and _death(incoming, "x-first-death-queue") != queue:
+                    continue
+                await incoming.ack()
+                return True
+            return False
+        finally:
+            with contextlib.suppress(*_FAILURES):
+                await channel.close()
+
     async def delete(self, topology: Topology) -> None:
         """Delete `topology`'s queues and exchanges, messages and all (a demo's per-run prefix on
         a shared vhost); never a deployment's."""

@@ -62,6 +62,8 @@ class MessagingFigures:
     dead_letters: int | None
     #: the tracker's own dead copies its scan sent back to its queue (None: no tracker here)
     tracker_redrives: int | None = None
+    #: stale dead letters the tracker's scan acknowledged away (None: no tracker here)
+    dead_letters_discarded: int | None = None
 
 
 @dataclass
@@ -140,7 +142,8 @@ class _ScrapeTimeCollector(Collector):
         if found.dead_letters is not None:
             yield GaugeMetricFamily(
                 "sagabank_dead_letters",
-                "Messages in the dead-letter queue at the tracker's last scan (choreography).",
+                "Messages left in the dead-letter queue after the tracker's last scan "
+                "(choreography).",
                 value=found.dead_letters,
             )
         if found.tracker_redrives is not None:
@@ -149,6 +152,13 @@ class _ScrapeTimeCollector(Collector):
                 "The tracker's own copies dead-lettered by process deaths and sent back to its "
                 "queue by its scan, since the process started (choreography).",
                 value=found.tracker_redrives,
+            )
+        if found.dead_letters_discarded is not None:
+            yield CounterMetricFamily(
+                "sagabank_dead_letters_discarded",
+                "Stale dead letters (of a turn their saga went past, or of a terminal saga) the "
+                "tracker's scan acknowledged away, since the process started (choreography).",
+                value=found.dead_letters_discarded,
             )
 
 

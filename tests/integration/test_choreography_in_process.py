@@ -307,13 +307,13 @@ async def test_a_scan_that_listed_a_dead_letter_before_its_retry_does_not_park_a
     # `parked` after `operator_retry`, the saga shown failed while its redriven call went on).
     # The park checks under the saga's lease that the message is still a dead letter, and the
     # retry holds that lease until its redrive is done.
-    from repository_after.choreography import scan
+    from repository_after.choreography import dead_letters
 
     async with deployment(tmp_path, InMemoryBroker(), database_url=db, interval=600) as dep:
         tracker, broker = dep.orchestrator.tracker, dep.broker
 
         async def first_pass_done() -> bool:
-            return tracker.dead_letters_seen is not None
+            return tracker.dead_letters.seen is not None
 
         await dep.until(first_pass_done)  # the loop's next pass is 10 minutes away
         dep.blocked.add("credit")
@@ -323,7 +323,7 @@ async def test_a_scan_that_listed_a_dead_letter_before_its_retry_does_not_park_a
             return bool(await broker.dead_letters(dep.runtime.topology))
 
         await dep.until(dead_lettered)
-        assert await scan.park_dead_letters(tracker) == 1
+        assert await dead_letters.sweep(tracker) == 1
         dep.blocked.discard("credit")
         listed = broker.dead_letter_records  # what the scan lists with
 
@@ -334,18 +334,18 @@ async def test_a_scan_that_listed_a_dead_letter_before_its_retry_does_not_park_a
             return found
 
         monkeypatch.setattr(broker, "dead_letter_records", listed_then_retried)
-        assert await scan.park_dead_letters(tracker) == 0
+        assert await dead_letters.sweep(tracker) == 0
         # and a scan between the retry's event and its redrive finds the saga's lease taken
         dep.blocked.add("credit")
         await dep.start("transfer", TRANSFER, "t-2")
         await dep.until(dead_lettered)
-        assert await scan.park_dead_letters(tracker) == 1
+        assert await dead_letters.sweep(tracker) == 1
         dep.blocked.discard("credit")
         redrive = broker.redrive
         passes: list[int] = []
 
         async def scanned_then_redriven(topology: Any, message_id: str) -> bool:
-            passes.append(await scan.park_dead_letters(tracker))
+            passes.append(await dead_letters.sweep(tracker))
             return await redrive(topology, message_id)
 
         monkeypatch.setattr(broker, "redrive", scanned_then_redriven)
@@ -409,7 +409,7 @@ async def test_a_saga_resumed_by_redrive_is_timed_out_from_its_retry(
         tracker = dep.orchestrator.tracker
 
         async def first_pass_done() -> bool:
-            return tracker.dead_letters_seen is not None
+            return tracker.dead_letters.seen is not None
 
         await dep.until(first_pass_done)
         dep.blocked.add("debit")

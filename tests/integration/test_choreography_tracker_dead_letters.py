@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from repository_after.choreography import scan
+from repository_after.choreography import dead_letters
 from repository_after.choreography.course import TRACKER, queue_of
 from repository_after.domain.saga import EventKind, SagaStatus
 from repository_after.entrypoints.choreography_host import Choreographed
@@ -164,7 +164,7 @@ async def test_the_trackers_copies_dead_lettered_by_crashes_are_projected_not_pa
         await dep.orchestrator.log.release([dead_generation])  # its ttl ran out
 
         assert await tracker.scan() == (0, 0)  # nothing parked
-        assert sorted(tracker.redriven.values()) == [1, 1]
+        assert sorted(tracker.dead_letters.redriven.values()) == [1, 1]
         metrics = SagaMetrics()
         metrics.messaging = Choreographed(dep.runtime, broker).figures
         await metrics.refresh_messaging()
@@ -181,7 +181,7 @@ async def test_the_trackers_own_dead_letters_are_sent_back_a_bounded_number_of_t
 ) -> None:
     # Past the bound (here 0 redrives) a copy stays in the dead-letter queue: it never circles
     # for ever, and it still parks nothing (the saga is not the tracker's to park for it).
-    monkeypatch.setattr(scan, "TRACKER_REDRIVES", 0)
+    monkeypatch.setattr(dead_letters, "TRACKER_REDRIVES", 0)
     async with deployment(tmp_path, InMemoryBroker(), interval=600.0, delivery_limit=LIMIT) as dep:
         tracker = dep.orchestrator.tracker
         await dep.orchestrator.log.release([await _dead_lettered_by_crashes(dep)])
@@ -205,7 +205,7 @@ async def test_a_saga_parked_for_a_dead_letter_is_projected_forward_when_its_cou
         await dep.start("transfer", TRANSFER, "t-1")
         await dep.until(lambda: _finished_by_the_services(dep))
         first = (await dep.orchestrator.get("t-1")).events
-        note = f"{scan.DEAD_LETTER}m-1 (call.accounts.transfer)"
+        note = f"{dead_letters.DEAD_LETTER}m-1 (call.accounts.transfer)"
         await tracker.record("t-1", EventKind.PARKED, note)
         await consumer.up()
         await dep.broker.idle()

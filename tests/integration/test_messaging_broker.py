@@ -188,6 +188,27 @@ async def test_a_dead_letter_names_its_queue_and_is_redriven_to_that_queue_alone
         await sub.cancel()
 
 
+async def test_discard_removes_one_queues_dead_copy_and_publishes_nothing(broker: Broker) -> None:
+    await broker.declare(BOTH)
+    await broker.publish(BOTH.exchange, Message("dup", "both.x", {"amount": 4}))
+    a, b = Received(), Received()
+    subs = [await broker.consume("u.a", a, prefetch=1), await broker.consume("u.b", b, prefetch=1)]
+    await (await a.next()).nack(requeue=False)
+    await (await b.next()).nack(requeue=False)
+    await eventually(lambda: broker.dead_letter_records(BOTH), lambda d: len(d) == 2)
+
+    assert await broker.discard(BOTH, "dup", queue="u.b")
+    left = await broker.dead_letter_records(BOTH)
+    assert [(d.message.message_id, d.queue) for d in left] == [("dup", "u.a")]
+    assert not await broker.discard(BOTH, "dup", queue="u.b")  # gone: nothing else taken
+    assert not await broker.discard(BOTH, "other")
+    await broker.publish(BOTH.exchange, Message("after", "both.y", {"amount": 1}))
+    for received in (a, b):  # the discarded copy was not sent anywhere
+        assert (await received.next()).message.message_id == "after"
+    for sub in subs:
+        await sub.cancel()
+
+
 async def test_rabbitmq_queues_are_quorum_with_the_delivery_limit_and_the_dlx() -> None:
     from repository_after.messaging.rabbitmq import RabbitMqBroker
 

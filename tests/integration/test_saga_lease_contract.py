@@ -279,6 +279,18 @@ async def test_release_frees_the_saga_and_acquire_waits_for_a_free_one(logs) -> 
     assert await log.acquire("s1", "c", ttl=LONG) is None
 
 
+async def test_leases_held_lists_the_live_leases_of_an_owner_prefix(logs) -> None:
+    log, twin = logs
+    old = await make(log, "s1", owner="tracker-w_1@serve-1", ttl=LONG)
+    await make(log, "s2", owner="tracker-w_1@op-7", ttl=LONG)
+    await make(log, "s3", owner="tracker-w_1@serve-2", ttl=0)  # expired: nobody holds it
+    await make(log, "s4", owner="tracker-wx1@serve-1", ttl=LONG)  # LIKE's `_` would match it
+    freed = await make(log, "s5", owner="tracker-w_1@serve-1", ttl=LONG)
+    await log.release([freed])
+    assert await twin.leases_held(owner_prefix="tracker-w_1@serve-") == [old]
+    assert await twin.leases_held(owner_prefix="nobody") == []
+
+
 async def test_acquire_also_leases_a_settled_saga_for_an_operator(logs) -> None:
     log, twin = logs
     lease = await make(log, "s1", ttl=LONG)
