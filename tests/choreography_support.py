@@ -27,6 +27,7 @@ from repository_after.participant_kit import ParticipantService
 from repository_after.participant_kit.records import Answer
 from repository_after.participant_kit.storage import Tx
 from repository_after.service_layer import accounts
+from repository_after.service_layer.faults import FaultInjector
 from repository_after.services import inventory, orders
 from repository_after.services.hosting import open_store
 
@@ -97,6 +98,7 @@ async def deployment(
     requeue_delay: float = 0.01,
     balances: dict[str, int] | None = None,
     stock: dict[str, int] | None = None,
+    credit_faults: FaultInjector | None = None,
 ) -> AsyncIterator[Deployment]:
     settings = Settings(
         database_url=f"sqlite:///{tmp / 'accounts.db'}",
@@ -142,6 +144,7 @@ async def deployment(
         orchestrator=orchestrator,
         requeue_delay=requeue_delay,
         relay_timing=FAST_RELAY,
+        account_faults=credit_faults,
     )
     blocked: set[str] = set()
     failed: Counter[str] = Counter()

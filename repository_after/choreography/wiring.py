@@ -14,16 +14,19 @@ the tracker's.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from repository_after.adapters.sqlite_accounts import SqliteAccountStore
+from repository_after.choreography.account_faults import AccountFaults
 from repository_after.choreography.course import topology
 from repository_after.choreography.launch import ChoreographedOrchestrator
 from repository_after.choreography.log_outbox import LogOutbox
 from repository_after.choreography.runtime import Node, Runtime
 from repository_after.choreography.stores import (
+    Decide,
     SharedSqliteStore,
     accounts_decide,
     kit_decide,
@@ -38,6 +41,7 @@ from repository_after.messaging.faults import MessagingFaults
 from repository_after.messaging.ports import Broker, BrokerError, Topology
 from repository_after.messaging.relay import RelayTiming
 from repository_after.participant_kit import ParticipantService
+from repository_after.service_layer.faults import FaultInjector
 from repository_after.service_layer.ports import AccountStore
 from repository_after.service_layer.retry import RetryPolicy
 from repository_after.service_layer.saga_ports import CallResult, SagaLog
@@ -143,9 +147,13 @@ async def runtime_for(
     definitions: Mapping[str, SagaDefinition] = DEFINITIONS,
     requeue_delay: float = 0.5,
     relay_timing: RelayTiming | None = None,
+    account_faults: FaultInjector | None = None,
 ) -> Runtime:
     """The runtime of this process's part (not started). The kit services' stores must hold
-    `stores.schema()` already (given to the store with the service's own tables)."""
+    `stores.schema()` already (given to the store with the service's own tables).
+    `account_faults`: the process's `/credit` injector (`SAGABANK_CREDIT_FAILURE_*`), drawn per
+    delivery and capped below the delivery limit (`account_faults.AccountFaults`); none drawn
+    without it."""
     nodes: list[Node] = []
     if account_store is not None:
         if not isinstance(account_store, SqliteAccountStore):
@@ -154,7 +162,11 @@ async def runtime_for(
             )
         shared = SharedSqliteStore(account_store.database)
         await shared.create_tables(schema("sqlite"))
-        nodes.append(Node(ACCOUNTS, shared, accounts_decide))
+        decide: Decide = accounts_decide
+        if account_faults is not None:
+            limit = settings.broker_delivery_limit
+            decide = partial(accounts_decide, faults=AccountFaults(account_faults, limit=limit))
+        nodes.append(Node(ACCOUNTS, shared, decide))
     nodes.extend(Node(svc.name, svc.store, kit_decide(svc)) for svc in kit_services)
     tracker = None
     if orchestrator is not None:
