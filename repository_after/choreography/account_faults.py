@@ -18,14 +18,19 @@ and a test with L = 1 one credit in eleven. These faults are a demonstration dev
 by default (30 %); parking is the operator's business, for a message no retry can help (a
 poison message, a service that is down: the kit's faults at rate 1,
 `tests/e2e/test_choreography_operator.py`).
-So an (operation, key) that was faulted L times in a row is not faulted again: the last
-delivery the queue allows meets no injected fault, and injected faults alone delay a credit
-(by the consumer's requeue delays, 0.5 + 1 + 2 + 4 + 8 = 15.5 s at worst at L = 5, well inside
-the tracker's 30 s step deadline) but never park it. The streak is this process's count: a
-delivery that failed for another reason (a crash, a lost connection) or a restart in between
-is not known to it, so under other faults a saga may still park (the chaos run retries parked
-sagas, as an operator would). A key's streak is forgotten at its first unfaulted delivery, so the
-map holds only keys in the middle of a streak.
+So a key is faulted at most `in_a_row` deliveries in a row, and the wiring makes that ONE
+(`min(1, L)`): an injected fault costs a credit one redelivery (the consumer's 0.5 s requeue
+delay), never more, and never its last delivery. Why not up to L (the last delivery let
+through, the rest drawn)? Because the limit counts every failed delivery, not only injected
+ones: a crash or a cut connection hands a delivery back too (the quorum queue counts it), so
+faults allowed up to L leave nothing for those, and the streak is this process's count, lost
+at a restart. The first full choreographed order chaos run (1,000 orders, seed 1) met exactly
+that with a cap of L = 3: a credit faulted twice, the process SIGKILLed, faulted twice more by
+the new process: dead-lettered, and during a broker restart timed out by the tracker. One
+fault per key and process leaves L of the L + 1 deliveries for real failures; a key can still
+be faulted once per process generation, so it would take L + 1 restarts within one credit's
+life to park it. A key's streak is forgotten at its first unfaulted delivery, so the map holds
+only keys in the middle of a streak.
 
 One draw per delivery. The account node's transaction may RUN more than once for one delivery:
 its store's group commit runs a batch again, each job in a savepoint, when any job of it raised
@@ -54,11 +59,13 @@ class FaultDraw(Protocol):
 
 class AccountFaults:
     """`injector`'s draws for `operation` (the account service's `credit`), once per delivery,
-    capped at `limit` faulted deliveries in a row per key (see the module docstring)."""
+    at most `in_a_row` faulted deliveries in a row per key (see the module docstring)."""
 
-    def __init__(self, injector: FaultInjector, *, limit: int, operation: str = "credit") -> None:
+    def __init__(
+        self, injector: FaultInjector, *, in_a_row: int, operation: str = "credit"
+    ) -> None:
         self.injector = injector
-        self.limit = limit
+        self.in_a_row = in_a_row
         self.operation = operation
         self._streaks: dict[str, int] = {}
         self._drawn: WeakKeyDictionary[Tx, dict[str, FaultPoint]] = WeakKeyDictionary()
@@ -75,8 +82,8 @@ class AccountFaults:
 
     def _fresh(self, key: str) -> FaultPoint:
         streak = self._streaks.pop(key, 0)
-        if streak >= self.limit:
-            return FaultPoint.NONE  # the last delivery the queue allows: let it through
+        if streak >= self.in_a_row:
+            return FaultPoint.NONE  # this key had its share: let it through
         point = self.injector.draw(key)
         if point is not FaultPoint.NONE:
             self._streaks[key] = streak + 1

@@ -152,7 +152,7 @@ async def runtime_for(
     """The runtime of this process's part (not started). The kit services' stores must hold
     `stores.schema()` already (given to the store with the service's own tables).
     `account_faults`: the process's `/credit` injector (`SAGABANK_CREDIT_FAILURE_*`), drawn per
-    delivery and capped below the delivery limit (`account_faults.AccountFaults`); none drawn
+    delivery, one fault per credit at most (`account_faults.AccountFaults`); none drawn
     without it."""
     nodes: list[Node] = []
     if account_store is not None:
@@ -163,9 +163,9 @@ async def runtime_for(
         shared = SharedSqliteStore(account_store.database)
         await shared.create_tables(schema("sqlite"))
         decide: Decide = accounts_decide
-        if account_faults is not None:
-            limit = settings.broker_delivery_limit
-            decide = partial(accounts_decide, faults=AccountFaults(account_faults, limit=limit))
+        if account_faults is not None:  # one fault per credit at most, never its last delivery
+            once = AccountFaults(account_faults, in_a_row=min(1, settings.broker_delivery_limit))
+            decide = partial(accounts_decide, faults=once)
         nodes.append(Node(ACCOUNTS, shared, decide))
     nodes.extend(Node(svc.name, svc.store, kit_decide(svc)) for svc in kit_services)
     tracker = None

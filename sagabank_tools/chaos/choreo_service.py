@@ -48,6 +48,11 @@ def service_env(
         "SAGABANK_BROKER_PREFIX": prefix,
         "SAGABANK_BROKER_DELIVERY_LIMIT": str(delivery_limit),
         "SAGABANK_RELAY_CLAIM_TTL": "3",  # a crashed relay's rows wait 3 s, not 30
+        # A step's deadline of 60 s, not 30: the crash points fire back to back early in a run
+        # (each new generation meets its point in the backlog), so the service can be down for
+        # 20 s on a busy 2-core machine, and a broker restart may come on top. Only a message
+        # stalled for a minute (lost) should be timed out, which the run counts as a violation.
+        "SAGABANK_RETRY_DEADLINE": "60",
         "SAGABANK_ADMIN_TOKEN": "",
         "SAGABANK_SERVICE_TOKEN": token,
         "SAGABANK_READ_TOKEN": "",
