@@ -2,12 +2,12 @@
 
 In orchestration the account service's HTTP edge draws `/credit`'s fault per request
 (`service_layer.account_operations`) from the process's `FaultInjector`. In choreography the
-account service is a consumer: `AccountFaults.draw(operation, key)` is asked by `accounts_decide`
-before anything is decided, as a kit service's `faults.draw` is by `kit_decide`, and a drawn
-fault fails the DELIVERY (the transaction rolls back, the message is handed back and comes
-again). Any drawn point counts as `before`: an `after` fault (the answer lost after the commit)
-has no meaning inside one transaction. The same injector serves both modes, so `GET /faults`
-counts these too, and `POST /faults` reconfigures them.
+account service is a consumer: `AccountFaults.draw(tx, operation, key)` is asked by
+`accounts_decide` before anything is decided, as a kit service's `faults.draw` is by
+`kit_decide`, and a drawn fault fails the DELIVERY (the transaction rolls back, the message is
+handed back and comes again). Any drawn point counts as `before`: an `after` fault (the answer
+lost after the commit) has no meaning inside one transaction. The same injector serves both
+modes, so `GET /faults` counts these too, and `POST /faults` reconfigures them.
 
 Why a cap. Redelivery is choreography's retry, and the queue's delivery limit
 (`SAGABANK_BROKER_DELIVERY_LIMIT`, L, default 5: L + 1 deliveries) its last attempt. Drawn
@@ -75,7 +75,10 @@ class AccountFaults:
         if operation != self.operation:
             return FaultPoint.NONE
         with self._lock:
-            drawn = self._drawn.setdefault(tx, {})
+            try:
+                drawn = self._drawn.setdefault(tx, {})
+            except TypeError:  # a `Tx` that cannot be weakly referenced: a draw per run
+                return self._fresh(key)
             if key not in drawn:  # this delivery's first run
                 drawn[key] = self._fresh(key)
             return drawn[key]

@@ -135,3 +135,13 @@ async def test_a_faulted_delivery_fails_before_anything_in_every_run(
     assert answer.status_code == 200
     assert _books(tmp_path / "accounts.db") == (1, 105)
     await shared.db.close()
+
+
+def test_a_tx_without_weak_references_still_draws_once_per_run() -> None:
+    class Slotted:
+        __slots__ = ()
+
+    faults = AccountFaults(injector(1.0), in_a_row=1)
+    tx = cast(Tx, Slotted())
+    assert faults.draw(tx, "credit", "k") is FaultPoint.BEFORE
+    assert faults.draw(tx, "credit", "k") is FaultPoint.NONE  # the cap still holds
