@@ -94,6 +94,13 @@ CHAOS_CHOREO_TRANSFERS ?= 1000
 chaos-choreography: $(STAMP)
 	$(VENV)/bin/sagabank chaos --mode choreography --seed $(CHAOS_SEED) --transfers $(CHAOS_CHOREO_TRANSFERS)
 
+# The same for the order saga choreographed (orders -> inventory -> payment): the broker families
+# plus the account service's and the inventory's own faults; money AND stock audited.
+.PHONY: chaos-order-choreography
+CHAOS_CHOREO_ORDERS ?= 1000
+chaos-order-choreography: $(STAMP)
+	$(VENV)/bin/sagabank chaos --mode choreography --saga order --seed $(CHAOS_SEED) --orders $(CHAOS_CHOREO_ORDERS)
+
 # The A → B → C failure matrix (docs/sagas.md): every way one of three participants fails, the
 # exact calls made, over real HTTP on loopback, on SQLite, MariaDB and PostgreSQL (70-100 s;
 # `make test` runs it too). The same table live, as four processes: `sagabank demo --saga abc`.

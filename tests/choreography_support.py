@@ -33,6 +33,7 @@ from repository_after.participant_kit import ParticipantService
 from repository_after.participant_kit.records import Answer
 from repository_after.participant_kit.storage import Tx
 from repository_after.service_layer import accounts
+from repository_after.service_layer.faults import FaultInjector
 from repository_after.service_layer.ports import AccountStore
 from repository_after.services import inventory, orders
 from repository_after.services.hosting import open_store
@@ -105,6 +106,7 @@ async def deployment(
     balances: dict[str, int] | None = None,
     stock: dict[str, int] | None = None,
     database_url: str | None = None,
+    credit_faults: FaultInjector | None = None,
 ) -> AsyncIterator[Deployment]:
     """`database_url` None: SQLite files in `tmp`; a `postgresql://` URL: every store in it."""
     url = database_url or f"sqlite:///{tmp / 'accounts.db'}"
@@ -165,6 +167,7 @@ async def deployment(
         orchestrator=orchestrator,
         requeue_delay=requeue_delay,
         relay_timing=FAST_RELAY,
+        account_faults=credit_faults,
     )
     blocked: set[str] = set()
     failed: Counter[str] = Counter()

@@ -23,6 +23,7 @@ from pydantic import ValidationError
 
 from repository_after.adapters.sql_accounts import SqlAccountsTx
 from repository_after.adapters.sqlite_db import SqliteDatabase
+from repository_after.choreography.account_faults import FaultDraw
 from repository_after.messaging.schema import messaging_schema
 from repository_after.participant_kit import ParticipantService
 from repository_after.participant_kit.records import Answer, error
@@ -66,7 +67,17 @@ class SharedSqliteStore:
         await self.db.write(create)
 
     async def transaction(self, fn: Callable[[Tx], T]) -> T:
-        return await self.db.write(lambda conn: fn(SqliteTx(conn)))
+        """`fn` in one write; every run of it (the group commit runs a batch again when a job
+        raised) gets the same `Tx`, so what a run drew for this call holds in the next
+        (`account_faults`)."""
+        made: list[SqliteTx] = []
+
+        def run(conn: sqlite3.Connection) -> T:
+            if not made:
+                made.append(SqliteTx(conn))
+            return fn(made[0])
+
+        return await self.db.write(run)
 
     async def read(self, fn: Callable[[Tx], T]) -> T:
         return await self.db.read(lambda conn: fn(SqliteTx(conn)))
@@ -100,9 +111,15 @@ def kit_decide(service: ParticipantService) -> Decide:
     return decide
 
 
-def accounts_decide(tx: Tx, operation: str, key: str, body: Body) -> Answer:
+def accounts_decide(
+    tx: Tx, operation: str, key: str, body: Body, *, faults: FaultDraw | None = None
+) -> Answer:
     """The account service's rules (`service_layer.accounts.OPERATIONS`) on the connection of
-    `tx`: a `SqliteTx` of `SharedSqliteStore`, or a PostgreSQL one of `pg_store`."""
+    `tx`: a `SqliteTx` of `SharedSqliteStore`, or a PostgreSQL one of `pg_store`. `faults`: its
+    configured faults (`account_faults.AccountFaults`), drawn first, as `kit_decide` draws a kit
+    service's."""
+    if faults is not None and faults.draw(tx, operation, key) is not FaultPoint.NONE:
+        raise InjectedFault(f"injected fault before the {operation} of {key}")
     accounts_tx = _accounts_tx(tx)
     with accounts_tx.savepoint():
         return accounts.OPERATIONS.decide(accounts_tx, operation, key, body)

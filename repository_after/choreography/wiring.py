@@ -14,16 +14,19 @@ the tracker's.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
 from repository_after.adapters.sqlite_accounts import SqliteAccountStore
 from repository_after.choreography import generations
+from repository_after.choreography.account_faults import AccountFaults
 from repository_after.choreography.course import topology
 from repository_after.choreography.launch import ChoreographedOrchestrator
 from repository_after.choreography.log_outbox import LogOutbox
 from repository_after.choreography.runtime import Node, Runtime
 from repository_after.choreography.stores import (
+    Decide,
     SharedSqliteStore,
     accounts_decide,
     kit_decide,
@@ -39,6 +42,7 @@ from repository_after.messaging.ports import Broker, BrokerError, Topology
 from repository_after.messaging.relay import RelayTiming
 from repository_after.participant_kit import ParticipantService
 from repository_after.participant_kit.storage import ParticipantStore
+from repository_after.service_layer.faults import FaultInjector
 from repository_after.service_layer.ports import AccountStore
 from repository_after.service_layer.retry import RetryPolicy
 from repository_after.service_layer.saga_ports import CallResult, SagaLog
@@ -150,13 +154,21 @@ async def runtime_for(
     definitions: Mapping[str, SagaDefinition] = DEFINITIONS,
     requeue_delay: float = 0.5,
     relay_timing: RelayTiming | None = None,
+    account_faults: FaultInjector | None = None,
 ) -> Runtime:
     """The runtime of this process's part (not started). The kit services' stores must hold
-    `stores.schema()` already (given to the store with the service's own tables)."""
+    `stores.schema()` already (given to the store with the service's own tables).
+    `account_faults`: the process's `/credit` injector (`SAGABANK_CREDIT_FAILURE_*`), drawn per
+    delivery, one fault per credit at most (`account_faults.AccountFaults`); none drawn
+    without it."""
     nodes: list[Node] = []
     if account_store is not None:
         shared = await _account_face(account_store)
-        nodes.append(Node(ACCOUNTS, shared, accounts_decide))
+        decide: Decide = accounts_decide
+        if account_faults is not None:  # one fault per credit at most, never its last delivery
+            once = AccountFaults(account_faults, in_a_row=min(1, settings.broker_delivery_limit))
+            decide = partial(accounts_decide, faults=once)
+        nodes.append(Node(ACCOUNTS, shared, decide))
     nodes.extend(Node(svc.name, svc.store, kit_decide(svc)) for svc in kit_services)
     tracker = None
     if orchestrator is not None:

@@ -58,6 +58,7 @@ async def start_choreography(
             account_store=container.account_store,
             kit_services=[one.service for one in hosted if one.service is not None],
             orchestrator=orchestrator,
+            account_faults=container.faults,
         )
         await runtime.start()
     except BaseException:

@@ -51,7 +51,7 @@ def chaos(
     concurrency: Annotated[int, typer.Option(min=1, max=256, help="sagas in flight at once")] = 16,
     mode: Annotated[
         RunMode,
-        typer.Option(help="choreography: transfers over RabbitMQ through broker faults"),
+        typer.Option(help="choreography: the saga over RabbitMQ through broker faults"),
     ] = RunMode.ORCHESTRATION,
     json_output: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
     database_url: Annotated[
@@ -102,23 +102,20 @@ def _choreography(
     json_output: bool,
     database_url: str | None,
 ) -> None:
-    """`--mode choreography`: transfers on SQLite through the broker families."""
+    """`--mode choreography`: any saga on SQLite through the broker families."""
     from sagabank_tools.chaos import choreo_runner
-    from sagabank_tools.chaos.choreo_schedule import (
-        CHOREOGRAPHY_FAMILIES,
-        parse_choreography_families,
-    )
+    from sagabank_tools.chaos.choreo_schedule import SAGA_FAMILIES, parse_choreography_families
 
-    if saga is not Saga.TRANSFER:
-        raise typer.BadParameter("choreography runs transfers", param_hint="--saga")
+    if saga.value not in SAGA_FAMILIES:
+        raise typer.BadParameter(f"no choreography run of {saga.value}", param_hint="--saga")
     if database_url is not None:
         raise typer.BadParameter("choreography runs on SQLite", param_hint="--database-url")
     try:
-        families = CHOREOGRAPHY_FAMILIES if faults is None else parse_choreography_families(faults)
+        families = None if faults is None else parse_choreography_families(faults, saga.value)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--faults") from exc
     config = choreo_runner.ChoreoConfig(
-        seed=seed, sagas=sagas, families=families, concurrency=concurrency
+        seed=seed, sagas=sagas, saga=saga.value, families=families, concurrency=concurrency
     )
     try:
         report = asyncio.run(choreo_runner.run(config))

@@ -121,10 +121,11 @@ def render(report: ChaosReport, console: Console) -> None:
     table.add_column("value", justify="right")
     _count_rows(table, "outcome", report.outcomes)
     _count_rows(table, "refused", report.refusals)
-    for family in Family:
+    choreography = report.mode == "choreography"
+    for family in () if choreography else Family:  # a choreography run's are its own, below
         if family.value in report.families:
             table.add_row(f"fault: {family.value}", str(report.faults.get(family.value, 0)))
-    if report.mode == "choreography":
+    if choreography:
         for name, count in report.faults.items():
             table.add_row(f"fault: {name}", str(count))
         table.add_row("dead letters left (info)", str(report.dead_letters_left))
@@ -133,9 +134,11 @@ def render(report: ChaosReport, console: Console) -> None:
             "sagas timed out by the tracker", f"[red]{timed}[/red]" if report.timed_out else timed
         )
     _count_rows(table, "late delivery met", report.late_deliveries)
-    table.add_row("operations sent in batches", str(report.batched_operations))
-    table.add_row(f"{noun} re-submitted (orchestrator died)", str(report.resubmitted))
-    table.add_row("sagas recovered at restart", str(report.recovered_after_restart))
+    if not choreography:  # no orchestrator, no HTTP calls between services to batch
+        table.add_row("operations sent in batches", str(report.batched_operations))
+        table.add_row("sagas recovered at restart", str(report.recovered_after_restart))
+    died = "the service" if choreography else "orchestrator"
+    table.add_row(f"{noun} re-submitted ({died} died)", str(report.resubmitted))
     table.add_row("parked, retried by operator", str(report.parked_then_retried))
     table.add_row("money before", format_minor(report.money_before))
     table.add_row("money after", format_minor(report.money_after))

@@ -27,12 +27,20 @@ from tests.chaos.books import SETTLED, ledger_problems
 SAGA_OF_KEY = "CASE WHEN instr({0}, ':') > 0 THEN substr({0}, 1, instr({0}, ':') - 1) ELSE {0} END"
 
 
-def problems(workdir: Path, *, orders: int) -> list[str]:
-    found = ledger_problems(f"sqlite:///{workdir / 'accounts.db'}")
-    db = sqlite3.connect(workdir / "accounts.db")
+def problems(
+    workdir: Path, *, orders: int, accounts: str = "accounts.db", sagas: str = "sagas.db"
+) -> list[str]:
+    """`accounts` / `sagas`: the files' names in `workdir` (a choreographed run keeps both in
+    one, `sagabank.db`)."""
+    found = ledger_problems(f"sqlite:///{workdir / accounts}")
+    db = sqlite3.connect(workdir / accounts)
     try:
-        for name in ("sagas", "orders", "inventory"):
-            db.execute(f"ATTACH DATABASE ? AS {name}_db", (str(workdir / f"{name}.db"),))
+        for name, file in (
+            ("sagas", sagas),
+            ("orders", "orders.db"),
+            ("inventory", "inventory.db"),
+        ):
+            db.execute(f"ATTACH DATABASE ? AS {name}_db", (str(workdir / file),))
         found += _order_problems(db, orders)
     finally:
         db.close()

@@ -53,8 +53,12 @@ def test_families_are_parsed_and_unknown_ones_refused() -> None:
         BrokerFamily.KILL_SERVICE,
         BrokerFamily.POISON,
     )
-    with pytest.raises(ValueError, match="credit-before"):
-        parse_choreography_families("credit-before")
+    assert parse_choreography_families("credit-before") == (BrokerFamily.CREDIT_BEFORE,)
+    assert parse_choreography_families("reserve-before", "order") == (BrokerFamily.RESERVE_BEFORE,)
+    with pytest.raises(ValueError, match="credit-after"):  # no meaning in one transaction
+        parse_choreography_families("credit-after")
+    with pytest.raises(ValueError, match="reserve-before"):  # transfers reserve nothing
+        parse_choreography_families("reserve-before")
 
 
 def test_the_hooks_are_off_without_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -125,7 +129,12 @@ def test_the_cli_refuses_what_choreography_does_not_run() -> None:
     runner = CliRunner()
     unknown = runner.invoke(app, ["chaos", "--mode", "choreography", "--faults", "meteor"])
     assert unknown.exit_code == 2
-    assert "not a choreography family: meteor" in unknown.output
-    orders = runner.invoke(app, ["chaos", "--mode", "choreography", "--saga", "order"])
-    assert orders.exit_code == 2
-    assert "choreography runs transfers" in orders.output
+    assert "not a choreography family of transfer: meteor" in unknown.output
+    other = ["chaos", "--mode", "choreography", "--saga", "order", "--faults", "assign-before"]
+    refused = runner.invoke(app, other)
+    assert refused.exit_code == 2
+    assert "assign-before" in refused.output  # (the box may wrap the sentence)
+    server = ["chaos", "--mode", "choreography", "--database-url", "postgresql://x/y"]
+    on_server = runner.invoke(app, server)
+    assert on_server.exit_code == 2
+    assert "choreography runs on SQLite" in on_server.output

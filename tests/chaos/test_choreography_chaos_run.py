@@ -1,11 +1,14 @@
 """Reduced choreography chaos runs: every broker fault family, real processes, a real RabbitMQ.
 
-Three seeds of transfers choreographed over a private RabbitMQ node (so the run may SIGKILL and
-restart it; the shared broker is never touched) through the TCP proxy that cuts connections,
-with the service SIGKILLed, crash points between commit and ack and between publish and mark,
-duplicate publications and poison messages. The report must be clean, every family must have
-fired (or the run proved nothing), and the books are read again here with plain SQL
-(`tests/chaos/books.py`), so a tool whose checks always came back clean could not pass.
+Three seeds of transfers and three of orders (orders -> inventory -> payment) choreographed over
+a private RabbitMQ node (so the run may SIGKILL and restart it; the shared broker is never
+touched) through the TCP proxy that cuts connections, with the service SIGKILLed, crash points
+between commit and ack and between publish and mark, duplicate publications, poison messages,
+and the services' own faults (the account service's `/credit`, the inventory's `reserve`)
+failing deliveries. The report must be clean, every family must have fired (or the run proved
+nothing), and the books are read again here with plain SQL (`tests/chaos/books.py`,
+`order_books.py`: money, and for orders the stock and every order), so a tool whose checks
+always came back clean could not pass.
 """
 
 from __future__ import annotations
@@ -16,13 +19,14 @@ from pathlib import Path
 import pytest
 
 from sagabank_tools.chaos.choreo_runner import ChoreoConfig, run
-from sagabank_tools.chaos.choreo_schedule import CHOREOGRAPHY_FAMILIES
+from sagabank_tools.chaos.choreo_schedule import CHOREOGRAPHY_FAMILIES, SAGA_FAMILIES
 from sagabank_tools.chaos.rabbit_node import PrivateNode
-from tests.chaos import books
+from tests.chaos import books, order_books
 from tests.rabbit import require_private_node
 
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(300)]
 TRANSFERS = 20
+ORDERS = 30
 
 
 @pytest.fixture(scope="module")
@@ -55,3 +59,33 @@ async def test_a_choreography_chaos_run_with_every_broker_fault_conserves_money(
     assert report.strangers_refused
     database = f"sqlite:///{tmp_path / 'sagabank.db'}"
     assert books.problems(accounts_url=database, sagas_url=database, transfers=TRANSFERS) == []
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+async def test_a_choreographed_order_chaos_run_keeps_money_stock_and_orders(
+    seed: int, tmp_path: Path, node: PrivateNode
+) -> None:
+    restarts = node.restarts
+    report = await run(
+        ChoreoConfig(
+            seed=seed, sagas=ORDERS, saga="order", workdir=tmp_path, node=node, settle_timeout=90
+        )
+    )
+
+    assert report.violations == [], report.replay_command()
+    assert sum(report.outcomes.values()) == ORDERS
+    assert report.outcomes.get("completed", 0) > 0
+    assert report.money_after == report.money_before
+    unfired = [f.value for f in SAGA_FAMILIES["order"] if report.faults.get(f.value, 0) == 0]
+    assert unfired == [], report.faults
+    assert node.restarts > restarts, "the broker was never restarted"
+    assert report.parked_then_retried >= 1, "no poisoned saga was parked and redriven"
+    assert report.strangers_refused
+    # The plan's refusals happened, something was sold, and nothing is left reserved.
+    assert {"out_of_stock", "insufficient_funds"} <= report.refusals.keys(), report.refusals
+    assert report.stock["sold"] > 0
+    assert report.stock["reserved"] == 0
+    found = order_books.problems(
+        tmp_path, orders=ORDERS, accounts="sagabank.db", sagas="sagabank.db"
+    )
+    assert found == []
