@@ -15,14 +15,6 @@ decisions between statements, so the control flow is written once too. A backend
 - `ids_sql`: the saga ids of ONE JSON-array parameter, as a relation (`claim`'s `exclude`: one
   parameter however many ids, so no engine's limit on parameters applies).
 
-A claim's `drivable` keys and the sweep's (`stranded`) are a row-value list, `(definition,
-definition_version, definition_hash) [NOT] IN (VALUES (?, ?, ?), ...)`, one row per key (a server
-registers a handful), which both engines run as written. No index and no migration step for
-it, by choice: nearly every saga has one of the few keys a server registers, so an index on them
-would narrow nothing, and would be written with every saga. The claim reads the rows it read
-before (its `status NOT IN` finds no index either: EXPLAIN shows a scan on both engines) and
-compares three more columns in each; the sweep's statement is the same scan, once per ttl.
-
 Invariants: the status moves in the same statement as the version and in the same transaction as
 the events it summarises, so it never disagrees with them (the events are the truth). Every
 fenced write checks `owner` and `fence` in the statement that writes, so a write under a lost

@@ -5,6 +5,14 @@ only inside functions) then counts the code that picks and binds them, not the l
 keywords. `{until}`, `{now}` and `{skip_locked}` are the backend's (`SqlSagaLog._sql`), `{rows}` a
 relation of rows (`_rows`), `{excluding}` and `{keys}` are `claim`'s and `stranded`'s. The reads'
 statements are in `sql_saga_reads`.
+
+A claim's `drivable` keys and the sweep's (`stranded`) are a row-value list, `(definition,
+definition_version, definition_hash) [NOT] IN (VALUES (?, ?, ?), ...)`, one row per key (a server
+registers a handful), which both engines run as written. No index and no migration step for
+it, by choice: nearly every saga has one of the few keys a server registers, so an index on them
+would narrow nothing, and would be written with every saga. The claim reads the rows it read
+before (its `status NOT IN` finds no index either: EXPLAIN shows a scan on both engines) and
+compares three more columns in each; the sweep's statement is the same scan, once per ttl.
 """
 
 from __future__ import annotations
