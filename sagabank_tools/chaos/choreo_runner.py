@@ -4,7 +4,9 @@ orchestration run's audit.
 
 One `sagabank serve --mode choreography` process (role `all`: the account service, the hosted
 inventory and orders services, the tracker, the HTTP API; `choreo_service.py`) on SQLite files
-of the run's own, reaching the broker through `BrokerProxy`, with a topology prefix of the run's
+of the run's own, or with every store in the one empty PostgreSQL database of `database_url`
+(`--database-url`, as the orchestration run's; the checks read it with the same plain SQL,
+`records.query`), reaching the broker through `BrokerProxy`, with a topology prefix of the run's
 own (deleted at the end). The broker is a private node when the run restarts it
 (`broker-restart`), else the given URL. Seeded faults (`choreo_schedule.py`): kills, cuts and
 broker restarts one at a time at answered-saga counts; the duplicate publications, crash points
@@ -47,11 +49,11 @@ from sagabank_tools.chaos.choreo_schedule import (
     BrokerFamily,
     ChoreoSchedule,
 )
-from sagabank_tools.chaos.choreo_service import Service, log_counts, service_env
-from sagabank_tools.chaos.cluster import Databases
+from sagabank_tools.chaos.choreo_service import Service, log_counts, run_databases, service_env
 from sagabank_tools.chaos.modes import Mode, mode_for
 from sagabank_tools.chaos.rabbit_node import PrivateNode, unavailable
 from sagabank_tools.chaos.report import ChaosReport
+from sagabank_tools.chaos.runner import backend_of
 from sagabank_tools.chaos.settling import Views
 
 RETRY_ROUNDS = 3
@@ -70,6 +72,7 @@ class ChoreoConfig:
     workdir: Path | None = None
     settle_timeout: float = 180.0
     delivery_limit: int = 3
+    database_url: str | None = None  # an empty PostgreSQL database; default: SQLite files
 
     @property
     def resolved_families(self) -> tuple[BrokerFamily, ...]:
@@ -146,7 +149,9 @@ async def run(config: ChoreoConfig) -> ChaosReport:
         config.concurrency,
         workdir=str(workdir),
         mode="choreography",
+        backend=backend_of(config.database_url),
     )
+    databases = run_databases(workdir, config.database_url)
     restarts = BrokerFamily.BROKER_RESTART in families
     node = config.node
     own_node = restarts and node is None
@@ -169,7 +174,7 @@ async def run(config: ChoreoConfig) -> ChaosReport:
     }
     proxied = f"amqp://guest:guest@127.0.0.1:{await proxy.start()}/{where.path.lstrip('/')}"
     env = service_env(
-        workdir,
+        databases,
         broker_url=proxied,
         prefix=prefix,
         delivery_limit=config.delivery_limit,
@@ -258,23 +263,12 @@ async def run(config: ChoreoConfig) -> ChaosReport:
     report.non_terminal = sorted(f"{t} {s}" for t, s in statuses.items() if s not in TERMINAL)
     report.audit_violations = list(audit["violations"])
     report.unexpected_answers = result.unexpected
-    database = f"sqlite:///{workdir / 'sagabank.db'}"
-    report.applied_twice = records.applied_twice(database)
-    mode.check(report, statuses, _databases(workdir))
-    report.timed_out = timed_out(database)
+    report.applied_twice = records.applied_twice(databases.accounts)
+    mode.check(report, statuses, databases)
+    report.timed_out = timed_out(databases.sagas)
     if report.ok and config.workdir is None:
         shutil.rmtree(workdir, ignore_errors=True)
     return report
-
-
-def _databases(workdir: Path) -> Databases:
-    """The run's files as the modes' checks name them: the account service's database holds
-    the saga log too (role `all`)."""
-    database = f"sqlite:///{workdir / 'sagabank.db'}"
-    inventory, orders, pupils, classes = (
-        f"sqlite:///{workdir / name}.db" for name in ("inventory", "orders", "pupils", "classes")
-    )
-    return Databases(database, database, inventory, orders, pupils, classes)
 
 
 def timed_out(database: str) -> list[str]:

@@ -3,7 +3,8 @@
 `Service` starts `sagabank serve --mode choreography` (role `all`) and starts it again after a
 SIGKILL or a crash point, each generation with the first crash point not yet fired (counted in
 its log), so each fires once. `service_env` is the process's whole environment: its SQLite
-files in the run's folder, the broker through the run's proxy, the service token, and the
+files in the run's folder or the one PostgreSQL database of `--database-url` (`run_databases`),
+the broker through the run's proxy, the service token, and the
 services' own faults as the schedule sets them (`ChoreoSchedule.service_env`). `log_counts`
 counts what fired inside the process from its log: the messaging hooks announce each fault
 (`chaos: ...`), and every delivery a service fault failed is logged by the consumer with its
@@ -23,6 +24,7 @@ import httpx
 
 from repository_after.entrypoints.service_process import ExitedWhileStarting, ServiceProcess
 from sagabank_tools.chaos.choreo_schedule import SERVICE_FAULTS
+from sagabank_tools.chaos.cluster import Databases
 
 #: Which family a service fault of an operation belongs to.
 SERVICE_FAULT_FAMILY = {op: family.value for family, (_, op) in SERVICE_FAULTS.items()}
@@ -33,8 +35,23 @@ SERVICE_FAULT_FAMILY = {op: family.value for family, (_, op) in SERVICE_FAULTS.i
 RUN_DEADLINE = 120
 
 
+def run_databases(workdir: Path, database_url: str | None) -> Databases:
+    """The run's databases as the service's settings and the checks name them. On SQLite: the
+    account store and the saga log in one file (role `all`), each hosted participant in a file
+    of its own. On PostgreSQL: everything in the one database, as a deployment keeps it by
+    default (`participant_database`); the same connection string is the same outbox, so the
+    process runs one relay over it (`Runtime.named_stores`), as in production."""
+    if database_url:
+        return Databases.shared(database_url)
+    database = f"sqlite:///{workdir / 'sagabank.db'}"
+    inventory, orders, pupils, classes = (
+        f"sqlite:///{workdir / name}.db" for name in ("inventory", "orders", "pupils", "classes")
+    )
+    return Databases(database, database, inventory, orders, pupils, classes)
+
+
 def service_env(
-    workdir: Path,
+    databases: Databases,
     *,
     broker_url: str,
     prefix: str,
@@ -44,11 +61,11 @@ def service_env(
 ) -> dict[str, str]:
     return {
         "SAGABANK_MODE": "choreography",
-        "SAGABANK_DATABASE_URL": f"sqlite:///{workdir / 'sagabank.db'}",
-        "SAGABANK_INVENTORY_DATABASE_URL": f"sqlite:///{workdir / 'inventory.db'}",
-        "SAGABANK_ORDERS_DATABASE_URL": f"sqlite:///{workdir / 'orders.db'}",
-        "SAGABANK_PUPILS_DATABASE_URL": f"sqlite:///{workdir / 'pupils.db'}",
-        "SAGABANK_CLASSES_DATABASE_URL": f"sqlite:///{workdir / 'classes.db'}",
+        "SAGABANK_DATABASE_URL": databases.accounts,
+        "SAGABANK_INVENTORY_DATABASE_URL": databases.inventory,
+        "SAGABANK_ORDERS_DATABASE_URL": databases.orders,
+        "SAGABANK_PUPILS_DATABASE_URL": databases.pupils,
+        "SAGABANK_CLASSES_DATABASE_URL": databases.classes,
         "SAGABANK_BROKER_URL": broker_url,
         "SAGABANK_BROKER_PREFIX": prefix,
         "SAGABANK_BROKER_DELIVERY_LIMIT": str(delivery_limit),

@@ -17,6 +17,8 @@ from sagabank_tools.chaos.schedule import parse_families
 
 #: The database servers a run may share (`--database-url`); SQLite files when none is given.
 SERVER_SCHEMES = ("postgresql://", "postgres://", "mysql://", "mariadb://")
+#: Those choreography runs on (no messaging schema on MariaDB: docs/choreography.md).
+CHOREOGRAPHY_SCHEMES = ("postgresql://", "postgres://")
 
 
 class RunMode(StrEnum):
@@ -58,7 +60,7 @@ def chaos(
         str | None,
         typer.Option(
             help="an empty PostgreSQL or MariaDB (mysql://) database for both services"
-            " (default: SQLite)"
+            " (choreography: PostgreSQL, every store of the service) (default: SQLite)"
         ),
     ] = None,
 ) -> None:
@@ -102,20 +104,29 @@ def _choreography(
     json_output: bool,
     database_url: str | None,
 ) -> None:
-    """`--mode choreography`: any saga on SQLite through the broker families."""
+    """`--mode choreography`: any saga on SQLite (or one PostgreSQL database) through the broker
+    families."""
     from sagabank_tools.chaos import choreo_runner
     from sagabank_tools.chaos.choreo_schedule import SAGA_FAMILIES, parse_choreography_families
 
     if saga.value not in SAGA_FAMILIES:
         raise typer.BadParameter(f"no choreography run of {saga.value}", param_hint="--saga")
-    if database_url is not None:
-        raise typer.BadParameter("choreography runs on SQLite", param_hint="--database-url")
+    if database_url is not None and not database_url.startswith(CHOREOGRAPHY_SCHEMES):
+        raise typer.BadParameter(
+            "choreography runs on SQLite or PostgreSQL (postgresql://…)",
+            param_hint="--database-url",
+        )
     try:
         families = None if faults is None else parse_choreography_families(faults, saga.value)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--faults") from exc
     config = choreo_runner.ChoreoConfig(
-        seed=seed, sagas=sagas, saga=saga.value, families=families, concurrency=concurrency
+        seed=seed,
+        sagas=sagas,
+        saga=saga.value,
+        families=families,
+        concurrency=concurrency,
+        database_url=database_url,
     )
     try:
         report = asyncio.run(choreo_runner.run(config))

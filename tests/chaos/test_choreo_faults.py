@@ -134,7 +134,7 @@ def test_the_cli_refuses_what_choreography_does_not_run() -> None:
     refused = runner.invoke(app, other)
     assert refused.exit_code == 2
     assert "assign-before" in refused.output  # (the box may wrap the sentence)
-    server = ["chaos", "--mode", "choreography", "--database-url", "postgresql://x/y"]
+    server = ["chaos", "--mode", "choreography", "--database-url", "mysql://root@x/y"]
     on_server = runner.invoke(app, server)
     assert on_server.exit_code == 2
-    assert "choreography runs on SQLite" in on_server.output
+    assert "choreography runs on SQLite or PostgreSQL" in on_server.output

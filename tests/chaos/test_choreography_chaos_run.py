@@ -9,6 +9,10 @@ failing deliveries. The report must be clean, every family must have fired (or t
 nothing), and the books are read again here with plain SQL (`tests/chaos/books.py`,
 `order_books.py`: money, and for orders the stock and every order), so a tool whose checks
 always came back clean could not pass.
+
+One more seed of transfers runs with every store of the service in one fresh PostgreSQL
+database (`--database-url`): the same families, the books read back from that database, and no
+SQLite file in the run's folder (nothing of the run stayed on SQLite).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from sagabank_tools.chaos.choreo_runner import ChoreoConfig, run
@@ -27,6 +32,7 @@ from tests.rabbit import require_private_node
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(300)]
 TRANSFERS = 20
 ORDERS = 30
+PG_TRANSFERS = 40
 
 
 @pytest.fixture(scope="module")
@@ -89,3 +95,41 @@ async def test_a_choreographed_order_chaos_run_keeps_money_stock_and_orders(
         tmp_path, orders=ORDERS, accounts="sagabank.db", sagas="sagabank.db"
     )
     assert found == []
+
+
+async def test_a_choreography_chaos_run_on_postgresql_keeps_every_store_there(
+    tmp_path: Path, node: PrivateNode, postgres_url: str
+) -> None:
+    restarts = node.restarts
+    report = await run(
+        ChoreoConfig(
+            seed=4,
+            sagas=PG_TRANSFERS,
+            workdir=tmp_path,
+            node=node,
+            settle_timeout=90,
+            database_url=postgres_url,
+        )
+    )
+
+    assert report.backend == "postgresql"
+    assert report.violations == [], report.replay_command()
+    assert "--database-url <an empty postgresql database>" in report.replay_command()
+    assert sum(report.outcomes.values()) == PG_TRANSFERS
+    assert report.money_after == report.money_before
+    unfired = [f.value for f in CHOREOGRAPHY_FAMILIES if report.faults.get(f.value, 0) == 0]
+    assert unfired == [], report.faults
+    assert node.restarts > restarts, "the broker was never restarted"
+    assert report.parked_then_retried >= 1, "no poisoned saga was parked and redriven"
+    # Every store in the one database: the books and the log read back from it, the messages
+    # went through its outbox and inbox, and no SQLite file was made.
+    assert (
+        books.problems(accounts_url=postgres_url, sagas_url=postgres_url, transfers=PG_TRANSFERS)
+        == []
+    )
+    with psycopg.connect(postgres_url) as pg:
+        published = pg.execute("SELECT COUNT(*) FROM outbox WHERE published_at IS NOT NULL")
+        handled = pg.execute("SELECT COUNT(*) FROM inbox")
+        assert (published.fetchone() or (0,))[0] >= PG_TRANSFERS
+        assert (handled.fetchone() or (0,))[0] >= PG_TRANSFERS
+    assert sorted(p.name for p in tmp_path.glob("*.db*")) == []
