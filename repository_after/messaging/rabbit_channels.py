@@ -15,10 +15,10 @@ So the adapter does not rely on the restore alone:
   the connection; if the connection is still down this raises, the relay records the failure and
   retries the row later (never dropped);
 - `HealingSubscription` keeps what it needs to subscribe again (queue, callback, prefetch);
-  `RabbitMqBroker`'s healer task looks at every subscription each `heal_interval` and, where its
-  channel is closed while the connection is open, subscribes again on a new channel. Deliveries
-  the dead channel held unacked went back to the queue when it closed; the inbox absorbs any
-  copy.
+  `RabbitMqBroker`'s `Healer` task looks at every subscription each `heal_interval` and, where
+  its channel was closed at two looks in a row while the connection is up (aio-pika's own
+  restore goes first), subscribes again on a new channel. Deliveries the dead channel held
+  unacked went back to the queue when it closed; the inbox absorbs any copy.
 """
 
 from __future__ import annotations
@@ -88,7 +88,9 @@ class Publisher:
 
 
 class HealingSubscription:
-    """One queue's consumer; `heal()` subscribes again on a new channel if its channel closed."""
+    """One queue's consumer; `heal()` subscribes again on a new channel if its channel closed.
+    `heal` and `cancel` take one lock, so a subscription cancelled while it heals ends closed
+    (the new channel is discarded), never consuming after its owner stopped."""
 
     def __init__(
         self,
@@ -104,6 +106,7 @@ class HealingSubscription:
         self.channel: aio_pika.abc.AbstractChannel | None = None
         self.cancelled = False
         self.healed = 0
+        self._lock = asyncio.Lock()
 
     async def open(self) -> None:
         channel = await self.connection.channel()
@@ -121,39 +124,71 @@ class HealingSubscription:
         return not self.cancelled and (self.channel is None or self.channel.is_closed)
 
     async def heal(self) -> bool:
-        """Subscribe again if the channel is closed and the connection open; whether it did."""
-        if not self.broken or self.connection.is_closed:
-            return False
-        await _discard(self.channel)
-        self.channel = None
-        await self.open()
-        self.healed += 1
-        logger.warning(
-            "rabbitmq: the channel consuming %r was closed; subscribed again", self.queue
-        )
+        """Subscribe again if the channel is closed; whether it did."""
+        async with self._lock:
+            if not self.broken:
+                return False
+            await _discard(self.channel)
+            self.channel = None
+            await self.open()
+            self.healed += 1
+        logger.warning("rabbitmq: the channel consuming %r closed; subscribed again", self.queue)
         return True
 
     async def cancel(self) -> None:
-        self.cancelled = True
-        await _discard(self.channel)  # unacked deliveries go back to the queue
+        async with self._lock:
+            self.cancelled = True
+            await _discard(self.channel)  # unacked deliveries go back to the queue
 
 
-async def heal_forever(
-    connection: aio_pika.abc.AbstractRobustConnection,
-    publisher: Publisher,
-    subscriptions: list[HealingSubscription],
-    interval: float,
-) -> None:
-    """Every `interval`: subscriptions whose channel closed subscribe again, and a closed
-    publishing channel is reopened (so the next publication does not pay for it)."""
-    while True:
-        await asyncio.sleep(interval)
-        if connection.is_closed:
-            continue  # aio-pika is reconnecting; its restore may yet succeed
-        for subscription in list(subscriptions):
+class Healer:
+    """Every `interval`, while the connection is up: a subscription whose channel was found
+    closed at two looks in a row subscribes again, and a closed publishing channel is reopened
+    (so the next publication does not pay for it).
+
+    While aio-pika reconnects (`connected` not set) it does nothing: aio-pika's own restore goes
+    first, and closing a channel it is restoring would keep it from ever being restored. The
+    second look gives that restore one more `interval` after the connection is back. Cancelled
+    subscriptions are dropped from the list. Anything unexpected is logged, never ends the loop.
+    """
+
+    def __init__(
+        self,
+        connection: aio_pika.abc.AbstractRobustConnection,
+        publisher: Publisher,
+        subscriptions: list[HealingSubscription],
+        interval: float,
+    ) -> None:
+        self.connection = connection
+        self.publisher = publisher
+        self.subscriptions = subscriptions
+        self.interval = interval
+        self.ticks = 0  # looks taken, for tests that must see the healer at work (or not)
+        self._seen_broken: set[int] = set()
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
             try:
-                await subscription.heal()
-            except FAILURES as exc:
-                logger.warning("rabbitmq: subscribing %r again failed: %s", subscription.queue, exc)
+                await self.look()
+            except Exception:
+                logger.exception("rabbitmq: the channel healer's look failed")
+            self.ticks += 1
+
+    async def look(self) -> None:
+        if not self.connection.connected.is_set():
+            self._seen_broken.clear()
+            return  # aio-pika is reconnecting; its restore goes first
+        self.subscriptions[:] = [s for s in self.subscriptions if not s.cancelled]
+        broken = {id(s) for s in self.subscriptions if s.broken}
+        for subscription in self.subscriptions:
+            if id(subscription) in broken and id(subscription) in self._seen_broken:
+                try:
+                    await subscription.heal()
+                except FAILURES as exc:
+                    logger.warning(
+                        "rabbitmq: subscribing %r again failed: %s", subscription.queue, exc
+                    )
+        self._seen_broken = broken
         with contextlib.suppress(*FAILURES):
-            await publisher.channel()
+            await self.publisher.channel()

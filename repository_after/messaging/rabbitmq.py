@@ -54,9 +54,9 @@ from repository_after.messaging.ports import (
 )
 from repository_after.messaging.rabbit_channels import (
     FAILURES,
+    Healer,
     HealingSubscription,
     Publisher,
-    heal_forever,
 )
 
 logger = logging.getLogger(__name__)
@@ -115,6 +115,7 @@ class RabbitMqBroker:
         self.publish_timeout = publish_timeout
         self.heal_interval = heal_interval
         self.subscriptions: list[HealingSubscription] = []
+        self.healer: Healer | None = None
         self._healer: asyncio.Task[None] | None = None
 
     @classmethod
@@ -194,11 +195,10 @@ class RabbitMqBroker:
             raise BrokerError(f"rabbitmq: cannot consume {queue!r}: {exc}") from exc
         self.subscriptions.append(subscription)
         if self._healer is None:
-            self._healer = asyncio.create_task(
-                heal_forever(
-                    self.connection, self.publisher, self.subscriptions, self.heal_interval
-                )
+            self.healer = Healer(
+                self.connection, self.publisher, self.subscriptions, self.heal_interval
             )
+            self._healer = asyncio.create_task(self.healer.run())
         return subscription
 
     async def dead_letters(self, topology: Topology) -> list[Message]:
@@ -277,7 +277,7 @@ class RabbitMqBroker:
     async def close(self) -> None:
         if self._healer is not None:
             self._healer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._healer
             self._healer = None
         with contextlib.suppress(*_FAILURES):
