@@ -97,6 +97,7 @@ async def deployment(
     requeue_delay: float = 0.01,
     balances: dict[str, int] | None = None,
     stock: dict[str, int] | None = None,
+    relay_timing: RelayTiming = FAST_RELAY,
 ) -> AsyncIterator[Deployment]:
     settings = Settings(
         database_url=f"sqlite:///{tmp / 'accounts.db'}",
@@ -141,7 +142,7 @@ async def deployment(
         kit_services=[inv, ords],
         orchestrator=orchestrator,
         requeue_delay=requeue_delay,
-        relay_timing=FAST_RELAY,
+        relay_timing=relay_timing,
     )
     blocked: set[str] = set()
     failed: Counter[str] = Counter()

@@ -7,7 +7,9 @@ log's database in one transaction (`SqlSagaLog.create_plan` + the outbox row, `w
 saga is in the log if and only if its first message will be published. The log's relay
 (`runtime`) publishes that outbox like any participant's. On SQLite in role `all` the log shares
 the account store's database, so that outbox is also the account service's (one relay for both;
-the inbox rows carry their consumer's name).
+the inbox rows carry their consumer's name). Each write that puts a row in the outbox calls
+`notify` after its commit (the runtime binds it to that relay's `OutboxRelay.notify`), so the
+row goes out at once, not at the relay's next poll.
 
 Only SQLite logs for now (`SqliteSagaLog`); a PostgreSQL log is refused at start-up
 (docs/choreography.md, "What is missing").
@@ -26,6 +28,7 @@ from repository_after.choreography.stores import SharedSqliteStore, schema
 from repository_after.config import ConfigurationError
 from repository_after.domain.saga import SagaEvent
 from repository_after.messaging.envelope import Message
+from repository_after.messaging.inbox import Notify
 from repository_after.service_layer.saga_ports import Lease, SagaLog
 
 _INSERT = (
@@ -36,9 +39,10 @@ _QUEUED = "SELECT 1 FROM outbox WHERE message_id = ?"
 
 
 class LogOutbox:
-    """The outbox beside a SQLite saga log; `store` is what the relay publishes from."""
+    """The outbox beside a SQLite saga log; `store` is what the relay publishes from, `notify`
+    (None until a runtime runs that relay: then only its poll publishes) wakes that relay."""
 
-    def __init__(self, log: SagaLog, exchange: str) -> None:
+    def __init__(self, log: SagaLog, exchange: str, *, notify: Notify | None = None) -> None:
         if not isinstance(log, SqliteSagaLog):
             raise ConfigurationError(
                 "choreography runs on a SQLite saga log for now (SAGABANK_DATABASE_URL)"
@@ -46,9 +50,15 @@ class LogOutbox:
         self.log = log
         self.exchange = exchange
         self.store = SharedSqliteStore(log.database)
+        self.notify = notify
 
     async def create_tables(self) -> None:
         await self.store.create_tables(schema("sqlite"))
+
+    def _written(self) -> None:
+        """After a commit that wrote an outbox row."""
+        if self.notify is not None:
+            self.notify()
 
     def _row(self, message: Message) -> Stmt:
         return self.log.stmt(
@@ -95,7 +105,10 @@ class LogOutbox:
                 yield self._row(message)
             return lease
 
-        return await self.log.write_plan(plan)
+        lease = await self.log.write_plan(plan)
+        if lease is not None:
+            self._written()
+        return lease
 
     async def append(
         self,
@@ -119,6 +132,8 @@ class LogOutbox:
                 yield self._row(message)
 
         await self.log.write_plan(plan)
+        if message is not None:
+            self._written()
 
     async def enqueue_once(self, message: Message) -> bool:
         """Write `message` unless its id is in the outbox already; whether it was written."""
@@ -130,4 +145,7 @@ class LogOutbox:
             yield self._row(message)
             return True
 
-        return await self.log.write_plan(plan)
+        written = await self.log.write_plan(plan)
+        if written:
+            self._written()
+        return written
