@@ -111,6 +111,7 @@ class OutboxRelay:
         self.after_publish = after_publish
         self.published = 0  # publications confirmed, since start
         self.failures = 0  # publications not confirmed, since start
+        self.batches = 0  # passes that claimed rows, since start (published / batches: batching)
 
     def notify(self) -> None:
         """A row was committed to this relay's store: publish it now, not at the next poll."""
@@ -127,6 +128,7 @@ class OutboxRelay:
         )
         if not claimed:
             return RelayPass(0, 0, 0)
+        self.batches += 1
         outcomes = await asyncio.gather(
             *(self.broker.publish(row.exchange, row.message) for row in claimed),
             return_exceptions=True,
