@@ -171,3 +171,18 @@ async def test_the_poll_still_publishes_a_row_another_handle_wrote(
             await until(lambda: broker.published.get(elsewhere.message_id) == 1)
     finally:
         await other.close()
+
+
+async def test_a_failed_publication_is_retried_when_its_backoff_is_due_not_at_the_poll(
+    store: ParticipantStore, broker: InMemoryBroker
+) -> None:
+    relay = OutboxRelay(
+        store, broker, owner="r1", timing=RelayTiming(poll_interval=60.0, initial_backoff=0.01)
+    )
+    broker.fail_next_publishes(3)  # backoffs 0.01, 0.02, 0.04 s
+    failing = ledger_message("f-1", 5)
+    async with running(relay):
+        await seed_outbox(store, [failing])
+        relay.notify()
+        await until(lambda: broker.published.get(failing.message_id) == 1)
+    assert relay.failures == 3
