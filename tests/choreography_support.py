@@ -107,6 +107,7 @@ async def deployment(
     stock: dict[str, int] | None = None,
     database_url: str | None = None,
     credit_faults: FaultInjector | None = None,
+    relay_timing: RelayTiming = FAST_RELAY,
 ) -> AsyncIterator[Deployment]:
     """`database_url` None: SQLite files in `tmp`; a `postgresql://` URL: every store in it."""
     url = database_url or f"sqlite:///{tmp / 'accounts.db'}"
@@ -166,7 +167,7 @@ async def deployment(
         kit_services=[inv, ords],
         orchestrator=orchestrator,
         requeue_delay=requeue_delay,
-        relay_timing=FAST_RELAY,
+        relay_timing=relay_timing,
         account_faults=credit_faults,
     )
     blocked: set[str] = set()

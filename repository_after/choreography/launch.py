@@ -138,9 +138,13 @@ class ChoreographedOrchestrator(Orchestrator):
         return await self.tracker.resolve(saga_id, note=note)
 
     async def close(self) -> None:
-        await super().close()
-        await self.tracker.close()
-        await self.outbox.close()
+        try:
+            await super().close()
+        finally:
+            try:
+                await self.tracker.close()
+            finally:
+                await self.outbox.close()  # its own pool on PostgreSQL, whatever failed above
 
     async def recover(self, *, take_over: bool = False) -> dict[str, int]:
         del take_over

@@ -7,7 +7,9 @@ log's database in one transaction (`SqlSagaLog.create_plan` + the outbox row, `w
 saga is in the log if and only if its first message will be published. The log's relay
 (`runtime`) publishes that outbox like any participant's. On SQLite in role `all` the log shares
 the account store's database, so that outbox is also the account service's (one relay for both;
-the inbox rows carry their consumer's name).
+the inbox rows carry their consumer's name). Each write that puts a row in the outbox calls
+`notify` after its commit (the runtime binds it to that relay's `OutboxRelay.notify`), so the
+row goes out at once, not at the relay's next poll.
 
 On PostgreSQL the log writes its outbox rows through its own (async) pool, in the same
 transaction as its log rows, and the relay reads them through a small sync pool on the same
@@ -28,6 +30,7 @@ from repository_after.choreography.stores import SharedSqliteStore, schema
 from repository_after.config import ConfigurationError
 from repository_after.domain.saga import SagaEvent
 from repository_after.messaging.envelope import Message
+from repository_after.messaging.inbox import Notify
 from repository_after.service_layer.saga_ports import Lease, SagaLog
 
 if TYPE_CHECKING:  # psycopg is the `postgres` extra's
@@ -42,10 +45,12 @@ _QUEUED = "SELECT 1 FROM outbox WHERE message_id = ?"
 
 
 class LogOutbox:
-    """The outbox beside a SQLite saga log; `store` is what the relay publishes from."""
+    """The outbox beside a SQLite saga log; `store` is what the relay publishes from, `notify`
+    (None until a runtime runs that relay: then only its poll publishes) wakes that relay."""
 
-    def __init__(self, log: SagaLog, exchange: str) -> None:
+    def __init__(self, log: SagaLog, exchange: str, *, notify: Notify | None = None) -> None:
         self.exchange = exchange
+        self.notify = notify
         self.store: SharedSqliteStore | SharedPostgresStore
         if isinstance(log, SqliteSagaLog):
             self.log: SqliteSagaLog | PostgresSagaLog = log
@@ -72,6 +77,11 @@ class LogOutbox:
         """Close what this outbox opened itself (the PostgreSQL relay's pool); the log is its
         owner's."""
         await self.store.close()
+
+    def _written(self) -> None:
+        """After a commit that wrote an outbox row."""
+        if self.notify is not None:
+            self.notify()
 
     def _row(self, message: Message) -> Stmt:
         return self.log.stmt(
@@ -118,7 +128,10 @@ class LogOutbox:
                 yield self._row(message)
             return lease
 
-        return await self.log.write_plan(plan)
+        lease = await self.log.write_plan(plan)
+        if lease is not None:
+            self._written()
+        return lease
 
     async def append(
         self,
@@ -142,6 +155,8 @@ class LogOutbox:
                 yield self._row(message)
 
         await self.log.write_plan(plan)
+        if message is not None:
+            self._written()
 
     async def enqueue_once(self, message: Message) -> bool:
         """Write `message` unless its id is in the outbox already; whether it was written."""
@@ -153,4 +168,7 @@ class LogOutbox:
             yield self._row(message)
             return True
 
-        return await self.log.write_plan(plan)
+        written = await self.log.write_plan(plan)
+        if written:
+            self._written()
+        return written

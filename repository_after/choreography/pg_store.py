@@ -52,7 +52,18 @@ class SharedPostgresStore:
         await self.db.transaction(create)
 
     async def transaction(self, fn: Callable[[Tx], T]) -> T:
-        return await self.db.transaction(lambda conn: fn(PostgresTx(conn)))
+        """`fn` in one transaction; a rerun (a unique violation, `PostgresDatabase`) gets the
+        SAME `Tx`, on the new attempt's connection, so what the first run drew for this call
+        (`account_faults`: one draw per delivery) holds in the next, as on SQLite."""
+        made: list[PostgresTx] = []
+
+        def run(conn: Conn) -> T:
+            if not made:
+                made.append(PostgresTx(conn))
+            made[0].connection = conn
+            return fn(made[0])
+
+        return await self.db.transaction(run)
 
     async def read(self, fn: Callable[[Tx], T]) -> T:
         def snapshot(conn: Conn) -> T:

@@ -7,7 +7,9 @@ the tracker (its consumer and its scan loop), started and stopped with the servi
 - subscribes each node's queue with an `InboxConsumer` (ack after the commit) over its
   `Inbox` and `Reactor`, and the tracker's queue with `Tracker.on_delivery`;
 - runs one `OutboxRelay` per distinct store (the log's outbox shares the account store's
-  database in role `all` on SQLite: one relay publishes both);
+  database in role `all` on SQLite: one relay publishes both), and wakes it from what commits
+  to that store here: each node's `Inbox` and the log's outbox call its relay's `notify` after
+  a commit, so a message goes out at once; the relay's poll is left for rows written elsewhere;
 - runs the tracker's scan (time-outs, dead letters) every `interval` seconds;
 - with `faults` (`messaging.faults`, only `sagabank chaos` sets them) installs the seeded fault
   hooks on its consumers, handlers and relays.
@@ -64,6 +66,7 @@ class Runtime:
         self._subscriptions: list[Subscription] = []
         self.relays: list[OutboxRelay] = []
         self.consumers: dict[str, InboxConsumer] = {}
+        self._relay_by_store: dict[object, OutboxRelay] = {}
 
     def stores(self) -> list[ParticipantStore]:
         """Each store with an outbox, once (a store shared by two users is one outbox)."""
@@ -77,9 +80,7 @@ class Runtime:
         if self.tracker is not None:
             candidates.append((TRACKER, self.tracker.outbox.store))
         for name, store in candidates:
-            # One database, one outbox: SQLite faces share their `db`; PostgreSQL stores name
-            # their database (`identity`), which by default every component shares.
-            key = getattr(store, "identity", None) or id(getattr(store, "db", store))
+            key = _same(store)
             if key not in keys:
                 keys.add(key)
                 found.append((name, store))
@@ -89,14 +90,35 @@ class Runtime:
         """Each outbox's backlog (unpublished rows, failing ones), by `named_stores`' names."""
         return {name: await store.read(backlog) for name, store in self.named_stores()}
 
+    def relay_of(self, store: ParticipantStore) -> OutboxRelay:
+        """The relay publishing `store`'s outbox (after `start`)."""
+        return self._relay_by_store[_same(store)]
+
     async def start(self) -> None:
         await self.broker.declare(self.topology)
         exchange = self.topology.exchange
+        for i, store in enumerate(self.stores()):
+            relay = OutboxRelay(
+                store,
+                self.broker,
+                owner=f"{self.owner}-relay-{i}",
+                timing=self.relay_timing,
+                after_publish=None
+                if self.faults is None
+                else self.faults.after_publish(self.broker),
+            )
+            self.relays.append(relay)
+            self._relay_by_store[_same(store)] = relay
         for node in self.nodes:
             reactor = Reactor(node.name, decide=node.decide, lookup=self.lookup, exchange=exchange)
             faults = self.faults
             handler = reactor.handle if faults is None else faults.poisoning(reactor.handle)
-            inbox = Inbox(node.store, consumer=node.name, handler=handler)
+            inbox = Inbox(
+                node.store,
+                consumer=node.name,
+                handler=handler,
+                notify=self.relay_of(node.store).notify,
+            )
             consumer = InboxConsumer(
                 inbox,
                 requeue_delay=self.requeue_delay,
@@ -109,6 +131,7 @@ class Runtime:
                 )
             )
         if self.tracker is not None:
+            self.tracker.outbox.notify = self.relay_of(self.tracker.outbox.store).notify
             self._subscriptions.append(
                 await self.broker.consume(
                     queue_of(self.topology, TRACKER), self.tracker.on_delivery, prefetch=1
@@ -117,17 +140,7 @@ class Runtime:
             self._tasks.append(
                 asyncio.create_task(self.tracker.run(self._stop, interval=self.interval))
             )
-        for i, store in enumerate(self.stores()):
-            relay = OutboxRelay(
-                store,
-                self.broker,
-                owner=f"{self.owner}-relay-{i}",
-                timing=self.relay_timing,
-                after_publish=None
-                if self.faults is None
-                else self.faults.after_publish(self.broker),
-            )
-            self.relays.append(relay)
+        for relay in self.relays:
             self._tasks.append(asyncio.create_task(relay.run(self._stop)))
 
     async def stop(self) -> None:
@@ -144,3 +157,10 @@ class Runtime:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
         self._subscriptions.clear()
+
+
+def _same(store: ParticipantStore) -> object:
+    """One key per database: the account store's and the log's `SharedSqliteStore`s wrap one
+    `SqliteDatabase` (`db`), so they share one outbox and one relay; PostgreSQL stores name their
+    database (`identity`, its connection string), which by default every component shares."""
+    return getattr(store, "identity", None) or id(getattr(store, "db", store))

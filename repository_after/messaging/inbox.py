@@ -11,7 +11,9 @@
 5. records (consumer, message_id) -> result.
 All of it commits together or not at all. PostgreSQL's `PRIMARY KEY (consumer, message_id)` is
 the backstop: a race the lock missed fails the insert, and the store runs the call once more,
-which then finds the winner's row.
+which then finds the winner's row. Once it has committed (not for a duplicate, which wrote
+nothing), `notify` tells the store's outbox relay, so what the handler sent is published now
+rather than at the relay's next poll (`relay`).
 
 `InboxConsumer` is the `on_delivery` a broker calls: it acks a delivery only AFTER `handle`
 committed. A crash between the commit and the ack redelivers the message, and step 2 absorbs
@@ -40,6 +42,8 @@ logger = logging.getLogger(__name__)
 
 Result = dict[str, Any]
 Handler = Callable[[Tx, Message], Result]
+#: Called after a commit that may have written outbox rows (`OutboxRelay.notify`).
+Notify = Callable[[], None]
 
 #: How far the senders' clocks may be behind the consumer's: a message created up to this long
 #: after the purge's cutoff may still have had its record purged (`retention`).
@@ -58,15 +62,27 @@ class Handled:
 
 
 class Inbox:
-    """One consumer's inbox in `store`: `handle` applies each message id at most once."""
+    """One consumer's inbox in `store`: `handle` applies each message id at most once;
+    `notify` (the store's relay's) is called after each commit of a message applied."""
 
-    def __init__(self, store: ParticipantStore, *, consumer: str, handler: Handler) -> None:
+    def __init__(
+        self,
+        store: ParticipantStore,
+        *,
+        consumer: str,
+        handler: Handler,
+        notify: Notify | None = None,
+    ) -> None:
         self.store = store
         self.consumer = consumer
         self.handler = handler
+        self.notify = notify
 
     async def handle(self, message: Message) -> Handled:
-        return await self.store.transaction(lambda tx: self._apply(tx, message))
+        handled = await self.store.transaction(lambda tx: self._apply(tx, message))
+        if not handled.duplicate and self.notify is not None:
+            self.notify()  # after the commit: the relay's read sees the rows
+        return handled
 
     def _apply(self, tx: Tx, message: Message) -> Handled:
         tx.lock(f"inbox\x1f{self.consumer}\x1f{message.message_id}")

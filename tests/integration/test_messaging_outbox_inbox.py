@@ -394,3 +394,25 @@ async def test_once_the_broker_confirms_again_rows_backing_off_go_at_once_oldest
     assert (second.claimed, second.published) == (1, 1)
     assert broker.published == {newer.message_id: 1, older.message_id: 1}
     assert (await store.read(backlog)).unpublished == 0
+
+
+async def test_a_row_that_always_fails_keeps_its_backoff_while_the_others_flow(
+    store: ParticipantStore, broker: InMemoryBroker
+) -> None:
+    # Not an outage: one row the broker always refuses (unroutable, say) among rows it takes.
+    # Its failures beside confirmed rows must not count as "the broker is back", or every pass
+    # would make it due again: 40 s of traffic, a pass every 0.2 s, gives it about 9 attempts
+    # on its backoff (0.1 s doubling), not one every other pass (about 100).
+    clock = Clock()
+    timing = RelayTiming(initial_backoff=0.1, max_backoff=30.0)
+    relay = OutboxRelay(store, broker, owner="r1", timing=timing, clock=clock)
+    poison = Message(message_id="poison-row", routing_key="nowhere.at.all", payload={})
+    await seed_outbox(store, [poison])
+    for i in range(200):
+        await seed_outbox(store, [ledger_message(f"flow-{i}", i)])
+        await relay.publish_due()
+        clock.now += 0.2
+    seen = await store.read(backlog)
+    assert seen.unpublished == 1  # the poison row, kept, never dropped
+    assert 5 <= seen.max_attempts <= 12, seen.max_attempts
+    assert sum(broker.published.values()) == 200
