@@ -136,16 +136,17 @@ def mark_failed(tx: Tx, id_: int, *, error: str, retry_at: float) -> None:
     )
 
 
-def due_now(tx: Tx, *, now: float) -> None:
+def due_now(tx: Tx, *, now: float) -> int:
     """Make every row backing off from a failed publication due at once: the broker answers
     again, so the outbox drains oldest first (`claim` orders by id) instead of in the order the
     backoffs happen to end, where a row that failed fewer times (a newer one: the tracker's
     time-out, say) would overtake an older one (the call it times out)."""
-    tx.execute(
+    made_due = tx.execute(
         "UPDATE outbox SET next_attempt_at = 0"
-        " WHERE published_at IS NULL AND attempts > 0 AND next_attempt_at > ?",
+        " WHERE published_at IS NULL AND attempts > 0 AND next_attempt_at > ? RETURNING id",
         (now,),
     )
+    return len(made_due)
 
 
 @dataclass(frozen=True, slots=True)

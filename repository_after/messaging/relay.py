@@ -156,15 +156,17 @@ class OutboxRelay:
 
         recovered = self._backing_off and bool(confirmed) and not failed
 
-        def settle(tx: Tx) -> None:
+        def settle(tx: Tx) -> int:
             outbox.mark_published(tx, [row.id for row in confirmed], now_text=utc_now_text())
+            made_due = 0
             if recovered:  # the broker confirms again: what waits for it goes, oldest first
-                outbox.due_now(tx, now=retry_base)
+                made_due = outbox.due_now(tx, now=retry_base)
             for row, exc in failed:
                 wait = timing.backoff(row.attempts + 1)
                 outbox.mark_failed(tx, row.id, error=_describe(exc), retry_at=retry_base + wait)
+            return made_due
 
-        await self.store.transaction(settle)
+        made_due = await self.store.transaction(settle)
         if failed:
             soonest = retry_base + min(timing.backoff(row.attempts + 1) for row, _ in failed)
             self._retry_at = soonest if self._retry_at is None else min(self._retry_at, soonest)
@@ -174,7 +176,7 @@ class OutboxRelay:
         self._backing_off = (bool(failed) and not confirmed) or (
             self._backing_off and not recovered and not failed
         )
-        if recovered:
+        if made_due:
             self._retry_at = None
             self.wakeup.notify()  # the rows made due go now, not at the next poll
         for row, exc in failed:
