@@ -26,8 +26,8 @@ the tracker before the new events (`dead_letters.resumed_event`).
 is redriven (`Broker.redrive`, the saga's lease held until it is done, and a park checks under
 that lease that its message is still a dead letter: a resumed saga is never parked again for a
 message already redriven); otherwise the next call's message is written to the outbox with the
-operator's event. Every write takes the saga's lease first (`SagaLog.acquire`), so the
-tracker, a second tracker and an operator never interleave their writes.
+operator's event. Every write takes the saga's lease first (`SagaLog.acquire`): the tracker, a
+second tracker and an operator never interleave their writes.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ from repository_after.domain.saga import (
     next_action,
     replay,
 )
-from repository_after.messaging.ports import Broker, Delivery, Topology
+from repository_after.messaging.ports import Broker, BrokerError, Delivery, Topology
 from repository_after.service_layer.clock import utc_now
 from repository_after.service_layer.saga_driver import SagaNotFound
 from repository_after.service_layer.saga_ports import Lease, StoredSaga
@@ -174,8 +174,6 @@ class Tracker:
             held.released = True
             return state
 
-    # -- time-outs and dead letters ------------------------------------------------------
-
     async def scan(self) -> tuple[int, int]:
         """One pass (`scan`): (time-outs written, sagas parked for a dead letter)."""
         return await scan.time_out_silent(self), await dead_letters.sweep(self)
@@ -184,6 +182,8 @@ class Tracker:
         while not stop.is_set():
             try:
                 await self.scan()
+            except BrokerError as exc:  # an outage: one line a scan, no traceback
+                logger.warning("tracker: scan failed, the broker is unavailable: %s", exc)
             except Exception:
                 logger.exception("tracker: scan failed")
             with contextlib.suppress(TimeoutError):

@@ -19,18 +19,17 @@ quorum queue counted) is the delivery's `delivery_count`. A delivery that is not
 ours (no message id, a body that is not a JSON object) is dead-lettered at once.
 
 Both heal (`rabbit_channels`): a channel aio-pika failed to restore after a reconnect is
-replaced, the publishing one before the next publication, a subscription's by the healer task
-every `heal_interval` seconds.
+replaced (the publishing one at the next publication, a subscription's by the healer task).
 
 `redrive`: on a channel of its own, takes the dead-letter queue's messages one by one without
-acking them until it finds the one asked for; publishes it again (confirmed) to the exchange it
-was first published to (`x-first-death-exchange`) with its routing key (kept: the queues set no
-`x-dead-letter-routing-key`), acks it there, and closes the
-channel, which returns the others untouched. A crash between the publish and the ack leaves a
-copy in both places; the consumer's inbox applies it once. `redrive(queue=)` takes only the copy
-that died in that queue (`x-first-death-queue`) and publishes it to the default exchange with the
-queue's name as routing key: to that queue alone. `dead_letter_records` names each dead letter's
-queue and reason (`x-first-death-queue`, `x-first-death-reason`).
+acking them until it finds the one asked for; publishes it again (confirmed) to the exchange it was
+first published to (`x-first-death-exchange`) with its routing key (kept: the queues set no
+`x-dead-letter-routing-key`), acks it there, and closes the channel, which returns the others. A
+crash between the publish and the ack leaves a copy in both places; the consumer's inbox applies it
+once. `redrive(queue=)` takes only the copy that died in that queue (`x-first-death-queue`) and
+publishes it to the default exchange with the queue's name as routing key: to that queue alone.
+`dead_letter_records` names each dead letter's queue and reason (`x-first-death-queue`, `x-first-
+death-reason`).
 """
 
 from __future__ import annotations
@@ -201,12 +200,19 @@ class RabbitMqBroker:
             self._healer = asyncio.create_task(self.healer.run())
         return subscription
 
+    async def _side_channel(self) -> aio_pika.abc.AbstractChannel:
+        """A short-lived channel; `BrokerError` while the connection is down (an outage)."""
+        try:
+            return await self.connection.channel()
+        except _FAILURES as exc:
+            raise BrokerError(f"rabbitmq: no channel: {exc!r}") from exc
+
     async def dead_letters(self, topology: Topology) -> list[Message]:
         return [dead.message for dead in await self.dead_letter_records(topology)]
 
     async def dead_letter_records(self, topology: Topology) -> list[DeadLetter]:
         found: list[DeadLetter] = []
-        channel = await self.connection.channel()
+        channel = await self._side_channel()
         try:
             dead = await channel.get_queue(topology.dead_letter_queue, ensure=True)
             while (incoming := await dead.get(no_ack=False, fail=False)) is not None:
@@ -223,7 +229,7 @@ class RabbitMqBroker:
         return found
 
     async def redrive(self, topology: Topology, message_id: str, *, queue: str = "") -> bool:
-        channel = await self.connection.channel()
+        channel = await self._side_channel()
         try:
             dead = await channel.get_queue(topology.dead_letter_queue, ensure=True)
             while (incoming := await dead.get(no_ack=False, fail=False)) is not None:
@@ -245,7 +251,7 @@ class RabbitMqBroker:
                 await channel.close()
 
     async def discard(self, topology: Topology, message_id: str, *, queue: str = "") -> bool:
-        channel = await self.connection.channel()
+        channel = await self._side_channel()
         try:
             dead = await channel.get_queue(topology.dead_letter_queue, ensure=True)
             while (incoming := await dead.get(no_ack=False, fail=False)) is not None:
@@ -261,9 +267,8 @@ class RabbitMqBroker:
                 await channel.close()
 
     async def delete(self, topology: Topology) -> None:
-        """Delete `topology`'s queues and exchanges, messages and all (a demo's per-run prefix on
-        a shared vhost); never a deployment's."""
-        channel = await self.connection.channel()
+        """Delete `topology`'s queues, exchanges and messages (a demo's per-run prefix)."""
+        channel = await self._side_channel()
         try:
             for name in (*topology.queues, topology.dead_letter_queue):
                 await channel.queue_delete(name)
@@ -285,7 +290,7 @@ class RabbitMqBroker:
 
 
 def _death(incoming: aio_pika.abc.AbstractIncomingMessage, header: str) -> str:
-    """One of the `x-first-death-*` headers RabbitMQ sets when it dead-letters a message."""
+    """An `x-first-death-*` header, set by RabbitMQ on a dead letter."""
     value = (incoming.headers or {}).get(header)
     return value if isinstance(value, str) else ""
 
