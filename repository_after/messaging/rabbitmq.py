@@ -18,8 +18,7 @@ Consuming: a channel per subscription, `prefetch` unacked at most; `x-delivery-c
 quorum queue counted) is the delivery's `delivery_count`. A delivery that is not a message of
 ours (no message id, a body that is not a JSON object) is dead-lettered at once.
 
-Both heal (`rabbit_channels`): a channel aio-pika failed to restore after a reconnect is
-replaced (the publishing one at the next publication, a subscription's by the healer task).
+Channels heal (`rabbit_channels`): one aio-pika failed to restore after a reconnect is replaced.
 
 `redrive`: on a channel of its own, takes the dead-letter queue's messages one by one without
 acking them until it finds the one asked for; publishes it again (confirmed) to the exchange it was
@@ -28,8 +27,7 @@ first published to (`x-first-death-exchange`) with its routing key (kept: the qu
 crash between the publish and the ack leaves a copy in both places; the consumer's inbox applies it
 once. `redrive(queue=)` takes only the copy that died in that queue (`x-first-death-queue`) and
 publishes it to the default exchange with the queue's name as routing key: to that queue alone.
-`dead_letter_records` names each dead letter's queue and reason (`x-first-death-queue`, `x-first-
-death-reason`).
+`dead_letter_records`: each dead letter's queue and reason (`x-first-death-queue`, `-reason`).
 """
 
 from __future__ import annotations
