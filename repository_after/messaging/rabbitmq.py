@@ -14,20 +14,15 @@ Publishing: one channel with publisher confirms and `on_return_raises`; every me
 persistent, `mandatory`, with its `message_id`; `publish` returns after the broker's `Basic.Ack`.
 A nack, a return (unroutable), a timeout or a lost connection raise `PublishError`.
 
-Consuming: a channel per subscription, `prefetch` unacked at most; `x-delivery-count` (what the
-quorum queue counted) is the delivery's `delivery_count`. A delivery that is not a message of
-ours (no message id, a body that is not a JSON object) is dead-lettered at once.
+Consuming: a channel per subscription, `prefetch` unacked at most; `x-delivery-count` is the
+delivery's `delivery_count`; what is not a message of ours is dead-lettered at once.
 
 Channels heal (`rabbit_channels`): one aio-pika failed to restore after a reconnect is replaced.
-
-`redrive`: on a channel of its own, takes the dead-letter queue's messages one by one without
-acking them until it finds the one asked for; publishes it again (confirmed) to the exchange it was
-first published to (`x-first-death-exchange`) with its routing key (kept: the queues set no
-`x-dead-letter-routing-key`), acks it there, and closes the channel, which returns the others. A
-crash between the publish and the ack leaves a copy in both places; the consumer's inbox applies it
-once. `redrive(queue=)` takes only the copy that died in that queue (`x-first-death-queue`) and
-publishes it to the default exchange with the queue's name as routing key: to that queue alone.
-`dead_letter_records`: each dead letter's queue and reason (`x-first-death-queue`, `-reason`).
+Dead letters (`_find_dead`: taken unacked; closing the channel returns the others): `redrive`
+publishes one again (confirmed) to its first exchange (`x-first-death-exchange`) with its
+routing key, or with `queue=` to that queue alone (the default exchange), then acks it: a crash
+in between leaves two copies, the inbox applies one. `discard` acks one away.
+`dead_letter_records`: each one's queue and reason (`x-first-death-queue`, `-reason`).
 """
 
 from __future__ import annotations
@@ -229,21 +224,17 @@ class RabbitMqBroker:
     async def redrive(self, topology: Topology, message_id: str, *, queue: str = "") -> bool:
         channel = await self._side_channel()
         try:
-            dead = await channel.get_queue(topology.dead_letter_queue, ensure=True)
-            while (incoming := await dead.get(no_ack=False, fail=False)) is not None:
-                if incoming.message_id != message_id:
-                    continue  # held unacked until the channel closes, then returned
-                if queue and _death(incoming, "x-first-death-queue") != queue:
-                    continue  # another queue's copy of the same message
-                message = _message(incoming)
-                if queue:  # the default exchange routes by queue name: to that queue alone
-                    publishing = await self.publisher.channel()
-                    await self._send(publishing.default_exchange, message, queue)
-                else:
-                    await self.publish(_first_exchange(incoming, topology.exchange), message)
-                await incoming.ack()
-                return True
-            return False
+            incoming = await _find_dead(channel, topology, message_id, queue)
+            if incoming is None:
+                return False
+            message = _message(incoming)
+            if queue:  # the default exchange routes by queue name: to that queue alone
+                publishing = await self.publisher.channel()
+                await self._send(publishing.default_exchange, message, queue)
+            else:
+                await self.publish(_first_exchange(incoming, topology.exchange), message)
+            await incoming.ack()
+            return True
         finally:
             with contextlib.suppress(*_FAILURES):
                 await channel.close()
@@ -251,15 +242,11 @@ class RabbitMqBroker:
     async def discard(self, topology: Topology, message_id: str, *, queue: str = "") -> bool:
         channel = await self._side_channel()
         try:
-            dead = await channel.get_queue(topology.dead_letter_queue, ensure=True)
-            while (incoming := await dead.get(no_ack=False, fail=False)) is not None:
-                if incoming.message_id != message_id:
-                    continue  # held unacked until the channel closes, then returned
-                if queue and _death(incoming, "x-first-death-queue") != queue:
-                    continue
-                await incoming.ack()
-                return True
-            return False
+            incoming = await _find_dead(channel, topology, message_id, queue)
+            if incoming is None:
+                return False
+            await incoming.ack()
+            return True
         finally:
             with contextlib.suppress(*_FAILURES):
                 await channel.close()
@@ -285,6 +272,20 @@ class RabbitMqBroker:
             self._healer = None
         with contextlib.suppress(*_FAILURES):
             await self.connection.close()
+
+
+async def _find_dead(
+    channel: aio_pika.abc.AbstractChannel, topology: Topology, message_id: str, queue: str
+) -> aio_pika.abc.AbstractIncomingMessage | None:
+    """The dead letter `message_id` (that died in `queue`, if given), taken unacked; the others
+    taken on the way stay unacked until the channel closes, which returns them."""
+    dead = await channel.get_queue(topology.dead_letter_queue, ensure=True)
+    while (incoming := await dead.get(no_ack=False, fail=False)) is not None:
+        if incoming.message_id == message_id and (
+            not queue or _death(incoming, "x-first-death-queue") == queue
+        ):
+            return incoming
+    return None
 
 
 def _death(incoming: aio_pika.abc.AbstractIncomingMessage, header: str) -> str:
