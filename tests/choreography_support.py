@@ -83,11 +83,13 @@ class Blocked(Exception):
 
 
 def _blockable(decide: Decide, blocked: set[str], failed: Counter[str]) -> Decide:
-    def gated(tx: Tx, operation: str, key: str, body: dict[str, Any]) -> Answer:
+    def gated(
+        tx: Tx, operation: str, key: str, body: dict[str, Any], *, delivery: int = 0
+    ) -> Answer:
         if operation in blocked:
             failed[operation] += 1
             raise Blocked(f"{operation} {key} is blocked")
-        return decide(tx, operation, key, body)
+        return decide(tx, operation, key, body, delivery=delivery)
 
     return gated
 

@@ -27,9 +27,12 @@ faults allowed up to L leave nothing for those, and the streak is this process's
 at a restart. The first full choreographed order chaos run (1,000 orders, seed 1) met exactly
 that with a cap of L = 3: a credit faulted twice, the process SIGKILLed, faulted twice more by
 the new process: dead-lettered, and during a broker restart timed out by the tracker. One
-fault per key and process leaves L of the L + 1 deliveries for real failures; a key can still
-be faulted once per process generation, so it would take L + 1 restarts within one credit's
-life to park it. A key's streak is forgotten at its first unfaulted delivery, so the map holds
+fault per key leaves L of the L + 1 deliveries for real failures. The streak is this process's
+memory, and each process replays the seed's draws, so after a restart the first credit it met
+was faulted again, by every generation (the chaos campaign parked 1 to 3 sagas a run that way,
+seeds 3 and 4): so the broker's delivery count decides too (`delivery`, which a restart does
+not reset): only a credit's first `in_a_row` deliveries may be faulted, whatever process meets
+them. A key's streak is forgotten at its first unfaulted delivery, so the map holds
 only keys in the middle of a streak.
 
 One draw per delivery. The account node's transaction may RUN more than once for one delivery:
@@ -52,9 +55,10 @@ from repository_after.service_layer.faults import FaultInjector, FaultPoint
 
 
 class FaultDraw(Protocol):
-    """What the account node asks before deciding a call; `tx` is the delivery's."""
+    """What the account node asks before deciding a call; `tx` is the delivery's, `delivery`
+    the message's earlier deliveries (the broker's count)."""
 
-    def draw(self, tx: Tx, operation: str, key: str) -> FaultPoint: ...
+    def draw(self, tx: Tx, operation: str, key: str, delivery: int = 0) -> FaultPoint: ...
 
 
 class AccountFaults:
@@ -71,8 +75,11 @@ class AccountFaults:
         self._drawn: WeakKeyDictionary[Tx, dict[str, FaultPoint]] = WeakKeyDictionary()
         self._lock = threading.Lock()
 
-    def draw(self, tx: Tx, operation: str, key: str) -> FaultPoint:
-        if operation != self.operation:
+    def draw(self, tx: Tx, operation: str, key: str, delivery: int = 0) -> FaultPoint:
+        if operation != self.operation or delivery >= self.in_a_row:
+            # Only a credit's first `in_a_row` deliveries may be faulted, by the broker's count:
+            # a restarted process, whose streaks start empty and whose draws replay the seed,
+            # cannot fault a redelivered credit again.
             return FaultPoint.NONE
         with self._lock:
             try:

@@ -90,11 +90,11 @@ class Reactor:
             outcome = [exhausted_event(call, at=utc_now())]
         elif course.kind is Kind.CALL:
             if decided == TIMED_OUT:
-                late = self._attempt(tx, definition, course, call)
+                late = self._attempt(tx, definition, course, call, message.delivery_count)
                 logger.info("saga %s: late %s fenced: %s", course.saga_id, call.operation, late)
                 return {"fenced": TIMED_OUT, "status_code": late.status_code, "error": late.error}
             _mark(tx, course.saga_id, turn, PERFORMED)
-            result = self._attempt(tx, definition, course, call)
+            result = self._attempt(tx, definition, course, call, message.delivery_count)
             outcome = [_attempt_event(definition, call, result)]
         else:
             raise NotOurs(f"a {course.kind.value} message is the tracker's")
@@ -113,12 +113,12 @@ class Reactor:
         return {"status": reaction.state.status, "outcome": outcome[0].kind.value}
 
     def _attempt(
-        self, tx: Tx, definition: SagaDefinition, course: Course, call: Call
+        self, tx: Tx, definition: SagaDefinition, course: Course, call: Call, delivery: int
     ) -> CallResult:
         key = definition.key(course.saga_id, call)
         body = call.step.body(course.params, step_results(course.history))
         try:
-            answer = self.decide(tx, call.operation, key, body)
+            answer = self.decide(tx, call.operation, key, body, delivery=delivery)
         except Rejected as refused:  # a kit rule's refusal (a fence, a key reused): definite
             return CallResult(Outcome.REJECTED, refused.status_code, refused.code)
         result = _classified(answer)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from pydantic import ValidationError
 
@@ -33,8 +33,16 @@ from repository_after.service_layer.faults import FaultPoint
 
 T = TypeVar("T")
 Body = dict[str, Any]
-#: (tx, operation, key, body) -> the kit's answer; raises `participant_kit.Rejected`.
-Decide = Callable[[Tx, str, str, Body], Answer]
+
+
+class Decide(Protocol):
+    """(tx, operation, key, body) -> the kit's answer; raises `participant_kit.Rejected`.
+    `delivery`: the message's earlier deliveries (`Message.delivery_count`), for fault draws."""
+
+    def __call__(
+        self, tx: Tx, operation: str, key: str, body: Body, *, delivery: int = 0
+    ) -> Answer: ...
+
 
 #: The turns a service decided (`reactor`): per saga and turn (`domain.choreography.ordinal`),
 #: whether the call was `performed` or `timed_out`; the first to commit wins, the other is
@@ -93,9 +101,11 @@ class InjectedFault(Exception):
 def kit_decide(service: ParticipantService) -> Decide:
     """A kit service's rules on its own store's transaction."""
 
-    def decide(tx: Tx, operation: str, key: str, body: Body) -> Answer:
+    def decide(tx: Tx, operation: str, key: str, body: Body, *, delivery: int = 0) -> Answer:
         # `SAGABANK_PARTICIPANT_FAULTS`: in choreography any drawn fault fails the delivery before
-        # anything is decided (rolled back, redelivered; over the limit, dead-lettered).
+        # anything is decided (rolled back, redelivered; over the limit, dead-lettered). Drawn at
+        # every delivery (`delivery` unused): at rate 1 a call parks, as a test of parking wants.
+        del delivery
         if service.faults.draw(operation, key) is not FaultPoint.NONE:
             raise InjectedFault(f"injected fault before the {operation} of {key}")
         # The body as the kit's HTTP edge hands it over: validated by the operation's model,
@@ -112,13 +122,19 @@ def kit_decide(service: ParticipantService) -> Decide:
 
 
 def accounts_decide(
-    tx: Tx, operation: str, key: str, body: Body, *, faults: FaultDraw | None = None
+    tx: Tx,
+    operation: str,
+    key: str,
+    body: Body,
+    *,
+    delivery: int = 0,
+    faults: FaultDraw | None = None,
 ) -> Answer:
     """The account service's rules (`service_layer.accounts.OPERATIONS`) on the connection of
     `tx`: a `SqliteTx` of `SharedSqliteStore`, or a PostgreSQL one of `pg_store`. `faults`: its
     configured faults (`account_faults.AccountFaults`), drawn first, as `kit_decide` draws a kit
     service's."""
-    if faults is not None and faults.draw(tx, operation, key) is not FaultPoint.NONE:
+    if faults is not None and faults.draw(tx, operation, key, delivery) is not FaultPoint.NONE:
         raise InjectedFault(f"injected fault before the {operation} of {key}")
     accounts_tx = _accounts_tx(tx)
     with accounts_tx.savepoint():

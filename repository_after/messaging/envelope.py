@@ -55,6 +55,9 @@ class Message:
     payload: Mapping[str, Any]
     headers: Mapping[str, str] = field(default_factory=dict)
     created_at: str = field(default_factory=utc_now_text)
+    #: As received: deliveries of this copy before this one (the broker's count, which a
+    #: consumer's restart does not reset); never published, never compared.
+    delivery_count: int = field(default=0, compare=False)
 
     def body(self) -> bytes:
         return orjson.dumps(dict(self.payload))

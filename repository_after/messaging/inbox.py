@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -150,7 +150,7 @@ class InboxConsumer:
         return min(MAX_REQUEUE_DELAY, self.requeue_delay * 2.0 ** min(delivery_count, 30))
 
     async def __call__(self, delivery: Delivery) -> None:
-        message = delivery.message
+        message = replace(delivery.message, delivery_count=delivery.delivery_count)
         try:
             handled = await self.inbox.handle(message)
         except StaleMessage as exc:

@@ -10,6 +10,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,7 +28,7 @@ from repository_after.messaging import (
 from repository_after.messaging.inbox import Handled
 from repository_after.messaging.memory_broker import InMemoryBroker
 from repository_after.messaging.outbox import Claimed
-from repository_after.participant_kit.storage import ParticipantStore
+from repository_after.participant_kit.storage import ParticipantStore, Tx
 from repository_after.service_layer.ports import StorageError
 from tests.messaging_support import (
     AUDIT_QUEUE,
@@ -416,3 +417,25 @@ async def test_a_row_that_always_fails_keeps_its_backoff_while_the_others_flow(
     assert seen.unpublished == 1  # the poison row, kept, never dropped
     assert 5 <= seen.max_attempts <= 12, seen.max_attempts
     assert sum(broker.published.values()) == 200
+
+
+async def test_a_handler_sees_the_brokers_delivery_count_of_the_copy_it_handles(
+    store: ParticipantStore, broker: InMemoryBroker
+) -> None:
+    # What a fault draw keys on (`account_faults`): the broker's count, kept across restarts.
+    seen: list[int] = []
+
+    def handler(tx: Tx, message: Message) -> dict[str, Any]:
+        seen.append(message.delivery_count)
+        if message.delivery_count < 2:
+            raise RuntimeError("its first two deliveries fail, the third applies")
+        return apply(tx, message)
+
+    consumer = InboxConsumer(Inbox(store, consumer="ledger", handler=handler), requeue_delay=0)
+    await broker.consume(LEDGER_QUEUE, consumer, prefetch=1)
+    message = ledger_message("counted", 3)
+    await broker.publish(TOPOLOGY.exchange, message)
+    await broker.idle()
+    # (SQLite's group commit runs a failed job twice: one delivery, one count, seen twice)
+    assert list(dict.fromkeys(seen)) == [0, 1, 2]
+    assert await effects(store) == {message.message_id: 1}

@@ -55,6 +55,21 @@ def test_every_run_of_one_delivery_meets_its_one_draw() -> None:
     assert 10 <= faults.injector.counts.before <= 40  # one draw per delivery, ~50 %
 
 
+def test_a_restarted_process_cannot_fault_a_redelivered_credit_again() -> None:
+    # The campaign's finding: every process draws the seed's sequence afresh and starts with no
+    # streaks, so the first credit it meets was faulted by each generation in turn until its
+    # delivery limit parked it. The broker's delivery count, which a restart keeps, decides.
+    seed_whose_first_draw_faults = 1
+    key = "chaos-4-000033:credit"
+    for earlier in range(4):  # one process generation per delivery, each SIGKILLed
+        faults = AccountFaults(injector(0.3, seed=seed_whose_first_draw_faults), in_a_row=1)
+        point = faults.draw(delivery(), "credit", key, earlier)
+        # the first delivery of the first process is faulted; the same first draw of each later
+        # process meets a redelivery and lets it through
+        assert point is (FaultPoint.BEFORE if earlier == 0 else FaultPoint.NONE)
+        assert faults.injector.counts.before == (1 if earlier == 0 else 0)
+
+
 def test_streaks_are_per_key() -> None:
     faults = AccountFaults(injector(1.0), in_a_row=1)
     assert faults.draw(delivery(), "credit", "a") is FaultPoint.BEFORE
