@@ -41,7 +41,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from repository_after.domain.saga import AT_REST, TERMINAL, SagaStatus
+from repository_after.domain.saga import AT_REST, SagaStatus
 from sagabank_tools.chaos import load, records, settling
 from sagabank_tools.chaos.broker_proxy import BrokerProxy
 from sagabank_tools.chaos.choreo_schedule import (
@@ -256,14 +256,13 @@ async def run(config: ChoreoConfig) -> ChaosReport:
     report.faults["connections-cut"] = proxy.cuts
     report.resubmitted = result.resubmitted
     report.parked_then_retried = len(parked)
-    report.money_after = accounts["total"]
-    report.negative_balances = [
-        f"{a['account_id']} = {a['balance']}" for a in accounts["accounts"] if a["balance"] < 0
-    ]
-    report.non_terminal = sorted(f"{t} {s}" for t, s in statuses.items() if s not in TERMINAL)
-    report.audit_violations = list(audit["violations"])
-    report.unexpected_answers = result.unexpected
-    report.applied_twice = records.applied_twice(databases.accounts)
+    report.record_end(
+        accounts=accounts,
+        statuses=statuses,
+        audit=audit,
+        unexpected=result.unexpected,
+        applied_twice=records.applied_twice(databases.accounts),
+    )
     mode.check(report, statuses, databases)
     report.timed_out = timed_out(databases.sagas)
     if report.ok and config.workdir is None:

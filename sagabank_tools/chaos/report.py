@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from repository_after.domain.money import format_minor
+from repository_after.domain.saga import TERMINAL
 from sagabank_tools.chaos.schedule import Family
 
 
@@ -96,6 +97,27 @@ class ChaosReport:
                 else ""
             )
         )
+
+    def record_end(
+        self,
+        *,
+        accounts: dict[str, Any],
+        statuses: dict[str, str],
+        audit: dict[str, Any],
+        unexpected: list[str],
+        applied_twice: list[str],
+    ) -> None:
+        """What every run reads at its end, in both modes: the books (`GET /accounts`), each
+        saga's status, the audit, the answers the load did not expect, the records applied
+        twice."""
+        self.money_after = accounts["total"]
+        self.negative_balances = [
+            f"{a['account_id']} = {a['balance']}" for a in accounts["accounts"] if a["balance"] < 0
+        ]
+        self.non_terminal = sorted(f"{t} {s}" for t, s in statuses.items() if s not in TERMINAL)
+        self.audit_violations = list(audit["violations"])
+        self.unexpected_answers = unexpected
+        self.applied_twice = applied_twice
 
     def as_dict(self) -> dict[str, Any]:
         return {

@@ -20,7 +20,6 @@ from pathlib import Path
 
 import httpx
 
-from repository_after.domain.saga import TERMINAL
 from sagabank_tools.chaos import load, records, settling
 from sagabank_tools.chaos.cluster import Cluster, Databases, Tuning
 from sagabank_tools.chaos.modes import Mode, mode_for
@@ -175,14 +174,13 @@ async def run(config: ChaosConfig) -> Outcome:
     report.resubmitted = result.resubmitted
     report.recovered_after_restart = settling.recovered(workdir / "orchestrator.log")
     report.parked_then_retried = len(parked)
-    report.money_after = accounts["total"]
-    report.negative_balances = [
-        f"{a['account_id']} = {a['balance']}" for a in accounts["accounts"] if a["balance"] < 0
-    ]
-    report.non_terminal = sorted(f"{t} {s}" for t, s in statuses.items() if s not in TERMINAL)
-    report.audit_violations = list(audit["violations"])
-    report.unexpected_answers = result.unexpected
-    report.applied_twice = records.applied_twice(databases.accounts)
+    report.record_end(
+        accounts=accounts,
+        statuses=statuses,
+        audit=audit,
+        unexpected=result.unexpected,
+        applied_twice=records.applied_twice(databases.accounts),
+    )
     mode.check(report, statuses, databases)
     if report.ok and config.workdir is None:
         shutil.rmtree(workdir, ignore_errors=True)
